@@ -1,0 +1,18 @@
+//
+// rtpush: umbrella header
+//
+#ifndef RTPUSH_HPP
+#define RTPUSH_HPP
+
+#include <rtpush/client_connection.hpp>
+#include <rtpush/config.hpp>
+#include <rtpush/error.hpp>
+#include <rtpush/hub.hpp>
+#include <rtpush/log.hpp>
+#include <rtpush/protocol.hpp>
+#include <rtpush/server.hpp>
+#include <rtpush/session.hpp>
+#include <rtpush/topic.hpp>
+#include <rtpush/version.hpp>
+
+#endif

@@ -1,0 +1,52 @@
+//
+// rtpush: server configuration as a plain struct with defaults.
+//
+#ifndef RTPUSH_CONFIG_HPP
+#define RTPUSH_CONFIG_HPP
+
+#include <rtpush/detail/send_queue.hpp>
+#include <rtpush/log.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace rtpush {
+
+/// Everything a server can be told. Tools map flags, environment variables and config files
+/// onto this struct; programs fill it with designated initialisers.
+struct server_config {
+    std::string host = "0.0.0.0";
+    std::uint16_t port = 3001;          ///< 0 picks a free port (see server::port())
+    std::string ws_path = "/ws";        ///< path of the WebSocket endpoint
+    std::string server_name = "rtpush"; ///< sent in `connected` and the Server header
+    unsigned threads = 0;               ///< io threads; 0 = one per core
+
+    std::chrono::milliseconds heartbeat_interval{30000}; ///< `heartbeat` message and ping cadence
+    std::chrono::milliseconds idle_timeout{0}; ///< silent peer dropped after; 0 = 2.5 heartbeats
+    std::chrono::milliseconds handshake_timeout{10000}; ///< HTTP request + upgrade deadline
+    std::chrono::milliseconds close_timeout{3000};      ///< wait for the peer's close frame
+    std::chrono::milliseconds shutdown_timeout{5000};   ///< graceful shutdown bound
+
+    std::size_t max_message_size = 1024 * 1024; ///< inbound frame/message bytes (close 1009 above)
+    std::size_t max_json_depth = 32;
+    std::size_t max_http_body = 1024 * 1024;
+    std::size_t max_connections = 100000; ///< total WebSocket connections (CONNECTION_LIMIT)
+    std::size_t max_subscriptions = 256;  ///< per client (SUBSCRIPTION_FAILED above)
+
+    std::size_t queue_max_frames = 4096;    ///< outbound queue bound per client, in frames
+    std::size_t queue_max_bytes = 16 << 20; ///< ... and in bytes
+    detail::overflow_policy queue_policy = detail::overflow_policy::disconnect;
+    std::size_t write_batch_frames = 256; ///< frames gathered into one write
+    std::size_t write_batch_bytes = 256 << 10;
+
+    bool allow_client_publish = false; ///< accept `publish` from WebSocket clients
+    std::chrono::milliseconds refresh_min_interval{10000}; ///< per-client `refresh` rate limit
+
+    rtpush::logger logger; ///< no sink: silent
+};
+
+} // namespace rtpush
+
+#endif

@@ -1,0 +1,111 @@
+//
+// rtpush: small HTTP helpers (handshake key, query strings, token lists), free of I/O.
+//
+#ifndef RTPUSH_DETAIL_HTTP_UTIL_HPP
+#define RTPUSH_DETAIL_HTTP_UTIL_HPP
+
+#include <openssl/evp.h>
+
+#include <cctype>
+#include <map>
+#include <string>
+#include <string_view>
+
+namespace rtpush::detail {
+
+/// Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 section 4.2.2).
+inline std::string websocket_accept_key(std::string_view key) {
+    static constexpr std::string_view guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    std::string in(key);
+    in.append(guid);
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_Digest(in.data(), in.size(), digest, &len, EVP_sha1(), nullptr);
+    unsigned char out[64];
+    int const n = EVP_EncodeBlock(out, digest, static_cast<int>(len));
+    return std::string(reinterpret_cast<char*>(out), static_cast<std::size_t>(n));
+}
+
+/// A valid Sec-WebSocket-Key is the base64 of 16 bytes: 24 characters ending in "==".
+inline bool valid_websocket_key(std::string_view key) noexcept {
+    if (key.size() != 24 || key.substr(22) != "==")
+        return false;
+    for (char c : key.substr(0, 22))
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/'))
+            return false;
+    return true;
+}
+
+inline bool iequals(std::string_view a, std::string_view b) noexcept {
+    if (a.size() != b.size())
+        return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        if (std::tolower(static_cast<unsigned char>(a[i])) !=
+            std::tolower(static_cast<unsigned char>(b[i])))
+            return false;
+    return true;
+}
+
+/// True when a comma-separated header value (e.g. Connection) contains `token`.
+inline bool header_has_token(std::string_view value, std::string_view token) noexcept {
+    while (!value.empty()) {
+        auto const comma = value.find(',');
+        std::string_view item = value.substr(0, comma);
+        while (!item.empty() && (item.front() == ' ' || item.front() == '\t'))
+            item.remove_prefix(1);
+        while (!item.empty() && (item.back() == ' ' || item.back() == '\t'))
+            item.remove_suffix(1);
+        if (iequals(item, token))
+            return true;
+        if (comma == std::string_view::npos)
+            break;
+        value.remove_prefix(comma + 1);
+    }
+    return false;
+}
+
+inline std::string percent_decode(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        char c = s[i];
+        if (c == '+') {
+            out.push_back(' ');
+        } else if (c == '%' && i + 2 < s.size() &&
+                   std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+                   std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+            out.push_back(
+                static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
+            i += 2;
+        } else {
+            out.push_back(c);
+        }
+    }
+    return out;
+}
+
+/// Splits "/path?a=1&b=x" into the path and its decoded query parameters.
+inline std::string_view split_target(std::string_view target,
+                                     std::map<std::string, std::string>& query) {
+    auto const q = target.find('?');
+    if (q == std::string_view::npos)
+        return target;
+    std::string_view rest = target.substr(q + 1);
+    while (!rest.empty()) {
+        auto const amp = rest.find('&');
+        std::string_view pair = rest.substr(0, amp);
+        auto const eq = pair.find('=');
+        std::string key = percent_decode(pair.substr(0, eq));
+        if (!key.empty())
+            query[key] =
+                eq == std::string_view::npos ? std::string{} : percent_decode(pair.substr(eq + 1));
+        if (amp == std::string_view::npos)
+            break;
+        rest.remove_prefix(amp + 1);
+    }
+    return target.substr(0, q);
+}
+
+} // namespace rtpush::detail
+
+#endif

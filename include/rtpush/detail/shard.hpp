@@ -1,0 +1,167 @@
+//
+// rtpush: one io thread's share of the server: its io_context, sessions and subscriptions.
+//
+#ifndef RTPUSH_DETAIL_SHARD_HPP
+#define RTPUSH_DETAIL_SHARD_HPP
+
+#include <rtpush/detail/send_queue.hpp>
+#include <rtpush/topic.hpp>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+namespace rtpush {
+class session;
+} // namespace rtpush
+
+namespace rtpush::detail {
+
+/// One publication on its way to the subscribers of one io thread.
+struct delivery {
+    frame_ptr frame;
+    std::array<std::string, 4> keys; ///< subscription keys that receive it, widest first
+    int key_count = 0;
+    std::uint64_t counter = 0; ///< hub-wide order; see hub::initial_frames
+};
+
+/// What the shard fans out to: a session, seen through the one call the hot path makes.
+class subscriber {
+public:
+    /// Queues a shared frame for writing (called on the shard's thread).
+    virtual void push(const frame_ptr& f) = 0;
+    std::uint64_t last_delivery = 0; ///< counter of the last delivery, to send each once
+
+protected:
+    ~subscriber() = default;
+};
+
+/// One subscription of one session; the shard indexes it by key. `index` is its position in
+/// the key's vector so that removal is O(1) (swap with the last and pop).
+struct subscription {
+    rtpush::topic topic;
+    std::string key;
+    subscriber* owner = nullptr;
+    std::uint64_t since = 0; ///< deliveries with counter <= since are already in `initial`
+    std::size_t index = 0;
+};
+
+/// Counters of one shard, written by its thread, read by anyone.
+struct shard_counters {
+    std::atomic<std::uint64_t> frames_sent{0};
+    std::atomic<std::uint64_t> bytes_sent{0};
+    std::atomic<std::uint64_t> writes{0};
+    std::atomic<std::uint64_t> dropped{0};
+    std::atomic<std::uint64_t> errors{0};
+    std::atomic<std::uint64_t> latency_us_sum{0};
+    std::atomic<std::uint64_t> latency_samples{0};
+    std::atomic<std::uint64_t> latency_us_max{0};
+    std::atomic<std::uint64_t> accepted{0};
+    std::atomic<std::uint64_t> rejected{0};
+    std::atomic<std::size_t> connections{0};
+};
+
+/// Everything here but the counters is touched only by the shard's own thread: the
+/// io_context is run by exactly one thread, so it is the implicit strand of all its sessions.
+class shard {
+public:
+    explicit shard(std::size_t index)
+        : index_(index)
+        , ioc_(1)
+        , work_(ioc_.get_executor()) {}
+
+    std::size_t index() const noexcept { return index_; }
+    boost::asio::io_context& context() noexcept { return ioc_; }
+    boost::asio::io_context::executor_type get_executor() noexcept { return ioc_.get_executor(); }
+    shard_counters& counters() noexcept { return counters_; }
+
+    /// Posted by the hub: queues `d.frame` once on every session subscribed to one of its keys.
+    void deliver(const delivery& d) {
+        for (int i = 0; i < d.key_count; ++i) {
+            auto it = subs_.find(d.keys[i]);
+            if (it == subs_.end())
+                continue;
+            for (subscription* s : it->second) {
+                subscriber* o = s->owner;
+                // Skip what the subscriber's `initial` already held, and a second copy for a
+                // session subscribed to both a scope and a narrower one.
+                if (s->since >= d.counter || o->last_delivery == d.counter)
+                    continue;
+                o->last_delivery = d.counter;
+                o->push(d.frame);
+            }
+        }
+    }
+
+    void add_subscription(subscription& s) {
+        auto& v = subs_[s.key];
+        s.index = v.size();
+        v.push_back(&s);
+    }
+
+    void remove_subscription(subscription& s) {
+        auto it = subs_.find(s.key);
+        if (it == subs_.end())
+            return;
+        auto& v = it->second;
+        if (s.index >= v.size() || v[s.index] != &s)
+            return;
+        v[s.index] = v.back();
+        v[s.index]->index = s.index;
+        v.pop_back();
+        if (v.empty())
+            subs_.erase(it);
+    }
+
+    void add_session(std::uint64_t id, rtpush::session* s) {
+        sessions_.emplace(id, s);
+        counters_.connections.fetch_add(1, std::memory_order_relaxed);
+    }
+    void remove_session(std::uint64_t id) {
+        if (sessions_.erase(id))
+            counters_.connections.fetch_sub(1, std::memory_order_relaxed);
+    }
+    rtpush::session* find_session(std::uint64_t id) const {
+        auto it = sessions_.find(id);
+        return it == sessions_.end() ? nullptr : it->second;
+    }
+    const std::unordered_map<std::uint64_t, rtpush::session*>& sessions() const noexcept {
+        return sessions_;
+    }
+    const std::unordered_map<std::string, std::vector<subscription*>>&
+    subscriptions() const noexcept {
+        return subs_;
+    }
+
+    // Tasks running on this shard (connections, timers, user tasks); shutdown waits for 0.
+    std::size_t live_tasks = 0;
+    bool stopping = false;
+    /// Timers of the shard's periodic tasks, cancelled at shutdown so none waits a full period.
+    std::vector<boost::asio::steady_timer*> timers;
+    void release_work() { work_.reset(); }
+
+    /// Sockets still in their HTTP phase, closed at shutdown.
+    std::unordered_set<boost::asio::ip::tcp::socket*> http_sockets;
+
+private:
+    std::size_t index_;
+    boost::asio::io_context ioc_;
+    boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+    std::unordered_map<std::string, std::vector<subscription*>> subs_;
+    std::unordered_map<std::uint64_t, rtpush::session*> sessions_;
+    shard_counters counters_;
+};
+
+} // namespace rtpush::detail
+
+#endif

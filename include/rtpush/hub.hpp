@@ -1,0 +1,113 @@
+//
+// rtpush: the hub, where publications meet subscriptions.
+//
+#ifndef RTPUSH_HUB_HPP
+#define RTPUSH_HUB_HPP
+
+#include <rtpush/detail/send_queue.hpp>
+#include <rtpush/protocol.hpp>
+#include <rtpush/topic.hpp>
+
+#include <boost/json.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace rtpush {
+
+namespace detail {
+class shard;
+} // namespace detail
+
+/// The hub keeps the latest value of every topic and fans each publication out to the io
+/// threads (shards) that hold the subscribers.
+///
+/// Thread safety: every member function may be called from any thread.
+class hub {
+public:
+    struct publish_result {
+        boost::system::error_code ec;
+        std::uint64_t seq = 0; ///< the topic's sequence number of this publication
+    };
+
+    struct statistics {
+        std::uint64_t total_messages = 0;
+        std::map<std::string, std::uint64_t> messages_by_event;
+        std::size_t topics = 0;
+    };
+
+    using refresh_handler = std::function<void(const topic&)>;
+
+    hub();
+
+    /// Serialises the publication once, frames it once, keeps it as the topic's latest value
+    /// for its phase and hands one shared frame to every shard. Returns the topic's new `seq`,
+    /// or error::invalid_message for a bad topic. Per topic, subscribers receive publications
+    /// in `seq` order.
+    publish_result publish(publication p);
+
+    /// Sends a message that is not kept (e.g. `refreshing`) to the subscribers of `t`.
+    void notify(const topic& t, std::string json_text);
+
+    /// Appends the `initial` frames of every retained topic that a subscription to `sub`
+    /// covers, each topic's `kpis` phase before its `complete` phase, and returns the hub's
+    /// publication counter at that instant: a publication with a greater counter is not in
+    /// the snapshot and will be delivered; one with a counter at or below it is.
+    std::uint64_t initial_frames(const topic& sub, std::vector<detail::frame_ptr>& out);
+
+    /// The latest values that a subscription to `sub` would receive, as a JSON array of
+    /// {topic, channel, scope, event, phase, seq, epoch, data, timestamp}.
+    boost::json::array snapshot(const topic& sub) const;
+
+    /// The random identifier of this hub's history (changes on restart).
+    const std::string& epoch() const noexcept { return epoch_; }
+
+    /// Installs the function a client's `refresh` calls (from an io thread).
+    void on_refresh(refresh_handler h);
+    /// Calls the refresh handler; false when none is installed.
+    bool request_refresh(const topic& t);
+
+    statistics stats() const;
+
+    /// Called by the server: the shards to fan out to.
+    void attach(std::vector<detail::shard*> shards);
+
+private:
+    struct retained {
+        publication pub;
+        std::uint64_t seq = 0;
+        std::string timestamp;
+        detail::frame_ptr initial; // built on first use, then shared
+    };
+    struct topic_state {
+        std::uint64_t seq = 0;
+        std::array<std::unique_ptr<retained>, 3> phases; // kpis, (none), complete
+    };
+
+    static int phase_slot(std::string_view phase) noexcept {
+        return phase == "kpis" ? 0 : phase == "complete" ? 2 : 1;
+    }
+    void fan_out(const topic& t, detail::frame_ptr frame); // mutex_ held
+
+    mutable std::mutex mutex_;
+    std::map<std::string, topic_state, std::less<>> topics_;
+    std::map<std::string, std::uint64_t, std::less<>> by_event_;
+    std::uint64_t counter_ = 0;
+    std::uint64_t total_ = 0;
+    std::vector<detail::shard*> shards_;
+    refresh_handler refresh_;
+    std::string epoch_;
+};
+
+} // namespace rtpush
+
+#include <rtpush/impl/hub.hpp>
+
+#endif

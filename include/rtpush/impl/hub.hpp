@@ -1,0 +1,161 @@
+#ifndef RTPUSH_IMPL_HUB_HPP
+#define RTPUSH_IMPL_HUB_HPP
+
+#include <rtpush/detail/frame.hpp>
+#include <rtpush/detail/shard.hpp>
+
+#include <boost/asio/post.hpp>
+#include <openssl/rand.h>
+
+#include <cstdio>
+
+namespace rtpush {
+
+inline hub::hub() {
+    unsigned char r[8] = {};
+    if (RAND_bytes(r, sizeof r) != 1) {
+        auto const t = std::chrono::steady_clock::now().time_since_epoch().count();
+        std::memcpy(r, &t, sizeof r);
+    }
+    char buf[17];
+    for (int i = 0; i < 8; ++i)
+        std::snprintf(buf + 2 * i, 3, "%02x", r[i]);
+    epoch_.assign(buf, 16);
+}
+
+inline void hub::attach(std::vector<detail::shard*> shards) {
+    std::lock_guard lock(mutex_);
+    shards_ = std::move(shards);
+}
+
+inline void hub::fan_out(const topic& t, detail::frame_ptr frame) {
+    if (shards_.empty())
+        return;
+    // One allocation per publication, shared by the shards. Posting under the mutex keeps
+    // each shard's queue in counter (and so per-topic seq) order.
+    auto d = std::make_shared<detail::delivery>();
+    d->frame = std::move(frame);
+    d->keys = t.subscriber_keys();
+    d->key_count = t.scope.depth() + 1;
+    d->counter = ++counter_;
+    for (detail::shard* s : shards_)
+        boost::asio::post(s->get_executor(), [s, d] { s->deliver(*d); });
+}
+
+inline hub::publish_result hub::publish(publication p) {
+    publish_result r;
+    if ((r.ec = validate(p.topic)))
+        return r;
+    if (p.event.empty())
+        p.event = p.topic.channel + ":update";
+    std::string const key = p.topic.key();
+    std::string const ts = iso8601_now();
+
+    std::lock_guard lock(mutex_);
+    auto& st = topics_[key];
+    r.seq = ++st.seq;
+    // Serialise and frame once; every subscriber gets a reference to these bytes.
+    auto frame = detail::make_shared_frame(
+        detail::make_frame(detail::opcode::text,
+                           message::publication("update", p, r.seq, epoch_, ts)),
+        true);
+    ++total_;
+    ++by_event_[p.event];
+    fan_out(p.topic, std::move(frame));
+    auto& slot = st.phases[phase_slot(p.phase)];
+    if (!slot)
+        slot = std::make_unique<retained>();
+    slot->seq = r.seq;
+    slot->timestamp = ts;
+    slot->initial.reset();
+    slot->pub = std::move(p);
+    return r;
+}
+
+inline void hub::notify(const topic& t, std::string json_text) {
+    auto frame = detail::make_shared_frame(detail::make_frame(detail::opcode::text, json_text));
+    std::lock_guard lock(mutex_);
+    fan_out(t, std::move(frame));
+}
+
+inline std::uint64_t hub::initial_frames(const topic& sub, std::vector<detail::frame_ptr>& out) {
+    std::string const key = sub.key();
+    std::lock_guard lock(mutex_);
+    // Keys with `key` as a string prefix are contiguous in the map, but not all of them are
+    // narrower topics ("kpi:org:a1" sorts between "kpi:org:a" and "kpi:org:a:dept:d").
+    for (auto it = topics_.lower_bound(key); it != topics_.end() && it->first.starts_with(key);
+         ++it) {
+        if (!key_within(it->first, key))
+            continue;
+        for (auto& slot : it->second.phases) {
+            if (!slot)
+                continue;
+            if (!slot->initial)
+                slot->initial = detail::make_shared_frame(detail::make_frame(
+                    detail::opcode::text, message::publication("initial", slot->pub, slot->seq,
+                                                               epoch_, slot->timestamp)));
+            out.push_back(slot->initial);
+        }
+    }
+    return counter_;
+}
+
+inline boost::json::array hub::snapshot(const topic& sub) const {
+    std::string const key = sub.key();
+    boost::json::array a;
+    std::lock_guard lock(mutex_);
+    // Keys with `key` as a string prefix are contiguous in the map, but not all of them are
+    // narrower topics ("kpi:org:a1" sorts between "kpi:org:a" and "kpi:org:a:dept:d").
+    for (auto it = topics_.lower_bound(key); it != topics_.end() && it->first.starts_with(key);
+         ++it) {
+        if (!key_within(it->first, key))
+            continue;
+        for (auto const& slot : it->second.phases) {
+            if (!slot)
+                continue;
+            boost::json::object o;
+            o["topic"] = it->first;
+            o["channel"] = slot->pub.topic.channel;
+            o["scope"] = scope_to_json(slot->pub.topic.scope);
+            o["event"] = slot->pub.event;
+            if (!slot->pub.phase.empty())
+                o["phase"] = slot->pub.phase;
+            o["seq"] = slot->seq;
+            o["epoch"] = epoch_;
+            o["data"] = slot->pub.data;
+            o["timestamp"] = slot->timestamp;
+            a.push_back(std::move(o));
+        }
+    }
+    return a;
+}
+
+inline void hub::on_refresh(refresh_handler h) {
+    std::lock_guard lock(mutex_);
+    refresh_ = std::move(h);
+}
+
+inline bool hub::request_refresh(const topic& t) {
+    refresh_handler h;
+    {
+        std::lock_guard lock(mutex_);
+        h = refresh_;
+    }
+    if (!h)
+        return false;
+    h(t);
+    return true;
+}
+
+inline hub::statistics hub::stats() const {
+    std::lock_guard lock(mutex_);
+    statistics s;
+    s.total_messages = total_;
+    s.messages_by_event.insert(by_event_.begin(), by_event_.end());
+    s.topics = topics_.size();
+    return s;
+}
+
+} // namespace rtpush
+
+#endif

@@ -1,0 +1,319 @@
+#ifndef RTPUSH_IMPL_PROTOCOL_HPP
+#define RTPUSH_IMPL_PROTOCOL_HPP
+
+#include <cstdio>
+#include <ctime>
+
+namespace rtpush {
+
+inline std::string_view to_string(priority p) noexcept {
+    switch (p) {
+    case priority::low:
+        return "low";
+    case priority::medium:
+        return "medium";
+    case priority::high:
+        return "high";
+    case priority::urgent:
+        return "urgent";
+    }
+    return "medium";
+}
+
+inline bool parse_priority(std::string_view s, priority& out) noexcept {
+    if (s == "low")
+        out = priority::low;
+    else if (s == "medium")
+        out = priority::medium;
+    else if (s == "high")
+        out = priority::high;
+    else if (s == "urgent")
+        out = priority::urgent;
+    else
+        return false;
+    return true;
+}
+
+namespace detail {
+
+inline bool read_string(const boost::json::object& o, std::string_view key, std::string& out,
+                        std::string& detail) {
+    auto const* v = o.if_contains(key);
+    if (!v || v->is_null())
+        return true;
+    if (!v->is_string()) {
+        detail = std::string("'") + std::string(key) + "' must be a string";
+        return false;
+    }
+    out = std::string(v->get_string());
+    return true;
+}
+
+// Reads channel and scope; accepts seed 001's field names (organization_id, department_id,
+// queue_name) beside org/dept/queue so clients written for that back end port one to one.
+inline bool read_topic(const boost::json::object& o, topic& t, std::string& detail) {
+    auto const* ch = o.if_contains("channel");
+    if (!ch || !ch->is_string()) {
+        detail = "'channel' (string) is required";
+        return false;
+    }
+    t.channel = std::string(ch->get_string());
+    if (auto const* sc = o.if_contains("scope"); sc && !sc->is_null()) {
+        if (!sc->is_object()) {
+            detail = "'scope' must be an object";
+            return false;
+        }
+        auto const& so = sc->get_object();
+        if (!read_string(so, "org", t.scope.org, detail) ||
+            !read_string(so, "organization_id", t.scope.org, detail) ||
+            !read_string(so, "dept", t.scope.dept, detail) ||
+            !read_string(so, "department_id", t.scope.dept, detail) ||
+            !read_string(so, "queue", t.scope.queue, detail) ||
+            !read_string(so, "queue_name", t.scope.queue, detail))
+            return false;
+    }
+    if (validate(t)) {
+        detail = "invalid channel or scope: identifiers are 1-128 of [A-Za-z0-9_.@-], and a "
+                 "dept needs an org, a queue needs a dept";
+        return false;
+    }
+    return true;
+}
+
+} // namespace detail
+
+inline client_message parse_client_message(std::string_view text, const parse_limits& limits,
+                                           boost::system::error_code& ec, std::string& detail) {
+    client_message m;
+    ec = {};
+    if (text.size() > limits.max_size) {
+        ec = error::message_too_large;
+        detail = "message exceeds " + std::to_string(limits.max_size) + " bytes";
+        return m;
+    }
+    boost::json::parse_options opt;
+    opt.max_depth = limits.max_depth;
+    boost::system::error_code jec;
+    boost::json::value v = boost::json::parse(text, jec, {}, opt);
+    if (jec) {
+        ec = error::invalid_message;
+        detail = "malformed JSON: " + jec.message();
+        return m;
+    }
+    if (!v.is_object()) {
+        ec = error::invalid_message;
+        detail = "a message is a JSON object";
+        return m;
+    }
+    auto& o = v.get_object();
+    if (auto* id = o.if_contains("id")) {
+        if (id->is_string() || id->is_number())
+            m.id = *id;
+    }
+    auto const* type = o.if_contains("type");
+    if (!type || !type->is_string()) {
+        ec = error::invalid_message;
+        detail = "'type' (string) is required";
+        return m;
+    }
+    std::string_view const t = type->get_string();
+    bool needs_topic = true;
+    if (t == "subscribe")
+        m.type = client_message_type::subscribe;
+    else if (t == "unsubscribe")
+        m.type = client_message_type::unsubscribe;
+    else if (t == "get")
+        m.type = client_message_type::get;
+    else if (t == "publish")
+        m.type = client_message_type::publish;
+    else if (t == "refresh") {
+        // seed 000 sends a bare {"type":"refresh"}: the channel is then optional
+        m.type = client_message_type::refresh;
+        needs_topic = o.contains("channel");
+    } else if (t == "ping") {
+        m.type = client_message_type::ping;
+        needs_topic = false;
+    } else if (t == "authenticate") {
+        m.type = client_message_type::authenticate;
+        needs_topic = false;
+        if (auto* d = o.if_contains("data"))
+            m.data = std::move(*d);
+        else
+            m.data = v; // credentials may sit at the top level too
+    } else {
+        ec = error::invalid_message;
+        detail = "unknown message type '" + std::string(t) + "'";
+        return m;
+    }
+    if (needs_topic && !detail::read_topic(o, m.topic, detail)) {
+        ec = error::invalid_message;
+        return m;
+    }
+    if (m.type == client_message_type::publish) {
+        if (!detail::read_string(o, "event", m.event, detail) ||
+            !detail::read_string(o, "phase", m.phase, detail)) {
+            ec = error::invalid_message;
+            return m;
+        }
+        if (!m.phase.empty() && m.phase != "kpis" && m.phase != "complete") {
+            ec = error::invalid_message;
+            detail = "'phase' is \"kpis\" or \"complete\"";
+            return m;
+        }
+        auto* d = o.if_contains("data");
+        if (!d) {
+            ec = error::invalid_message;
+            detail = "'data' is required";
+            return m;
+        }
+        m.data = std::move(*d);
+    }
+    return m;
+}
+
+inline std::string iso8601(std::chrono::system_clock::time_point tp) {
+    using namespace std::chrono;
+    auto const ms = duration_cast<milliseconds>(tp.time_since_epoch()).count();
+    std::time_t const secs = static_cast<std::time_t>(ms / 1000);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                  static_cast<int>(ms % 1000));
+    return buf;
+}
+
+inline boost::json::object scope_to_json(const scope& s) {
+    boost::json::object o;
+    if (!s.org.empty())
+        o["org"] = s.org;
+    if (!s.dept.empty())
+        o["dept"] = s.dept;
+    if (!s.queue.empty())
+        o["queue"] = s.queue;
+    return o;
+}
+
+namespace message {
+namespace detail {
+
+inline boost::json::object base(std::string_view type) {
+    boost::json::object o;
+    o["type"] = type;
+    return o;
+}
+
+inline void put_topic(boost::json::object& o, const topic& t) {
+    o["channel"] = t.channel;
+    o["scope"] = scope_to_json(t.scope);
+    o["topic"] = t.key();
+}
+
+inline void put_id(boost::json::object& o, const boost::json::value& id) {
+    if (!id.is_null())
+        o["id"] = id;
+}
+
+} // namespace detail
+
+inline std::string connected(std::string_view client_id, std::string_view server,
+                             std::chrono::milliseconds heartbeat) {
+    auto o = detail::base("connected");
+    o["clientId"] = client_id;
+    o["server"] = server;
+    o["heartbeatInterval"] = heartbeat.count();
+    o["protocol"] = 1;
+    o["timestamp"] = iso8601_now();
+    return boost::json::serialize(o);
+}
+
+inline std::string subscribed(const topic& t, const boost::json::value& id) {
+    auto o = detail::base("subscribed");
+    detail::put_topic(o, t);
+    detail::put_id(o, id);
+    return boost::json::serialize(o);
+}
+
+inline std::string unsubscribed(const topic& t, const boost::json::value& id) {
+    auto o = detail::base("unsubscribed");
+    detail::put_topic(o, t);
+    detail::put_id(o, id);
+    return boost::json::serialize(o);
+}
+
+inline std::string pong(const boost::json::value& id) {
+    auto o = detail::base("pong");
+    detail::put_id(o, id);
+    o["timestamp"] = iso8601_now();
+    return boost::json::serialize(o);
+}
+
+inline std::string heartbeat(std::size_t clients) {
+    auto o = detail::base("heartbeat");
+    o["timestamp"] = iso8601_now();
+    o["clients"] = clients;
+    return boost::json::serialize(o);
+}
+
+inline std::string error(rtpush::error code, std::string_view msg, const boost::json::value& id) {
+    auto o = detail::base("error");
+    o["code"] = wire_code(code);
+    o["message"] = msg;
+    detail::put_id(o, id);
+    o["timestamp"] = iso8601_now();
+    return boost::json::serialize(o);
+}
+
+inline std::string rate_limit(double retry_after, const boost::json::value& id) {
+    auto o = detail::base("rate_limit");
+    o["retryAfter"] = retry_after;
+    detail::put_id(o, id);
+    return boost::json::serialize(o);
+}
+
+inline std::string refreshing(const topic& t) {
+    auto o = detail::base("refreshing");
+    detail::put_topic(o, t);
+    o["timestamp"] = iso8601_now();
+    return boost::json::serialize(o);
+}
+
+inline std::string published(const topic& t, std::uint64_t seq, const boost::json::value& id) {
+    auto o = detail::base("published");
+    detail::put_topic(o, t);
+    o["seq"] = seq;
+    detail::put_id(o, id);
+    return boost::json::serialize(o);
+}
+
+inline std::string authenticated(std::string_view user, std::string_view org,
+                                 const boost::json::value& id) {
+    auto o = detail::base("authenticated");
+    o["userId"] = user;
+    o["organizationId"] = org;
+    detail::put_id(o, id);
+    return boost::json::serialize(o);
+}
+
+inline std::string publication(std::string_view type, const rtpush::publication& p,
+                               std::uint64_t seq, std::string_view epoch,
+                               std::string_view timestamp) {
+    auto o = detail::base(type);
+    o["event"] = p.event.empty() ? p.topic.channel + ":update" : p.event;
+    detail::put_topic(o, p.topic);
+    o["seq"] = seq;
+    o["epoch"] = epoch;
+    if (!p.phase.empty())
+        o["phase"] = p.phase;
+    o["priority"] = to_string(p.priority);
+    o["data"] = p.data;
+    o["timestamp"] = timestamp;
+    return boost::json::serialize(o);
+}
+
+} // namespace message
+
+} // namespace rtpush
+
+#endif

@@ -1,0 +1,780 @@
+#ifndef RTPUSH_IMPL_SERVER_HPP
+#define RTPUSH_IMPL_SERVER_HPP
+
+#include <rtpush/detail/http_util.hpp>
+#include <rtpush/version.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <exception>
+#include <map>
+
+namespace rtpush {
+namespace detail {
+
+inline server::http_response json_response(boost::beast::http::status status,
+                                           const boost::json::value& body, unsigned version = 11) {
+    server::http_response res{status, version};
+    res.set(boost::beast::http::field::content_type, "application/json");
+    res.set(boost::beast::http::field::cache_control, "no-store");
+    res.body() = boost::json::serialize(body);
+    res.body().push_back('\n');
+    res.prepare_payload();
+    return res;
+}
+
+inline server::http_response json_error(boost::beast::http::status status, std::string_view code,
+                                        std::string_view message, unsigned version = 11) {
+    boost::json::object e;
+    e["code"] = code;
+    e["message"] = message;
+    boost::json::object o;
+    o["error"] = std::move(e);
+    return json_response(status, o, version);
+}
+
+// Seed 001's target object names the scope levels organization_id/department_id/queue_name.
+inline scope scope_from_json(const boost::json::object& o) {
+    scope s;
+    auto get = [&](std::initializer_list<std::string_view> names, std::string& out) {
+        for (auto n : names)
+            if (auto const* v = o.if_contains(n); v && v->is_string())
+                out = std::string(v->get_string());
+    };
+    get({"org", "organization_id"}, s.org);
+    get({"dept", "department_id"}, s.dept);
+    get({"queue", "queue_name"}, s.queue);
+    return s;
+}
+
+// JSON bodies are built outside coroutines: GCC 12 miscompiles initializer lists in them.
+inline boost::json::object index_json(const std::string& ws_path) {
+    boost::json::object o;
+    o["name"] = "rtpush";
+    o["version"] = version_string;
+    o["websocket"] = ws_path;
+    o["endpoints"] = {"GET /api/health",
+                      "GET /api/stats",
+                      "GET /api/connections",
+                      "GET /api/connections/{id}",
+                      "GET /api/rooms",
+                      "POST /api/broadcast",
+                      "POST /api/broadcast/{channel}"};
+    return o;
+}
+
+inline boost::json::object success(std::string_view key, boost::json::value v) {
+    boost::json::object o;
+    o["success"] = true;
+    o[key] = std::move(v);
+    return o;
+}
+
+inline boost::json::object success_list(std::string_view key, boost::json::array a) {
+    boost::json::object o;
+    o["success"] = true;
+    o["total_count"] = a.size();
+    o[key] = std::move(a);
+    return o;
+}
+
+inline boost::json::array rooms_json(const std::map<std::string, std::size_t>& rooms) {
+    boost::json::array a;
+    for (auto const& [k, n] : rooms) {
+        boost::system::error_code ec;
+        auto const t = parse_topic(k, ec);
+        boost::json::object r;
+        r["name"] = k;
+        r["channel"] = t.channel;
+        r["scope"] = scope_to_json(t.scope);
+        r["members"] = n;
+        a.push_back(std::move(r));
+    }
+    return a;
+}
+
+inline boost::json::object rooms_by_type(const std::map<std::string, std::size_t>& rooms) {
+    static constexpr const char* names[] = {"channel", "org", "dept", "queue"};
+    std::size_t counts[4] = {};
+    for (auto const& [k, n] : rooms) {
+        boost::system::error_code ec;
+        auto const t = parse_topic(k, ec);
+        if (!ec)
+            ++counts[t.scope.depth()];
+    }
+    boost::json::object o;
+    for (int i = 0; i < 4; ++i)
+        o[names[i]] = counts[i];
+    return o;
+}
+
+inline boost::json::object broadcast_json(const topic& t, std::uint64_t seq,
+                                          const std::string& epoch) {
+    boost::json::object o;
+    o["success"] = true;
+    o["topic"] = t.key();
+    o["seq"] = seq;
+    o["epoch"] = epoch;
+    return o;
+}
+
+} // namespace detail
+
+inline boost::json::object server::health_json() const {
+    boost::json::object o;
+    o["status"] = stopping_ ? "stopping" : "ok";
+    o["version"] = version_string;
+    o["connections"] = connection_count();
+    o["epoch"] = hub_.epoch();
+    o["uptime_seconds"] = std::chrono::duration_cast<std::chrono::seconds>(
+                              std::chrono::steady_clock::now() - started_at_)
+                              .count();
+    o["timestamp"] = iso8601_now();
+    return o;
+}
+
+inline server::server(server_config cfg)
+    : cfg_(std::move(cfg)) {
+    unsigned n = cfg_.threads ? cfg_.threads : std::thread::hardware_concurrency();
+    if (n == 0)
+        n = 1;
+    std::vector<detail::shard*> raw;
+    for (unsigned i = 0; i < n; ++i) {
+        shards_.push_back(std::make_unique<detail::shard>(i));
+        raw.push_back(shards_.back().get());
+    }
+    if (cfg_.idle_timeout.count() == 0)
+        cfg_.idle_timeout = cfg_.heartbeat_interval * 5 / 2;
+    hub_.attach(std::move(raw));
+}
+
+inline server::~server() {
+    stop();
+    if (!started_) {
+        // never started: let posted work run down
+        for (auto& s : shards_) {
+            s->release_work();
+            s->context().run();
+        }
+    }
+    wait();
+}
+
+inline void server::start() {
+    if (started_)
+        return;
+    namespace net = boost::asio;
+    auto& s0 = *shards_.front();
+    auto const addr = net::ip::make_address(cfg_.host);
+    net::ip::tcp::endpoint ep{addr, cfg_.port};
+    acceptor_.emplace(s0.get_executor());
+    acceptor_->open(ep.protocol());
+    acceptor_->set_option(net::socket_base::reuse_address(true));
+    acceptor_->bind(ep);
+    acceptor_->listen(net::socket_base::max_listen_connections);
+    port_ = acceptor_->local_endpoint().port();
+    started_ = true;
+    started_at_ = std::chrono::steady_clock::now();
+
+    spawn_on(s0, accept_loop(), "accept");
+    spawn_on(s0, stats_loop(), "stats");
+    for (auto& s : shards_)
+        spawn_on(*s, heartbeat_loop(*s), "heartbeat");
+    for (auto& s : shards_) {
+        detail::shard* sp = s.get();
+        threads_.emplace_back([sp] { sp->context().run(); });
+    }
+    cfg_.logger.log(log_level::info, "listening",
+                    {{"host", cfg_.host},
+                     {"port", port_},
+                     {"ws_path", cfg_.ws_path},
+                     {"threads", shards_.size()},
+                     {"version", version_string}});
+    if (stopping_)
+        boost::asio::post(s0.get_executor(), [this] {
+            stopping_ = false;
+            stop();
+        });
+}
+
+inline void server::wait() {
+    for (auto& t : threads_)
+        if (t.joinable())
+            t.join();
+}
+
+inline void server::stop() {
+    if (stopping_.exchange(true) || !started_)
+        return;
+    boost::asio::post(shards_.front()->get_executor(), [this] {
+        cfg_.logger.log(log_level::info, "shutdown", {{"connections", connection_count()}});
+        boost::system::error_code ec;
+        if (acceptor_)
+            acceptor_->close(ec);
+        for (auto& sig : task_signals_)
+            sig.emit(boost::asio::cancellation_type::terminal);
+        for (auto& s : shards_) {
+            detail::shard* sp = s.get();
+            boost::asio::post(sp->get_executor(), [this, sp] { shutdown_shard(*sp); });
+        }
+    });
+}
+
+inline void server::shutdown_shard(detail::shard& sh) {
+    sh.stopping = true;
+    // Copy: closing may remove sessions from the map.
+    std::vector<session*> sessions;
+    for (auto const& [id, s] : sh.sessions())
+        sessions.push_back(s);
+    for (auto* s : sessions)
+        s->close(1001, "server shutting down");
+    for (auto* t : sh.timers)
+        t->cancel();
+    for (auto* sock : sh.http_sockets) {
+        boost::system::error_code ec;
+        sock->cancel(ec);
+    }
+    auto on_drained = [this, &sh](std::exception_ptr) {
+        sh.release_work();
+        if (sh.live_tasks > 0)
+            sh.context().stop(); // a task ignored every request to end; do not hang
+    };
+    boost::asio::co_spawn(sh.get_executor(), drain(sh), std::move(on_drained));
+}
+
+inline boost::asio::awaitable<void> server::drain(detail::shard& sh) {
+    using namespace std::chrono;
+    boost::asio::steady_timer t(sh.get_executor());
+    auto const deadline = steady_clock::now() + cfg_.shutdown_timeout;
+    while (sh.live_tasks > 0 && steady_clock::now() < deadline) {
+        t.expires_after(milliseconds(5));
+        co_await t.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+    }
+    if (sh.live_tasks > 0) {
+        cfg_.logger.log(log_level::warning, "shutdown_forced", {{"tasks", sh.live_tasks}});
+        std::vector<session*> sessions;
+        for (auto const& [id, s] : sh.sessions())
+            sessions.push_back(s);
+        for (auto* s : sessions)
+            s->abort();
+        auto const hard = steady_clock::now() + seconds(1);
+        while (sh.live_tasks > 0 && steady_clock::now() < hard) {
+            t.expires_after(milliseconds(5));
+            co_await t.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+        }
+    }
+}
+
+inline void server::spawn_on(detail::shard& sh, boost::asio::awaitable<void> task, std::string name,
+                             boost::asio::cancellation_slot slot) {
+    ++sh.live_tasks;
+    auto done = [this, &sh, name = std::move(name)](std::exception_ptr e) {
+        --sh.live_tasks;
+        if (!e)
+            return;
+        try {
+            std::rethrow_exception(e);
+        } catch (boost::system::system_error const& se) {
+            if (se.code() != boost::asio::error::operation_aborted)
+                cfg_.logger.log(log_level::error, "task_failed",
+                                {{"task", name}, {"what", se.what()}});
+        } catch (std::exception const& ex) {
+            cfg_.logger.log(log_level::error, "task_failed", {{"task", name}, {"what", ex.what()}});
+        }
+    };
+    boost::asio::co_spawn(sh.get_executor(), std::move(task),
+                          boost::asio::bind_cancellation_slot(slot, std::move(done)));
+}
+
+inline void server::spawn(std::function<boost::asio::awaitable<void>()> task, std::string name) {
+    auto& s0 = *shards_.front();
+    boost::asio::post(
+        s0.get_executor(), [this, &s0, task = std::move(task), name = std::move(name)]() mutable {
+            if (stopping_)
+                return;
+            auto it = task_signals_.emplace(task_signals_.end());
+            ++s0.live_tasks;
+            auto done = [this, &s0, it, name](std::exception_ptr e) {
+                --s0.live_tasks;
+                task_signals_.erase(it);
+                if (!e)
+                    return;
+                try {
+                    std::rethrow_exception(e);
+                } catch (boost::system::system_error const& se) {
+                    if (se.code() != boost::asio::error::operation_aborted)
+                        cfg_.logger.log(log_level::error, "task_failed",
+                                        {{"task", name}, {"what", se.what()}});
+                } catch (std::exception const& ex) {
+                    cfg_.logger.log(log_level::error, "task_failed",
+                                    {{"task", name}, {"what", ex.what()}});
+                }
+            };
+            boost::asio::co_spawn(s0.get_executor(), task(),
+                                  boost::asio::bind_cancellation_slot(it->slot(), std::move(done)));
+        });
+}
+
+inline std::size_t server::connection_count() const noexcept {
+    std::size_t n = 0;
+    for (auto const& s : shards_)
+        n += s->counters().connections.load(std::memory_order_relaxed);
+    return n;
+}
+
+inline boost::asio::awaitable<void> server::accept_loop() {
+    namespace net = boost::asio;
+    std::size_t next = 0;
+    net::steady_timer backoff(shards_.front()->get_executor());
+    for (;;) {
+        auto& sh = *shards_[next++ % shards_.size()];
+        auto [ec, sock] =
+            co_await acceptor_->async_accept(sh.get_executor(), net::as_tuple(net::use_awaitable));
+        if (stopping_ || ec == net::error::operation_aborted || !acceptor_->is_open())
+            co_return;
+        if (ec) {
+            // e.g. EMFILE: log, breathe, go on; an accept error must not end the server
+            cfg_.logger.log(log_level::error, "accept_failed", {{"what", ec.message()}});
+            backoff.expires_after(std::chrono::milliseconds(50));
+            co_await backoff.async_wait(net::as_tuple(net::use_awaitable));
+            continue;
+        }
+        ++sh.live_tasks;
+        detail::shard* sp = &sh;
+        auto done = [this, sp](std::exception_ptr e) {
+            --sp->live_tasks;
+            if (e) {
+                try {
+                    std::rethrow_exception(e);
+                } catch (std::exception const& ex) {
+                    cfg_.logger.log(log_level::error, "connection_failed", {{"what", ex.what()}});
+                }
+            }
+        };
+        net::co_spawn(sh.get_executor(), handle_connection(sh, std::move(sock)), std::move(done));
+    }
+}
+
+inline boost::asio::awaitable<void> server::heartbeat_loop(detail::shard& sh) {
+    namespace net = boost::asio;
+    net::steady_timer t(sh.get_executor());
+    // The ping frame is the same for everyone; the heartbeat message is built once per tick.
+    auto const ping = detail::make_shared_frame(detail::make_frame(detail::opcode::ping, ""));
+    sh.timers.push_back(&t);
+    while (!sh.stopping) {
+        t.expires_after(cfg_.heartbeat_interval);
+        co_await t.async_wait(net::as_tuple(net::use_awaitable));
+        if (sh.stopping)
+            break;
+        auto const hb = detail::make_shared_frame(
+            detail::make_frame(detail::opcode::text, message::heartbeat(connection_count())));
+        std::vector<session*> sessions;
+        for (auto const& [id, s] : sh.sessions())
+            sessions.push_back(s);
+        auto const now = std::chrono::steady_clock::now();
+        for (auto* s : sessions)
+            s->on_heartbeat(hb, ping, now, cfg_.idle_timeout);
+    }
+}
+
+inline boost::asio::awaitable<void> server::stats_loop() {
+    namespace net = boost::asio;
+    net::steady_timer t(shards_.front()->get_executor());
+    shards_.front()->timers.push_back(&t);
+    std::uint64_t last = hub_.stats().total_messages;
+    auto last_t = std::chrono::steady_clock::now();
+    while (!shards_.front()->stopping) {
+        t.expires_after(std::chrono::seconds(1));
+        co_await t.async_wait(net::as_tuple(net::use_awaitable));
+        auto const now = std::chrono::steady_clock::now();
+        auto const total = hub_.stats().total_messages;
+        double const secs = std::chrono::duration<double>(now - last_t).count();
+        messages_per_second_ = static_cast<double>(total - last) / secs;
+        last = total;
+        last_t = now;
+    }
+}
+
+inline boost::asio::awaitable<void> server::handle_connection(detail::shard& sh,
+                                                              boost::asio::ip::tcp::socket sock) {
+    namespace net = boost::asio;
+    namespace beast = boost::beast;
+    namespace http = beast::http;
+    std::string remote;
+    {
+        boost::system::error_code ec;
+        auto ep = sock.remote_endpoint(ec);
+        if (!ec)
+            remote = ep.address().to_string() + ":" + std::to_string(ep.port());
+    }
+    beast::tcp_stream stream(std::move(sock));
+    sh.http_sockets.insert(&stream.socket());
+    struct unregister {
+        detail::shard& sh;
+        net::ip::tcp::socket* s;
+        ~unregister() { sh.http_sockets.erase(s); }
+    } guard{sh, &stream.socket()};
+
+    beast::flat_buffer buf;
+    for (;;) {
+        if (sh.stopping)
+            co_return;
+        stream.expires_after(cfg_.handshake_timeout);
+        http::request_parser<http::string_body> parser;
+        parser.header_limit(16 * 1024);
+        parser.body_limit(cfg_.max_http_body);
+        auto [ec, n] =
+            co_await http::async_read(stream, buf, parser, net::as_tuple(net::use_awaitable));
+        if (ec) {
+            std::optional<http_response> res;
+            if (ec == http::error::body_limit)
+                res = detail::json_error(http::status::payload_too_large, "MESSAGE_TOO_LARGE",
+                                         "request body exceeds " +
+                                             std::to_string(cfg_.max_http_body) + " bytes");
+            else if (ec == http::error::header_limit)
+                res = detail::json_error(http::status::request_header_fields_too_large,
+                                         "INVALID_MESSAGE", "request headers too large");
+            else if (ec.category() == make_error_code(http::error::end_of_stream).category() &&
+                     ec != http::error::end_of_stream && ec != http::error::partial_message)
+                res = detail::json_error(http::status::bad_request, "INVALID_MESSAGE",
+                                         "malformed HTTP request: " + ec.message());
+            if (res) {
+                res->keep_alive(false);
+                co_await http::async_write(stream, *res, net::as_tuple(net::use_awaitable));
+            }
+            break;
+        }
+        auto& req = parser.get();
+        std::map<std::string, std::string> query;
+        std::string const path(detail::split_target(req.target(), query));
+
+        bool const upgrade = detail::header_has_token(req[http::field::connection], "upgrade") &&
+                             detail::iequals(req[http::field::upgrade], "websocket");
+        if (upgrade || path == cfg_.ws_path) {
+            std::optional<http_response> refusal;
+            auto const key = req[http::field::sec_websocket_key];
+            if (path != cfg_.ws_path)
+                refusal = detail::json_error(http::status::not_found, "NOT_FOUND",
+                                             "no WebSocket endpoint at " + path + " (try " +
+                                                 cfg_.ws_path + ")");
+            else if (!upgrade)
+                refusal = detail::json_error(http::status::upgrade_required, "INVALID_MESSAGE",
+                                             "this endpoint speaks WebSocket only");
+            else if (req.method() != http::verb::get || req.version() < 11 ||
+                     !detail::valid_websocket_key(key))
+                refusal = detail::json_error(http::status::bad_request, "INVALID_MESSAGE",
+                                             "malformed WebSocket handshake");
+            else if (req[http::field::sec_websocket_version] != "13") {
+                refusal = detail::json_error(http::status::upgrade_required, "INVALID_MESSAGE",
+                                             "unsupported WebSocket version (13 is supported)");
+                refusal->set(http::field::sec_websocket_version, "13");
+            } else if (sh.stopping)
+                refusal = detail::json_error(http::status::service_unavailable, "CONNECTION_LIMIT",
+                                             "server shutting down");
+            else if (connection_count() >= cfg_.max_connections) {
+                sh.counters().rejected.fetch_add(1, std::memory_order_relaxed);
+                refusal = detail::json_error(http::status::service_unavailable, "CONNECTION_LIMIT",
+                                             "connection limit of " +
+                                                 std::to_string(cfg_.max_connections) + " reached");
+            }
+            if (refusal) {
+                refusal->keep_alive(false);
+                refusal->set(http::field::server, cfg_.server_name);
+                co_await http::async_write(stream, *refusal, net::as_tuple(net::use_awaitable));
+                break;
+            }
+            http::response<http::empty_body> res{http::status::switching_protocols, 11};
+            res.set(http::field::server, cfg_.server_name);
+            res.set(http::field::upgrade, "websocket");
+            res.set(http::field::connection, "Upgrade");
+            res.set(http::field::sec_websocket_accept, detail::websocket_accept_key(key));
+            if (detail::header_has_token(req[http::field::sec_websocket_protocol], "rtpush.v1"))
+                res.set(http::field::sec_websocket_protocol, "rtpush.v1");
+            auto [wec, wn] =
+                co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
+            if (wec)
+                break;
+            stream.expires_never();
+            // Bytes the client sent right after its request belong to the WebSocket stream.
+            std::string leftover(static_cast<const char*>(buf.data().data()), buf.size());
+            std::string org = query.count("org") ? query["org"] : query["organization_id"];
+            sh.http_sockets.erase(&stream.socket());
+            auto const id = next_id_.fetch_add(1, std::memory_order_relaxed);
+            sh.counters().accepted.fetch_add(1, std::memory_order_relaxed);
+            session s(sh, hub_, cfg_, stream.release_socket(), id, std::move(leftover),
+                      std::move(org), remote);
+            cfg_.logger.log(log_level::debug, "connection_open",
+                            {{"client", s.client_id()}, {"remote", remote}});
+            auto const t0 = std::chrono::steady_clock::now();
+            co_await s.run();
+            cfg_.logger.log(log_level::debug, "connection_close",
+                            {{"client", s.client_id()},
+                             {"duration_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                 std::chrono::steady_clock::now() - t0)
+                                                 .count()}});
+            co_return;
+        }
+
+        http_response res = co_await handle(req);
+        res.set(http::field::server, cfg_.server_name);
+        res.keep_alive(req.keep_alive() && !sh.stopping);
+        cfg_.logger.log(log_level::debug, "http_request",
+                        {{"method", std::string(req.method_string())},
+                         {"target", std::string(req.target())},
+                         {"status", res.result_int()},
+                         {"remote", remote}});
+        auto [wec, wn] = co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
+        if (wec || !res.keep_alive())
+            break;
+    }
+    boost::system::error_code ec;
+    stream.socket().shutdown(net::ip::tcp::socket::shutdown_both, ec);
+}
+
+inline boost::json::object server::counters() const {
+    boost::json::object o;
+    std::uint64_t sent = 0, bytes = 0, dropped = 0, errors = 0, lat_sum = 0, lat_n = 0, lat_max = 0,
+                  writes = 0, accepted = 0, rejected = 0;
+    for (auto const& s : shards_) {
+        auto const& c = s->counters();
+        sent += c.frames_sent.load(std::memory_order_relaxed);
+        bytes += c.bytes_sent.load(std::memory_order_relaxed);
+        dropped += c.dropped.load(std::memory_order_relaxed);
+        errors += c.errors.load(std::memory_order_relaxed);
+        lat_sum += c.latency_us_sum.load(std::memory_order_relaxed);
+        lat_n += c.latency_samples.load(std::memory_order_relaxed);
+        lat_max = std::max(lat_max, c.latency_us_max.load(std::memory_order_relaxed));
+        writes += c.writes.load(std::memory_order_relaxed);
+        accepted += c.accepted.load(std::memory_order_relaxed);
+        rejected += c.rejected.load(std::memory_order_relaxed);
+    }
+    auto const hs = hub_.stats();
+    o["active_connections"] = connection_count();
+    o["total_messages"] = hs.total_messages;
+    o["messages_sent"] = sent;
+    o["bytes_sent"] = bytes;
+    o["writes"] = writes;
+    o["messages_per_second"] = messages_per_second_.load();
+    boost::json::object by_event;
+    for (auto const& [k, v] : hs.messages_by_event)
+        by_event[k] = v;
+    o["messages_by_event"] = std::move(by_event);
+    o["average_latency_ms"] =
+        lat_n ? static_cast<double>(lat_sum) / static_cast<double>(lat_n) / 1000.0 : 0.0;
+    o["max_latency_ms"] = static_cast<double>(lat_max) / 1000.0;
+    o["error_count"] = errors;
+    o["dropped_messages"] = dropped;
+    o["connections_accepted"] = accepted;
+    o["connections_rejected"] = rejected;
+    o["topics"] = hs.topics;
+    o["uptime_seconds"] = std::chrono::duration_cast<std::chrono::seconds>(
+                              std::chrono::steady_clock::now() - started_at_)
+                              .count();
+    o["epoch"] = hub_.epoch();
+    o["threads"] = shards_.size();
+    return o;
+}
+
+inline boost::asio::awaitable<boost::json::object> server::stats_json() {
+    namespace net = boost::asio;
+    auto o = counters();
+    boost::json::object by_org;
+    std::map<std::string, std::size_t> rooms;
+    for (auto& s : shards_) {
+        detail::shard* sp = s.get();
+        // Each shard's sessions and subscriptions are read on that shard's own thread.
+        auto collect = [sp]() -> net::awaitable<std::pair<std::map<std::string, std::size_t>,
+                                                          std::map<std::string, std::size_t>>> {
+            std::map<std::string, std::size_t> orgs, rooms;
+            for (auto const& [id, sess] : sp->sessions())
+                ++orgs[sess->organization().empty() ? "unknown" : sess->organization()];
+            for (auto const& [key, subs] : sp->subscriptions())
+                rooms[key] += subs.size();
+            co_return std::make_pair(std::move(orgs), std::move(rooms));
+        };
+        auto part = co_await net::co_spawn(sp->get_executor(), collect, net::use_awaitable);
+        for (auto const& [k, v] : part.first)
+            by_org[k] = (by_org.contains(k) ? by_org[k].to_number<std::size_t>() : 0) + v;
+        for (auto const& [k, v] : part.second)
+            rooms[k] += v;
+    }
+    o["connections_by_org"] = std::move(by_org);
+    o["active_rooms"] = rooms.size();
+    o["rooms_by_type"] = detail::rooms_by_type(rooms);
+    co_return o;
+}
+
+inline boost::asio::awaitable<server::http_response> server::handle(const http_request& req) {
+    namespace net = boost::asio;
+    namespace http = boost::beast::http;
+    std::map<std::string, std::string> query;
+    std::string path(detail::split_target(req.target(), query));
+    // Seed 001 served these under /api/ws/...: accept both.
+    if (path.rfind("/api/ws/", 0) == 0)
+        path = "/api/" + path.substr(8);
+    while (path.size() > 1 && path.back() == '/')
+        path.pop_back();
+    unsigned const v = req.version();
+    auto method_not_allowed = [&](std::string_view allow) {
+        auto r =
+            detail::json_error(http::status::method_not_allowed, "METHOD_NOT_ALLOWED",
+                               std::string(req.method_string()) + " is not allowed on " + path, v);
+        r.set(http::field::allow, allow);
+        return r;
+    };
+    bool const get = req.method() == http::verb::get || req.method() == http::verb::head;
+
+    if (path == "/" || path == "/api") {
+        if (!get)
+            co_return method_not_allowed("GET");
+        co_return detail::json_response(http::status::ok, detail::index_json(cfg_.ws_path), v);
+    }
+    if (path == "/api/health") {
+        if (!get)
+            co_return method_not_allowed("GET");
+        co_return detail::json_response(http::status::ok, health_json(), v);
+    }
+    if (path == "/api/stats") {
+        if (!get)
+            co_return method_not_allowed("GET");
+        auto stats = co_await stats_json();
+        co_return detail::json_response(http::status::ok,
+                                        detail::success("stats", std::move(stats)), v);
+    }
+    if (path == "/api/connections" || path.rfind("/api/connections/", 0) == 0) {
+        if (!get)
+            co_return method_not_allowed("GET");
+        std::string const want_org =
+            query.count("organization_id") ? query["organization_id"] : query["org"];
+        std::string const id = path.size() > 17 ? path.substr(17) : std::string{};
+        std::uint64_t num = 0;
+        if (!id.empty()) {
+            if (id.size() < 2 || id[0] != 'c' ||
+                id.find_first_not_of("0123456789", 1) != std::string::npos || id.size() > 20)
+                co_return detail::json_error(http::status::not_found, "NOT_FOUND",
+                                             "no connection " + id, v);
+            num = std::stoull(id.substr(1));
+        }
+        boost::json::array all;
+        for (auto& s : shards_) {
+            detail::shard* sp = s.get();
+            auto collect = [sp, num, want_org]() -> net::awaitable<boost::json::array> {
+                boost::json::array a;
+                if (num) {
+                    if (auto* sess = sp->find_session(num))
+                        a.push_back(sess->info());
+                    co_return a;
+                }
+                for (auto const& [sid, sess] : sp->sessions())
+                    if (want_org.empty() || sess->organization() == want_org)
+                        a.push_back(sess->info());
+                co_return a;
+            };
+            auto part = co_await net::co_spawn(sp->get_executor(), collect, net::use_awaitable);
+            for (auto& x : part)
+                all.push_back(std::move(x));
+        }
+        if (num) {
+            if (all.empty())
+                co_return detail::json_error(http::status::not_found, "NOT_FOUND",
+                                             "no connection " + id, v);
+            co_return detail::json_response(http::status::ok,
+                                            detail::success("connection", all.front()), v);
+        }
+        co_return detail::json_response(http::status::ok,
+                                        detail::success_list("connections", std::move(all)), v);
+    }
+    if (path == "/api/rooms") {
+        if (!get)
+            co_return method_not_allowed("GET");
+        std::map<std::string, std::size_t> rooms;
+        for (auto& s : shards_) {
+            detail::shard* sp = s.get();
+            auto collect = [sp]() -> net::awaitable<std::map<std::string, std::size_t>> {
+                std::map<std::string, std::size_t> r;
+                for (auto const& [key, subs] : sp->subscriptions())
+                    r[key] += subs.size();
+                co_return r;
+            };
+            auto part = co_await net::co_spawn(sp->get_executor(), collect, net::use_awaitable);
+            for (auto const& [k, n] : part)
+                rooms[k] += n;
+        }
+        co_return detail::json_response(
+            http::status::ok, detail::success_list("rooms", detail::rooms_json(rooms)), v);
+    }
+    if (path == "/api/broadcast" || path.rfind("/api/broadcast/", 0) == 0) {
+        if (req.method() != http::verb::post)
+            co_return method_not_allowed("POST");
+        boost::system::error_code ec;
+        boost::json::parse_options opt;
+        opt.max_depth = cfg_.max_json_depth;
+        auto body = boost::json::parse(req.body(), ec, {}, opt);
+        if (ec || !body.is_object())
+            co_return detail::json_error(
+                http::status::bad_request, "INVALID_MESSAGE",
+                ec ? "malformed JSON body: " + ec.message() : "body must be a JSON object", v);
+        auto& b = body.get_object();
+        publication p;
+        if (path.size() > 15) {
+            // Shortcut (seed 001's /broadcast/kpi): the body is the data, its scope fields target.
+            p.topic.channel = path.substr(15);
+            p.topic.scope = detail::scope_from_json(b);
+            if (auto const* d = b.if_contains("data"); d && b.size() <= 4)
+                p.data = *d;
+            else
+                p.data = b;
+        } else {
+            auto str = [&](std::string_view k) -> std::string {
+                auto const* x = b.if_contains(k);
+                return x && x->is_string() ? std::string(x->get_string()) : std::string{};
+            };
+            p.event = str("event");
+            p.topic.channel = str("channel");
+            if (p.topic.channel.empty() && !p.event.empty())
+                p.topic.channel = p.event.substr(0, p.event.find(':')); // "kpi:update" -> "kpi"
+            for (auto const* k : {"target", "scope"})
+                if (auto const* t = b.if_contains(k); t && t->is_object())
+                    p.topic.scope = detail::scope_from_json(t->get_object());
+            p.phase = str("phase");
+            if (auto const* d = b.if_contains("data"))
+                p.data = *d;
+            else
+                co_return detail::json_error(http::status::bad_request, "INVALID_MESSAGE",
+                                             "'data' is required", v);
+            if (auto pr = str("priority"); !pr.empty() && !parse_priority(pr, p.priority))
+                co_return detail::json_error(http::status::bad_request, "INVALID_MESSAGE",
+                                             "priority is low, medium, high or urgent", v);
+            if (!p.phase.empty() && p.phase != "kpis" && p.phase != "complete")
+                co_return detail::json_error(http::status::bad_request, "INVALID_MESSAGE",
+                                             "phase is \"kpis\" or \"complete\"", v);
+        }
+        topic const t = p.topic;
+        auto r = hub_.publish(std::move(p));
+        if (r.ec)
+            co_return detail::json_error(
+                http::status::bad_request, "INVALID_MESSAGE",
+                "invalid channel or target scope (identifiers are [A-Za-z0-9_.@-], "
+                "a dept needs an org, a queue needs a dept)",
+                v);
+        co_return detail::json_response(http::status::ok,
+                                        detail::broadcast_json(t, r.seq, hub_.epoch()), v);
+    }
+    co_return detail::json_error(http::status::not_found, "NOT_FOUND", "no route for " + path, v);
+}
+
+} // namespace rtpush
+
+#endif

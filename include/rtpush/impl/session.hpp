@@ -1,0 +1,445 @@
+#ifndef RTPUSH_IMPL_SESSION_HPP
+#define RTPUSH_IMPL_SESSION_HPP
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace rtpush {
+
+inline session::session(detail::shard& sh, rtpush::hub& h, const server_config& cfg,
+                        socket_type sock, std::uint64_t id, std::string leftover, std::string org,
+                        std::string remote)
+    : shard_(sh)
+    , hub_(h)
+    , cfg_(cfg)
+    , socket_(std::move(sock))
+    , wake_(socket_.get_executor())
+    , queue_(cfg.queue_max_frames, cfg.queue_max_bytes, cfg.queue_policy)
+    , reader_(cfg.max_message_size, true)
+    , rbuf_(std::move(leftover))
+    , id_(id)
+    , org_(std::move(org))
+    , remote_(std::move(remote))
+    , connected_at_(std::chrono::system_clock::now())
+    , last_activity_at_(connected_at_)
+    , last_rx_(std::chrono::steady_clock::now()) {
+    rbuf_used_ = rbuf_.size();
+    if (rbuf_.size() < 512)
+        rbuf_.resize(512);
+    socket_.set_option(boost::asio::ip::tcp::no_delay(true));
+}
+
+inline session::~session() {
+    for (auto& s : subs_)
+        shard_.remove_subscription(*s);
+    shard_.remove_session(id_);
+}
+
+inline boost::asio::awaitable<void> session::run() {
+    using namespace boost::asio::experimental::awaitable_operators;
+    shard_.add_session(id_, this);
+    send_json(message::connected(client_id(), cfg_.server_name, cfg_.heartbeat_interval));
+    co_await (read_loop() && write_loop());
+}
+
+inline void session::push(const detail::frame_ptr& f) {
+    if (closing_)
+        return;
+    switch (queue_.push(f)) {
+    case detail::send_queue::push_result::queued:
+        break;
+    case detail::send_queue::push_result::dropped_oldest:
+        shard_.counters().dropped.fetch_add(1, std::memory_order_relaxed);
+        break;
+    case detail::send_queue::push_result::overflow:
+        // The disconnect policy: a consumer this slow loses its connection, not our memory.
+        shard_.counters().dropped.fetch_add(1, std::memory_order_relaxed);
+        cfg_.logger.log(
+            log_level::warning, "slow_consumer",
+            {{"client", client_id()}, {"queued", queue_.size()}, {"bytes", queue_.bytes()}});
+        close(1008, "slow consumer: outbound queue full");
+        return;
+    }
+    wake();
+}
+
+inline void session::close(std::uint16_t code, std::string_view reason) {
+    if (closing_)
+        return;
+    closing_ = true;
+    close_code_ = code;
+    close_frame_ = detail::make_shared_frame(
+        detail::make_frame(detail::opcode::close, detail::close_payload(code, reason)));
+    // After the queued data, so a graceful close loses nothing; ahead of it for 1008, since
+    // that backlog is what made us close.
+    if (code == 1008 || queue_.push(close_frame_) == detail::send_queue::push_result::overflow)
+        queue_.push_control(close_frame_);
+    wake();
+}
+
+inline void session::abort() {
+    aborted_ = true;
+    boost::system::error_code ec;
+    socket_.cancel(ec);
+    socket_.close(ec);
+    wake();
+}
+
+inline void session::on_heartbeat(const detail::frame_ptr& heartbeat, const detail::frame_ptr& ping,
+                                  std::chrono::steady_clock::time_point now,
+                                  std::chrono::milliseconds idle_timeout) {
+    if (now - last_rx_ > idle_timeout) {
+        cfg_.logger.log(log_level::info, "idle_timeout", {{"client", client_id()}});
+        abort();
+        return;
+    }
+    if (closing_)
+        return;
+    queue_.push_control(ping);
+    push(heartbeat);
+}
+
+inline boost::json::object session::info() const {
+    boost::json::object o;
+    o["socket_id"] = client_id();
+    o["user_id"] = user_;
+    o["organization_id"] = org_;
+    o["status"] = closing_ ? "closing" : "connected";
+    boost::json::array subs;
+    for (auto const& s : subs_)
+        subs.push_back(boost::json::string(s->key));
+    o["subscriptions"] = std::move(subs);
+    o["connected_at"] = iso8601(connected_at_);
+    o["last_activity_at"] = iso8601(last_activity_at_);
+    o["remote_address"] = remote_;
+    o["messages_received"] = received_;
+    o["messages_sent"] = sent_;
+    o["queued"] = queue_.size();
+    o["dropped"] = queue_.dropped();
+    return o;
+}
+
+inline void session::send_json(std::string text) {
+    push(detail::make_shared_frame(detail::make_frame(detail::opcode::text, text)));
+}
+
+inline void session::send_error(rtpush::error code, std::string_view msg,
+                                const boost::json::value& id) {
+    shard_.counters().errors.fetch_add(1, std::memory_order_relaxed);
+    send_json(message::error(code, msg, id));
+}
+
+inline boost::asio::awaitable<void> session::read_loop() {
+    using boost::asio::as_tuple;
+    using boost::asio::use_awaitable;
+    while (!reader_done_) {
+        handle_frames();
+        if (reader_done_)
+            break;
+        if (rbuf_used_ == rbuf_.size()) {
+            // A frame larger than the buffer: grow, bounded by the message limit (the frame
+            // reader rejects longer frames from their header, before any payload arrives).
+            rbuf_.resize(std::min(rbuf_.size() * 2, cfg_.max_message_size + 16));
+        }
+        auto [ec, n] = co_await socket_.async_read_some(
+            boost::asio::buffer(rbuf_.data() + rbuf_used_, rbuf_.size() - rbuf_used_),
+            as_tuple(use_awaitable));
+        if (ec)
+            break;
+        rbuf_used_ += n;
+        last_rx_ = std::chrono::steady_clock::now();
+    }
+    reader_done_ = true;
+    wake();
+}
+
+inline void session::handle_frames() {
+    std::size_t off = 0;
+    while (off < rbuf_used_ && !reader_done_) {
+        detail::frame_event ev;
+        std::size_t const used = reader_.read(rbuf_.data() + off, rbuf_used_ - off, ev);
+        if (used == 0)
+            break;
+        off += used;
+        switch (ev.kind) {
+        case detail::frame_event::none:
+            break;
+        case detail::frame_event::message:
+            if (closing_)
+                break; // after our close frame, data is discarded
+            ++received_;
+            last_activity_at_ = std::chrono::system_clock::now();
+            if (ev.op != detail::opcode::text) {
+                send_error(error::invalid_message, "binary frames are not part of the protocol",
+                           {});
+                break;
+            }
+            try {
+                handle_text(ev.payload);
+            } catch (std::exception const& e) {
+                cfg_.logger.log(log_level::error, "message_failed",
+                                {{"client", client_id()}, {"what", e.what()}});
+                send_error(error::internal_error, "internal error", {});
+            }
+            break;
+        case detail::frame_event::ping:
+            if (!closing_)
+                queue_.push_control(detail::make_shared_frame(
+                    detail::make_frame(detail::opcode::pong, ev.payload)));
+            wake();
+            break;
+        case detail::frame_event::pong:
+            break;
+        case detail::frame_event::close:
+            close_received_ = true;
+            // Echo the peer's code (RFC 6455 5.5.1); 1005 means none was sent.
+            close(ev.code == 1005 ? 1000 : ev.code, "");
+            reader_done_ = true;
+            break;
+        case detail::frame_event::fail:
+            shard_.counters().errors.fetch_add(1, std::memory_order_relaxed);
+            cfg_.logger.log(log_level::info, "protocol_error",
+                            {{"client", client_id()},
+                             {"code", ev.code},
+                             {"reason", make_error_code(ev.err).message()}});
+            if (ev.err == error::message_too_large && !closing_)
+                send_error(error::message_too_large,
+                           "message exceeds " + std::to_string(cfg_.max_message_size) + " bytes",
+                           {});
+            close(ev.code, make_error_code(ev.err).message());
+            reader_done_ = true;
+            break;
+        }
+    }
+    if (off > 0) {
+        std::memmove(rbuf_.data(), rbuf_.data() + off, rbuf_used_ - off);
+        rbuf_used_ -= off;
+    }
+    if (rbuf_used_ == 0 && rbuf_.size() > 4096) {
+        // a large message passed: an idle subscriber goes back to a small buffer
+        rbuf_.resize(512);
+        rbuf_.shrink_to_fit();
+        reader_.shrink();
+    }
+}
+
+inline void session::handle_text(std::string_view text) {
+    boost::system::error_code ec;
+    std::string detail;
+    parse_limits const limits{cfg_.max_message_size, cfg_.max_json_depth};
+    client_message m = parse_client_message(text, limits, ec, detail);
+    if (ec) {
+        send_error(static_cast<rtpush::error>(ec.value()), detail, m.id);
+        return;
+    }
+    handle_message(m);
+}
+
+inline void session::handle_message(client_message& m) {
+    switch (m.type) {
+    case client_message_type::ping:
+        send_json(message::pong(m.id));
+        break;
+    case client_message_type::subscribe:
+        subscribe(m);
+        break;
+    case client_message_type::unsubscribe:
+        unsubscribe(m);
+        break;
+    case client_message_type::get: {
+        boost::json::object o;
+        o["type"] = "snapshot";
+        o["channel"] = m.topic.channel;
+        o["scope"] = scope_to_json(m.topic.scope);
+        o["topic"] = m.topic.key();
+        o["items"] = hub_.snapshot(m.topic);
+        if (!m.id.is_null())
+            o["id"] = m.id;
+        o["timestamp"] = iso8601_now();
+        send_json(boost::json::serialize(o));
+        break;
+    }
+    case client_message_type::publish: {
+        if (!cfg_.allow_client_publish) {
+            send_error(error::unauthorized, "publishing from clients is disabled on this server",
+                       m.id);
+            break;
+        }
+        publication p{m.topic, m.event, m.phase, priority::medium, std::move(m.data)};
+        auto r = hub_.publish(std::move(p));
+        if (r.ec)
+            send_error(error::invalid_message, r.ec.message(), m.id);
+        else
+            send_json(message::published(m.topic, r.seq, m.id));
+        break;
+    }
+    case client_message_type::refresh: {
+        auto const now = std::chrono::steady_clock::now();
+        if (last_refresh_ != std::chrono::steady_clock::time_point{} &&
+            now - last_refresh_ < cfg_.refresh_min_interval) {
+            auto const left = cfg_.refresh_min_interval - (now - last_refresh_);
+            double const secs = std::ceil(std::chrono::duration<double>(left).count());
+            send_json(message::rate_limit(secs, m.id));
+            break;
+        }
+        last_refresh_ = now;
+        // A bare refresh (seed 000) refreshes everything this client is subscribed to.
+        std::vector<topic> targets;
+        if (!m.topic.channel.empty())
+            targets.push_back(m.topic);
+        else
+            for (auto const& s : subs_)
+                targets.push_back(s->topic);
+        bool any = false;
+        for (auto const& t : targets) {
+            hub_.notify(t, message::refreshing(t));
+            any = hub_.request_refresh(t) || any;
+        }
+        if (!any && !targets.empty())
+            send_error(error::room_not_found, "no data source refreshes this channel", m.id);
+        break;
+    }
+    case client_message_type::authenticate: {
+        // Without a token verifier configured, seed 001's identification is taken as given.
+        if (m.data.is_object()) {
+            auto const& d = m.data.get_object();
+            if (auto const* u = d.if_contains("user_id"); u && u->is_string())
+                user_ = std::string(u->get_string());
+            if (auto const* o = d.if_contains("organization_id"); o && o->is_string())
+                org_ = std::string(o->get_string());
+        }
+        send_json(message::authenticated(user_, org_, m.id));
+        break;
+    }
+    }
+}
+
+inline void session::subscribe(client_message& m) {
+    std::string key = m.topic.key();
+    for (auto const& s : subs_) {
+        if (s->key == key) { // idempotent: answer again, send the current values again
+            send_json(message::subscribed(m.topic, m.id));
+            std::vector<detail::frame_ptr> frames;
+            hub_.initial_frames(m.topic, frames);
+            for (auto& f : frames)
+                push(f);
+            return;
+        }
+    }
+    if (subs_.size() >= cfg_.max_subscriptions) {
+        send_error(error::subscription_failed,
+                   "subscription limit of " + std::to_string(cfg_.max_subscriptions) + " reached",
+                   m.id);
+        return;
+    }
+    auto sub = std::make_unique<detail::subscription>();
+    sub->topic = m.topic;
+    sub->key = std::move(key);
+    sub->owner = this;
+    send_json(message::subscribed(m.topic, m.id));
+    std::vector<detail::frame_ptr> frames;
+    // Snapshot and registration happen together on this thread: deliveries already posted to
+    // it with a counter <= since are inside the snapshot and skipped, later ones are sent.
+    sub->since = hub_.initial_frames(m.topic, frames);
+    shard_.add_subscription(*sub);
+    subs_.push_back(std::move(sub));
+    if (org_.empty())
+        org_ = m.topic.scope.org;
+    for (auto& f : frames)
+        push(f);
+}
+
+inline void session::unsubscribe(client_message& m) {
+    std::string const key = m.topic.key();
+    auto it =
+        std::find_if(subs_.begin(), subs_.end(), [&](auto const& s) { return s->key == key; });
+    if (it == subs_.end()) {
+        send_error(error::room_not_found, "not subscribed to " + key, m.id);
+        return;
+    }
+    shard_.remove_subscription(**it);
+    subs_.erase(it);
+    send_json(message::unsubscribed(m.topic, m.id));
+}
+
+inline boost::asio::awaitable<void> session::write_loop() {
+    using boost::asio::as_tuple;
+    using boost::asio::use_awaitable;
+    std::vector<detail::frame_ptr> batch;
+    std::vector<boost::asio::const_buffer> bufs;
+    auto& counters = shard_.counters();
+    for (;;) {
+        if (aborted_)
+            break;
+        if (queue_.empty()) {
+            if (reader_done_ && (!closing_ || close_sent_))
+                break; // nothing more to say: peer gone, or close handshake done
+            if (close_sent_) {
+                // wait (bounded) for the peer's close frame
+                wake_.expires_after(cfg_.close_timeout);
+                auto [ec] = co_await wake_.async_wait(as_tuple(use_awaitable));
+                if (!ec)
+                    break; // timed out
+                continue;
+            }
+            queue_.shrink();
+            if (batch.capacity() > 16) {
+                batch.shrink_to_fit();
+                bufs = {};
+            }
+            wake_.expires_at(std::chrono::steady_clock::time_point::max());
+            co_await wake_.async_wait(as_tuple(use_awaitable));
+            continue;
+        }
+        batch.clear();
+        bufs.clear();
+        queue_.take(batch, cfg_.write_batch_frames, cfg_.write_batch_bytes);
+        std::size_t bytes = 0;
+        for (auto const& f : batch) {
+            bufs.emplace_back(f->bytes.data(), f->bytes.size());
+            bytes += f->bytes.size();
+        }
+        auto [ec, n] = co_await boost::asio::async_write(socket_, bufs, as_tuple(use_awaitable));
+        if (ec)
+            break;
+        auto const now = std::chrono::steady_clock::now();
+        std::uint64_t lat_sum = 0, lat_max = 0, lat_n = 0;
+        for (auto const& f : batch) {
+            if (f == close_frame_)
+                close_sent_ = true;
+            if (!f->timed)
+                continue;
+            ++lat_n;
+            auto const us = static_cast<std::uint64_t>(
+                std::chrono::duration_cast<std::chrono::microseconds>(now - f->created).count());
+            lat_sum += us;
+            lat_max = std::max(lat_max, us);
+        }
+        sent_ += batch.size();
+        counters.frames_sent.fetch_add(batch.size(), std::memory_order_relaxed);
+        counters.bytes_sent.fetch_add(bytes, std::memory_order_relaxed);
+        counters.writes.fetch_add(1, std::memory_order_relaxed);
+        counters.latency_us_sum.fetch_add(lat_sum, std::memory_order_relaxed);
+        counters.latency_samples.fetch_add(lat_n, std::memory_order_relaxed);
+        if (lat_max > counters.latency_us_max.load(std::memory_order_relaxed))
+            counters.latency_us_max.store(lat_max, std::memory_order_relaxed);
+        batch.clear();
+        if (close_sent_ && close_received_)
+            break;
+    }
+    // The server closes the TCP connection first after a close handshake (RFC 6455 7.1.1).
+    boost::system::error_code ec;
+    socket_.shutdown(socket_type::shutdown_both, ec);
+    socket_.close(ec);
+}
+
+} // namespace rtpush
+
+#endif

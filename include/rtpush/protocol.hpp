@@ -1,0 +1,101 @@
+//
+// rtpush: protocol v1 messages (docs/protocol.md), parsing and serialisation, free of I/O.
+//
+#ifndef RTPUSH_PROTOCOL_HPP
+#define RTPUSH_PROTOCOL_HPP
+
+#include <rtpush/error.hpp>
+#include <rtpush/topic.hpp>
+
+#include <boost/json.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace rtpush {
+
+/// Client-to-server message types.
+enum class client_message_type {
+    subscribe,
+    unsubscribe,
+    refresh,
+    ping,
+    get,
+    publish,
+    authenticate
+};
+
+/// Delivery priority of a publication (seed 001's levels).
+enum class priority { low, medium, high, urgent };
+
+inline std::string_view to_string(priority p) noexcept;
+inline bool parse_priority(std::string_view s, priority& out) noexcept;
+
+/// A parsed client message. Only the fields its type uses are set.
+struct client_message {
+    client_message_type type = client_message_type::ping;
+    boost::json::value id;   ///< correlation id echoed in the answer (string or number), or null
+    rtpush::topic topic;     ///< subscribe, unsubscribe, refresh, get, publish
+    std::string event;       ///< publish: event name (default "<channel>:update")
+    std::string phase;       ///< publish: "kpis", "complete" or empty
+    boost::json::value data; ///< publish: payload; authenticate: credentials
+};
+
+/// Bounds applied while parsing untrusted input.
+struct parse_limits {
+    std::size_t max_size = 1024 * 1024; ///< bytes of JSON text (seed 001: 1 MB)
+    std::size_t max_depth = 32;         ///< nesting depth of objects and arrays
+};
+
+/// Parses one text frame. On failure `ec` is set (error::invalid_message or
+/// error::message_too_large), `detail` says what was wrong, and the returned message still
+/// carries the `id` when one could be read, so the error answer can be correlated.
+inline client_message parse_client_message(std::string_view text, const parse_limits& limits,
+                                           boost::system::error_code& ec, std::string& detail);
+
+/// ISO 8601 UTC with milliseconds, e.g. "2026-11-22T01:02:03.456Z".
+inline std::string iso8601(std::chrono::system_clock::time_point tp);
+inline std::string iso8601_now() {
+    return iso8601(std::chrono::system_clock::now());
+}
+
+/// The JSON form of a scope: only the levels that are set.
+inline boost::json::object scope_to_json(const scope& s);
+
+/// A publication as it travels from a publisher through the hub to subscribers.
+struct publication {
+    rtpush::topic topic;
+    std::string event; ///< e.g. "kpi:update"; empty gives "<channel>:update"
+    std::string phase; ///< "kpis", "complete" or empty
+    rtpush::priority priority = rtpush::priority::medium;
+    boost::json::value data;
+};
+
+/// Server-to-client messages. Each returns the serialised JSON text of one message.
+namespace message {
+inline std::string connected(std::string_view client_id, std::string_view server,
+                             std::chrono::milliseconds heartbeat);
+inline std::string subscribed(const topic& t, const boost::json::value& id);
+inline std::string unsubscribed(const topic& t, const boost::json::value& id);
+inline std::string pong(const boost::json::value& id);
+inline std::string heartbeat(std::size_t clients);
+inline std::string error(rtpush::error code, std::string_view message,
+                         const boost::json::value& id);
+inline std::string rate_limit(double retry_after_seconds, const boost::json::value& id);
+inline std::string refreshing(const topic& t);
+inline std::string published(const topic& t, std::uint64_t seq, const boost::json::value& id);
+inline std::string authenticated(std::string_view user, std::string_view org,
+                                 const boost::json::value& id);
+/// `type` is "initial" or "update".
+inline std::string publication(std::string_view type, const rtpush::publication& p,
+                               std::uint64_t seq, std::string_view epoch,
+                               std::string_view timestamp);
+} // namespace message
+
+} // namespace rtpush
+
+#include <rtpush/impl/protocol.hpp>
+
+#endif

@@ -1,0 +1,115 @@
+//
+// rtpush: the server: one port for HTTP (REST) and WebSocket, one io thread per core.
+//
+#ifndef RTPUSH_SERVER_HPP
+#define RTPUSH_SERVER_HPP
+
+#include <rtpush/config.hpp>
+#include <rtpush/detail/shard.hpp>
+#include <rtpush/hub.hpp>
+#include <rtpush/session.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/json/object.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace rtpush {
+
+/// The push server. It owns one io_context per thread (a shard); connections are spread over
+/// the shards, and the hub fans every publication out to all of them.
+///
+/// Lifecycle: construct, optionally publish and spawn tasks, start() (or run()), stop() from
+/// any thread (e.g. a signal handler's completion), wait(). stop() closes every WebSocket
+/// with 1001, waits for every task up to `shutdown_timeout`, then wait() returns.
+class server {
+public:
+    using http_request = boost::beast::http::request<boost::beast::http::string_body>;
+    using http_response = boost::beast::http::response<boost::beast::http::string_body>;
+
+    explicit server(server_config cfg = {});
+    server(const server&) = delete;
+    server& operator=(const server&) = delete;
+    ~server();
+
+    rtpush::hub& hub() noexcept { return hub_; }
+    const server_config& config() const noexcept { return cfg_; }
+
+    /// Binds and listens (throws boost::system::system_error on failure, e.g. port in use),
+    /// then starts the io threads. Returns at once.
+    void start();
+    /// Blocks until the server has stopped and every task has ended.
+    void wait();
+    /// start() then wait().
+    void run() {
+        start();
+        wait();
+    }
+    /// Begins the graceful shutdown. Thread-safe, idempotent.
+    void stop();
+
+    /// The bound port (after start()).
+    std::uint16_t port() const noexcept { return port_; }
+
+    /// The executor of the first io thread, where spawn() runs tasks.
+    boost::asio::any_io_executor get_executor() noexcept { return shards_.front()->get_executor(); }
+
+    /// Runs a background task (e.g. a data source's refresh loop) until it returns or the
+    /// server stops; stop() cancels it (terminal cancellation) and waits for it. Exceptions
+    /// other than cancellation are logged. Thread-safe.
+    void spawn(std::function<boost::asio::awaitable<void>()> task, std::string name = "task");
+
+    /// Server statistics in the shape of seed 001's /api/stats (computed on the caller's
+    /// thread from counters; connection and room details come from handle()).
+    boost::json::object counters() const;
+
+    /// Answers one REST request (the routes of docs/protocol.md). Exposed so that programs
+    /// embedding rtpush in their own HTTP server can forward /api requests.
+    boost::asio::awaitable<http_response> handle(const http_request& req);
+
+private:
+    boost::asio::awaitable<void> accept_loop();
+    boost::asio::awaitable<void> handle_connection(detail::shard& sh,
+                                                   boost::asio::ip::tcp::socket sock);
+    boost::asio::awaitable<void> heartbeat_loop(detail::shard& sh);
+    boost::asio::awaitable<void> stats_loop();
+    boost::asio::awaitable<void> drain(detail::shard& sh);
+    void shutdown_shard(detail::shard& sh);
+    void spawn_on(detail::shard& sh, boost::asio::awaitable<void> task, std::string name,
+                  boost::asio::cancellation_slot slot = {});
+    std::size_t connection_count() const noexcept;
+    boost::asio::awaitable<boost::json::object> stats_json();
+    boost::json::object health_json() const;
+
+    server_config cfg_;
+    rtpush::hub hub_;
+    std::vector<std::unique_ptr<detail::shard>> shards_;
+    std::optional<boost::asio::ip::tcp::acceptor> acceptor_;
+    std::vector<std::thread> threads_;
+    std::list<boost::asio::cancellation_signal> task_signals_; // shard 0 only
+    std::atomic<std::uint64_t> next_id_{1};
+    std::atomic<bool> stopping_{false};
+    bool started_ = false;
+    std::uint16_t port_ = 0;
+    std::chrono::steady_clock::time_point started_at_ = std::chrono::steady_clock::now();
+    std::atomic<double> messages_per_second_{0};
+};
+
+} // namespace rtpush
+
+#include <rtpush/impl/server.hpp>
+
+#endif

@@ -1,0 +1,601 @@
+#include <rtpush/detail/frame.hpp>
+#include <rtpush/detail/shard.hpp>
+#include <rtpush/hub.hpp>
+
+#include <boost/json.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <deque>
+#include <memory>
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace json = boost::json;
+namespace d = rtpush::detail;
+
+namespace {
+
+rtpush::topic make_topic(std::string channel, std::string org = {}, std::string dept = {},
+                         std::string queue = {}) {
+    rtpush::topic t;
+    t.channel = std::move(channel);
+    t.scope.org = std::move(org);
+    t.scope.dept = std::move(dept);
+    t.scope.queue = std::move(queue);
+    return t;
+}
+
+rtpush::publication make_pub(rtpush::topic t, json::value data, std::string phase = {},
+                             std::string event = {}) {
+    rtpush::publication p;
+    p.topic = std::move(t);
+    p.data = std::move(data);
+    p.phase = std::move(phase);
+    p.event = std::move(event);
+    return p;
+}
+
+// Decodes one server-to-client frame (unmasked text) into its JSON object.
+json::object decode(const d::frame_ptr& f) {
+    BOOST_REQUIRE(f);
+    std::string bytes = f->bytes;
+    d::frame_reader r(1 << 24, false);
+    d::frame_event ev;
+    auto const n = r.read(bytes.data(), bytes.size(), ev);
+    BOOST_REQUIRE_EQUAL(n, bytes.size());
+    BOOST_REQUIRE(ev.kind == d::frame_event::message);
+    BOOST_REQUIRE((ev.op == d::opcode::text));
+    auto v = json::parse(ev.payload);
+    BOOST_REQUIRE(v.is_object());
+    return v.as_object();
+}
+
+std::vector<std::string> topics_of(const std::vector<d::frame_ptr>& frames) {
+    std::vector<std::string> out;
+    for (auto const& f : frames)
+        out.emplace_back(decode(f).at("topic").as_string());
+    return out;
+}
+
+bool is_iso8601(std::string_view s) {
+    static std::regex const re(R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$)");
+    return std::regex_match(s.begin(), s.end(), re);
+}
+
+// A subscriber without a socket: it records the frames the shard hands it.
+struct fake_subscriber final : d::subscriber {
+    std::vector<d::frame_ptr> frames;
+    void push(const d::frame_ptr& f) override { frames.push_back(f); }
+
+    std::vector<std::uint64_t> seqs() const {
+        std::vector<std::uint64_t> out;
+        for (auto const& f : frames)
+            out.push_back(decode(f).at("seq").to_number<std::uint64_t>());
+        return out;
+    }
+};
+
+// Owns subscriptions at stable addresses (the shard keeps pointers to them).
+struct subscriptions {
+    std::deque<d::subscription> items;
+
+    d::subscription& add(d::shard& sh, const rtpush::topic& t, d::subscriber& owner,
+                         std::uint64_t since = 0) {
+        auto& s = items.emplace_back();
+        s.topic = t;
+        s.key = t.key();
+        s.owner = &owner;
+        s.since = since;
+        sh.add_subscription(s);
+        return s;
+    }
+};
+
+using strings = std::vector<std::string>;
+using seq_list = std::vector<std::uint64_t>;
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(hub)
+
+// ---- the hub alone (no shards attached) ----
+
+BOOST_AUTO_TEST_CASE(publish_seq_per_topic) {
+    rtpush::hub h;
+    auto const a = make_topic("kpi", "a");
+    for (std::uint64_t i = 1; i <= 3; ++i) {
+        auto const r = h.publish(make_pub(a, json::value(i)));
+        BOOST_TEST(!r.ec);
+        BOOST_TEST(r.seq == i);
+    }
+    // other topics count on their own, also a narrower one and another channel
+    BOOST_TEST(h.publish(make_pub(make_topic("kpi", "b"), 1)).seq == 1u);
+    BOOST_TEST(h.publish(make_pub(make_topic("kpi", "a", "d"), 1)).seq == 1u);
+    BOOST_TEST(h.publish(make_pub(make_topic("alerts", "a"), 1)).seq == 1u);
+    // phases share the topic's sequence
+    BOOST_TEST(h.publish(make_pub(a, 1, "kpis")).seq == 4u);
+    BOOST_TEST(h.publish(make_pub(a, 1, "complete")).seq == 5u);
+    BOOST_TEST(h.stats().topics == 4u);
+}
+
+BOOST_AUTO_TEST_CASE(invalid_topic) {
+    rtpush::hub h;
+    for (auto const& t : {make_topic("kpi", "", "d"), make_topic(""), make_topic("kpi", "a:b"),
+                          make_topic("kpi", "o", "", "q"), make_topic("k p i")}) {
+        auto const r = h.publish(make_pub(t, 1));
+        BOOST_TEST((r.ec == rtpush::error::invalid_message), t.key());
+        BOOST_TEST(r.seq == 0u);
+    }
+    auto const s = h.stats();
+    BOOST_TEST(s.total_messages == 0u);
+    BOOST_TEST(s.topics == 0u);
+    BOOST_TEST(s.messages_by_event.empty());
+}
+
+BOOST_AUTO_TEST_CASE(epoch_is_random_hex) {
+    rtpush::hub a, b;
+    BOOST_TEST(a.epoch().size() == 16u);
+    BOOST_TEST(std::regex_match(a.epoch(), std::regex("^[0-9a-f]{16}$")), a.epoch());
+    BOOST_TEST(a.epoch() != b.epoch());
+}
+
+BOOST_AUTO_TEST_CASE(initial_frames_for_org_subscription) {
+    rtpush::hub h;
+    h.publish(make_pub(make_topic("kpi"), "channel"));
+    h.publish(make_pub(make_topic("kpi", "a"), "org a"));
+    h.publish(make_pub(make_topic("kpi", "a", "d1"), "dept d1"));
+    h.publish(make_pub(make_topic("kpi", "a", "d1", "q1"), "queue q1"));
+    h.publish(make_pub(make_topic("kpi", "a", "d2"), "dept d2"));
+    h.publish(make_pub(make_topic("kpi", "b"), "org b"));
+    h.publish(make_pub(make_topic("kpi", "b", "d1"), "org b dept d1"));
+    h.publish(make_pub(make_topic("kpi", "ab"), "org ab: 'a' is a prefix, not a parent"));
+    h.publish(make_pub(make_topic("alerts", "a"), "other channel"));
+
+    std::vector<d::frame_ptr> frames;
+    h.initial_frames(make_topic("kpi", "a"), frames);
+    auto got = topics_of(frames);
+    std::set<std::string> const got_set(got.begin(), got.end());
+    std::set<std::string> const expected{"kpi:org:a", "kpi:org:a:dept:d1",
+                                         "kpi:org:a:dept:d1:queue:q1", "kpi:org:a:dept:d2"};
+    BOOST_TEST(got.size() == 4u);
+    BOOST_TEST(got_set == expected, boost::test_tools::per_element());
+
+    for (auto const& f : frames) {
+        auto const o = decode(f);
+        BOOST_TEST(o.at("type").as_string() == "initial");
+        BOOST_TEST(o.at("seq").to_number<int>() == 1);
+        BOOST_TEST(o.at("epoch").as_string() == h.epoch());
+        BOOST_TEST(o.at("event").as_string() == "kpi:update");
+        BOOST_TEST(is_iso8601(o.at("timestamp").as_string()));
+    }
+    BOOST_TEST(decode(frames.at(0)).at("data").as_string() == "org a");
+
+    // a dept subscription sees its dept and queues only
+    frames.clear();
+    h.initial_frames(make_topic("kpi", "a", "d1"), frames);
+    got = topics_of(frames);
+    BOOST_TEST(got == (strings{"kpi:org:a:dept:d1", "kpi:org:a:dept:d1:queue:q1"}),
+               boost::test_tools::per_element());
+
+    // the whole channel sees every kpi topic and no alerts topic
+    frames.clear();
+    h.initial_frames(make_topic("kpi"), frames);
+    BOOST_TEST(frames.size() == 8u);
+
+    // a topic nothing was published on
+    frames.clear();
+    h.initial_frames(make_topic("kpi", "zzz"), frames);
+    BOOST_TEST(frames.empty());
+}
+
+// Regression: a sibling whose identifier continues with a character below ':' ('-', '.',
+// '0'-'9') sorts between "kpi:org:a" and "kpi:org:a:dept:...", e.g. "kpi:org:a1" <
+// "kpi:org:a:dept:d1". The scan must skip it, not stop at it.
+BOOST_AUTO_TEST_CASE(initial_frames_with_sibling_sorting_between) {
+    for (std::string sibling : {"a1", "a-x", "a.x"}) {
+        rtpush::hub h;
+        h.publish(make_pub(make_topic("kpi", "a", "d1"), "dept d1"));
+        h.publish(make_pub(make_topic("kpi", sibling), "sibling"));
+        h.publish(make_pub(make_topic("kpi", sibling, "d1"), "sibling dept"));
+
+        std::vector<d::frame_ptr> frames;
+        h.initial_frames(make_topic("kpi", "a"), frames);
+        BOOST_TEST(topics_of(frames) == (strings{"kpi:org:a:dept:d1"}),
+                   "sibling org '" << sibling << "'");
+        BOOST_TEST(h.snapshot(make_topic("kpi", "a")).size() == 1u,
+                   "sibling org '" << sibling << "'");
+    }
+    // the same at channel level: a channel "kpi2" hides every "kpi:org:..." topic
+    rtpush::hub h;
+    h.publish(make_pub(make_topic("kpi", "a"), 1));
+    h.publish(make_pub(make_topic("kpi2"), 2));
+    std::vector<d::frame_ptr> frames;
+    h.initial_frames(make_topic("kpi"), frames);
+    BOOST_TEST(topics_of(frames) == (strings{"kpi:org:a"}), "channel subscription 'kpi'");
+}
+
+BOOST_AUTO_TEST_CASE(kpis_before_complete_per_topic) {
+    rtpush::hub h;
+    auto const a = make_topic("kpi", "a");
+    auto const ad = make_topic("kpi", "a", "d");
+    // published in the "wrong" order on purpose
+    h.publish(make_pub(a, "a-complete", "complete"));
+    h.publish(make_pub(ad, "ad-complete", "complete"));
+    h.publish(make_pub(a, "a-plain"));
+    h.publish(make_pub(ad, "ad-kpis", "kpis"));
+    h.publish(make_pub(a, "a-kpis", "kpis"));
+
+    std::vector<d::frame_ptr> frames;
+    h.initial_frames(a, frames);
+    strings data;
+    strings phases;
+    for (auto const& f : frames) {
+        auto const o = decode(f);
+        data.emplace_back(o.at("data").as_string());
+        phases.emplace_back(o.contains("phase") ? o.at("phase").as_string().c_str() : "");
+    }
+    BOOST_TEST(data == (strings{"a-kpis", "a-plain", "a-complete", "ad-kpis", "ad-complete"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(phases == (strings{"kpis", "", "complete", "kpis", "complete"}),
+               boost::test_tools::per_element());
+    // seq of each retained value is the seq it was published with
+    BOOST_TEST(decode(frames[0]).at("seq").to_number<int>() == 3);
+    BOOST_TEST(decode(frames[1]).at("seq").to_number<int>() == 2);
+    BOOST_TEST(decode(frames[2]).at("seq").to_number<int>() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(latest_value_per_phase_is_retained) {
+    rtpush::hub h;
+    auto const t = make_topic("kpi", "a");
+    h.publish(make_pub(t, "k1", "kpis"));
+    h.publish(make_pub(t, "k2", "kpis"));
+    std::vector<d::frame_ptr> frames;
+    h.initial_frames(t, frames);
+    BOOST_TEST_REQUIRE(frames.size() == 1u);
+    BOOST_TEST(decode(frames[0]).at("data").as_string() == "k2");
+    BOOST_TEST(decode(frames[0]).at("seq").to_number<int>() == 2);
+
+    // the initial frame is built once and shared until the value changes
+    std::vector<d::frame_ptr> again;
+    h.initial_frames(t, again);
+    BOOST_TEST_REQUIRE(again.size() == 1u);
+    BOOST_TEST(again[0].get() == frames[0].get());
+    h.publish(make_pub(t, "k3", "kpis"));
+    std::vector<d::frame_ptr> third;
+    h.initial_frames(t, third);
+    BOOST_TEST_REQUIRE(third.size() == 1u);
+    BOOST_TEST(third[0].get() != frames[0].get());
+    BOOST_TEST(decode(third[0]).at("data").as_string() == "k3");
+    // the old frame is unchanged (immutable once built)
+    BOOST_TEST(decode(frames[0]).at("data").as_string() == "k2");
+}
+
+BOOST_AUTO_TEST_CASE(snapshot_json) {
+    rtpush::hub h;
+    auto const t = make_topic("kpi", "a", "d");
+    auto p = make_pub(t, json::parse(R"({"calls":7})"), "kpis", "kpi:tick");
+    p.priority = rtpush::priority::urgent;
+    h.publish(p);
+    h.publish(make_pub(make_topic("kpi", "a", "d", "q"), json::value(nullptr)));
+    h.publish(make_pub(make_topic("kpi", "b"), 0));
+    h.publish(make_pub(make_topic("kpi", "ab"), 0));
+
+    auto const arr = h.snapshot(make_topic("kpi", "a"));
+    BOOST_TEST_REQUIRE(arr.size() == 2u);
+    auto const& o = arr[0].as_object();
+    BOOST_TEST(o.at("topic").as_string() == "kpi:org:a:dept:d");
+    BOOST_TEST(o.at("channel").as_string() == "kpi");
+    BOOST_TEST((o.at("scope") == json::parse(R"({"org":"a","dept":"d"})")));
+    BOOST_TEST(o.at("event").as_string() == "kpi:tick");
+    BOOST_TEST(o.at("phase").as_string() == "kpis");
+    BOOST_TEST(o.at("seq").to_number<int>() == 1);
+    BOOST_TEST(o.at("epoch").as_string() == h.epoch());
+    BOOST_TEST((o.at("data") == json::parse(R"({"calls":7})")));
+    BOOST_TEST(is_iso8601(o.at("timestamp").as_string()));
+
+    auto const& q = arr[1].as_object();
+    BOOST_TEST(q.at("topic").as_string() == "kpi:org:a:dept:d:queue:q");
+    BOOST_TEST(q.at("event").as_string() == "kpi:update"); // the default event
+    BOOST_TEST(!q.contains("phase"));
+    BOOST_TEST(q.at("data").is_null());
+
+    BOOST_TEST(h.snapshot(make_topic("kpi", "c")).empty());
+    BOOST_TEST(h.snapshot(make_topic("kpi")).size() == 4u);
+    BOOST_TEST(h.snapshot(make_topic("alerts")).empty());
+}
+
+BOOST_AUTO_TEST_CASE(stats_count_by_event) {
+    rtpush::hub h;
+    h.publish(make_pub(make_topic("kpi", "a"), 1));
+    h.publish(make_pub(make_topic("kpi", "b"), 1));
+    h.publish(make_pub(make_topic("kpi", "a"), 1, "", "kpi:tick"));
+    h.publish(make_pub(make_topic("alerts"), 1));
+    h.publish(make_pub(make_topic("kpi", "", "bad"), 1)); // refused: not counted
+    auto const s = h.stats();
+    BOOST_TEST(s.total_messages == 4u);
+    BOOST_TEST(s.topics == 3u);
+    BOOST_TEST(s.messages_by_event.size() == 3u);
+    BOOST_TEST(s.messages_by_event.at("kpi:update") == 2u);
+    BOOST_TEST(s.messages_by_event.at("kpi:tick") == 1u);
+    BOOST_TEST(s.messages_by_event.at("alerts:update") == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(notify_does_not_retain) {
+    rtpush::hub h;
+    auto const t = make_topic("kpi", "a");
+    h.notify(t, rtpush::message::refreshing(t));
+    std::vector<d::frame_ptr> frames;
+    BOOST_TEST(h.initial_frames(t, frames) == 0u);
+    BOOST_TEST(frames.empty());
+    BOOST_TEST(h.snapshot(t).empty());
+    auto const s = h.stats();
+    BOOST_TEST(s.total_messages == 0u);
+    BOOST_TEST(s.topics == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(refresh_handler) {
+    rtpush::hub h;
+    auto const t = make_topic("kpi", "a");
+    BOOST_TEST(!h.request_refresh(t));
+    std::vector<std::string> calls;
+    h.on_refresh([&](const rtpush::topic& x) { calls.push_back(x.key()); });
+    BOOST_TEST(h.request_refresh(t));
+    BOOST_TEST(h.request_refresh(make_topic("alerts")));
+    BOOST_TEST(calls == (strings{"kpi:org:a", "alerts"}), boost::test_tools::per_element());
+}
+
+// ---- fan-out through a shard, without sockets ----
+
+BOOST_AUTO_TEST_CASE(shard_delivers_by_scope) {
+    d::shard sh(0);
+    rtpush::hub h;
+    h.attach({&sh});
+    fake_subscriber org_a, org_b, dept_a_d1, whole;
+    subscriptions subs;
+    subs.add(sh, make_topic("kpi", "a"), org_a);
+    subs.add(sh, make_topic("kpi", "b"), org_b);
+    subs.add(sh, make_topic("kpi", "a", "d1"), dept_a_d1);
+    subs.add(sh, make_topic("kpi"), whole);
+
+    h.publish(make_pub(make_topic("kpi", "a", "d1"), "x"));
+    BOOST_TEST(org_a.frames.empty()); // nothing happens before the shard runs
+    BOOST_TEST(sh.context().poll() == 1u);
+    BOOST_TEST_REQUIRE(org_a.frames.size() == 1u);
+    BOOST_TEST(org_b.frames.empty());
+    BOOST_TEST_REQUIRE(dept_a_d1.frames.size() == 1u);
+    BOOST_TEST_REQUIRE(whole.frames.size() == 1u);
+    // one frame shared by every subscriber
+    BOOST_TEST(org_a.frames[0].get() == dept_a_d1.frames[0].get());
+    BOOST_TEST(org_a.frames[0].get() == whole.frames[0].get());
+    BOOST_TEST(org_a.frames[0]->timed);
+
+    auto const o = decode(org_a.frames[0]);
+    BOOST_TEST(o.at("type").as_string() == "update");
+    BOOST_TEST(o.at("topic").as_string() == "kpi:org:a:dept:d1");
+    BOOST_TEST(o.at("seq").to_number<int>() == 1);
+    BOOST_TEST(o.at("epoch").as_string() == h.epoch());
+    BOOST_TEST(o.at("data").as_string() == "x");
+
+    // a queue-level publication reaches org, dept and channel subscribers
+    h.publish(make_pub(make_topic("kpi", "a", "d1", "q"), "q"));
+    // a sibling dept reaches org a and channel only
+    h.publish(make_pub(make_topic("kpi", "a", "d2"), "d2"));
+    // an org-level publication does not reach the narrower dept subscriber
+    h.publish(make_pub(make_topic("kpi", "a"), "org"));
+    // a channel-level publication reaches only the channel subscriber
+    h.publish(make_pub(make_topic("kpi"), "all"));
+    // another channel reaches nobody
+    h.publish(make_pub(make_topic("alerts", "a"), "alert"));
+    sh.context().poll();
+    BOOST_TEST(org_a.frames.size() == 4u);
+    BOOST_TEST(dept_a_d1.frames.size() == 2u);
+    BOOST_TEST(whole.frames.size() == 5u);
+    BOOST_TEST(org_b.frames.empty());
+}
+
+BOOST_AUTO_TEST_CASE(shard_delivers_in_seq_order) {
+    d::shard sh(0);
+    rtpush::hub h;
+    h.attach({&sh});
+    fake_subscriber s;
+    subscriptions subs;
+    subs.add(sh, make_topic("kpi", "a"), s);
+    for (int i = 0; i < 100; ++i) {
+        h.publish(make_pub(make_topic("kpi", "a", "d"), i));
+        if (i % 7 == 0)
+            sh.context().poll();
+    }
+    sh.context().poll();
+    seq_list expected;
+    for (std::uint64_t i = 1; i <= 100; ++i)
+        expected.push_back(i);
+    BOOST_TEST(s.seqs() == expected, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(session_with_overlapping_subscriptions_gets_each_frame_once) {
+    d::shard sh(0);
+    rtpush::hub h;
+    h.attach({&sh});
+    fake_subscriber s, other;
+    subscriptions subs;
+    subs.add(sh, make_topic("kpi"), s);
+    subs.add(sh, make_topic("kpi", "a"), s);
+    subs.add(sh, make_topic("kpi", "a", "d"), s);
+    subs.add(sh, make_topic("kpi", "a"), other);
+
+    h.publish(make_pub(make_topic("kpi", "a", "d"), 1)); // matches all three of s
+    h.publish(make_pub(make_topic("kpi", "a"), 2));      // matches two of s
+    h.publish(make_pub(make_topic("kpi", "b"), 3));      // matches one of s
+    h.publish(make_pub(make_topic("kpi", "a", "d"), 4)); // all three again
+    sh.context().poll();
+    BOOST_TEST_REQUIRE(s.frames.size() == 4u);
+    strings data;
+    for (auto const& f : s.frames)
+        data.push_back(json::serialize(decode(f).at("data")));
+    BOOST_TEST(data == (strings{"1", "2", "3", "4"}), boost::test_tools::per_element());
+    BOOST_TEST(other.frames.size() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(since_skips_what_initial_already_holds) {
+    d::shard sh(0);
+    rtpush::hub h;
+    h.attach({&sh});
+    auto const t = make_topic("kpi", "a");
+    auto const td = make_topic("kpi", "a", "d");
+
+    // two publications are on their way to the shard (not yet run) when the session subscribes
+    h.publish(make_pub(td, "first"));
+    h.publish(make_pub(td, "second"));
+    std::vector<d::frame_ptr> initial;
+    std::uint64_t const since = h.initial_frames(t, initial);
+    BOOST_TEST(since == 2u);
+    BOOST_TEST_REQUIRE(initial.size() == 1u);
+    BOOST_TEST(decode(initial[0]).at("data").as_string() == "second");
+
+    fake_subscriber s, fresh;
+    subscriptions subs;
+    subs.add(sh, t, s, since);
+    subs.add(sh, t, fresh); // since 0: receives everything still in flight
+    h.publish(make_pub(td, "third"));
+    sh.context().poll();
+    BOOST_TEST(s.seqs() == (seq_list{3}), boost::test_tools::per_element());
+    BOOST_TEST(fresh.seqs() == (seq_list{1, 2, 3}), boost::test_tools::per_element());
+
+    // the counter is hub-wide: it counts publications on other topics and notifications too
+    h.publish(make_pub(make_topic("alerts"), 0));
+    h.notify(t, rtpush::message::refreshing(t));
+    std::vector<d::frame_ptr> more;
+    BOOST_TEST(h.initial_frames(t, more) == 5u);
+    sh.context().poll();
+}
+
+BOOST_AUTO_TEST_CASE(notify_reaches_subscribers) {
+    d::shard sh(0);
+    rtpush::hub h;
+    h.attach({&sh});
+    fake_subscriber org_a, org_b, dept;
+    subscriptions subs;
+    subs.add(sh, make_topic("kpi", "a"), org_a);
+    subs.add(sh, make_topic("kpi", "b"), org_b);
+    subs.add(sh, make_topic("kpi", "a", "d"), dept);
+    auto const t = make_topic("kpi", "a");
+    h.notify(t, rtpush::message::refreshing(t));
+    sh.context().poll();
+    BOOST_TEST_REQUIRE(org_a.frames.size() == 1u);
+    BOOST_TEST(org_b.frames.empty());
+    BOOST_TEST(dept.frames.empty()); // a wider notification does not reach narrower subscribers
+    auto const o = decode(org_a.frames[0]);
+    BOOST_TEST(o.at("type").as_string() == "refreshing");
+    BOOST_TEST(o.at("topic").as_string() == "kpi:org:a");
+    BOOST_TEST(!org_a.frames[0]->timed);
+    // still nothing retained
+    BOOST_TEST(h.snapshot(t).empty());
+}
+
+BOOST_AUTO_TEST_CASE(remove_subscription_swap_keeps_indexes) {
+    d::shard sh(0);
+    rtpush::hub h;
+    h.attach({&sh});
+    auto const t = make_topic("kpi", "a");
+    fake_subscriber a, b, c;
+    subscriptions subs;
+    auto& sa = subs.add(sh, t, a);
+    auto& sb = subs.add(sh, t, b);
+    auto& sc = subs.add(sh, t, c);
+    BOOST_TEST(sa.index == 0u);
+    BOOST_TEST(sb.index == 1u);
+    BOOST_TEST(sc.index == 2u);
+    BOOST_TEST(sh.subscriptions().at("kpi:org:a").size() == 3u);
+
+    sh.remove_subscription(sa); // c moves into a's slot
+    BOOST_TEST(sc.index == 0u);
+    BOOST_TEST(sb.index == 1u);
+    auto const& v = sh.subscriptions().at("kpi:org:a");
+    BOOST_TEST_REQUIRE(v.size() == 2u);
+    BOOST_TEST(v[0] == &sc);
+    BOOST_TEST(v[1] == &sb);
+
+    h.publish(make_pub(t, 1));
+    sh.context().poll();
+    BOOST_TEST(a.frames.empty());
+    BOOST_TEST(b.frames.size() == 1u);
+    BOOST_TEST(c.frames.size() == 1u);
+
+    // removing the moved one uses its updated index
+    sh.remove_subscription(sc);
+    BOOST_TEST(sh.subscriptions().at("kpi:org:a").size() == 1u);
+    BOOST_TEST(sb.index == 0u);
+    h.publish(make_pub(t, 2));
+    sh.context().poll();
+    BOOST_TEST(b.frames.size() == 2u);
+    BOOST_TEST(c.frames.size() == 1u);
+
+    // removing twice, or something never added, changes nothing
+    sh.remove_subscription(sa);
+    sh.remove_subscription(sc);
+    BOOST_TEST(sh.subscriptions().at("kpi:org:a").size() == 1u);
+    d::subscription stray;
+    stray.key = "kpi:org:a";
+    stray.owner = &a;
+    sh.remove_subscription(stray);
+    BOOST_TEST(sh.subscriptions().at("kpi:org:a").size() == 1u);
+
+    // the last one removes the key
+    sh.remove_subscription(sb);
+    BOOST_TEST(sh.subscriptions().count("kpi:org:a") == 0u);
+    h.publish(make_pub(t, 3));
+    sh.context().poll();
+    BOOST_TEST(b.frames.size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(remove_subscription_many_random) {
+    d::shard sh(0);
+    auto const t = make_topic("kpi", "a");
+    std::vector<std::unique_ptr<fake_subscriber>> owners;
+    subscriptions subs;
+    std::vector<d::subscription*> live;
+    for (int i = 0; i < 50; ++i) {
+        owners.push_back(std::make_unique<fake_subscriber>());
+        live.push_back(&subs.add(sh, t, *owners.back()));
+    }
+    unsigned x = 12345;
+    while (!live.empty()) {
+        x = x * 1103515245u + 12345u;
+        std::size_t const k = (x >> 8) % live.size();
+        sh.remove_subscription(*live[k]);
+        live.erase(live.begin() + static_cast<std::ptrdiff_t>(k));
+        if (live.empty()) {
+            BOOST_TEST(sh.subscriptions().count("kpi:org:a") == 0u);
+            break;
+        }
+        auto const& v = sh.subscriptions().at("kpi:org:a");
+        BOOST_TEST_REQUIRE(v.size() == live.size());
+        for (std::size_t i = 0; i < v.size(); ++i)
+            BOOST_TEST_REQUIRE(v[i]->index == i);
+        std::set<d::subscription*> const in_shard(v.begin(), v.end());
+        std::set<d::subscription*> const expected(live.begin(), live.end());
+        BOOST_TEST_REQUIRE((in_shard == expected));
+    }
+}
+
+BOOST_AUTO_TEST_CASE(two_shards_share_one_frame) {
+    d::shard s0(0), s1(1);
+    rtpush::hub h;
+    h.attach({&s0, &s1});
+    fake_subscriber x, y;
+    subscriptions subs;
+    subs.add(s0, make_topic("kpi", "a"), x);
+    subs.add(s1, make_topic("kpi"), y);
+    h.publish(make_pub(make_topic("kpi", "a", "d"), 1));
+    BOOST_TEST(s0.context().poll() == 1u);
+    BOOST_TEST(s1.context().poll() == 1u);
+    BOOST_TEST_REQUIRE(x.frames.size() == 1u);
+    BOOST_TEST_REQUIRE(y.frames.size() == 1u);
+    BOOST_TEST(x.frames[0].get() == y.frames[0].get());
+    BOOST_TEST(s0.index() == 0u);
+    BOOST_TEST(s1.index() == 1u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

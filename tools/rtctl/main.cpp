@@ -1,0 +1,249 @@
+// rtctl: admin and broadcast command line for rtd's REST API.
+#include <rtpush/protocol.hpp>
+#include <rtpush/version.hpp>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/program_options.hpp>
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+
+namespace po = boost::program_options;
+namespace http = boost::beast::http;
+namespace net = boost::asio;
+
+namespace {
+
+const char* usage = R"(rtctl: administer and broadcast to an rtd server
+
+Usage:
+  rtctl [--url URL] health
+  rtctl [--url URL] stats
+  rtctl [--url URL] connections [--org ORG]
+  rtctl [--url URL] connection ID
+  rtctl [--url URL] rooms
+  rtctl [--url URL] broadcast CHANNEL [--org ORG [--dept DEPT [--queue QUEUE]]]
+                    [--event NAME] [--phase kpis|complete] [--priority low|medium|high|urgent]
+                    [--data JSON | --data @FILE | --data -]
+
+Examples:
+  rtctl broadcast kpi --org acme --data '{"health_score":92}'
+  rtctl broadcast notifications --org acme --event system:maintenance --priority urgent \
+        --data '{"message":"maintenance in 10 minutes"}'
+
+The URL defaults to $RTD_URL or http://127.0.0.1:3001. Exit status: 0 success, 1 the
+server answered with an error, 2 usage error, 3 the server could not be reached.
+)";
+
+// Indented JSON for people.
+void pretty(std::ostream& os, const boost::json::value& v, int indent = 0) {
+    auto pad = [&](int n) {
+        os << std::string(static_cast<std::size_t>(n), ' ');
+    };
+    if (v.is_object()) {
+        auto const& o = v.get_object();
+        if (o.empty()) {
+            os << "{}";
+            return;
+        }
+        os << "{\n";
+        std::size_t i = 0;
+        for (auto const& [k, x] : o) {
+            pad(indent + 2);
+            os << boost::json::serialize(boost::json::string(k)) << ": ";
+            pretty(os, x, indent + 2);
+            os << (++i < o.size() ? ",\n" : "\n");
+        }
+        pad(indent);
+        os << "}";
+    } else if (v.is_array()) {
+        auto const& a = v.get_array();
+        if (a.empty()) {
+            os << "[]";
+            return;
+        }
+        os << "[\n";
+        for (std::size_t i = 0; i < a.size(); ++i) {
+            pad(indent + 2);
+            pretty(os, a[i], indent + 2);
+            os << (i + 1 < a.size() ? ",\n" : "\n");
+        }
+        pad(indent);
+        os << "]";
+    } else {
+        os << boost::json::serialize(v);
+    }
+}
+
+struct endpoint {
+    std::string host = "127.0.0.1";
+    std::string port = "3001";
+};
+
+bool parse_url(std::string url, endpoint& ep) {
+    if (url.rfind("http://", 0) != 0)
+        return false;
+    url = url.substr(7);
+    url = url.substr(0, url.find('/'));
+    auto const colon = url.rfind(':');
+    ep.host = url.substr(0, colon);
+    ep.port = colon == std::string::npos ? "80" : url.substr(colon + 1);
+    return !ep.host.empty() && !ep.port.empty();
+}
+
+int request(const endpoint& ep, http::verb method, const std::string& target,
+            const std::string& body) {
+    net::io_context ioc;
+    http::response<http::string_body> res;
+    try {
+        net::ip::tcp::resolver resolver(ioc);
+        net::ip::tcp::socket sock(ioc);
+        net::connect(sock, resolver.resolve(ep.host, ep.port));
+        http::request<http::string_body> req{method, target, 11};
+        req.set(http::field::host, ep.host + ":" + ep.port);
+        req.set(http::field::user_agent, std::string("rtctl/") + rtpush::version_string);
+        if (!body.empty()) {
+            req.set(http::field::content_type, "application/json");
+            req.body() = body;
+        }
+        req.prepare_payload();
+        http::write(sock, req);
+        boost::beast::flat_buffer buf;
+        http::read(sock, buf, res);
+    } catch (std::exception const& e) {
+        std::cerr << "rtctl: cannot reach http://" << ep.host << ":" << ep.port << ": " << e.what()
+                  << "\n";
+        return 3;
+    }
+    boost::system::error_code ec;
+    auto v = boost::json::parse(res.body(), ec);
+    auto& os = res.result_int() < 400 ? std::cout : std::cerr;
+    if (ec)
+        os << res.body() << "\n";
+    else {
+        pretty(os, v);
+        os << "\n";
+    }
+    if (res.result_int() >= 400) {
+        std::cerr << "rtctl: HTTP " << res.result_int() << "\n";
+        return 1;
+    }
+    return 0;
+}
+
+std::string read_data(const std::string& arg) {
+    if (arg == "-")
+        return {std::istreambuf_iterator<char>(std::cin), {}};
+    if (!arg.empty() && arg[0] == '@') {
+        std::ifstream f(arg.substr(1));
+        if (!f)
+            throw std::runtime_error("cannot read " + arg.substr(1));
+        return {std::istreambuf_iterator<char>(f), {}};
+    }
+    return arg;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    po::options_description opts;
+    // clang-format off
+    opts.add_options()
+        ("help,h", "")
+        ("version", "")
+        ("url", po::value<std::string>(), "")
+        ("org", po::value<std::string>(), "")
+        ("dept", po::value<std::string>(), "")
+        ("queue", po::value<std::string>(), "")
+        ("event", po::value<std::string>(), "")
+        ("phase", po::value<std::string>(), "")
+        ("priority", po::value<std::string>(), "")
+        ("data", po::value<std::string>(), "")
+        ("args", po::value<std::vector<std::string>>()->default_value({}, ""), "");
+    // clang-format on
+    po::positional_options_description pos;
+    pos.add("args", -1);
+    po::variables_map vm;
+    try {
+        po::store(po::command_line_parser(argc, argv).options(opts).positional(pos).run(), vm);
+        po::notify(vm);
+    } catch (std::exception const& e) {
+        std::cerr << "rtctl: " << e.what() << "\n\n" << usage;
+        return 2;
+    }
+    auto const args = vm["args"].as<std::vector<std::string>>();
+    if (vm.count("help") || args.empty()) {
+        std::cout << usage;
+        return vm.count("help") ? 0 : 2;
+    }
+    if (vm.count("version")) {
+        std::cout << "rtctl " << rtpush::version_string << "\n";
+        return 0;
+    }
+    endpoint ep;
+    std::string url = vm.count("url") ? vm["url"].as<std::string>() : "";
+    if (url.empty())
+        if (char const* env = std::getenv("RTD_URL"))
+            url = env;
+    if (!url.empty() && !parse_url(url, ep)) {
+        std::cerr << "rtctl: --url must look like http://host:port\n";
+        return 2;
+    }
+    auto opt = [&](const char* k) {
+        return vm.count(k) ? vm[k].as<std::string>() : std::string{};
+    };
+    std::string const& cmd = args[0];
+    if (cmd == "health" || cmd == "stats" || cmd == "rooms")
+        return request(ep, http::verb::get, "/api/" + cmd, {});
+    if (cmd == "connections")
+        return request(ep, http::verb::get,
+                       "/api/connections" +
+                           (vm.count("org") ? "?organization_id=" + opt("org") : std::string{}),
+                       {});
+    if (cmd == "connection") {
+        if (args.size() != 2) {
+            std::cerr << "rtctl: connection needs an ID (see rtctl connections)\n";
+            return 2;
+        }
+        return request(ep, http::verb::get, "/api/connections/" + args[1], {});
+    }
+    if (cmd == "broadcast") {
+        if (args.size() != 2) {
+            std::cerr << "rtctl: broadcast needs exactly one CHANNEL\n";
+            return 2;
+        }
+        boost::json::object body;
+        body["channel"] = args[1];
+        if (vm.count("event"))
+            body["event"] = opt("event");
+        boost::json::object target;
+        if (vm.count("org"))
+            target["organization_id"] = opt("org");
+        if (vm.count("dept"))
+            target["department_id"] = opt("dept");
+        if (vm.count("queue"))
+            target["queue_name"] = opt("queue");
+        body["target"] = target;
+        if (vm.count("phase"))
+            body["phase"] = opt("phase");
+        if (vm.count("priority"))
+            body["priority"] = opt("priority");
+        try {
+            std::string const text = vm.count("data") ? read_data(opt("data")) : std::string("{}");
+            body["data"] = boost::json::parse(text);
+        } catch (std::exception const& e) {
+            std::cerr << "rtctl: --data is not valid JSON: " << e.what() << "\n";
+            return 2;
+        }
+        return request(ep, http::verb::post, "/api/broadcast", boost::json::serialize(body));
+    }
+    std::cerr << "rtctl: unknown command '" << cmd << "'\n\n" << usage;
+    return 2;
+}

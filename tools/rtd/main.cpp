@@ -1,0 +1,166 @@
+// rtd: the rtpush server daemon.
+#include "demo.hpp"
+#include "json_logger.hpp"
+
+#include <rtpush.hpp>
+
+#include <boost/asio/signal_set.hpp>
+#include <boost/program_options.hpp>
+
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+namespace po = boost::program_options;
+
+namespace {
+
+// Environment variables that map onto flags (flags win).
+const std::pair<const char*, const char*> env_map[] = {
+    {"PORT", "port"},
+    {"HOST", "host"},
+    {"RTD_WS_PATH", "ws-path"},
+    {"RTD_THREADS", "threads"},
+    {"HEARTBEAT_INTERVAL", "heartbeat-interval"},
+    {"RTD_MAX_CONNECTIONS", "max-connections"},
+    {"RTD_MAX_MESSAGE_SIZE", "max-message-size"},
+    {"RTD_LOG_LEVEL", "log-level"},
+    {"RTD_DEMO", "demo"},
+    {"RTD_DEMO_INTERVAL", "demo-interval"},
+    {"RTD_ALLOW_PUBLISH", "allow-publish"},
+    {"RTD_QUEUE_POLICY", "queue-policy"},
+};
+
+} // namespace
+
+int main(int argc, char** argv) {
+    po::options_description opts("rtd: real-time dashboard push server (rtpush " +
+                                 std::string(rtpush::version_string) +
+                                 ")\n\nUsage: rtd [options]\n\nOptions");
+    // clang-format off
+    opts.add_options()
+        ("help,h", "show this help and exit")
+        ("version", "print the version and exit")
+        ("host", po::value<std::string>()->default_value("0.0.0.0"), "address to listen on [HOST]")
+        ("port,p", po::value<unsigned>()->default_value(3001), "port for HTTP and WebSocket; 0 picks one [PORT]")
+        ("ws-path", po::value<std::string>()->default_value("/ws"), "WebSocket endpoint path [RTD_WS_PATH]")
+        ("threads", po::value<unsigned>()->default_value(0), "io threads, 0 = one per core [RTD_THREADS]")
+        ("heartbeat-interval", po::value<double>()->default_value(30), "seconds between heartbeats and pings [HEARTBEAT_INTERVAL]")
+        ("max-connections", po::value<std::size_t>()->default_value(100000), "total WebSocket connections [RTD_MAX_CONNECTIONS]")
+        ("max-message-size", po::value<std::size_t>()->default_value(1048576), "bytes per client message; above: close 1009 [RTD_MAX_MESSAGE_SIZE]")
+        ("max-subscriptions", po::value<std::size_t>()->default_value(256), "subscriptions per client")
+        ("queue-limit", po::value<std::size_t>()->default_value(4096), "outbound frames queued per client")
+        ("queue-policy", po::value<std::string>()->default_value("disconnect"), "full queue: disconnect | drop-oldest [RTD_QUEUE_POLICY]")
+        ("allow-publish", po::value<bool>()->default_value(false)->implicit_value(true), "accept `publish` from WebSocket clients [RTD_ALLOW_PUBLISH]")
+        ("demo", po::value<bool>()->default_value(false)->implicit_value(true), "publish built-in demo data [RTD_DEMO]")
+        ("demo-interval", po::value<unsigned>()->default_value(2000), "milliseconds between demo rounds [RTD_DEMO_INTERVAL]")
+        ("log-level", po::value<std::string>()->default_value("info"), "debug | info | warning | error | off [RTD_LOG_LEVEL]");
+    // clang-format on
+
+    po::variables_map vm;
+    try {
+        po::store(po::parse_command_line(argc, argv, opts), vm);
+        po::store(po::parse_environment(opts,
+                                        [](const std::string& env) -> std::string {
+                                            for (auto const& [e, flag] : env_map)
+                                                if (env == e)
+                                                    return flag;
+                                            return {};
+                                        }),
+                  vm);
+        po::notify(vm);
+    } catch (std::exception const& e) {
+        std::cerr << "rtd: " << e.what() << "\nTry 'rtd --help'.\n";
+        return 2;
+    }
+    if (vm.count("help")) {
+        std::cout << opts
+                  << "\nEnvironment variables in [brackets] set the same options; flags win.\n";
+        return 0;
+    }
+    if (vm.count("version")) {
+        std::cout << "rtd " << rtpush::version_string << "\n";
+        return 0;
+    }
+
+    rtpush::server_config cfg;
+    rtpush::log_level level;
+    if (!rtd::parse_log_level(vm["log-level"].as<std::string>(), level)) {
+        std::cerr << "rtd: --log-level must be debug, info, warning, error or off\n";
+        return 2;
+    }
+    auto const port = vm["port"].as<unsigned>();
+    if (port > 65535) {
+        std::cerr << "rtd: --port must be 0..65535\n";
+        return 2;
+    }
+    auto const hb = vm["heartbeat-interval"].as<double>();
+    if (!(hb > 0)) {
+        std::cerr << "rtd: --heartbeat-interval must be positive\n";
+        return 2;
+    }
+    auto const policy = vm["queue-policy"].as<std::string>();
+    if (policy != "disconnect" && policy != "drop-oldest") {
+        std::cerr << "rtd: --queue-policy must be disconnect or drop-oldest\n";
+        return 2;
+    }
+    cfg.logger = rtd::make_json_logger(level);
+    cfg.host = vm["host"].as<std::string>();
+    cfg.port = static_cast<std::uint16_t>(port);
+    cfg.ws_path = vm["ws-path"].as<std::string>();
+    cfg.threads = vm["threads"].as<unsigned>();
+    cfg.heartbeat_interval = std::chrono::milliseconds(static_cast<long>(hb * 1000));
+    cfg.max_connections = vm["max-connections"].as<std::size_t>();
+    cfg.max_message_size = vm["max-message-size"].as<std::size_t>();
+    cfg.max_subscriptions = vm["max-subscriptions"].as<std::size_t>();
+    cfg.queue_max_frames = vm["queue-limit"].as<std::size_t>();
+    cfg.queue_policy = policy == "disconnect" ? rtpush::detail::overflow_policy::disconnect
+                                              : rtpush::detail::overflow_policy::drop_oldest;
+    cfg.allow_client_publish = vm["allow-publish"].as<bool>();
+    cfg.server_name = std::string("rtd/") + rtpush::version_string;
+    if (cfg.ws_path.empty() || cfg.ws_path[0] != '/') {
+        std::cerr << "rtd: --ws-path must start with '/'\n";
+        return 2;
+    }
+
+    try {
+        rtpush::server srv(cfg);
+        rtd::demo_publisher demo(srv.hub());
+        if (vm["demo"].as<bool>()) {
+            auto const interval = std::chrono::milliseconds(vm["demo-interval"].as<unsigned>());
+            srv.hub().on_refresh([&demo](const rtpush::topic& t) { demo.refresh(t); });
+            srv.spawn([&demo, interval] { return demo.run(interval); }, "demo");
+        }
+
+        // Signals are waited for on their own small context so that the server's threads
+        // stay free of them; the completion starts the graceful shutdown.
+        boost::asio::io_context signals_ctx;
+        boost::asio::signal_set signals(signals_ctx, SIGINT, SIGTERM);
+        signals.async_wait([&](boost::system::error_code ec, int sig) {
+            if (!ec) {
+                cfg.logger.log(rtpush::log_level::info, "signal", {{"signal", sig}});
+                srv.stop();
+            }
+        });
+        std::thread signal_thread([&] { signals_ctx.run(); });
+        try {
+            srv.start();
+        } catch (...) {
+            signals.cancel();
+            signal_thread.join();
+            throw;
+        }
+        srv.wait();
+        signals.cancel();
+        signal_thread.join();
+        cfg.logger.log(rtpush::log_level::info, "stopped");
+        return 0;
+    } catch (boost::system::system_error const& e) {
+        cfg.logger.log(rtpush::log_level::error, "fatal", {{"what", e.what()}});
+        std::cerr << "rtd: " << e.what() << "\n";
+        return 1;
+    } catch (std::exception const& e) {
+        std::cerr << "rtd: " << e.what() << "\n";
+        return 1;
+    }
+}
