@@ -82,6 +82,14 @@ public:
 
 private:
     boost::asio::awaitable<void> accept_loop();
+    struct upgrade {
+        std::optional<boost::asio::ip::tcp::socket> socket;
+        std::string leftover;
+        std::string org;
+        std::string remote;
+    };
+    boost::asio::awaitable<bool> http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock,
+                                            upgrade& up);
     boost::asio::awaitable<void> handle_connection(detail::shard& sh,
                                                    boost::asio::ip::tcp::socket sock);
     boost::asio::awaitable<void> heartbeat_loop(detail::shard& sh);

@@ -19,14 +19,18 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace rtpush {
 
-/// A WebSocket client connection after its handshake: a reader and a writer coroutine on the
-/// shard's thread (its strand), sharing a bounded queue of shared frames. The writer sends
-/// everything queued in one gathered write whenever the previous write completes.
+/// A WebSocket client connection after its handshake, on its shard's thread (its strand).
+/// The reader is a coroutine that waits for readability and then reads into the shard's
+/// shared buffer, so an idle subscriber owns no read buffer. The writer is a chain of
+/// completion handlers over a bounded queue of shared frames: whatever was queued while the
+/// previous write was in flight goes out in one gathered write, and an idle session holds no
+/// pending write, no timer and no writer coroutine frame (see docs/architecture.md).
 ///
 /// All member functions must be called on the shard's thread.
 class session final : public detail::subscriber {
@@ -52,6 +56,13 @@ public:
     /// Closes the socket at once.
     void abort();
 
+    /// Called by the shard's maintenance tick: aborts a close handshake past its deadline.
+    void check_close_deadline(std::chrono::steady_clock::time_point now) {
+        if (closing_ && !aborted_ && close_deadline_ != std::chrono::steady_clock::time_point{} &&
+            now > close_deadline_)
+            abort();
+    }
+
     /// Called by the shard's heartbeat tick: drop a silent peer, else queue heartbeat + ping.
     void on_heartbeat(const detail::frame_ptr& heartbeat, const detail::frame_ptr& ping,
                       std::chrono::steady_clock::time_point now,
@@ -66,13 +77,16 @@ public:
 
 private:
     boost::asio::awaitable<void> read_loop();
-    boost::asio::awaitable<void> write_loop();
-    void handle_frames();
+    void consume(char* data, std::size_t size);
+    std::size_t handle_frames(char* data, std::size_t size);
+    void flush() override;
+    void start_write();
+    void on_write(boost::system::error_code ec);
     void handle_text(std::string_view text);
     void handle_message(client_message& m);
     void send_json(std::string text);
     void send_error(rtpush::error code, std::string_view msg, const boost::json::value& id);
-    void wake() { wake_.cancel(); }
+    void schedule_write();
     void subscribe(client_message& m);
     void unsubscribe(client_message& m);
 
@@ -80,11 +94,12 @@ private:
     rtpush::hub& hub_;
     const server_config& cfg_;
     socket_type socket_;
-    boost::asio::steady_timer wake_;
     detail::send_queue queue_;
     detail::frame_reader reader_;
-    std::string rbuf_;
-    std::size_t rbuf_used_ = 0;
+    std::string pending_;                  // an incomplete inbound frame; empty (no heap) when idle
+    std::vector<detail::frame_ptr> batch_; // frames of the write in flight
+    std::vector<boost::asio::const_buffer> buffers_;  // ... and their bytes
+    std::optional<boost::asio::steady_timer> finish_; // run()'s wait for the last write
     std::vector<std::unique_ptr<detail::subscription>> subs_;
     detail::frame_ptr close_frame_;
 
@@ -104,6 +119,9 @@ private:
     bool close_received_ = false; // the peer's close frame arrived
     bool reader_done_ = false;
     bool aborted_ = false;
+    bool writing_ = false; // a write is in flight
+    bool dirty_ = false;   // queued on the shard's flush list
+    std::chrono::steady_clock::time_point close_deadline_{};
     std::uint16_t close_code_ = 0;
 };
 

@@ -68,6 +68,7 @@ bool is_iso8601(std::string_view s) {
 struct fake_subscriber final : d::subscriber {
     std::vector<d::frame_ptr> frames;
     void push(const d::frame_ptr& f) override { frames.push_back(f); }
+    void flush() override {}
 
     std::vector<std::uint64_t> seqs() const {
         std::vector<std::uint64_t> out;

@@ -7,6 +7,8 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/program_options.hpp>
 
+#include <sys/resource.h>
+
 #include <cstdlib>
 #include <iostream>
 #include <thread>
@@ -30,6 +32,22 @@ const std::pair<const char*, const char*> env_map[] = {
     {"RTD_ALLOW_PUBLISH", "allow-publish"},
     {"RTD_QUEUE_POLICY", "queue-policy"},
 };
+
+// Each connection is a file descriptor: raise the soft limit to the hard one (and, as root,
+// the hard one too) so that --max-connections is reachable.
+void raise_fd_limit(std::size_t want) {
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t const target = static_cast<rlim_t>(want + 1024);
+    if (target > rl.rlim_max) {
+        rlimit raised{target, target};
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            return;
+    }
+    rl.rlim_cur = std::min(std::max(rl.rlim_cur, target), rl.rlim_max);
+    setrlimit(RLIMIT_NOFILE, &rl);
+}
 
 } // namespace
 
@@ -123,6 +141,7 @@ int main(int argc, char** argv) {
         return 2;
     }
 
+    raise_fd_limit(cfg.max_connections);
     try {
         rtpush::server srv(cfg);
         rtd::demo_publisher demo(srv.hub());

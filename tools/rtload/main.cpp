@@ -314,7 +314,8 @@ public:
                             reply += frame("3");
                         else if (p.starts_with("42"))
                             on_message(p, last_n, recv);
-                    } else {
+                    } else if (!ev.payload.starts_with("{\"type\":\"initial\"")) {
+                        // a retained value from before the run is not part of it
                         on_message(ev.payload, last_n, recv);
                     }
                 } else if (ev.kind == rtpush::detail::frame_event::ping) {

@@ -10,8 +10,10 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -40,6 +42,8 @@ class subscriber {
 public:
     /// Queues a shared frame for writing (called on the shard's thread).
     virtual void push(const frame_ptr& f) = 0;
+    /// Starts writing what push() queued (called from the shard's flush).
+    virtual void flush() = 0;
     std::uint64_t last_delivery = 0; ///< counter of the last delivery, to send each once
 
 protected:
@@ -103,6 +107,29 @@ public:
         }
     }
 
+    /// Remembers a subscriber with queued frames; one posted flush then starts the writes of
+    /// all of them, after every delivery already posted to this shard has been queued.
+    void mark_dirty(subscriber* s) {
+        dirty_.push_back(s);
+        if (!flush_posted_) {
+            flush_posted_ = true;
+            boost::asio::post(ioc_, [this] { flush_dirty(); });
+        }
+    }
+
+    void forget_dirty(subscriber* s) {
+        auto it = std::find(dirty_.begin(), dirty_.end(), s);
+        if (it != dirty_.end())
+            dirty_.erase(it);
+    }
+
+    /// 64 KiB every session of this shard reads into (one at a time: parsing is synchronous).
+    std::vector<char>& read_buffer() {
+        if (read_buffer_.empty())
+            read_buffer_.resize(64 * 1024);
+        return read_buffer_;
+    }
+
     void add_subscription(subscription& s) {
         auto& v = subs_[s.key];
         s.index = v.size();
@@ -154,12 +181,24 @@ public:
     std::unordered_set<boost::asio::ip::tcp::socket*> http_sockets;
 
 private:
+    void flush_dirty() {
+        flush_posted_ = false;
+        flushing_.swap(dirty_);
+        for (subscriber* s : flushing_)
+            s->flush();
+        flushing_.clear();
+    }
+
     std::size_t index_;
     boost::asio::io_context ioc_;
     boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
     std::unordered_map<std::string, std::vector<subscription*>> subs_;
     std::unordered_map<std::uint64_t, rtpush::session*> sessions_;
     shard_counters counters_;
+    std::vector<subscriber*> dirty_;
+    std::vector<subscriber*> flushing_;
+    bool flush_posted_ = false;
+    std::vector<char> read_buffer_;
 };
 
 } // namespace rtpush::detail

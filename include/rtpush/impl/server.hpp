@@ -20,6 +20,9 @@
 
 #include <exception>
 #include <map>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 namespace rtpush {
 namespace detail {
@@ -373,17 +376,28 @@ inline boost::asio::awaitable<void> server::heartbeat_loop(detail::shard& sh) {
     // The ping frame is the same for everyone; the heartbeat message is built once per tick.
     auto const ping = detail::make_shared_frame(detail::make_frame(detail::opcode::ping, ""));
     sh.timers.push_back(&t);
+    // A short tick also enforces close handshake deadlines; the heartbeat itself goes out
+    // every heartbeat_interval. One timer per shard, none per connection.
+    auto const tick = std::min<std::chrono::steady_clock::duration>(cfg_.heartbeat_interval,
+                                                                    std::chrono::milliseconds(250));
+    auto next_heartbeat = std::chrono::steady_clock::now() + cfg_.heartbeat_interval;
+    std::vector<session*> sessions;
     while (!sh.stopping) {
-        t.expires_after(cfg_.heartbeat_interval);
+        t.expires_after(tick);
         co_await t.async_wait(net::as_tuple(net::use_awaitable));
         if (sh.stopping)
             break;
-        auto const hb = detail::make_shared_frame(
-            detail::make_frame(detail::opcode::text, message::heartbeat(connection_count())));
-        std::vector<session*> sessions;
+        auto const now = std::chrono::steady_clock::now();
+        sessions.clear();
         for (auto const& [id, s] : sh.sessions())
             sessions.push_back(s);
-        auto const now = std::chrono::steady_clock::now();
+        for (auto* s : sessions)
+            s->check_close_deadline(now);
+        if (now < next_heartbeat)
+            continue;
+        next_heartbeat = now + cfg_.heartbeat_interval;
+        auto const hb = detail::make_shared_frame(
+            detail::make_frame(detail::opcode::text, message::heartbeat(connection_count())));
         for (auto* s : sessions)
             s->on_heartbeat(hb, ping, now, cfg_.idle_timeout);
     }
@@ -394,6 +408,8 @@ inline boost::asio::awaitable<void> server::stats_loop() {
     net::steady_timer t(shards_.front()->get_executor());
     shards_.front()->timers.push_back(&t);
     std::uint64_t last = hub_.stats().total_messages;
+    [[maybe_unused]] std::uint64_t last_accepted = 0;
+    [[maybe_unused]] int quiet_ticks = 0;
     auto last_t = std::chrono::steady_clock::now();
     while (!shards_.front()->stopping) {
         t.expires_after(std::chrono::seconds(1));
@@ -404,11 +420,45 @@ inline boost::asio::awaitable<void> server::stats_loop() {
         messages_per_second_ = static_cast<double>(total - last) / secs;
         last = total;
         last_t = now;
+#if defined(__GLIBC__)
+        // After a wave of connections the handshake buffers are free but scattered between
+        // live sessions; glibc keeps such pages resident. Hand them back once things settle.
+        auto const accepted = shards_.front()->counters().accepted.load(std::memory_order_relaxed);
+        if (accepted != last_accepted && ++quiet_ticks >= 2) {
+            ::malloc_trim(0);
+            last_accepted = accepted;
+            quiet_ticks = 0;
+        }
+#endif
     }
 }
 
 inline boost::asio::awaitable<void> server::handle_connection(detail::shard& sh,
                                                               boost::asio::ip::tcp::socket sock) {
+    // The HTTP phase runs in its own coroutine so that its buffers, parser and stream are
+    // freed before the session starts: an idle subscriber keeps only what it needs.
+    upgrade up;
+    if (!co_await http_phase(sh, std::move(sock), up))
+        co_return;
+    auto const id = next_id_.fetch_add(1, std::memory_order_relaxed);
+    sh.counters().accepted.fetch_add(1, std::memory_order_relaxed);
+    session s(sh, hub_, cfg_, std::move(*up.socket), id, std::move(up.leftover), std::move(up.org),
+              std::move(up.remote));
+    up = {};
+    if (cfg_.logger.enabled(log_level::debug))
+        cfg_.logger.log(log_level::debug, "connection_open", {{"client", s.client_id()}});
+    auto const t0 = std::chrono::steady_clock::now();
+    co_await s.run();
+    if (cfg_.logger.enabled(log_level::debug))
+        cfg_.logger.log(log_level::debug, "connection_close",
+                        {{"client", s.client_id()},
+                         {"duration_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             std::chrono::steady_clock::now() - t0)
+                                             .count()}});
+}
+
+inline boost::asio::awaitable<bool>
+server::http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock, upgrade& up) {
     namespace net = boost::asio;
     namespace beast = boost::beast;
     namespace http = beast::http;
@@ -430,7 +480,7 @@ inline boost::asio::awaitable<void> server::handle_connection(detail::shard& sh,
     beast::flat_buffer buf;
     for (;;) {
         if (sh.stopping)
-            co_return;
+            co_return false;
         stream.expires_after(cfg_.handshake_timeout);
         http::request_parser<http::string_body> parser;
         parser.header_limit(16 * 1024);
@@ -508,39 +558,30 @@ inline boost::asio::awaitable<void> server::handle_connection(detail::shard& sh,
                 break;
             stream.expires_never();
             // Bytes the client sent right after its request belong to the WebSocket stream.
-            std::string leftover(static_cast<const char*>(buf.data().data()), buf.size());
-            std::string org = query.count("org") ? query["org"] : query["organization_id"];
+            up.leftover.assign(static_cast<const char*>(buf.data().data()), buf.size());
+            up.org = query.count("org") ? query["org"] : query["organization_id"];
+            up.remote = remote;
             sh.http_sockets.erase(&stream.socket());
-            auto const id = next_id_.fetch_add(1, std::memory_order_relaxed);
-            sh.counters().accepted.fetch_add(1, std::memory_order_relaxed);
-            session s(sh, hub_, cfg_, stream.release_socket(), id, std::move(leftover),
-                      std::move(org), remote);
-            cfg_.logger.log(log_level::debug, "connection_open",
-                            {{"client", s.client_id()}, {"remote", remote}});
-            auto const t0 = std::chrono::steady_clock::now();
-            co_await s.run();
-            cfg_.logger.log(log_level::debug, "connection_close",
-                            {{"client", s.client_id()},
-                             {"duration_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                 std::chrono::steady_clock::now() - t0)
-                                                 .count()}});
-            co_return;
+            up.socket.emplace(stream.release_socket());
+            co_return true;
         }
 
         http_response res = co_await handle(req);
         res.set(http::field::server, cfg_.server_name);
         res.keep_alive(req.keep_alive() && !sh.stopping);
-        cfg_.logger.log(log_level::debug, "http_request",
-                        {{"method", std::string(req.method_string())},
-                         {"target", std::string(req.target())},
-                         {"status", res.result_int()},
-                         {"remote", remote}});
+        if (cfg_.logger.enabled(log_level::debug))
+            cfg_.logger.log(log_level::debug, "http_request",
+                            {{"method", std::string(req.method_string())},
+                             {"target", std::string(req.target())},
+                             {"status", res.result_int()},
+                             {"remote", remote}});
         auto [wec, wn] = co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
         if (wec || !res.keep_alive())
             break;
     }
     boost::system::error_code ec;
     stream.socket().shutdown(net::ip::tcp::socket::shutdown_both, ec);
+    co_return false;
 }
 
 inline boost::json::object server::counters() const {

@@ -3,7 +3,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -20,33 +19,55 @@ inline session::session(detail::shard& sh, rtpush::hub& h, const server_config& 
     , hub_(h)
     , cfg_(cfg)
     , socket_(std::move(sock))
-    , wake_(socket_.get_executor())
     , queue_(cfg.queue_max_frames, cfg.queue_max_bytes, cfg.queue_policy)
     , reader_(cfg.max_message_size, true)
-    , rbuf_(std::move(leftover))
+    , pending_(std::move(leftover))
     , id_(id)
     , org_(std::move(org))
     , remote_(std::move(remote))
     , connected_at_(std::chrono::system_clock::now())
     , last_activity_at_(connected_at_)
     , last_rx_(std::chrono::steady_clock::now()) {
-    rbuf_used_ = rbuf_.size();
-    if (rbuf_.size() < 512)
-        rbuf_.resize(512);
-    socket_.set_option(boost::asio::ip::tcp::no_delay(true));
+    boost::system::error_code ec;
+    socket_.set_option(boost::asio::ip::tcp::no_delay(true), ec);
+    socket_.non_blocking(true, ec); // reads are attempted after readiness, never block
 }
 
 inline session::~session() {
+    if (dirty_)
+        shard_.forget_dirty(this);
     for (auto& s : subs_)
         shard_.remove_subscription(*s);
     shard_.remove_session(id_);
 }
 
 inline boost::asio::awaitable<void> session::run() {
-    using namespace boost::asio::experimental::awaitable_operators;
+    using boost::asio::as_tuple;
+    using boost::asio::use_awaitable;
     shard_.add_session(id_, this);
     send_json(message::connected(client_id(), cfg_.server_name, cfg_.heartbeat_interval));
-    co_await (read_loop() && write_loop());
+    co_await read_loop();
+    reader_done_ = true;
+    // The peer is gone, or the close handshake is under way: let the writer put our close
+    // frame on the wire (bounded by close_timeout), then close. The session must outlive its
+    // last write completion, which refers to it.
+    finish_.emplace(socket_.get_executor());
+    auto const deadline = std::chrono::steady_clock::now() + cfg_.close_timeout;
+    if (!closing_ && !aborted_)
+        abort(); // EOF or error without a close frame: nothing more can be said
+    while (!aborted_ && closing_ && !close_sent_ && std::chrono::steady_clock::now() < deadline) {
+        flush();
+        finish_->expires_at(deadline);
+        co_await finish_->async_wait(as_tuple(use_awaitable));
+    }
+    boost::system::error_code ec;
+    // The server closes the TCP connection first after a close handshake (RFC 6455 7.1.1).
+    socket_.shutdown(socket_type::shutdown_both, ec);
+    socket_.close(ec);
+    while (writing_) {
+        finish_->expires_after(std::chrono::seconds(1));
+        co_await finish_->async_wait(as_tuple(use_awaitable));
+    }
 }
 
 inline void session::push(const detail::frame_ptr& f) {
@@ -67,7 +88,85 @@ inline void session::push(const detail::frame_ptr& f) {
         close(1008, "slow consumer: outbound queue full");
         return;
     }
-    wake();
+    schedule_write();
+}
+
+inline void session::schedule_write() {
+    // Writes start from the shard's flush, after every delivery already posted to the shard
+    // has been queued: one gathered write then carries all of them.
+    if (!writing_ && !dirty_ && !aborted_) {
+        dirty_ = true;
+        shard_.mark_dirty(this);
+    }
+}
+
+inline void session::flush() {
+    dirty_ = false;
+    start_write();
+}
+
+inline void session::start_write() {
+    if (writing_ || aborted_ || queue_.empty())
+        return;
+    batch_.clear();
+    buffers_.clear();
+    queue_.take(batch_, cfg_.write_batch_frames, cfg_.write_batch_bytes);
+    for (auto const& f : batch_)
+        buffers_.emplace_back(f->bytes.data(), f->bytes.size());
+    writing_ = true;
+    boost::asio::async_write(socket_, buffers_,
+                             [this](boost::system::error_code ec, std::size_t) { on_write(ec); });
+}
+
+inline void session::on_write(boost::system::error_code ec) {
+    writing_ = false;
+    if (finish_)
+        finish_->cancel(); // run() may be waiting for this write
+    if (ec) {
+        batch_.clear();
+        abort();
+        return;
+    }
+    auto& counters = shard_.counters();
+    auto const now = std::chrono::steady_clock::now();
+    std::uint64_t lat_sum = 0, lat_max = 0, lat_n = 0, bytes = 0;
+    for (auto const& f : batch_) {
+        bytes += f->bytes.size();
+        if (f == close_frame_)
+            close_sent_ = true;
+        if (!f->timed)
+            continue;
+        ++lat_n;
+        auto const us = static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::microseconds>(now - f->created).count());
+        lat_sum += us;
+        lat_max = std::max(lat_max, us);
+    }
+    sent_ += batch_.size();
+    counters.frames_sent.fetch_add(batch_.size(), std::memory_order_relaxed);
+    counters.bytes_sent.fetch_add(bytes, std::memory_order_relaxed);
+    counters.writes.fetch_add(1, std::memory_order_relaxed);
+    if (lat_n) {
+        counters.latency_us_sum.fetch_add(lat_sum, std::memory_order_relaxed);
+        counters.latency_samples.fetch_add(lat_n, std::memory_order_relaxed);
+        if (lat_max > counters.latency_us_max.load(std::memory_order_relaxed))
+            counters.latency_us_max.store(lat_max, std::memory_order_relaxed);
+    }
+    batch_.clear();
+    if (close_sent_ && close_received_) {
+        // handshake complete: run() closes the socket
+        return;
+    }
+    if (!queue_.empty()) {
+        start_write();
+        return;
+    }
+    // Idle again: give back what a burst made us hold.
+    if (buffers_.capacity() > 8) {
+        batch_ = {};
+        buffers_ = {};
+    }
+    queue_.shrink();
 }
 
 inline void session::close(std::uint16_t code, std::string_view reason) {
@@ -81,7 +180,8 @@ inline void session::close(std::uint16_t code, std::string_view reason) {
     // that backlog is what made us close.
     if (code == 1008 || queue_.push(close_frame_) == detail::send_queue::push_result::overflow)
         queue_.push_control(close_frame_);
-    wake();
+    close_deadline_ = std::chrono::steady_clock::now() + cfg_.close_timeout;
+    schedule_write();
 }
 
 inline void session::abort() {
@@ -89,7 +189,8 @@ inline void session::abort() {
     boost::system::error_code ec;
     socket_.cancel(ec);
     socket_.close(ec);
-    wake();
+    if (finish_)
+        finish_->cancel();
 }
 
 inline void session::on_heartbeat(const detail::frame_ptr& heartbeat, const detail::frame_ptr& ping,
@@ -139,32 +240,58 @@ inline void session::send_error(rtpush::error code, std::string_view msg,
 inline boost::asio::awaitable<void> session::read_loop() {
     using boost::asio::as_tuple;
     using boost::asio::use_awaitable;
+    if (!pending_.empty()) {
+        // bytes the client pipelined behind its handshake
+        std::string first = std::move(pending_);
+        pending_.clear();
+        consume(first.data(), first.size());
+    }
+    auto& buf = shard_.read_buffer();
     while (!reader_done_) {
-        handle_frames();
-        if (reader_done_)
-            break;
-        if (rbuf_used_ == rbuf_.size()) {
-            // A frame larger than the buffer: grow, bounded by the message limit (the frame
-            // reader rejects longer frames from their header, before any payload arrives).
-            rbuf_.resize(std::min(rbuf_.size() * 2, cfg_.max_message_size + 16));
-        }
-        auto [ec, n] = co_await socket_.async_read_some(
-            boost::asio::buffer(rbuf_.data() + rbuf_used_, rbuf_.size() - rbuf_used_),
-            as_tuple(use_awaitable));
+        // Wait for readability, then read into the shard's buffer: no per-session buffer is
+        // reserved while a subscriber stays silent.
+        auto [ec] = co_await socket_.async_wait(socket_type::wait_read, as_tuple(use_awaitable));
         if (ec)
             break;
-        rbuf_used_ += n;
-        last_rx_ = std::chrono::steady_clock::now();
+        for (;;) {
+            std::size_t const n = socket_.read_some(boost::asio::buffer(buf), ec);
+            if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again)
+                break;
+            if (ec) {
+                reader_done_ = true; // EOF or reset
+                break;
+            }
+            last_rx_ = std::chrono::steady_clock::now();
+            consume(buf.data(), n);
+            if (reader_done_ || n < buf.size())
+                break;
+        }
     }
-    reader_done_ = true;
-    wake();
 }
 
-inline void session::handle_frames() {
+inline void session::consume(char* data, std::size_t size) {
+    if (pending_.empty()) {
+        std::size_t const used = handle_frames(data, size);
+        if (used < size && !reader_done_)
+            pending_.assign(data + used, size - used);
+        return;
+    }
+    // A frame spans reads: gather it (bounded by the message limit, which the frame reader
+    // enforces from the header) and parse from the session's own buffer.
+    pending_.append(data, size);
+    std::size_t const used = handle_frames(pending_.data(), pending_.size());
+    pending_.erase(0, used);
+    if (pending_.empty() && pending_.capacity() > 1024) {
+        pending_.shrink_to_fit();
+        reader_.shrink();
+    }
+}
+
+inline std::size_t session::handle_frames(char* data, std::size_t size) {
     std::size_t off = 0;
-    while (off < rbuf_used_ && !reader_done_) {
+    while (off < size && !reader_done_) {
         detail::frame_event ev;
-        std::size_t const used = reader_.read(rbuf_.data() + off, rbuf_used_ - off, ev);
+        std::size_t const used = reader_.read(data + off, size - off, ev);
         if (used == 0)
             break;
         off += used;
@@ -190,10 +317,11 @@ inline void session::handle_frames() {
             }
             break;
         case detail::frame_event::ping:
-            if (!closing_)
+            if (!closing_) {
                 queue_.push_control(detail::make_shared_frame(
                     detail::make_frame(detail::opcode::pong, ev.payload)));
-            wake();
+                schedule_write();
+            }
             break;
         case detail::frame_event::pong:
             break;
@@ -218,16 +346,7 @@ inline void session::handle_frames() {
             break;
         }
     }
-    if (off > 0) {
-        std::memmove(rbuf_.data(), rbuf_.data() + off, rbuf_used_ - off);
-        rbuf_used_ -= off;
-    }
-    if (rbuf_used_ == 0 && rbuf_.size() > 4096) {
-        // a large message passed: an idle subscriber goes back to a small buffer
-        rbuf_.resize(512);
-        rbuf_.shrink_to_fit();
-        reader_.shrink();
-    }
+    return off;
 }
 
 inline void session::handle_text(std::string_view text) {
@@ -367,77 +486,6 @@ inline void session::unsubscribe(client_message& m) {
     shard_.remove_subscription(**it);
     subs_.erase(it);
     send_json(message::unsubscribed(m.topic, m.id));
-}
-
-inline boost::asio::awaitable<void> session::write_loop() {
-    using boost::asio::as_tuple;
-    using boost::asio::use_awaitable;
-    std::vector<detail::frame_ptr> batch;
-    std::vector<boost::asio::const_buffer> bufs;
-    auto& counters = shard_.counters();
-    for (;;) {
-        if (aborted_)
-            break;
-        if (queue_.empty()) {
-            if (reader_done_ && (!closing_ || close_sent_))
-                break; // nothing more to say: peer gone, or close handshake done
-            if (close_sent_) {
-                // wait (bounded) for the peer's close frame
-                wake_.expires_after(cfg_.close_timeout);
-                auto [ec] = co_await wake_.async_wait(as_tuple(use_awaitable));
-                if (!ec)
-                    break; // timed out
-                continue;
-            }
-            queue_.shrink();
-            if (batch.capacity() > 16) {
-                batch.shrink_to_fit();
-                bufs = {};
-            }
-            wake_.expires_at(std::chrono::steady_clock::time_point::max());
-            co_await wake_.async_wait(as_tuple(use_awaitable));
-            continue;
-        }
-        batch.clear();
-        bufs.clear();
-        queue_.take(batch, cfg_.write_batch_frames, cfg_.write_batch_bytes);
-        std::size_t bytes = 0;
-        for (auto const& f : batch) {
-            bufs.emplace_back(f->bytes.data(), f->bytes.size());
-            bytes += f->bytes.size();
-        }
-        auto [ec, n] = co_await boost::asio::async_write(socket_, bufs, as_tuple(use_awaitable));
-        if (ec)
-            break;
-        auto const now = std::chrono::steady_clock::now();
-        std::uint64_t lat_sum = 0, lat_max = 0, lat_n = 0;
-        for (auto const& f : batch) {
-            if (f == close_frame_)
-                close_sent_ = true;
-            if (!f->timed)
-                continue;
-            ++lat_n;
-            auto const us = static_cast<std::uint64_t>(
-                std::chrono::duration_cast<std::chrono::microseconds>(now - f->created).count());
-            lat_sum += us;
-            lat_max = std::max(lat_max, us);
-        }
-        sent_ += batch.size();
-        counters.frames_sent.fetch_add(batch.size(), std::memory_order_relaxed);
-        counters.bytes_sent.fetch_add(bytes, std::memory_order_relaxed);
-        counters.writes.fetch_add(1, std::memory_order_relaxed);
-        counters.latency_us_sum.fetch_add(lat_sum, std::memory_order_relaxed);
-        counters.latency_samples.fetch_add(lat_n, std::memory_order_relaxed);
-        if (lat_max > counters.latency_us_max.load(std::memory_order_relaxed))
-            counters.latency_us_max.store(lat_max, std::memory_order_relaxed);
-        batch.clear();
-        if (close_sent_ && close_received_)
-            break;
-    }
-    // The server closes the TCP connection first after a close handshake (RFC 6455 7.1.1).
-    boost::system::error_code ec;
-    socket_.shutdown(socket_type::shutdown_both, ec);
-    socket_.close(ec);
 }
 
 } // namespace rtpush
