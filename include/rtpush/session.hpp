@@ -11,13 +11,13 @@
 #include <rtpush/hub.hpp>
 #include <rtpush/protocol.hpp>
 
-#include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/object.hpp>
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -43,9 +43,11 @@ public:
     session& operator=(const session&) = delete;
     ~session();
 
-    /// Runs the connection until it ends (peer close, error, close(), abort()). Never throws
-    /// for network errors; those end the connection.
-    boost::asio::awaitable<void> run();
+    /// Starts the connection; it then runs on completion handlers until it ends (peer
+    /// close, error, close(), abort()), and finally calls `done(this)` from a posted handler,
+    /// after which nothing refers to the session: `done` may delete it. Network errors end the
+    /// connection, they are never thrown.
+    void start(std::function<void(session*)> done);
 
     /// Queues a frame; applies the overflow policy when the queue is full.
     void push(const detail::frame_ptr& f) override;
@@ -76,7 +78,10 @@ public:
     boost::json::object info() const;
 
 private:
-    boost::asio::awaitable<void> read_loop();
+    void wait_readable();
+    void on_readable(boost::system::error_code ec);
+    void reader_finished();
+    void maybe_finish();
     void consume(char* data, std::size_t size);
     std::size_t handle_frames(char* data, std::size_t size);
     void flush() override;
@@ -98,8 +103,8 @@ private:
     detail::frame_reader reader_;
     std::string pending_;                  // an incomplete inbound frame; empty (no heap) when idle
     std::vector<detail::frame_ptr> batch_; // frames of the write in flight
-    std::vector<boost::asio::const_buffer> buffers_;  // ... and their bytes
-    std::optional<boost::asio::steady_timer> finish_; // run()'s wait for the last write
+    std::vector<boost::asio::const_buffer> buffers_; // ... and their bytes
+    std::function<void(session*)> done_;
     std::vector<std::unique_ptr<detail::subscription>> subs_;
     detail::frame_ptr close_frame_;
 
@@ -120,7 +125,9 @@ private:
     bool reader_done_ = false;
     bool aborted_ = false;
     bool writing_ = false; // a write is in flight
-    bool dirty_ = false;   // queued on the shard's flush list
+    bool reading_ = false; // a readiness wait is in flight
+    bool finished_ = false;
+    bool dirty_ = false; // queued on the shard's flush list
     std::chrono::steady_clock::time_point close_deadline_{};
     std::uint16_t close_code_ = 0;
 };

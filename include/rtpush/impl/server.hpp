@@ -251,8 +251,8 @@ inline void server::shutdown_shard(detail::shard& sh) {
     }
     auto on_drained = [this, &sh](std::exception_ptr) {
         sh.release_work();
-        if (sh.live_tasks > 0)
-            sh.context().stop(); // a task ignored every request to end; do not hang
+        if (sh.live_tasks > 0 || !sh.sessions().empty())
+            sh.context().stop(); // something ignored every request to end; do not hang
     };
     boost::asio::co_spawn(sh.get_executor(), drain(sh), std::move(on_drained));
 }
@@ -261,19 +261,20 @@ inline boost::asio::awaitable<void> server::drain(detail::shard& sh) {
     using namespace std::chrono;
     boost::asio::steady_timer t(sh.get_executor());
     auto const deadline = steady_clock::now() + cfg_.shutdown_timeout;
-    while (sh.live_tasks > 0 && steady_clock::now() < deadline) {
+    while ((sh.live_tasks > 0 || !sh.sessions().empty()) && steady_clock::now() < deadline) {
         t.expires_after(milliseconds(5));
         co_await t.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
     }
-    if (sh.live_tasks > 0) {
-        cfg_.logger.log(log_level::warning, "shutdown_forced", {{"tasks", sh.live_tasks}});
+    if (sh.live_tasks > 0 || !sh.sessions().empty()) {
+        cfg_.logger.log(log_level::warning, "shutdown_forced",
+                        {{"tasks", sh.live_tasks}, {"sessions", sh.sessions().size()}});
         std::vector<session*> sessions;
         for (auto const& [id, s] : sh.sessions())
             sessions.push_back(s);
         for (auto* s : sessions)
             s->abort();
         auto const hard = steady_clock::now() + seconds(1);
-        while (sh.live_tasks > 0 && steady_clock::now() < hard) {
+        while ((sh.live_tasks > 0 || !sh.sessions().empty()) && steady_clock::now() < hard) {
             t.expires_after(milliseconds(5));
             co_await t.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
         }
@@ -442,19 +443,22 @@ inline boost::asio::awaitable<void> server::handle_connection(detail::shard& sh,
         co_return;
     auto const id = next_id_.fetch_add(1, std::memory_order_relaxed);
     sh.counters().accepted.fetch_add(1, std::memory_order_relaxed);
-    session s(sh, hub_, cfg_, std::move(*up.socket), id, std::move(up.leftover), std::move(up.org),
-              std::move(up.remote));
-    up = {};
+    // The session outlives this coroutine: it runs on completion handlers, registered with
+    // the shard (which shutdown waits on), and deletes itself through `done` at its end.
+    auto* s = new session(sh, hub_, cfg_, std::move(*up.socket), id, std::move(up.leftover),
+                          std::move(up.org), std::move(up.remote));
     if (cfg_.logger.enabled(log_level::debug))
-        cfg_.logger.log(log_level::debug, "connection_open", {{"client", s.client_id()}});
+        cfg_.logger.log(log_level::debug, "connection_open", {{"client", s->client_id()}});
     auto const t0 = std::chrono::steady_clock::now();
-    co_await s.run();
-    if (cfg_.logger.enabled(log_level::debug))
-        cfg_.logger.log(log_level::debug, "connection_close",
-                        {{"client", s.client_id()},
-                         {"duration_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
-                                             std::chrono::steady_clock::now() - t0)
-                                             .count()}});
+    s->start([this, t0](session* ended) {
+        if (cfg_.logger.enabled(log_level::debug))
+            cfg_.logger.log(log_level::debug, "connection_close",
+                            {{"client", ended->client_id()},
+                             {"duration_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                 std::chrono::steady_clock::now() - t0)
+                                                 .count()}});
+        delete ended;
+    });
 }
 
 inline boost::asio::awaitable<bool>

@@ -1,9 +1,8 @@
 #ifndef RTPUSH_IMPL_SESSION_HPP
 #define RTPUSH_IMPL_SESSION_HPP
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
-#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
 #include <algorithm>
@@ -41,33 +40,82 @@ inline session::~session() {
     shard_.remove_session(id_);
 }
 
-inline boost::asio::awaitable<void> session::run() {
-    using boost::asio::as_tuple;
-    using boost::asio::use_awaitable;
+inline void session::start(std::function<void(session*)> done) {
+    done_ = std::move(done);
     shard_.add_session(id_, this);
     send_json(message::connected(client_id(), cfg_.server_name, cfg_.heartbeat_interval));
-    co_await read_loop();
+    if (!pending_.empty()) {
+        // bytes the client pipelined behind its handshake
+        std::string first = std::move(pending_);
+        pending_.clear();
+        consume(first.data(), first.size());
+    }
+    if (reader_done_)
+        reader_finished();
+    else
+        wait_readable();
+}
+
+inline void session::wait_readable() {
+    // Wait for readability, then read into the shard's buffer: a silent subscriber reserves
+    // no read buffer and no coroutine frame, only this pending wait.
+    reading_ = true;
+    socket_.async_wait(socket_type::wait_read,
+                       [this](boost::system::error_code ec) { on_readable(ec); });
+}
+
+inline void session::on_readable(boost::system::error_code ec) {
+    reading_ = false;
+    if (ec || aborted_) {
+        reader_finished();
+        return;
+    }
+    auto& buf = shard_.read_buffer();
+    for (;;) {
+        std::size_t const n = socket_.read_some(boost::asio::buffer(buf), ec);
+        if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again)
+            break;
+        if (ec) {
+            reader_done_ = true; // EOF or reset
+            break;
+        }
+        last_rx_ = std::chrono::steady_clock::now();
+        consume(buf.data(), n);
+        if (reader_done_ || n < buf.size())
+            break;
+    }
+    if (reader_done_)
+        reader_finished();
+    else
+        wait_readable();
+}
+
+inline void session::reader_finished() {
     reader_done_ = true;
-    // The peer is gone, or the close handshake is under way: let the writer put our close
-    // frame on the wire (bounded by close_timeout), then close. The session must outlive its
-    // last write completion, which refers to it.
-    finish_.emplace(socket_.get_executor());
-    auto const deadline = std::chrono::steady_clock::now() + cfg_.close_timeout;
     if (!closing_ && !aborted_)
         abort(); // EOF or error without a close frame: nothing more can be said
-    while (!aborted_ && closing_ && !close_sent_ && std::chrono::steady_clock::now() < deadline) {
-        flush();
-        finish_->expires_at(deadline);
-        co_await finish_->async_wait(as_tuple(use_awaitable));
+    maybe_finish();
+}
+
+inline void session::maybe_finish() {
+    // The end: the reader stopped, no operation refers to us any more, and our close frame is
+    // out (or cannot go out: aborted). The shard's tick aborts a close past close_timeout.
+    if (finished_ || !reader_done_ || reading_ || writing_)
+        return;
+    if (closing_ && !close_sent_ && !aborted_) {
+        start_write();
+        if (writing_)
+            return;
     }
+    finished_ = true;
     boost::system::error_code ec;
     // The server closes the TCP connection first after a close handshake (RFC 6455 7.1.1).
     socket_.shutdown(socket_type::shutdown_both, ec);
     socket_.close(ec);
-    while (writing_) {
-        finish_->expires_after(std::chrono::seconds(1));
-        co_await finish_->async_wait(as_tuple(use_awaitable));
-    }
+    boost::asio::post(socket_.get_executor(), [this] {
+        if (done_)
+            done_(this);
+    });
 }
 
 inline void session::push(const detail::frame_ptr& f) {
@@ -120,11 +168,10 @@ inline void session::start_write() {
 
 inline void session::on_write(boost::system::error_code ec) {
     writing_ = false;
-    if (finish_)
-        finish_->cancel(); // run() may be waiting for this write
     if (ec) {
         batch_.clear();
         abort();
+        maybe_finish();
         return;
     }
     auto& counters = shard_.counters();
@@ -153,8 +200,8 @@ inline void session::on_write(boost::system::error_code ec) {
             counters.latency_us_max.store(lat_max, std::memory_order_relaxed);
     }
     batch_.clear();
-    if (close_sent_ && close_received_) {
-        // handshake complete: run() closes the socket
+    if (close_sent_ && (close_received_ || reader_done_)) {
+        maybe_finish(); // close handshake complete (or the peer is gone)
         return;
     }
     if (!queue_.empty()) {
@@ -189,8 +236,6 @@ inline void session::abort() {
     boost::system::error_code ec;
     socket_.cancel(ec);
     socket_.close(ec);
-    if (finish_)
-        finish_->cancel();
 }
 
 inline void session::on_heartbeat(const detail::frame_ptr& heartbeat, const detail::frame_ptr& ping,
@@ -235,38 +280,6 @@ inline void session::send_error(rtpush::error code, std::string_view msg,
                                 const boost::json::value& id) {
     shard_.counters().errors.fetch_add(1, std::memory_order_relaxed);
     send_json(message::error(code, msg, id));
-}
-
-inline boost::asio::awaitable<void> session::read_loop() {
-    using boost::asio::as_tuple;
-    using boost::asio::use_awaitable;
-    if (!pending_.empty()) {
-        // bytes the client pipelined behind its handshake
-        std::string first = std::move(pending_);
-        pending_.clear();
-        consume(first.data(), first.size());
-    }
-    auto& buf = shard_.read_buffer();
-    while (!reader_done_) {
-        // Wait for readability, then read into the shard's buffer: no per-session buffer is
-        // reserved while a subscriber stays silent.
-        auto [ec] = co_await socket_.async_wait(socket_type::wait_read, as_tuple(use_awaitable));
-        if (ec)
-            break;
-        for (;;) {
-            std::size_t const n = socket_.read_some(boost::asio::buffer(buf), ec);
-            if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again)
-                break;
-            if (ec) {
-                reader_done_ = true; // EOF or reset
-                break;
-            }
-            last_rx_ = std::chrono::steady_clock::now();
-            consume(buf.data(), n);
-            if (reader_done_ || n < buf.size())
-                break;
-        }
-    }
 }
 
 inline void session::consume(char* data, std::size_t size) {
