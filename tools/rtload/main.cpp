@@ -724,7 +724,10 @@ int main(int argc, char** argv) {
     std::uint64_t const rx = st.received - rx_at_start;
     std::uint64_t const expected = st.published * st.connected;
     std::uint64_t const lost = expected > rx ? expected - rx : 0;
-    double const deliveries_per_s = static_cast<double>(rx) / std::max(run_secs, 1e-9);
+    // Deliveries per second over the publishing window (what was offered), not the drain.
+    double const window =
+        o.publish_rate > 0 ? static_cast<double>(st.published) / o.publish_rate : run_secs;
+    double const deliveries_per_s = static_cast<double>(rx) / std::max(window, 1e-9);
     auto const& h = st.latency_us;
     auto ms = [](std::uint64_t us) {
         return static_cast<double>(us) / 1000.0;
