@@ -135,16 +135,104 @@ inline void hub::on_refresh(refresh_handler h) {
     refresh_ = std::move(h);
 }
 
+inline void hub::on_refresh(std::string channel, refresh_handler h) {
+    std::lock_guard lock(mutex_);
+    if (h)
+        channel_refresh_[std::move(channel)] = std::move(h);
+    else
+        channel_refresh_.erase(channel);
+}
+
 inline bool hub::request_refresh(const topic& t) {
     refresh_handler h;
     {
         std::lock_guard lock(mutex_);
-        h = refresh_;
+        auto it = channel_refresh_.find(t.channel);
+        h = it != channel_refresh_.end() ? it->second : refresh_;
     }
     if (!h)
         return false;
     h(t);
     return true;
+}
+
+inline std::size_t hub::subscribers(std::string_view channel) const {
+    std::lock_guard lock(demand_mutex_);
+    auto it = subscribers_.find(channel);
+    return it == subscribers_.end() ? 0 : it->second;
+}
+
+inline void hub::add_subscriber(const std::string& channel) {
+    std::size_t n;
+    {
+        std::lock_guard lock(demand_mutex_);
+        n = ++subscribers_[channel];
+    }
+    if (n == 1)
+        demand_changed(channel, n);
+}
+
+inline void hub::remove_subscriber(const std::string& channel) {
+    std::size_t n;
+    {
+        std::lock_guard lock(demand_mutex_);
+        auto it = subscribers_.find(channel);
+        if (it == subscribers_.end())
+            return;
+        n = --it->second;
+        if (n == 0)
+            subscribers_.erase(it);
+    }
+    if (n == 0)
+        demand_changed(channel, n);
+}
+
+inline void hub::demand_changed(const std::string& channel, std::size_t n) {
+    // Copied out of the lock: a handler may read subscribers() or post elsewhere.
+    std::vector<demand_handler> hs;
+    {
+        std::lock_guard lock(demand_mutex_);
+        for (auto const& w : demand_watches_)
+            if (w.channel == channel)
+                hs.push_back(w.handler);
+    }
+    for (auto const& h : hs)
+        h(n);
+}
+
+inline std::uint64_t hub::on_demand(std::string channel, demand_handler h) {
+    std::lock_guard lock(demand_mutex_);
+    demand_watches_.push_back({++next_watch_, std::move(channel), std::move(h)});
+    return next_watch_;
+}
+
+inline void hub::remove_demand_handler(std::uint64_t id) {
+    std::lock_guard lock(demand_mutex_);
+    std::erase_if(demand_watches_, [id](const demand_watch& w) { return w.id == id; });
+}
+
+inline std::uint64_t hub::add_stats_provider(std::string key,
+                                             std::function<boost::json::value()> f) {
+    std::lock_guard lock(demand_mutex_);
+    stats_providers_.push_back({++next_watch_, std::move(key), std::move(f)});
+    return next_watch_;
+}
+
+inline void hub::remove_stats_provider(std::uint64_t id) {
+    std::lock_guard lock(demand_mutex_);
+    std::erase_if(stats_providers_, [id](const stats_provider& p) { return p.id == id; });
+}
+
+inline boost::json::object hub::extra_stats() const {
+    std::vector<stats_provider> ps;
+    {
+        std::lock_guard lock(demand_mutex_);
+        ps = stats_providers_;
+    }
+    boost::json::object o;
+    for (auto const& p : ps)
+        o[p.key] = p.f();
+    return o;
 }
 
 inline hub::statistics hub::stats() const {

@@ -75,6 +75,12 @@ inline boost::json::object index_json(const std::string& ws_path) {
     return o;
 }
 
+// The task function lives in this coroutine's frame for as long as the task runs: a
+// capturing coroutine lambda reads its captures through the function object.
+inline boost::asio::awaitable<void> run_task(std::function<boost::asio::awaitable<void>()> f) {
+    co_await f();
+}
+
 inline boost::json::object success(std::string_view key, boost::json::value v) {
     boost::json::object o;
     o["success"] = true;
@@ -322,7 +328,7 @@ inline void server::spawn(std::function<boost::asio::awaitable<void>()> task, st
                                     {{"task", name}, {"what", ex.what()}});
                 }
             };
-            boost::asio::co_spawn(s0.get_executor(), task(),
+            boost::asio::co_spawn(s0.get_executor(), detail::run_task(std::move(task)),
                                   boost::asio::bind_cancellation_slot(it->slot(), std::move(done)));
         });
 }
@@ -584,6 +590,8 @@ inline boost::json::object server::counters() const {
                               .count();
     o["epoch"] = hub_.epoch();
     o["threads"] = shards_.size();
+    for (auto& [k, v] : hub_.extra_stats())
+        o[k] = std::move(v);
     return o;
 }
 

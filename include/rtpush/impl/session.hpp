@@ -37,8 +37,10 @@ inline session::session(detail::shard& sh, rtpush::hub& h, const server_config& 
 }
 
 inline session::~session() {
-    for (auto& s : subs_)
+    for (auto& s : subs_) {
         shard_.remove_subscription(*s);
+        hub_.remove_subscriber(s->topic.channel);
+    }
     shard_.remove_session(id_);
 }
 
@@ -349,6 +351,7 @@ inline void session::subscribe(client_message& m) {
     // it with a counter <= since are inside the snapshot and skipped, later ones are sent.
     sub->since = hub_.initial_frames(m.topic, frames);
     shard_.add_subscription(*sub);
+    hub_.add_subscriber(sub->topic.channel);
     subs_.push_back(std::move(sub));
     if (org_.empty())
         org_ = m.topic.scope.org;
@@ -365,6 +368,7 @@ inline void session::unsubscribe(client_message& m) {
         return;
     }
     shard_.remove_subscription(**it);
+    hub_.remove_subscriber((*it)->topic.channel);
     subs_.erase(it);
     send_json(message::unsubscribed(m.topic, m.id));
 }
