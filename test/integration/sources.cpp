@@ -20,6 +20,7 @@ namespace {
 // Counts fetches; each fetch returns {"n": fetch number} as KPIs and a bigger complete part.
 struct counting_upstream {
     std::atomic<int> calls{0};
+    std::chrono::milliseconds delay{0};
 
     static rtpush::snapshot make(int n) {
         boost::json::object k;
@@ -31,6 +32,11 @@ struct counting_upstream {
     }
     net::awaitable<rtpush::snapshot> fetch() {
         int const n = ++calls;
+        if (delay.count() > 0) {
+            net::steady_timer t(co_await net::this_coro::executor);
+            t.expires_after(delay);
+            co_await t.async_wait(net::use_awaitable);
+        }
         co_return make(n);
     }
 };
@@ -243,10 +249,14 @@ BOOST_AUTO_TEST_CASE(kpis_overtake_queued_complete_payloads) {
     int const bulk = 24;
     std::string const blob(1 << 20, 'x');
     run([&](net::io_context& ioc) -> net::awaitable<void> {
-        client_connection c(ioc.get_executor());
-        co_await connect(c, fx.url());
-        co_await subscribe(c, "dash", "acme");
-        // The client reads nothing while 24 MiB of `complete` and then one `kpis` arrive.
+        // Three subscribers (one of them at the channel scope) read nothing while 24 MiB of
+        // `complete` and then one `kpis` are published.
+        std::vector<std::unique_ptr<client_connection>> clients;
+        for (int n = 0; n < 3; ++n) {
+            clients.push_back(std::make_unique<client_connection>(ioc.get_executor()));
+            co_await connect(*clients.back(), fx.url());
+            co_await subscribe(*clients.back(), "dash", n == 2 ? "" : "acme");
+        }
         for (int i = 0; i < bulk; ++i) {
             rtpush::publication p;
             p.topic = {"dash", {"acme", "", ""}};
@@ -264,22 +274,75 @@ BOOST_AUTO_TEST_CASE(kpis_overtake_queued_complete_payloads) {
         k.priority = rtpush::priority::high;
         k.data = boost::json::parse(R"({"n":1})");
         fx.srv.hub().publish(std::move(k));
-        int seen_complete = 0, kpis_at = -1;
-        while (seen_complete < bulk) {
-            auto m = co_await next(c);
-            if (m.at("phase").as_string() == "kpis")
-                kpis_at = seen_complete;
-            else
-                BOOST_TEST(m.at("data").at("i").as_int64() == seen_complete++); // FIFO
+        for (auto& c : clients) {
+            int seen_complete = 0, kpis_at = -1;
+            while (seen_complete < bulk) {
+                auto m = co_await next(*c);
+                if (m.at("phase").as_string() == "kpis")
+                    kpis_at = seen_complete;
+                else
+                    BOOST_TEST(m.at("data").at("i").as_int64() == seen_complete++); // FIFO
+            }
+            if (kpis_at < 0) {
+                auto m = co_await next(*c);
+                BOOST_TEST(m.at("phase").as_string() == "kpis");
+            }
+            BOOST_TEST_MESSAGE("kpis arrived after " << kpis_at << " of " << bulk << " complete");
+            BOOST_TEST(kpis_at >= 0);
+            BOOST_TEST(kpis_at < bulk - 1);
         }
-        if (kpis_at < 0) {
-            auto m = co_await next(c);
-            BOOST_TEST(m.at("phase").as_string() == "kpis");
-        }
-        BOOST_TEST_MESSAGE("kpis arrived after " << kpis_at << " of " << bulk << " complete");
-        BOOST_TEST(kpis_at >= 0);
-        BOOST_TEST(kpis_at < bulk - 1);
     });
+}
+
+BOOST_AUTO_TEST_CASE(fifty_client_refreshes_share_one_fetch) {
+    auto cfg = default_config();
+    cfg.max_connections = 1000;
+    server_fixture fx(cfg);
+    counting_upstream u;
+    u.delay = 200ms; // long enough for every refresh to arrive while the fetch runs
+    rtpush::refresher r(fx.srv);
+    rtpush::refresh_options o;
+    o.refresh_interval = 1h;
+    o.on_demand = true;
+    o.linger = 1h;
+    r.add(dash_source(u), o);
+    int const n = 50;
+    run([&](net::io_context& ioc) -> net::awaitable<void> {
+        std::vector<std::unique_ptr<client_connection>> clients;
+        for (int i = 0; i < n; ++i) {
+            clients.push_back(std::make_unique<client_connection>(ioc.get_executor()));
+            co_await connect(*clients.back(), fx.url());
+            co_await subscribe(*clients.back(), "dash", "acme");
+        }
+        // the first subscription started the source: everyone sees fetch 1
+        for (auto& c : clients) {
+            for (;;) {
+                auto m = co_await next(*c);
+                if (m.at("type").as_string() != "refreshing" &&
+                    m.at("phase").as_string() == "complete")
+                    break;
+            }
+        }
+        for (auto& c : clients)
+            co_await c->async_send(R"({"type":"refresh","channel":"dash","scope":{"org":"acme"}})");
+        for (auto& c : clients) {
+            int refreshing = 0;
+            for (;;) {
+                auto m = co_await next(*c);
+                if (m.at("type").as_string() == "refreshing") {
+                    ++refreshing;
+                    continue;
+                }
+                BOOST_TEST(m.at("type").as_string() == "update");
+                BOOST_TEST(m.at("phase").as_string() == "kpis");
+                BOOST_TEST(m.at("data").at("n").as_int64() == 2);
+                break;
+            }
+            BOOST_TEST(refreshing >= 1);
+        }
+    });
+    BOOST_TEST(u.calls == 2);
+    BOOST_TEST(r.stats().at(0).at("shared").as_uint64() >= 40u);
 }
 
 BOOST_AUTO_TEST_CASE(rest_fallback_serves_retained_values) {
