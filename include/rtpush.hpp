@@ -10,8 +10,10 @@
 #include <rtpush/hub.hpp>
 #include <rtpush/log.hpp>
 #include <rtpush/protocol.hpp>
+#include <rtpush/refresher.hpp>
 #include <rtpush/server.hpp>
 #include <rtpush/session.hpp>
+#include <rtpush/source.hpp>
 #include <rtpush/topic.hpp>
 #include <rtpush/version.hpp>
 

@@ -44,6 +44,9 @@ public:
     };
 
     using refresh_handler = std::function<void(const topic&)>;
+    /// Called with a channel's new subscription count when it changes between zero and
+    /// non-zero (from the thread of the session that changed it).
+    using demand_handler = std::function<void(std::size_t subscriptions)>;
 
     hub();
 
@@ -69,12 +72,31 @@ public:
     /// The random identifier of this hub's history (changes on restart).
     const std::string& epoch() const noexcept { return epoch_; }
 
-    /// Installs the function a client's `refresh` calls (from an io thread).
+    /// Installs the function a client's `refresh` calls (from an io thread) for every channel
+    /// without a handler of its own.
     void on_refresh(refresh_handler h);
-    /// Calls the refresh handler; false when none is installed.
+    /// Installs the refresh handler of one channel (a data source's); an empty one removes it.
+    void on_refresh(std::string channel, refresh_handler h);
+    /// Calls the channel's refresh handler, else the catch-all one; false when there is none.
     bool request_refresh(const topic& t);
 
+    /// Subscriptions to any scope of `channel`, over every session. Sessions keep the count
+    /// with add_subscriber/remove_subscriber; data sources read it to run only on demand.
+    std::size_t subscribers(std::string_view channel) const;
+    void add_subscriber(const std::string& channel);
+    void remove_subscriber(const std::string& channel);
+    /// Registers a watcher of `channel`'s demand (see demand_handler); returns its id.
+    std::uint64_t on_demand(std::string channel, demand_handler h);
+    void remove_demand_handler(std::uint64_t id);
+
     statistics stats() const;
+
+    /// Adds a producer of extra /api/stats fields (e.g. the refresher's `sources`); its value
+    /// appears under `key`. Called from whichever thread serves the request. Returns an id.
+    std::uint64_t add_stats_provider(std::string key, std::function<boost::json::value()> f);
+    void remove_stats_provider(std::uint64_t id);
+    /// Every provider's current value, by key.
+    boost::json::object extra_stats() const;
 
     /// Called by the server: the shards to fan out to.
     void attach(std::vector<detail::shard*> shards);
@@ -103,7 +125,27 @@ private:
     std::uint64_t total_ = 0;
     std::vector<detail::shard*> shards_;
     refresh_handler refresh_;
+    std::map<std::string, refresh_handler, std::less<>> channel_refresh_;
     std::string epoch_;
+
+    struct demand_watch {
+        std::uint64_t id;
+        std::string channel;
+        demand_handler handler;
+    };
+    // A separate lock: subscribe/unsubscribe must not wait behind a publication's fan-out.
+    mutable std::mutex demand_mutex_;
+    std::map<std::string, std::size_t, std::less<>> subscribers_;
+    std::vector<demand_watch> demand_watches_;
+    std::uint64_t next_watch_ = 0;
+    void demand_changed(const std::string& channel, std::size_t n); // demand_mutex_ not held
+
+    struct stats_provider {
+        std::uint64_t id;
+        std::string key;
+        std::function<boost::json::value()> f;
+    };
+    std::vector<stats_provider> stats_providers_; // under demand_mutex_
 };
 
 } // namespace rtpush

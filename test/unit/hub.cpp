@@ -472,6 +472,66 @@ BOOST_AUTO_TEST_CASE(since_skips_what_initial_already_holds) {
     sh.context().poll();
 }
 
+BOOST_AUTO_TEST_CASE(frames_carry_their_lane) {
+    d::shard sh(0);
+    rtpush::hub h;
+    h.attach({&sh});
+    auto const t = make_topic("kpi", "a");
+    fake_subscriber s;
+    subscriptions subs;
+    subs.add(sh, t, s);
+    auto k = make_pub(t, 1, "kpis");
+    k.priority = rtpush::priority::high;
+    h.publish(k);
+    h.publish(make_pub(t, 2, "complete")); // medium
+    auto u = make_pub(t, 3);
+    u.priority = rtpush::priority::urgent;
+    h.publish(u);
+    auto l = make_pub(t, 4);
+    l.priority = rtpush::priority::low;
+    h.publish(l);
+    h.notify(t, rtpush::message::refreshing(t));
+    sh.context().poll();
+    BOOST_TEST_REQUIRE(s.frames.size() == 5u);
+    BOOST_TEST(!s.frames[0]->bulk);
+    BOOST_TEST(s.frames[0]->phase == 0);
+    BOOST_TEST(s.frames[0]->topic == "kpi:org:a");
+    BOOST_TEST(s.frames[1]->bulk);
+    BOOST_TEST(s.frames[1]->phase == 2);
+    BOOST_TEST(!s.frames[2]->bulk);
+    BOOST_TEST(s.frames[2]->phase == 1);
+    BOOST_TEST(s.frames[3]->bulk);
+    BOOST_TEST(!s.frames[4]->bulk); // a notification is a protocol message: fast lane
+    BOOST_TEST(s.frames[4]->topic.empty());
+    // initial frames keep the lane of the retained publication
+    std::vector<d::frame_ptr> initial;
+    h.initial_frames(t, initial);
+    BOOST_TEST_REQUIRE(initial.size() == 3u);
+    BOOST_TEST(!initial[0]->bulk); // kpis (high)
+    BOOST_TEST(initial[1]->bulk);  // unphased, last was low
+    BOOST_TEST(initial[2]->bulk);  // complete (medium)
+    BOOST_TEST(initial[2]->phase == 2);
+}
+
+BOOST_AUTO_TEST_CASE(subscriber_counts_and_demand_handlers) {
+    rtpush::hub h;
+    std::vector<std::size_t> seen;
+    auto const id = h.on_demand("metrics", [&](std::size_t n) { seen.push_back(n); });
+    h.on_demand("other", [&](std::size_t) { seen.push_back(99); });
+    BOOST_TEST(h.subscribers("metrics") == 0u);
+    h.add_subscriber("metrics");
+    h.add_subscriber("metrics");
+    BOOST_TEST(h.subscribers("metrics") == 2u);
+    h.remove_subscriber("metrics");
+    h.remove_subscriber("metrics");
+    h.remove_subscriber("metrics"); // not below zero
+    BOOST_TEST(h.subscribers("metrics") == 0u);
+    BOOST_TEST(seen == (std::vector<std::size_t>{1, 0}), boost::test_tools::per_element());
+    h.remove_demand_handler(id);
+    h.add_subscriber("metrics");
+    BOOST_TEST(seen.size() == 2u);
+}
+
 BOOST_AUTO_TEST_CASE(notify_reaches_subscribers) {
     d::shard sh(0);
     rtpush::hub h;

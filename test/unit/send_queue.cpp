@@ -420,4 +420,113 @@ BOOST_AUTO_TEST_CASE(long_fifo_wraparound) {
         BOOST_TEST_REQUIRE(rest[i] == "n" + std::to_string(model[i]));
 }
 
+// ---- priority lanes ----
+
+namespace {
+
+d::frame_ptr pub_frame(std::string label, std::string topic, int phase, bool bulk,
+                       std::size_t size = 0) {
+    if (label.size() < size)
+        label.append(size - label.size(), '.');
+    auto f = std::make_shared<d::outbound_frame>();
+    f->bytes = std::move(label);
+    f->topic = std::move(topic);
+    f->phase = phase;
+    f->bulk = bulk;
+    return f;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(kpis_overtake_queued_complete) {
+    d::send_queue q(100, 0, overflow_policy::disconnect);
+    q.push(pub_frame("c1", "kpi:org:a", 2, true)); // complete, medium
+    q.push(pub_frame("c2", "kpi:org:b", 2, true));
+    q.push(pub_frame("k1", "kpi:org:a", 0, false)); // kpis, high
+    q.push(pub_frame("k2", "kpi:org:b", 0, false));
+    q.push(frame("ack")); // protocol messages ride the fast lane
+    BOOST_TEST(drain(q) == (labels{"k1", "k2", "ack", "c1", "c2"}),
+               boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(same_topic_and_phase_never_reordered) {
+    d::send_queue q(100, 0, overflow_policy::disconnect);
+    q.push(pub_frame("u1", "alerts:org:a", 1, true));  // medium
+    q.push(pub_frame("u2", "alerts:org:a", 1, false)); // urgent, same topic and phase: waits
+    q.push(pub_frame("u3", "alerts:org:a", 1, false)); // and so does the next one
+    q.push(pub_frame("x1", "alerts:org:b", 1, false)); // another topic overtakes
+    BOOST_TEST(drain(q) == (labels{"x1", "u1", "u2", "u3"}), boost::test_tools::per_element());
+    // once the bulk frame left, the topic's urgent frames use the fast lane again
+    q.push(pub_frame("u4", "alerts:org:a", 1, false));
+    q.push(pub_frame("c", "alerts:org:c", 1, true));
+    q.push(pub_frame("u5", "alerts:org:a", 1, false));
+    BOOST_TEST(drain(q) == (labels{"u4", "u5", "c"}), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(fifo_within_each_lane) {
+    d::send_queue q(100, 0, overflow_policy::disconnect);
+    for (int i = 0; i < 6; ++i) {
+        q.push(pub_frame("b" + std::to_string(i), "t" + std::to_string(i), 2, true));
+        q.push(pub_frame("f" + std::to_string(i), "t" + std::to_string(i), 0, false));
+    }
+    BOOST_TEST(drain(q) ==
+                   (labels{"f0", "f1", "f2", "f3", "f4", "f5", "b0", "b1", "b2", "b3", "b4", "b5"}),
+               boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(control_then_fast_then_bulk_with_take_limits) {
+    d::send_queue q(100, 0, overflow_policy::disconnect);
+    q.push(pub_frame("b", "t", 2, true, 10));
+    q.push(pub_frame("f", "t", 0, false, 10));
+    q.push_control(frame("c", 10));
+    BOOST_TEST(q.size() == 3u);
+    BOOST_TEST(q.bytes() == 30u);
+    std::vector<d::frame_ptr> out;
+    q.take(out, 2, 1000);
+    BOOST_TEST_REQUIRE(out.size() == 2u);
+    BOOST_TEST(label_of(out[0]) == "c");
+    BOOST_TEST(label_of(out[1]) == "f");
+    BOOST_TEST(q.bytes() == 10u);
+    // a fast frame queued while the batch is in flight still goes before the bulk one
+    q.push(pub_frame("f2", "u", 0, false, 10));
+    out.clear();
+    q.take(out, 100, 15);
+    BOOST_TEST_REQUIRE(out.size() == 1u);
+    BOOST_TEST(label_of(out[0]) == "f2");
+    BOOST_TEST(drain(q) == (labels{"b"}), boost::test_tools::per_element());
+    BOOST_TEST(q.bytes() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(graceful_close_frame_goes_last) {
+    d::send_queue q(100, 0, overflow_policy::disconnect);
+    q.push(pub_frame("complete", "t", 2, true));
+    auto close = std::make_shared<d::outbound_frame>();
+    close->bytes = "close";
+    close->bulk = true;
+    q.push(close);
+    BOOST_TEST(drain(q) == (labels{"complete", "close"}), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(drop_oldest_drops_bulk_first) {
+    d::send_queue q(3, 0, overflow_policy::drop_oldest);
+    q.push(pub_frame("f1", "a", 0, false));
+    q.push(pub_frame("b1", "a", 2, true));
+    q.push(pub_frame("f2", "b", 0, false));
+    BOOST_TEST((q.push(pub_frame("f3", "c", 0, false)) == push_result::dropped_oldest));
+    BOOST_TEST((q.push(pub_frame("f4", "d", 0, false)) == push_result::dropped_oldest));
+    BOOST_TEST(q.dropped() == 2u);
+    BOOST_TEST(drain(q) == (labels{"f2", "f3", "f4"}), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(lanes_share_one_bound) {
+    d::send_queue q(2, 100, overflow_policy::disconnect);
+    BOOST_TEST((q.push(pub_frame("b", "a", 2, true, 60)) == push_result::queued));
+    BOOST_TEST((q.push(pub_frame("f", "a", 0, false, 50)) == push_result::overflow)); // bytes
+    BOOST_TEST((q.push(pub_frame("f", "a", 0, false, 40)) == push_result::queued));
+    BOOST_TEST((q.push(pub_frame("g", "b", 0, false, 1)) == push_result::overflow)); // frames
+    q.push_control(frame("c", 500));                                                 // exempt
+    BOOST_TEST(q.size() == 3u);
+    BOOST_TEST(drain(q) == (labels{"c", "f", "b"}), boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -24,22 +24,27 @@ namespace {
 const char* usage = R"(rtctl: administer and broadcast to an rtd server
 
 Usage:
-  rtctl [--url URL] health
+  rtctl [--url URL] [--json] health
   rtctl [--url URL] stats
   rtctl [--url URL] connections [--org ORG]
   rtctl [--url URL] connection ID
   rtctl [--url URL] rooms
   rtctl [--url URL] broadcast CHANNEL [--org ORG [--dept DEPT [--queue QUEUE]]]
                     [--event NAME] [--phase kpis|complete] [--priority low|medium|high|urgent]
-                    [--data JSON | --data @FILE | --data -]
+                    [--data JSON | --data @FILE | --data -] [KEY=VALUE ...]
+  rtctl [--url URL] refresh CHANNEL [--org ORG [--dept DEPT [--queue QUEUE]]]
 
 Examples:
   rtctl broadcast kpi --org acme --data '{"health_score":92}'
+  rtctl broadcast kpi --org acme health_score=92 status=green
+  rtctl refresh metrics
   rtctl broadcast notifications --org acme --event system:maintenance --priority urgent \
         --data '{"message":"maintenance in 10 minutes"}'
 
-The URL defaults to $RTD_URL or http://127.0.0.1:3001. Exit status: 0 success, 1 the
-server answered with an error, 2 usage error, 3 the server could not be reached.
+--server URL is the same as --url; the URL defaults to $RTD_URL or http://127.0.0.1:3001.
+KEY=VALUE pairs add fields to the data (VALUE as JSON when it parses, else as a string).
+--json prints the server's answer as one line of JSON, for scripts. Exit status: 0 success,
+1 the server answered with an error, 2 usage error, 3 the server could not be reached.
 )";
 
 // Indented JSON for people.
@@ -98,6 +103,8 @@ bool parse_url(std::string url, endpoint& ep) {
     return !ep.host.empty() && !ep.port.empty();
 }
 
+bool compact_json = false; // --json
+
 int request(const endpoint& ep, http::verb method, const std::string& target,
             const std::string& body) {
     net::io_context ioc;
@@ -127,6 +134,8 @@ int request(const endpoint& ep, http::verb method, const std::string& target,
     auto& os = res.result_int() < 400 ? std::cout : std::cerr;
     if (ec)
         os << res.body() << "\n";
+    else if (compact_json)
+        os << boost::json::serialize(v) << "\n";
     else {
         pretty(os, v);
         os << "\n";
@@ -159,6 +168,8 @@ int main(int argc, char** argv) {
         ("help,h", "")
         ("version", "")
         ("url", po::value<std::string>(), "")
+        ("server", po::value<std::string>(), "")
+        ("json", "")
         ("org", po::value<std::string>(), "")
         ("dept", po::value<std::string>(), "")
         ("queue", po::value<std::string>(), "")
@@ -188,7 +199,14 @@ int main(int argc, char** argv) {
         return 0;
     }
     endpoint ep;
-    std::string url = vm.count("url") ? vm["url"].as<std::string>() : "";
+    compact_json = vm.count("json") > 0;
+    if (vm.count("url") && vm.count("server")) {
+        std::cerr << "rtctl: give --url or --server, not both\n";
+        return 2;
+    }
+    std::string url = vm.count("url")      ? vm["url"].as<std::string>()
+                      : vm.count("server") ? vm["server"].as<std::string>()
+                                           : "";
     if (url.empty())
         if (char const* env = std::getenv("RTD_URL"))
             url = env;
@@ -214,11 +232,30 @@ int main(int argc, char** argv) {
         }
         return request(ep, http::verb::get, "/api/connections/" + args[1], {});
     }
-    if (cmd == "broadcast") {
+    if (cmd == "refresh") {
         if (args.size() != 2) {
-            std::cerr << "rtctl: broadcast needs exactly one CHANNEL\n";
+            std::cerr << "rtctl: refresh needs exactly one CHANNEL\n";
             return 2;
         }
+        std::string target = "/api/refresh/" + args[1];
+        char sep = '?';
+        for (auto const* k : {"org", "dept", "queue"})
+            if (vm.count(k)) {
+                target += sep + std::string(k) + "=" + opt(k);
+                sep = '&';
+            }
+        return request(ep, http::verb::post, target, {});
+    }
+    if (cmd == "broadcast") {
+        if (args.size() < 2) {
+            std::cerr << "rtctl: broadcast needs a CHANNEL\n";
+            return 2;
+        }
+        for (std::size_t i = 2; i < args.size(); ++i)
+            if (args[i].find('=') == std::string::npos || args[i][0] == '=') {
+                std::cerr << "rtctl: '" << args[i] << "' is not KEY=VALUE\n";
+                return 2;
+            }
         boost::json::object body;
         body["channel"] = args[1];
         if (vm.count("event"))
@@ -241,6 +278,21 @@ int main(int argc, char** argv) {
         } catch (std::exception const& e) {
             std::cerr << "rtctl: --data is not valid JSON: " << e.what() << "\n";
             return 2;
+        }
+        if (args.size() > 2) {
+            if (!body["data"].is_object()) {
+                std::cerr << "rtctl: KEY=VALUE pairs need --data to be a JSON object\n";
+                return 2;
+            }
+            auto& data = body["data"].get_object();
+            for (std::size_t i = 2; i < args.size(); ++i) {
+                auto const eq = args[i].find('=');
+                std::string const value = args[i].substr(eq + 1);
+                boost::system::error_code jec;
+                auto parsed = boost::json::parse(value, jec);
+                // health_score=92 is a number, ok=true a boolean, status=green a string
+                data[args[i].substr(0, eq)] = jec ? boost::json::value(value) : std::move(parsed);
+            }
         }
         return request(ep, http::verb::post, "/api/broadcast", boost::json::serialize(body));
     }

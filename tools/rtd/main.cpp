@@ -1,6 +1,8 @@
 // rtd: the rtpush server daemon.
 #include "demo.hpp"
 #include "json_logger.hpp"
+#include "sources_config.hpp"
+#include "system_metrics.hpp"
 
 #include <rtpush.hpp>
 
@@ -10,7 +12,9 @@
 #include <sys/resource.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <thread>
 
 namespace po = boost::program_options;
@@ -31,6 +35,10 @@ const std::pair<const char*, const char*> env_map[] = {
     {"RTD_DEMO_INTERVAL", "demo-interval"},
     {"RTD_ALLOW_PUBLISH", "allow-publish"},
     {"RTD_QUEUE_POLICY", "queue-policy"},
+    {"RTD_CONFIG", "config"},
+    {"RTD_SYSTEM_METRICS", "system-metrics"},
+    {"REFRESH_INTERVAL", "refresh-interval"},
+    {"CACHE_TTL", "cache-ttl"},
 };
 
 // Each connection is a file descriptor: raise the soft limit to the hard one (and, as root,
@@ -47,6 +55,26 @@ void raise_fd_limit(std::size_t want) {
     }
     rl.rlim_cur = std::min(std::max(rl.rlim_cur, target), rl.rlim_max);
     setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+// The config file: JSON; the data sources' settings (see docs/configuration.md).
+rtd::sources_config load_sources(const std::string& path, rtpush::refresh_options defaults) {
+    rtd::sources_config c;
+    if (path.empty())
+        return c;
+    std::ifstream f(path);
+    if (!f)
+        throw std::invalid_argument("cannot read " + path);
+    std::string const text{std::istreambuf_iterator<char>(f), {}};
+    boost::system::error_code ec;
+    auto v = boost::json::parse(text, ec);
+    if (ec)
+        throw std::invalid_argument(path + " is not JSON: " + ec.message());
+    if (!v.is_object())
+        throw std::invalid_argument(path + " must hold a JSON object");
+    rtd::detail::only_keys(v.get_object(), "",
+                           {"refresh_interval", "cache_ttl", "system_metrics", "pollers"});
+    return rtd::parse_sources_config(v.get_object(), defaults);
 }
 
 } // namespace
@@ -72,6 +100,10 @@ int main(int argc, char** argv) {
         ("allow-publish", po::value<bool>()->default_value(false)->implicit_value(true), "accept `publish` from WebSocket clients [RTD_ALLOW_PUBLISH]")
         ("demo", po::value<bool>()->default_value(false)->implicit_value(true), "publish built-in demo data [RTD_DEMO]")
         ("demo-interval", po::value<unsigned>()->default_value(2000), "milliseconds between demo rounds [RTD_DEMO_INTERVAL]")
+        ("config", po::value<std::string>()->default_value(""), "JSON file of data sources: system_metrics, pollers [RTD_CONFIG]")
+        ("system-metrics", po::value<bool>()->default_value(false)->implicit_value(true), "publish this machine's metrics on channel `metrics` [RTD_SYSTEM_METRICS]")
+        ("refresh-interval", po::value<double>()->default_value(30), "default seconds between a source's fetches [REFRESH_INTERVAL]")
+        ("cache-ttl", po::value<double>()->default_value(30), "default seconds a source's value serves refreshes [CACHE_TTL]")
         ("log-level", po::value<std::string>()->default_value("info"), "debug | info | warning | error | off [RTD_LOG_LEVEL]");
     // clang-format on
 
@@ -140,6 +172,29 @@ int main(int argc, char** argv) {
         std::cerr << "rtd: --ws-path must start with '/'\n";
         return 2;
     }
+    rtpush::refresh_options refresh_defaults;
+    auto const ri = vm["refresh-interval"].as<double>();
+    auto const ttl = vm["cache-ttl"].as<double>();
+    if (!(ri > 0) || !(ttl >= 0)) {
+        std::cerr << "rtd: --refresh-interval must be positive and --cache-ttl 0 or more\n";
+        return 2;
+    }
+    refresh_defaults.refresh_interval = std::chrono::milliseconds(static_cast<long>(ri * 1000));
+    refresh_defaults.cache_ttl = std::chrono::milliseconds(static_cast<long>(ttl * 1000));
+    rtd::sources_config sources;
+    try {
+        sources = load_sources(vm["config"].as<std::string>(), refresh_defaults);
+    } catch (std::exception const& e) {
+        std::cerr << "rtd: config: " << e.what() << "\n";
+        return 2;
+    }
+    if (vm["system-metrics"].as<bool>() && !sources.system_metrics) {
+        sources.system_metrics = true;
+        sources.metrics_refresh = refresh_defaults;
+        sources.metrics_refresh.refresh_interval = std::chrono::seconds(5);
+        sources.metrics_refresh.cache_ttl = std::chrono::seconds(5);
+        sources.metrics_refresh.on_demand = true;
+    }
 
     raise_fd_limit(cfg.max_connections);
     try {
@@ -149,6 +204,16 @@ int main(int argc, char** argv) {
             auto const interval = std::chrono::milliseconds(vm["demo-interval"].as<unsigned>());
             srv.hub().on_refresh([&demo](const rtpush::topic& t) { demo.refresh(t); });
             srv.spawn([&demo, interval] { return demo.run(interval); }, "demo");
+        }
+        rtpush::refresher refresher(srv);
+        if (sources.system_metrics)
+            refresher.add(rtd::make_system_metrics_source(std::make_shared<rtd::system_metrics>(),
+                                                          sources.metrics_topic),
+                          sources.metrics_refresh);
+        for (auto const& p : sources.pollers) {
+            refresher.add(rtd::make_http_source(p), p.refresh);
+            cfg.logger.log(rtpush::log_level::info, "poller",
+                           {{"name", p.name}, {"url", p.url}, {"topic", p.topic.key()}});
         }
 
         // Signals are waited for on their own small context so that the server's threads

@@ -20,6 +20,14 @@ struct outbound_frame {
     std::string bytes;
     std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
     bool timed = false; ///< a publication: its publish-to-write latency is measured
+    /// Goes in the bulk lane, which every other data frame overtakes: a `medium` or `low`
+    /// publication (a `complete` phase), and the final close frame (it must come last).
+    bool bulk = false;
+    /// Publications: the topic key and the phase slot (0 kpis, 1 none, 2 complete). A frame
+    /// of the fast lane never overtakes a bulk frame of the same topic and phase, so a topic's
+    /// updates of one phase keep their `seq` order; `kpis` overtaking `complete` is the point.
+    std::string topic;
+    int phase = 1;
 };
 using frame_ptr = std::shared_ptr<const outbound_frame>;
 
@@ -36,70 +44,41 @@ enum class overflow_policy {
     disconnect,  ///< refuse the frame; the session closes the connection with 1008
 };
 
-/// A FIFO of shared frames bounded in count and bytes, stored in a ring that starts empty and
-/// grows on demand (an idle subscriber holds no queue memory). Control frames (pong, close)
-/// go to the front and are exempt from the bound: they are tiny and must never be dropped.
-class send_queue {
+/// A FIFO ring of shared frames that starts empty and grows on demand (an idle subscriber
+/// holds no queue memory).
+class frame_ring {
 public:
-    enum class push_result { queued, dropped_oldest, overflow };
-
-    send_queue(std::size_t max_frames, std::size_t max_bytes, overflow_policy policy) noexcept
-        : max_frames_(max_frames ? max_frames : 1)
-        , max_bytes_(max_bytes)
-        , policy_(policy) {}
-
     std::size_t size() const noexcept { return count_; }
-    std::size_t bytes() const noexcept { return bytes_; }
     bool empty() const noexcept { return count_ == 0; }
-    std::uint64_t dropped() const noexcept { return dropped_; }
-    overflow_policy policy() const noexcept { return policy_; }
-
-    push_result push(frame_ptr f) {
-        std::size_t const n = f->bytes.size();
-        push_result r = push_result::queued;
-        // Only data frames count against the bound: control frames are exempt.
-        while (count_ > control_ && (count_ - control_ >= max_frames_ ||
-                                     (max_bytes_ && bytes_ - control_bytes_ + n > max_bytes_))) {
-            if (policy_ == overflow_policy::disconnect)
-                return push_result::overflow;
-            pop_front();
-            ++dropped_;
-            r = push_result::dropped_oldest;
-        }
-        push_back_raw(std::move(f));
-        return r;
+    const frame_ptr& operator[](std::size_t i) const noexcept {
+        return ring_[(head_ + i) & (cap_ - 1)];
     }
+    const frame_ptr& front() const noexcept { return (*this)[0]; }
 
-    /// Queues a control frame ahead of all data frames (but behind other control frames).
-    void push_control(frame_ptr f) {
-        grow_if_full();
-        // insert at position `control_` (after earlier control frames)
-        head_ = (head_ + cap_ - 1) & (cap_ - 1);
-        for (std::size_t i = 0; i < control_; ++i)
-            slot(i) = std::move(slot(i + 1));
-        bytes_ += f->bytes.size();
-        control_bytes_ += f->bytes.size();
-        slot(control_) = std::move(f);
-        ++control_;
+    void push_back(frame_ptr f) {
+        if (count_ == cap_) {
+            std::size_t const ncap = cap_ ? cap_ * 2 : 4;
+            std::unique_ptr<frame_ptr[]> n(new frame_ptr[ncap]);
+            for (std::size_t i = 0; i < count_; ++i)
+                n[i] = std::move(slot(i));
+            ring_ = std::move(n);
+            cap_ = ncap;
+            head_ = 0;
+        }
+        slot(count_) = std::move(f);
         ++count_;
     }
 
-    /// Moves frames from the front into `out` until `max_frames` or `max_bytes` is reached
-    /// (at least one frame when not empty): the batch for one gathered write.
-    void take(std::vector<frame_ptr>& out, std::size_t max_frames, std::size_t max_bytes) {
-        std::size_t taken_bytes = 0;
-        while (count_ > 0 && out.size() < max_frames) {
-            std::size_t const n = slot(0)->bytes.size();
-            if (!out.empty() && taken_bytes + n > max_bytes)
-                break;
-            taken_bytes += n;
-            out.push_back(std::move(slot(0)));
-            pop_front_moved(n);
-        }
+    /// Requires !empty(). Leaves no reference behind in the ring.
+    frame_ptr pop_front() noexcept {
+        frame_ptr f = std::move(slot(0));
+        head_ = (head_ + 1) & (cap_ - 1);
+        --count_;
+        return f;
     }
 
-    /// Releases the ring's memory once the queue drained (idle sessions keep nothing).
-    void shrink() {
+    /// Releases the memory once empty.
+    void shrink() noexcept {
         if (count_ == 0) {
             ring_.reset();
             cap_ = head_ = 0;
@@ -109,55 +88,98 @@ public:
 private:
     frame_ptr& slot(std::size_t i) noexcept { return ring_[(head_ + i) & (cap_ - 1)]; }
 
-    void grow_if_full() {
-        if (count_ < cap_)
-            return;
-        std::size_t const ncap = cap_ ? cap_ * 2 : 4;
-        std::unique_ptr<frame_ptr[]> n(new frame_ptr[ncap]);
-        for (std::size_t i = 0; i < count_; ++i)
-            n[i] = std::move(slot(i));
-        ring_ = std::move(n);
-        cap_ = ncap;
-        head_ = 0;
-    }
-
-    void push_back_raw(frame_ptr f) {
-        grow_if_full();
-        bytes_ += f->bytes.size();
-        slot(count_) = std::move(f);
-        ++count_;
-    }
-
-    // Drops the oldest data frame, which sits right behind the control frames (never one of
-    // those). Requires count_ > control_.
-    void pop_front() {
-        std::size_t const victim = control_;
-        bytes_ -= slot(victim)->bytes.size();
-        for (std::size_t i = victim; i > 0; --i)
-            slot(i) = std::move(slot(i - 1));
-        slot(0).reset();
-        head_ = (head_ + 1) & (cap_ - 1);
-        --count_;
-    }
-
-    void pop_front_moved(std::size_t n) {
-        bytes_ -= n;
-        slot(0).reset();
-        head_ = (head_ + 1) & (cap_ - 1);
-        --count_;
-        if (control_ > 0) {
-            --control_;
-            control_bytes_ -= n;
-        }
-    }
-
     std::unique_ptr<frame_ptr[]> ring_;
     std::size_t cap_ = 0;
     std::size_t head_ = 0;
     std::size_t count_ = 0;
-    std::size_t control_ = 0; // control frames at the front
-    std::size_t bytes_ = 0;
+};
+
+/// A session's outbound queue, bounded in count and bytes, in three lanes taken in order:
+/// control frames (pong, close on overflow: exempt from the bound, never dropped), then the
+/// fast lane (urgent and high publications, and the protocol's own messages), then the bulk
+/// lane (medium and low publications). FIFO within a lane. So KPIs published after a large
+/// `complete` payload still reach the client first when the payload is queued, not yet written.
+class send_queue {
+public:
+    enum class push_result { queued, dropped_oldest, overflow };
+
+    send_queue(std::size_t max_frames, std::size_t max_bytes, overflow_policy policy) noexcept
+        : max_frames_(max_frames ? max_frames : 1)
+        , max_bytes_(max_bytes)
+        , policy_(policy) {}
+
+    std::size_t size() const noexcept { return control_.size() + fast_.size() + bulk_.size(); }
+    std::size_t bytes() const noexcept { return control_bytes_ + data_bytes_; }
+    bool empty() const noexcept { return size() == 0; }
+    std::uint64_t dropped() const noexcept { return dropped_; }
+    overflow_policy policy() const noexcept { return policy_; }
+
+    push_result push(frame_ptr f) {
+        std::size_t const n = f->bytes.size();
+        push_result r = push_result::queued;
+        // Only data frames count against the bound: control frames are exempt.
+        while (data_count() > 0 &&
+               (data_count() >= max_frames_ || (max_bytes_ && data_bytes_ + n > max_bytes_))) {
+            if (policy_ == overflow_policy::disconnect)
+                return push_result::overflow;
+            // Bulk first: a dashboard would rather lose a stale full payload than its KPIs.
+            auto& victim = bulk_.empty() ? fast_ : bulk_;
+            data_bytes_ -= victim.pop_front()->bytes.size();
+            ++dropped_;
+            r = push_result::dropped_oldest;
+        }
+        lane_of(*f).push_back(std::move(f));
+        data_bytes_ += n;
+        return r;
+    }
+
+    /// Queues a control frame ahead of all data frames (but behind other control frames).
+    void push_control(frame_ptr f) {
+        control_bytes_ += f->bytes.size();
+        control_.push_back(std::move(f));
+    }
+
+    /// Moves frames from the front into `out` until `max_frames` or `max_bytes` is reached
+    /// (at least one frame when not empty): the batch for one gathered write.
+    void take(std::vector<frame_ptr>& out, std::size_t max_frames, std::size_t max_bytes) {
+        std::size_t taken_bytes = 0;
+        for (frame_ring* lane : {&control_, &fast_, &bulk_}) {
+            while (!lane->empty() && out.size() < max_frames) {
+                std::size_t const n = lane->front()->bytes.size();
+                if (!out.empty() && taken_bytes + n > max_bytes)
+                    return;
+                taken_bytes += n;
+                (lane == &control_ ? control_bytes_ : data_bytes_) -= n;
+                out.push_back(lane->pop_front());
+            }
+        }
+    }
+
+    /// Releases the rings' memory once the queue drained (idle sessions keep nothing).
+    void shrink() {
+        if (empty()) {
+            control_.shrink();
+            fast_.shrink();
+            bulk_.shrink();
+        }
+    }
+
+private:
+    std::size_t data_count() const noexcept { return fast_.size() + bulk_.size(); }
+
+    frame_ring& lane_of(const outbound_frame& f) noexcept {
+        if (f.bulk)
+            return bulk_;
+        if (!f.topic.empty())
+            for (std::size_t i = 0; i < bulk_.size(); ++i)
+                if (bulk_[i]->phase == f.phase && bulk_[i]->topic == f.topic)
+                    return bulk_; // behind its own topic's earlier frame of this phase
+        return fast_;
+    }
+
+    frame_ring control_, fast_, bulk_;
     std::size_t control_bytes_ = 0;
+    std::size_t data_bytes_ = 0;
     std::size_t max_frames_;
     std::size_t max_bytes_;
     overflow_policy policy_;

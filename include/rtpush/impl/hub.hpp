@@ -23,6 +23,19 @@ inline hub::hub() {
     epoch_.assign(buf, 16);
 }
 
+namespace detail {
+// A publication's frame carries what the session's priority lanes need (see send_queue).
+inline frame_ptr publication_frame(std::string bytes, const publication& p, int slot, bool timed) {
+    auto f = std::make_shared<outbound_frame>();
+    f->bytes = std::move(bytes);
+    f->timed = timed;
+    f->bulk = p.priority == priority::medium || p.priority == priority::low;
+    f->topic = p.topic.key();
+    f->phase = slot;
+    return f;
+}
+} // namespace detail
+
 inline void hub::attach(std::vector<detail::shard*> shards) {
     std::lock_guard lock(mutex_);
     shards_ = std::move(shards);
@@ -55,10 +68,10 @@ inline hub::publish_result hub::publish(publication p) {
     auto& st = topics_[key];
     r.seq = ++st.seq;
     // Serialise and frame once; every subscriber gets a reference to these bytes.
-    auto frame = detail::make_shared_frame(
+    auto frame = detail::publication_frame(
         detail::make_frame(detail::opcode::text,
                            message::publication("update", p, r.seq, epoch_, ts)),
-        true);
+        p, phase_slot(p.phase), true);
     ++total_;
     ++by_event_[p.event];
     fan_out(p.topic, std::move(frame));
@@ -87,13 +100,16 @@ inline std::uint64_t hub::initial_frames(const topic& sub, std::vector<detail::f
          ++it) {
         if (!key_within(it->first, key))
             continue;
-        for (auto& slot : it->second.phases) {
+        for (int i = 0; i < 3; ++i) {
+            auto& slot = it->second.phases[i];
             if (!slot)
                 continue;
             if (!slot->initial)
-                slot->initial = detail::make_shared_frame(detail::make_frame(
-                    detail::opcode::text, message::publication("initial", slot->pub, slot->seq,
-                                                               epoch_, slot->timestamp)));
+                slot->initial = detail::publication_frame(
+                    detail::make_frame(detail::opcode::text,
+                                       message::publication("initial", slot->pub, slot->seq, epoch_,
+                                                            slot->timestamp)),
+                    slot->pub, i, false);
             out.push_back(slot->initial);
         }
     }
@@ -135,16 +151,104 @@ inline void hub::on_refresh(refresh_handler h) {
     refresh_ = std::move(h);
 }
 
+inline void hub::on_refresh(std::string channel, refresh_handler h) {
+    std::lock_guard lock(mutex_);
+    if (h)
+        channel_refresh_[std::move(channel)] = std::move(h);
+    else
+        channel_refresh_.erase(channel);
+}
+
 inline bool hub::request_refresh(const topic& t) {
     refresh_handler h;
     {
         std::lock_guard lock(mutex_);
-        h = refresh_;
+        auto it = channel_refresh_.find(t.channel);
+        h = it != channel_refresh_.end() ? it->second : refresh_;
     }
     if (!h)
         return false;
     h(t);
     return true;
+}
+
+inline std::size_t hub::subscribers(std::string_view channel) const {
+    std::lock_guard lock(demand_mutex_);
+    auto it = subscribers_.find(channel);
+    return it == subscribers_.end() ? 0 : it->second;
+}
+
+inline void hub::add_subscriber(const std::string& channel) {
+    std::size_t n;
+    {
+        std::lock_guard lock(demand_mutex_);
+        n = ++subscribers_[channel];
+    }
+    if (n == 1)
+        demand_changed(channel, n);
+}
+
+inline void hub::remove_subscriber(const std::string& channel) {
+    std::size_t n;
+    {
+        std::lock_guard lock(demand_mutex_);
+        auto it = subscribers_.find(channel);
+        if (it == subscribers_.end())
+            return;
+        n = --it->second;
+        if (n == 0)
+            subscribers_.erase(it);
+    }
+    if (n == 0)
+        demand_changed(channel, n);
+}
+
+inline void hub::demand_changed(const std::string& channel, std::size_t n) {
+    // Copied out of the lock: a handler may read subscribers() or post elsewhere.
+    std::vector<demand_handler> hs;
+    {
+        std::lock_guard lock(demand_mutex_);
+        for (auto const& w : demand_watches_)
+            if (w.channel == channel)
+                hs.push_back(w.handler);
+    }
+    for (auto const& h : hs)
+        h(n);
+}
+
+inline std::uint64_t hub::on_demand(std::string channel, demand_handler h) {
+    std::lock_guard lock(demand_mutex_);
+    demand_watches_.push_back({++next_watch_, std::move(channel), std::move(h)});
+    return next_watch_;
+}
+
+inline void hub::remove_demand_handler(std::uint64_t id) {
+    std::lock_guard lock(demand_mutex_);
+    std::erase_if(demand_watches_, [id](const demand_watch& w) { return w.id == id; });
+}
+
+inline std::uint64_t hub::add_stats_provider(std::string key,
+                                             std::function<boost::json::value()> f) {
+    std::lock_guard lock(demand_mutex_);
+    stats_providers_.push_back({++next_watch_, std::move(key), std::move(f)});
+    return next_watch_;
+}
+
+inline void hub::remove_stats_provider(std::uint64_t id) {
+    std::lock_guard lock(demand_mutex_);
+    std::erase_if(stats_providers_, [id](const stats_provider& p) { return p.id == id; });
+}
+
+inline boost::json::object hub::extra_stats() const {
+    std::vector<stats_provider> ps;
+    {
+        std::lock_guard lock(demand_mutex_);
+        ps = stats_providers_;
+    }
+    boost::json::object o;
+    for (auto const& p : ps)
+        o[p.key] = p.f();
+    return o;
 }
 
 inline hub::statistics hub::stats() const {

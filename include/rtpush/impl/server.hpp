@@ -69,13 +69,22 @@ inline boost::json::object index_json(const std::string& ws_path) {
     o["version"] = version_string;
     o["websocket"] = ws_path;
     o["endpoints"] = {"GET /api/health",
+                      "GET /api/kpis?channel=&org=&dept=&queue=",
+                      "GET /api/dashboard?channel=&org=&dept=&queue=",
                       "GET /api/stats",
                       "GET /api/connections",
                       "GET /api/connections/{id}",
                       "GET /api/rooms",
                       "POST /api/broadcast",
+                      "POST /api/refresh/{channel}?org=&dept=&queue=",
                       "POST /api/broadcast/{channel}"};
     return o;
+}
+
+// The task function lives in this coroutine's frame for as long as the task runs: a
+// capturing coroutine lambda reads its captures through the function object.
+inline boost::asio::awaitable<void> run_task(std::function<boost::asio::awaitable<void>()> f) {
+    co_await f();
 }
 
 inline boost::json::object success(std::string_view key, boost::json::value v) {
@@ -120,6 +129,40 @@ inline boost::json::object rooms_by_type(const std::map<std::string, std::size_t
     boost::json::object o;
     for (int i = 0; i < 4; ++i)
         o[names[i]] = counts[i];
+    return o;
+}
+
+// Seed 000's REST fallback: the retained values of `t` and every narrower topic, the `kpis`
+// phase (want_kpis) or the full data (`complete` and unphased values).
+inline boost::json::object retained_json(const hub& h, const topic& t, bool want_kpis) {
+    boost::json::array items;
+    for (auto& v : h.snapshot(t)) {
+        auto& o = v.as_object();
+        auto const* ph = o.if_contains("phase");
+        bool const is_kpis = ph && ph->as_string() == "kpis";
+        if (is_kpis == want_kpis)
+            items.push_back(std::move(v));
+    }
+    boost::json::object o;
+    o["success"] = true;
+    o["channel"] = t.channel;
+    o["scope"] = scope_to_json(t.scope);
+    o["topic"] = t.key();
+    o["epoch"] = h.epoch();
+    o["count"] = items.size();
+    // One topic (the usual dashboard): its data directly, as seed 000's routes answered.
+    if (items.size() == 1)
+        o["data"] = items.front().at("data");
+    o["items"] = std::move(items);
+    o["timestamp"] = iso8601_now();
+    return o;
+}
+
+inline boost::json::object refresh_json(const topic& t) {
+    boost::json::object o;
+    o["success"] = true;
+    o["topic"] = t.key();
+    o["refreshing"] = true;
     return o;
 }
 
@@ -326,7 +369,7 @@ inline void server::spawn(std::function<boost::asio::awaitable<void>()> task, st
                                     {{"task", name}, {"what", ex.what()}});
                 }
             };
-            boost::asio::co_spawn(s0.get_executor(), task(),
+            boost::asio::co_spawn(s0.get_executor(), detail::run_task(std::move(task)),
                                   boost::asio::bind_cancellation_slot(it->slot(), std::move(done)));
         });
 }
@@ -629,6 +672,8 @@ inline boost::json::object server::counters() const {
                               .count();
     o["epoch"] = hub_.epoch();
     o["threads"] = shards_.size();
+    for (auto& [k, v] : hub_.extra_stats())
+        o[k] = std::move(v);
     return o;
 }
 
@@ -740,6 +785,44 @@ inline boost::asio::awaitable<server::http_response> server::handle(const http_r
         }
         co_return detail::json_response(http::status::ok,
                                         detail::success_list("connections", std::move(all)), v);
+    }
+    if (path == "/api/kpis" || path == "/api/dashboard") {
+        if (!get)
+            co_return method_not_allowed("GET");
+        topic t;
+        t.channel = query.count("channel") ? query["channel"] : "kpi";
+        t.scope.org = query.count("org") ? query["org"] : query["organization_id"];
+        t.scope.dept = query.count("dept") ? query["dept"] : query["department_id"];
+        t.scope.queue = query.count("queue") ? query["queue"] : query["queue_name"];
+        if (validate(t))
+            co_return detail::json_error(http::status::bad_request, "INVALID_MESSAGE",
+                                         "invalid channel or scope (identifiers are "
+                                         "[A-Za-z0-9_.@-], a dept needs an org, a queue needs "
+                                         "a dept)",
+                                         v);
+        auto body = detail::retained_json(hub_, t, path == "/api/kpis");
+        if (body.at("count").as_uint64() == 0)
+            co_return detail::json_error(http::status::not_found, "NOT_FOUND",
+                                         "no data for " + t.key() + " yet", v);
+        co_return detail::json_response(http::status::ok, body, v);
+    }
+    if (path.rfind("/api/refresh/", 0) == 0) {
+        // The admin's `refresh` (rtctl refresh CHANNEL): what a client's message does, unlimited.
+        if (req.method() != http::verb::post)
+            co_return method_not_allowed("POST");
+        topic t;
+        t.channel = path.substr(13);
+        t.scope.org = query.count("org") ? query["org"] : query["organization_id"];
+        t.scope.dept = query.count("dept") ? query["dept"] : query["department_id"];
+        t.scope.queue = query.count("queue") ? query["queue"] : query["queue_name"];
+        if (validate(t))
+            co_return detail::json_error(http::status::bad_request, "INVALID_MESSAGE",
+                                         "invalid channel or scope", v);
+        hub_.notify(t, message::refreshing(t));
+        if (!hub_.request_refresh(t))
+            co_return detail::json_error(http::status::not_found, "ROOM_NOT_FOUND",
+                                         "no data source refreshes " + t.channel, v);
+        co_return detail::json_response(http::status::accepted, detail::refresh_json(t), v);
     }
     if (path == "/api/rooms") {
         if (!get)

@@ -35,8 +35,10 @@ inline session::session(detail::shard& sh, rtpush::hub& h, const server_config& 
 inline session::~session() {
     if (dirty_)
         shard_.forget_dirty(this);
-    for (auto& s : subs_)
+    for (auto& s : subs_) {
         shard_.remove_subscription(*s);
+        hub_.remove_subscriber(s->topic.channel);
+    }
     shard_.remove_session(id_);
 }
 
@@ -221,8 +223,10 @@ inline void session::close(std::uint16_t code, std::string_view reason) {
         return;
     closing_ = true;
     close_code_ = code;
-    close_frame_ = detail::make_shared_frame(
-        detail::make_frame(detail::opcode::close, detail::close_payload(code, reason)));
+    auto f = std::make_shared<detail::outbound_frame>();
+    f->bytes = detail::make_frame(detail::opcode::close, detail::close_payload(code, reason));
+    f->bulk = true; // behind every queued data frame, whatever its lane
+    close_frame_ = std::move(f);
     // After the queued data, so a graceful close loses nothing; ahead of it for 1008, since
     // that backlog is what made us close.
     if (code == 1008 || queue_.push(close_frame_) == detail::send_queue::push_result::overflow)
@@ -481,6 +485,7 @@ inline void session::subscribe(client_message& m) {
     // it with a counter <= since are inside the snapshot and skipped, later ones are sent.
     sub->since = hub_.initial_frames(m.topic, frames);
     shard_.add_subscription(*sub);
+    hub_.add_subscriber(sub->topic.channel);
     subs_.push_back(std::move(sub));
     if (org_.empty())
         org_ = m.topic.scope.org;
@@ -497,6 +502,7 @@ inline void session::unsubscribe(client_message& m) {
         return;
     }
     shard_.remove_subscription(**it);
+    hub_.remove_subscriber((*it)->topic.channel);
     subs_.erase(it);
     send_json(message::unsubscribed(m.topic, m.id));
 }

@@ -1,0 +1,150 @@
+#!/usr/bin/python3
+"""rtd data sources and rtctl end to end.
+
+Starts a local HTTP server (python3 -m http.server) serving a JSON file, rtd with a config file
+holding an HTTP poller of that file and the system metrics source, then drives rtctl and the
+REST fallback: poller KPIs and `changes`, refresh, broadcast with KEY=VALUE pairs, --json,
+--server, exit codes, and an invalid config file.
+Usage: rtd_tools.py PATH_TO_RTD PATH_TO_RTCTL
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+RTD, RTCTL = sys.argv[1], sys.argv[2]
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def get(port, path):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def wait_for(pred, limit=10.0):
+    end = time.time() + limit
+    while time.time() < end:
+        try:
+            if pred():
+                return True
+        except (KeyError, TypeError, IndexError):
+            pass
+        time.sleep(0.05)
+    return False
+
+
+def rtctl(*args):
+    p = subprocess.run([RTCTL, *args], capture_output=True, text=True, timeout=20)
+    return p.returncode, p.stdout, p.stderr
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="rtd_tools_")
+    data = os.path.join(tmp, "data.json")
+    with open(data, "w") as f:
+        json.dump({"summary": {"total": 5, "ok": 4}, "items": [1, 2, 3]}, f)
+    upstream = subprocess.Popen(
+        [sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1",
+         "--directory", tmp], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = upstream.stdout.readline()  # "Serving HTTP on 127.0.0.1 port N (...)"
+    up_port = int(line.split(" port ")[1].split()[0])
+    config = os.path.join(tmp, "rtd.json")
+    with open(config, "w") as f:
+        json.dump({
+            "system_metrics": {"interval": 0.5, "on_demand": False},
+            "pollers": [{
+                "name": "ext", "url": f"http://127.0.0.1:{up_port}/data.json",
+                "channel": "ext", "scope": {"org": "acme"},
+                "kpis": {"total": "/summary/total", "ok": "/summary/ok"},
+                "interval": 0.2, "timeout": 2}]}, f)
+    rtd = subprocess.Popen([RTD, "--host", "127.0.0.1", "--port", "0", "--config", config],
+                           stdout=subprocess.PIPE, text=True)
+    port = None
+    for out in rtd.stdout:
+        ev = json.loads(out)
+        if ev.get("event") == "listening":
+            port = ev["port"]
+            break
+    url = f"http://127.0.0.1:{port}"
+    try:
+        check(wait_for(lambda: get(port, "/api/kpis?channel=ext&org=acme")[1]["data"]["total"] == 5),
+              "poller publishes KPIs chosen by JSON pointers")
+        st, body = get(port, "/api/dashboard?channel=ext&org=acme")
+        check(st == 200 and body["data"]["items"] == [1, 2, 3], "dashboard route has the complete data")
+        with open(data, "w") as f:
+            json.dump({"summary": {"total": 9, "ok": 4}}, f)
+        check(wait_for(lambda: get(port, "/api/kpis?channel=ext&org=acme")[1]["data"]["total"] == 9),
+              "poller picks up new upstream content")
+        body = get(port, "/api/kpis?channel=ext&org=acme")[1]
+        check(body["data"]["changes"] == {"total_change": 4, "ok_change": 0}, "KPI changes")
+        check(wait_for(lambda: get(port, "/api/kpis?channel=metrics")[1]["data"]["cpu_cores"] >= 1),
+              "system metrics KPIs")
+        body = get(port, "/api/dashboard?channel=metrics")[1]["data"]
+        check(body["hostname"] != "" and len(body["top_processes"]) <= 10
+              and len(body["network_interfaces"]) >= 1, "system metrics complete data")
+        stats = get(port, "/api/stats")[1]["stats"]["sources"]
+        names = sorted(s["name"] for s in stats)
+        check(names == ["ext", "system_metrics"], "sources in /api/stats")
+
+        rc, out, err = rtctl("--server", url, "--json", "health")
+        check(rc == 0 and json.loads(out)["status"] == "ok" and "\n" not in out.strip(),
+              "rtctl --server --json health")
+        rc, out, err = rtctl("--url", url, "refresh", "ext", "--org", "acme")
+        check(rc == 0 and "refreshing" in out, "rtctl refresh CHANNEL")
+        rc, out, err = rtctl("--url", url, "refresh", "nosuch")
+        check(rc == 1 and "ROOM_NOT_FOUND" in err, "rtctl refresh without a source exits 1")
+        rc, out, err = rtctl("--url", url, "--json", "broadcast", "kpi", "--org", "acme",
+                             "health_score=92", "status=green", "ok=true")
+        check(rc == 0 and json.loads(out)["topic"] == "kpi:org:acme", "rtctl broadcast KEY=VALUE")
+        data_now = get(port, "/api/dashboard?channel=kpi&org=acme")[1]["data"]
+        check(data_now == {"health_score": 92, "status": "green", "ok": True},
+              "KEY=VALUE values typed as JSON")
+        rc, out, err = rtctl("--url", url, "broadcast", "kpi", "--data", '{"a":1}', "b=2")
+        check(rc == 0, "rtctl broadcast --data plus KEY=VALUE")
+        check(get(port, "/api/dashboard?channel=kpi")[1]["items"][0]["data"] == {"a": 1, "b": 2},
+              "pairs merged into --data")
+        rc, out, err = rtctl("--url", url, "broadcast", "kpi", "novalue")
+        check(rc == 2, "rtctl bad KEY=VALUE is a usage error")
+        rc, out, err = rtctl("--url", url, "--server", url, "health")
+        check(rc == 2, "rtctl --url with --server is a usage error")
+        rc, out, err = rtctl("--url", "http://127.0.0.1:1", "health")
+        check(rc == 3, "rtctl cannot connect exits 3")
+        rc, out, err = rtctl("--url", url, "stats")
+        check(rc == 0 and '"sources"' in out, "rtctl stats (human form)")
+    finally:
+        rtd.send_signal(signal.SIGTERM)
+        check(rtd.wait(timeout=15) == 0, "rtd exits 0 on SIGTERM")
+        upstream.terminate()
+        upstream.wait(timeout=5)
+
+    bad = os.path.join(tmp, "bad.json")
+    with open(bad, "w") as f:
+        json.dump({"pollers": [{"name": "x", "url": "https://example.com/", "channel": "c"}]}, f)
+    p = subprocess.run([RTD, "--port", "0", "--config", bad], capture_output=True, text=True,
+                       timeout=20)
+    check(p.returncode == 2 and "pollers[0].url" in p.stderr, "invalid config stops rtd naming the setting")
+    p = subprocess.run([RTD, "--port", "0", "--config", os.path.join(tmp, "missing.json")],
+                       capture_output=True, text=True, timeout=20)
+    check(p.returncode == 2 and "cannot read" in p.stderr, "missing config file")
+
+    if failures:
+        print(f"{len(failures)} failure(s)")
+        sys.exit(1)
+    print("all passed")
+
+
+main()

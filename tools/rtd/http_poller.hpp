@@ -1,0 +1,125 @@
+// rtd: the HTTP JSON poller (seeds 000 and 004): GETs a URL, publishes the JSON body as the
+// `complete` phase and the fields chosen by JSON pointers as the `kpis` phase.
+#ifndef RTD_HTTP_POLLER_HPP
+#define RTD_HTTP_POLLER_HPP
+
+#include <rtpush/client_connection.hpp>
+#include <rtpush/refresher.hpp>
+#include <rtpush/source.hpp>
+#include <rtpush/version.hpp>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace rtd {
+
+/// One poller, as the config file describes it.
+struct poller_config {
+    std::string name;
+    std::string url; ///< http://host[:port]/path (https is not supported yet)
+    rtpush::topic topic;
+    std::string event;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string bearer_token_env;        ///< sends "Authorization: Bearer $VAR" when set
+    std::vector<rtpush::kpi_field> kpis; ///< empty: the body is published as `complete` only
+    std::string data_pointer; ///< the part of the body that is the complete data ("" = all)
+    std::chrono::milliseconds timeout{10000};
+    std::size_t max_body = 8 << 20;
+    rtpush::refresh_options refresh;
+};
+
+/// Fetches one snapshot. Throws with a message naming what went wrong: connection, timeout,
+/// HTTP status, body that is not JSON.
+inline boost::asio::awaitable<rtpush::snapshot> http_poll(poller_config cfg) {
+    namespace net = boost::asio;
+    namespace beast = boost::beast;
+    namespace http = beast::http;
+    boost::system::error_code ec;
+    std::string url = cfg.url;
+    if (url.rfind("http://", 0) != 0)
+        throw std::runtime_error("only http:// URLs are supported");
+    auto const u = rtpush::parse_ws_url("ws://" + url.substr(7), ec);
+    if (ec)
+        throw std::runtime_error("bad URL " + cfg.url);
+    auto ex = co_await net::this_coro::executor;
+    net::ip::tcp::resolver resolver(ex);
+    beast::tcp_stream stream(ex);
+    // One deadline for the whole exchange: resolve, connect, write, read.
+    stream.expires_after(cfg.timeout);
+    auto [rec, eps] =
+        co_await resolver.async_resolve(u.host, u.port, net::as_tuple(net::use_awaitable));
+    if (rec)
+        throw std::runtime_error("cannot resolve " + u.host + ": " + rec.message());
+    auto [cec, ep] = co_await stream.async_connect(eps, net::as_tuple(net::use_awaitable));
+    if (cec)
+        throw std::runtime_error(cec == beast::error::timeout
+                                     ? "timeout connecting to " + u.host + ":" + u.port
+                                     : "cannot connect to " + u.host + ":" + u.port + ": " +
+                                           cec.message());
+    http::request<http::empty_body> req{http::verb::get, u.target, 11};
+    req.set(http::field::host, u.host + ":" + u.port);
+    req.set(http::field::user_agent, std::string("rtd/") + rtpush::version_string);
+    req.set(http::field::accept, "application/json");
+    for (auto const& [k, v] : cfg.headers)
+        req.set(k, v);
+    if (!cfg.bearer_token_env.empty())
+        if (char const* tok = std::getenv(cfg.bearer_token_env.c_str()))
+            req.set(http::field::authorization, std::string("Bearer ") + tok);
+    auto [wec, wn] = co_await http::async_write(stream, req, net::as_tuple(net::use_awaitable));
+    if (wec)
+        throw std::runtime_error(wec == beast::error::timeout ? "timeout" : wec.message());
+    beast::flat_buffer buf;
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(cfg.max_body);
+    auto [hec, hn] =
+        co_await http::async_read(stream, buf, parser, net::as_tuple(net::use_awaitable));
+    stream.socket().shutdown(net::ip::tcp::socket::shutdown_both, ec);
+    if (hec)
+        throw std::runtime_error(hec == beast::error::timeout ? "timeout reading the response"
+                                                              : "bad response: " + hec.message());
+    auto const& res = parser.get();
+    if (res.result_int() != 200)
+        throw std::runtime_error("HTTP " + std::to_string(res.result_int()));
+    auto body = boost::json::parse(res.body(), ec);
+    if (ec)
+        throw std::runtime_error("body is not JSON: " + ec.message());
+    rtpush::snapshot s;
+    if (!cfg.data_pointer.empty()) {
+        auto const* p = body.find_pointer(cfg.data_pointer, ec);
+        if (!p)
+            throw std::runtime_error("no " + cfg.data_pointer + " in the body");
+        s.complete = *p;
+    } else {
+        s.complete = std::move(body);
+    }
+    if (!cfg.kpis.empty())
+        s.kpis = rtpush::pick_kpis(s.complete, cfg.kpis);
+    co_return s;
+}
+
+/// The source that polls `cfg.url`.
+inline rtpush::source make_http_source(const poller_config& cfg) {
+    rtpush::source s;
+    s.name = cfg.name;
+    s.topic = cfg.topic;
+    s.event = cfg.event;
+    s.fetch = [cfg] {
+        return http_poll(cfg);
+    };
+    return s;
+}
+
+} // namespace rtd
+
+#endif
