@@ -4,6 +4,7 @@
 #ifndef RTPUSH_HPP
 #define RTPUSH_HPP
 
+#include <rtpush/client.hpp>
 #include <rtpush/client_connection.hpp>
 #include <rtpush/config.hpp>
 #include <rtpush/error.hpp>

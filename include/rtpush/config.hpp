@@ -14,6 +14,14 @@
 
 namespace rtpush {
 
+/// The hub's per-topic history, from which a reconnecting client recovers what it missed
+/// (docs/protocol.md, "Recovery"). An entry leaves when either bound is passed.
+struct hub_config {
+    std::size_t history_size = 1000;               ///< publications kept per topic; 0 = none
+    std::chrono::milliseconds history_ttl{600000}; ///< ... and for at most this long
+    std::size_t max_replay = 5000; ///< a recovery needing more replays sends `initial` instead
+};
+
 /// Everything a server can be told. Tools map flags, environment variables and config files
 /// onto this struct; programs fill it with designated initialisers.
 struct server_config {
@@ -43,6 +51,8 @@ struct server_config {
 
     bool allow_client_publish = false; ///< accept `publish` from WebSocket clients
     std::chrono::milliseconds refresh_min_interval{10000}; ///< per-client `refresh` rate limit
+
+    rtpush::hub_config history; ///< per-topic history for recovery
 
     rtpush::logger logger; ///< no sink: silent
 };

@@ -4,6 +4,8 @@
 #ifndef RTPUSH_HUB_HPP
 #define RTPUSH_HUB_HPP
 
+#include <rtpush/config.hpp>
+#include <rtpush/detail/recovery.hpp>
 #include <rtpush/detail/send_queue.hpp>
 #include <rtpush/protocol.hpp>
 #include <rtpush/topic.hpp>
@@ -13,10 +15,13 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,12 +48,19 @@ public:
         std::size_t topics = 0;
     };
 
+    /// What subscribe_frames() did.
+    struct subscribe_result {
+        std::uint64_t counter = 0; ///< as initial_frames() returns
+        detail::recovery_result recovery = detail::recovery_result::recovered;
+        bool recovered() const noexcept { return recovery == detail::recovery_result::recovered; }
+    };
+
     using refresh_handler = std::function<void(const topic&)>;
     /// Called with a channel's new subscription count when it changes between zero and
     /// non-zero (from the thread of the session that changed it).
     using demand_handler = std::function<void(std::size_t subscriptions)>;
 
-    hub();
+    explicit hub(hub_config cfg = {});
 
     /// Serialises the publication once, frames it once, keeps it as the topic's latest value
     /// for its phase and hands one shared frame to every shard. Returns the topic's new `seq`,
@@ -64,6 +76,18 @@ public:
     /// publication counter at that instant: a publication with a greater counter is not in
     /// the snapshot and will be delivered; one with a counter at or below it is.
     std::uint64_t initial_frames(const topic& sub, std::vector<detail::frame_ptr>& out);
+
+    /// Like initial_frames(), but for a subscriber that was at `pos` (see detail::recovery):
+    /// when the epoch matches and history holds everything after its offsets (within
+    /// max_replay), appends the missed `update` frames of every covered topic in publication
+    /// order instead and reports `recovered`; otherwise appends the `initial` frames and
+    /// says why not. Snapshot or replay and the returned counter are taken in one locked
+    /// step, so the seam with live deliveries neither loses nor repeats a publication.
+    subscribe_result subscribe_frames(const topic& sub, const detail::recover_position& pos,
+                                      std::vector<detail::frame_ptr>& out);
+
+    /// Publications of `t` held in its history (for tests and statistics).
+    std::size_t history_size(const topic& t) const;
 
     /// The latest values that a subscription to `sub` would receive, as a JSON array of
     /// {topic, channel, scope, event, phase, seq, epoch, data, timestamp}.
@@ -108,16 +132,27 @@ private:
         std::string timestamp;
         detail::frame_ptr initial; // built on first use, then shared
     };
+    struct history_entry {
+        std::uint64_t seq = 0;
+        std::uint64_t counter = 0; // hub-wide order, to merge topics in a replay
+        std::chrono::steady_clock::time_point at;
+        detail::frame_ptr update; // the frame live subscribers got, shared with the replay
+    };
     struct topic_state {
         std::uint64_t seq = 0;
         std::array<std::unique_ptr<retained>, 3> phases; // kpis, (none), complete
+        std::deque<history_entry> history;
     };
 
     static int phase_slot(std::string_view phase) noexcept {
         return phase == "kpis" ? 0 : phase == "complete" ? 2 : 1;
     }
-    void fan_out(const topic& t, detail::frame_ptr frame); // mutex_ held
+    // mutex_ held for these
+    void fan_out(const topic& t, detail::frame_ptr frame, std::uint64_t counter);
+    void append_initial(const std::string& key, std::vector<detail::frame_ptr>& out);
+    void prune(topic_state& st, std::chrono::steady_clock::time_point now);
 
+    hub_config cfg_;
     mutable std::mutex mutex_;
     std::map<std::string, topic_state, std::less<>> topics_;
     std::map<std::string, std::uint64_t, std::less<>> by_event_;

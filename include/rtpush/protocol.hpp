@@ -4,6 +4,7 @@
 #ifndef RTPUSH_PROTOCOL_HPP
 #define RTPUSH_PROTOCOL_HPP
 
+#include <rtpush/detail/recovery.hpp>
 #include <rtpush/error.hpp>
 #include <rtpush/topic.hpp>
 
@@ -11,6 +12,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -41,6 +43,7 @@ struct client_message {
     std::string event;       ///< publish: event name (default "<channel>:update")
     std::string phase;       ///< publish: "kpis", "complete" or empty
     boost::json::value data; ///< publish: payload; authenticate: credentials
+    std::optional<detail::recover_position> recover; ///< subscribe: where the client was
 };
 
 /// Bounds applied while parsing untrusted input.
@@ -77,7 +80,10 @@ struct publication {
 namespace message {
 inline std::string connected(std::string_view client_id, std::string_view server,
                              std::chrono::milliseconds heartbeat);
-inline std::string subscribed(const topic& t, const boost::json::value& id);
+/// `recovered` is set when the subscribe asked for recovery; `reason` says why it failed.
+inline std::string subscribed(const topic& t, const boost::json::value& id,
+                              std::optional<bool> recovered = std::nullopt,
+                              std::string_view epoch = {}, std::string_view reason = {});
 inline std::string unsubscribed(const topic& t, const boost::json::value& id);
 inline std::string pong(const boost::json::value& id);
 inline std::string heartbeat(std::size_t clients);
@@ -88,7 +94,7 @@ inline std::string refreshing(const topic& t);
 inline std::string published(const topic& t, std::uint64_t seq, const boost::json::value& id);
 inline std::string authenticated(std::string_view user, std::string_view org,
                                  const boost::json::value& id);
-/// `type` is "initial" or "update".
+/// `type` is "initial" or "update". `offset` equals `seq` (the position in the topic's stream).
 inline std::string publication(std::string_view type, const rtpush::publication& p,
                                std::uint64_t seq, std::string_view epoch,
                                std::string_view timestamp);

@@ -10,6 +10,7 @@
 #include <regex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace json = boost::json;
@@ -657,6 +658,118 @@ BOOST_AUTO_TEST_CASE(two_shards_share_one_frame) {
     BOOST_TEST(x.frames[0].get() == y.frames[0].get());
     BOOST_TEST(s0.index() == 0u);
     BOOST_TEST(s1.index() == 1u);
+}
+
+// ---- history and recovery ----
+
+BOOST_AUTO_TEST_CASE(history_is_bounded_by_size_and_age) {
+    rtpush::hub h({.history_size = 3, .history_ttl = std::chrono::milliseconds(50)});
+    auto const t = make_topic("kpi", "a");
+    for (int i = 0; i < 5; ++i)
+        h.publish(make_pub(t, i));
+    BOOST_TEST(h.history_size(t) == 3u);
+    std::this_thread::sleep_for(std::chrono::milliseconds(80));
+    h.publish(make_pub(t, 5));
+    BOOST_TEST(h.history_size(t) == 1u); // the older ones aged out
+
+    rtpush::hub none({.history_size = 0});
+    none.publish(make_pub(t, 1));
+    BOOST_TEST(none.history_size(t) == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(recover_replays_missed_updates_in_publication_order) {
+    rtpush::hub h;
+    auto const a = make_topic("kpi", "a");
+    auto const ad = make_topic("kpi", "a", "d");
+    h.publish(make_pub(a, "a1"));
+    h.publish(make_pub(ad, "ad1"));
+    // the client saw a:1 and ad:1, then missed these
+    h.publish(make_pub(ad, "ad2"));
+    h.publish(make_pub(a, "a2"));
+    h.publish(make_pub(make_topic("kpi", "b"), "not covered"));
+    h.publish(make_pub(ad, "ad3"));
+
+    d::recover_position pos;
+    pos.epoch = h.epoch();
+    pos.offset = 1;
+    pos.offsets.emplace(ad.key(), 1);
+    std::vector<d::frame_ptr> frames;
+    auto const r = h.subscribe_frames(a, pos, frames);
+    BOOST_TEST(r.recovered());
+    BOOST_TEST(r.counter == 6u);
+    strings data;
+    for (auto const& f : frames) {
+        auto const o = decode(f);
+        BOOST_TEST(o.at("type").as_string() == "update");
+        BOOST_TEST(o.at("offset") == o.at("seq"));
+        data.emplace_back(o.at("data").as_string());
+    }
+    BOOST_TEST(data == (strings{"ad2", "a2", "ad3"}), boost::test_tools::per_element());
+
+    // up to date: recovered with nothing to replay
+    frames.clear();
+    pos.offset = 2;
+    pos.offsets[ad.key()] = 3;
+    BOOST_TEST(h.subscribe_frames(a, pos, frames).recovered());
+    BOOST_TEST(frames.empty());
+}
+
+BOOST_AUTO_TEST_CASE(recover_refused_gives_initial) {
+    rtpush::hub h({.history_size = 2, .max_replay = 3});
+    auto const a = make_topic("kpi", "a");
+    auto const ad = make_topic("kpi", "a", "d");
+    for (int i = 1; i <= 5; ++i)
+        h.publish(make_pub(a, i));
+    h.publish(make_pub(ad, 1));
+    auto attempt = [&](std::string epoch, std::uint64_t offset, std::uint64_t dept_offset) {
+        d::recover_position pos;
+        pos.epoch = std::move(epoch);
+        pos.offset = offset;
+        pos.offsets.emplace(ad.key(), dept_offset);
+        std::vector<d::frame_ptr> frames;
+        auto const r = h.subscribe_frames(a, pos, frames);
+        if (!r.recovered()) { // a fresh snapshot of every covered topic
+            BOOST_TEST(topics_of(frames) == (strings{a.key(), ad.key()}),
+                       boost::test_tools::per_element());
+            BOOST_TEST(decode(frames.at(0)).at("type").as_string() == "initial");
+        }
+        return r.recovery;
+    };
+    using rr = d::recovery_result;
+    BOOST_TEST((attempt(h.epoch(), 3, 1) == rr::recovered));    // 4 and 5 are in history
+    BOOST_TEST((attempt(h.epoch(), 2, 1) == rr::history_lost)); // 3 has left it
+    BOOST_TEST((attempt("other", 4, 1) == rr::epoch_mismatch));
+    BOOST_TEST((attempt(h.epoch(), 9, 1) == rr::offset_ahead));
+    BOOST_TEST((attempt(h.epoch(), 5, 0) == rr::recovered)); // dept topic from seq 1
+    for (int i = 2; i <= 5; ++i)
+        h.publish(make_pub(ad, i));
+    // 2 + 2 to replay is over max_replay 3
+    BOOST_TEST((attempt(h.epoch(), 3, 3) == rr::too_many));
+}
+
+BOOST_AUTO_TEST_CASE(replay_and_live_deliveries_meet_without_loss_or_duplicate) {
+    d::shard sh(0);
+    rtpush::hub h;
+    h.attach({&sh});
+    auto const t = make_topic("kpi", "a");
+    h.publish(make_pub(t, 1));
+    sh.context().poll();
+    // the client saw seq 1; 2 and 3 are still on their way to the shard when it recovers
+    h.publish(make_pub(t, 2));
+    h.publish(make_pub(t, 3));
+    d::recover_position pos;
+    pos.epoch = h.epoch();
+    pos.offset = 1;
+    std::vector<d::frame_ptr> replay;
+    auto const r = h.subscribe_frames(t, pos, replay);
+    BOOST_TEST(r.recovered());
+    fake_subscriber s;
+    s.frames = replay;
+    subscriptions subs;
+    subs.add(sh, t, s, r.counter);
+    h.publish(make_pub(t, 4));
+    sh.context().poll();
+    BOOST_TEST(s.seqs() == (seq_list{2, 3, 4}), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

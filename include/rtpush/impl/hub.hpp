@@ -7,11 +7,13 @@
 #include <boost/asio/post.hpp>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <cstdio>
 
 namespace rtpush {
 
-inline hub::hub() {
+inline hub::hub(hub_config cfg)
+    : cfg_(cfg) {
     unsigned char r[8] = {};
     if (RAND_bytes(r, sizeof r) != 1) {
         auto const t = std::chrono::steady_clock::now().time_since_epoch().count();
@@ -41,7 +43,7 @@ inline void hub::attach(std::vector<detail::shard*> shards) {
     shards_ = std::move(shards);
 }
 
-inline void hub::fan_out(const topic& t, detail::frame_ptr frame) {
+inline void hub::fan_out(const topic& t, detail::frame_ptr frame, std::uint64_t counter) {
     if (shards_.empty())
         return;
     // One allocation per publication, shared by the shards. Posting under the mutex keeps
@@ -50,7 +52,7 @@ inline void hub::fan_out(const topic& t, detail::frame_ptr frame) {
     d->frame = std::move(frame);
     d->keys = t.subscriber_keys();
     d->key_count = t.scope.depth() + 1;
-    d->counter = ++counter_;
+    d->counter = counter;
     for (detail::shard* s : shards_)
         boost::asio::post(s->get_executor(), [s, d] { s->deliver(*d); });
 }
@@ -74,7 +76,13 @@ inline hub::publish_result hub::publish(publication p) {
         p, phase_slot(p.phase), true);
     ++total_;
     ++by_event_[p.event];
-    fan_out(p.topic, std::move(frame));
+    std::uint64_t const counter = ++counter_;
+    if (cfg_.history_size > 0) {
+        auto const now = std::chrono::steady_clock::now();
+        st.history.push_back({r.seq, counter, now, frame});
+        prune(st, now);
+    }
+    fan_out(p.topic, std::move(frame), counter);
     auto& slot = st.phases[phase_slot(p.phase)];
     if (!slot)
         slot = std::make_unique<retained>();
@@ -88,12 +96,18 @@ inline hub::publish_result hub::publish(publication p) {
 inline void hub::notify(const topic& t, std::string json_text) {
     auto frame = detail::make_shared_frame(detail::make_frame(detail::opcode::text, json_text));
     std::lock_guard lock(mutex_);
-    fan_out(t, std::move(frame));
+    if (!shards_.empty()) // nothing to order without subscribers
+        fan_out(t, std::move(frame), ++counter_);
 }
 
-inline std::uint64_t hub::initial_frames(const topic& sub, std::vector<detail::frame_ptr>& out) {
-    std::string const key = sub.key();
-    std::lock_guard lock(mutex_);
+inline void hub::prune(topic_state& st, std::chrono::steady_clock::time_point now) {
+    while (st.history.size() > cfg_.history_size)
+        st.history.pop_front();
+    while (!st.history.empty() && now - st.history.front().at > cfg_.history_ttl)
+        st.history.pop_front();
+}
+
+inline void hub::append_initial(const std::string& key, std::vector<detail::frame_ptr>& out) {
     // Keys with `key` as a string prefix are contiguous in the map, but not all of them are
     // narrower topics ("kpi:org:a1" sorts between "kpi:org:a" and "kpi:org:a:dept:d").
     for (auto it = topics_.lower_bound(key); it != topics_.end() && it->first.starts_with(key);
@@ -113,7 +127,61 @@ inline std::uint64_t hub::initial_frames(const topic& sub, std::vector<detail::f
             out.push_back(slot->initial);
         }
     }
+}
+
+inline std::uint64_t hub::initial_frames(const topic& sub, std::vector<detail::frame_ptr>& out) {
+    std::string const key = sub.key();
+    std::lock_guard lock(mutex_);
+    append_initial(key, out);
     return counter_;
+}
+
+inline hub::subscribe_result hub::subscribe_frames(const topic& sub,
+                                                   const detail::recover_position& pos,
+                                                   std::vector<detail::frame_ptr>& out) {
+    std::string const key = sub.key();
+    subscribe_result r;
+    std::lock_guard lock(mutex_);
+    r.counter = counter_;
+    if (pos.epoch != epoch_)
+        r.recovery = detail::recovery_result::epoch_mismatch;
+    // Every topic the subscription covers must be recoverable; otherwise the subscriber
+    // gets a fresh snapshot of all of them (never a silent gap in one).
+    std::vector<const history_entry*> replay;
+    std::size_t total = 0;
+    auto const now = std::chrono::steady_clock::now();
+    for (auto it = topics_.lower_bound(key);
+         r.recovered() && it != topics_.end() && it->first.starts_with(key); ++it) {
+        if (!key_within(it->first, key))
+            continue;
+        auto& st = it->second;
+        prune(st, now);
+        std::uint64_t const offset = pos.offset_of(it->first, key);
+        detail::stream_state const s{st.seq, st.history.empty() ? 0 : st.history.front().seq};
+        r.recovery = detail::plan_topic(s, offset, total, cfg_.max_replay);
+        if (!r.recovered())
+            break;
+        // seqs in a topic's history are consecutive: the missed ones are its last entries
+        std::size_t const missed = static_cast<std::size_t>(st.seq - offset);
+        for (auto h = st.history.end() - static_cast<std::ptrdiff_t>(missed); h != st.history.end();
+             ++h)
+            replay.push_back(&*h);
+    }
+    if (!r.recovered()) {
+        append_initial(key, out);
+        return r;
+    }
+    std::sort(replay.begin(), replay.end(),
+              [](auto const* a, auto const* b) { return a->counter < b->counter; });
+    for (auto const* h : replay)
+        out.push_back(h->update);
+    return r;
+}
+
+inline std::size_t hub::history_size(const topic& t) const {
+    std::lock_guard lock(mutex_);
+    auto it = topics_.find(t.key());
+    return it == topics_.end() ? 0 : it->second.history.size();
 }
 
 inline boost::json::array hub::snapshot(const topic& sub) const {

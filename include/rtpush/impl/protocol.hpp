@@ -80,6 +80,39 @@ inline bool read_topic(const boost::json::object& o, topic& t, std::string& deta
     return true;
 }
 
+// Reads `recover: {epoch, offset?, offsets?: {topic: offset}}` of a subscribe.
+inline bool read_recover(const boost::json::value& v, recover_position& out, std::string& detail) {
+    auto offset_of = [](const boost::json::value& x, std::uint64_t& n) {
+        boost::system::error_code ec;
+        if (!x.is_number())
+            return false;
+        n = x.to_number<std::uint64_t>(ec);
+        return !ec;
+    };
+    detail = "'recover' is {epoch: string, offset?: integer >= 0, offsets?: {topic: integer}}";
+    if (!v.is_object())
+        return false;
+    auto const& o = v.get_object();
+    auto const* e = o.if_contains("epoch");
+    if (!e || !e->is_string())
+        return false;
+    out.epoch = std::string(e->get_string());
+    if (auto const* off = o.if_contains("offset"); off && !offset_of(*off, out.offset))
+        return false;
+    if (auto const* offs = o.if_contains("offsets"); offs && !offs->is_null()) {
+        if (!offs->is_object() || offs->get_object().size() > 4096)
+            return false;
+        for (auto const& kv : offs->get_object()) {
+            std::uint64_t n = 0;
+            if (!offset_of(kv.value(), n))
+                return false;
+            out.offsets.emplace(std::string(kv.key()), n);
+        }
+    }
+    detail.clear();
+    return true;
+}
+
 } // namespace detail
 
 inline client_message parse_client_message(std::string_view text, const parse_limits& limits,
@@ -148,6 +181,15 @@ inline client_message parse_client_message(std::string_view text, const parse_li
     if (needs_topic && !detail::read_topic(o, m.topic, detail)) {
         ec = error::invalid_message;
         return m;
+    }
+    if (m.type == client_message_type::subscribe) {
+        if (auto const* r = o.if_contains("recover"); r && !r->is_null()) {
+            m.recover.emplace();
+            if (!detail::read_recover(*r, *m.recover, detail)) {
+                ec = error::invalid_message;
+                return m;
+            }
+        }
     }
     if (m.type == client_message_type::publish) {
         if (!detail::read_string(o, "event", m.event, detail) ||
@@ -228,10 +270,19 @@ inline std::string connected(std::string_view client_id, std::string_view server
     return boost::json::serialize(o);
 }
 
-inline std::string subscribed(const topic& t, const boost::json::value& id) {
+inline std::string subscribed(const topic& t, const boost::json::value& id,
+                              std::optional<bool> recovered, std::string_view epoch,
+                              std::string_view reason) {
     auto o = detail::base("subscribed");
     detail::put_topic(o, t);
     detail::put_id(o, id);
+    if (!epoch.empty())
+        o["epoch"] = epoch;
+    if (recovered) {
+        o["recovered"] = *recovered;
+        if (!*recovered && !reason.empty())
+            o["reason"] = reason;
+    }
     return boost::json::serialize(o);
 }
 
@@ -303,6 +354,7 @@ inline std::string publication(std::string_view type, const rtpush::publication&
     o["event"] = p.event.empty() ? p.topic.channel + ":update" : p.event;
     detail::put_topic(o, p.topic);
     o["seq"] = seq;
+    o["offset"] = seq;
     o["epoch"] = epoch;
     if (!p.phase.empty())
         o["phase"] = p.phase;

@@ -192,7 +192,8 @@ inline boost::json::object server::health_json() const {
 }
 
 inline server::server(server_config cfg)
-    : cfg_(std::move(cfg)) {
+    : cfg_(std::move(cfg))
+    , hub_(cfg_.history) {
     unsigned n = cfg_.threads ? cfg_.threads : std::thread::hardware_concurrency();
     if (n == 0)
         n = 1;

@@ -459,36 +459,45 @@ inline void session::handle_message(client_message& m) {
 
 inline void session::subscribe(client_message& m) {
     std::string key = m.topic.key();
-    for (auto const& s : subs_) {
-        if (s->key == key) { // idempotent: answer again, send the current values again
-            send_json(message::subscribed(m.topic, m.id));
-            std::vector<detail::frame_ptr> frames;
-            hub_.initial_frames(m.topic, frames);
-            for (auto& f : frames)
-                push(f);
-            return;
-        }
-    }
-    if (subs_.size() >= cfg_.max_subscriptions) {
+    detail::subscription* existing = nullptr;
+    for (auto const& s : subs_)
+        if (s->key == key)
+            existing = s.get();
+    if (!existing && subs_.size() >= cfg_.max_subscriptions) {
         send_error(error::subscription_failed,
                    "subscription limit of " + std::to_string(cfg_.max_subscriptions) + " reached",
                    m.id);
         return;
     }
-    auto sub = std::make_unique<detail::subscription>();
-    sub->topic = m.topic;
-    sub->key = std::move(key);
-    sub->owner = this;
-    send_json(message::subscribed(m.topic, m.id));
+    // Snapshot (or replay) and registration happen together on this thread: deliveries
+    // already posted to it with a counter <= since are inside the snapshot or replay and are
+    // skipped, later ones are sent.
     std::vector<detail::frame_ptr> frames;
-    // Snapshot and registration happen together on this thread: deliveries already posted to
-    // it with a counter <= since are inside the snapshot and skipped, later ones are sent.
-    sub->since = hub_.initial_frames(m.topic, frames);
-    shard_.add_subscription(*sub);
-    hub_.add_subscriber(sub->topic.channel);
-    subs_.push_back(std::move(sub));
-    if (org_.empty())
-        org_ = m.topic.scope.org;
+    std::uint64_t since = 0;
+    std::optional<bool> recovered;
+    std::string_view reason;
+    if (m.recover) {
+        auto const r = hub_.subscribe_frames(m.topic, *m.recover, frames);
+        since = r.counter;
+        recovered = r.recovered();
+        if (!r.recovered())
+            reason = detail::to_string(r.recovery);
+    } else {
+        since = hub_.initial_frames(m.topic, frames);
+    }
+    send_json(message::subscribed(m.topic, m.id, recovered, hub_.epoch(), reason));
+    if (!existing) { // subscribing again is idempotent: answer again, send the values again
+        auto sub = std::make_unique<detail::subscription>();
+        sub->topic = m.topic;
+        sub->key = std::move(key);
+        sub->owner = this;
+        sub->since = since;
+        shard_.add_subscription(*sub);
+        hub_.add_subscriber(sub->topic.channel);
+        subs_.push_back(std::move(sub));
+        if (org_.empty())
+            org_ = m.topic.scope.org;
+    }
     for (auto& f : frames)
         push(f);
 }

@@ -1,0 +1,479 @@
+// rtcat: a wscat-like WebSocket client; with --reconnect, rtpush::client (backoff, recovery).
+#include <rtpush.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/program_options.hpp>
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace po = boost::program_options;
+namespace net = boost::asio;
+
+namespace {
+
+struct options {
+    std::string url;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::vector<std::string> execute;
+    std::vector<rtpush::topic> subscriptions;
+    double wait = 2;
+    bool show_ping_pong = false;
+    bool color = true;
+    bool json = false;
+    bool reconnect = false;
+    bool tty_out = false;
+    bool tty_in = false;
+};
+
+// CHANNEL[:org[:dept[:queue]]]
+bool parse_subscription(std::string_view s, rtpush::topic& t) {
+    std::vector<std::string> parts;
+    std::size_t start = 0;
+    for (;;) {
+        auto const colon = s.find(':', start);
+        parts.emplace_back(s.substr(start, colon - start));
+        if (colon == std::string_view::npos)
+            break;
+        start = colon + 1;
+    }
+    if (parts.size() > 4)
+        return false;
+    t.channel = parts[0];
+    if (parts.size() > 1)
+        t.scope.org = parts[1];
+    if (parts.size() > 2)
+        t.scope.dept = parts[2];
+    if (parts.size() > 3)
+        t.scope.queue = parts[3];
+    return !rtpush::validate(t);
+}
+
+// The text to print for a received message: compact JSON (--json), pretty on a terminal, or
+// as received. One line per message in a pipe, so embedded newlines are re-serialised away.
+std::string render(const options& o, const std::string& text) {
+    boost::system::error_code ec;
+    auto v = boost::json::parse(text, ec);
+    if (ec)
+        return text;
+    if (o.json || !o.tty_out)
+        return boost::json::serialize(v);
+    // a readable indentation for a person at a terminal
+    std::string out;
+    int depth = 0;
+    bool in_string = false, escaped = false;
+    std::string const s = boost::json::serialize(v);
+    for (char c : s) {
+        if (in_string) {
+            out += c;
+            if (escaped)
+                escaped = false;
+            else if (c == '\\')
+                escaped = true;
+            else if (c == '"')
+                in_string = false;
+            continue;
+        }
+        switch (c) {
+        case '"':
+            in_string = true;
+            out += c;
+            break;
+        case '{':
+        case '[':
+            out += c;
+            out += '\n';
+            out.append(static_cast<std::size_t>(2 * ++depth), ' ');
+            break;
+        case '}':
+        case ']':
+            out += '\n';
+            out.append(static_cast<std::size_t>(2 * --depth), ' ');
+            out += c;
+            break;
+        case ',':
+            out += ",\n";
+            out.append(static_cast<std::size_t>(2 * depth), ' ');
+            break;
+        case ':':
+            out += ": ";
+            break;
+        default:
+            out += c;
+        }
+    }
+    return out;
+}
+
+void print_incoming(const options& o, const std::string& text) {
+    std::string const body = render(o, text);
+    if (o.tty_out)
+        std::cout << (o.color ? "\x1b[32m< " : "< ") << body << (o.color ? "\x1b[0m" : "")
+                  << std::endl;
+    else
+        std::cout << body << std::endl;
+}
+
+void print_note(const options& o, const std::string& text) {
+    // Notes go to stderr, so stdout stays one message per line for pipes.
+    std::cerr << (o.color && o.tty_out ? "\x1b[33m" : "") << text
+              << (o.color && o.tty_out ? "\x1b[0m" : "") << std::endl;
+}
+
+// What rtcat is doing with its one connection (plain mode) or client (--reconnect).
+class session {
+public:
+    session(net::io_context& ioc, options o)
+        : ioc_(ioc)
+        , opt_(std::move(o))
+        , conn_(ioc.get_executor())
+        , wait_timer_(ioc) {
+        if (opt_.reconnect) {
+            rtpush::client_config c;
+            c.urls.push_back(opt_.url);
+            c.headers = opt_.headers;
+            c.subscriptions = opt_.subscriptions;
+            client_.emplace(ioc.get_executor(), std::move(c));
+        }
+    }
+
+    int exit_code() const noexcept { return exit_code_; }
+
+    net::awaitable<void> run() {
+        if (client_)
+            co_await run_client();
+        else
+            co_await run_plain();
+    }
+
+    /// A line from stdin (posted by the reading thread).
+    void on_line(std::string line) {
+        if (line.empty())
+            return;
+        if (!ready_) { // typed or piped before the connection is up: keep the order
+            pending_.push_back(std::move(line));
+            return;
+        }
+        // Member coroutines, not lambdas: a lambda coroutine refers to its closure, which
+        // would be gone by the time the coroutine runs.
+        net::co_spawn(ioc_, send_line(std::move(line)), [](std::exception_ptr) {});
+    }
+
+    /// Input is over (stdin closed, or the -x commands were sent): wait -w, then finish.
+    void on_input_end() {
+        net::co_spawn(ioc_, finish_after_wait(), [](std::exception_ptr) {});
+    }
+
+    void stop() {
+        if (stopping_)
+            return;
+        stopping_ = true;
+        if (client_) {
+            client_->stop();
+            return;
+        }
+        net::co_spawn(ioc_, close_connection(), [](std::exception_ptr) {});
+    }
+
+private:
+    net::awaitable<void> flush_pending() {
+        ready_ = true;
+        auto lines = std::move(pending_);
+        pending_.clear();
+        for (auto& l : lines)
+            co_await send_line(std::move(l));
+    }
+
+    net::awaitable<void> send_line(std::string line) {
+        try {
+            if (client_)
+                co_await client_->async_send(std::move(line));
+            else
+                co_await conn_.async_send(line);
+        } catch (std::exception const& e) {
+            print_note(opt_, std::string("error: not sent: ") + e.what());
+        }
+    }
+
+    net::awaitable<void> finish_after_wait() {
+        wait_timer_.expires_after(std::chrono::milliseconds(static_cast<long>(opt_.wait * 1000)));
+        co_await wait_timer_.async_wait(net::as_tuple(net::use_awaitable));
+        stop();
+    }
+
+    // Sends the close frame only: run_plain's read loop is the one reader and sees the
+    // server's answer. A server that does not answer is cut off after a while.
+    net::awaitable<void> close_connection() {
+        try {
+            std::string f;
+            rtpush::detail::append_frame(f, rtpush::detail::opcode::close,
+                                         rtpush::detail::close_payload(1000, ""), true, 0x5a17c0de);
+            co_await conn_.async_send_raw(std::move(f));
+            net::steady_timer t(ioc_);
+            t.expires_after(std::chrono::seconds(2));
+            co_await t.async_wait(net::use_awaitable);
+        } catch (std::exception const&) {
+        }
+        boost::system::error_code ec;
+        conn_.socket().close(ec);
+    }
+
+    net::awaitable<void> run_plain() {
+        try {
+            co_await conn_.async_connect(opt_.url, opt_.headers);
+        } catch (std::exception const& e) {
+            print_note(opt_, std::string("error: ") + e.what());
+            exit_code_ = 1;
+            co_return;
+        }
+        if (opt_.tty_in)
+            print_note(opt_, "Connected (press CTRL+C to quit)");
+        rtpush::detail::stream_tracker none; // builds plain subscribe messages
+        for (auto const& t : opt_.subscriptions) {
+            std::string const m = none.subscribe_message(t, "");
+            co_await conn_.async_send(m);
+        }
+        for (auto const& x : opt_.execute)
+            co_await conn_.async_send(x);
+        if (!opt_.execute.empty())
+            on_input_end();
+        co_await flush_pending();
+        for (;;) {
+            rtpush::client_connection::event ev;
+            try {
+                ev = co_await conn_.async_read_event();
+            } catch (boost::system::system_error const& e) {
+                if (!stopping_) {
+                    print_note(opt_, std::string("error: ") + e.what());
+                    exit_code_ = 1;
+                }
+                break;
+            }
+            using kind = rtpush::client_connection::event;
+            if (ev.kind == kind::message) {
+                print_incoming(opt_, ev.payload);
+            } else if (ev.kind == kind::ping || ev.kind == kind::pong) {
+                if (opt_.show_ping_pong)
+                    print_note(opt_, std::string(ev.kind == kind::ping ? "< Received ping"
+                                                                       : "< Received pong") +
+                                         " (data: \"" + ev.payload + "\")");
+            } else {
+                if (!stopping_) {
+                    print_note(opt_, "Disconnected (code: " + std::to_string(ev.code) +
+                                         ", reason: \"" + ev.payload + "\")");
+                    if (ev.code != 1000 && ev.code != 1001)
+                        exit_code_ = 1;
+                }
+                break;
+            }
+        }
+        wait_timer_.cancel();
+    }
+
+    net::awaitable<void> run_client() {
+        auto& c = *client_;
+        net::co_spawn(ioc_, c.async_run(), [this](std::exception_ptr e) {
+            if (e)
+                exit_code_ = 1;
+        });
+        bool executed = false;
+        for (;;) {
+            rtpush::client_event ev;
+            try {
+                ev = co_await c.async_receive();
+            } catch (boost::system::system_error const&) {
+                break; // the client stopped and everything was printed
+            }
+            if (ev.kind == rtpush::client_event::message) {
+                print_incoming(opt_, ev.text);
+                continue;
+            }
+            std::string note = "# " + std::string(rtpush::to_string(ev.state));
+            switch (ev.state) {
+            case rtpush::client_state::connecting:
+            case rtpush::client_state::connected:
+                note += " " + ev.url;
+                break;
+            case rtpush::client_state::subscribed:
+                note += " " + ev.topic;
+                if (ev.recovered)
+                    note += *ev.recovered ? " (recovered)" : " (not recovered: " + ev.reason + ")";
+                break;
+            case rtpush::client_state::reconnecting:
+                note += " attempt " + std::to_string(ev.attempt) + " in " +
+                        std::to_string(ev.delay.count()) + " ms: " + ev.reason;
+                break;
+            case rtpush::client_state::stopped:
+                break;
+            }
+            print_note(opt_, note);
+            if (ev.state == rtpush::client_state::connected && !executed) {
+                executed = true;
+                for (auto const& x : opt_.execute) {
+                    try {
+                        co_await c.async_send(x);
+                    } catch (std::exception const& e) {
+                        print_note(opt_, std::string("error: not sent: ") + e.what());
+                    }
+                }
+                if (!opt_.execute.empty())
+                    on_input_end();
+                co_await flush_pending();
+            }
+        }
+        wait_timer_.cancel();
+    }
+
+    net::io_context& ioc_;
+    options opt_;
+    rtpush::client_connection conn_;
+    std::optional<rtpush::client> client_;
+    net::steady_timer wait_timer_;
+    std::vector<std::string> pending_;
+    bool ready_ = false; // connected once: lines are sent as they come
+    bool stopping_ = false;
+    int exit_code_ = 0;
+};
+
+} // namespace
+
+int main(int argc, char** argv) {
+    po::options_description opts("rtcat: a WebSocket client in the manner of wscat (rtpush " +
+                                 std::string(rtpush::version_string) +
+                                 ")\n\nUsage: rtcat -c URL [options]\n\nOptions");
+    // clang-format off
+    opts.add_options()
+        ("help,h", "show this help and exit")
+        ("version,V", "print the version and exit")
+        ("connect,c", po::value<std::string>(), "connect to a WebSocket server (ws://host:port/path)")
+        ("header,H", po::value<std::vector<std::string>>()->composing(), "add a handshake header \"Name: value\" (repeatable)")
+        ("execute,x", po::value<std::vector<std::string>>()->composing(), "send this message after connecting (repeatable), then wait -w and exit")
+        ("wait,w", po::value<double>()->default_value(2), "seconds to wait after -x commands or the end of stdin")
+        ("origin,o", po::value<std::string>(), "Origin header")
+        ("subprotocol,s", po::value<std::string>(), "Sec-WebSocket-Protocol header")
+        ("show-ping-pong,P", "print received pings and pongs (not with --reconnect)")
+        ("no-color", "no colours")
+        ("no-check,n", "TLS: do not check the certificate (wss:// is not supported yet)")
+        ("subscribe", po::value<std::vector<std::string>>()->composing(), "subscribe to CHANNEL[:org[:dept[:queue]]] (repeatable)")
+        ("token", po::value<std::string>(), "send \"Authorization: Bearer TOKEN\"")
+        ("json", "print each message as one compact JSON line")
+        ("reconnect", "stay connected: backoff, resubscribe and recover (rtpush::client)");
+    // clang-format on
+    po::variables_map vm;
+    try {
+        po::store(po::parse_command_line(argc, argv, opts), vm);
+        po::notify(vm);
+    } catch (std::exception const& e) {
+        std::cerr << "rtcat: " << e.what() << "\nTry 'rtcat --help'.\n";
+        return 2;
+    }
+    if (vm.count("help")) {
+        std::cout << opts
+                  << "\nOn a terminal: interactive, `< ` marks what arrives. In a pipe: "
+                     "each stdin line is sent, each message received is one stdout line; "
+                     "after stdin ends rtcat waits -w seconds for replies.\n";
+        return 0;
+    }
+    if (vm.count("version")) {
+        std::cout << "rtcat " << rtpush::version_string << "\n";
+        return 0;
+    }
+    if (!vm.count("connect")) {
+        std::cerr << "rtcat: --connect URL is required\nTry 'rtcat --help'.\n";
+        return 2;
+    }
+    options o;
+    o.url = vm["connect"].as<std::string>();
+    boost::system::error_code ec;
+    rtpush::parse_ws_url(o.url, ec);
+    if (ec) {
+        std::cerr << "rtcat: invalid URL '" << o.url << "' (ws://host[:port][/path])\n";
+        return 2;
+    }
+    if (vm.count("header"))
+        for (auto const& h : vm["header"].as<std::vector<std::string>>()) {
+            auto const colon = h.find(':');
+            if (colon == std::string::npos) {
+                std::cerr << "rtcat: a header is \"Name: value\", got '" << h << "'\n";
+                return 2;
+            }
+            auto value = h.substr(colon + 1);
+            value.erase(0, value.find_first_not_of(' '));
+            o.headers.emplace_back(h.substr(0, colon), value);
+        }
+    if (vm.count("origin"))
+        o.headers.emplace_back("Origin", vm["origin"].as<std::string>());
+    if (vm.count("subprotocol"))
+        o.headers.emplace_back("Sec-WebSocket-Protocol", vm["subprotocol"].as<std::string>());
+    if (vm.count("token"))
+        o.headers.emplace_back("Authorization", "Bearer " + vm["token"].as<std::string>());
+    if (vm.count("execute"))
+        o.execute = vm["execute"].as<std::vector<std::string>>();
+    if (vm.count("subscribe"))
+        for (auto const& s : vm["subscribe"].as<std::vector<std::string>>()) {
+            rtpush::topic t;
+            if (!parse_subscription(s, t)) {
+                std::cerr << "rtcat: --subscribe CHANNEL[:org[:dept[:queue]]], got '" << s << "'\n";
+                return 2;
+            }
+            o.subscriptions.push_back(std::move(t));
+        }
+    o.wait = vm["wait"].as<double>();
+    if (!(o.wait >= 0)) {
+        std::cerr << "rtcat: --wait must be >= 0\n";
+        return 2;
+    }
+    o.show_ping_pong = vm.count("show-ping-pong") > 0;
+    o.color = vm.count("no-color") == 0;
+    o.json = vm.count("json") > 0;
+    o.reconnect = vm.count("reconnect") > 0;
+    o.tty_out = ::isatty(STDOUT_FILENO) == 1;
+    o.tty_in = ::isatty(STDIN_FILENO) == 1;
+    if (vm.count("no-check"))
+        std::cerr << "rtcat: --no-check has no effect: wss:// is not supported yet\n";
+
+    net::io_context ioc(1);
+    bool const read_stdin = o.execute.empty();
+    session s(ioc, o);
+    net::co_spawn(ioc, s.run(), [&](std::exception_ptr e) {
+        if (e) {
+            try {
+                std::rethrow_exception(e);
+            } catch (std::exception const& x) {
+                std::cerr << "rtcat: " << x.what() << "\n";
+            }
+        }
+        ioc.stop(); // the stdin thread may still be blocked in a read
+    });
+    net::signal_set signals(ioc, SIGINT, SIGTERM);
+    signals.async_wait([&](boost::system::error_code err, int) {
+        if (!err)
+            s.stop();
+    });
+    if (read_stdin) {
+        // A blocking reader thread works for terminals, pipes and files alike; lines go to
+        // the io thread, which owns the connection.
+        std::thread([&ioc, &s] {
+            std::string line;
+            while (std::getline(std::cin, line))
+                net::post(ioc, [&s, line] { s.on_line(line); });
+            net::post(ioc, [&s] { s.on_input_end(); });
+        }).detach();
+    }
+    ioc.run();
+    std::cout.flush();
+    // The reader thread may be blocked on a terminal; do not wait for it.
+    std::_Exit(s.exit_code());
+}
