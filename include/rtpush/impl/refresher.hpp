@@ -107,6 +107,9 @@ inline boost::asio::awaitable<bool> refresher_state::refresh(std::shared_ptr<ref
     using boost::asio::as_tuple;
     using boost::asio::use_awaitable;
     if (!force && e->has_value && clock::now() - e->fetched_at < e->opt.cache_ttl) {
+        // Served from the cache: the next scheduled fetch waits until the value is stale.
+        e->due = std::max(
+            {e->due, e->fetched_at + e->opt.refresh_interval, e->fetched_at + e->opt.cache_ttl});
         std::lock_guard lock(self->mutex_);
         ++e->counters.cache_hits;
         co_return true;
