@@ -305,6 +305,11 @@ inline std::size_t refresher_state::request(const topic& t) {
                 (t.covers(e->src.topic) || e->src.topic.covers(t)))
                 es.push_back(e);
     }
+    // The requester told the subscribers of `t` (and wider scopes) that a refresh runs; those
+    // of a narrower source topic only hear about their own topic.
+    for (auto const& e : es)
+        if (e->src.topic != t && t.covers(e->src.topic))
+            hub_.notify(e->src.topic, message::refreshing(e->src.topic));
     auto self = shared_from_this();
     for (auto const& e : es)
         spawn_([self, e] { return refresh_task(self, e); }, "refresh:" + e->src.name);
