@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """rtd data sources and rtctl end to end.
 
-Starts a local HTTP server (python3 -m http.server) serving a JSON file, rtd with a config file
-holding an HTTP poller of that file and the system metrics source, then drives rtctl and the
+Starts a local HTTP server (python3 -m http.server) and an HTTPS one (self-signed certificate
+made with the openssl tool) serving a JSON file, rtd with a config file holding pollers of
+both and the system metrics source, then drives rtctl and the
 REST fallback: poller KPIs and `changes`, refresh, broadcast with KEY=VALUE pairs, --json,
 --server, exit codes, and an invalid config file.
 Usage: rtd_tools.py PATH_TO_RTD PATH_TO_RTCTL
@@ -62,6 +63,22 @@ def main():
          "--directory", tmp], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = upstream.stdout.readline()  # "Serving HTTP on 127.0.0.1 port N (...)"
     up_port = int(line.split(" port ")[1].split()[0])
+    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost"],
+                   check=True, capture_output=True, timeout=60)
+    tls_server = subprocess.Popen([sys.executable, "-u", "-c", f"""
+import functools, http.server, ssl
+h = functools.partial(http.server.SimpleHTTPRequestHandler, directory={tmp!r})
+httpd = http.server.HTTPServer(("127.0.0.1", 0), h)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain({cert!r}, {key!r})
+httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+print(httpd.server_address[1])
+httpd.serve_forever()
+"""], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    tls_port = int(tls_server.stdout.readline())
     config = os.path.join(tmp, "rtd.json")
     with open(config, "w") as f:
         json.dump({
@@ -70,7 +87,12 @@ def main():
                 "name": "ext", "url": f"http://127.0.0.1:{up_port}/data.json",
                 "channel": "ext", "scope": {"org": "acme"},
                 "kpis": {"total": "/summary/total", "ok": "/summary/ok"},
-                "interval": 0.2, "timeout": 2}]}, f)
+                "interval": 0.2, "timeout": 2},
+                {"name": "sec", "url": f"https://localhost:{tls_port}/data.json",
+                 "ca_file": cert, "channel": "sec", "kpis": {"total": "/summary/total"},
+                 "interval": 0.2, "timeout": 2},
+                {"name": "untrusted", "url": f"https://localhost:{tls_port}/data.json",
+                 "channel": "untrusted", "interval": 0.2, "timeout": 2}]}, f)
     rtd = subprocess.Popen([RTD, "--host", "127.0.0.1", "--port", "0", "--config", config],
                            stdout=subprocess.PIPE, text=True)
     port = None
@@ -83,6 +105,15 @@ def main():
     try:
         check(wait_for(lambda: get(port, "/api/kpis?channel=ext&org=acme")[1]["data"]["total"] == 5),
               "poller publishes KPIs chosen by JSON pointers")
+        check(wait_for(lambda: get(port, "/api/kpis?channel=sec")[1]["data"]["total"] == 5),
+              "https poller with a trusted CA file")
+
+        def untrusted():
+            src = [s for s in get(port, "/api/stats")[1]["stats"]["sources"]
+                   if s["name"] == "untrusted"][0]
+            return src["errors"] >= 1 and "TLS handshake" in src["last_error"]
+        check(wait_for(untrusted), "https poller refuses a certificate no CA vouches for")
+        check(get(port, "/api/kpis?channel=untrusted")[0] == 404, "nothing published untrusted")
         st, body = get(port, "/api/dashboard?channel=ext&org=acme")
         check(st == 200 and body["data"]["items"] == [1, 2, 3], "dashboard route has the complete data")
         with open(data, "w") as f:
@@ -98,15 +129,15 @@ def main():
               and len(body["network_interfaces"]) >= 1, "system metrics complete data")
         stats = get(port, "/api/stats")[1]["stats"]["sources"]
         names = sorted(s["name"] for s in stats)
-        check(names == ["ext", "system_metrics"], "sources in /api/stats")
+        check(names == ["ext", "sec", "system_metrics", "untrusted"], "sources in /api/stats")
 
         rc, out, err = rtctl("--server", url, "--json", "health")
         check(rc == 0 and json.loads(out)["status"] == "ok" and "\n" not in out.strip(),
               "rtctl --server --json health")
         rc, out, err = rtctl("--url", url, "refresh", "ext", "--org", "acme")
-        check(rc == 0 and "refreshing" in out, "rtctl refresh CHANNEL")
+        check(rc == 0 and "refreshing: true" in out and "topic:" in out, "rtctl refresh CHANNEL")
         rc, out, err = rtctl("--url", url, "refresh", "nosuch")
-        check(rc == 1 and "ROOM_NOT_FOUND" in err, "rtctl refresh without a source exits 1")
+        check(rc == 1 and "error ROOM_NOT_FOUND:" in err, "rtctl refresh without a source exits 1")
         rc, out, err = rtctl("--url", url, "--json", "broadcast", "kpi", "--org", "acme",
                              "health_score=92", "status=green", "ok=true")
         check(rc == 0 and json.loads(out)["topic"] == "kpi:org:acme", "rtctl broadcast KEY=VALUE")
@@ -124,16 +155,37 @@ def main():
         rc, out, err = rtctl("--url", "http://127.0.0.1:1", "health")
         check(rc == 3, "rtctl cannot connect exits 3")
         rc, out, err = rtctl("--url", url, "stats")
-        check(rc == 0 and '"sources"' in out, "rtctl stats (human form)")
+        check(rc == 0 and "active_connections:" in out and "NAME" in out and "system_metrics" in out,
+              "rtctl stats (human form: fields and a sources table)")
+        rc, out, err = rtctl("--url", url, "rooms")
+        check(rc == 0 and out.startswith("NAME"), "rtctl rooms (table)")
+        rc, out, err = rtctl("--url", url, "health")
+        check(rc == 0 and "status:" in out and "ok" in out, "rtctl health (human form)")
+        rc, out, err = rtctl("--url", url, "--json", "rooms")
+        check(rc == 0 and json.loads(out)["success"], "rtctl rooms")
+        rc, out, err = rtctl("--url", url, "--json", "connections", "--org", "acme")
+        check(rc == 0 and json.loads(out)["total_count"] == 0, "rtctl connections --org")
+        rc, out, err = rtctl("--url", url, "connection", "c999")
+        check(rc == 1 and "NOT_FOUND" in err, "rtctl connection of an unknown id exits 1")
+        rc, out, err = rtctl("--url", url, "broadcast", "kpi", "--data", "@/nonexistent.json")
+        check(rc == 2, "rtctl --data @missing-file is a usage error")
+        rc, out, err = rtctl("--url", url, "frobnicate")
+        check(rc == 2, "rtctl unknown command exits 2")
+        env = dict(os.environ, RTD_URL=url)
+        p = subprocess.run([RTCTL, "--json", "health"], capture_output=True, text=True,
+                           timeout=20, env=env)
+        check(p.returncode == 0 and json.loads(p.stdout)["status"] == "ok", "rtctl uses $RTD_URL")
     finally:
         rtd.send_signal(signal.SIGTERM)
         check(rtd.wait(timeout=15) == 0, "rtd exits 0 on SIGTERM")
         upstream.terminate()
         upstream.wait(timeout=5)
+        tls_server.terminate()
+        tls_server.wait(timeout=5)
 
     bad = os.path.join(tmp, "bad.json")
     with open(bad, "w") as f:
-        json.dump({"pollers": [{"name": "x", "url": "https://example.com/", "channel": "c"}]}, f)
+        json.dump({"pollers": [{"name": "x", "url": "ftp://example.com/", "channel": "c"}]}, f)
     p = subprocess.run([RTD, "--port", "0", "--config", bad], capture_output=True, text=True,
                        timeout=20)
     check(p.returncode == 2 and "pollers[0].url" in p.stderr, "invalid config stops rtd naming the setting")

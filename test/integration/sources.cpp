@@ -191,6 +191,34 @@ BOOST_AUTO_TEST_CASE(subscribe_starts_source_refresh_sends_kpis_then_complete) {
     BOOST_TEST(src.at("errors").to_number<std::uint64_t>() == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(channel_refresh_tells_narrower_subscribers) {
+    server_fixture fx;
+    counting_upstream u;
+    rtpush::refresher r(fx.srv);
+    rtpush::refresh_options o;
+    o.refresh_interval = 1h;
+    o.on_demand = true;
+    o.linger = 1h;
+    r.add(dash_source(u), o); // publishes on dash:org:acme
+    run([&](net::io_context& ioc) -> net::awaitable<void> {
+        client_connection c(ioc.get_executor());
+        co_await connect(c, fx.url());
+        co_await subscribe(c, "dash", "acme");
+        auto k1 = co_await next(c); // the first subscriber started the source
+        BOOST_TEST(k1.at("phase").as_string() == "kpis");
+        co_await next(c);
+        // an admin refreshes the whole channel
+        auto const res = http_call(fx.srv.port(), http::verb::post, "/api/refresh/dash");
+        BOOST_TEST(res.status == 202u);
+        auto rf = co_await next(c);
+        BOOST_TEST(rf.at("type").as_string() == "refreshing");
+        BOOST_TEST(rf.at("topic").as_string() == "dash:org:acme");
+        auto k2 = co_await next(c);
+        BOOST_TEST(k2.at("phase").as_string() == "kpis");
+        BOOST_TEST(k2.at("data").at("n").as_int64() == 2);
+    });
+}
+
 BOOST_AUTO_TEST_CASE(refresh_without_source_is_room_not_found) {
     server_fixture fx;
     counting_upstream u;

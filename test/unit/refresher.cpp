@@ -315,6 +315,36 @@ BOOST_AUTO_TEST_CASE(demand_driven_start_and_stop_with_linger) {
     });
 }
 
+BOOST_AUTO_TEST_CASE(demand_restart_within_ttl_uses_the_cache) {
+    net::io_context ioc;
+    rtpush::hub h;
+    upstream u;
+    rtpush::refresher r(h, ioc.get_executor(), spawner(ioc));
+    rtpush::refresh_options o;
+    o.refresh_interval = 20ms; // scheduled fetches while watched
+    o.cache_ttl = 1h;          // but a restart serves the cached value
+    o.on_demand = true;
+    o.linger = 0ms;
+    r.add(make_source(u), o);
+    int idle_calls = 0;
+    run(ioc, [&]() -> net::awaitable<void> {
+        h.add_subscriber("dash");
+        while (u.calls < 2)
+            co_await sleep_for(2ms);
+        h.remove_subscriber("dash");
+        co_await sleep_for(40ms);
+        BOOST_TEST(!stat(r, "active").as_bool());
+        idle_calls = u.calls;
+        h.add_subscriber("dash"); // back after the interval but within the TTL: no fetch
+        co_await sleep_for(60ms);
+        BOOST_TEST(stat(r, "active").as_bool());
+        h.remove_subscriber("dash");
+        r.stop();
+    });
+    BOOST_TEST(u.calls == idle_calls);
+    BOOST_TEST(stat(r, "cache_hits").as_uint64() == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(hub_refresh_dispatches_by_channel) {
     net::io_context ioc;
     rtpush::hub h;

@@ -9,6 +9,8 @@
 #include <boost/beast/http.hpp>
 #include <boost/program_options.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -43,8 +45,9 @@ Examples:
 
 --server URL is the same as --url; the URL defaults to $RTD_URL or http://127.0.0.1:3001.
 KEY=VALUE pairs add fields to the data (VALUE as JSON when it parses, else as a string).
---json prints the server's answer as one line of JSON, for scripts. Exit status: 0 success,
-1 the server answered with an error, 2 usage error, 3 the server could not be reached.
+Answers print as tables and aligned fields; --json prints the server's answer as one line
+of JSON instead, for scripts. Exit status: 0 success, 1 the server answered with an error,
+2 usage error, 3 the server could not be reached.
 )";
 
 // Indented JSON for people.
@@ -85,6 +88,110 @@ void pretty(std::ostream& os, const boost::json::value& v, int indent = 0) {
     } else {
         os << boost::json::serialize(v);
     }
+}
+
+// ---- human output: key/value lines and tables ----
+
+std::string cell(const boost::json::value& v) {
+    if (v.is_string())
+        return std::string(v.get_string());
+    if (v.is_double()) { // 12.5, not Boost.JSON's 1.25E1
+        std::ostringstream ss;
+        ss << v.get_double();
+        return ss.str();
+    }
+    if (v.is_array() && std::all_of(v.get_array().begin(), v.get_array().end(),
+                                    [](auto const& x) { return x.is_string(); })) {
+        std::string out;
+        for (auto const& x : v.get_array())
+            out += (out.empty() ? "" : ",") + std::string(x.get_string());
+        return out;
+    }
+    return boost::json::serialize(v);
+}
+
+void table(std::ostream& os, const boost::json::array& rows, std::vector<std::string> cols) {
+    std::vector<std::vector<std::string>> cells;
+    std::vector<std::size_t> width;
+    for (auto const& c : cols)
+        width.push_back(c.size());
+    for (auto const& r : rows) {
+        std::vector<std::string> line;
+        for (std::size_t i = 0; i < cols.size(); ++i) {
+            auto const* v = r.is_object() ? r.get_object().if_contains(cols[i]) : nullptr;
+            line.push_back(v ? cell(*v) : "");
+            width[i] = std::max(width[i], line.back().size());
+        }
+        cells.push_back(std::move(line));
+    }
+    auto print = [&](const std::vector<std::string>& line) {
+        for (std::size_t i = 0; i < line.size(); ++i) {
+            os << line[i];
+            if (i + 1 < line.size())
+                os << std::string(width[i] - line[i].size() + 2, ' ');
+        }
+        os << "\n";
+    };
+    std::vector<std::string> head;
+    for (auto c : cols) {
+        std::transform(c.begin(), c.end(), c.begin(),
+                       [](unsigned char ch) { return static_cast<char>(std::toupper(ch)); });
+        head.push_back(std::move(c));
+    }
+    print(head);
+    for (auto const& line : cells)
+        print(line);
+}
+
+void key_values(std::ostream& os, const boost::json::object& o,
+                std::initializer_list<std::string_view> skip = {}) {
+    std::size_t w = 0;
+    for (auto const& [k, v] : o)
+        w = std::max(w, k.size());
+    for (auto const& [k, v] : o) {
+        if (std::find(skip.begin(), skip.end(), std::string_view(k)) != skip.end())
+            continue;
+        os << std::string(k) << ":" << std::string(w - k.size() + 1, ' ') << cell(v) << "\n";
+    }
+}
+
+// What people read: tables for lists, aligned key/value lines for objects.
+void human(std::ostream& os, const boost::json::value& v) {
+    if (!v.is_object()) {
+        pretty(os, v);
+        os << "\n";
+        return;
+    }
+    auto const& o = v.get_object();
+    if (auto const* e = o.if_contains("error"); e && e->is_object()) {
+        os << "error " << cell(e->at("code")) << ": " << cell(e->at("message")) << "\n";
+        return;
+    }
+    if (auto const* c = o.if_contains("connections"); c && c->is_array()) {
+        table(
+            os, c->get_array(),
+            {"socket_id", "organization_id", "user_id", "subscriptions", "connected_at", "queued"});
+        return;
+    }
+    if (auto const* r = o.if_contains("rooms"); r && r->is_array()) {
+        table(os, r->get_array(), {"name", "members"});
+        return;
+    }
+    if (auto const* c = o.if_contains("connection"); c && c->is_object()) {
+        key_values(os, c->get_object());
+        return;
+    }
+    if (auto const* st = o.if_contains("stats"); st && st->is_object()) {
+        key_values(os, st->get_object(), {"sources"});
+        if (auto const* src = st->get_object().if_contains("sources"); src && src->is_array()) {
+            os << "\n";
+            table(os, src->get_array(),
+                  {"name", "topic", "active", "fetches", "errors", "publishes", "unchanged",
+                   "last_error"});
+        }
+        return;
+    }
+    key_values(os, o, {"success"});
 }
 
 struct endpoint {
@@ -136,10 +243,8 @@ int request(const endpoint& ep, http::verb method, const std::string& target,
         os << res.body() << "\n";
     else if (compact_json)
         os << boost::json::serialize(v) << "\n";
-    else {
-        pretty(os, v);
-        os << "\n";
-    }
+    else
+        human(os, v);
     if (res.result_int() >= 400) {
         std::cerr << "rtctl: HTTP " << res.result_int() << "\n";
         return 1;

@@ -149,7 +149,7 @@ inline sources_config parse_sources_config(const boost::json::object& root,
                 bad(where, "must be an object");
             auto const& o = pv.get_object();
             detail::only_keys(o, where,
-                              {"name", "url", "channel", "scope", "event", "headers",
+                              {"name", "url", "ca_file", "channel", "scope", "event", "headers",
                                "bearer_token_env", "kpis", "data", "timeout", "interval", "jitter",
                                "cache_ttl", "retry_initial", "retry_max", "on_demand", "linger"});
             poller_config p;
@@ -160,12 +160,15 @@ inline sources_config parse_sources_config(const boost::json::object& root,
                 if (q.name == p.name)
                     bad(where + ".name", "'" + p.name + "' is used twice");
             p.url = detail::get_string(o, "url", where);
-            if (p.url.rfind("https://", 0) == 0)
-                bad(where + ".url", "https is not supported yet (http:// only)");
             boost::system::error_code ec;
-            if (p.url.rfind("http://", 0) != 0 ||
-                (rtpush::parse_ws_url("ws://" + p.url.substr(7), ec), ec))
-                bad(where + ".url", "must be an http://host[:port]/path URL");
+            bool const tls = p.url.rfind("https://", 0) == 0;
+            if ((!tls && p.url.rfind("http://", 0) != 0) ||
+                (rtpush::parse_ws_url((tls ? "wss://" : "ws://") + p.url.substr(tls ? 8 : 7), ec),
+                 ec))
+                bad(where + ".url", "must be an http:// or https://host[:port]/path URL");
+            p.ca_file = detail::get_string(o, "ca_file", where);
+            if (!p.ca_file.empty() && !tls)
+                bad(where + ".ca_file", "only applies to https:// URLs");
             if (!o.contains("channel"))
                 bad(where + ".channel", "is required");
             p.topic = detail::get_topic(o, where, "");

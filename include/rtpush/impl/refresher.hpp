@@ -107,6 +107,9 @@ inline boost::asio::awaitable<bool> refresher_state::refresh(std::shared_ptr<ref
     using boost::asio::as_tuple;
     using boost::asio::use_awaitable;
     if (!force && e->has_value && clock::now() - e->fetched_at < e->opt.cache_ttl) {
+        // Served from the cache: the next scheduled fetch waits until the value is stale.
+        e->due = std::max(
+            {e->due, e->fetched_at + e->opt.refresh_interval, e->fetched_at + e->opt.cache_ttl});
         std::lock_guard lock(self->mutex_);
         ++e->counters.cache_hits;
         co_return true;
@@ -302,6 +305,11 @@ inline std::size_t refresher_state::request(const topic& t) {
                 (t.covers(e->src.topic) || e->src.topic.covers(t)))
                 es.push_back(e);
     }
+    // The requester told the subscribers of `t` (and wider scopes) that a refresh runs; those
+    // of a narrower source topic only hear about their own topic.
+    for (auto const& e : es)
+        if (e->src.topic != t && t.covers(e->src.topic))
+            hub_.notify(e->src.topic, message::refreshing(e->src.topic));
     auto self = shared_from_this();
     for (auto const& e : es)
         spawn_([self, e] { return refresh_task(self, e); }, "refresh:" + e->src.name);
