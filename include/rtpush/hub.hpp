@@ -120,6 +120,7 @@ private:
         std::uint64_t seq = 0;
         std::array<std::unique_ptr<retained>, 3> phases; // kpis, (none), complete
         std::deque<history_entry> history;
+        std::size_t history_bytes = 0;
     };
 
     static int phase_slot(std::string_view phase) noexcept {

@@ -253,6 +253,46 @@ BOOST_AUTO_TEST_CASE(dropped_connections_lose_and_repeat_nothing) {
     BOOST_TEST_MESSAGE("duplicates dropped by the client: " << duplicates);
 }
 
+// What the client missed has left the history: it is told, and gets the current value.
+BOOST_AUTO_TEST_CASE(history_exceeded_gives_fresh_snapshot) {
+    auto cfg = default_config();
+    cfg.history.history_size = 5;
+    server_fixture fx(cfg);
+    run([&](net::io_context& ioc) -> net::awaitable<void> {
+        rtpush::client c(ioc.get_executor(), client_config({fx.url()}));
+        bool ended = false;
+        start(ioc, c, ended);
+        for (;;) {
+            auto e = co_await next_state(c);
+            if (e.state == rtpush::client_state::subscribed)
+                break;
+        }
+        publish_n(fx.srv.hub(), {"acme", "", ""}, 1);
+        auto first = co_await next_publication(c);
+        BOOST_TEST(seq_of(first.json.as_object()) == 1u);
+        // This thread runs the client: nothing reconnects before these 20 are published.
+        c.drop_connection();
+        publish_n(fx.srv.hub(), {"acme", "", ""}, 20);
+        for (;;) {
+            auto e = co_await next_state(c);
+            if (e.state != rtpush::client_state::subscribed)
+                continue;
+            BOOST_TEST(e.recovered.has_value());
+            BOOST_TEST(!*e.recovered);
+            BOOST_TEST(e.reason == "history_lost");
+            break;
+        }
+        auto e = co_await next_publication(c);
+        BOOST_TEST(e.json.at("type").as_string() == "initial");
+        BOOST_TEST(seq_of(e.json.as_object()) == 21u);
+        publish_n(fx.srv.hub(), {"acme", "", ""}, 1);
+        e = co_await next_publication(c);
+        BOOST_TEST(e.json.at("type").as_string() == "update");
+        BOOST_TEST(seq_of(e.json.as_object()) == 22u);
+        co_await finish(ioc, c, ended);
+    });
+}
+
 // A restarted server has a new epoch: recovered:false and the fresh state of the new one.
 BOOST_AUTO_TEST_CASE(server_restart_gives_fresh_snapshot) {
     std::optional<rtpush::server> srv;

@@ -614,6 +614,12 @@ BOOST_AUTO_TEST_CASE(history_is_bounded_by_size_and_age) {
     rtpush::hub none({.history_size = 0});
     none.publish(make_pub(t, 1));
     BOOST_TEST(none.history_size(t) == 0u);
+
+    // and by bytes: each frame of a 1000-byte string is a little over 1000 bytes
+    rtpush::hub small({.history_bytes = 3500});
+    for (int i = 0; i < 10; ++i)
+        small.publish(make_pub(t, json::string(std::string(1000, 'x'))));
+    BOOST_TEST(small.history_size(t) == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(recover_replays_missed_updates_in_publication_order) {

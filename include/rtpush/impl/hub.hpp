@@ -66,6 +66,7 @@ inline hub::publish_result hub::publish(publication p) {
     std::uint64_t const counter = ++counter_;
     if (cfg_.history_size > 0) {
         auto const now = std::chrono::steady_clock::now();
+        st.history_bytes += frame->bytes.size();
         st.history.push_back({r.seq, counter, now, frame});
         prune(st, now);
     }
@@ -88,10 +89,14 @@ inline void hub::notify(const topic& t, std::string json_text) {
 }
 
 inline void hub::prune(topic_state& st, std::chrono::steady_clock::time_point now) {
-    while (st.history.size() > cfg_.history_size)
+    // Oldest first, so the history stays a run of consecutive seqs ending at the head. An idle
+    // topic is pruned when it is next published or recovered from.
+    while (!st.history.empty() &&
+           (st.history.size() > cfg_.history_size || st.history_bytes > cfg_.history_bytes ||
+            now - st.history.front().at > cfg_.history_ttl)) {
+        st.history_bytes -= st.history.front().update->bytes.size();
         st.history.pop_front();
-    while (!st.history.empty() && now - st.history.front().at > cfg_.history_ttl)
-        st.history.pop_front();
+    }
 }
 
 inline void hub::append_initial(const std::string& key, std::vector<detail::frame_ptr>& out) {
