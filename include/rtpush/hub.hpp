@@ -80,8 +80,12 @@ public:
     /// order instead and reports `recovered`; otherwise appends the `initial` frames and
     /// says why not. Snapshot or replay and the returned counter are taken in one locked
     /// step, so the seam with live deliveries neither loses nor repeats a publication.
+    /// `max_frames` and `max_bytes` further bound the replay (a session passes what its
+    /// outbound queue can take, so that a replay never overflows it).
     subscribe_result subscribe_frames(const topic& sub, const detail::recover_position& pos,
-                                      std::vector<detail::frame_ptr>& out);
+                                      std::vector<detail::frame_ptr>& out,
+                                      std::size_t max_frames = SIZE_MAX,
+                                      std::size_t max_bytes = SIZE_MAX);
 
     /// Publications of `t` held in its history (for tests and statistics).
     std::size_t history_size(const topic& t) const;

@@ -690,6 +690,19 @@ BOOST_AUTO_TEST_CASE(recover_refused_gives_initial) {
         h.publish(make_pub(ad, i));
     // 2 + 2 to replay is over max_replay 3
     BOOST_TEST((attempt(h.epoch(), 3, 3) == rr::too_many));
+    // the caller's bounds (what its queue can take) apply too
+    {
+        d::recover_position pos;
+        pos.epoch = h.epoch();
+        pos.offset = 3;
+        pos.offsets.emplace(ad.key(), 5);
+        std::vector<d::frame_ptr> frames;
+        BOOST_TEST(h.subscribe_frames(a, pos, frames, 2).recovered());
+        frames.clear();
+        BOOST_TEST((h.subscribe_frames(a, pos, frames, 1).recovery == rr::too_many));
+        frames.clear();
+        BOOST_TEST((h.subscribe_frames(a, pos, frames, 2, 100).recovery == rr::too_many));
+    }
 }
 
 BOOST_AUTO_TEST_CASE(replay_and_live_deliveries_meet_without_loss_or_duplicate) {

@@ -127,7 +127,8 @@ inline std::uint64_t hub::initial_frames(const topic& sub, std::vector<detail::f
 
 inline hub::subscribe_result hub::subscribe_frames(const topic& sub,
                                                    const detail::recover_position& pos,
-                                                   std::vector<detail::frame_ptr>& out) {
+                                                   std::vector<detail::frame_ptr>& out,
+                                                   std::size_t max_frames, std::size_t max_bytes) {
     std::string const key = sub.key();
     subscribe_result r;
     std::lock_guard lock(mutex_);
@@ -147,7 +148,7 @@ inline hub::subscribe_result hub::subscribe_frames(const topic& sub,
         prune(st, now);
         std::uint64_t const offset = pos.offset_of(it->first, key);
         detail::stream_state const s{st.seq, st.history.empty() ? 0 : st.history.front().seq};
-        r.recovery = detail::plan_topic(s, offset, total, cfg_.max_replay);
+        r.recovery = detail::plan_topic(s, offset, total, std::min(cfg_.max_replay, max_frames));
         if (!r.recovered())
             break;
         // seqs in a topic's history are consecutive: the missed ones are its last entries
@@ -157,6 +158,14 @@ inline hub::subscribe_result hub::subscribe_frames(const topic& sub,
             replay.push_back(&*h);
     }
     if (!r.recovered()) {
+        append_initial(key, out);
+        return r;
+    }
+    std::size_t bytes = 0;
+    for (auto const* h : replay)
+        bytes += h->update->bytes.size();
+    if (bytes > max_bytes) {
+        r.recovery = detail::recovery_result::too_many;
         append_initial(key, out);
         return r;
     }
