@@ -86,7 +86,8 @@ struct client_event {
 /// an `initial`/`update` twice.
 ///
 /// Thread safety: not thread-safe; use async_run, async_receive, async_send, stop and
-/// drop_connection from the executor given to the constructor (one thread or strand).
+/// drop_connection from the executor given to the constructor (one thread or strand). The
+/// client must outlive the completion of async_run.
 class client {
 public:
     client(boost::asio::any_io_executor ex, client_config cfg);
@@ -116,6 +117,8 @@ public:
     bool is_connected() const noexcept { return conn_ && conn_->is_open() && connected_; }
     /// `initial`/`update` messages dropped as already seen.
     std::uint64_t duplicates() const noexcept { return duplicates_; }
+    /// Gaps seen in a topic's seqs (each one ends the connection so that recovery fills it).
+    std::uint64_t gaps() const noexcept { return gaps_; }
     const detail::stream_tracker& tracker() const noexcept { return tracker_; }
 
 private:
@@ -141,6 +144,7 @@ private:
     std::chrono::milliseconds heartbeat_timeout_{0};
     std::string url_;
     std::uint64_t duplicates_ = 0;
+    std::uint64_t gaps_ = 0;
     std::uint64_t next_id_ = 1;
     bool connected_ = false;
     bool stopping_ = false;

@@ -19,6 +19,7 @@ namespace rtpush {
 struct hub_config {
     std::size_t history_size = 1000;               ///< publications kept per topic; 0 = none
     std::chrono::milliseconds history_ttl{600000}; ///< ... and for at most this long
+    std::size_t history_bytes = 4 << 20; ///< ... and in at most this many frame bytes per topic
     std::size_t max_replay = 5000; ///< a recovery needing more replays sends `initial` instead
 };
 

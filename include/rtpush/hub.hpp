@@ -83,8 +83,12 @@ public:
     /// order instead and reports `recovered`; otherwise appends the `initial` frames and
     /// says why not. Snapshot or replay and the returned counter are taken in one locked
     /// step, so the seam with live deliveries neither loses nor repeats a publication.
+    /// `max_frames` and `max_bytes` further bound the replay (a session passes what its
+    /// outbound queue can take, so that a replay never overflows it).
     subscribe_result subscribe_frames(const topic& sub, const detail::recover_position& pos,
-                                      std::vector<detail::frame_ptr>& out);
+                                      std::vector<detail::frame_ptr>& out,
+                                      std::size_t max_frames = SIZE_MAX,
+                                      std::size_t max_bytes = SIZE_MAX);
 
     /// Publications of `t` held in its history (for tests and statistics).
     std::size_t history_size(const topic& t) const;
@@ -142,6 +146,7 @@ private:
         std::uint64_t seq = 0;
         std::array<std::unique_ptr<retained>, 3> phases; // kpis, (none), complete
         std::deque<history_entry> history;
+        std::size_t history_bytes = 0;
     };
 
     static int phase_slot(std::string_view phase) noexcept {

@@ -3,9 +3,15 @@
 and rtcat waits -w seconds after stdin ends for the replies.
 Usage: rtcat_pipe.py PATH_TO_RTD PATH_TO_RTCAT
 """
+import asyncio
 import json
 import subprocess
 import sys
+import tempfile
+import threading
+import time
+
+import websockets
 
 RTD, RTCAT = sys.argv[1], sys.argv[2]
 failures = []
@@ -17,9 +23,9 @@ def check(cond, what):
         failures.append(what)
 
 
-def start_rtd():
+def start_rtd(port=0):
     proc = subprocess.Popen(
-        [RTD, "--host", "127.0.0.1", "--port", "0", "--demo", "--demo-interval", "200",
+        [RTD, "--host", "127.0.0.1", "--port", str(port), "--demo", "--demo-interval", "200",
          "--heartbeat-interval", "1"],
         stdout=subprocess.PIPE, text=True)
     for line in proc.stdout:
@@ -43,6 +49,31 @@ def rtcat(args, stdin=""):
 def of_type(msgs, t):
     return [m for m in msgs if m.get("type") == t]
 
+
+def start_echo_server():
+    """A plain WebSocket echo server (Python websockets): rtcat is not rtpush-only."""
+    ready = threading.Event()
+    box = {}
+
+    async def echo(ws, path=None):
+        async for m in ws:
+            await ws.send(m)
+
+    async def main():
+        async with websockets.serve(echo, "127.0.0.1", 0) as server:
+            box["port"] = server.sockets[0].getsockname()[1]
+            ready.set()
+            await asyncio.Future()
+
+    threading.Thread(target=lambda: asyncio.run(main()), daemon=True).start()
+    ready.wait(10)
+    return box["port"]
+
+
+echo_port = start_echo_server()
+r, msgs = rtcat(["-c", f"ws://127.0.0.1:{echo_port}/", "-w", "1"], "hello\nworld 2\n")
+check(r.returncode == 0, f"echo server: exits 0 (got {r.returncode}, stderr {r.stderr!r})")
+check(r.stdout.splitlines() == ["hello", "world 2"], f"echo server: lines echoed ({r.stdout!r})")
 
 rtd, port = start_rtd()
 url = f"ws://127.0.0.1:{port}/ws"
@@ -75,6 +106,25 @@ try:
     check(len(subs) == 1 and subs[0]["topic"] == "kpi:org:acme:dept:sales", "--subscribe")
     check(len(of_type(msgs, "initial")) >= 2, "--subscribe: initial values")
     check("# connected" in r.stderr and "# stopped" in r.stderr, "states on stderr")
+
+    # --reconnect across a restart of rtd: a new epoch, so not recovered, and a fresh snapshot
+    # (files, not pipes, for its output: an undrained pipe would block rtcat)
+    out_f, err_f = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+    cat = subprocess.Popen([RTCAT, "-c", url, "--reconnect", "--subscribe", "kpi:acme", "-w", "0"],
+                           stdin=subprocess.PIPE, stdout=out_f, stderr=err_f, text=True)
+    time.sleep(1)
+    rtd.terminate()
+    rtd.wait(timeout=10)
+    rtd, _ = start_rtd(port)
+    time.sleep(2)
+    cat.communicate("", timeout=30)
+    out_f.seek(0)
+    err_f.seek(0)
+    out, err = out_f.read(), err_f.read()
+    epochs = {json.loads(l)["epoch"] for l in out.splitlines() if '"epoch"' in l}
+    check("# reconnecting" in err, "--reconnect: reconnects after rtd stops")
+    check("not recovered: epoch_mismatch" in err, f"--reconnect: new epoch, not recovered ({err!r})")
+    check(len(epochs) == 2, "--reconnect: messages of both epochs")
 
     # bad input
     r, _ = rtcat(["-c", "http://x"])

@@ -675,6 +675,12 @@ BOOST_AUTO_TEST_CASE(history_is_bounded_by_size_and_age) {
     rtpush::hub none({.history_size = 0});
     none.publish(make_pub(t, 1));
     BOOST_TEST(none.history_size(t) == 0u);
+
+    // and by bytes: each frame of a 1000-byte string is a little over 1000 bytes
+    rtpush::hub small({.history_bytes = 3500});
+    for (int i = 0; i < 10; ++i)
+        small.publish(make_pub(t, json::string(std::string(1000, 'x'))));
+    BOOST_TEST(small.history_size(t) == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(recover_replays_missed_updates_in_publication_order) {
@@ -745,6 +751,19 @@ BOOST_AUTO_TEST_CASE(recover_refused_gives_initial) {
         h.publish(make_pub(ad, i));
     // 2 + 2 to replay is over max_replay 3
     BOOST_TEST((attempt(h.epoch(), 3, 3) == rr::too_many));
+    // the caller's bounds (what its queue can take) apply too
+    {
+        d::recover_position pos;
+        pos.epoch = h.epoch();
+        pos.offset = 3;
+        pos.offsets.emplace(ad.key(), 5);
+        std::vector<d::frame_ptr> frames;
+        BOOST_TEST(h.subscribe_frames(a, pos, frames, 2).recovered());
+        frames.clear();
+        BOOST_TEST((h.subscribe_frames(a, pos, frames, 1).recovery == rr::too_many));
+        frames.clear();
+        BOOST_TEST((h.subscribe_frames(a, pos, frames, 2, 100).recovery == rr::too_many));
+    }
 }
 
 BOOST_AUTO_TEST_CASE(replay_and_live_deliveries_meet_without_loss_or_duplicate) {

@@ -70,6 +70,30 @@ BOOST_AUTO_TEST_CASE(tracker_deduplicates_per_topic_and_epoch) {
     BOOST_TEST((t.accept(h.as_object()) == v::fresh));
 }
 
+BOOST_AUTO_TEST_CASE(tracker_initial_phases_and_gaps) {
+    d::stream_tracker t;
+    using v = d::stream_tracker::verdict;
+    // a snapshot lists kpis first even when complete has the lower seq: both are fresh
+    BOOST_TEST((t.accept("k", "e", 10, true, "kpis") == v::fresh));
+    BOOST_TEST((t.accept("k", "e", 9, true, "complete") == v::fresh));
+    BOOST_TEST(t.last("k") == 10u);
+    // the same snapshot again (recovered:false in the same epoch): duplicates
+    BOOST_TEST((t.accept("k", "e", 10, true, "kpis") == v::duplicate));
+    BOOST_TEST((t.accept("k", "e", 9, true, "complete") == v::duplicate));
+    // updates continue from the highest seq; one beyond the next is a gap, not recorded
+    BOOST_TEST((t.accept("k", "e", 11, false, "kpis") == v::fresh));
+    BOOST_TEST((t.accept("k", "e", 13, false, "kpis") == v::gap));
+    BOOST_TEST(t.last("k") == 11u);
+    BOOST_TEST((t.accept("k", "e", 12, false, "complete") == v::fresh));
+    // a newer snapshot after a lost history: only the phase values not yet seen are fresh
+    BOOST_TEST((t.accept("k", "e", 11, true, "kpis") == v::duplicate));
+    BOOST_TEST((t.accept("k", "e", 20, true, "complete") == v::fresh));
+    BOOST_TEST(t.last("k") == 20u);
+    // the first update of a topic never seen is not a gap (a replay from seq 1, or a topic
+    // created after the subscription)
+    BOOST_TEST((t.accept("new", "e", 5) == v::fresh));
+}
+
 BOOST_AUTO_TEST_CASE(tracker_position_and_subscribe_message) {
     d::stream_tracker t;
     rtpush::topic org{"kpi", {"a", "", ""}};

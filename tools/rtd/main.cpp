@@ -39,6 +39,8 @@ const std::pair<const char*, const char*> env_map[] = {
     {"RTD_SYSTEM_METRICS", "system-metrics"},
     {"REFRESH_INTERVAL", "refresh-interval"},
     {"CACHE_TTL", "cache-ttl"},
+    {"RTD_HISTORY_SIZE", "history-size"},
+    {"RTD_HISTORY_TTL", "history-ttl"},
 };
 
 // Each connection is a file descriptor: raise the soft limit to the hard one (and, as root,
@@ -97,6 +99,9 @@ int main(int argc, char** argv) {
         ("max-subscriptions", po::value<std::size_t>()->default_value(256), "subscriptions per client")
         ("queue-limit", po::value<std::size_t>()->default_value(4096), "outbound frames queued per client")
         ("queue-policy", po::value<std::string>()->default_value("disconnect"), "full queue: disconnect | drop-oldest [RTD_QUEUE_POLICY]")
+        ("history-size", po::value<std::size_t>()->default_value(1000), "publications kept per topic for recovery; 0 = none [RTD_HISTORY_SIZE]")
+        ("history-ttl", po::value<double>()->default_value(600), "seconds a publication stays in history [RTD_HISTORY_TTL]")
+        ("max-replay", po::value<std::size_t>()->default_value(5000), "most publications one recovery replays")
         ("allow-publish", po::value<bool>()->default_value(false)->implicit_value(true), "accept `publish` from WebSocket clients [RTD_ALLOW_PUBLISH]")
         ("demo", po::value<bool>()->default_value(false)->implicit_value(true), "publish built-in demo data [RTD_DEMO]")
         ("demo-interval", po::value<unsigned>()->default_value(2000), "milliseconds between demo rounds [RTD_DEMO_INTERVAL]")
@@ -167,6 +172,14 @@ int main(int argc, char** argv) {
     cfg.queue_policy = policy == "disconnect" ? rtpush::detail::overflow_policy::disconnect
                                               : rtpush::detail::overflow_policy::drop_oldest;
     cfg.allow_client_publish = vm["allow-publish"].as<bool>();
+    auto const ttl = vm["history-ttl"].as<double>();
+    if (!(ttl >= 0)) {
+        std::cerr << "rtd: --history-ttl must be >= 0\n";
+        return 2;
+    }
+    cfg.history.history_size = vm["history-size"].as<std::size_t>();
+    cfg.history.history_ttl = std::chrono::milliseconds(static_cast<long>(ttl * 1000));
+    cfg.history.max_replay = vm["max-replay"].as<std::size_t>();
     cfg.server_name = std::string("rtd/") + rtpush::version_string;
     if (cfg.ws_path.empty() || cfg.ws_path[0] != '/') {
         std::cerr << "rtd: --ws-path must start with '/'\n";

@@ -11,6 +11,7 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -90,26 +91,42 @@ inline recovery_result plan_topic(const stream_state& s, std::uint64_t client_of
 }
 
 /// Client side: the epoch and the last seq seen per topic, which decide what a resubscription
-/// asks for and which messages are duplicates (a replay may overlap what was already seen).
+/// asks for and which messages are duplicates (a replay may overlap what was already seen) or
+/// reveal a gap (a publication the server dropped, e.g. under the drop_oldest policy).
 class stream_tracker {
 public:
-    enum class verdict { fresh, duplicate };
+    enum class verdict { fresh, duplicate, gap };
 
-    /// Records an `initial`/`update` message. A new epoch forgets every position (the seqs of
-    /// another history mean nothing here).
-    verdict accept(std::string_view topic_key, std::string_view epoch, std::uint64_t seq) {
+    /// Records an `update` (`initial` false) or an `initial` of `phase`. A new epoch forgets
+    /// every position (the seqs of another history mean nothing here).
+    ///
+    /// Updates arrive in seq order: one at or below the last seen is a duplicate, one beyond
+    /// the next is a gap (and is not recorded: recovering from the last seen fills it). An
+    /// `initial` is the latest value of its phase, and the phases of a snapshot come kpis
+    /// first whatever their seqs, so it is a duplicate only when that phase was already seen
+    /// at that seq or later.
+    verdict accept(std::string_view topic_key, std::string_view epoch, std::uint64_t seq,
+                   bool initial = false, std::string_view phase = {}) {
         if (epoch != epoch_) {
             epoch_ = std::string(epoch);
-            last_.clear();
+            streams_.clear();
         }
-        auto it = last_.find(topic_key);
-        if (it == last_.end()) {
-            last_.emplace(std::string(topic_key), seq);
-            return verdict::fresh;
+        auto it = streams_.find(topic_key);
+        if (it == streams_.end())
+            it = streams_.emplace(std::string(topic_key), stream{}).first;
+        stream& st = it->second;
+        std::uint64_t& phase_last = st.phases[phase == "kpis" ? 0 : phase == "complete" ? 2 : 1];
+        if (initial) {
+            if (seq <= phase_last)
+                return verdict::duplicate;
+        } else {
+            if (seq <= st.last)
+                return verdict::duplicate;
+            if (st.last != 0 && seq > st.last + 1)
+                return verdict::gap;
         }
-        if (seq <= it->second)
-            return verdict::duplicate;
-        it->second = seq;
+        phase_last = seq;
+        st.last = std::max(st.last, seq);
         return verdict::fresh;
     }
 
@@ -128,7 +145,11 @@ public:
         auto const seq = s->to_number<std::uint64_t>(ec);
         if (ec)
             return verdict::fresh;
-        return accept(t->get_string(), e->get_string(), seq);
+        std::string_view phase;
+        if (auto const* p = o.if_contains("phase"); p && p->is_string())
+            phase = p->get_string();
+        return accept(t->get_string(), e->get_string(), seq, type->get_string() == "initial",
+                      phase);
     }
 
     /// What to recover a subscription to `sub_key` from; none before anything was seen.
@@ -137,9 +158,9 @@ public:
             return std::nullopt;
         recover_position p;
         p.epoch = epoch_;
-        for (auto const& [key, seq] : last_)
+        for (auto const& [key, st] : streams_)
             if (key_within(key, sub_key))
-                p.offsets.emplace(key, seq);
+                p.offsets.emplace(key, st.last);
         if (auto it = p.offsets.find(sub_key); it != p.offsets.end()) {
             p.offset = it->second;
             p.offsets.erase(it);
@@ -180,13 +201,17 @@ public:
     const std::string& epoch() const noexcept { return epoch_; }
     /// The last seq seen on a topic, 0 when none.
     std::uint64_t last(std::string_view topic_key) const {
-        auto it = last_.find(topic_key);
-        return it == last_.end() ? 0 : it->second;
+        auto it = streams_.find(topic_key);
+        return it == streams_.end() ? 0 : it->second.last;
     }
 
 private:
+    struct stream {
+        std::uint64_t last = 0;                // highest seq seen: the recovery offset
+        std::array<std::uint64_t, 3> phases{}; // highest seq seen per phase (kpis, none, complete)
+    };
     std::string epoch_;
-    std::map<std::string, std::uint64_t, std::less<>> last_;
+    std::map<std::string, stream, std::less<>> streams_;
 };
 
 } // namespace rtpush::detail

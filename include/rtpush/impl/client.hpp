@@ -127,9 +127,21 @@ inline boost::asio::awaitable<void> client::handle_message(std::string text) {
     auto const* t = o.if_contains("type");
     std::string const type = t && t->is_string() ? std::string(t->get_string()) : std::string();
     if (type == "initial" || type == "update") {
-        if (tracker_.accept(o) == detail::stream_tracker::verdict::duplicate) {
+        auto const v = tracker_.accept(o);
+        if (v == detail::stream_tracker::verdict::duplicate) {
             ++duplicates_;
             co_return;
+        }
+        if (v == detail::stream_tracker::verdict::gap) {
+            // The server dropped something (e.g. its drop_oldest policy): reconnect and
+            // recover from the last seq seen, rather than hand on a hole.
+            ++gaps_;
+            auto const* k = o.if_contains("topic");
+            throw boost::system::system_error(
+                error::closed,
+                "gap on " +
+                    (k && k->is_string() ? std::string(k->get_string()) : std::string("a topic")) +
+                    ": recovering");
         }
         co_await push(std::move(e));
         co_return;

@@ -79,6 +79,7 @@ inline hub::publish_result hub::publish(publication p) {
     std::uint64_t const counter = ++counter_;
     if (cfg_.history_size > 0) {
         auto const now = std::chrono::steady_clock::now();
+        st.history_bytes += frame->bytes.size();
         st.history.push_back({r.seq, counter, now, frame});
         prune(st, now);
     }
@@ -101,10 +102,14 @@ inline void hub::notify(const topic& t, std::string json_text) {
 }
 
 inline void hub::prune(topic_state& st, std::chrono::steady_clock::time_point now) {
-    while (st.history.size() > cfg_.history_size)
+    // Oldest first, so the history stays a run of consecutive seqs ending at the head. An idle
+    // topic is pruned when it is next published or recovered from.
+    while (!st.history.empty() &&
+           (st.history.size() > cfg_.history_size || st.history_bytes > cfg_.history_bytes ||
+            now - st.history.front().at > cfg_.history_ttl)) {
+        st.history_bytes -= st.history.front().update->bytes.size();
         st.history.pop_front();
-    while (!st.history.empty() && now - st.history.front().at > cfg_.history_ttl)
-        st.history.pop_front();
+    }
 }
 
 inline void hub::append_initial(const std::string& key, std::vector<detail::frame_ptr>& out) {
@@ -138,7 +143,8 @@ inline std::uint64_t hub::initial_frames(const topic& sub, std::vector<detail::f
 
 inline hub::subscribe_result hub::subscribe_frames(const topic& sub,
                                                    const detail::recover_position& pos,
-                                                   std::vector<detail::frame_ptr>& out) {
+                                                   std::vector<detail::frame_ptr>& out,
+                                                   std::size_t max_frames, std::size_t max_bytes) {
     std::string const key = sub.key();
     subscribe_result r;
     std::lock_guard lock(mutex_);
@@ -158,7 +164,7 @@ inline hub::subscribe_result hub::subscribe_frames(const topic& sub,
         prune(st, now);
         std::uint64_t const offset = pos.offset_of(it->first, key);
         detail::stream_state const s{st.seq, st.history.empty() ? 0 : st.history.front().seq};
-        r.recovery = detail::plan_topic(s, offset, total, cfg_.max_replay);
+        r.recovery = detail::plan_topic(s, offset, total, std::min(cfg_.max_replay, max_frames));
         if (!r.recovered())
             break;
         // seqs in a topic's history are consecutive: the missed ones are its last entries
@@ -168,6 +174,14 @@ inline hub::subscribe_result hub::subscribe_frames(const topic& sub,
             replay.push_back(&*h);
     }
     if (!r.recovered()) {
+        append_initial(key, out);
+        return r;
+    }
+    std::size_t bytes = 0;
+    for (auto const* h : replay)
+        bytes += h->update->bytes.size();
+    if (bytes > max_bytes) {
+        r.recovery = detail::recovery_result::too_many;
         append_initial(key, out);
         return r;
     }

@@ -477,7 +477,14 @@ inline void session::subscribe(client_message& m) {
     std::optional<bool> recovered;
     std::string_view reason;
     if (m.recover) {
-        auto const r = hub_.subscribe_frames(m.topic, *m.recover, frames);
+        // A replay goes into the outbound queue at once: it may take half of what is free
+        // there, or it would trip the overflow policy (and a reconnecting client would loop).
+        auto const free_frames =
+            cfg_.queue_max_frames - std::min(queue_.size(), cfg_.queue_max_frames);
+        auto const free_bytes =
+            cfg_.queue_max_bytes - std::min(queue_.bytes(), cfg_.queue_max_bytes);
+        auto const r =
+            hub_.subscribe_frames(m.topic, *m.recover, frames, free_frames / 2, free_bytes / 2);
         since = r.counter;
         recovered = r.recovered();
         if (!r.recovered())
