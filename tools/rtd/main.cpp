@@ -172,13 +172,13 @@ int main(int argc, char** argv) {
     cfg.queue_policy = policy == "disconnect" ? rtpush::detail::overflow_policy::disconnect
                                               : rtpush::detail::overflow_policy::drop_oldest;
     cfg.allow_client_publish = vm["allow-publish"].as<bool>();
-    auto const ttl = vm["history-ttl"].as<double>();
-    if (!(ttl >= 0)) {
+    auto const history_ttl = vm["history-ttl"].as<double>();
+    if (!(history_ttl >= 0)) {
         std::cerr << "rtd: --history-ttl must be >= 0\n";
         return 2;
     }
     cfg.history.history_size = vm["history-size"].as<std::size_t>();
-    cfg.history.history_ttl = std::chrono::milliseconds(static_cast<long>(ttl * 1000));
+    cfg.history.history_ttl = std::chrono::milliseconds(static_cast<long>(history_ttl * 1000));
     cfg.history.max_replay = vm["max-replay"].as<std::size_t>();
     cfg.server_name = std::string("rtd/") + rtpush::version_string;
     if (cfg.ws_path.empty() || cfg.ws_path[0] != '/') {
