@@ -182,6 +182,7 @@ public:
     const options& opts() const { return o_; }
     bool stop = false;
     bool publishing_done = false;
+    bool publisher_ready_ = false;
 
     std::string upgrade_request() const {
         std::string target =
@@ -406,6 +407,8 @@ public:
                             auto f = frame("3");
                             co_await net::async_write(s, net::buffer(f),
                                                       net::as_tuple(net::use_awaitable));
+                        } else if (o_.proto == protocol::socketio && ev.payload.starts_with("40")) {
+                            publisher_ready_ = true; // namespace connected: emits now count
                         } else if (o_.proto == protocol::socketio && ev.payload.starts_with("0")) {
                             auto f = frame("40");
                             co_await net::async_write(s, net::buffer(f),
@@ -421,10 +424,13 @@ public:
         };
         net::co_spawn(ioc_, drain_reader, [](std::exception_ptr) {});
         if (o_.proto == protocol::socketio) {
-            // let the namespace connect complete
+            // Socket.IO drops events sent before the namespace connect ("40") is acknowledged.
             net::steady_timer w(ioc_);
-            w.expires_after(std::chrono::milliseconds(200));
-            co_await w.async_wait(net::as_tuple(net::use_awaitable));
+            auto const give_up = clock_type::now() + std::chrono::seconds(10);
+            while (!publisher_ready_ && clock_type::now() < give_up) {
+                w.expires_after(std::chrono::milliseconds(5));
+                co_await w.async_wait(net::as_tuple(net::use_awaitable));
+            }
         }
         std::size_t const overhead = publish_payload(0, 0).size();
         std::size_t const pad = o_.size > overhead ? o_.size - overhead : 0;
