@@ -14,26 +14,9 @@ import urllib.request
 
 import websockets
 
+from rtdtest import check, failures, start_rtd
+
 RTD = sys.argv[1]
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-
-
-def start_rtd():
-    proc = subprocess.Popen(
-        [RTD, "--host", "127.0.0.1", "--port", "0", "--demo", "--demo-interval", "300",
-         "--max-message-size", "65536", "--heartbeat-interval", "1"],
-        stdout=subprocess.PIPE, text=True)
-    for line in proc.stdout:
-        ev = json.loads(line)
-        if ev.get("event") == "listening":
-            return proc, ev["port"]
-    raise RuntimeError("rtd did not start")
 
 
 async def recv_type(ws, want, limit=50):
@@ -119,7 +102,8 @@ async def wait_close(ws):
         return e.rcvd.code if e.rcvd else None
 
 
-proc, port = start_rtd()
+proc, port = start_rtd(RTD, "--demo", "--demo-interval", "300", "--max-message-size", "65536",
+                       "--heartbeat-interval", "1")
 try:
     loop = asyncio.new_event_loop()
     ws = loop.run_until_complete(asyncio.wait_for(main(port), 60))

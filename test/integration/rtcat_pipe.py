@@ -13,26 +13,14 @@ import time
 
 import websockets
 
+from rtdtest import check, failures
+from rtdtest import start_rtd as start_rtd_with
+
 RTD, RTCAT = sys.argv[1], sys.argv[2]
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 
 def start_rtd(port=0):
-    proc = subprocess.Popen(
-        [RTD, "--host", "127.0.0.1", "--port", str(port), "--demo", "--demo-interval", "200",
-         "--heartbeat-interval", "1"],
-        stdout=subprocess.PIPE, text=True)
-    for line in proc.stdout:
-        ev = json.loads(line)
-        if ev.get("event") == "listening":
-            return proc, ev["port"]
-    raise RuntimeError("rtd did not start")
+    return start_rtd_with(RTD, "--demo", "--demo-interval", "200", "--heartbeat-interval", "1", port=port)
 
 
 def rtcat(args, stdin=""):
