@@ -5,11 +5,10 @@
 #include "system_metrics.hpp"
 
 #include <rtpush.hpp>
+#include <rtpush/detail/fd_limit.hpp>
 
 #include <boost/asio/signal_set.hpp>
 #include <boost/program_options.hpp>
-
-#include <sys/resource.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -42,22 +41,6 @@ const std::pair<const char*, const char*> env_map[] = {
     {"RTD_HISTORY_SIZE", "history-size"},
     {"RTD_HISTORY_TTL", "history-ttl"},
 };
-
-// Each connection is a file descriptor: raise the soft limit to the hard one (and, as root,
-// the hard one too) so that --max-connections is reachable.
-void raise_fd_limit(std::size_t want) {
-    rlimit rl{};
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return;
-    rlim_t const target = static_cast<rlim_t>(want + 1024);
-    if (target > rl.rlim_max) {
-        rlimit raised{target, target};
-        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
-            return;
-    }
-    rl.rlim_cur = std::min(std::max(rl.rlim_cur, target), rl.rlim_max);
-    setrlimit(RLIMIT_NOFILE, &rl);
-}
 
 // The config file: JSON; the data sources' settings (see docs/configuration.md).
 rtd::sources_config load_sources(const std::string& path, rtpush::refresh_options defaults) {
@@ -209,7 +192,7 @@ int main(int argc, char** argv) {
         sources.metrics_refresh.on_demand = true;
     }
 
-    raise_fd_limit(cfg.max_connections);
+    rtpush::detail::raise_fd_limit(cfg.max_connections);
     try {
         rtpush::server srv(cfg);
         rtd::demo_publisher demo(srv.hub());

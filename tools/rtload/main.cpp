@@ -4,6 +4,7 @@
 // with rtpush's frame codec (no per-message JSON parse: the sequence number and send time are
 // found by substring), so thousands of connections cost little of the generator's own CPU,
 // which the report states.
+#include <rtpush/detail/fd_limit.hpp>
 #include <rtpush/detail/frame.hpp>
 #include <rtpush/detail/histogram.hpp>
 #include <rtpush/detail/http_util.hpp>
@@ -494,21 +495,6 @@ private:
     stats st_;
 };
 
-void raise_fd_limit(std::size_t want) {
-    rlimit rl{};
-    getrlimit(RLIMIT_NOFILE, &rl);
-    rlim_t target = std::max<rlim_t>(rl.rlim_cur, static_cast<rlim_t>(want + 1024));
-    if (target > rl.rlim_max) {
-        // root may raise the hard limit up to fs.nr_open
-        rlimit raised{target, target};
-        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
-            return;
-        target = rl.rlim_max;
-    }
-    rl.rlim_cur = target;
-    setrlimit(RLIMIT_NOFILE, &rl);
-}
-
 std::string fmt(double v, int prec = 1) {
     char b[64];
     std::snprintf(b, sizeof b, "%.*f", prec, v);
@@ -597,7 +583,7 @@ int main(int argc, char** argv) {
         std::cerr << "rtload: " << e.what() << "\nTry 'rtload --help'.\n";
         return 2;
     }
-    raise_fd_limit(std::max(o.clients, o.concurrency) + 16);
+    rtpush::detail::raise_fd_limit(std::max(o.clients, o.concurrency) + 16);
 
     net::io_context ioc(1);
     load l(ioc, o);
