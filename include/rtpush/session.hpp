@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -86,6 +87,7 @@ private:
     std::size_t handle_frames(char* data, std::size_t size);
     void flush() override;
     void start_write();
+    void write_some();
     void on_write(boost::system::error_code ec);
     void handle_text(std::string_view text);
     void handle_message(client_message& m);
@@ -105,6 +107,8 @@ private:
     std::vector<detail::frame_ptr> batch_; // frames of the write in flight
     std::vector<boost::asio::const_buffer> buffers_; // ... and their bytes
     std::function<void(session*)> done_;
+    std::size_t write_pos_ = 0; // first buffer of the batch not yet fully written
+    std::chrono::steady_clock::time_point last_write_at_{};
     std::vector<std::unique_ptr<detail::subscription>> subs_;
     detail::frame_ptr close_frame_;
 

@@ -163,9 +163,36 @@ inline void session::start_write() {
     queue_.take(batch_, cfg_.write_batch_frames, cfg_.write_batch_bytes);
     for (auto const& f : batch_)
         buffers_.emplace_back(f->bytes.data(), f->bytes.size());
+    write_pos_ = 0;
+    write_some();
+}
+
+inline void session::write_some() {
+    // One async_write_some per system call, continued here after a partial write: cheaper
+    // than asio::async_write's composed operation, and `writes` then counts send calls.
     writing_ = true;
-    boost::asio::async_write(socket_, buffers_,
-                             [this](boost::system::error_code ec, std::size_t) { on_write(ec); });
+    std::span<const boost::asio::const_buffer> const rest(buffers_.data() + write_pos_,
+                                                          buffers_.size() - write_pos_);
+    socket_.async_write_some(rest, [this](boost::system::error_code ec, std::size_t n) {
+        shard_.counters().writes.fetch_add(1, std::memory_order_relaxed);
+        if (!ec) {
+            while (n > 0 && write_pos_ < buffers_.size()) {
+                auto& b = buffers_[write_pos_];
+                if (n < b.size()) {
+                    b += n;
+                    n = 0;
+                } else {
+                    n -= b.size();
+                    ++write_pos_;
+                }
+            }
+            if (write_pos_ < buffers_.size()) {
+                write_some();
+                return;
+            }
+        }
+        on_write(ec);
+    });
 }
 
 inline void session::on_write(boost::system::error_code ec) {
@@ -194,7 +221,6 @@ inline void session::on_write(boost::system::error_code ec) {
     sent_ += batch_.size();
     counters.frames_sent.fetch_add(batch_.size(), std::memory_order_relaxed);
     counters.bytes_sent.fetch_add(bytes, std::memory_order_relaxed);
-    counters.writes.fetch_add(1, std::memory_order_relaxed);
     if (lat_n) {
         counters.latency_us_sum.fetch_add(lat_sum, std::memory_order_relaxed);
         counters.latency_samples.fetch_add(lat_n, std::memory_order_relaxed);
@@ -210,12 +236,14 @@ inline void session::on_write(boost::system::error_code ec) {
         start_write();
         return;
     }
-    // Idle again: give back what a burst made us hold.
-    if (buffers_.capacity() > 8) {
+    // Idle again. A session written to rarely gives back its queue ring and batch vectors;
+    // a busy one keeps them rather than allocating them again for every delivery.
+    if (now - last_write_at_ > std::chrono::seconds(1)) {
         batch_ = {};
         buffers_ = {};
+        queue_.shrink();
     }
-    queue_.shrink();
+    last_write_at_ = now;
 }
 
 inline void session::close(std::uint16_t code, std::string_view reason) {
