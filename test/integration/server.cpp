@@ -419,7 +419,34 @@ BOOST_AUTO_TEST_CASE(broadcast_shortcut_and_errors) {
     BOOST_TEST(nf.body.at("error").at("code").as_string() == "NOT_FOUND");
     auto ws = http_call(port, http::verb::get, "/ws");
     BOOST_TEST(ws.status == 426u);
-    auto root = http_call(port, http::verb::get, "/");
+    auto root = http_call(port, http::verb::get, "/api");
+    BOOST_TEST(root.status == 200u);
+    BOOST_TEST(root.body.at("websocket").as_string() == "/ws");
+}
+
+BOOST_AUTO_TEST_CASE(dashboard_page) {
+    server_fixture fx;
+    auto const port = fx.srv.port();
+    for (auto const* target : {"/", "/index.html"}) {
+        auto page = http_call(port, http::verb::get, target);
+        BOOST_TEST(page.status == 200u);
+        BOOST_TEST(page.res[http::field::content_type].starts_with("text/html"));
+        BOOST_TEST(page.raw.find("<title>rtpush dashboard</title>") != std::string::npos);
+        // The WebSocket path is filled in, and nothing is loaded from elsewhere.
+        BOOST_TEST(page.raw.find(R"(const WS_PATH = "/ws";)") != std::string::npos);
+        BOOST_TEST(page.raw.find("__RTPUSH_WS_PATH__") == std::string::npos);
+        BOOST_TEST(page.raw.find("http://") == std::string::npos);
+        BOOST_TEST(page.raw.find("https://") == std::string::npos);
+    }
+    auto post = http_call(port, http::verb::post, "/", "{}");
+    BOOST_TEST(post.status == 405u);
+}
+
+BOOST_AUTO_TEST_CASE(dashboard_off_serves_the_index) {
+    auto cfg = default_config();
+    cfg.dashboard = false;
+    server_fixture fx(cfg);
+    auto root = http_call(fx.srv.port(), http::verb::get, "/");
     BOOST_TEST(root.status == 200u);
     BOOST_TEST(root.body.at("websocket").as_string() == "/ws");
 }

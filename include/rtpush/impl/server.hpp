@@ -1,6 +1,7 @@
 #ifndef RTPUSH_IMPL_SERVER_HPP
 #define RTPUSH_IMPL_SERVER_HPP
 
+#include <rtpush/detail/dashboard_page.hpp>
 #include <rtpush/detail/http_util.hpp>
 #include <rtpush/version.hpp>
 
@@ -46,6 +47,24 @@ inline server::http_response json_error(boost::beast::http::status status, std::
     boost::json::object o;
     o["error"] = std::move(e);
     return json_response(status, o, version);
+}
+
+// The page with its WebSocket path filled in, as a JS string literal ('<' escaped so that no
+// path can close the script element).
+inline server::http_response dashboard_response(const std::string& ws_path, unsigned version) {
+    std::string lit = boost::json::serialize(boost::json::value(ws_path));
+    for (std::size_t i = 0; (i = lit.find('<', i)) != std::string::npos;)
+        lit.replace(i, 1, "\\u003c");
+    std::string page(dashboard_page);
+    std::string_view const placeholder = "__RTPUSH_WS_PATH__";
+    if (auto at = page.find(placeholder); at != std::string::npos)
+        page.replace(at, placeholder.size(), lit);
+    server::http_response res{boost::beast::http::status::ok, version};
+    res.set(boost::beast::http::field::content_type, "text/html; charset=utf-8");
+    res.set(boost::beast::http::field::cache_control, "no-cache");
+    res.body() = std::move(page);
+    res.prepare_payload();
+    return res;
 }
 
 // Seed 001's target object names the scope levels organization_id/department_id/queue_name.
@@ -727,6 +746,11 @@ inline boost::asio::awaitable<server::http_response> server::handle(const http_r
     };
     bool const get = req.method() == http::verb::get || req.method() == http::verb::head;
 
+    if (cfg_.dashboard && (path == "/" || path == "/index.html")) {
+        if (!get)
+            co_return method_not_allowed("GET");
+        co_return detail::dashboard_response(cfg_.ws_path, v);
+    }
     if (path == "/" || path == "/api") {
         if (!get)
             co_return method_not_allowed("GET");
