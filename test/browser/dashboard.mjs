@@ -143,6 +143,28 @@ async function main() {
   check(true, "health_score tile shows 12345 after rtctl broadcast");
   check((await tileValue(page, "utilization")) === "55.5%", "utilization tile shows 55.5%");
 
+  // A `kpis` phase paints the tiles on its own, before any `complete` phase arrives.
+  rtctl(port, "broadcast", "kpi", "--org", "acme", "--phase", "kpis", "--data", '{"health_score": 777}');
+  await page.waitForFunction(() => document.querySelector('.tile[data-kpi="health_score"] .value')?.textContent === "777");
+  check((await page.locator('.tile[data-kpi="health_score"] .phase').innerText()) === "kpis",
+        "a kpis-phase publication paints the tile (777, badge kpis)");
+  rtctl(port, "broadcast", "kpi", "--org", "acme", "--phase", "complete", "--data", '{"health_score": 778, "detail": [1, 2, 3]}');
+  await page.waitForFunction(() => document.querySelector('.tile[data-kpi="health_score"] .value')?.textContent === "778");
+  check((await page.locator('.tile[data-kpi="health_score"] .phase').innerText()) === "complete",
+        "the complete phase that follows repaints it (778, badge complete)");
+  check((await page.locator('.tile[data-kpi="health_score"] .delta').innerText()).includes("+1"), "the change arrow shows +1");
+
+  // The scope picker: a department narrows the tables and aggregates its queues in the tiles.
+  await page.selectOption("#dept", "support");
+  await page.waitForFunction(() => document.getElementById("scope-name").textContent.includes("dept:support"));
+  const depts = await page.locator("#backlog tr td:first-child").allInnerTexts();
+  check(depts.length === 3 && depts.every((d) => d === "support"), "dept support: backlog shows its 3 queues only");
+  check(/\d/.test(await tileValue(page, "health_score")) && (await tileValue(page, "health_score")) !== "778",
+        "dept support: tiles aggregate its queues (" + await tileValue(page, "health_score") + ")");
+  await page.selectOption("#dept", "");
+  await page.waitForFunction(() => document.querySelector('.tile[data-kpi="health_score"] .value')?.textContent === "778");
+  check(true, "back to the whole org: the org-level value again");
+
   // 3. An alert arrives; acknowledge then resolve it through the page's buttons.
   rtctl(port, "broadcast", "alerts", "--org", "acme", "--event", "alert:triggered", "--priority", "urgent", "--data",
         '{"alert_id":"al-browser","severity":"critical","rule_name":"Browser test alert","status":"pending",' +
@@ -172,10 +194,10 @@ async function main() {
   await page.waitForSelector('#status[data-state="connected"]', {timeout: 30000});
   check(true, "status returns to connected after the restart");
   // A new epoch: the page resubscribed with recover and got a fresh snapshot; the org-level
-  // 12345 is gone with the old server, the tiles show the demo's values again.
+  // value is gone with the old server, the tiles show the demo's values again.
   await page.waitForFunction(() => {
     const t = document.querySelector('.tile[data-kpi="health_score"] .value')?.textContent || "";
-    return /\d/.test(t) && t !== "12345";
+    return /\d/.test(t) && t !== "778";
   });
   check(true, "tiles repaint from the restarted server");
   await page.screenshot({path: join(ARTIFACTS, "4-reconnected.png"), fullPage: true});

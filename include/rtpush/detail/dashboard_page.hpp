@@ -135,7 +135,8 @@ const fmt = (v, d = 1) => typeof v === "number" ? (Number.isInteger(v) ? String(
 // changing the department or queue needs no new subscription.
 const store = {kpi: new Map(), backlog: new Map(), attendance: new Map(), metrics: new Map()};
 const alerts = new Map();               // alert_id -> {data, status}
-const seen = new Map();                 // topic -> {epoch, seq}: for recovery and dedup
+const seen = new Map();                 // topic -> {epoch, seq}: the recovery offsets
+const dedup = new Map();                // topic|phase -> {epoch, seq}: drops replayed copies
 const known = {orgs: new Set(["acme"]), depts: new Set(), queues: new Set()};
 let scope = {org: "acme", dept: "", queue: ""};
 let subscribedOrg = null;
@@ -274,20 +275,29 @@ function learnScope(s) {
 }
 
 function onPublication(m) {
-  // Drop what a replay repeats: per topic and epoch, only seq above the last one counts.
-  const prev = seen.get(m.topic);
+  // Drop what a replay repeats: per topic, phase and epoch, only seq above the last one counts.
+  // Per phase, because a `kpis` update may overtake the `complete` one published before it.
+  const phase = m.phase || "update";
+  const dkey = m.topic + "|" + phase;
+  const prev = dedup.get(dkey);
   if (prev && prev.epoch === m.epoch && m.seq <= prev.seq) return;
-  seen.set(m.topic, {epoch: m.epoch, seq: m.seq});
+  dedup.set(dkey, {epoch: m.epoch, seq: m.seq});
+  const last = seen.get(m.topic);
+  if (!last || last.epoch !== m.epoch || m.seq > last.seq) seen.set(m.topic, {epoch: m.epoch, seq: m.seq});
   const s = scopeOf(m);
   learnScope(s);
   const d = m.data || {};
   if (m.channel === "alerts") { onAlert(m, d); return; }
   const map = store[m.channel];
   if (!map) return;
-  const entry = map.get(m.topic) || {scope: s};
-  entry.seq = m.seq;
-  entry.phase = m.phase || "update";
-  entry.data = Object.assign({}, entry.data || {}, d);
+  // Each phase's latest value, merged in seq order: the newest value of a field wins even
+  // when an older phase arrives after a newer one.
+  const entry = map.get(m.topic) || {scope: s, phases: {}};
+  entry.phases[phase] = {seq: m.seq, data: d};
+  const parts = Object.entries(entry.phases).sort((a, b) => a[1].seq - b[1].seq);
+  entry.data = Object.assign({}, ...parts.map((p) => p[1].data));
+  entry.phase = parts[parts.length - 1][0];
+  entry.seq = parts[parts.length - 1][1].seq;
   entry.at = Date.now();
   map.set(m.topic, entry);
   schedule();
