@@ -30,7 +30,8 @@ struct server_config {
     std::uint16_t port = 3001;          ///< 0 picks a free port (see server::port())
     std::string ws_path = "/ws";        ///< path of the WebSocket endpoint
     std::string server_name = "rtpush"; ///< sent in `connected` and the Server header
-    unsigned threads = 0;               ///< io threads; 0 = one per core
+    bool dashboard = true; ///< serve the live dashboard page at GET / (else / is the JSON index)
+    unsigned threads = 0;  ///< io threads; 0 = one per core
 
     std::chrono::milliseconds heartbeat_interval{30000}; ///< `heartbeat` message and ping cadence
     std::chrono::milliseconds idle_timeout{0}; ///< silent peer dropped after; 0 = 2.5 heartbeats

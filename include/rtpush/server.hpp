@@ -76,6 +76,9 @@ public:
     /// thread from counters; connection and room details come from handle()).
     boost::json::object counters() const;
 
+    /// GET /metrics: the server's counters in the Prometheus text format (docs/protocol.md).
+    boost::asio::awaitable<std::string> metrics();
+
     /// Answers one REST request (the routes of docs/protocol.md). Exposed so that programs
     /// embedding rtpush in their own HTTP server can forward /api requests.
     boost::asio::awaitable<http_response> handle(const http_request& req);
@@ -101,6 +104,12 @@ private:
     std::size_t connection_count() const noexcept;
     boost::asio::awaitable<boost::json::object> stats_json();
     boost::json::object health_json() const;
+    /// Outbound queues summed over every session, read on each shard's thread.
+    struct queue_depths {
+        std::uint64_t frames = 0, bytes = 0, max_frames = 0;
+    };
+    boost::asio::awaitable<queue_depths> collect_queue_depths();
+    std::string metrics_text(const queue_depths& q) const;
 
     server_config cfg_;
     rtpush::hub hub_;

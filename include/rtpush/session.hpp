@@ -77,6 +77,9 @@ public:
 
     /// The connection as /api/connections shows it.
     boost::json::object info() const;
+    /// Frames and bytes waiting in the outbound queue (shard thread only).
+    std::size_t queued() const noexcept { return queue_.size(); }
+    std::size_t queued_bytes() const noexcept { return queue_.bytes(); }
 
 private:
     void wait_readable();

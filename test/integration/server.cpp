@@ -6,6 +6,11 @@
 #include <boost/asio/write.hpp>
 
 #include <atomic>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <set>
+#include <sstream>
 #include <thread>
 
 using namespace test;
@@ -419,7 +424,131 @@ BOOST_AUTO_TEST_CASE(broadcast_shortcut_and_errors) {
     BOOST_TEST(nf.body.at("error").at("code").as_string() == "NOT_FOUND");
     auto ws = http_call(port, http::verb::get, "/ws");
     BOOST_TEST(ws.status == 426u);
-    auto root = http_call(port, http::verb::get, "/");
+    auto root = http_call(port, http::verb::get, "/api");
+    BOOST_TEST(root.status == 200u);
+    BOOST_TEST(root.body.at("websocket").as_string() == "/ws");
+}
+
+// Parses the Prometheus text format strictly enough to catch what promtool would reject:
+// every sample belongs to a family declared by # HELP and # TYPE before it.
+std::map<std::string, double> parse_metrics(const std::string& text) {
+    std::map<std::string, double> samples;
+    std::set<std::string> families;
+    std::istringstream in(text);
+    std::string line;
+    while (std::getline(in, line)) {
+        BOOST_REQUIRE(!line.empty());
+        if (line.rfind("# HELP ", 0) == 0)
+            continue;
+        if (line.rfind("# TYPE ", 0) == 0) {
+            auto const rest = line.substr(7);
+            auto const name = rest.substr(0, rest.find(' '));
+            auto const type = rest.substr(rest.find(' ') + 1);
+            BOOST_TEST((type == "counter" || type == "gauge" || type == "histogram"), line);
+            BOOST_TEST(name.rfind("rtpush_", 0) == 0u, line);
+            BOOST_TEST(families.insert(name).second, "family declared twice: " << name);
+            continue;
+        }
+        auto const sp = line.rfind(' ');
+        BOOST_REQUIRE(sp != std::string::npos);
+        std::string const key = line.substr(0, sp);
+        std::string const name = key.substr(0, key.find('{'));
+        std::string family = name;
+        for (auto const* suffix : {"_bucket", "_sum", "_count"})
+            if (!families.count(family) && family.ends_with(suffix))
+                family = family.substr(0, family.size() - std::strlen(suffix));
+        BOOST_TEST(families.count(family) == 1u, "sample before its # TYPE: " << line);
+        std::string const value = line.substr(sp + 1);
+        samples[key] = value == "+Inf" ? INFINITY : std::stod(value);
+    }
+    return samples;
+}
+
+BOOST_AUTO_TEST_CASE(prometheus_metrics) {
+    server_fixture fx;
+    auto const port = fx.srv.port();
+    net::io_context ioc;
+    client_connection c(ioc.get_executor());
+    auto setup = [&]() -> net::awaitable<void> {
+        co_await connect(c, fx.url());
+        co_await subscribe(c, "kpi", "acme");
+    };
+    auto f = net::co_spawn(ioc, setup, net::use_future);
+    ioc.run_for(10s);
+    f.get();
+    pub(fx.srv.hub(), "kpi", {"acme", "", ""}, R"({"health_score":1})");
+
+    // The write completes on the server's thread: poll until the histogram has the sample.
+    std::map<std::string, double> m;
+    http_result r;
+    for (int i = 0; i < 100; ++i) {
+        r = http_call(port, http::verb::get, "/metrics");
+        BOOST_REQUIRE(r.status == 200u);
+        m = parse_metrics(r.raw);
+        if (m["rtpush_publish_to_send_latency_seconds_count"] >= 1)
+            break;
+        std::this_thread::sleep_for(50ms);
+    }
+    BOOST_TEST(r.res[http::field::content_type] == "text/plain; version=0.0.4; charset=utf-8");
+    BOOST_TEST(m.at(std::string("rtpush_build_info{version=\"") + rtpush::version_string + "\"}") ==
+               1);
+    BOOST_TEST(m.at("rtpush_connections") == 1);
+    BOOST_TEST(m.at("rtpush_connections_accepted_total") == 1);
+    BOOST_TEST(m.at("rtpush_connections_rejected_total{reason=\"connection_limit\"}") == 0);
+    BOOST_TEST(m.at("rtpush_messages_published_total") == 1);
+    // connected, subscribed, the update
+    BOOST_TEST(m.at("rtpush_messages_sent_total") >= 3);
+    BOOST_TEST(m.at("rtpush_sent_bytes_total") > 0);
+    BOOST_TEST(m.at("rtpush_messages_dropped_total{reason=\"slow_consumer\"}") == 0);
+    BOOST_TEST(m.at("rtpush_messages_dropped_total{reason=\"drop_oldest\"}") == 0);
+    BOOST_TEST(m.at("rtpush_errors_total") == 0);
+    BOOST_TEST(m.at("rtpush_topics") == 1);
+    BOOST_TEST(m.count("rtpush_queued_messages") == 1u);
+    BOOST_TEST(m.count("rtpush_uptime_seconds") == 1u);
+    // Histogram: cumulative buckets, +Inf equals the count, 1 sample under 5 s.
+    double prev = 0;
+    int buckets = 0;
+    for (auto const& [k, v] : m)
+        if (k.rfind("rtpush_publish_to_send_latency_seconds_bucket{", 0) == 0 &&
+            k.find("+Inf") == std::string::npos) {
+            ++buckets;
+            prev = std::max(prev, v);
+        }
+    BOOST_TEST(buckets == 15);
+    double const count = m.at("rtpush_publish_to_send_latency_seconds_count");
+    BOOST_TEST(count == 1);
+    BOOST_TEST(m.at("rtpush_publish_to_send_latency_seconds_bucket{le=\"+Inf\"}") == count);
+    BOOST_TEST(m.at("rtpush_publish_to_send_latency_seconds_bucket{le=\"5\"}") == count);
+    BOOST_TEST(prev <= count);
+    BOOST_TEST(m.at("rtpush_publish_to_send_latency_seconds_sum") >= 0);
+
+    auto post = http_call(port, http::verb::post, "/metrics", "{}");
+    BOOST_TEST(post.status == 405u);
+}
+
+BOOST_AUTO_TEST_CASE(dashboard_page) {
+    server_fixture fx;
+    auto const port = fx.srv.port();
+    for (auto const* target : {"/", "/index.html"}) {
+        auto page = http_call(port, http::verb::get, target);
+        BOOST_TEST(page.status == 200u);
+        BOOST_TEST(page.res[http::field::content_type].starts_with("text/html"));
+        BOOST_TEST(page.raw.find("<title>rtpush dashboard</title>") != std::string::npos);
+        // The WebSocket path is filled in, and nothing is loaded from elsewhere.
+        BOOST_TEST(page.raw.find(R"(const WS_PATH = "/ws";)") != std::string::npos);
+        BOOST_TEST(page.raw.find("__RTPUSH_WS_PATH__") == std::string::npos);
+        BOOST_TEST(page.raw.find("http://") == std::string::npos);
+        BOOST_TEST(page.raw.find("https://") == std::string::npos);
+    }
+    auto post = http_call(port, http::verb::post, "/", "{}");
+    BOOST_TEST(post.status == 405u);
+}
+
+BOOST_AUTO_TEST_CASE(dashboard_off_serves_the_index) {
+    auto cfg = default_config();
+    cfg.dashboard = false;
+    server_fixture fx(cfg);
+    auto root = http_call(fx.srv.port(), http::verb::get, "/");
     BOOST_TEST(root.status == 200u);
     BOOST_TEST(root.body.at("websocket").as_string() == "/ws");
 }

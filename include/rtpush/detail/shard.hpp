@@ -14,6 +14,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -60,6 +61,12 @@ struct subscription {
     std::size_t index = 0;
 };
 
+/// Upper bounds, in microseconds, of the buckets of the publish-to-send latency histogram that
+/// /metrics exports (Prometheus buckets: 100 us .. 5 s; above the last is only in the count).
+inline constexpr std::array<std::uint64_t, 15> latency_bounds_us{
+    100,   250,    500,    1000,   2500,    5000,    10000,  25000,
+    50000, 100000, 250000, 500000, 1000000, 2500000, 5000000};
+
 /// Counters of one shard, written by its thread, read by anyone.
 struct shard_counters {
     std::atomic<std::uint64_t> frames_sent{0};
@@ -70,6 +77,10 @@ struct shard_counters {
     std::atomic<std::uint64_t> latency_us_sum{0};
     std::atomic<std::uint64_t> latency_samples{0};
     std::atomic<std::uint64_t> latency_us_max{0};
+    /// Timed frames written, per bucket of latency_bounds_us (not cumulative).
+    std::array<std::atomic<std::uint64_t>, latency_bounds_us.size()> latency_buckets{};
+    /// Frames dropped because the disconnect policy closed a slow consumer (part of dropped).
+    std::atomic<std::uint64_t> slow_consumers{0};
     std::atomic<std::uint64_t> accepted{0};
     std::atomic<std::uint64_t> rejected{0};
     std::atomic<std::size_t> connections{0};

@@ -1,7 +1,9 @@
 #ifndef RTPUSH_IMPL_SERVER_HPP
 #define RTPUSH_IMPL_SERVER_HPP
 
+#include <rtpush/detail/dashboard_page.hpp>
 #include <rtpush/detail/http_util.hpp>
+#include <rtpush/detail/prometheus.hpp>
 #include <rtpush/version.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -18,6 +20,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <charconv>
 #include <exception>
 #include <map>
 #if defined(__GLIBC__)
@@ -48,6 +51,33 @@ inline server::http_response json_error(boost::beast::http::status status, std::
     return json_response(status, o, version);
 }
 
+// The page with its WebSocket path filled in, as a JS string literal ('<' escaped so that no
+// path can close the script element).
+inline server::http_response dashboard_response(const std::string& ws_path, unsigned version) {
+    std::string lit = boost::json::serialize(boost::json::value(ws_path));
+    for (std::size_t i = 0; (i = lit.find('<', i)) != std::string::npos;)
+        lit.replace(i, 1, "\\u003c");
+    std::string page(dashboard_page);
+    std::string_view const placeholder = "__RTPUSH_WS_PATH__";
+    if (auto at = page.find(placeholder); at != std::string::npos)
+        page.replace(at, placeholder.size(), lit);
+    server::http_response res{boost::beast::http::status::ok, version};
+    res.set(boost::beast::http::field::content_type, "text/html; charset=utf-8");
+    res.set(boost::beast::http::field::cache_control, "no-cache");
+    res.body() = std::move(page);
+    res.prepare_payload();
+    return res;
+}
+
+inline server::http_response prometheus_response(std::string body, unsigned version) {
+    server::http_response res{boost::beast::http::status::ok, version};
+    res.set(boost::beast::http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+    res.set(boost::beast::http::field::cache_control, "no-store");
+    res.body() = std::move(body);
+    res.prepare_payload();
+    return res;
+}
+
 // Seed 001's target object names the scope levels organization_id/department_id/queue_name.
 inline scope scope_from_json(const boost::json::object& o) {
     scope s;
@@ -68,7 +98,9 @@ inline boost::json::object index_json(const std::string& ws_path) {
     o["name"] = "rtpush";
     o["version"] = version_string;
     o["websocket"] = ws_path;
-    o["endpoints"] = {"GET /api/health",
+    o["endpoints"] = {"GET / (dashboard page)",
+                      "GET /metrics (Prometheus)",
+                      "GET /api/health",
                       "GET /api/kpis?channel=&org=&dept=&queue=",
                       "GET /api/dashboard?channel=&org=&dept=&queue=",
                       "GET /api/stats",
@@ -707,6 +739,113 @@ inline boost::asio::awaitable<boost::json::object> server::stats_json() {
     co_return o;
 }
 
+inline boost::asio::awaitable<server::queue_depths> server::collect_queue_depths() {
+    namespace net = boost::asio;
+    queue_depths total;
+    for (auto& s : shards_) {
+        detail::shard* sp = s.get();
+        // A session's queue belongs to its shard's thread: read it there.
+        auto collect = [sp]() -> net::awaitable<queue_depths> {
+            queue_depths q;
+            for (auto const& [id, sess] : sp->sessions()) {
+                q.frames += sess->queued();
+                q.bytes += sess->queued_bytes();
+                q.max_frames = std::max<std::uint64_t>(q.max_frames, sess->queued());
+            }
+            co_return q;
+        };
+        auto part = co_await net::co_spawn(sp->get_executor(), collect, net::use_awaitable);
+        total.frames += part.frames;
+        total.bytes += part.bytes;
+        total.max_frames = std::max(total.max_frames, part.max_frames);
+    }
+    co_return total;
+}
+
+inline boost::asio::awaitable<std::string> server::metrics() {
+    auto const q = co_await collect_queue_depths();
+    co_return metrics_text(q);
+}
+
+// Names follow the Prometheus conventions: rtpush_ prefix, base units (seconds, bytes),
+// counters end in _total.
+inline std::string server::metrics_text(const queue_depths& q) const {
+    std::uint64_t sent = 0, bytes = 0, dropped = 0, slow = 0, errors = 0, lat_sum = 0, lat_n = 0,
+                  writes = 0, accepted = 0, rejected = 0;
+    std::array<std::uint64_t, detail::latency_bounds_us.size()> buckets{};
+    for (auto const& s : shards_) {
+        auto const& c = s->counters();
+        sent += c.frames_sent.load(std::memory_order_relaxed);
+        bytes += c.bytes_sent.load(std::memory_order_relaxed);
+        dropped += c.dropped.load(std::memory_order_relaxed);
+        slow += c.slow_consumers.load(std::memory_order_relaxed);
+        errors += c.errors.load(std::memory_order_relaxed);
+        lat_sum += c.latency_us_sum.load(std::memory_order_relaxed);
+        lat_n += c.latency_samples.load(std::memory_order_relaxed);
+        writes += c.writes.load(std::memory_order_relaxed);
+        accepted += c.accepted.load(std::memory_order_relaxed);
+        rejected += c.rejected.load(std::memory_order_relaxed);
+        for (std::size_t i = 0; i < buckets.size(); ++i)
+            buckets[i] += c.latency_buckets[i].load(std::memory_order_relaxed);
+    }
+    auto const hs = hub_.stats();
+    detail::prometheus_writer w;
+    w.family("rtpush_build_info", "gauge", "rtpush version of this server; the value is 1.");
+    w.sample("rtpush_build_info", std::uint64_t{1}, {{"version", version_string}});
+    w.metric("rtpush_uptime_seconds", "gauge", "Seconds since the server was created.",
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at_).count());
+    w.metric("rtpush_threads", "gauge", "IO threads (shards).",
+             static_cast<std::uint64_t>(shards_.size()));
+    w.metric("rtpush_connections", "gauge", "Open WebSocket connections.",
+             static_cast<std::uint64_t>(connection_count()));
+    w.metric("rtpush_connections_accepted_total", "counter", "WebSocket handshakes completed.",
+             accepted);
+    w.family("rtpush_connections_rejected_total", "counter",
+             "WebSocket handshakes refused, by reason.");
+    w.sample("rtpush_connections_rejected_total", rejected, {{"reason", "connection_limit"}});
+    w.metric("rtpush_messages_published_total", "counter", "Publications through the hub.",
+             static_cast<std::uint64_t>(hs.total_messages));
+    w.metric("rtpush_messages_sent_total", "counter",
+             "Messages written to clients (each subscriber's copy counts).", sent);
+    w.family("rtpush_messages_dropped_total", "counter",
+             "Messages not delivered because a client's outbound queue was full, by reason.");
+    w.sample("rtpush_messages_dropped_total", dropped - std::min(slow, dropped),
+             {{"reason", "drop_oldest"}});
+    w.sample("rtpush_messages_dropped_total", slow, {{"reason", "slow_consumer"}});
+    w.metric("rtpush_sent_bytes_total", "counter", "Bytes of WebSocket frames written to clients.",
+             bytes);
+    w.metric("rtpush_writes_total", "counter", "Gathered socket writes (each carries 1+ frames).",
+             writes);
+    w.metric("rtpush_errors_total", "counter",
+             "Protocol errors: error messages sent to clients and protocol violations.", errors);
+    w.metric("rtpush_topics", "gauge", "Topics with a retained value or history.",
+             static_cast<std::uint64_t>(hs.topics));
+    w.metric("rtpush_queued_messages", "gauge", "Messages waiting in every outbound queue.",
+             q.frames);
+    w.metric("rtpush_queued_bytes", "gauge", "Bytes waiting in every outbound queue.", q.bytes);
+    w.metric("rtpush_queued_messages_max", "gauge",
+             "Messages waiting in the longest outbound queue.", q.max_frames);
+
+    w.family("rtpush_publish_to_send_latency_seconds", "histogram",
+             "From hub publish to the end of the socket write that carried the message.");
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < buckets.size(); ++i) {
+        cumulative += buckets[i];
+        char le[32];
+        auto r = std::to_chars(le, le + sizeof le,
+                               static_cast<double>(detail::latency_bounds_us[i]) / 1e6,
+                               std::chars_format::fixed); // le="0.0001", not "1e-04"
+        w.sample("rtpush_publish_to_send_latency_seconds_bucket", cumulative,
+                 {{"le", std::string_view(le, static_cast<std::size_t>(r.ptr - le))}});
+    }
+    // The counters are read one by one while writers run: keep +Inf >= every bucket.
+    std::uint64_t const count = std::max(cumulative, lat_n);
+    w.sample("rtpush_publish_to_send_latency_seconds_bucket", count, {{"le", "+Inf"}});
+    w.sample("rtpush_publish_to_send_latency_seconds_sum", static_cast<double>(lat_sum) / 1e6);
+    w.sample("rtpush_publish_to_send_latency_seconds_count", count);
+    return w.take();
+}
+
 inline boost::asio::awaitable<server::http_response> server::handle(const http_request& req) {
     namespace net = boost::asio;
     namespace http = boost::beast::http;
@@ -727,10 +866,21 @@ inline boost::asio::awaitable<server::http_response> server::handle(const http_r
     };
     bool const get = req.method() == http::verb::get || req.method() == http::verb::head;
 
+    if (cfg_.dashboard && (path == "/" || path == "/index.html")) {
+        if (!get)
+            co_return method_not_allowed("GET");
+        co_return detail::dashboard_response(cfg_.ws_path, v);
+    }
     if (path == "/" || path == "/api") {
         if (!get)
             co_return method_not_allowed("GET");
         co_return detail::json_response(http::status::ok, detail::index_json(cfg_.ws_path), v);
+    }
+    if (path == "/metrics") {
+        if (!get)
+            co_return method_not_allowed("GET");
+        auto text = co_await metrics();
+        co_return detail::prometheus_response(std::move(text), v);
     }
     if (path == "/api/health") {
         if (!get)

@@ -132,6 +132,7 @@ inline void session::push(const detail::frame_ptr& f) {
     case detail::send_queue::push_result::overflow:
         // The disconnect policy: a consumer this slow loses its connection, not our memory.
         shard_.counters().dropped.fetch_add(1, std::memory_order_relaxed);
+        shard_.counters().slow_consumers.fetch_add(1, std::memory_order_relaxed);
         cfg_.logger.log(
             log_level::warning, "slow_consumer",
             {{"client", client_id()}, {"queued", queue_.size()}, {"bytes", queue_.bytes()}});
@@ -206,6 +207,9 @@ inline void session::on_write(boost::system::error_code ec) {
     auto& counters = shard_.counters();
     auto const now = std::chrono::steady_clock::now();
     std::uint64_t lat_sum = 0, lat_max = 0, lat_n = 0, bytes = 0;
+    // Counted locally first: one relaxed add per touched bucket per write, not per frame.
+    constexpr auto& bounds = detail::latency_bounds_us;
+    std::array<std::uint64_t, bounds.size()> buckets{};
     for (auto const& f : batch_) {
         bytes += f->bytes.size();
         if (f == close_frame_)
@@ -217,11 +221,18 @@ inline void session::on_write(boost::system::error_code ec) {
             std::chrono::duration_cast<std::chrono::microseconds>(now - f->created).count());
         lat_sum += us;
         lat_max = std::max(lat_max, us);
+        auto const b = static_cast<std::size_t>(std::lower_bound(bounds.begin(), bounds.end(), us) -
+                                                bounds.begin());
+        if (b < buckets.size())
+            ++buckets[b];
     }
     sent_ += batch_.size();
     counters.frames_sent.fetch_add(batch_.size(), std::memory_order_relaxed);
     counters.bytes_sent.fetch_add(bytes, std::memory_order_relaxed);
     if (lat_n) {
+        for (std::size_t i = 0; i < buckets.size(); ++i)
+            if (buckets[i])
+                counters.latency_buckets[i].fetch_add(buckets[i], std::memory_order_relaxed);
         counters.latency_us_sum.fetch_add(lat_sum, std::memory_order_relaxed);
         counters.latency_samples.fetch_add(lat_n, std::memory_order_relaxed);
         if (lat_max > counters.latency_us_max.load(std::memory_order_relaxed))
