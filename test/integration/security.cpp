@@ -3,6 +3,7 @@
 #include "harness.hpp"
 
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 
 using namespace test;
 using rtpush::client_connection;
@@ -620,6 +621,58 @@ BOOST_AUTO_TEST_CASE(slowloris_handshake_is_closed_within_handshake_timeout) {
         BOOST_TEST(took < 1500ms);
         publish_n(fx.srv.hub(), "acme", 5);
         co_await expect_updates(good, 5);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(deep_json_huge_message_and_empty_continuations) {
+    server_fixture fx; // default limits: 1 MiB messages, JSON depth 32
+    namespace d = rtpush::detail;
+    std::string const deep =
+        R"({"type":"ping","x":)" + std::string(10000, '[') + std::string(10000, ']') + "}";
+    // {"type":"ping" + 100k empty continuation frames + }: fragments, none of them final
+    std::string fragments;
+    d::append_frame(fragments, d::opcode::text, R"({"type":"ping")", true, 0x01020304);
+    fragments[0] = static_cast<char>(fragments[0] & 0x7f);
+    for (int i = 0; i < 100000; ++i) {
+        std::size_t const at = fragments.size();
+        d::append_frame(fragments, d::opcode::continuation, "", true, 0x01020304);
+        fragments[at] = static_cast<char>(fragments[at] & 0x7f);
+    }
+    d::append_frame(fragments, d::opcode::continuation, "}", true, 0x01020304);
+    std::string big;
+    d::append_frame(big, d::opcode::text, std::string(1024 * 1024 + 1, ' '), true, 0x01020304);
+    run([&](net::io_context& ioc) -> net::awaitable<void> {
+        client_connection good(ioc.get_executor()), c1(ioc.get_executor()), c2(ioc.get_executor()),
+            c3(ioc.get_executor());
+        co_await connect(good, fx.url());
+        co_await subscribe(good, "kpi", "acme");
+        // 10k-deep JSON: refused at depth 33, the connection stays
+        co_await connect(c1, fx.url());
+        co_await expect_error(c1, deep, "INVALID_MESSAGE");
+        co_await expect_nothing_but_pong(c1);
+        publish_n(fx.srv.hub(), "acme", 5);
+        // 100k empty continuation frames: reassembled into one small message
+        co_await connect(c2, fx.url());
+        co_await c2.async_send_raw(fragments);
+        auto pong = co_await next(c2);
+        BOOST_TEST(pong.at("type").as_string() == "pong");
+        publish_n(fx.srv.hub(), "acme", 5);
+        // 1 MiB + 1: MESSAGE_TOO_LARGE and close 1009
+        co_await connect(c3, fx.url());
+        // the header announces 1 MiB + 1: refused from it, nothing of the payload is buffered
+        // (sending only a part also keeps our write from racing the server's close)
+        co_await c3.async_send_raw(big.substr(0, 14 + 4096));
+        auto e = co_await next(c3);
+        BOOST_TEST(e.at("code").as_string() == "MESSAGE_TOO_LARGE");
+        for (;;) {
+            auto ev = co_await c3.async_read_event();
+            if (ev.kind == client_connection::event::close) {
+                BOOST_TEST(ev.code == 1009);
+                break;
+            }
+        }
+        publish_n(fx.srv.hub(), "acme", 5);
+        co_await expect_updates(good, 15);
     });
 }
 

@@ -339,7 +339,9 @@ inline std::size_t session::handle_frames(char* data, std::size_t size) {
                     close(1008, "message rate limit exceeded");
                 } else {
                     send_error(error::rate_limit_exceeded,
-                               "more than " + std::to_string(cfg_.max_messages_per_second) +
+                               "more than " +
+                                   std::to_string(static_cast<long long>(
+                                       std::ceil(cfg_.max_messages_per_second))) +
                                    " messages per second; message dropped",
                                {});
                 }
