@@ -57,7 +57,8 @@ struct server_config {
     bool auth_required = false; ///< only `authenticate` and `ping` before a valid token
     std::chrono::milliseconds auth_timeout{10000}; ///< unauthenticated clients closed (1008)
     std::chrono::seconds jwt_leeway{30};           ///< clock skew allowed on exp and nbf
-    std::string admin_key; ///< required on admin REST routes when set (X-API-Key)
+    std::size_t max_auth_failures = 5; ///< failed `authenticate`s before close 1008; 0 = no limit
+    std::string admin_key;             ///< required on admin REST routes when set (X-API-Key)
     /// Browser origins (scheme://host[:port]) that may open a WebSocket and get CORS headers
     /// on REST; "*" allows any. Empty: no Origin check and no CORS headers.
     std::vector<std::string> allowed_origins;

@@ -27,9 +27,9 @@
 namespace rtpush {
 
 /// A WebSocket client connection after its handshake, on its shard's thread (its strand).
-/// The reader is a coroutine that waits for readability and then reads into the shard's
-/// shared buffer, so an idle subscriber owns no read buffer. The writer is a chain of
-/// completion handlers over a bounded queue of shared frames: whatever was queued while the
+/// The reader is a chain of completion handlers that waits for readability and then reads
+/// into the shard's shared buffer, so an idle subscriber owns no read buffer. The writer is a chain
+/// of completion handlers over a bounded queue of shared frames: whatever was queued while the
 /// previous write was in flight goes out in one gathered write, and an idle session holds no
 /// pending write, no timer and no writer coroutine frame (see docs/architecture.md).
 ///
@@ -136,6 +136,7 @@ private:
     bool authenticated_ = false;        // a verified token gave user_ and org_
     bool can_publish_ = false;          // ... and its publish claim
     std::string counted_org_;           // the org this connection counts against
+    std::size_t auth_failures_ = 0;     // rejected tokens: guessing is bounded per connection
     detail::message_rate rate_;         // inbound messages per second
     std::chrono::steady_clock::time_point last_refresh_{};
     std::uint64_t received_ = 0;

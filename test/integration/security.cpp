@@ -173,7 +173,9 @@ BOOST_AUTO_TEST_CASE(unauthenticated_client_may_only_ping_and_authenticate) {
 }
 
 BOOST_AUTO_TEST_CASE(forged_expired_and_alg_none_tokens_fail) {
-    server_fixture fx(secure_config());
+    auto cfg = secure_config();
+    cfg.max_auth_failures = 10;
+    server_fixture fx(cfg);
     auto const good_token = make_token("alice", "acme");
     std::vector<std::string> const bad_tokens = {
         make_token("mallory", "acme", 3600, true, "guessed-secret"), // forged
@@ -201,6 +203,33 @@ BOOST_AUTO_TEST_CASE(forged_expired_and_alg_none_tokens_fail) {
         auto ok = co_await expect(bad, "authenticated");
         BOOST_TEST(ok.at("userId").as_string() == "alice");
         co_await expect_updates(good, static_cast<int>(published));
+    });
+}
+
+BOOST_AUTO_TEST_CASE(token_guessing_is_closed_after_max_auth_failures) {
+    auto cfg = secure_config();
+    cfg.max_auth_failures = 3;
+    server_fixture fx(cfg);
+    auto const good_token = make_token("alice", "acme");
+    auto const guess = make_token("mallory", "acme", 3600, true, "guess");
+    run([&](net::io_context& ioc) -> net::awaitable<void> {
+        client_connection good(ioc.get_executor()), bad(ioc.get_executor());
+        co_await good_client(good, fx.url(), good_token, "acme");
+        co_await connect(bad, fx.url());
+        for (int i = 0; i < 3; ++i)
+            co_await expect_error(bad, auth_msg(guess), "AUTH_FAILED");
+        std::uint16_t code = 0;
+        for (;;) {
+            auto ev = co_await bad.async_read_event();
+            if (ev.kind == client_connection::event::close) {
+                code = ev.code;
+                BOOST_TEST(ev.payload == "too many failed authentications");
+                break;
+            }
+        }
+        BOOST_TEST(code == 1008);
+        publish_n(fx.srv.hub(), "acme", 5);
+        co_await expect_updates(good, 5);
     });
 }
 

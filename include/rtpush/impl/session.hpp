@@ -512,6 +512,8 @@ inline void session::authenticate(client_message& m) {
         cfg_.logger.log(log_level::info, "auth_failed",
                         {{"client", client_id()}, {"remote", remote_}, {"reason", why}});
         send_error(error::auth_failed, why, m.id);
+        if (cfg_.max_auth_failures && ++auth_failures_ >= cfg_.max_auth_failures)
+            close(1008, "too many failed authentications");
         return;
     }
     if (authenticated_ && c.org != org_) {
