@@ -4,6 +4,7 @@
 #ifndef RTPUSH_HPP
 #define RTPUSH_HPP
 
+#include <rtpush/auth.hpp>
 #include <rtpush/client.hpp>
 #include <rtpush/client_connection.hpp>
 #include <rtpush/config.hpp>

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace rtpush {
 
@@ -52,6 +53,23 @@ struct server_config {
     std::size_t write_batch_bytes = 256 << 10;
 
     bool allow_client_publish = false; ///< accept `publish` from WebSocket clients
+
+    // Authentication and authorization (docs/security.md).
+    std::string jwt_secret;     ///< HS256 key of client tokens; empty: tokens are not verified
+    bool auth_required = false; ///< only `authenticate` and `ping` before a valid token
+    std::chrono::milliseconds auth_timeout{10000}; ///< unauthenticated clients closed (1008)
+    std::chrono::seconds jwt_leeway{30};           ///< clock skew allowed on exp and nbf
+    std::size_t max_auth_failures = 5; ///< failed `authenticate`s before close 1008; 0 = no limit
+    std::string admin_key;             ///< required on admin REST routes when set (X-API-Key)
+    /// Browser origins (scheme://host[:port]) that may open a WebSocket and get CORS headers
+    /// on REST; "*" allows any. Empty: no Origin check and no CORS headers.
+    std::vector<std::string> allowed_origins;
+
+    // Limits (docs/security.md); 0 disables each.
+    std::size_t max_connections_per_org = 0; ///< once the org is known (CONNECTION_LIMIT, 1008)
+    double max_handshakes_per_ip = 0;        ///< WebSocket handshakes per second per IP (HTTP 429)
+    double max_messages_per_second = 100;    ///< per client (RATE_LIMIT_EXCEEDED)
+    double rate_abuse_factor = 3; ///< sustained sending at this multiple of the rate: close 1008
     std::chrono::milliseconds refresh_min_interval{10000}; ///< per-client `refresh` rate limit
 
     rtpush::hub_config history; ///< per-topic history for recovery

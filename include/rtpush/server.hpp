@@ -4,6 +4,7 @@
 #ifndef RTPUSH_SERVER_HPP
 #define RTPUSH_SERVER_HPP
 
+#include <rtpush/auth.hpp>
 #include <rtpush/config.hpp>
 #include <rtpush/detail/shard.hpp>
 #include <rtpush/hub.hpp>
@@ -21,8 +22,11 @@
 #include <chrono>
 #include <functional>
 #include <list>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -90,6 +94,7 @@ private:
         std::string leftover;
         std::string org;
         std::string remote;
+        std::optional<jwt_claims> claims; ///< from the handshake's token, when it had one
     };
     boost::asio::awaitable<bool> http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock,
                                             upgrade& up);
@@ -110,6 +115,11 @@ private:
     };
     boost::asio::awaitable<queue_depths> collect_queue_depths();
     std::string metrics_text(const queue_depths& q) const;
+    std::string handshake_token(const http_request& req,
+                                const std::map<std::string, std::string>& query,
+                                std::optional<jwt_claims>& claims) const;
+    bool admin_allowed(const http_request& req) const;
+    bool handshake_allowed(const std::string& ip);
 
     server_config cfg_;
     rtpush::hub hub_;
@@ -123,6 +133,9 @@ private:
     std::uint16_t port_ = 0;
     std::chrono::steady_clock::time_point started_at_ = std::chrono::steady_clock::now();
     std::atomic<double> messages_per_second_{0};
+    detail::org_connections org_connections_;
+    std::mutex handshake_mutex_;
+    detail::keyed_rate_limiter handshake_limiter_; // per client IP
 };
 
 } // namespace rtpush

@@ -4,6 +4,7 @@
 #ifndef RTPUSH_SESSION_HPP
 #define RTPUSH_SESSION_HPP
 
+#include <rtpush/auth.hpp>
 #include <rtpush/config.hpp>
 #include <rtpush/detail/frame.hpp>
 #include <rtpush/detail/send_queue.hpp>
@@ -27,9 +28,9 @@
 namespace rtpush {
 
 /// A WebSocket client connection after its handshake, on its shard's thread (its strand).
-/// The reader is a coroutine that waits for readability and then reads into the shard's
-/// shared buffer, so an idle subscriber owns no read buffer. The writer is a chain of
-/// completion handlers over a bounded queue of shared frames: whatever was queued while the
+/// The reader is a chain of completion handlers that waits for readability and then reads
+/// into the shard's shared buffer, so an idle subscriber owns no read buffer. The writer is a chain
+/// of completion handlers over a bounded queue of shared frames: whatever was queued while the
 /// previous write was in flight goes out in one gathered write, and an idle session holds no
 /// pending write, no timer and no writer coroutine frame (see docs/architecture.md).
 ///
@@ -39,7 +40,8 @@ public:
     using socket_type = boost::asio::ip::tcp::socket;
 
     session(detail::shard& sh, rtpush::hub& h, const server_config& cfg, socket_type sock,
-            std::uint64_t id, std::string leftover, std::string org, std::string remote);
+            std::uint64_t id, std::string leftover, std::string org, std::string remote,
+            std::optional<jwt_claims> claims = std::nullopt);
     session(const session&) = delete;
     session& operator=(const session&) = delete;
     ~session();
@@ -53,8 +55,9 @@ public:
     /// Queues a frame; applies the overflow policy when the queue is full.
     void push(const detail::frame_ptr& f) override;
 
-    /// Starts the closing handshake: queued data is flushed, then a close frame with `code`.
-    void close(std::uint16_t code, std::string_view reason);
+    /// Starts the closing handshake: queued data is flushed, then a close frame with `code`;
+    /// with `drop_backlog` (a slow consumer) the close frame goes ahead of the queued data.
+    void close(std::uint16_t code, std::string_view reason, bool drop_backlog = false);
 
     /// Closes the socket at once.
     void abort();
@@ -66,6 +69,14 @@ public:
             abort();
     }
 
+    /// Called by the shard's maintenance tick: with auth_required, closes (1008) a connection
+    /// still unauthenticated after auth_timeout.
+    void check_auth_deadline(std::chrono::steady_clock::time_point now) {
+        if (cfg_.auth_required && !authenticated_ && !closing_ && !aborted_ &&
+            now - opened_ >= cfg_.auth_timeout)
+            close(1008, "authentication timeout");
+    }
+
     /// Called by the shard's heartbeat tick: drop a silent peer, else queue heartbeat + ping.
     void on_heartbeat(const detail::frame_ptr& heartbeat, const detail::frame_ptr& ping,
                       std::chrono::steady_clock::time_point now,
@@ -74,6 +85,7 @@ public:
     std::string client_id() const { return "c" + std::to_string(id_); }
     std::uint64_t id() const noexcept { return id_; }
     const std::string& organization() const noexcept { return org_; }
+    bool authenticated() const noexcept { return authenticated_; }
 
     /// The connection as /api/connections shows it.
     boost::json::object info() const;
@@ -99,6 +111,10 @@ private:
     void schedule_write();
     void subscribe(client_message& m);
     void unsubscribe(client_message& m);
+    void authenticate(client_message& m);
+    void count_org();
+    void accept_claims(jwt_claims c);
+    bool may_access(const topic& t, const boost::json::value& id);
 
     detail::shard& shard_;
     rtpush::hub& hub_;
@@ -122,6 +138,13 @@ private:
     std::chrono::system_clock::time_point connected_at_;
     std::chrono::system_clock::time_point last_activity_at_;
     std::chrono::steady_clock::time_point last_rx_;
+    std::chrono::steady_clock::time_point opened_;
+    std::vector<std::string> channels_; // the token's allowed channels; empty = any
+    bool authenticated_ = false;        // a verified token gave user_ and org_
+    bool can_publish_ = false;          // ... and its publish claim
+    std::string counted_org_;           // the org this connection counts against
+    std::size_t auth_failures_ = 0;     // rejected tokens: guessing is bounded per connection
+    detail::message_rate rate_;         // inbound messages per second
     std::chrono::steady_clock::time_point last_refresh_{};
     std::uint64_t received_ = 0;
     std::uint64_t sent_ = 0;

@@ -53,6 +53,69 @@ def rtctl(*args):
     return p.returncode, p.stdout, p.stderr
 
 
+def get_with(port, path, headers):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def security():
+    """rtd's security flags from the environment, rtctl token and --api-key."""
+    p = subprocess.run([RTD, "--help"], capture_output=True, text=True, timeout=20)
+    check(all(f in p.stdout for f in ["--jwt-secret", "--auth-required", "--admin-key",
+                                      "--allowed-origin", "--max-messages-per-second",
+                                      "--max-connections-per-org", "--max-handshakes-per-ip"]),
+          "rtd --help lists the security options")
+    p = subprocess.run([RTD, "--port", "0", "--auth-required"], capture_output=True, text=True,
+                       timeout=20, env={k: v for k, v in os.environ.items() if k != "RTD_JWT_SECRET"})
+    check(p.returncode == 2 and "--jwt-secret" in p.stderr, "--auth-required without a secret")
+    env = dict(os.environ, RTD_JWT_SECRET="tools-secret", RTD_ADMIN_KEY="tools-key",
+               RTD_AUTH_REQUIRED="1", FRONTEND_URL="https://a.example,https://b.example")
+    env.pop("RTD_API_KEY", None)
+    rtd = subprocess.Popen([RTD, "--host", "127.0.0.1", "--port", "0"], stdout=subprocess.PIPE,
+                           text=True, env=env)
+    port = None
+    for out in rtd.stdout:
+        ev = json.loads(out)
+        if ev.get("event") == "listening":
+            port = ev["port"]
+            break
+    url = f"http://127.0.0.1:{port}"
+    try:
+        rc, token, err = rtctl("token", "--secret", "tools-secret", "--sub", "alice", "--org", "acme")
+        token = token.strip()
+        check(rc == 0 and token.count(".") == 2, "rtctl token mints a JWT")
+        rc, _, err = rtctl("token", "--sub", "alice")
+        check(rc == 2, "rtctl token without secret or org is a usage error")
+        check(get(port, "/api/health")[0] == 200, "health stays open with an admin key")
+        rc, out, err = rtctl("--url", url, "stats")
+        check(rc == 1 and "401" in err, "rtctl without the admin key gets 401")
+        rc, out, err = rtctl("--url", url, "--api-key", "tools-key", "broadcast", "kpi", "--org",
+                             "acme", "health_score=93")
+        check(rc == 0, "rtctl --api-key broadcasts")
+        p = subprocess.run([RTCTL, "--url", url, "stats"], capture_output=True, text=True,
+                           timeout=20, env=dict(os.environ, RTD_API_KEY="tools-key"))
+        check(p.returncode == 0, "RTD_API_KEY is rtctl's key")
+        path = "/api/dashboard?channel=kpi&org=acme"
+        st, body = get_with(port, path, {"Authorization": "Bearer " + token})
+        check(st == 200 and body["data"]["health_score"] == 93, "rtctl's token reads its org over REST")
+        check(get_with(port, path, {})[0] == 401, "no token, no tenant data")
+        other = rtctl("token", "--secret", "tools-secret", "--sub", "eve", "--org", "globex")[1].strip()
+        check(get_with(port, path, {"Authorization": "Bearer " + other})[0] == 401,
+              "another org's token is refused")
+        forged = rtctl("token", "--secret", "wrong", "--sub", "alice", "--org", "acme")[1].strip()
+        check(get_with(port, path, {"Authorization": "Bearer " + forged})[0] == 401,
+              "a token signed with another secret is refused")
+        st, _ = get_with(port, "/api/health", {"Origin": "https://b.example"})
+        check(st == 200, "FRONTEND_URL origins get REST answers")
+    finally:
+        rtd.send_signal(signal.SIGTERM)
+        check(rtd.wait(timeout=15) == 0, "secured rtd exits 0 on SIGTERM")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="rtd_tools_")
     data = os.path.join(tmp, "data.json")
@@ -192,6 +255,8 @@ httpd.serve_forever()
     p = subprocess.run([RTD, "--port", "0", "--config", os.path.join(tmp, "missing.json")],
                        capture_output=True, text=True, timeout=20)
     check(p.returncode == 2 and "cannot read" in p.stderr, "missing config file")
+
+    security()
 
     if failures:
         print(f"{len(failures)} failure(s)")

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 namespace d = rtpush::detail;
 
@@ -101,6 +102,23 @@ BOOST_AUTO_TEST_CASE(percent_decode) {
     BOOST_TEST(d::percent_decode("%G1") == "%G1");
     BOOST_TEST(d::percent_decode("x%41") == "xA"); // escape at the very end
     BOOST_TEST(d::percent_decode("%00").size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(origin_allow_list) {
+    namespace d = rtpush::detail;
+    std::vector<std::string> const list = {"https://app.example.com", "http://localhost:3000/"};
+    BOOST_TEST(d::origin_allowed("https://app.example.com", list));
+    BOOST_TEST(d::origin_allowed("HTTPS://App.Example.com/", list));
+    BOOST_TEST(d::origin_allowed("http://localhost:3000", list));
+    BOOST_TEST(!d::origin_allowed("http://app.example.com", list));
+    BOOST_TEST(!d::origin_allowed("https://app.example.com.evil.net", list));
+    BOOST_TEST(!d::origin_allowed("https://evil.app.example.com", list));
+    BOOST_TEST(!d::origin_allowed("http://localhost:30001", list));
+    BOOST_TEST(!d::origin_allowed("null", list));
+    BOOST_TEST(!d::origin_allowed("", list));
+    BOOST_TEST(d::origin_allowed("https://anything", {}));
+    std::vector<std::string> const any = {"*"};
+    BOOST_TEST(d::origin_allowed("https://anything", any));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,4 +1,5 @@
 // rtctl: admin and broadcast command line for rtd's REST API.
+#include <rtpush/auth.hpp>
 #include <rtpush/protocol.hpp>
 #include <rtpush/version.hpp>
 
@@ -11,6 +12,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -35,6 +37,8 @@ Usage:
                     [--event NAME] [--phase kpis|complete] [--priority low|medium|high|urgent]
                     [--data JSON | --data @FILE | --data -] [KEY=VALUE ...]
   rtctl [--url URL] refresh CHANNEL [--org ORG [--dept DEPT [--queue QUEUE]]]
+  rtctl token --secret SECRET --sub USER --org ORG [--ttl SECONDS] [--publish]
+              [--channels kpi,alerts]
 
 Examples:
   rtctl broadcast kpi --org acme --data '{"health_score":92}'
@@ -45,6 +49,8 @@ Examples:
 
 --server URL is the same as --url; the URL defaults to $RTD_URL or http://127.0.0.1:3001.
 KEY=VALUE pairs add fields to the data (VALUE as JSON when it parses, else as a string).
+--api-key KEY (or $RTD_API_KEY) is sent as X-API-Key, for a server started with --admin-key.
+`token` prints an HS256 token for rtd --jwt-secret (default $RTD_JWT_SECRET, TTL 3600 s).
 Answers print as tables and aligned fields; --json prints the server's answer as one line
 of JSON instead, for scripts. Exit status: 0 success, 1 the server answered with an error,
 2 usage error, 3 the server could not be reached.
@@ -211,6 +217,7 @@ bool parse_url(std::string url, endpoint& ep) {
 }
 
 bool compact_json = false; // --json
+std::string api_key;       // --api-key
 
 int request(const endpoint& ep, http::verb method, const std::string& target,
             const std::string& body) {
@@ -223,6 +230,8 @@ int request(const endpoint& ep, http::verb method, const std::string& target,
         http::request<http::string_body> req{method, target, 11};
         req.set(http::field::host, ep.host + ":" + ep.port);
         req.set(http::field::user_agent, std::string("rtctl/") + rtpush::version_string);
+        if (!api_key.empty())
+            req.set("X-API-Key", api_key);
         if (!body.empty()) {
             req.set(http::field::content_type, "application/json");
             req.body() = body;
@@ -264,6 +273,33 @@ std::string read_data(const std::string& arg) {
     return arg;
 }
 
+// Claims are built outside main's flow of options, as a plain object.
+std::string make_token(const std::string& secret, const std::string& sub, const std::string& org,
+                       long ttl, bool publish, const std::string& channels) {
+    auto const now = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    boost::json::object claims;
+    claims["sub"] = sub;
+    claims["org"] = org;
+    claims["iat"] = now;
+    claims["exp"] = now + ttl;
+    if (publish)
+        claims["publish"] = true;
+    if (!channels.empty()) {
+        boost::json::array a;
+        std::string_view rest = channels;
+        while (!rest.empty()) {
+            auto const comma = rest.find(',');
+            if (auto c = rest.substr(0, comma); !c.empty())
+                a.emplace_back(c);
+            rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+        }
+        claims["channels"] = std::move(a);
+    }
+    return rtpush::make_jwt_hs256(claims, secret);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -282,6 +318,12 @@ int main(int argc, char** argv) {
         ("phase", po::value<std::string>(), "")
         ("priority", po::value<std::string>(), "")
         ("data", po::value<std::string>(), "")
+        ("api-key", po::value<std::string>(), "")
+        ("secret", po::value<std::string>(), "")
+        ("sub", po::value<std::string>(), "")
+        ("ttl", po::value<long>()->default_value(3600), "")
+        ("publish", "")
+        ("channels", po::value<std::string>(), "")
         ("args", po::value<std::vector<std::string>>()->default_value({}, ""), "");
     // clang-format on
     po::positional_options_description pos;
@@ -323,6 +365,24 @@ int main(int argc, char** argv) {
         return vm.count(k) ? vm[k].as<std::string>() : std::string{};
     };
     std::string const& cmd = args[0];
+    api_key = opt("api-key");
+    if (api_key.empty())
+        if (char const* env = std::getenv("RTD_API_KEY"))
+            api_key = env;
+    if (cmd == "token") {
+        std::string secret = opt("secret");
+        if (secret.empty())
+            if (char const* env = std::getenv("RTD_JWT_SECRET"))
+                secret = env;
+        if (secret.empty() || opt("sub").empty() || opt("org").empty()) {
+            std::cerr << "rtctl: token needs --secret (or RTD_JWT_SECRET), --sub and --org\n";
+            return 2;
+        }
+        std::cout << make_token(secret, opt("sub"), opt("org"), vm["ttl"].as<long>(),
+                                vm.count("publish") > 0, opt("channels"))
+                  << "\n";
+        return 0;
+    }
     if (cmd == "health" || cmd == "stats" || cmd == "rooms")
         return request(ep, http::verb::get, "/api/" + cmd, {});
     if (cmd == "connections")

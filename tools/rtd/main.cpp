@@ -37,6 +37,15 @@ const std::pair<const char*, const char*> env_map[] = {
     {"RTD_CONFIG", "config"},
     {"RTD_SYSTEM_METRICS", "system-metrics"},
     {"REFRESH_INTERVAL", "refresh-interval"},
+    {"RTD_JWT_SECRET", "jwt-secret"},
+    {"RTD_AUTH_REQUIRED", "auth-required"},
+    {"RTD_AUTH_TIMEOUT", "auth-timeout"},
+    {"RTD_ADMIN_KEY", "admin-key"},
+    {"FRONTEND_URL", "allowed-origin"},
+    {"RTD_MAX_CONNECTIONS_PER_ORG", "max-connections-per-org"},
+    {"RTD_MAX_HANDSHAKES_PER_IP", "max-handshakes-per-ip"},
+    {"RTD_MAX_MESSAGES_PER_SECOND", "max-messages-per-second"},
+    {"RTD_HANDSHAKE_TIMEOUT", "handshake-timeout"},
     {"CACHE_TTL", "cache-ttl"},
     {"RTD_HISTORY_SIZE", "history-size"},
     {"RTD_HISTORY_TTL", "history-ttl"},
@@ -80,6 +89,12 @@ int main(int argc, char** argv) {
         ("max-connections", po::value<std::size_t>()->default_value(100000), "total WebSocket connections [RTD_MAX_CONNECTIONS]")
         ("max-message-size", po::value<std::size_t>()->default_value(1048576), "bytes per client message; above: close 1009 [RTD_MAX_MESSAGE_SIZE]")
         ("max-subscriptions", po::value<std::size_t>()->default_value(256), "subscriptions per client")
+        ("max-connections-per-org", po::value<std::size_t>()->default_value(0), "WebSocket connections per organization, 0 = no limit; above: CONNECTION_LIMIT, close 1008 [RTD_MAX_CONNECTIONS_PER_ORG]")
+        ("max-handshakes-per-ip", po::value<double>()->default_value(0), "WebSocket handshakes per second per client IP, 0 = no limit; above: HTTP 429 [RTD_MAX_HANDSHAKES_PER_IP]")
+        ("max-messages-per-second", po::value<double>()->default_value(100), "messages per second per client, 0 = no limit; above: RATE_LIMIT_EXCEEDED, at 3x: close 1008 [RTD_MAX_MESSAGES_PER_SECOND]")
+        ("max-json-depth", po::value<std::size_t>()->default_value(32), "nesting depth of client JSON")
+        ("handshake-timeout", po::value<double>()->default_value(10), "seconds for the HTTP request and upgrade [RTD_HANDSHAKE_TIMEOUT]")
+        ("allowed-origin", po::value<std::vector<std::string>>()->composing(), "browser Origin allowed to connect (repeatable, comma-separated, * = any); none: no check [FRONTEND_URL]")
         ("queue-limit", po::value<std::size_t>()->default_value(4096), "outbound frames queued per client")
         ("queue-policy", po::value<std::string>()->default_value("disconnect"), "full queue: disconnect | drop-oldest [RTD_QUEUE_POLICY]")
         ("history-size", po::value<std::size_t>()->default_value(1000), "publications kept per topic for recovery; 0 = none [RTD_HISTORY_SIZE]")
@@ -92,6 +107,10 @@ int main(int argc, char** argv) {
         ("system-metrics", po::value<bool>()->default_value(false)->implicit_value(true), "publish this machine's metrics on channel `metrics` [RTD_SYSTEM_METRICS]")
         ("refresh-interval", po::value<double>()->default_value(30), "default seconds between a source's fetches [REFRESH_INTERVAL]")
         ("cache-ttl", po::value<double>()->default_value(30), "default seconds a source's value serves refreshes [CACHE_TTL]")
+        ("jwt-secret", po::value<std::string>()->default_value(""), "HS256 secret of client tokens; prefer the variable (flags show in ps) [RTD_JWT_SECRET]")
+        ("auth-required", po::value<bool>()->default_value(false)->implicit_value(true), "clients must authenticate (token) before anything but ping [RTD_AUTH_REQUIRED]")
+        ("auth-timeout", po::value<double>()->default_value(10), "seconds an unauthenticated client may stay connected (close 1008) [RTD_AUTH_TIMEOUT]")
+        ("admin-key", po::value<std::string>()->default_value(""), "key the admin REST routes require (X-API-Key); empty: open [RTD_ADMIN_KEY]")
         ("log-level", po::value<std::string>()->default_value("info"), "debug | info | warning | error | off [RTD_LOG_LEVEL]");
     // clang-format on
 
@@ -163,6 +182,40 @@ int main(int argc, char** argv) {
     cfg.history.history_size = vm["history-size"].as<std::size_t>();
     cfg.history.history_ttl = std::chrono::milliseconds(static_cast<long>(history_ttl * 1000));
     cfg.history.max_replay = vm["max-replay"].as<std::size_t>();
+    cfg.jwt_secret = vm["jwt-secret"].as<std::string>();
+    cfg.auth_required = vm["auth-required"].as<bool>();
+    cfg.admin_key = vm["admin-key"].as<std::string>();
+    if (vm.count("allowed-origin"))
+        for (auto const& v : vm["allowed-origin"].as<std::vector<std::string>>()) {
+            std::string_view rest = v; // FRONTEND_URL is comma-separated
+            while (!rest.empty()) {
+                auto const comma = rest.find(',');
+                if (auto o = rest.substr(0, comma); !o.empty())
+                    cfg.allowed_origins.emplace_back(o);
+                rest =
+                    comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+            }
+        }
+    cfg.max_connections_per_org = vm["max-connections-per-org"].as<std::size_t>();
+    cfg.max_handshakes_per_ip = vm["max-handshakes-per-ip"].as<double>();
+    cfg.max_messages_per_second = vm["max-messages-per-second"].as<double>();
+    cfg.max_json_depth = vm["max-json-depth"].as<std::size_t>();
+    auto const hs_timeout = vm["handshake-timeout"].as<double>();
+    if (!(hs_timeout > 0) || cfg.max_handshakes_per_ip < 0 || cfg.max_messages_per_second < 0) {
+        std::cerr << "rtd: --handshake-timeout must be positive, rates 0 or more\n";
+        return 2;
+    }
+    cfg.handshake_timeout = std::chrono::milliseconds(static_cast<long>(hs_timeout * 1000));
+    auto const auth_timeout = vm["auth-timeout"].as<double>();
+    if (!(auth_timeout > 0)) {
+        std::cerr << "rtd: --auth-timeout must be positive\n";
+        return 2;
+    }
+    cfg.auth_timeout = std::chrono::milliseconds(static_cast<long>(auth_timeout * 1000));
+    if (cfg.auth_required && cfg.jwt_secret.empty()) {
+        std::cerr << "rtd: --auth-required needs --jwt-secret (or RTD_JWT_SECRET)\n";
+        return 2;
+    }
     cfg.server_name = std::string("rtd/") + rtpush::version_string;
     if (cfg.ws_path.empty() || cfg.ws_path[0] != '/') {
         std::cerr << "rtd: --ws-path must start with '/'\n";

@@ -10,6 +10,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace rtpush::detail {
 
@@ -82,6 +83,31 @@ inline std::string percent_decode(std::string_view s) {
         }
     }
     return out;
+}
+
+/// An Origin as compared: lower case (scheme and host are case-insensitive), no trailing '/'.
+inline std::string normalize_origin(std::string_view o) {
+    while (!o.empty() && (o.back() == '/' || o.back() == ' '))
+        o.remove_suffix(1);
+    while (!o.empty() && o.front() == ' ')
+        o.remove_prefix(1);
+    std::string s(o);
+    for (auto& c : s)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+/// Is `origin` one of `allowed` ("*" allows any)? An empty list allows any origin. A page's
+/// origin is matched exactly: "https://app.example.com" does not allow
+/// "https://app.example.com.evil.net" nor "http://app.example.com".
+inline bool origin_allowed(std::string_view origin, const std::vector<std::string>& allowed) {
+    if (allowed.empty())
+        return true;
+    std::string const o = normalize_origin(origin);
+    for (auto const& a : allowed)
+        if (a == "*" || normalize_origin(a) == o)
+            return true;
+    return false;
 }
 
 /// Splits "/path?a=1&b=x" into the path and its decoded query parameters.

@@ -4,6 +4,7 @@
 #ifndef RTPUSH_DETAIL_SHARD_HPP
 #define RTPUSH_DETAIL_SHARD_HPP
 
+#include <rtpush/detail/rate_limit.hpp>
 #include <rtpush/detail/send_queue.hpp>
 #include <rtpush/topic.hpp>
 
@@ -83,6 +84,7 @@ struct shard_counters {
     std::atomic<std::uint64_t> slow_consumers{0};
     std::atomic<std::uint64_t> accepted{0};
     std::atomic<std::uint64_t> rejected{0};
+    std::atomic<std::uint64_t> rate_limited{0};
     std::atomic<std::size_t> connections{0};
 };
 
@@ -187,6 +189,9 @@ public:
     /// Timers of the shard's periodic tasks, cancelled at shutdown so none waits a full period.
     std::vector<boost::asio::steady_timer*> timers;
     void release_work() { work_.reset(); }
+
+    /// The server's per-organization connection counts, shared by every shard.
+    org_connections* orgs = nullptr;
 
     /// Sockets still in their HTTP phase, closed at shutdown.
     std::unordered_set<boost::asio::ip::tcp::socket*> http_sockets;

@@ -78,6 +78,26 @@ inline server::http_response prometheus_response(std::string body, unsigned vers
     return res;
 }
 
+// CORS for the REST API: only origins of the allow-list get the headers (a browser then
+// refuses the answer to any other page); with an empty list, none (same-origin only).
+inline void add_cors(server::http_response& res, std::string_view origin,
+                     const std::vector<std::string>& allowed) {
+    namespace http = boost::beast::http;
+    if (origin.empty() || allowed.empty() || !origin_allowed(origin, allowed))
+        return;
+    res.set(http::field::access_control_allow_origin, origin);
+    res.set(http::field::vary, "Origin");
+    res.set(http::field::access_control_allow_methods, "GET, POST, OPTIONS");
+    res.set(http::field::access_control_allow_headers, "Authorization, Content-Type, X-API-Key");
+    res.set(http::field::access_control_max_age, "600");
+}
+
+inline server::http_response preflight_response(unsigned version) {
+    server::http_response res{boost::beast::http::status::no_content, version};
+    res.prepare_payload();
+    return res;
+}
+
 // Seed 001's target object names the scope levels organization_id/department_id/queue_name.
 inline scope scope_from_json(const boost::json::object& o) {
     scope s;
@@ -210,6 +230,43 @@ inline boost::json::object broadcast_json(const topic& t, std::uint64_t seq,
 
 } // namespace detail
 
+inline std::string server::handshake_token(const http_request& req,
+                                           const std::map<std::string, std::string>& query,
+                                           std::optional<jwt_claims>& claims) const {
+    // A token at the handshake (browsers cannot set headers on a WebSocket: hence ?token=)
+    // authenticates the connection from its first byte. A bad one refuses the upgrade; none
+    // leaves the `authenticate` message.
+    std::string token(detail::bearer_token(req[boost::beast::http::field::authorization]));
+    if (token.empty())
+        if (auto it = query.find("token"); it != query.end())
+            token = it->second;
+    if (token.empty() || cfg_.jwt_secret.empty())
+        return {};
+    jwt_claims c;
+    std::string why;
+    if (jwt_verifier(cfg_.jwt_secret, cfg_.jwt_leeway).verify(token, c, why))
+        return why;
+    claims = std::move(c);
+    return {};
+}
+
+inline bool server::handshake_allowed(const std::string& ip) {
+    if (cfg_.max_handshakes_per_ip <= 0)
+        return true;
+    std::lock_guard<std::mutex> lock(handshake_mutex_);
+    return handshake_limiter_.try_take(ip, std::chrono::steady_clock::now());
+}
+
+inline bool server::admin_allowed(const http_request& req) const {
+    if (cfg_.admin_key.empty())
+        return true;
+    auto const header = req[boost::beast::http::field::authorization];
+    std::string_view key = detail::apikey_token(header);
+    if (key.empty())
+        key = req["X-API-Key"];
+    return !key.empty() && api_key_matches(key, cfg_.admin_key);
+}
+
 inline boost::json::object server::health_json() const {
     boost::json::object o;
     o["status"] = stopping_ ? "stopping" : "ok";
@@ -225,17 +282,21 @@ inline boost::json::object server::health_json() const {
 
 inline server::server(server_config cfg)
     : cfg_(std::move(cfg))
-    , hub_(cfg_.history) {
+    , hub_(cfg_.history)
+    , handshake_limiter_(cfg_.max_handshakes_per_ip, std::max(1.0, cfg_.max_handshakes_per_ip)) {
     unsigned n = cfg_.threads ? cfg_.threads : std::thread::hardware_concurrency();
     if (n == 0)
         n = 1;
     std::vector<detail::shard*> raw;
     for (unsigned i = 0; i < n; ++i) {
         shards_.push_back(std::make_unique<detail::shard>(i));
+        shards_.back()->orgs = &org_connections_;
         raw.push_back(shards_.back().get());
     }
     if (cfg_.idle_timeout.count() == 0)
         cfg_.idle_timeout = cfg_.heartbeat_interval * 5 / 2;
+    if (cfg_.auth_required && cfg_.jwt_secret.empty())
+        throw std::invalid_argument("auth_required needs a jwt_secret to verify tokens with");
     hub_.attach(std::move(raw));
 }
 
@@ -468,8 +529,10 @@ inline boost::asio::awaitable<void> server::heartbeat_loop(detail::shard& sh) {
         sessions.clear();
         for (auto const& [id, s] : sh.sessions())
             sessions.push_back(s);
-        for (auto* s : sessions)
+        for (auto* s : sessions) {
             s->check_close_deadline(now);
+            s->check_auth_deadline(now);
+        }
         if (now < next_heartbeat)
             continue;
         next_heartbeat = now + cfg_.heartbeat_interval;
@@ -497,6 +560,10 @@ inline boost::asio::awaitable<void> server::stats_loop() {
         messages_per_second_ = static_cast<double>(total - last) / secs;
         last = total;
         last_t = now;
+        if (cfg_.max_handshakes_per_ip > 0) {
+            std::lock_guard<std::mutex> lock(handshake_mutex_);
+            handshake_limiter_.prune(now); // forget addresses that went quiet
+        }
 #if defined(__GLIBC__)
         // After a wave of connections the handshake buffers are free but scattered between
         // live sessions; glibc keeps such pages resident. Hand them back once things settle.
@@ -522,7 +589,7 @@ inline boost::asio::awaitable<void> server::handle_connection(detail::shard& sh,
     // The session outlives this coroutine: it runs on completion handlers, registered with
     // the shard (which shutdown waits on), and deletes itself through `done` at its end.
     auto* s = new session(sh, hub_, cfg_, std::move(*up.socket), id, std::move(up.leftover),
-                          std::move(up.org), std::move(up.remote));
+                          std::move(up.org), std::move(up.remote), std::move(up.claims));
     if (cfg_.logger.enabled(log_level::debug))
         cfg_.logger.log(log_level::debug, "connection_open", {{"client", s->client_id()}});
     auto const t0 = std::chrono::steady_clock::now();
@@ -542,12 +609,14 @@ server::http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock, upgrade
     namespace net = boost::asio;
     namespace beast = boost::beast;
     namespace http = beast::http;
-    std::string remote;
+    std::string remote, remote_ip;
     {
         boost::system::error_code ec;
         auto ep = sock.remote_endpoint(ec);
-        if (!ec)
-            remote = ep.address().to_string() + ":" + std::to_string(ep.port());
+        if (!ec) {
+            remote_ip = ep.address().to_string();
+            remote = remote_ip + ":" + std::to_string(ep.port());
+        }
     }
     beast::tcp_stream stream(std::move(sock));
     sh.http_sockets.insert(&stream.socket());
@@ -610,6 +679,25 @@ server::http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock, upgrade
                 refusal = detail::json_error(http::status::upgrade_required, "INVALID_MESSAGE",
                                              "unsupported WebSocket version (13 is supported)");
                 refusal->set(http::field::sec_websocket_version, "13");
+            } else if (auto const origin = req[http::field::origin];
+                       !origin.empty() && !detail::origin_allowed(origin, cfg_.allowed_origins)) {
+                // Cross-site WebSocket hijacking: a foreign page's socket would carry the
+                // user's cookies. Non-browser clients send no Origin and are not affected.
+                refusal = detail::json_error(http::status::forbidden, "ORIGIN_NOT_ALLOWED",
+                                             "origin " + std::string(origin) +
+                                                 " may not open a WebSocket on this server");
+                cfg_.logger.log(log_level::info, "origin_refused",
+                                {{"remote", remote}, {"origin", std::string(origin)}});
+            } else if (!handshake_allowed(remote_ip)) {
+                sh.counters().rejected.fetch_add(1, std::memory_order_relaxed);
+                refusal = detail::json_error(http::status::too_many_requests, "RATE_LIMIT_EXCEEDED",
+                                             "too many WebSocket handshakes from this address");
+                refusal->set(http::field::retry_after, "1");
+            } else if (auto why = handshake_token(req, query, up.claims); !why.empty()) {
+                refusal = detail::json_error(http::status::unauthorized, "AUTH_FAILED", why);
+                refusal->set(http::field::www_authenticate, "Bearer");
+                cfg_.logger.log(log_level::info, "auth_failed",
+                                {{"remote", remote}, {"reason", why}});
             } else if (sh.stopping)
                 refusal = detail::json_error(http::status::service_unavailable, "CONNECTION_LIMIT",
                                              "server shutting down");
@@ -646,7 +734,12 @@ server::http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock, upgrade
             co_return true;
         }
 
-        http_response res = co_await handle(req);
+        http_response res;
+        if (req.method() == http::verb::options)
+            res = detail::preflight_response(req.version()); // CORS preflight
+        else
+            res = co_await handle(req);
+        detail::add_cors(res, req[http::field::origin], cfg_.allowed_origins);
         res.set(http::field::server, cfg_.server_name);
         res.keep_alive(req.keep_alive() && !sh.stopping);
         if (cfg_.logger.enabled(log_level::debug))
@@ -667,7 +760,7 @@ server::http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock, upgrade
 inline boost::json::object server::counters() const {
     boost::json::object o;
     std::uint64_t sent = 0, bytes = 0, dropped = 0, errors = 0, lat_sum = 0, lat_n = 0, lat_max = 0,
-                  writes = 0, accepted = 0, rejected = 0;
+                  writes = 0, accepted = 0, rejected = 0, rate_limited = 0;
     for (auto const& s : shards_) {
         auto const& c = s->counters();
         sent += c.frames_sent.load(std::memory_order_relaxed);
@@ -680,6 +773,7 @@ inline boost::json::object server::counters() const {
         writes += c.writes.load(std::memory_order_relaxed);
         accepted += c.accepted.load(std::memory_order_relaxed);
         rejected += c.rejected.load(std::memory_order_relaxed);
+        rate_limited += c.rate_limited.load(std::memory_order_relaxed);
     }
     auto const hs = hub_.stats();
     o["active_connections"] = connection_count();
@@ -699,6 +793,7 @@ inline boost::json::object server::counters() const {
     o["dropped_messages"] = dropped;
     o["connections_accepted"] = accepted;
     o["connections_rejected"] = rejected;
+    o["messages_rate_limited"] = rate_limited;
     o["topics"] = hs.topics;
     o["uptime_seconds"] = std::chrono::duration_cast<std::chrono::seconds>(
                               std::chrono::steady_clock::now() - started_at_)
@@ -887,6 +982,18 @@ inline boost::asio::awaitable<server::http_response> server::handle(const http_r
             co_return method_not_allowed("GET");
         co_return detail::json_response(http::status::ok, health_json(), v);
     }
+    // Everything below reads other clients' data or acts on them: admin only, when an admin
+    // key is configured. The index and the health check stay open (load balancers).
+    bool const data_route = path == "/api/kpis" || path == "/api/dashboard";
+    bool const admin = admin_allowed(req);
+    if (!admin && !data_route) {
+        auto r = detail::json_error(http::status::unauthorized, "UNAUTHORIZED",
+                                    "this route needs the admin key (X-API-Key: KEY or "
+                                    "Authorization: apikey KEY)",
+                                    v);
+        r.set(http::field::www_authenticate, "apikey");
+        co_return r;
+    }
     if (path == "/api/stats") {
         if (!get)
             co_return method_not_allowed("GET");
@@ -951,6 +1058,25 @@ inline boost::asio::awaitable<server::http_response> server::handle(const http_r
                                          "[A-Za-z0-9_.@-], a dept needs an org, a queue needs "
                                          "a dept)",
                                          v);
+        // A tenant's data, as over WebSocket: with authentication required (or an admin key
+        // set), the admin key or a Bearer token of the topic's organization.
+        if (!admin || (cfg_.auth_required && cfg_.admin_key.empty())) {
+            std::optional<jwt_claims> claims;
+            std::map<std::string, std::string> const no_query; // no tokens in REST URLs (logs)
+            auto const why = handshake_token(req, no_query, claims);
+            bool const ok =
+                claims && claims->org == t.scope.org && claims->allows_channel(t.channel);
+            if (!ok && (cfg_.auth_required || !cfg_.admin_key.empty())) {
+                auto r = detail::json_error(
+                    http::status::unauthorized, claims ? "UNAUTHORIZED" : "AUTH_FAILED",
+                    !why.empty() ? why
+                    : claims     ? "this token may not read " + t.key()
+                                 : "this route needs a Bearer token or the admin key",
+                    v);
+                r.set(http::field::www_authenticate, "Bearer");
+                co_return r;
+            }
+        }
         auto body = detail::retained_json(hub_, t, path == "/api/kpis");
         if (body.at("count").as_uint64() == 0)
             co_return detail::json_error(http::status::not_found, "NOT_FOUND",

@@ -13,7 +13,7 @@ namespace rtpush {
 
 inline session::session(detail::shard& sh, rtpush::hub& h, const server_config& cfg,
                         socket_type sock, std::uint64_t id, std::string leftover, std::string org,
-                        std::string remote)
+                        std::string remote, std::optional<jwt_claims> claims)
     : shard_(sh)
     , hub_(h)
     , cfg_(cfg)
@@ -26,13 +26,22 @@ inline session::session(detail::shard& sh, rtpush::hub& h, const server_config& 
     , remote_(std::move(remote))
     , connected_at_(std::chrono::system_clock::now())
     , last_activity_at_(connected_at_)
-    , last_rx_(std::chrono::steady_clock::now()) {
+    , last_rx_(std::chrono::steady_clock::now())
+    , opened_(last_rx_)
+    , rate_(cfg.max_messages_per_second, cfg.rate_abuse_factor, last_rx_) {
+    // With authentication required, only a verified token names the organization.
+    if (cfg_.auth_required)
+        org_.clear();
+    if (claims)
+        accept_claims(std::move(*claims));
     boost::system::error_code ec;
     socket_.set_option(boost::asio::ip::tcp::no_delay(true), ec);
     socket_.non_blocking(true, ec); // reads are attempted after readiness, never block
 }
 
 inline session::~session() {
+    if (!counted_org_.empty() && shard_.orgs)
+        shard_.orgs->remove(counted_org_);
     if (dirty_)
         shard_.forget_dirty(this);
     for (auto& s : subs_) {
@@ -46,6 +55,7 @@ inline void session::start(std::function<void(session*)> done) {
     done_ = std::move(done);
     shard_.add_session(id_, this);
     send_json(message::connected(client_id(), cfg_.server_name, cfg_.heartbeat_interval));
+    count_org(); // from the handshake's token or ?org=
     if (!pending_.empty()) {
         // bytes the client pipelined behind its handshake
         std::string first = std::move(pending_);
@@ -136,7 +146,7 @@ inline void session::push(const detail::frame_ptr& f) {
         cfg_.logger.log(
             log_level::warning, "slow_consumer",
             {{"client", client_id()}, {"queued", queue_.size()}, {"bytes", queue_.bytes()}});
-        close(1008, "slow consumer: outbound queue full");
+        close(1008, "slow consumer: outbound queue full", true);
         return;
     }
     schedule_write();
@@ -257,7 +267,7 @@ inline void session::on_write(boost::system::error_code ec) {
     last_write_at_ = now;
 }
 
-inline void session::close(std::uint16_t code, std::string_view reason) {
+inline void session::close(std::uint16_t code, std::string_view reason, bool drop_backlog) {
     if (closing_)
         return;
     closing_ = true;
@@ -266,9 +276,9 @@ inline void session::close(std::uint16_t code, std::string_view reason) {
     f->bytes = detail::make_frame(detail::opcode::close, detail::close_payload(code, reason));
     f->bulk = true; // behind every queued data frame, whatever its lane
     close_frame_ = std::move(f);
-    // After the queued data, so a graceful close loses nothing; ahead of it for 1008, since
-    // that backlog is what made us close.
-    if (code == 1008 || queue_.push(close_frame_) == detail::send_queue::push_result::overflow)
+    // After the queued data, so a graceful close (or a limit's error message) loses nothing;
+    // ahead of it for a slow consumer, since that backlog is what made us close.
+    if (drop_backlog || queue_.push(close_frame_) == detail::send_queue::push_result::overflow)
         queue_.push_control(close_frame_);
     close_deadline_ = std::chrono::steady_clock::now() + cfg_.close_timeout;
     schedule_write();
@@ -300,6 +310,7 @@ inline boost::json::object session::info() const {
     o["socket_id"] = client_id();
     o["user_id"] = user_;
     o["organization_id"] = org_;
+    o["authenticated"] = authenticated_;
     o["status"] = closing_ ? "closing" : "connected";
     boost::json::array subs;
     for (auto const& s : subs_)
@@ -359,6 +370,22 @@ inline std::size_t session::handle_frames(char* data, std::size_t size) {
                 break; // after our close frame, data is discarded
             ++received_;
             last_activity_at_ = std::chrono::system_clock::now();
+            if (auto const v = rate_.on_message(last_rx_); v != detail::message_rate::verdict::ok) {
+                shard_.counters().rate_limited.fetch_add(1, std::memory_order_relaxed);
+                if (v == detail::message_rate::verdict::abuse) {
+                    cfg_.logger.log(log_level::warning, "rate_abuse",
+                                    {{"client", client_id()}, {"remote", remote_}});
+                    close(1008, "message rate limit exceeded");
+                } else {
+                    send_error(error::rate_limit_exceeded,
+                               "more than " +
+                                   std::to_string(static_cast<long long>(
+                                       std::ceil(cfg_.max_messages_per_second))) +
+                                   " messages per second; message dropped",
+                               {});
+                }
+                break;
+            }
             if (ev.op != detail::opcode::text) {
                 send_error(error::invalid_message, "binary frames are not part of the protocol",
                            {});
@@ -418,6 +445,11 @@ inline void session::handle_text(std::string_view text) {
 }
 
 inline void session::handle_message(client_message& m) {
+    if (cfg_.auth_required && !authenticated_ && m.type != client_message_type::authenticate &&
+        m.type != client_message_type::ping) {
+        send_error(error::unauthorized, "authenticate first", m.id);
+        return;
+    }
     switch (m.type) {
     case client_message_type::ping:
         send_json(message::pong(m.id));
@@ -429,6 +461,8 @@ inline void session::handle_message(client_message& m) {
         unsubscribe(m);
         break;
     case client_message_type::get: {
+        if (!may_access(m.topic, m.id))
+            break;
         boost::json::object o;
         o["type"] = "snapshot";
         o["channel"] = m.topic.channel;
@@ -442,11 +476,15 @@ inline void session::handle_message(client_message& m) {
         break;
     }
     case client_message_type::publish: {
-        if (!cfg_.allow_client_publish) {
-            send_error(error::unauthorized, "publishing from clients is disabled on this server",
+        if (!cfg_.allow_client_publish && !can_publish_) {
+            send_error(error::unauthorized,
+                       authenticated_ ? "this token does not allow publishing"
+                                      : "publishing from clients is disabled on this server",
                        m.id);
             break;
         }
+        if (!may_access(m.topic, m.id))
+            break;
         publication p{m.topic, m.event, m.phase, priority::medium, std::move(m.data)};
         auto r = hub_.publish(std::move(p));
         if (r.ec)
@@ -472,6 +510,8 @@ inline void session::handle_message(client_message& m) {
         else
             for (auto const& s : subs_)
                 targets.push_back(s->topic);
+        if (!m.topic.channel.empty() && !may_access(m.topic, m.id))
+            break;
         bool any = false;
         for (auto const& t : targets) {
             hub_.notify(t, message::refreshing(t));
@@ -481,8 +521,15 @@ inline void session::handle_message(client_message& m) {
             send_error(error::room_not_found, "no data source refreshes this channel", m.id);
         break;
     }
-    case client_message_type::authenticate: {
-        // Without a token verifier configured, seed 001's identification is taken as given.
+    case client_message_type::authenticate:
+        authenticate(m);
+        break;
+    }
+}
+
+inline void session::authenticate(client_message& m) {
+    if (cfg_.jwt_secret.empty()) {
+        // Without a token secret, seed 001's identification is taken as given.
         if (m.data.is_object()) {
             auto const& d = m.data.get_object();
             if (auto const* u = d.if_contains("user_id"); u && u->is_string())
@@ -491,12 +538,89 @@ inline void session::handle_message(client_message& m) {
                 org_ = std::string(o->get_string());
         }
         send_json(message::authenticated(user_, org_, m.id));
-        break;
+        count_org();
+        return;
     }
+    std::string_view token;
+    if (m.data.is_object())
+        if (auto const* t = m.data.get_object().if_contains("token"); t && t->is_string())
+            token = t->get_string();
+    jwt_claims c;
+    std::string why;
+    if (jwt_verifier(cfg_.jwt_secret, cfg_.jwt_leeway).verify(token, c, why)) {
+        cfg_.logger.log(log_level::info, "auth_failed",
+                        {{"client", client_id()}, {"remote", remote_}, {"reason", why}});
+        send_error(error::auth_failed, why, m.id);
+        if (cfg_.max_auth_failures && ++auth_failures_ >= cfg_.max_auth_failures)
+            close(1008, "too many failed authentications");
+        return;
     }
+    if (authenticated_ && c.org != org_) {
+        // Subscriptions made for one organization must not survive into another.
+        send_error(error::auth_failed, "already authenticated for another organization", m.id);
+        return;
+    }
+    accept_claims(std::move(c));
+    send_json(message::authenticated(user_, org_, m.id));
+    count_org();
+}
+
+inline void session::count_org() {
+    // A connection counts against its organization from the moment the org is known (token,
+    // ?org=, authenticate, first subscription); over the limit it is closed, not refused at
+    // the handshake, since the org is often learnt only after it.
+    if (org_ == counted_org_ || closing_ || !shard_.orgs)
+        return;
+    if (!counted_org_.empty()) {
+        shard_.orgs->remove(counted_org_);
+        counted_org_.clear();
+    }
+    if (org_.empty())
+        return;
+    if (!shard_.orgs->try_add(org_, cfg_.max_connections_per_org)) {
+        shard_.counters().rejected.fetch_add(1, std::memory_order_relaxed);
+        send_error(error::connection_limit,
+                   "connection limit of " + std::to_string(cfg_.max_connections_per_org) +
+                       " for organization " + org_ + " reached",
+                   {});
+        close(1008, "organization connection limit reached");
+        return;
+    }
+    counted_org_ = org_;
+}
+
+inline void session::accept_claims(jwt_claims c) {
+    authenticated_ = true;
+    user_ = std::move(c.user);
+    org_ = std::move(c.org);
+    channels_ = std::move(c.channels);
+    can_publish_ = c.can_publish;
+}
+
+inline bool session::may_access(const topic& t, const boost::json::value& id) {
+    // An authenticated client stays inside its organization (seed 001) and the channels its
+    // token lists. A channel-wide topic spans every organization, so it is outside too.
+    if (!authenticated_)
+        return true;
+    if (t.scope.org != org_) {
+        send_error(error::unauthorized,
+                   t.scope.org.empty()
+                       ? "scope.org is required: this client may only access organization " + org_
+                       : "this client may not access organization " + t.scope.org,
+                   id);
+        return false;
+    }
+    if (!channels_.empty() &&
+        std::find(channels_.begin(), channels_.end(), t.channel) == channels_.end()) {
+        send_error(error::unauthorized, "this token does not allow channel " + t.channel, id);
+        return false;
+    }
+    return true;
 }
 
 inline void session::subscribe(client_message& m) {
+    if (!may_access(m.topic, m.id))
+        return;
     std::string key = m.topic.key();
     detail::subscription* existing = nullptr;
     for (auto const& s : subs_)
@@ -541,8 +665,10 @@ inline void session::subscribe(client_message& m) {
         shard_.add_subscription(*sub);
         hub_.add_subscriber(sub->topic.channel);
         subs_.push_back(std::move(sub));
-        if (org_.empty())
+        if (org_.empty() && !authenticated_) {
             org_ = m.topic.scope.org;
+            count_org();
+        }
     }
     for (auto& f : frames)
         push(f);

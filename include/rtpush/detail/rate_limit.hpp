@@ -1,0 +1,170 @@
+//
+// rtpush: rate limits as plain state machines (token buckets), free of I/O and clocks: the
+// caller passes the time, so tests drive them without sleeping.
+//
+#ifndef RTPUSH_DETAIL_RATE_LIMIT_HPP
+#define RTPUSH_DETAIL_RATE_LIMIT_HPP
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+namespace rtpush::detail {
+
+/// A token bucket: `rate` tokens per second, at most `burst` banked. A rate of 0 means
+/// unlimited. Starts full.
+class token_bucket {
+public:
+    using clock = std::chrono::steady_clock;
+
+    token_bucket(double rate, double burst, clock::time_point now)
+        : rate_(rate)
+        , burst_(std::max(burst, 1.0))
+        , tokens_(burst_)
+        , last_(now) {}
+
+    /// Takes one token if there is one.
+    bool try_take(clock::time_point now) {
+        if (rate_ <= 0)
+            return true;
+        refill(now);
+        if (tokens_ < 1.0)
+            return false;
+        tokens_ -= 1.0;
+        return true;
+    }
+
+    /// True when the bucket is full again: it then holds no information and can be dropped.
+    bool idle(clock::time_point now) {
+        refill(now);
+        return tokens_ >= burst_;
+    }
+
+private:
+    void refill(clock::time_point now) {
+        if (now <= last_)
+            return;
+        double const secs = std::chrono::duration<double>(now - last_).count();
+        tokens_ = std::min(burst_, tokens_ + secs * rate_);
+        last_ = now;
+    }
+
+    double rate_;
+    double burst_;
+    double tokens_;
+    clock::time_point last_;
+};
+
+/// A client's inbound messages: up to `rate` per second (bursts of `rate`); beyond that each
+/// message is refused, and a client that keeps sending at `abuse_factor` times the rate (its
+/// refused messages within one second reach (abuse_factor - 1) * rate) is an abuser, to be
+/// disconnected rather than answered forever.
+class message_rate {
+public:
+    using clock = std::chrono::steady_clock;
+    enum class verdict { ok, limited, abuse };
+
+    message_rate(double rate, double abuse_factor, clock::time_point now)
+        : bucket_(rate, rate, now)
+        , rate_(rate)
+        , abuse_factor_(abuse_factor)
+        , window_start_(now) {}
+
+    verdict on_message(clock::time_point now) {
+        if (rate_ <= 0)
+            return verdict::ok;
+        if (bucket_.try_take(now))
+            return verdict::ok;
+        if (now - window_start_ >= std::chrono::seconds(1)) {
+            window_start_ = now;
+            refused_ = 0;
+        }
+        ++refused_;
+        if (static_cast<double>(refused_) >= (abuse_factor_ - 1.0) * rate_)
+            return verdict::abuse;
+        return verdict::limited;
+    }
+
+private:
+    token_bucket bucket_;
+    double rate_;
+    double abuse_factor_;
+    clock::time_point window_start_;
+    std::size_t refused_ = 0;
+};
+
+/// One token bucket per key (a client IP for handshakes). Not thread-safe: the server guards
+/// it with a mutex. Buckets that refilled completely are forgotten by prune(), so memory is
+/// bounded by the keys active within the last `burst / rate` seconds.
+class keyed_rate_limiter {
+public:
+    using clock = std::chrono::steady_clock;
+
+    keyed_rate_limiter(double rate, double burst)
+        : rate_(rate)
+        , burst_(burst) {}
+
+    bool try_take(const std::string& key, clock::time_point now) {
+        if (rate_ <= 0)
+            return true;
+        auto it = buckets_.find(key);
+        if (it == buckets_.end())
+            it = buckets_.emplace(key, token_bucket(rate_, burst_, now)).first;
+        return it->second.try_take(now);
+    }
+
+    void prune(clock::time_point now) {
+        for (auto it = buckets_.begin(); it != buckets_.end();)
+            it = it->second.idle(now) ? buckets_.erase(it) : std::next(it);
+    }
+
+    std::size_t size() const noexcept { return buckets_.size(); }
+
+private:
+    double rate_;
+    double burst_;
+    std::unordered_map<std::string, token_bucket> buckets_;
+};
+
+/// Connections per organization across all shards (one mutex: taken once per connection
+/// when its organization becomes known and once when it ends, never per message).
+class org_connections {
+public:
+    /// Counts one more connection of `org` unless `limit` (0: none) is reached.
+    bool try_add(const std::string& org, std::size_t limit) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto it = counts_.find(org);
+        std::size_t const n = it == counts_.end() ? 0 : it->second;
+        if (limit && n >= limit)
+            return false;
+        if (it == counts_.end())
+            counts_.emplace(org, 1);
+        else
+            ++it->second;
+        return true;
+    }
+
+    void remove(const std::string& org) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto it = counts_.find(org);
+        if (it != counts_.end() && --it->second == 0)
+            counts_.erase(it);
+    }
+
+    std::size_t count(const std::string& org) const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto it = counts_.find(org);
+        return it == counts_.end() ? 0 : it->second;
+    }
+
+private:
+    mutable std::mutex mutex_;
+    std::unordered_map<std::string, std::size_t> counts_;
+};
+
+} // namespace rtpush::detail
+
+#endif
