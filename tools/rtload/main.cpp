@@ -173,8 +173,13 @@ public:
         : ioc_(ioc)
         , o_(std::move(o))
         , target_(net::ip::make_address(o_.host), o_.port) {
+        // At most ~8,000 connections per source address (28,000 ephemeral ports each, and
+        // earlier runs leave theirs in TIME_WAIT for a minute); a run starts at an address
+        // block picked by its pid, so back-to-back runs do not compete for the same ports.
         if (o_.sources == 0)
-            o_.sources = static_cast<int>(std::max<std::size_t>(1, (o_.clients + 20000) / 25000));
+            o_.sources = static_cast<int>(std::max<std::size_t>(2, o_.clients / 8000 + 2));
+        source_base_ = net::ip::make_address_v4("127.0.0.2").to_uint() +
+                       (static_cast<unsigned>(getpid()) % 200u) * 65536u;
         if (o_.read_buffer == 0)
             o_.read_buffer = o_.clients > 20000 ? 2048 : 16384;
     }
@@ -220,8 +225,7 @@ public:
     tcp::endpoint source(std::size_t i) const {
         // Beyond one address's ephemeral port range, spread over 127.0.0.2, .3, ...
         auto const n = static_cast<std::size_t>(o_.sources);
-        auto const b =
-            net::ip::make_address_v4("127.0.0.2").to_uint() + static_cast<unsigned>(i % n);
+        auto const b = source_base_ + static_cast<unsigned>(i % n);
         return {net::ip::address_v4(b), 0};
     }
 
@@ -383,17 +387,14 @@ public:
             co_return;
         }
         // Drain whatever the server sends the publisher (acks, heartbeats), answer pings.
-        auto drain_reader = [this, &s]() -> net::awaitable<void> {
-            std::string buf(65536, '\0');
+        // Bytes that came with the handshake answer (Socket.IO's open packet) go first.
+        std::string first = std::move(*left);
+        auto drain_reader = [this, &s, first]() -> net::awaitable<void> {
+            std::string buf = first;
+            buf.resize(std::max<std::size_t>(65536, first.size() * 2));
             rtpush::detail::frame_reader reader(64 << 20, false);
-            std::size_t used = 0;
+            std::size_t used = first.size();
             for (;;) {
-                auto [ec, n] =
-                    co_await s.async_read_some(net::buffer(buf.data() + used, buf.size() - used),
-                                               net::as_tuple(net::use_awaitable));
-                if (ec)
-                    co_return;
-                used += n;
                 std::size_t off = 0;
                 while (off < used) {
                     rtpush::detail::frame_event ev;
@@ -421,6 +422,12 @@ public:
                 used -= off;
                 if (used == buf.size())
                     buf.resize(buf.size() * 2);
+                auto [ec, n] =
+                    co_await s.async_read_some(net::buffer(buf.data() + used, buf.size() - used),
+                                               net::as_tuple(net::use_awaitable));
+                if (ec)
+                    co_return;
+                used += n;
             }
         };
         net::co_spawn(ioc_, drain_reader, [](std::exception_ptr) {});
@@ -492,6 +499,7 @@ private:
     net::io_context& ioc_;
     options o_;
     tcp::endpoint target_;
+    unsigned source_base_ = 0;
     stats st_;
 };
 
