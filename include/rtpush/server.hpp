@@ -107,6 +107,7 @@ private:
     void spawn_on(detail::shard& sh, boost::asio::awaitable<void> task, std::string name,
                   boost::asio::cancellation_slot slot = {});
     std::size_t connection_count() const noexcept;
+    detail::counter_totals totals() const;
     boost::asio::awaitable<boost::json::object> stats_json();
     boost::json::object health_json() const;
     /// Outbound queues summed over every session, read on each shard's thread.

@@ -88,6 +88,34 @@ struct shard_counters {
     std::atomic<std::size_t> connections{0};
 };
 
+/// shard_counters read and summed over shards (for /api/stats and /metrics).
+struct counter_totals {
+    std::uint64_t frames_sent = 0, bytes_sent = 0, writes = 0, dropped = 0, errors = 0;
+    std::uint64_t latency_us_sum = 0, latency_samples = 0, latency_us_max = 0;
+    std::array<std::uint64_t, latency_bounds_us.size()> latency_buckets{};
+    std::uint64_t slow_consumers = 0, accepted = 0, rejected = 0, rate_limited = 0;
+
+    void add(const shard_counters& c) noexcept {
+        auto get = [](auto const& a) {
+            return static_cast<std::uint64_t>(a.load(std::memory_order_relaxed));
+        };
+        frames_sent += get(c.frames_sent);
+        bytes_sent += get(c.bytes_sent);
+        writes += get(c.writes);
+        dropped += get(c.dropped);
+        errors += get(c.errors);
+        latency_us_sum += get(c.latency_us_sum);
+        latency_samples += get(c.latency_samples);
+        latency_us_max = std::max(latency_us_max, get(c.latency_us_max));
+        for (std::size_t i = 0; i < latency_buckets.size(); ++i)
+            latency_buckets[i] += get(c.latency_buckets[i]);
+        slow_consumers += get(c.slow_consumers);
+        accepted += get(c.accepted);
+        rejected += get(c.rejected);
+        rate_limited += get(c.rate_limited);
+    }
+};
+
 /// Everything here but the counters is touched only by the shard's own thread: the
 /// io_context is run by exactly one thread, so it is the implicit strand of all its sessions.
 class shard {

@@ -94,9 +94,11 @@ inline std::string hmac_sha256(std::string_view key, std::string_view data) {
     return std::string(reinterpret_cast<const char*>(md), len);
 }
 
-inline std::string_view bearer_token(std::string_view authorization) {
-    // The scheme is case-insensitive (RFC 7235); one or more spaces follow it.
-    constexpr std::string_view scheme = "bearer ";
+namespace detail {
+// The credentials after an Authorization scheme ("bearer ", "apikey "): the scheme is
+// case-insensitive (RFC 7235) and one or more spaces follow it.
+inline std::string_view scheme_credentials(std::string_view authorization,
+                                           std::string_view scheme) {
     if (authorization.size() <= scheme.size())
         return {};
     for (std::size_t i = 0; i < scheme.size(); ++i)
@@ -109,20 +111,14 @@ inline std::string_view bearer_token(std::string_view authorization) {
         t.remove_suffix(1);
     return t;
 }
+} // namespace detail
+
+inline std::string_view bearer_token(std::string_view authorization) {
+    return detail::scheme_credentials(authorization, "bearer ");
+}
 
 inline std::string_view apikey_token(std::string_view authorization) {
-    constexpr std::string_view scheme = "apikey ";
-    if (authorization.size() <= scheme.size())
-        return {};
-    for (std::size_t i = 0; i < scheme.size(); ++i)
-        if (std::tolower(static_cast<unsigned char>(authorization[i])) != scheme[i])
-            return {};
-    auto t = authorization.substr(scheme.size());
-    while (!t.empty() && t.front() == ' ')
-        t.remove_prefix(1);
-    while (!t.empty() && t.back() == ' ')
-        t.remove_suffix(1);
-    return t;
+    return detail::scheme_credentials(authorization, "apikey ");
 }
 
 // A NumericDate (RFC 7519 2): a JSON number of seconds; fractions are truncated.

@@ -757,43 +757,37 @@ server::http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock, upgrade
     co_return false;
 }
 
+inline detail::counter_totals server::totals() const {
+    detail::counter_totals t;
+    for (auto const& s : shards_)
+        t.add(s->counters());
+    return t;
+}
+
 inline boost::json::object server::counters() const {
     boost::json::object o;
-    std::uint64_t sent = 0, bytes = 0, dropped = 0, errors = 0, lat_sum = 0, lat_n = 0, lat_max = 0,
-                  writes = 0, accepted = 0, rejected = 0, rate_limited = 0;
-    for (auto const& s : shards_) {
-        auto const& c = s->counters();
-        sent += c.frames_sent.load(std::memory_order_relaxed);
-        bytes += c.bytes_sent.load(std::memory_order_relaxed);
-        dropped += c.dropped.load(std::memory_order_relaxed);
-        errors += c.errors.load(std::memory_order_relaxed);
-        lat_sum += c.latency_us_sum.load(std::memory_order_relaxed);
-        lat_n += c.latency_samples.load(std::memory_order_relaxed);
-        lat_max = std::max(lat_max, c.latency_us_max.load(std::memory_order_relaxed));
-        writes += c.writes.load(std::memory_order_relaxed);
-        accepted += c.accepted.load(std::memory_order_relaxed);
-        rejected += c.rejected.load(std::memory_order_relaxed);
-        rate_limited += c.rate_limited.load(std::memory_order_relaxed);
-    }
+    auto const t = totals();
     auto const hs = hub_.stats();
     o["active_connections"] = connection_count();
     o["total_messages"] = hs.total_messages;
-    o["messages_sent"] = sent;
-    o["bytes_sent"] = bytes;
-    o["writes"] = writes;
+    o["messages_sent"] = t.frames_sent;
+    o["bytes_sent"] = t.bytes_sent;
+    o["writes"] = t.writes;
     o["messages_per_second"] = messages_per_second_.load();
     boost::json::object by_event;
     for (auto const& [k, v] : hs.messages_by_event)
         by_event[k] = v;
     o["messages_by_event"] = std::move(by_event);
-    o["average_latency_ms"] =
-        lat_n ? static_cast<double>(lat_sum) / static_cast<double>(lat_n) / 1000.0 : 0.0;
-    o["max_latency_ms"] = static_cast<double>(lat_max) / 1000.0;
-    o["error_count"] = errors;
-    o["dropped_messages"] = dropped;
-    o["connections_accepted"] = accepted;
-    o["connections_rejected"] = rejected;
-    o["messages_rate_limited"] = rate_limited;
+    o["average_latency_ms"] = t.latency_samples
+                                  ? static_cast<double>(t.latency_us_sum) /
+                                        static_cast<double>(t.latency_samples) / 1000.0
+                                  : 0.0;
+    o["max_latency_ms"] = static_cast<double>(t.latency_us_max) / 1000.0;
+    o["error_count"] = t.errors;
+    o["dropped_messages"] = t.dropped;
+    o["connections_accepted"] = t.accepted;
+    o["connections_rejected"] = t.rejected;
+    o["messages_rate_limited"] = t.rate_limited;
     o["topics"] = hs.topics;
     o["uptime_seconds"] = std::chrono::duration_cast<std::chrono::seconds>(
                               std::chrono::steady_clock::now() - started_at_)
@@ -865,24 +859,9 @@ inline boost::asio::awaitable<std::string> server::metrics() {
 // Names follow the Prometheus conventions: rtpush_ prefix, base units (seconds, bytes),
 // counters end in _total.
 inline std::string server::metrics_text(const queue_depths& q) const {
-    std::uint64_t sent = 0, bytes = 0, dropped = 0, slow = 0, errors = 0, lat_sum = 0, lat_n = 0,
-                  writes = 0, accepted = 0, rejected = 0;
-    std::array<std::uint64_t, detail::latency_bounds_us.size()> buckets{};
-    for (auto const& s : shards_) {
-        auto const& c = s->counters();
-        sent += c.frames_sent.load(std::memory_order_relaxed);
-        bytes += c.bytes_sent.load(std::memory_order_relaxed);
-        dropped += c.dropped.load(std::memory_order_relaxed);
-        slow += c.slow_consumers.load(std::memory_order_relaxed);
-        errors += c.errors.load(std::memory_order_relaxed);
-        lat_sum += c.latency_us_sum.load(std::memory_order_relaxed);
-        lat_n += c.latency_samples.load(std::memory_order_relaxed);
-        writes += c.writes.load(std::memory_order_relaxed);
-        accepted += c.accepted.load(std::memory_order_relaxed);
-        rejected += c.rejected.load(std::memory_order_relaxed);
-        for (std::size_t i = 0; i < buckets.size(); ++i)
-            buckets[i] += c.latency_buckets[i].load(std::memory_order_relaxed);
-    }
+    auto const t = totals();
+    auto const& [sent, bytes, writes, dropped, errors, lat_sum, lat_n, lat_max, buckets, slow,
+                 accepted, rejected, rate_limited] = t;
     auto const hs = hub_.stats();
     detail::prometheus_writer w;
     w.family("rtpush_build_info", "gauge", "rtpush version of this server; the value is 1.");
