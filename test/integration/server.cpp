@@ -553,6 +553,29 @@ BOOST_AUTO_TEST_CASE(dashboard_off_serves_the_index) {
     BOOST_TEST(root.body.at("websocket").as_string() == "/ws");
 }
 
+BOOST_AUTO_TEST_CASE(head_has_headers_and_no_body) {
+    server_fixture fx;
+    net::io_context ioc;
+    net::ip::tcp::socket s(ioc);
+    s.connect({net::ip::make_address("127.0.0.1"), fx.srv.port()});
+    // Two requests on one connection: a body after the HEAD answer would be read as the
+    // start of the second answer.
+    std::string const req = "HEAD /api/health HTTP/1.1\r\nHost: x\r\n\r\n"
+                            "GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n";
+    net::write(s, net::buffer(req));
+    boost::beast::flat_buffer buf;
+    http::response_parser<http::string_body> head;
+    head.skip(true);
+    http::read(s, buf, head);
+    BOOST_TEST(head.get().result_int() == 200u);
+    BOOST_TEST(head.get().body().empty());
+    BOOST_TEST(!head.get()[http::field::content_length].empty());
+    http::response<http::string_body> get;
+    http::read(s, buf, get);
+    BOOST_TEST(get.result_int() == 200u);
+    BOOST_TEST(boost::json::parse(get.body()).at("status").as_string() == "ok");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(bad_input)

@@ -742,6 +742,8 @@ server::http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock, upgrade
         detail::add_cors(res, req[http::field::origin], cfg_.allowed_origins);
         res.set(http::field::server, cfg_.server_name);
         res.keep_alive(req.keep_alive() && !sh.stopping);
+        if (req.method() == http::verb::head)
+            res.body().clear(); // the headers (Content-Length included) of the GET, no body
         if (cfg_.logger.enabled(log_level::debug))
             cfg_.logger.log(log_level::debug, "http_request",
                             {{"method", std::string(req.method_string())},
