@@ -15,6 +15,8 @@
 #include <chrono>
 #include <future>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace test {
 
@@ -115,7 +117,8 @@ struct http_result {
 
 /// One blocking HTTP request on a fresh connection.
 inline http_result http_call(std::uint16_t port, http::verb method, std::string target,
-                             std::string body = {}, std::string raw_request = {}) {
+                             std::string body = {}, std::string raw_request = {},
+                             std::vector<std::pair<std::string, std::string>> headers = {}) {
     net::io_context ioc;
     net::ip::tcp::socket s(ioc);
     s.connect({net::ip::make_address("127.0.0.1"), port});
@@ -124,6 +127,8 @@ inline http_result http_call(std::uint16_t port, http::verb method, std::string 
     } else {
         http::request<http::string_body> req{method, target, 11};
         req.set(http::field::host, "127.0.0.1");
+        for (auto const& [k, v] : headers)
+            req.set(k, v);
         if (!body.empty()) {
             req.set(http::field::content_type, "application/json");
             req.body() = body;

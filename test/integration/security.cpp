@@ -106,35 +106,10 @@ net::awaitable<void> expect_nothing_but_pong(client_connection& c) {
     BOOST_TEST(m.at("type").as_string() == "pong");
 }
 
-struct http_reply {
-    unsigned status = 0;
-    boost::json::value body;
-    http::response<http::string_body> res;
-};
-
-http_reply http_with(std::uint16_t port, http::verb method, std::string target,
-                     std::vector<std::pair<std::string, std::string>> headers,
-                     std::string body = {}) {
-    net::io_context ioc;
-    net::ip::tcp::socket s(ioc);
-    s.connect({net::ip::make_address("127.0.0.1"), port});
-    http::request<http::string_body> req{method, target, 11};
-    req.set(http::field::host, "127.0.0.1");
-    for (auto const& [k, v] : headers)
-        req.set(k, v);
-    if (!body.empty()) {
-        req.set(http::field::content_type, "application/json");
-        req.body() = body;
-    }
-    req.prepare_payload();
-    http::write(s, req);
-    boost::beast::flat_buffer buf;
-    http_reply r;
-    http::read(s, buf, r.res);
-    r.status = r.res.result_int();
-    boost::system::error_code ec;
-    r.body = boost::json::parse(r.res.body(), ec);
-    return r;
+http_result http_with(std::uint16_t port, http::verb method, std::string target,
+                      std::vector<std::pair<std::string, std::string>> headers,
+                      std::string body = {}) {
+    return http_call(port, method, std::move(target), std::move(body), {}, std::move(headers));
 }
 
 } // namespace
