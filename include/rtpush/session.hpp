@@ -6,6 +6,7 @@
 
 #include <rtpush/auth.hpp>
 #include <rtpush/config.hpp>
+#include <rtpush/detail/exact_allocator.hpp>
 #include <rtpush/detail/frame.hpp>
 #include <rtpush/detail/send_queue.hpp>
 #include <rtpush/detail/shard.hpp>

@@ -1,6 +1,7 @@
 #ifndef RTPUSH_IMPL_SESSION_HPP
 #define RTPUSH_IMPL_SESSION_HPP
 
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
@@ -72,8 +73,13 @@ inline void session::wait_readable() {
     // Wait for readability, then read into the shard's buffer: a silent subscriber reserves
     // no read buffer and no coroutine frame, only this pending wait.
     reading_ = true;
-    socket_.async_wait(socket_type::wait_read,
-                       [this](boost::system::error_code ec) { on_readable(ec); });
+    // The wait op lives as long as the connection is idle. Asio's default (recycling) handler
+    // allocator would hand it a cached block sized for a larger operation (the handshake's
+    // writes); exact_allocator gives it exactly its own size.
+    socket_.async_wait(
+        socket_type::wait_read,
+        boost::asio::bind_allocator(detail::exact_allocator<void>{},
+                                    [this](boost::system::error_code ec) { on_readable(ec); }));
 }
 
 inline void session::on_readable(boost::system::error_code ec) {
