@@ -64,7 +64,8 @@ public:
 
     /// Serialises the publication once, frames it once, keeps it as the topic's latest value
     /// for its phase and hands one shared frame to every shard. Returns the topic's new `seq`,
-    /// or error::invalid_message for a bad topic. Per topic, subscribers receive publications
+    /// or error::invalid_message for a bad topic or data holding a non-finite number (which has
+    /// no JSON form, see finite_numbers). Per topic, subscribers receive publications
     /// in `seq` order.
     publish_result publish(publication p);
 

@@ -58,6 +58,12 @@ struct parse_limits {
 inline client_message parse_client_message(std::string_view text, const parse_limits& limits,
                                            boost::system::error_code& ec, std::string& detail);
 
+/// True when every number in `v` is finite. Boost.JSON reads an out-of-range number such as
+/// 1e400 as infinity and writes it back as `Infinity`, which is not JSON: a publication holding
+/// one would break every subscriber's JSON.parse. So the parser refuses such input and the
+/// hub refuses such data (found by fuzz_protocol).
+inline bool finite_numbers(const boost::json::value& v);
+
 /// ISO 8601 UTC with milliseconds, e.g. "2026-11-22T01:02:03.456Z".
 inline std::string iso8601(std::chrono::system_clock::time_point tp);
 inline std::string iso8601_now() {

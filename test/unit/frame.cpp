@@ -425,6 +425,16 @@ BOOST_AUTO_TEST_CASE(close_payload_truncation) {
     BOOST_TEST(p.size() == 125u);
     BOOST_TEST(static_cast<unsigned char>(p[0]) == 0x03);
     BOOST_TEST(static_cast<unsigned char>(p[1]) == 0xE8);
+    // cut between characters: 61 two-byte characters fit (122 bytes), the 62nd would not
+    std::string accents;
+    for (int i = 0; i < 70; ++i)
+        accents += "\xC3\xA9";
+    std::string const q = d::close_payload(1008, accents);
+    BOOST_TEST(q.size() == 2u + 122u);
+    BOOST_TEST(d::valid_utf8(q.substr(2)));
+    std::string const e = d::close_payload(1008, std::string(122, 'r') + "\xE2\x82\xAC");
+    BOOST_TEST(e.size() == 2u + 122u); // the euro sign (3 bytes) would end at byte 125
+    BOOST_TEST(d::close_payload(1008, std::string(120, 'r') + "\xE2\x82\xAC").size() == 125u);
     BOOST_TEST(d::valid_close_code(1000));
     BOOST_TEST(d::valid_close_code(1011));
     BOOST_TEST(d::valid_close_code(3000));

@@ -121,4 +121,11 @@ BOOST_AUTO_TEST_CASE(origin_allow_list) {
     BOOST_TEST(d::origin_allowed("https://anything", any));
 }
 
+// Found by fuzz_http: request bytes above ASCII echoed raw made JSON answers invalid.
+BOOST_AUTO_TEST_CASE(printable) {
+    BOOST_TEST(d::printable("/ws?x=1 ~") == "/ws?x=1 ~");
+    BOOST_TEST(d::printable("/w\xff\xc3\xa9s\r\n\x7f") == "/w???s???");
+    BOOST_TEST(d::printable("").empty());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

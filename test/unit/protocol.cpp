@@ -4,6 +4,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <chrono>
+#include <limits>
 #include <regex>
 #include <string>
 
@@ -445,6 +446,23 @@ BOOST_AUTO_TEST_CASE(priorities) {
     BOOST_TEST(!rtpush::parse_priority("HIGH", out));
     BOOST_TEST(!rtpush::parse_priority("", out));
     BOOST_TEST((out == priority::high)); // untouched on failure
+}
+
+// Found by fuzz_protocol: Boost.JSON reads 1e400 as infinity and writes `Infinity` (not JSON).
+BOOST_AUTO_TEST_CASE(numbers_out_of_range_are_refused) {
+    auto p = parse(R"({"type":"publish","channel":"kpi","data":{"a":[1,{"b":1e400}]}})");
+    BOOST_TEST((p.ec == E::invalid_message));
+    BOOST_TEST(p.detail == "a number is out of range (JSON has no Infinity)");
+    p = parse(R"({"type":"ping","id":-1e999})");
+    BOOST_TEST((p.ec == E::invalid_message));
+    BOOST_TEST(p.m.id.is_null()); // not echoed
+    p = parse(R"({"type":"publish","channel":"kpi","data":[1e308,-1e308,0.0]})");
+    BOOST_TEST(!p.ec);
+    json::value v = json::array{
+        1, 2.5, json::object{{"x", json::array{std::numeric_limits<double>::infinity()}}}};
+    BOOST_TEST(!rtpush::finite_numbers(v));
+    v.as_array()[2].as_object()["x"].as_array()[0] = 3.0;
+    BOOST_TEST(rtpush::finite_numbers(v));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

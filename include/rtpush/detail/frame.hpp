@@ -10,6 +10,7 @@
 
 #include <rtpush/error.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -74,11 +75,16 @@ inline std::string make_frame(opcode op, std::string_view payload) {
 }
 
 /// The payload of a close frame: a 2-byte code and a UTF-8 reason, truncated to fit 125 bytes.
+/// The cut falls between characters: a reason cut inside one would not be UTF-8, and the peer
+/// would fail the connection with 1007 instead of reading our code (found by fuzz_frame).
 inline std::string close_payload(std::uint16_t code, std::string_view reason) {
     std::string p;
     p.push_back(static_cast<char>(code >> 8));
     p.push_back(static_cast<char>(code & 0xFF));
-    p.append(reason.substr(0, 123));
+    std::size_t n = std::min<std::size_t>(reason.size(), 123);
+    while (n > 0 && n < reason.size() && (static_cast<unsigned char>(reason[n]) & 0xC0) == 0x80)
+        --n; // reason[n], the first byte left out, continues a character: leave it all out
+    p.append(reason.substr(0, n));
     return p;
 }
 

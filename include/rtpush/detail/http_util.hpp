@@ -110,6 +110,18 @@ inline bool origin_allowed(std::string_view origin, const std::vector<std::strin
     return false;
 }
 
+/// Request text (a path, an Origin) as it may be echoed into a JSON answer or a log line:
+/// every byte outside printable ASCII becomes '?'. HTTP still admits obsolete bytes >= 0x80 in
+/// targets and header values (Beast accepts them) and Boost.JSON writes strings unchanged, so
+/// echoing them raw made answers that are not JSON (found by fuzz_http).
+inline std::string printable(std::string_view s) {
+    std::string out(s);
+    for (auto& c : out)
+        if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7E)
+            c = '?';
+    return out;
+}
+
 /// Splits "/path?a=1&b=x" into the path and its decoded query parameters.
 inline std::string_view split_target(std::string_view target,
                                      std::map<std::string, std::string>& query) {

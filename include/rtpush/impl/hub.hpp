@@ -61,6 +61,10 @@ inline hub::publish_result hub::publish(publication p) {
     publish_result r;
     if ((r.ec = validate(p.topic)))
         return r;
+    if (!finite_numbers(p.data)) { // would serialise as `Infinity`: not JSON
+        r.ec = error::invalid_message;
+        return r;
+    }
     if (p.event.empty())
         p.event = p.topic.channel + ":update";
     std::string const key = p.topic.key();

@@ -1,8 +1,10 @@
 #ifndef RTPUSH_IMPL_PROTOCOL_HPP
 #define RTPUSH_IMPL_PROTOCOL_HPP
 
+#include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <vector>
 
 namespace rtpush {
 
@@ -115,6 +117,26 @@ inline bool read_recover(const boost::json::value& v, recover_position& out, std
 
 } // namespace detail
 
+inline bool finite_numbers(const boost::json::value& v) {
+    // An explicit stack: values built in code are not bounded by a parser's depth limit.
+    std::vector<const boost::json::value*> todo{&v};
+    while (!todo.empty()) {
+        auto const* x = todo.back();
+        todo.pop_back();
+        if (x->is_double()) {
+            if (!std::isfinite(x->get_double()))
+                return false;
+        } else if (x->is_array()) {
+            for (auto const& e : x->get_array())
+                todo.push_back(&e);
+        } else if (x->is_object()) {
+            for (auto const& kv : x->get_object())
+                todo.push_back(&kv.value());
+        }
+    }
+    return true;
+}
+
 inline client_message parse_client_message(std::string_view text, const parse_limits& limits,
                                            boost::system::error_code& ec, std::string& detail) {
     client_message m;
@@ -131,6 +153,11 @@ inline client_message parse_client_message(std::string_view text, const parse_li
     if (jec) {
         ec = error::invalid_message;
         detail = "malformed JSON: " + jec.message();
+        return m;
+    }
+    if (!finite_numbers(v)) {
+        ec = error::invalid_message;
+        detail = "a number is out of range (JSON has no Infinity)";
         return m;
     }
     if (!v.is_object()) {

@@ -45,7 +45,7 @@ inline server::http_response json_error(boost::beast::http::status status, std::
                                         std::string_view message, unsigned version = 11) {
     boost::json::object e;
     e["code"] = code;
-    e["message"] = message;
+    e["message"] = printable(message); // it may echo a request's path or Origin
     boost::json::object o;
     o["error"] = std::move(e);
     return json_response(status, o, version);
@@ -675,6 +675,12 @@ server::http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock, upgrade
                      !detail::valid_websocket_key(key))
                 refusal = detail::json_error(http::status::bad_request, "INVALID_MESSAGE",
                                              "malformed WebSocket handshake");
+            else if (auto const org = query.count("org") ? query["org"] : query["organization_id"];
+                     !org.empty() && !valid_identifier(org))
+                // it would be counted and listed (/api/connections) as given: raw bytes there
+                // would make the answer not JSON
+                refusal = detail::json_error(http::status::bad_request, "INVALID_MESSAGE",
+                                             "org must be 1-128 characters of [A-Za-z0-9_.@-]");
             else if (req[http::field::sec_websocket_version] != "13") {
                 refusal = detail::json_error(http::status::upgrade_required, "INVALID_MESSAGE",
                                              "unsupported WebSocket version (13 is supported)");
@@ -687,7 +693,7 @@ server::http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock, upgrade
                                              "origin " + std::string(origin) +
                                                  " may not open a WebSocket on this server");
                 cfg_.logger.log(log_level::info, "origin_refused",
-                                {{"remote", remote}, {"origin", std::string(origin)}});
+                                {{"remote", remote}, {"origin", detail::printable(origin)}});
             } else if (!handshake_allowed(remote_ip)) {
                 sh.counters().rejected.fetch_add(1, std::memory_order_relaxed);
                 refusal = detail::json_error(http::status::too_many_requests, "RATE_LIMIT_EXCEEDED",
@@ -747,7 +753,7 @@ server::http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock, upgrade
         if (cfg_.logger.enabled(log_level::debug))
             cfg_.logger.log(log_level::debug, "http_request",
                             {{"method", std::string(req.method_string())},
-                             {"target", std::string(req.target())},
+                             {"target", detail::printable(req.target())},
                              {"status", res.result_int()},
                              {"remote", remote}});
         auto [wec, wn] = co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
@@ -1108,10 +1114,12 @@ inline boost::asio::awaitable<server::http_response> server::handle(const http_r
         boost::json::parse_options opt;
         opt.max_depth = cfg_.max_json_depth;
         auto body = boost::json::parse(req.body(), ec, {}, opt);
-        if (ec || !body.is_object())
-            co_return detail::json_error(
-                http::status::bad_request, "INVALID_MESSAGE",
-                ec ? "malformed JSON body: " + ec.message() : "body must be a JSON object", v);
+        if (ec || !body.is_object() || !finite_numbers(body))
+            co_return detail::json_error(http::status::bad_request, "INVALID_MESSAGE",
+                                         ec                 ? "malformed JSON body: " + ec.message()
+                                         : body.is_object() ? "a number is out of range"
+                                                            : "body must be a JSON object",
+                                         v);
         auto& b = body.get_object();
         publication p;
         if (path.size() > 15) {
