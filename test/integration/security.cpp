@@ -680,4 +680,88 @@ BOOST_AUTO_TEST_CASE(deep_json_huge_message_and_empty_continuations) {
     });
 }
 
+BOOST_AUTO_TEST_CASE(total_connections_n_plus_1) {
+    auto cfg = default_config();
+    cfg.max_connections = 3;
+    server_fixture fx(cfg);
+    run([&](net::io_context& ioc) -> net::awaitable<void> {
+        client_connection good(ioc.get_executor()), b(ioc.get_executor()), c(ioc.get_executor()),
+            over(ioc.get_executor()), later(ioc.get_executor());
+        co_await connect(good, fx.url());
+        co_await subscribe(good, "kpi", "acme");
+        co_await connect(b, fx.url());
+        co_await connect(c, fx.url());
+        // the fourth of three: refused at the handshake, nothing else is disturbed
+        bool refused = false;
+        try {
+            co_await over.async_connect(fx.url());
+        } catch (boost::system::system_error const&) {
+            refused = true;
+        }
+        BOOST_TEST(refused);
+        BOOST_TEST(over.handshake_status() == 503u);
+        BOOST_TEST(over.handshake_body().find("CONNECTION_LIMIT") != std::string::npos);
+        publish_n(fx.srv.hub(), "acme", 5);
+        co_await expect_updates(good, 5);
+        // a closed connection frees its place
+        co_await c.async_close();
+        co_await sleep_for(200ms);
+        co_await connect(later, fx.url());
+        publish_n(fx.srv.hub(), "acme", 5);
+        co_await expect_updates(good, 5, 6);
+        BOOST_TEST(fx.srv.counters().at("connections_rejected").to_number<std::uint64_t>() >= 1u);
+    });
+}
+
+// Found by fuzzing (docs/security.md, "Fuzzing"): numbers beyond double range, and request
+// bytes above ASCII echoed into JSON, made answers that are not JSON.
+BOOST_AUTO_TEST_CASE(unrepresentable_input_is_refused_and_answers_stay_json) {
+    auto cfg = default_config();
+    cfg.allow_client_publish = true;
+    cfg.allowed_origins = {"https://app.example.com"};
+    server_fixture fx(cfg);
+    auto const port = fx.srv.port();
+    std::string const upgrade = "Host: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                                "Sec-WebSocket-Version: 13\r\n";
+    run([&](net::io_context& ioc) -> net::awaitable<void> {
+        client_connection good(ioc.get_executor()), pub(ioc.get_executor());
+        co_await connect(good, fx.url());
+        co_await subscribe(good, "kpi", "acme");
+        co_await connect(pub, fx.url());
+        // Infinity has no JSON form: refused, never published to `good`
+        co_await expect_error(
+            pub, R"({"type":"publish","channel":"kpi","scope":{"org":"acme"},"data":{"x":1e400}})",
+            "INVALID_MESSAGE");
+        co_await pub.async_send(R"({"type":"ping","id":-1e999})");
+        auto e = co_await expect(pub, "error");
+        BOOST_TEST(e.at("code").as_string() == "INVALID_MESSAGE");
+        BOOST_TEST(!e.contains("id"));
+        auto rest = http_call(port, http::verb::post, "/api/broadcast",
+                              R"({"channel":"kpi","scope":{"org":"acme"},"data":[1e309]})");
+        BOOST_TEST(rest.status == 400u);
+        BOOST_TEST(rest.body.at("error").at("message").as_string() == "a number is out of range");
+        // bytes above ASCII in the target and the Origin: refused with a JSON body
+        auto path = http_call(port, {}, {}, {}, "GET /w\xff\xfes HTTP/1.1\r\n" + upgrade + "\r\n");
+        BOOST_TEST(path.status == 404u);
+        BOOST_TEST(path.body.is_object(), path.raw);
+        auto origin = http_call(port, {}, {}, {},
+                                "GET /ws HTTP/1.1\r\n" + upgrade + "Origin: https://\xc3(\r\n\r\n");
+        BOOST_TEST(origin.status == 403u);
+        BOOST_TEST(origin.body.is_object(), origin.raw);
+        auto org = http_call(port, {}, {}, {}, "GET /ws?org=%FF HTTP/1.1\r\n" + upgrade + "\r\n");
+        BOOST_TEST(org.status == 400u);
+        BOOST_TEST(org.body.at("error").at("code").as_string() == "INVALID_MESSAGE");
+        // `good` received nothing of it, and everything published meanwhile, in order
+        co_await pub.async_send(
+            R"({"type":"publish","channel":"kpi","scope":{"org":"acme"},"data":{"x":1e300}})");
+        co_await expect(pub, "published");
+        publish_n(fx.srv.hub(), "acme", 5);
+        auto first = co_await expect(good, "update");
+        BOOST_TEST(first.at("seq").to_number<std::uint64_t>() == 1u);
+        BOOST_TEST(first.at("data").at("x").as_double() == 1e300);
+        co_await expect_updates(good, 5, 2);
+    });
+}
+
 BOOST_AUTO_TEST_SUITE_END()
