@@ -20,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -31,6 +32,13 @@ struct client_config {
     std::vector<std::pair<std::string, std::string>> headers; ///< added to every handshake
     std::vector<topic> subscriptions; ///< subscribed (and recovered) on every connection
     std::string auth_message;         ///< JSON text sent after `connected`, before subscribing
+    /// Sent in `hello` on every connection (after auth_message): the server then re-sends
+    /// what this client has not acked, across reconnects (docs/protocol.md, "Acknowledged
+    /// delivery"). Empty: an authenticated client is known by its user id, others not at all.
+    std::string client_id;
+    /// Answer every `update` that carries an `ackId` with `{"type":"ack","id":...}` (before it
+    /// is handed to async_receive, and also when it is dropped as a duplicate).
+    bool auto_ack = true;
     backoff_config backoff;
     /// A server silent this long is taken for dead; 0 = 2.5 x the `heartbeatInterval` of its
     /// `connected` message (none when it sent no `connected`: not an rtpush server).
@@ -119,6 +127,8 @@ public:
     std::uint64_t duplicates() const noexcept { return duplicates_; }
     /// Gaps seen in a topic's seqs (each one ends the connection so that recovery fills it).
     std::uint64_t gaps() const noexcept { return gaps_; }
+    /// Acks sent for messages that required one.
+    std::uint64_t acks_sent() const noexcept { return acks_sent_; }
     const detail::stream_tracker& tracker() const noexcept { return tracker_; }
 
 private:
@@ -145,7 +155,13 @@ private:
     std::string url_;
     std::uint64_t duplicates_ = 0;
     std::uint64_t gaps_ = 0;
+    std::uint64_t acks_sent_ = 0;
     std::uint64_t next_id_ = 1;
+    // ackIds already handed on, so that a re-send (`redelivered`) or a replay of an acked
+    // message is not delivered twice; bounded, oldest forgotten first.
+    std::unordered_set<std::string> seen_acks_;
+    std::deque<std::string> seen_order_;
+    bool remember_ack(const std::string& id); // false when already seen
     bool connected_ = false;
     bool stopping_ = false;
     bool finished_ = false;

@@ -24,6 +24,23 @@ struct hub_config {
     std::size_t max_replay = 5000; ///< a recovery needing more replays sends `initial` instead
 };
 
+/// Acknowledged delivery: how often and how long a publication with `requires_ack` is re-sent
+/// to a client that has not acked it (docs/protocol.md, "Acknowledged delivery").
+struct ack_config {
+    /// The first re-send goes this long after a delivery; each later one waits `factor` times
+    /// longer, up to `max_resend_delay`.
+    std::chrono::milliseconds resend_after{2000};
+    double factor = 2.0;
+    std::chrono::milliseconds max_resend_delay{30000};
+    /// Deliveries to one client (the first one included) before the server gives up on it.
+    /// A reconnect sends what is pending once more, whatever the count.
+    unsigned max_attempts = 10;
+    /// A broadcast is forgotten this long after it was published (its GET answers 404).
+    std::chrono::milliseconds ttl{600000};
+    std::size_t max_broadcasts = 10000;        ///< the oldest is forgotten beyond this
+    std::size_t max_pending_per_client = 1000; ///< the oldest un-acked one is given up beyond
+};
+
 /// Everything a server can be told. Tools map flags, environment variables and config files
 /// onto this struct; programs fill it with designated initialisers.
 struct server_config {
@@ -73,6 +90,7 @@ struct server_config {
     std::chrono::milliseconds refresh_min_interval{10000}; ///< per-client `refresh` rate limit
 
     rtpush::hub_config history; ///< per-topic history for recovery
+    rtpush::ack_config acks;    ///< re-sending of publications with `requires_ack`
 
     rtpush::logger logger; ///< no sink: silent
 };

@@ -26,7 +26,9 @@ enum class client_message_type {
     ping,
     get,
     publish,
-    authenticate
+    authenticate,
+    ack,  ///< acknowledges a publication that required it (`id` = its `ackId`)
+    hello ///< names the client across connections (`clientId`), for acknowledged delivery
 };
 
 /// Delivery priority of a publication (seed 001's levels).
@@ -44,7 +46,12 @@ struct client_message {
     std::string phase;       ///< publish: "kpis", "complete" or empty
     boost::json::value data; ///< publish: payload; authenticate: credentials
     std::optional<detail::recover_position> recover; ///< subscribe: where the client was
+    bool requires_ack = false; ///< publish: every receiver must ack (seed 001's requires_ack)
+    std::string client_id;     ///< hello, authenticate: the client's own stable name
 };
+
+/// A client-chosen `clientId`: 1-128 characters of [A-Za-z0-9_.@:-].
+inline bool valid_client_id(std::string_view s) noexcept;
 
 /// Bounds applied while parsing untrusted input.
 struct parse_limits {
@@ -80,6 +87,9 @@ struct publication {
     std::string phase; ///< "kpis", "complete" or empty
     rtpush::priority priority = rtpush::priority::medium;
     boost::json::value data;
+    /// Set when every receiver must ack it: the `ackId` its `update` carries (the hub does not
+    /// track acks; the server does, see detail::ack_tracker).
+    std::string ack_id;
 };
 
 /// Server-to-client messages. Each returns the serialised JSON text of one message.
@@ -97,13 +107,20 @@ inline std::string error(rtpush::error code, std::string_view message,
                          const boost::json::value& id);
 inline std::string rate_limit(double retry_after_seconds, const boost::json::value& id);
 inline std::string refreshing(const topic& t);
-inline std::string published(const topic& t, std::uint64_t seq, const boost::json::value& id);
+/// `ack_id`: the `ackId` every receiver must ack (a publish with `requires_ack`).
+inline std::string published(const topic& t, std::uint64_t seq, const boost::json::value& id,
+                             std::string_view ack_id = {});
 inline std::string authenticated(std::string_view user, std::string_view org,
                                  const boost::json::value& id);
 /// `type` is "initial" or "update". `offset` equals `seq` (the position in the topic's stream).
+/// An `update` of a publication with an ack id carries `ackId` (and `redelivered: true` when
+/// it is a re-send); an `initial` never does (it was not sent to be acked).
 inline std::string publication(std::string_view type, const rtpush::publication& p,
                                std::uint64_t seq, std::string_view epoch,
-                               std::string_view timestamp);
+                               std::string_view timestamp, bool redelivered = false);
+/// The answer to `hello`: the client id and how many acks it still owes.
+inline std::string hello(std::string_view client_id, std::size_t pending,
+                         const boost::json::value& id);
 } // namespace message
 
 } // namespace rtpush

@@ -101,6 +101,8 @@ private:
     boost::asio::awaitable<void> handle_connection(detail::shard& sh,
                                                    boost::asio::ip::tcp::socket sock);
     boost::asio::awaitable<void> heartbeat_loop(detail::shard& sh);
+    /// Re-sends the un-acked publications due to this shard's sessions (on its thread).
+    void resend_unacked(detail::shard& sh, std::chrono::steady_clock::time_point now);
     boost::asio::awaitable<void> stats_loop();
     boost::asio::awaitable<void> drain(detail::shard& sh);
     void shutdown_shard(detail::shard& sh);
@@ -135,6 +137,7 @@ private:
     std::chrono::steady_clock::time_point started_at_ = std::chrono::steady_clock::now();
     std::atomic<double> messages_per_second_{0};
     detail::org_connections org_connections_;
+    std::unique_ptr<detail::ack_registry> acks_; // publications with requires_ack
     std::mutex handshake_mutex_;
     detail::keyed_rate_limiter handshake_limiter_; // per client IP
 };

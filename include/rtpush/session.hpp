@@ -114,6 +114,15 @@ private:
     void unsubscribe(client_message& m);
     void authenticate(client_message& m);
     void count_org();
+    void ack(client_message& m);
+    void hello(client_message& m);
+    /// Hands a frame of a publication that needs an ack to the tracker (targeted, pending).
+    void track_ack(const detail::frame_ptr& f);
+    /// Tells the tracker who this connection is now; returns what the client has not acked.
+    std::vector<detail::frame_ptr> identify();
+    /// The name acks are tracked under: `client:<clientId>`, else `user:<org>/<user>`, else
+    /// `conn:<connection id>` (docs/protocol.md, "Acknowledged delivery").
+    std::string ack_key() const;
     void accept_claims(jwt_claims c);
     bool may_access(const topic& t, const boost::json::value& id);
 
@@ -147,6 +156,8 @@ private:
     std::size_t auth_failures_ = 0;     // rejected tokens: guessing is bounded per connection
     detail::message_rate rate_;         // inbound messages per second
     std::chrono::steady_clock::time_point last_refresh_{};
+    std::string client_tag_; // the client's own `clientId` (hello, authenticate)
+    std::string ack_key_;    // the key this session is attached under in the ack tracker
     std::uint64_t received_ = 0;
     std::uint64_t sent_ = 0;
 

@@ -173,6 +173,52 @@ BOOST_AUTO_TEST_CASE(authenticate) {
     BOOST_TEST((b.m.data.as_object().at("token") == json::value("xyz")));
 }
 
+BOOST_AUTO_TEST_CASE(ack_hello_and_requires_ack) {
+    auto const a = parse(R"({"type":"ack","id":"9f2c-4"})");
+    BOOST_TEST(!a.ec, a.detail);
+    BOOST_TEST((a.m.type == client_message_type::ack));
+    BOOST_TEST((a.m.id == json::value("9f2c-4")));
+    auto const no_id = parse(R"({"type":"ack"})");
+    BOOST_TEST((no_id.ec == rtpush::error::invalid_message));
+    BOOST_TEST(no_id.detail.find("ackId") != std::string::npos);
+
+    auto const h = parse(R"({"type":"hello","clientId":"dash-1@acme"})");
+    BOOST_TEST(!h.ec, h.detail);
+    BOOST_TEST((h.m.type == client_message_type::hello));
+    BOOST_TEST(h.m.client_id == "dash-1@acme");
+    BOOST_TEST((parse(R"({"type":"hello"})").ec == rtpush::error::invalid_message));
+    BOOST_TEST(
+        (parse(R"({"type":"hello","clientId":"a b"})").ec == rtpush::error::invalid_message));
+    BOOST_TEST((parse(R"({"type":"hello","clientId":7})").ec == rtpush::error::invalid_message));
+
+    auto const au = parse(R"({"type":"authenticate","data":{"user_id":"u","clientId":"c1"}})");
+    BOOST_TEST(!au.ec, au.detail);
+    BOOST_TEST(au.m.client_id == "c1");
+    auto const au2 = parse(R"({"type":"authenticate","token":"t","clientId":"c2"})");
+    BOOST_TEST(au2.m.client_id == "c2");
+
+    auto const p = parse(R"({"type":"publish","channel":"kpi","data":{},"requires_ack":true})");
+    BOOST_TEST(!p.ec, p.detail);
+    BOOST_TEST(p.m.requires_ack);
+    BOOST_TEST(!parse(R"({"type":"publish","channel":"kpi","data":{}})").m.requires_ack);
+    BOOST_TEST((parse(R"({"type":"publish","channel":"kpi","data":{},"requires_ack":"yes"})").ec ==
+                rtpush::error::invalid_message));
+}
+
+BOOST_AUTO_TEST_CASE(ack_id_only_on_updates) {
+    rtpush::publication p;
+    p.topic.channel = "alerts";
+    p.data = json::object();
+    p.ack_id = "e-1";
+    auto u = json::parse(rtpush::message::publication("update", p, 3, "ep", "ts"));
+    BOOST_TEST((u.at("ackId") == json::value("e-1")));
+    BOOST_TEST(!u.as_object().contains("redelivered"));
+    auto r = json::parse(rtpush::message::publication("update", p, 3, "ep", "ts", true));
+    BOOST_TEST((r.at("redelivered") == json::value(true)));
+    auto i = json::parse(rtpush::message::publication("initial", p, 3, "ep", "ts"));
+    BOOST_TEST(!i.as_object().contains("ackId"));
+}
+
 // ---- parsing: errors ----
 
 BOOST_AUTO_TEST_CASE(malformed_json) {

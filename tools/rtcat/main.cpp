@@ -34,6 +34,8 @@ struct options {
     bool color = true;
     bool json = false;
     bool reconnect = false;
+    std::string client_id; // sent in `hello`: un-acked messages follow across reconnects
+    bool ack = true;       // answer messages that carry an `ackId`
     bool tty_out = false;
     bool tty_in = false;
 };
@@ -126,6 +128,34 @@ void print_incoming(const options& o, const std::string& text) {
         std::cout << body << std::endl;
 }
 
+// The `ackId` of an rtpush message that must be acknowledged, or empty.
+std::string ack_id_of(const boost::json::value& v) {
+    if (!v.is_object())
+        return {};
+    auto const* a = v.get_object().if_contains("ackId");
+    return a && a->is_string() ? std::string(a->get_string()) : std::string{};
+}
+
+std::string ack_id_of(const std::string& text) {
+    boost::system::error_code ec;
+    auto const v = boost::json::parse(text, ec);
+    return ec ? std::string{} : ack_id_of(v);
+}
+
+std::string ack_message(const std::string& id) {
+    boost::json::object o;
+    o["type"] = "ack";
+    o["id"] = id;
+    return boost::json::serialize(o);
+}
+
+std::string hello_message(const std::string& client_id) {
+    boost::json::object o;
+    o["type"] = "hello";
+    o["clientId"] = client_id;
+    return boost::json::serialize(o);
+}
+
 void print_note(const options& o, const std::string& text) {
     // Notes go to stderr, so stdout stays one message per line for pipes.
     std::cerr << (o.color && o.tty_out ? "\x1b[33m" : "") << text
@@ -145,6 +175,8 @@ public:
             c.urls.push_back(opt_.url);
             c.headers = opt_.headers;
             c.subscriptions = opt_.subscriptions;
+            c.client_id = opt_.client_id;
+            c.auto_ack = opt_.ack;
             client_.emplace(ioc.get_executor(), std::move(c));
         }
     }
@@ -240,6 +272,10 @@ private:
         }
         if (opt_.tty_in)
             print_note(opt_, "Connected (press CTRL+C to quit)");
+        if (!opt_.client_id.empty()) {
+            std::string const hello = hello_message(opt_.client_id);
+            co_await conn_.async_send(hello);
+        }
         rtpush::detail::stream_tracker none; // builds plain subscribe messages
         for (auto const& t : opt_.subscriptions) {
             std::string const m = none.subscribe_message(t, "");
@@ -264,6 +300,13 @@ private:
             using kind = rtpush::client_connection::event;
             if (ev.kind == kind::message) {
                 print_incoming(opt_, ev.payload);
+                if (std::string const id = ack_id_of(ev.payload); !id.empty()) {
+                    if (opt_.ack) {
+                        std::string const ack = ack_message(id);
+                        co_await conn_.async_send(ack);
+                    }
+                    print_note(opt_, (opt_.ack ? "# acked " : "# ack required: ") + id);
+                }
             } else if (ev.kind == kind::ping || ev.kind == kind::pong) {
                 if (opt_.show_ping_pong)
                     print_note(opt_, std::string(ev.kind == kind::ping ? "< Received ping"
@@ -298,6 +341,9 @@ private:
             }
             if (ev.kind == rtpush::client_event::message) {
                 print_incoming(opt_, ev.text);
+                // rtpush::client acked it already (unless --no-ack)
+                if (std::string const id = ack_id_of(ev.json); !id.empty())
+                    print_note(opt_, (opt_.ack ? "# acked " : "# ack required: ") + id);
                 continue;
             }
             std::string note = "# " + std::string(rtpush::to_string(ev.state));
@@ -369,7 +415,9 @@ int main(int argc, char** argv) {
         ("subscribe", po::value<std::vector<std::string>>()->composing(), "subscribe to CHANNEL[:org[:dept[:queue]]] (repeatable)")
         ("token", po::value<std::string>(), "send \"Authorization: Bearer TOKEN\"")
         ("json", "print each message as one compact JSON line")
-        ("reconnect", "stay connected: backoff, resubscribe and recover (rtpush::client)");
+        ("reconnect", "stay connected: backoff, resubscribe and recover (rtpush::client)")
+        ("client-id", po::value<std::string>(), "send hello {clientId}: the server re-sends messages not yet acked, also after a reconnect")
+        ("no-ack", "do not answer messages that carry an ackId (they are re-sent)");
     // clang-format on
     po::variables_map vm;
     try {
@@ -439,6 +487,14 @@ int main(int argc, char** argv) {
     o.color = vm.count("no-color") == 0;
     o.json = vm.count("json") > 0;
     o.reconnect = vm.count("reconnect") > 0;
+    o.ack = vm.count("no-ack") == 0;
+    if (vm.count("client-id")) {
+        o.client_id = vm["client-id"].as<std::string>();
+        if (!rtpush::valid_client_id(o.client_id)) {
+            std::cerr << "rtcat: --client-id is 1-128 characters of [A-Za-z0-9_.@:-]\n";
+            return 2;
+        }
+    }
     o.tty_out = ::isatty(STDOUT_FILENO) == 1;
     o.tty_in = ::isatty(STDIN_FILENO) == 1;
     if (vm.count("no-check"))

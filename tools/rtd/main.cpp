@@ -100,6 +100,9 @@ int main(int argc, char** argv) {
         ("history-size", po::value<std::size_t>()->default_value(1000), "publications kept per topic for recovery; 0 = none [RTD_HISTORY_SIZE]")
         ("history-ttl", po::value<double>()->default_value(600), "seconds a publication stays in history [RTD_HISTORY_TTL]")
         ("max-replay", po::value<std::size_t>()->default_value(5000), "most publications one recovery replays")
+        ("ack-resend", po::value<double>()->default_value(2), "seconds before an un-acked requires_ack message is re-sent (then doubling, up to 30 s)")
+        ("ack-attempts", po::value<unsigned>()->default_value(10), "deliveries of an un-acked message to one client before giving up")
+        ("ack-ttl", po::value<double>()->default_value(600), "seconds a requires_ack broadcast is tracked (GET /api/broadcast/{id})")
         ("allow-publish", po::value<bool>()->default_value(false)->implicit_value(true), "accept `publish` from WebSocket clients [RTD_ALLOW_PUBLISH]")
         ("demo", po::value<bool>()->default_value(false)->implicit_value(true), "publish built-in demo data [RTD_DEMO]")
         ("demo-interval", po::value<unsigned>()->default_value(2000), "milliseconds between demo rounds [RTD_DEMO_INTERVAL]")
@@ -182,6 +185,16 @@ int main(int argc, char** argv) {
     cfg.history.history_size = vm["history-size"].as<std::size_t>();
     cfg.history.history_ttl = std::chrono::milliseconds(static_cast<long>(history_ttl * 1000));
     cfg.history.max_replay = vm["max-replay"].as<std::size_t>();
+    auto const ack_resend = vm["ack-resend"].as<double>();
+    auto const ack_ttl = vm["ack-ttl"].as<double>();
+    if (!(ack_resend > 0) || !(ack_ttl > 0) || vm["ack-attempts"].as<unsigned>() == 0) {
+        std::cerr << "rtd: --ack-resend, --ack-ttl and --ack-attempts must be > 0\n";
+        return 2;
+    }
+    cfg.acks.resend_after = std::chrono::milliseconds(static_cast<long>(ack_resend * 1000));
+    cfg.acks.max_resend_delay = std::max(cfg.acks.max_resend_delay, cfg.acks.resend_after);
+    cfg.acks.max_attempts = vm["ack-attempts"].as<unsigned>();
+    cfg.acks.ttl = std::chrono::milliseconds(static_cast<long>(ack_ttl * 1000));
     cfg.jwt_secret = vm["jwt-secret"].as<std::string>();
     cfg.auth_required = vm["auth-required"].as<bool>();
     cfg.admin_key = vm["admin-key"].as<std::string>();

@@ -28,6 +28,10 @@ struct outbound_frame {
     /// updates of one phase keep their `seq` order; `kpis` overtaking `complete` is the point.
     std::string topic;
     int phase = 1;
+    /// A publication with `requires_ack`: its ack id, and the frame a re-send uses (the same
+    /// message marked `redelivered`). Sessions hand such frames to the ack tracker.
+    std::string ack_id;
+    std::shared_ptr<const outbound_frame> redelivery;
 };
 using frame_ptr = std::shared_ptr<const outbound_frame>;
 

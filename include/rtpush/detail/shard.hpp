@@ -4,6 +4,7 @@
 #ifndef RTPUSH_DETAIL_SHARD_HPP
 #define RTPUSH_DETAIL_SHARD_HPP
 
+#include <rtpush/detail/ack_tracker.hpp>
 #include <rtpush/detail/rate_limit.hpp>
 #include <rtpush/detail/send_queue.hpp>
 #include <rtpush/topic.hpp>
@@ -220,6 +221,8 @@ public:
 
     /// The server's per-organization connection counts, shared by every shard.
     org_connections* orgs = nullptr;
+    /// The server's acknowledged-delivery bookkeeping, shared by every shard.
+    ack_registry* acks = nullptr;
 
     /// Sockets still in their HTTP phase, closed at shutdown.
     std::unordered_set<boost::asio::ip::tcp::socket*> http_sockets;

@@ -111,6 +111,32 @@ inline boost::asio::awaitable<void> client::watchdog() {
     }
 }
 
+namespace detail {
+inline std::string ack_message(std::string_view id) {
+    boost::json::object o;
+    o["type"] = "ack";
+    o["id"] = id;
+    return boost::json::serialize(o);
+}
+inline std::string hello_message(std::string_view client_id) {
+    boost::json::object o;
+    o["type"] = "hello";
+    o["clientId"] = client_id;
+    return boost::json::serialize(o);
+}
+} // namespace detail
+
+inline bool client::remember_ack(const std::string& id) {
+    if (!seen_acks_.insert(id).second)
+        return false;
+    seen_order_.push_back(id);
+    if (seen_order_.size() > 4096) {
+        seen_acks_.erase(seen_order_.front());
+        seen_order_.pop_front();
+    }
+    return true;
+}
+
 inline boost::asio::awaitable<void> client::handle_message(std::string text) {
     client_event e;
     e.kind = client_event::message;
@@ -127,7 +153,34 @@ inline boost::asio::awaitable<void> client::handle_message(std::string text) {
     auto const* t = o.if_contains("type");
     std::string const type = t && t->is_string() ? std::string(t->get_string()) : std::string();
     if (type == "initial" || type == "update") {
+        bool first_seen = true;
+        bool redelivered = false;
+        if (auto const* a = o.if_contains("ackId"); a && a->is_string()) {
+            std::string const ack_id(a->get_string());
+            if (cfg_.auto_ack) {
+                std::string const msg = detail::ack_message(ack_id);
+                co_await conn_->async_send(msg);
+                ++acks_sent_;
+            }
+            first_seen = remember_ack(ack_id);
+            if (auto const* r = o.if_contains("redelivered"); r && r->is_bool())
+                redelivered = r->get_bool();
+        }
+        if (redelivered) {
+            // A re-send is outside the topic's stream order (it may come before a replay or
+            // after newer updates): hand it on once, and leave the seq positions alone.
+            if (!first_seen) {
+                ++duplicates_;
+                co_return;
+            }
+            co_await push(std::move(e));
+            co_return;
+        }
         auto const v = tracker_.accept(o);
+        if (v == detail::stream_tracker::verdict::fresh && !first_seen) {
+            ++duplicates_; // already handed on as a re-send; the position moves on
+            co_return;
+        }
         if (v == detail::stream_tracker::verdict::duplicate) {
             ++duplicates_;
             co_return;
@@ -159,6 +212,10 @@ inline boost::asio::awaitable<void> client::handle_message(std::string text) {
         co_await push(std::move(e));
         if (!cfg_.auth_message.empty())
             co_await conn_->async_send(cfg_.auth_message);
+        if (!cfg_.client_id.empty()) {
+            std::string const hello = detail::hello_message(cfg_.client_id);
+            co_await conn_->async_send(hello);
+        }
         // Resubscribe with where we were: the server replays what we missed or says it can't.
         for (auto const& sub : cfg_.subscriptions) {
             std::string const id = "rtpush-client-" + std::to_string(next_id_++);

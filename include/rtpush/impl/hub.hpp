@@ -27,8 +27,11 @@ inline hub::hub(hub_config cfg)
 
 namespace detail {
 // A publication's frame carries what the session's priority lanes need (see send_queue).
-inline frame_ptr publication_frame(std::string bytes, const publication& p, int slot, bool timed) {
+inline frame_ptr publication_frame(std::string bytes, const publication& p, int slot, bool timed,
+                                   frame_ptr redelivery = nullptr) {
     auto f = std::make_shared<outbound_frame>();
+    f->ack_id = p.ack_id;
+    f->redelivery = std::move(redelivery);
     f->bytes = std::move(bytes);
     f->timed = timed;
     f->bulk = p.priority == priority::medium || p.priority == priority::low;
@@ -74,10 +77,18 @@ inline hub::publish_result hub::publish(publication p) {
     auto& st = topics_[key];
     r.seq = ++st.seq;
     // Serialise and frame once; every subscriber gets a reference to these bytes.
+    // A publication that must be acked also gets its re-send form, built once: every re-send
+    // to every client shares it.
+    detail::frame_ptr redelivery;
+    if (!p.ack_id.empty())
+        redelivery = detail::publication_frame(
+            detail::make_frame(detail::opcode::text,
+                               message::publication("update", p, r.seq, epoch_, ts, true)),
+            p, phase_slot(p.phase), false);
     auto frame = detail::publication_frame(
         detail::make_frame(detail::opcode::text,
                            message::publication("update", p, r.seq, epoch_, ts)),
-        p, phase_slot(p.phase), true);
+        p, phase_slot(p.phase), true, std::move(redelivery));
     ++total_;
     ++by_event_[p.event];
     std::uint64_t const counter = ++counter_;
@@ -95,6 +106,7 @@ inline hub::publish_result hub::publish(publication p) {
     slot->timestamp = ts;
     slot->initial.reset();
     slot->pub = std::move(p);
+    slot->pub.ack_id.clear(); // an `initial` is a snapshot, not a delivery to be acked
     return r;
 }
 

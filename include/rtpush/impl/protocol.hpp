@@ -82,6 +82,19 @@ inline bool read_topic(const boost::json::object& o, topic& t, std::string& deta
     return true;
 }
 
+// Reads an optional `clientId` (hello, authenticate).
+inline bool read_client_id(const boost::json::object& o, std::string& out, std::string& detail) {
+    auto const* c = o.if_contains("clientId");
+    if (!c || c->is_null())
+        return true;
+    if (!c->is_string() || !valid_client_id(c->get_string())) {
+        detail = "'clientId' is 1-128 characters of [A-Za-z0-9_.@:-]";
+        return false;
+    }
+    out = std::string(c->get_string());
+    return true;
+}
+
 // Reads `recover: {epoch, offset?, offsets?: {topic: offset}}` of a subscribe.
 inline bool read_recover(const boost::json::value& v, recover_position& out, std::string& detail) {
     auto offset_of = [](const boost::json::value& x, std::uint64_t& n) {
@@ -196,10 +209,39 @@ inline client_message parse_client_message(std::string_view text, const parse_li
     } else if (t == "authenticate") {
         m.type = client_message_type::authenticate;
         needs_topic = false;
-        if (auto* d = o.if_contains("data"))
+        if (!detail::read_client_id(o, m.client_id, detail)) {
+            ec = error::invalid_message;
+            return m;
+        }
+        if (auto* d = o.if_contains("data")) {
+            if (d->is_object() && m.client_id.empty() &&
+                !detail::read_client_id(d->get_object(), m.client_id, detail)) {
+                ec = error::invalid_message;
+                return m;
+            }
             m.data = std::move(*d);
-        else
+        } else
             m.data = v; // credentials may sit at the top level too
+    } else if (t == "ack") {
+        m.type = client_message_type::ack;
+        needs_topic = false;
+        if (m.id.is_null()) {
+            ec = error::invalid_message;
+            detail = "'id' (the ackId of the message being acknowledged) is required";
+            return m;
+        }
+    } else if (t == "hello") {
+        m.type = client_message_type::hello;
+        needs_topic = false;
+        if (!detail::read_client_id(o, m.client_id, detail)) {
+            ec = error::invalid_message;
+            return m;
+        }
+        if (m.client_id.empty()) {
+            ec = error::invalid_message;
+            detail = "'clientId' is required";
+            return m;
+        }
     } else {
         ec = error::invalid_message;
         detail = "unknown message type '" + std::string(t) + "'";
@@ -236,8 +278,29 @@ inline client_message parse_client_message(std::string_view text, const parse_li
             return m;
         }
         m.data = std::move(*d);
+        if (auto const* ra = o.if_contains("requires_ack"); ra && !ra->is_null()) {
+            if (!ra->is_bool()) {
+                ec = error::invalid_message;
+                detail = "'requires_ack' must be a boolean";
+                return m;
+            }
+            m.requires_ack = ra->get_bool();
+        }
     }
     return m;
+}
+
+inline bool valid_client_id(std::string_view s) noexcept {
+    if (s.empty() || s.size() > 128)
+        return false;
+    for (char c : s) {
+        bool const ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                        (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '@' || c == ':' ||
+                        c == '-';
+        if (!ok)
+            return false;
+    }
+    return true;
 }
 
 inline std::string iso8601(std::chrono::system_clock::time_point tp) {
@@ -357,10 +420,13 @@ inline std::string refreshing(const topic& t) {
     return boost::json::serialize(o);
 }
 
-inline std::string published(const topic& t, std::uint64_t seq, const boost::json::value& id) {
+inline std::string published(const topic& t, std::uint64_t seq, const boost::json::value& id,
+                             std::string_view ack_id) {
     auto o = detail::base("published");
     detail::put_topic(o, t);
     o["seq"] = seq;
+    if (!ack_id.empty())
+        o["ackId"] = ack_id;
     detail::put_id(o, id);
     return boost::json::serialize(o);
 }
@@ -376,7 +442,7 @@ inline std::string authenticated(std::string_view user, std::string_view org,
 
 inline std::string publication(std::string_view type, const rtpush::publication& p,
                                std::uint64_t seq, std::string_view epoch,
-                               std::string_view timestamp) {
+                               std::string_view timestamp, bool redelivered) {
     auto o = detail::base(type);
     o["event"] = p.event.empty() ? p.topic.channel + ":update" : p.event;
     detail::put_topic(o, p.topic);
@@ -388,6 +454,20 @@ inline std::string publication(std::string_view type, const rtpush::publication&
     o["priority"] = to_string(p.priority);
     o["data"] = p.data;
     o["timestamp"] = timestamp;
+    if (!p.ack_id.empty() && type == "update") {
+        o["ackId"] = p.ack_id;
+        if (redelivered)
+            o["redelivered"] = true;
+    }
+    return boost::json::serialize(o);
+}
+
+inline std::string hello(std::string_view client_id, std::size_t pending,
+                         const boost::json::value& id) {
+    auto o = detail::base("hello");
+    o["clientId"] = client_id;
+    o["pending"] = pending;
+    detail::put_id(o, id);
     return boost::json::serialize(o);
 }
 

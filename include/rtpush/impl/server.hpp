@@ -129,7 +129,8 @@ inline boost::json::object index_json(const std::string& ws_path) {
                       "GET /api/rooms",
                       "POST /api/broadcast",
                       "POST /api/refresh/{channel}?org=&dept=&queue=",
-                      "POST /api/broadcast/{channel}"};
+                      "POST /api/broadcast/{channel}",
+                      "GET /api/broadcast/{id}"};
     return o;
 }
 
@@ -219,12 +220,37 @@ inline boost::json::object refresh_json(const topic& t) {
 }
 
 inline boost::json::object broadcast_json(const topic& t, std::uint64_t seq,
-                                          const std::string& epoch) {
+                                          const std::string& epoch,
+                                          const std::string& ack_id = {}) {
     boost::json::object o;
     o["success"] = true;
     o["topic"] = t.key();
     o["seq"] = seq;
     o["epoch"] = epoch;
+    if (!ack_id.empty()) {
+        o["id"] = ack_id;
+        o["requires_ack"] = true;
+    }
+    return o;
+}
+
+// GET /api/broadcast/{id}: who was sent an acknowledged broadcast and who has not acked it.
+inline boost::json::object ack_status_json(const ack_tracker::status& st) {
+    boost::json::object o;
+    o["success"] = true;
+    o["id"] = st.id;
+    o["topic"] = st.topic;
+    auto const age = std::chrono::steady_clock::now() - st.created;
+    o["created_at"] = iso8601(std::chrono::system_clock::now() -
+                              std::chrono::duration_cast<std::chrono::system_clock::duration>(age));
+    o["targeted"] = st.targeted;
+    o["acked"] = st.acked;
+    o["pending"] = st.not_acked.size() - st.given_up;
+    o["given_up"] = st.given_up;
+    boost::json::array clients;
+    for (auto const& c : st.not_acked)
+        clients.emplace_back(c);
+    o["not_acked"] = std::move(clients);
     return o;
 }
 
@@ -288,9 +314,12 @@ inline server::server(server_config cfg)
     if (n == 0)
         n = 1;
     std::vector<detail::shard*> raw;
+    // Ack ids start with the hub's epoch: an id from before a restart is unknown, never another's.
+    acks_ = std::make_unique<detail::ack_registry>(cfg_.acks, hub_.epoch().substr(0, 8) + "-");
     for (unsigned i = 0; i < n; ++i) {
         shards_.push_back(std::make_unique<detail::shard>(i));
         shards_.back()->orgs = &org_connections_;
+        shards_.back()->acks = acks_.get();
         raw.push_back(shards_.back().get());
     }
     if (cfg_.idle_timeout.count() == 0)
@@ -533,6 +562,7 @@ inline boost::asio::awaitable<void> server::heartbeat_loop(detail::shard& sh) {
             s->check_close_deadline(now);
             s->check_auth_deadline(now);
         }
+        resend_unacked(sh, now);
         if (now < next_heartbeat)
             continue;
         next_heartbeat = now + cfg_.heartbeat_interval;
@@ -541,6 +571,17 @@ inline boost::asio::awaitable<void> server::heartbeat_loop(detail::shard& sh) {
         for (auto* s : sessions)
             s->on_heartbeat(hb, ping, now, cfg_.idle_timeout);
     }
+}
+
+inline void server::resend_unacked(detail::shard& sh, std::chrono::steady_clock::time_point now) {
+    std::vector<detail::ack_tracker::resend> due;
+    {
+        std::lock_guard lock(acks_->mutex);
+        due = acks_->tracker.due(sh.index(), now);
+    }
+    for (auto const& r : due)
+        if (auto* s = sh.find_session(r.session))
+            s->push(r.frame);
 }
 
 inline boost::asio::awaitable<void> server::stats_loop() {
@@ -1108,8 +1149,24 @@ inline boost::asio::awaitable<server::http_response> server::handle(const http_r
             http::status::ok, detail::success_list("rooms", detail::rooms_json(rooms)), v);
     }
     if (path == "/api/broadcast" || path.rfind("/api/broadcast/", 0) == 0) {
+        if (get && path.size() > 15) {
+            // The delivery report of a broadcast sent with requires_ack.
+            std::optional<detail::ack_tracker::status> st;
+            {
+                std::lock_guard lock(acks_->mutex);
+                st = acks_->tracker.lookup(path.substr(15));
+            }
+            if (!st)
+                co_return detail::json_error(
+                    http::status::not_found, "NOT_FOUND",
+                    "no broadcast with id " + path.substr(15) +
+                        " (only broadcasts sent with requires_ack have one; they are kept " +
+                        std::to_string(cfg_.acks.ttl.count() / 1000) + " s)",
+                    v);
+            co_return detail::json_response(http::status::ok, detail::ack_status_json(*st), v);
+        }
         if (req.method() != http::verb::post)
-            co_return method_not_allowed("POST");
+            co_return method_not_allowed(path.size() > 15 ? "GET, POST" : "POST");
         boost::system::error_code ec;
         boost::json::parse_options opt;
         opt.max_depth = cfg_.max_json_depth;
@@ -1122,6 +1179,16 @@ inline boost::asio::awaitable<server::http_response> server::handle(const http_r
                                          v);
         auto& b = body.get_object();
         publication p;
+        bool requires_ack = false;
+        if (auto it = query.find("requires_ack"); it != query.end())
+            requires_ack = it->second == "true" || it->second == "1";
+        if (auto const* ra = b.if_contains("requires_ack"); ra && !ra->is_null()) {
+            if (!ra->is_bool())
+                co_return detail::json_error(http::status::bad_request, "INVALID_MESSAGE",
+                                             "'requires_ack' must be a boolean", v);
+            requires_ack = ra->get_bool();
+            b.erase("requires_ack"); // a shortcut's body is the data: not part of it
+        }
         if (path.size() > 15) {
             // Shortcut (seed 001's /broadcast/kpi): the body is the data, its scope fields target.
             p.topic.channel = path.substr(15);
@@ -1156,7 +1223,16 @@ inline boost::asio::awaitable<server::http_response> server::handle(const http_r
                                              "phase is \"kpis\" or \"complete\"", v);
         }
         topic const t = p.topic;
+        if (requires_ack) {
+            std::lock_guard lock(acks_->mutex);
+            p.ack_id = acks_->tracker.create(t.key(), std::chrono::steady_clock::now());
+        }
+        std::string const ack_id = p.ack_id;
         auto r = hub_.publish(std::move(p));
+        if (r.ec && !ack_id.empty()) {
+            std::lock_guard lock(acks_->mutex);
+            acks_->tracker.cancel(ack_id);
+        }
         if (r.ec)
             co_return detail::json_error(
                 http::status::bad_request, "INVALID_MESSAGE",
@@ -1164,7 +1240,7 @@ inline boost::asio::awaitable<server::http_response> server::handle(const http_r
                 "a dept needs an org, a queue needs a dept)",
                 v);
         co_return detail::json_response(http::status::ok,
-                                        detail::broadcast_json(t, r.seq, hub_.epoch()), v);
+                                        detail::broadcast_json(t, r.seq, hub_.epoch(), ack_id), v);
     }
     co_return detail::json_error(http::status::not_found, "NOT_FOUND", "no route for " + path, v);
 }

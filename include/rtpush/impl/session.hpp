@@ -50,6 +50,10 @@ inline session::~session() {
         hub_.remove_subscriber(s->topic.channel);
     }
     shard_.remove_session(id_);
+    if (!ack_key_.empty() && shard_.acks) {
+        std::lock_guard lock(shard_.acks->mutex);
+        shard_.acks->tracker.detach(ack_key_, id_);
+    }
 }
 
 inline void session::start(std::function<void(session*)> done) {
@@ -137,6 +141,9 @@ inline void session::maybe_finish() {
 }
 
 inline void session::push(const detail::frame_ptr& f) {
+    // Targeted even when it cannot go out now (closing): it is re-sent after a reconnect.
+    if (!f->ack_id.empty()) [[unlikely]]
+        track_ack(f);
     if (closing_)
         return;
     switch (queue_.push(f)) {
@@ -492,11 +499,20 @@ inline void session::handle_message(client_message& m) {
         if (!may_access(m.topic, m.id))
             break;
         publication p{m.topic, m.event, m.phase, priority::medium, std::move(m.data)};
+        if (m.requires_ack && shard_.acks) {
+            std::lock_guard lock(shard_.acks->mutex);
+            p.ack_id = shard_.acks->tracker.create(m.topic.key(), std::chrono::steady_clock::now());
+        }
+        std::string const ack_id = p.ack_id;
         auto r = hub_.publish(std::move(p));
-        if (r.ec)
+        if (r.ec) {
+            if (!ack_id.empty()) {
+                std::lock_guard lock(shard_.acks->mutex);
+                shard_.acks->tracker.cancel(ack_id);
+            }
             send_error(error::invalid_message, r.ec.message(), m.id);
-        else
-            send_json(message::published(m.topic, r.seq, m.id));
+        } else
+            send_json(message::published(m.topic, r.seq, m.id, ack_id));
         break;
     }
     case client_message_type::refresh: {
@@ -530,7 +546,101 @@ inline void session::handle_message(client_message& m) {
     case client_message_type::authenticate:
         authenticate(m);
         break;
+    case client_message_type::ack:
+        ack(m);
+        break;
+    case client_message_type::hello:
+        hello(m);
+        break;
     }
+}
+
+inline std::string session::ack_key() const {
+    if (!client_tag_.empty())
+        return "client:" + client_tag_;
+    if (!user_.empty())
+        return "user:" + org_ + "/" + user_;
+    return "conn:" + client_id();
+}
+
+inline void session::track_ack(const detail::frame_ptr& f) {
+    if (!shard_.acks)
+        return;
+    auto const now = std::chrono::steady_clock::now();
+    std::vector<detail::frame_ptr> missed;
+    {
+        std::lock_guard lock(shard_.acks->mutex);
+        auto& t = shard_.acks->tracker;
+        std::string key = ack_key();
+        if (!ack_key_.empty() && key != ack_key_)
+            t.detach(ack_key_, id_);
+        missed = t.attach(key, shard_.index(), id_, now); // nothing when already attached
+        ack_key_ = std::move(key);
+        t.delivered(f->ack_id, ack_key_, f->redelivery ? f->redelivery : f, now);
+    }
+    for (auto const& m : missed)
+        if (m->ack_id != f->ack_id)
+            push(m);
+}
+
+inline std::vector<detail::frame_ptr> session::identify() {
+    std::vector<detail::frame_ptr> missed;
+    if (!shard_.acks)
+        return missed;
+    std::string key = ack_key();
+    if (key == ack_key_)
+        return missed;
+    std::lock_guard lock(shard_.acks->mutex);
+    auto& t = shard_.acks->tracker;
+    if (!ack_key_.empty())
+        t.detach(ack_key_, id_);
+    // Unknown to the tracker: nothing is owed, and nothing is stored for this connection.
+    missed = t.attach(key, shard_.index(), id_, std::chrono::steady_clock::now(), false);
+    ack_key_ = std::move(key);
+    return missed;
+}
+
+inline void session::ack(client_message& m) {
+    if (!shard_.acks) {
+        send_error(error::invalid_message, "acknowledged delivery is not enabled here", m.id);
+        return;
+    }
+    std::string const id =
+        m.id.is_string() ? std::string(m.id.get_string()) : boost::json::serialize(m.id);
+    std::string const key = ack_key();
+    detail::ack_tracker::ack_result r;
+    {
+        std::lock_guard lock(shard_.acks->mutex);
+        r = shard_.acks->tracker.ack(id, key);
+    }
+    switch (r) {
+    case detail::ack_tracker::ack_result::acked:
+    case detail::ack_tracker::ack_result::duplicate: // a re-send crossed our ack: fine
+        break;
+    case detail::ack_tracker::ack_result::unknown_id:
+        send_error(error::invalid_message,
+                   "unknown ack id '" + id +
+                       "': no message with this ackId was sent (or it expired)",
+                   m.id);
+        break;
+    case detail::ack_tracker::ack_result::not_targeted:
+        send_error(error::invalid_message,
+                   "ack id '" + id + "' was not sent to this client (" + key + ")", m.id);
+        break;
+    }
+}
+
+inline void session::hello(client_message& m) {
+    client_tag_ = m.client_id;
+    auto missed = identify();
+    std::size_t pending = 0;
+    if (shard_.acks) {
+        std::lock_guard lock(shard_.acks->mutex);
+        pending = shard_.acks->tracker.pending(ack_key());
+    }
+    send_json(message::hello(client_tag_, pending, m.id));
+    for (auto const& f : missed)
+        push(f);
 }
 
 inline void session::authenticate(client_message& m) {
@@ -543,8 +653,12 @@ inline void session::authenticate(client_message& m) {
             if (auto const* o = d.if_contains("organization_id"); o && o->is_string())
                 org_ = std::string(o->get_string());
         }
+        if (!m.client_id.empty())
+            client_tag_ = m.client_id;
         send_json(message::authenticated(user_, org_, m.id));
         count_org();
+        for (auto const& f : identify())
+            push(f);
         return;
     }
     std::string_view token;
@@ -567,8 +681,12 @@ inline void session::authenticate(client_message& m) {
         return;
     }
     accept_claims(std::move(c));
+    if (!m.client_id.empty())
+        client_tag_ = m.client_id;
     send_json(message::authenticated(user_, org_, m.id));
     count_org();
+    for (auto const& f : identify())
+        push(f);
 }
 
 inline void session::count_org() {
