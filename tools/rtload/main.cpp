@@ -15,6 +15,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -57,7 +58,9 @@ struct options {
     double ramp = 2000;
     double publish_rate = 0;
     std::size_t size = 200;
-    bool publish_http = false;
+    bool publish_http = false; // POST /api/broadcast on a keep-alive connection
+    std::string api_key;       // X-API-Key of the HTTP publisher
+    bool reconnect = false;    // subscribers reconnect (and resubscribe) after a drop
     double drain = 2;
     std::string json_out;
     int server_pid = 0;
@@ -163,6 +166,7 @@ struct stats {
     histogram latency_us;
     std::uint64_t received = 0, bytes = 0, gaps = 0, duplicates = 0, out_of_order = 0;
     std::uint64_t connect_failures = 0, handshake_failures = 0, disconnects = 0, handshakes = 0;
+    std::uint64_t reconnects = 0; ///< connections re-established after a drop (--reconnect)
     std::size_t connected = 0;
     std::uint64_t published = 0, publish_errors = 0;
 };
@@ -280,11 +284,40 @@ public:
         }
     }
 
+    // One subscriber; with --reconnect it comes back after a drop (backoff 100 ms doubling up
+    // to 2 s, with jitter) and resubscribes. Its sequence position carries over, so what it
+    // missed while away counts as lost.
     net::awaitable<void> subscriber(std::size_t i) {
+        std::int64_t last_n = 0;
+        bool ever = false;
+        unsigned attempt = 0;
+        std::minstd_rand rng(static_cast<unsigned>(i) + 1);
+        net::steady_timer wait(ioc_);
+        for (;;) {
+            bool const connected = co_await subscribe_once(i, last_n, ever);
+            if (connected) {
+                ever = true;
+                attempt = 0;
+            }
+            if (stop || !o_.reconnect || (!ever && attempt >= 5))
+                co_return;
+            auto const ceiling = std::min(2000u, 100u << std::min(attempt, 5u));
+            ++attempt;
+            wait.expires_after(std::chrono::milliseconds(rng() % (ceiling + 1)));
+            co_await wait.async_wait(net::as_tuple(net::use_awaitable));
+            if (stop)
+                co_return;
+        }
+    }
+
+    // Returns whether the connection was established (and so counted).
+    net::awaitable<bool> subscribe_once(std::size_t i, std::int64_t& last_n, bool again) {
         tcp::socket s(ioc_);
         auto left = co_await open(s, i);
         if (!left)
-            co_return;
+            co_return false;
+        if (again)
+            ++st_.reconnects;
         std::string rbuf = std::move(*left);
         std::size_t used = rbuf.size();
         rbuf.resize(std::max(o_.read_buffer, used + 1024));
@@ -296,7 +329,6 @@ public:
             subscribed = true;
             ++st_.connected;
         }
-        std::int64_t last_n = 0;
         std::string reply;
         for (;;) {
             std::size_t off = 0;
@@ -357,6 +389,7 @@ public:
             ++st_.disconnects;
         if (subscribed)
             --st_.connected;
+        co_return true;
     }
 
     std::string publish_payload(std::uint64_t n, std::size_t pad) const {
@@ -377,8 +410,156 @@ public:
                ",\"data\":" + data + "}";
     }
 
+    // The same message as publish_payload, as a POST /api/broadcast request.
+    std::string http_request(std::uint64_t n, std::size_t pad) const {
+        boost::json::object b;
+        b["channel"] = o_.channel;
+        boost::json::object target;
+        if (!o_.org.empty())
+            target["organization_id"] = o_.org;
+        if (!o_.dept.empty())
+            target["department_id"] = o_.dept;
+        if (!o_.queue.empty())
+            target["queue_name"] = o_.queue;
+        b["target"] = std::move(target);
+        std::string const head = boost::json::serialize(b);
+        // {"n":..,"t":..} is spliced in last so that `t` is taken as late as possible
+        std::string body =
+            head.substr(0, head.size() - 1) + ",\"data\":{\"n\":" + std::to_string(n) +
+            ",\"t\":" + std::to_string(now_ns()) + ",\"pad\":\"" + std::string(pad, 'x') + "\"}}";
+        std::string req = "POST /api/broadcast HTTP/1.1\r\nHost: " + o_.host + ":" +
+                          std::to_string(o_.port) +
+                          "\r\nContent-Type: application/json\r\nUser-Agent: rtload\r\n";
+        if (!o_.api_key.empty())
+            req += "X-API-Key: " + o_.api_key + "\r\n";
+        req += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+        return req + body;
+    }
+
+    // Reads the answers of the pipelined requests: counts errors and frees window room.
+    net::awaitable<void> http_responses(tcp::socket& s, std::size_t& in_flight, bool& broken) {
+        std::string buf;
+        for (;;) {
+            auto const end = buf.find("\r\n\r\n");
+            if (end == std::string::npos) {
+                std::size_t const used = buf.size();
+                buf.resize(used + 16384);
+                auto [ec, n] = co_await s.async_read_some(net::buffer(buf.data() + used, 16384),
+                                                          net::as_tuple(net::use_awaitable));
+                buf.resize(used + (ec ? 0 : n));
+                if (ec) {
+                    broken = true;
+                    co_return;
+                }
+                continue;
+            }
+            std::int64_t length = 0;
+            std::string_view const head(buf.data(), end);
+            if (auto const p = head.find("Content-Length: "); p != std::string_view::npos)
+                find_int(head.substr(p), "Content-Length: ", length);
+            std::size_t const total = end + 4 + static_cast<std::size_t>(length);
+            if (buf.size() < total) {
+                std::size_t const used = buf.size();
+                buf.resize(total);
+                auto [ec, n] =
+                    co_await net::async_read(s, net::buffer(buf.data() + used, total - used),
+                                             net::as_tuple(net::use_awaitable));
+                if (ec) {
+                    broken = true;
+                    co_return;
+                }
+            }
+            if (buf.compare(0, 12, "HTTP/1.1 200") != 0) {
+                if (st_.publish_errors++ == 0)
+                    std::cerr << "rtload: broadcast refused: " << buf.substr(0, total) << "\n";
+            }
+            if (in_flight > 0)
+                --in_flight;
+            buf.erase(0, total);
+        }
+    }
+
+    // --publish-via http: the same schedule as publisher(), as pipelined POST /api/broadcast
+    // requests on one keep-alive connection (at most 256 unanswered). A dropped connection is
+    // opened again; requests that were unanswered then count as publish errors.
+    net::awaitable<void> http_publisher() {
+        std::size_t const overhead = publish_payload(0, 0).size();
+        std::size_t const pad = o_.size > overhead ? o_.size - overhead : 0;
+        net::steady_timer t(ioc_);
+        auto const start = clock_type::now();
+        auto const end = start + std::chrono::duration_cast<clock_type::duration>(
+                                     std::chrono::duration<double>(o_.duration));
+        std::uint64_t sent = 0;
+        std::string batch;
+        std::optional<tcp::socket> s;
+        // shared with the reader coroutine of the current connection
+        auto in_flight = std::make_shared<std::size_t>(0);
+        auto broken = std::make_shared<bool>(true);
+        while (clock_type::now() < end && !stop) {
+            if (*broken) {
+                if (s) {
+                    boost::system::error_code ec;
+                    s->close(ec);
+                    st_.publish_errors += *in_flight;
+                }
+                s.emplace(ioc_);
+                in_flight = std::make_shared<std::size_t>(0);
+                broken = std::make_shared<bool>(false);
+                auto [ec] = co_await s->async_connect(target_, net::as_tuple(net::use_awaitable));
+                if (ec) {
+                    *broken = true;
+                    t.expires_after(std::chrono::milliseconds(100));
+                    co_await t.async_wait(net::as_tuple(net::use_awaitable));
+                    continue;
+                }
+                boost::system::error_code oec;
+                s->set_option(tcp::no_delay(true), oec);
+                auto reader = [this, sock = &*s, in_flight, broken]() -> net::awaitable<void> {
+                    co_await http_responses(*sock, *in_flight, *broken);
+                };
+                net::co_spawn(ioc_, reader, [](std::exception_ptr) {});
+            }
+            double const elapsed = std::chrono::duration<double>(clock_type::now() - start).count();
+            auto const due = static_cast<std::uint64_t>(elapsed * o_.publish_rate);
+            batch.clear();
+            while (sent < due && *in_flight < 256) {
+                ++sent;
+                ++*in_flight;
+                batch += http_request(sent, pad);
+            }
+            if (!batch.empty()) {
+                auto [ec, n] = co_await net::async_write(*s, net::buffer(batch),
+                                                         net::as_tuple(net::use_awaitable));
+                if (ec)
+                    *broken = true;
+                st_.published = sent;
+            }
+            t.expires_after(std::chrono::milliseconds(1));
+            co_await t.async_wait(net::as_tuple(net::use_awaitable));
+        }
+        // the answers of the last requests
+        auto const settle = clock_type::now() + std::chrono::seconds(5);
+        while (*in_flight > 0 && !*broken && !stop && clock_type::now() < settle) {
+            t.expires_after(std::chrono::milliseconds(5));
+            co_await t.async_wait(net::as_tuple(net::use_awaitable));
+        }
+        publishing_done = true;
+        while (!stop) {
+            t.expires_after(std::chrono::milliseconds(50));
+            co_await t.async_wait(net::as_tuple(net::use_awaitable));
+        }
+        if (s) {
+            boost::system::error_code ec;
+            s->close(ec);
+        }
+    }
+
     // Publishes at the configured rate for the duration, in 1 ms ticks.
     net::awaitable<void> publisher() {
+        if (o_.publish_http) {
+            co_await http_publisher();
+            co_return;
+        }
         tcp::socket s(ioc_);
         auto left = co_await open(s, o_.clients);
         if (!left) {
@@ -530,7 +711,9 @@ int main(int argc, char** argv) {
         ("ramp", po::value(&ramp)->default_value(ramp), "new connections per second")
         ("publish-rate", po::value(&rate)->default_value(rate), "publications per second (each reaches every subscriber)")
         ("size", po::value(&o.size)->default_value(o.size), "bytes of each published message")
-        ("publish-via", po::value(&via)->default_value(via), "ws (the `publish` message; rtd needs --allow-publish)")
+        ("publish-via", po::value(&via)->default_value(via), "ws (the `publish` message; rtd needs --allow-publish) | http (POST /api/broadcast, keep-alive, pipelined)")
+        ("api-key", po::value(&o.api_key), "X-API-Key for --publish-via http (rtd --admin-key)")
+        ("reconnect", "subscribers that drop reconnect and resubscribe (backoff 0.1-2 s); counted as reconnects")
         ("drain", po::value(&drain)->default_value(drain), "wait after publishing for deliveries in flight")
         ("handshakes", po::value(&o.handshakes)->default_value(0), "handshake test: open and close this many connections")
         ("concurrency", po::value(&o.concurrency)->default_value(o.concurrency), "handshakes in flight")
@@ -572,8 +755,12 @@ int main(int argc, char** argv) {
             o.proto = protocol::socketio;
         else
             throw std::invalid_argument("--protocol is rtpush or socketio");
-        if (via != "ws")
-            throw std::invalid_argument("--publish-via supports ws");
+        if (via != "ws" && via != "http")
+            throw std::invalid_argument("--publish-via is ws or http");
+        o.publish_http = via == "http";
+        if (o.publish_http && o.proto != protocol::rtpush)
+            throw std::invalid_argument("--publish-via http needs --protocol rtpush");
+        o.reconnect = vm.count("reconnect") > 0;
         if (!scope.empty()) {
             std::istringstream ss(scope);
             std::getline(ss, o.org, '/');
@@ -693,10 +880,13 @@ int main(int argc, char** argv) {
             last_rx = st.received;
             last_t = now;
             if (!o.quiet)
-                std::fprintf(stderr, "\rconns %zu/%zu | rx %.0f msg/s | p99 %.2f ms | gaps %llu   ",
+                std::fprintf(stderr,
+                             "\rconns %zu/%zu | rx %.0f msg/s | p99 %.2f ms | gaps %llu | "
+                             "reconnects %llu   ",
                              st.connected, o.clients, rate_now,
                              static_cast<double>(st.latency_us.quantile(0.99)) / 1000.0,
-                             static_cast<unsigned long long>(st.gaps));
+                             static_cast<unsigned long long>(st.gaps),
+                             static_cast<unsigned long long>(st.reconnects));
         }
         // the server sample ends with publishing; deliveries in flight drain afterwards
         run_secs = std::chrono::duration<double>(clock_type::now() - t_pub).count();
@@ -735,13 +925,17 @@ int main(int argc, char** argv) {
 
     std::printf("rtload %s  %s  protocol %s\n", rtpush::version_string, url.c_str(), proto.c_str());
     std::printf("  connections   %zu of %zu connected in %.2f s (%.0f handshakes/s), %llu connect "
-                "+ %llu upgrade failures, %llu dropped\n",
+                "+ %llu upgrade failures, %llu dropped, %llu reconnects\n",
                 st.connected, o.clients, connect_secs, handshake_rate,
                 static_cast<unsigned long long>(st.connect_failures),
                 static_cast<unsigned long long>(st.handshake_failures),
-                static_cast<unsigned long long>(st.disconnects));
-    std::printf("  published     %llu messages of %zu bytes at %.0f/s over %.2f s\n",
-                static_cast<unsigned long long>(st.published), o.size, o.publish_rate, run_secs);
+                static_cast<unsigned long long>(st.disconnects),
+                static_cast<unsigned long long>(st.reconnects));
+    std::printf("  published     %llu messages of %zu bytes at %.0f/s over %.2f s via %s, %llu "
+                "errors\n",
+                static_cast<unsigned long long>(st.published), o.size, o.publish_rate, run_secs,
+                o.publish_http ? "HTTP" : "WebSocket",
+                static_cast<unsigned long long>(st.publish_errors));
     std::printf("  delivered     %llu (%.0f deliveries/s), expected %llu, lost %llu, duplicates "
                 "%llu, out of order %llu\n",
                 static_cast<unsigned long long>(rx), deliveries_per_s,
@@ -764,6 +958,9 @@ int main(int argc, char** argv) {
     report["connect_failures"] = st.connect_failures;
     report["handshake_failures"] = st.handshake_failures;
     report["disconnects"] = st.disconnects;
+    report["reconnects"] = st.reconnects;
+    report["publish_via"] = o.publish_http ? "http" : "ws";
+    report["publish_errors"] = st.publish_errors;
     report["published"] = st.published;
     report["publish_rate"] = o.publish_rate;
     report["size"] = o.size;
