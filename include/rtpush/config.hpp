@@ -39,6 +39,10 @@ struct ack_config {
     std::chrono::milliseconds ttl{600000};
     std::size_t max_broadcasts = 10000;        ///< the oldest is forgotten beyond this
     std::size_t max_pending_per_client = 1000; ///< the oldest un-acked one is given up beyond
+    /// (client, broadcast) pairs tracked in all (about 150 bytes each): beyond, the oldest
+    /// broadcasts are forgotten, and a broadcast reaching more clients than this is tracked
+    /// for the first ones only.
+    std::size_t max_tracked = 1000000;
 };
 
 /// Everything a server can be told. Tools map flags, environment variables and config files

@@ -126,6 +126,8 @@ private:
 
     server_config cfg_;
     rtpush::hub hub_;
+    // Publications with requires_ack; before the shards, so that it outlives every session.
+    std::unique_ptr<detail::ack_registry> acks_;
     std::vector<std::unique_ptr<detail::shard>> shards_;
     std::optional<boost::asio::ip::tcp::acceptor> acceptor_;
     std::vector<std::thread> threads_;
@@ -137,7 +139,6 @@ private:
     std::chrono::steady_clock::time_point started_at_ = std::chrono::steady_clock::now();
     std::atomic<double> messages_per_second_{0};
     detail::org_connections org_connections_;
-    std::unique_ptr<detail::ack_registry> acks_; // publications with requires_ack
     std::mutex handshake_mutex_;
     detail::keyed_rate_limiter handshake_limiter_; // per client IP
 };

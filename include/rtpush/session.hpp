@@ -156,8 +156,18 @@ private:
     std::size_t auth_failures_ = 0;     // rejected tokens: guessing is bounded per connection
     detail::message_rate rate_;         // inbound messages per second
     std::chrono::steady_clock::time_point last_refresh_{};
-    std::string client_tag_; // the client's own `clientId` (hello, authenticate)
-    std::string ack_key_;    // the key this session is attached under in the ack tracker
+    // Acknowledged delivery: allocated by `hello`, a `clientId`, or the first delivery that
+    // needs an ack, so that the many connections that never use it pay one pointer.
+    struct ack_identity {
+        std::string client_tag; // the client's own `clientId` (hello, authenticate)
+        std::string key;        // the key this session is attached under in the ack tracker
+    };
+    std::unique_ptr<ack_identity> ack_;
+    ack_identity& ack_state() {
+        if (!ack_)
+            ack_ = std::make_unique<ack_identity>();
+        return *ack_;
+    }
     std::uint64_t received_ = 0;
     std::uint64_t sent_ = 0;
 

@@ -108,6 +108,25 @@ net::awaitable<void> finish(net::io_context&, rtpush::client& c, bool& ended) {
     BOOST_TEST(ended);
 }
 
+// Stops the client and counts the messages still queued that carry `ack_id`.
+net::awaitable<int> finish_counting(rtpush::client& c, bool& ended, const std::string& ack_id) {
+    c.stop();
+    int n = 0;
+    for (;;) {
+        try {
+            auto e = co_await c.async_receive();
+            if (e.kind == rtpush::client_event::message && e.json.is_object())
+                if (auto const* a = e.json.as_object().if_contains("ackId");
+                    a && a->is_string() && a->get_string() == ack_id)
+                    ++n;
+        } catch (boost::system::system_error const&) {
+            break;
+        }
+    }
+    BOOST_TEST(ended);
+    co_return n;
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(recovery)
@@ -431,6 +450,65 @@ BOOST_AUTO_TEST_CASE(silent_server_detected_by_missed_heartbeats) {
         BOOST_TEST(waited < std::chrono::milliseconds(2000));
         co_await finish(ioc, c, ended);
     });
+}
+
+// Acknowledged delivery through rtpush::client: a client that goes away without acking gets
+// the message when it comes back under the same client_id, hands it on once, acks it, and the
+// server's report counts the ack.
+BOOST_AUTO_TEST_CASE(unacked_message_follows_the_client_across_reconnects) {
+    auto cfg = default_config();
+    cfg.acks.resend_after = 200ms;
+    server_fixture fx(cfg);
+    std::string ack_id;
+    int first_life = 0, second_life = 0;
+    std::uint64_t acks_sent = 0;
+    run(
+        [&](net::io_context& ioc) -> net::awaitable<void> {
+            {
+                auto cc = client_config({fx.url()});
+                cc.client_id = "dash-7";
+                cc.auto_ack = false; // receives, never acks, then leaves
+                rtpush::client c(ioc.get_executor(), cc);
+                bool ended = false;
+                start(ioc, c, ended);
+                while ((co_await next_state(c)).state != rtpush::client_state::subscribed) {
+                }
+                auto const r = http_call(fx.srv.port(), http::verb::post, "/api/broadcast",
+                                         R"({"channel":"kpi","target":{"organization_id":"acme"},)"
+                                         R"("data":{"alert":1},"requires_ack":true})");
+                BOOST_TEST(r.status == 200u);
+                ack_id = std::string(r.body.at("id").as_string());
+                auto e = co_await next_publication(c);
+                BOOST_TEST(e.json.at("ackId").as_string() == ack_id);
+                co_await sleep_for(500ms); // re-sent at 200 ms: handed on once all the same
+                first_life = 1 + co_await finish_counting(c, ended, ack_id);
+            }
+            auto const away = http_call(fx.srv.port(), http::verb::get, "/api/broadcast/" + ack_id);
+            BOOST_TEST(away.body.at("not_acked").as_array().size() == 1u);
+            BOOST_TEST(away.body.at("not_acked").as_array()[0].as_string() == "client:dash-7");
+            {
+                auto cc = client_config({fx.url()});
+                cc.client_id = "dash-7";
+                rtpush::client c(ioc.get_executor(), cc);
+                bool ended = false;
+                start(ioc, c, ended);
+                auto e = co_await next_publication(c);
+                BOOST_TEST(e.json.at("ackId").as_string() == ack_id);
+                BOOST_TEST(e.json.at("redelivered").as_bool());
+                co_await sleep_for(700ms); // past two re-send times, had the ack not counted
+                acks_sent = c.acks_sent();
+                second_life = 1 + co_await finish_counting(c, ended, ack_id);
+            }
+        },
+        30s);
+    BOOST_TEST(first_life == 1);
+    BOOST_TEST(second_life == 1);
+    BOOST_TEST(acks_sent >= 1u);
+    auto const rep = http_call(fx.srv.port(), http::verb::get, "/api/broadcast/" + ack_id);
+    BOOST_TEST(rep.status == 200u);
+    BOOST_TEST(rep.body.at("targeted").as_int64() == 1);
+    BOOST_TEST(rep.body.at("acked").as_int64() == 1);
+    BOOST_TEST(rep.body.at("not_acked").as_array().empty());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -147,6 +147,30 @@ BOOST_AUTO_TEST_CASE(memory_is_bounded) {
     BOOST_TEST((t.ack(ids[0], "client:a") == result::unknown_id));
 }
 
+BOOST_AUTO_TEST_CASE(total_tracked_pairs_are_bounded) {
+    auto cfg = quick();
+    cfg.max_tracked = 4;
+    ack_tracker t(cfg);
+    auto f = make_shared_frame("x");
+    auto a = t.create("kpi", t0);
+    BOOST_TEST(t.delivered(a, "client:1", f, t0));
+    BOOST_TEST(t.delivered(a, "client:2", f, t0));
+    auto b = t.create("kpi", t0);
+    BOOST_TEST(t.delivered(b, "client:1", f, t0));
+    BOOST_TEST(t.delivered(b, "client:2", f, t0));
+    BOOST_TEST(t.tracked() == 4u);
+    // a fifth pair: the oldest broadcast goes
+    BOOST_TEST(t.delivered(b, "client:3", f, t0));
+    BOOST_TEST(!t.lookup(a));
+    BOOST_TEST(t.tracked() == 3u);
+    BOOST_TEST(t.pending("client:1") == 1u);
+    // one broadcast wider than the bound: tracked for the first clients only
+    BOOST_TEST(t.delivered(b, "client:4", f, t0));
+    BOOST_TEST(!t.delivered(b, "client:5", f, t0));
+    BOOST_TEST(t.lookup(b)->targeted == 4u);
+    BOOST_TEST(t.tracked() == 4u);
+}
+
 BOOST_AUTO_TEST_CASE(broadcasts_expire_after_ttl) {
     ack_tracker t(quick());
     auto f = make_shared_frame("x");

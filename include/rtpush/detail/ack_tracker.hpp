@@ -63,6 +63,8 @@ public:
             cfg_.max_broadcasts = 1;
         if (cfg_.max_pending_per_client == 0)
             cfg_.max_pending_per_client = 1;
+        if (cfg_.max_tracked == 0)
+            cfg_.max_tracked = 1;
     }
 
     const ack_config& config() const noexcept { return cfg_; }
@@ -88,7 +90,8 @@ public:
 
     /// `client` was sent broadcast `id` (live, or in a recovery replay): from now on it is
     /// targeted and re-sent `frame` until it acks. A client already targeted is left as it
-    /// is (a re-send passes here too). False when the id is unknown.
+    /// is (a re-send passes here too). False when the id is unknown, or when max_tracked
+    /// pairs are tracked and only this broadcast is left to forget.
     bool delivered(std::string_view id, const std::string& client, const frame_ptr& frame,
                    clock::time_point now) {
         auto it = records_.find(id);
@@ -97,9 +100,14 @@ public:
         auto& r = it->second;
         if (!r.frame)
             r.frame = frame;
-        auto [t, fresh] = r.targets.try_emplace(client);
-        if (!fresh)
+        if (r.targets.find(client) != r.targets.end())
             return true;
+        while (tracked_ >= cfg_.max_tracked && !order_.empty() && order_.front() != it->first)
+            forget(order_.front()); // `it` stays valid: a std::map
+        if (tracked_ >= cfg_.max_tracked)
+            return false;
+        auto t = r.targets.try_emplace(client).first;
+        ++tracked_;
         t->second.attempts = 1;
         t->second.next = now + delay(1);
         auto& c = clients_[client];
@@ -164,6 +172,9 @@ public:
         }
         return out;
     }
+
+    /// Whether the tracker holds anything for `client` (it is attached, or owes acks).
+    bool known(const std::string& client) const { return clients_.count(client) > 0; }
 
     /// `session` is gone; if it was the one `client` was reachable on, the client is offline
     /// and its pending broadcasts wait for it to come back.
@@ -239,6 +250,8 @@ public:
 
     /// Broadcasts remembered, and (client, broadcast) pairs awaiting an ack.
     std::size_t broadcasts() const noexcept { return records_.size(); }
+    /// (client, broadcast) pairs held, acked or not (bounded by max_tracked).
+    std::size_t tracked() const noexcept { return tracked_; }
     std::size_t pending() const noexcept {
         std::size_t n = 0;
         for (auto const& [k, c] : clients_)
@@ -308,6 +321,7 @@ private:
             for (auto const& [k, t] : it->second.targets)
                 if (!t.acked && !t.given_up)
                     drop_pending(k, id);
+            tracked_ -= it->second.targets.size();
             records_.erase(it);
         }
         if (!order_.empty() && order_.front() == id)
@@ -319,6 +333,7 @@ private:
     ack_config cfg_;
     std::string prefix_;
     std::uint64_t next_ = 0;
+    std::size_t tracked_ = 0; // targets over all records
     std::map<std::string, record, std::less<>> records_;
     std::deque<std::string> order_; // ids, oldest first
     std::unordered_map<std::string, client_state> clients_;

@@ -50,9 +50,9 @@ inline session::~session() {
         hub_.remove_subscriber(s->topic.channel);
     }
     shard_.remove_session(id_);
-    if (!ack_key_.empty() && shard_.acks) {
+    if (ack_ && !ack_->key.empty() && shard_.acks) {
         std::lock_guard lock(shard_.acks->mutex);
-        shard_.acks->tracker.detach(ack_key_, id_);
+        shard_.acks->tracker.detach(ack_->key, id_);
     }
 }
 
@@ -556,8 +556,8 @@ inline void session::handle_message(client_message& m) {
 }
 
 inline std::string session::ack_key() const {
-    if (!client_tag_.empty())
-        return "client:" + client_tag_;
+    if (ack_ && !ack_->client_tag.empty())
+        return "client:" + ack_->client_tag;
     if (!user_.empty())
         return "user:" + org_ + "/" + user_;
     return "conn:" + client_id();
@@ -572,11 +572,12 @@ inline void session::track_ack(const detail::frame_ptr& f) {
         std::lock_guard lock(shard_.acks->mutex);
         auto& t = shard_.acks->tracker;
         std::string key = ack_key();
-        if (!ack_key_.empty() && key != ack_key_)
-            t.detach(ack_key_, id_);
+        auto& a = ack_state();
+        if (!a.key.empty() && key != a.key)
+            t.detach(a.key, id_);
         missed = t.attach(key, shard_.index(), id_, now); // nothing when already attached
-        ack_key_ = std::move(key);
-        t.delivered(f->ack_id, ack_key_, f->redelivery ? f->redelivery : f, now);
+        a.key = std::move(key);
+        t.delivered(f->ack_id, a.key, f->redelivery ? f->redelivery : f, now);
     }
     for (auto const& m : missed)
         if (m->ack_id != f->ack_id)
@@ -588,15 +589,20 @@ inline std::vector<detail::frame_ptr> session::identify() {
     if (!shard_.acks)
         return missed;
     std::string key = ack_key();
-    if (key == ack_key_)
+    if (ack_ && key == ack_->key)
         return missed;
     std::lock_guard lock(shard_.acks->mutex);
     auto& t = shard_.acks->tracker;
-    if (!ack_key_.empty())
-        t.detach(ack_key_, id_);
-    // Unknown to the tracker: nothing is owed, and nothing is stored for this connection.
+    if (ack_ && !ack_->key.empty())
+        t.detach(ack_->key, id_);
+    // Unknown to the tracker: nothing is owed, and nothing is stored for this connection
+    // (the first delivery that needs an ack attaches it).
+    bool const known = t.known(key);
     missed = t.attach(key, shard_.index(), id_, std::chrono::steady_clock::now(), false);
-    ack_key_ = std::move(key);
+    if (known)
+        ack_state().key = std::move(key);
+    else if (ack_)
+        ack_->key.clear();
     return missed;
 }
 
@@ -631,14 +637,14 @@ inline void session::ack(client_message& m) {
 }
 
 inline void session::hello(client_message& m) {
-    client_tag_ = m.client_id;
+    ack_state().client_tag = m.client_id;
     auto missed = identify();
     std::size_t pending = 0;
     if (shard_.acks) {
         std::lock_guard lock(shard_.acks->mutex);
         pending = shard_.acks->tracker.pending(ack_key());
     }
-    send_json(message::hello(client_tag_, pending, m.id));
+    send_json(message::hello(m.client_id, pending, m.id));
     for (auto const& f : missed)
         push(f);
 }
@@ -654,7 +660,7 @@ inline void session::authenticate(client_message& m) {
                 org_ = std::string(o->get_string());
         }
         if (!m.client_id.empty())
-            client_tag_ = m.client_id;
+            ack_state().client_tag = m.client_id;
         send_json(message::authenticated(user_, org_, m.id));
         count_org();
         for (auto const& f : identify())
@@ -682,7 +688,7 @@ inline void session::authenticate(client_message& m) {
     }
     accept_claims(std::move(c));
     if (!m.client_id.empty())
-        client_tag_ = m.client_id;
+        ack_state().client_tag = m.client_id;
     send_json(message::authenticated(user_, org_, m.id));
     count_org();
     for (auto const& f : identify())
