@@ -498,7 +498,7 @@ inline void session::handle_message(client_message& m) {
         }
         if (!may_access(m.topic, m.id))
             break;
-        publication p{m.topic, m.event, m.phase, priority::medium, std::move(m.data)};
+        publication p{m.topic, m.event, m.phase, priority::medium, std::move(m.data), {}};
         if (m.requires_ack && shard_.acks) {
             std::lock_guard lock(shard_.acks->mutex);
             p.ack_id = shard_.acks->tracker.create(m.topic.key(), std::chrono::steady_clock::now());
