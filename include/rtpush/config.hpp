@@ -49,8 +49,12 @@ struct ack_config {
 /// onto this struct; programs fill it with designated initialisers.
 struct server_config {
     std::string host = "0.0.0.0";
-    std::uint16_t port = 3001;          ///< 0 picks a free port (see server::port())
+    std::uint16_t port = 3001; ///< 0 picks a free port (see server::port())
+    /// false: no listening socket; connections come only through server::accept_connection
+    /// (rtpush embedded in another HTTP server, examples/embed_beast).
+    bool listen = true;
     std::string ws_path = "/ws";        ///< path of the WebSocket endpoint
+    std::string sse_path = "/sse";      ///< Server-Sent Events fallback; empty: none
     std::string server_name = "rtpush"; ///< sent in `connected` and the Server header
     bool dashboard = true; ///< serve the live dashboard page at GET / (else / is the JSON index)
     unsigned threads = 0;  ///< io threads; 0 = one per core

@@ -7,6 +7,7 @@
 #include <rtpush/auth.hpp>
 #include <rtpush/config.hpp>
 #include <rtpush/detail/shard.hpp>
+#include <rtpush/detail/sse_session.hpp>
 #include <rtpush/hub.hpp>
 #include <rtpush/session.hpp>
 
@@ -84,8 +85,24 @@ public:
     boost::asio::awaitable<std::string> metrics();
 
     /// Answers one REST request (the routes of docs/protocol.md). Exposed so that programs
-    /// embedding rtpush in their own HTTP server can forward /api requests.
+    /// embedding rtpush in their own HTTP server can forward /api requests. Runs on the
+    /// caller's executor (it visits the io threads for connection and room lists).
     boost::asio::awaitable<http_response> handle(const http_request& req);
+
+    /// Takes over a connection that a program's own HTTP server accepted and read `request`
+    /// from (examples/embed_beast): a WebSocket upgrade to `ws_path` becomes a WebSocket
+    /// session, a GET of `sse_path` an SSE stream, anything else gets its REST answer and the
+    /// connection stays with rtpush (keep-alive). rtpush answers on the socket, with the same
+    /// checks as for the connections it accepts itself (origin, token, limits), on one of its
+    /// io threads; `buffered` holds bytes the caller read past the request (the rest of its
+    /// read buffer), which belong to the WebSocket.
+    ///
+    /// Thread-safe; returns at once. The socket must have no pending operation: it is moved
+    /// to an io thread of the server (released and assigned again). After stop() or before
+    /// start(), the socket is closed. Use with `listen = false` to serve only connections
+    /// handed over, or beside the server's own port.
+    void accept_connection(boost::asio::ip::tcp::socket socket, http_request request,
+                           std::string buffered = {});
 
 private:
     boost::asio::awaitable<void> accept_loop();
@@ -95,11 +112,23 @@ private:
         std::string org;
         std::string remote;
         std::optional<jwt_claims> claims; ///< from the handshake's token, when it had one
+        std::optional<detail::sse_params>
+            sse; ///< a GET of sse_path: an SSE stream, not a WebSocket
     };
     boost::asio::awaitable<bool> http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock,
-                                            upgrade& up);
+                                            upgrade& up, std::optional<http_request> first = {},
+                                            std::string buffered = {});
     boost::asio::awaitable<void> handle_connection(detail::shard& sh,
-                                                   boost::asio::ip::tcp::socket sock);
+                                                   boost::asio::ip::tcp::socket sock,
+                                                   std::optional<http_request> first = {},
+                                                   std::string buffered = {});
+    /// Checks a GET of sse_path (scope, token, origin, limits, Last-Event-ID); fills `p` and
+    /// returns nothing when the stream may start, else the refusal to send.
+    std::optional<http_response> sse_check(detail::shard& sh, const http_request& req,
+                                           std::map<std::string, std::string>& query,
+                                           const std::string& remote, const std::string& remote_ip,
+                                           detail::sse_params& p);
+    void start_sse(detail::shard& sh, boost::asio::ip::tcp::socket sock, detail::sse_params p);
     boost::asio::awaitable<void> heartbeat_loop(detail::shard& sh);
     /// Re-sends the un-acked publications due to this shard's sessions (on its thread).
     void resend_unacked(detail::shard& sh, std::chrono::steady_clock::time_point now);
@@ -133,6 +162,7 @@ private:
     std::vector<std::thread> threads_;
     std::list<boost::asio::cancellation_signal> task_signals_; // shard 0 only
     std::atomic<std::uint64_t> next_id_{1};
+    std::atomic<std::size_t> next_shard_{0}; // accept_connection's round robin
     std::atomic<bool> stopping_{false};
     bool started_ = false;
     std::uint16_t port_ = 0;

@@ -87,6 +87,11 @@ public:
     std::uint64_t id() const noexcept { return id_; }
     const std::string& organization() const noexcept { return org_; }
     bool authenticated() const noexcept { return authenticated_; }
+    const std::string& remote() const noexcept { return remote_; }
+    /// Why the connection ended (or is ending), for the connection_close log line: "closed by
+    /// client (1000)", "closed by server (1008: slow consumer: ...)", "connection lost",
+    /// "idle timeout", "write failed: ...", "aborted"; empty while it is open.
+    const std::string& end_reason() const noexcept { return end_reason_; }
 
     /// The connection as /api/connections shows it.
     boost::json::object info() const;
@@ -110,6 +115,10 @@ private:
     void send_json(std::string text);
     void send_error(rtpush::error code, std::string_view msg, const boost::json::value& id);
     void schedule_write();
+    void set_end_reason(std::string why) {
+        if (end_reason_.empty())
+            end_reason_ = std::move(why);
+    }
     void subscribe(client_message& m);
     void unsubscribe(client_message& m);
     void authenticate(client_message& m);
@@ -182,6 +191,7 @@ private:
     bool dirty_ = false; // queued on the shard's flush list
     std::chrono::steady_clock::time_point close_deadline_{};
     std::uint16_t close_code_ = 0;
+    std::string end_reason_; // the first cause of the end, see end_reason()
 };
 
 } // namespace rtpush

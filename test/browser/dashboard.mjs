@@ -10,6 +10,7 @@ import {existsSync, mkdirSync, mkdtempSync, rmSync} from "node:fs";
 import {createRequire} from "node:module";
 import {tmpdir} from "node:os";
 import {dirname, join} from "node:path";
+import {connect as tcpConnect} from "node:net";
 import {createInterface} from "node:readline";
 import {fileURLToPath} from "node:url";
 
@@ -58,10 +59,10 @@ function ensureTools() {
 }
 
 // rtd logs one JSON object per line; the "listening" line carries the port it bound.
-function startRtd(port) {
+function startRtd(port, extra = []) {
   return new Promise((resolve, reject) => {
     const proc = spawn(RTD, ["--host", "127.0.0.1", "--port", String(port), "--demo", "--demo-interval", "500",
-                             "--heartbeat-interval", "5"], {stdio: ["ignore", "pipe", "inherit"]});
+                             "--heartbeat-interval", "5", ...extra], {stdio: ["ignore", "pipe", "inherit"]});
     children.add(proc);
     proc.on("exit", () => children.delete(proc));
     const timer = setTimeout(() => reject(new Error("rtd did not start")), 15000);
@@ -202,8 +203,92 @@ async function main() {
   check(true, "tiles repaint from the restarted server");
   await page.screenshot({path: join(ARTIFACTS, "4-reconnected.png"), fullPage: true});
 
-  check(pageErrors.length === 0, "no JavaScript errors" + (pageErrors.length ? ": " + pageErrors.join("; ") : ""));
+  // 5. Server-Sent Events: forced with ?transport=sse, and as the fallback when the page's
+  // WebSocket cannot open (routed here to a socket that closes without a word).
+  await sseChecks(port, pageErrors);
+
   await stopRtd(rtd.proc);
+
+  // 6. The admin view (/#admin) of a server with an admin key: the key entry, then the test's
+  // own connections and rooms, listed from /api/connections and /api/rooms.
+  await adminChecks(pageErrors);
+
+  check(pageErrors.length === 0, "no JavaScript errors" + (pageErrors.length ? ": " + pageErrors.join("; ") : ""));
+}
+
+async function adminChecks(pageErrors) {
+  const KEY = "browser-admin-key";
+  const admin = await startRtd(0, ["--admin-key", KEY]);
+  // A connection of the test's own beside the page's: an SSE stream of globex's alerts.
+  const sse = tcpConnect(admin.port, "127.0.0.1");
+  sse.on("error", () => {});
+  sse.write("GET /sse?channel=alerts&org=globex HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+  const page = await context.newPage();
+  page.setDefaultTimeout(20000);
+  page.on("pageerror", (e) => pageErrors.push(String(e)));
+  await page.goto(`http://127.0.0.1:${admin.port}/#admin`);
+  await page.waitForSelector('#admin[data-state="unauthorized"]');
+  check(await page.locator("#admin").isVisible(), "/#admin shows the admin view; without the key: " +
+        await page.locator("#admin-status").innerText());
+  await page.fill("#admin-key", KEY);
+  await page.click("#admin-refresh");
+  await page.waitForSelector('#admin[data-state="ok"]');
+  await page.waitForSelector('#connections tr[data-transport="sse"][data-org="globex"]');
+  check(true, "with the key: the test's SSE stream (globex) is listed");
+  await page.waitForSelector('#connections tr[data-transport="websocket"][data-org="acme"]');
+  check(true, "the page's own WebSocket (acme) is listed");
+  const members = await page.locator('#rooms tr[data-room="alerts:org:globex"] td.num').innerText();
+  check(members === "1", "room alerts:org:globex has 1 member (" + members + ")");
+  check(await page.locator('#rooms tr[data-room="kpi:org:acme"]').count() === 1, "room kpi:org:acme is listed");
+  const listed = Number(await page.locator("#conn-count").innerText());
+  const api = await (await fetch(`http://127.0.0.1:${admin.port}/api/connections`, {headers: {"X-API-Key": KEY}})).json();
+  check(listed === api.total_count, `the count matches /api/connections (${listed})`);
+  await page.waitForFunction(() => /\d/.test(document.querySelector("#stats")?.textContent || ""));
+  check(true, "with the key, the server panel shows /api/stats too");
+  await page.screenshot({path: join(ARTIFACTS, "7-admin.png"), fullPage: true});
+  await page.click('#admin a[href="#"]');
+  await page.waitForSelector("#admin", {state: "hidden"});
+  check(true, "close hides the admin view");
+  sse.destroy();
+  await page.close();
+  await stopRtd(admin.proc);
+}
+
+async function sseChecks(port, pageErrors) {
+  const watch = (p) => p.on("pageerror", (e) => pageErrors.push(String(e)));
+  const forced = await context.newPage();
+  forced.setDefaultTimeout(20000);
+  watch(forced);
+  await forced.goto(`http://127.0.0.1:${port}/?transport=sse`);
+  await forced.waitForSelector('#status[data-state="connected"][data-transport="sse"]');
+  check(true, "?transport=sse: connected over SSE (" + await forced.locator("#status").innerText() + ")");
+  await forced.waitForFunction(() => /\d/.test(document.querySelector('.tile[data-kpi="utilization"] .value')?.textContent || ""));
+  check(true, "SSE: KPI tiles paint from the initial values");
+  rtctl(port, "broadcast", "kpi", "--org", "acme", "--data", '{"health_score": 4242}');
+  await forced.waitForFunction(() => document.querySelector('.tile[data-kpi="health_score"] .value')?.textContent === "4242");
+  check(true, "SSE: rtctl broadcast kpi updates the tile (4242)");
+  await forced.waitForSelector("#backlog tr td.num");
+  check(true, "SSE: backlog table filled");
+  const conns = await (await fetch(`http://127.0.0.1:${port}/api/connections`)).json();
+  check(conns.connections.some((c) => c.transport === "sse" && c.subscriptions.includes("kpi:org:acme")),
+        "/api/connections shows the page's SSE stream");
+  await forced.screenshot({path: join(ARTIFACTS, "5-sse-forced.png"), fullPage: true});
+  await forced.close();
+
+  const blocked = await context.newPage();
+  blocked.setDefaultTimeout(20000);
+  watch(blocked);
+  let wsAttempts = 0;
+  // A middlebox that lets the upgrade through and then cuts the connection: never a message.
+  await blocked.routeWebSocket(/\/ws$/, (ws) => { wsAttempts++; ws.close(); });
+  await blocked.goto(`http://127.0.0.1:${port}/`);
+  await blocked.waitForSelector('#status[data-state="connected"][data-transport="sse"]');
+  check(wsAttempts >= 1, `WebSocket blocked (${wsAttempts} attempt(s)): the page fell back to SSE`);
+  rtctl(port, "broadcast", "kpi", "--org", "acme", "--data", '{"health_score": 4343}');
+  await blocked.waitForFunction(() => document.querySelector('.tile[data-kpi="health_score"] .value')?.textContent === "4343");
+  check(true, "fallback SSE: live tile update (4343)");
+  await blocked.screenshot({path: join(ARTIFACTS, "6-sse-fallback.png"), fullPage: true});
+  await blocked.close();
 }
 
 async function cleanup() {

@@ -3,7 +3,8 @@
 //
 // Self-contained on purpose: nothing is fetched from the internet and there is no build step,
 // so the page works on an air-gapped network and ships inside the binary. The server replaces
-// the placeholder __RTPUSH_WS_PATH__ with the WebSocket path as a JSON string.
+// the placeholders __RTPUSH_WS_PATH__ and __RTPUSH_SSE_PATH__ with the WebSocket path and the
+// Server-Sent Events path (null when there is none) as JSON strings.
 //
 #ifndef RTPUSH_DETAIL_DASHBOARD_PAGE_HPP
 #define RTPUSH_DETAIL_DASHBOARD_PAGE_HPP
@@ -68,6 +69,12 @@ td.num, th.num { text-align:right; }
 dl.kv { display:grid; grid-template-columns:auto 1fr; gap:4px 14px; margin:0; font-variant-numeric:tabular-nums; }
 dl.kv dt { color:var(--dim); } dl.kv dd { margin:0; text-align:right; }
 #log { color:var(--dim); font-size:12px; margin-left:auto; }
+a { color:var(--accent); }
+#admin h3 { font-size:12px; color:var(--dim); margin:14px 0 6px; font-weight:600; }
+#admin .bar { display:flex; gap:12px; align-items:flex-end; flex-wrap:wrap; }
+#admin td { font-size:12px; }
+#admin-status { color:var(--dim); font-size:12px; }
+#admin[data-state="unauthorized"] #admin-status { color:var(--bad); }
 </style>
 </head>
 <body>
@@ -80,9 +87,26 @@ dl.kv dt { color:var(--dim); } dl.kv dd { margin:0; text-align:right; }
   <label>Token<input id="token" type="password" placeholder="optional" size="14"></label>
   <button id="apply">Apply</button>
   <span id="log"></span>
+  <a id="admin-link" href="#admin">Admin</a>
   <datalist id="orgs"></datalist>
 </header>
 <main>
+  <section id="admin" class="wide" hidden>
+    <h2>Admin · connections and rooms</h2>
+    <div class="bar">
+      <label>Admin key<input id="admin-key" type="password" placeholder="when the server has one" size="18"></label>
+      <button id="admin-refresh">Refresh</button>
+      <span id="admin-status"></span>
+      <a href="#">close</a>
+    </div>
+    <h3>Connections (<span id="conn-count">0</span>)</h3>
+    <table><thead><tr><th>Id</th><th>Transport</th><th>Organization</th><th>User</th><th>Remote</th>
+      <th>Subscriptions</th><th>Connected</th><th class="num">Sent</th><th class="num">Received</th><th class="num">Queued</th></tr></thead>
+      <tbody id="connections"></tbody></table>
+    <h3>Rooms (<span id="room-count">0</span>)</h3>
+    <table><thead><tr><th>Room</th><th>Channel</th><th>Scope</th><th class="num">Members</th></tr></thead>
+      <tbody id="rooms"></tbody></table>
+  </section>
   <section class="wide">
     <h2>KPIs <span id="scope-name"></span></h2>
     <div id="tiles"></div>
@@ -120,6 +144,10 @@ dl.kv dt { color:var(--dim); } dl.kv dd { margin:0; text-align:right; }
 <script>
 "use strict";
 const WS_PATH = __RTPUSH_WS_PATH__;
+const SSE_PATH = __RTPUSH_SSE_PATH__;   // the fallback transport, or null
+// ?transport=sse uses Server-Sent Events only; otherwise WebSocket first, SSE when a WebSocket
+// cannot open (a proxy or firewall that blocks it).
+const FORCE_SSE = new URLSearchParams(location.search).get("transport") === "sse" && !!SSE_PATH;
 const CHANNELS = ["kpi", "backlog", "attendance", "alerts"];
 const KPIS = [
   {key: "utilization", name: "Utilization", unit: "%", good: +1, agg: "mean", color: "#38bdf8"},
@@ -144,10 +172,15 @@ let history = [];                       // [{t, values}] of the selected scope
 let lastTiles = null;
 let deltas = {};                        // KPI -> its last change, for the arrows
 let ws = null, attempt = 0, retryTimer = null, watchdog = null, heartbeatMs = 30000;
+let transport = FORCE_SSE ? "sse" : "ws";
+let es = null, esMetrics = null;        // the SSE streams (the org's channels; metrics)
+let sseLastId = "", sseOrg = null;      // where the org stream resumes (its Last-Event-ID)
+let metricsLastId = "";
 
 function setStatus(state, text) {
   const el = $("status");
   el.dataset.state = state;
+  el.dataset.transport = transport;
   el.textContent = text || state;
 }
 
@@ -171,8 +204,35 @@ function send(o) { if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stri
 function connect() {
   clearTimeout(retryTimer);
   setStatus(attempt ? "reconnecting" : "connecting", attempt ? "reconnecting (attempt " + attempt + ")" : "connecting");
+  if (transport === "sse") connectSse(); else connectWs();
+}
+
+// A connection ended. One that never delivered a message means the transport itself is
+// blocked (or the server is down): after a WebSocket, try SSE at once; after SSE, back off.
+// Every new round starts with WebSocket again, unless ?transport=sse.
+function onDown(delivered) {
+  if (!delivered && transport === "ws" && SSE_PATH) {
+    transport = "sse";
+    setStatus("connecting", "WebSocket failed: trying Server-Sent Events");
+    retryTimer = setTimeout(connect, 0);
+    return;
+  }
+  if (!FORCE_SSE) transport = "ws";
+  scheduleReconnect();
+}
+
+function closeTransport() {
+  if (ws) { const s = ws; ws = null; s.close(); }
+  if (es) { es.close(); es = null; }
+  if (esMetrics) { esMetrics.close(); esMetrics = null; }
+  clearTimeout(watchdog);
+}
+
+function connectWs() {
   const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + WS_PATH;
-  const sock = new WebSocket(url);
+  let sock;
+  try { sock = new WebSocket(url); } catch (err) { onDown(false); return; }
+  let delivered = false;
   ws = sock;
   sock.onopen = () => {
     if (sock !== ws) return;
@@ -184,6 +244,7 @@ function connect() {
   };
   sock.onmessage = (e) => {
     if (sock !== ws) return;
+    delivered = true;
     armWatchdog();
     let m;
     try { m = JSON.parse(e.data); } catch (err) { return; }
@@ -193,8 +254,53 @@ function connect() {
     if (sock !== ws) return;
     ws = null;
     clearTimeout(watchdog);
-    scheduleReconnect();
+    onDown(delivered);
   };
+}
+
+// Server-Sent Events: one stream of the org's channels (the same messages as the WebSocket,
+// heartbeats as comments), resumed from its last event id after a drop; the channel-wide
+// metrics stream beside it when no token is used (a token stays inside its organization).
+function sseUrl(channels, org, lastId) {
+  let q = "channel=" + channels.join(",");
+  if (org) q += "&org=" + encodeURIComponent(org);
+  const token = $("token").value.trim();
+  if (token) q += "&token=" + encodeURIComponent(token);
+  if (lastId) q += "&lastEventId=" + encodeURIComponent(lastId);
+  return SSE_PATH + "?" + q;
+}
+
+function connectSse() {
+  if (sseOrg !== scope.org) { sseLastId = ""; sseOrg = scope.org; } // ids name topics of one org
+  subscribedOrg = scope.org;
+  const src = new EventSource(sseUrl(CHANNELS, scope.org, sseLastId));
+  let delivered = false;
+  es = src;
+  src.onmessage = (e) => {
+    if (src !== es) return;
+    delivered = true;
+    if (e.lastEventId) sseLastId = e.lastEventId;
+    let m;
+    try { m = JSON.parse(e.data); } catch (err) { return; }
+    onMessage(m);
+  };
+  // EventSource would retry by itself, but not after an HTTP error; reconnecting here gives
+  // one policy (backoff, fallback) for both transports.
+  src.onerror = () => {
+    if (src !== es) return;
+    closeTransport();
+    onDown(delivered);
+  };
+  if (!$("token").value.trim()) {
+    const m = new EventSource(sseUrl(["metrics"], "", metricsLastId));
+    esMetrics = m;
+    m.onmessage = (e) => {
+      if (m !== esMetrics) return;
+      if (e.lastEventId) metricsLastId = e.lastEventId;
+      try { onMessage(JSON.parse(e.data)); } catch (err) {}
+    };
+    m.onerror = () => { if (m === esMetrics && m.readyState === EventSource.CLOSED) esMetrics = null; };
+  }
 }
 
 function scheduleReconnect() {
@@ -240,7 +346,7 @@ function onMessage(m) {
   switch (m.type) {
   case "connected":
     heartbeatMs = m.heartbeatInterval || heartbeatMs;
-    armWatchdog();
+    if (transport === "ws") armWatchdog(); // SSE heartbeats are comments the page never sees
     return;
   case "subscribed":
     // Not recovered (a new server epoch, or history lost): the `initial` messages that follow
@@ -252,7 +358,8 @@ function onMessage(m) {
     }
     if (m.channel === "kpi") {
       attempt = 0;
-      setStatus("connected", m.recovered === true ? "connected (recovered)" : "connected");
+      setStatus("connected", (m.recovered === true ? "connected (recovered)" : "connected") +
+                (transport === "sse" ? " · SSE" : ""));
     }
     return;
   case "snapshot":
@@ -317,6 +424,14 @@ function onAlert(m, d) {
   schedule();
 }
 
+// With an admin key on the server, the admin routes (/api/stats, /api/broadcast, ...) need it.
+function apiHeaders(extra) {
+  const h = Object.assign({}, extra || {});
+  const key = $("admin-key").value.trim();
+  if (key) h["X-API-Key"] = key;
+  return h;
+}
+
 async function alertAction(id, action) {
   const a = alerts.get(id);
   if (!a) return;
@@ -324,7 +439,7 @@ async function alertAction(id, action) {
   data[action + "_at"] = new Date().toISOString();
   const body = {event: "alert:" + action, channel: "alerts", target: {organization_id: a.data.organization_id}, data: data};
   try {
-    const r = await fetch("/api/broadcast", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+    const r = await fetch("/api/broadcast", {method: "POST", headers: apiHeaders({"Content-Type": "application/json"}), body: JSON.stringify(body)});
     if (!r.ok) $("log").textContent = "alert " + action + " failed: HTTP " + r.status;
   } catch (err) { $("log").textContent = "alert " + action + " failed: " + err; }
 }
@@ -479,7 +594,7 @@ function renderPickers() {
 
 async function refreshStats() {
   try {
-    const r = await fetch("/api/stats", {cache: "no-store"});
+    const r = await fetch("/api/stats", {cache: "no-store", headers: apiHeaders()});
     const s = (await r.json()).stats || {};
     const rows = [["connections", s.active_connections], ["publications", s.total_messages], ["frames sent", s.messages_sent],
       ["messages / s", s.messages_per_second], ["avg latency (ms)", s.average_latency_ms], ["max latency (ms)", s.max_latency_ms],
@@ -489,6 +604,52 @@ async function refreshStats() {
     $("stats").innerHTML = '<dt class="empty">server unreachable</dt><dd></dd>';
   }
 }
+
+// --- admin view (/#admin): connections and rooms from the REST API ---------------------------
+async function refreshAdmin() {
+  if (location.hash !== "#admin") return;
+  const el = $("admin");
+  try {
+    const opts = {cache: "no-store", headers: apiHeaders()};
+    const [c, r] = await Promise.all([fetch("/api/connections", opts), fetch("/api/rooms", opts)]);
+    if (c.status === 401 || r.status === 401) {
+      el.dataset.state = "unauthorized";
+      $("admin-status").textContent = "this server needs its admin key (401)";
+      return;
+    }
+    if (!c.ok || !r.ok) throw new Error("HTTP " + (c.ok ? r.status : c.status));
+    const conns = (await c.json()).connections || [], rooms = (await r.json()).rooms || [];
+    conns.sort((a, b) => String(a.connected_at).localeCompare(String(b.connected_at)));
+    $("conn-count").textContent = conns.length;
+    $("connections").innerHTML = conns.map((x) => '<tr data-conn="' + esc(x.socket_id) + '" data-transport="' + esc(x.transport || "websocket") +
+      '" data-org="' + esc(x.organization_id || "") + '"><td>' + esc(x.socket_id) + "</td><td>" + esc(x.transport || "websocket") + "</td><td>" +
+      esc(x.organization_id || "–") + "</td><td>" + esc(x.user_id || "–") + "</td><td>" + esc(x.remote_address || "") + "</td><td>" +
+      esc((x.subscriptions || []).join(" ")) + "</td><td>" + esc(String(x.connected_at || "").replace("T", " ").replace(/\.\d+Z$/, "Z")) +
+      '</td><td class="num">' + esc(fmt(x.messages_sent)) + '</td><td class="num">' + esc(fmt(x.messages_received)) +
+      '</td><td class="num">' + esc(fmt(x.queued)) + "</td></tr>").join("") || '<tr><td colspan="10" class="empty">no connections</td></tr>';
+    $("room-count").textContent = rooms.length;
+    $("rooms").innerHTML = rooms.map((x) => '<tr data-room="' + esc(x.name) + '"><td>' + esc(x.name) + "</td><td>" + esc(x.channel) + "</td><td>" +
+      esc(Object.entries(x.scope || {}).map(([k, v]) => k + "=" + v).join(" ") || "(channel)") + '</td><td class="num">' +
+      esc(fmt(x.members)) + "</td></tr>").join("") || '<tr><td colspan="4" class="empty">no rooms</td></tr>';
+    el.dataset.state = "ok";
+    $("admin-status").textContent = "updated " + new Date().toLocaleTimeString();
+  } catch (err) {
+    el.dataset.state = "error";
+    $("admin-status").textContent = "server unreachable: " + err;
+  }
+}
+function showAdmin() {
+  const on = location.hash === "#admin";
+  $("admin").hidden = !on;
+  if (on) refreshAdmin();
+}
+window.addEventListener("hashchange", showAdmin);
+$("admin-refresh").addEventListener("click", () => {
+  try { localStorage.setItem("rtpush.adminKey", $("admin-key").value); } catch (err) {}
+  refreshAdmin();
+  refreshStats();
+});
+try { $("admin-key").value = localStorage.getItem("rtpush.adminKey") || ""; } catch (err) {}
 
 // --- controls -------------------------------------------------------------------------------
 function applyScope() {
@@ -502,6 +663,7 @@ function applyScope() {
   pickerState = "";
   for (const [k, e] of store.kpi) learnScope(e.scope);
   if (ws && ws.readyState === WebSocket.OPEN && subscribedOrg !== scope.org) subscribe();
+  if (es && subscribedOrg !== scope.org) { closeTransport(); attempt = 0; connect(); } // a stream per org
   render();
 }
 $("org").addEventListener("change", applyScope);
@@ -511,7 +673,10 @@ $("apply").addEventListener("click", () => {
   try { localStorage.setItem("rtpush.token", $("token").value); } catch (err) {}
   applyScope();
   // A new token only counts on a new connection: authenticate is sent first.
-  if (ws) ws.close(); else { attempt = 0; connect(); }
+  closeTransport();
+  clearTimeout(retryTimer);
+  attempt = 0;
+  connect();
 });
 $("alerts").addEventListener("click", (e) => {
   const b = e.target.closest("button[data-act]");
@@ -524,6 +689,8 @@ renderChart();
 connect();
 refreshStats();
 setInterval(refreshStats, 3000);
+showAdmin();
+setInterval(refreshAdmin, 3000);
 </script>
 </body>
 </html>

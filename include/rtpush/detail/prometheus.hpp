@@ -4,6 +4,7 @@
 #ifndef RTPUSH_DETAIL_PROMETHEUS_HPP
 #define RTPUSH_DETAIL_PROMETHEUS_HPP
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -49,6 +50,47 @@ public:
         auto r = std::to_chars(buf, buf + sizeof buf, value);
         out_.append(buf, r.ptr);
         out_ += '\n';
+    }
+
+    /// The samples of one histogram series: a cumulative `_bucket{le}` per upper bound (in the
+    /// family's base unit, e.g. seconds), `+Inf`, `_sum` and `_count`, with one optional
+    /// label before `le`. `counts[i]` is the number of observations in bucket i (not
+    /// cumulative); `count` is the total, observations above the last bound are only in it.
+    /// The caller writes family() first.
+    template <class Bounds, class Counts>
+    void histogram(std::string_view name, const Bounds& bounds, const Counts& counts, double sum,
+                   std::uint64_t count, std::string_view label = {},
+                   std::string_view label_value = {}) {
+        std::string const bucket = std::string(name) + "_bucket";
+        std::uint64_t cumulative = 0;
+        std::size_t i = 0;
+        for (auto const bound : bounds) {
+            cumulative += static_cast<std::uint64_t>(counts[i++]);
+            char le[32];
+            // fixed notation: le="0.0001", not "1e-04"
+            auto r = std::to_chars(le, le + sizeof le, static_cast<double>(bound),
+                                   std::chars_format::fixed);
+            std::string_view const lv(le, static_cast<std::size_t>(r.ptr - le));
+            if (label.empty())
+                sample(bucket, cumulative, {{"le", lv}});
+            else
+                sample(bucket, cumulative, {{label, label_value}, {"le", lv}});
+        }
+        // Counters are read one by one while writers run: keep +Inf >= every bucket.
+        count = std::max(count, cumulative);
+        auto one = [&](std::string_view suffix, auto value) {
+            std::string const n = std::string(name) + std::string(suffix);
+            if (label.empty())
+                sample(n, value);
+            else
+                sample(n, value, {{label, label_value}});
+        };
+        if (label.empty())
+            sample(bucket, count, {{"le", "+Inf"}});
+        else
+            sample(bucket, count, {{label, label_value}, {"le", "+Inf"}});
+        one("_sum", sum);
+        one("_count", count);
     }
 
     /// One family with a single unlabelled sample.

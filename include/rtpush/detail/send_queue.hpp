@@ -32,6 +32,9 @@ struct outbound_frame {
     /// message marked `redelivered`). Sessions hand such frames to the ack tracker.
     std::string ack_id;
     std::shared_ptr<const outbound_frame> redelivery;
+    /// Publications: their `seq` in the topic's stream (a Server-Sent Events stream names its
+    /// events by it, see detail/sse.hpp); 0 for every other frame.
+    std::uint64_t seq = 0;
 };
 using frame_ptr = std::shared_ptr<const outbound_frame>;
 

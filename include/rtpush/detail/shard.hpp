@@ -18,10 +18,13 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -31,6 +34,8 @@ class session;
 } // namespace rtpush
 
 namespace rtpush::detail {
+
+class sse_session;
 
 /// One publication on its way to the subscribers of one io thread.
 struct delivery {
@@ -69,6 +74,32 @@ inline constexpr std::array<std::uint64_t, 15> latency_bounds_us{
     100,   250,    500,    1000,   2500,    5000,    10000,  25000,
     50000, 100000, 250000, 500000, 1000000, 2500000, 5000000};
 
+/// Upper bounds, in nanoseconds, of the buckets of the fan-out duration histogram: the time
+/// one io thread takes to queue a publication on all of its subscribers (1 us .. 100 ms).
+inline constexpr std::array<std::uint64_t, 14> fanout_bounds_ns{
+    1000,   2500,   5000,    10000,   25000,    50000,    100000,
+    250000, 500000, 1000000, 2500000, 10000000, 50000000, 100000000};
+
+/// Why a connection was refused (or closed right after it became known to be over a limit).
+enum class reject_reason {
+    connection_limit,     ///< max_connections
+    org_connection_limit, ///< max_connections_per_org
+    handshake_rate_limit, ///< max_handshakes_per_ip
+    auth_failed,          ///< a token that does not verify, or none where one is required
+    unauthorized,         ///< a valid token that may not read what was asked (SSE)
+    origin_not_allowed,   ///< an Origin outside allowed_origins
+    shutting_down,        ///< the server is stopping
+};
+inline constexpr std::size_t reject_reason_count = 7;
+
+/// The `reason` label of rtpush_connections_rejected_total.
+inline constexpr std::string_view to_string(reject_reason r) noexcept {
+    constexpr std::string_view names[reject_reason_count] = {
+        "connection_limit", "org_connection_limit", "handshake_rate_limit", "auth_failed",
+        "unauthorized",     "origin_not_allowed",   "shutting_down"};
+    return names[static_cast<std::size_t>(r)];
+}
+
 /// Counters of one shard, written by its thread, read by anyone.
 struct shard_counters {
     std::atomic<std::uint64_t> frames_sent{0};
@@ -83,10 +114,21 @@ struct shard_counters {
     std::array<std::atomic<std::uint64_t>, latency_bounds_us.size()> latency_buckets{};
     /// Frames dropped because the disconnect policy closed a slow consumer (part of dropped).
     std::atomic<std::uint64_t> slow_consumers{0};
+    /// Deliveries (one per publication per shard), per bucket of fanout_bounds_ns.
+    std::array<std::atomic<std::uint64_t>, fanout_bounds_ns.size()> fanout_buckets{};
+    std::atomic<std::uint64_t> fanout_count{0};
+    std::atomic<std::uint64_t> fanout_ns_sum{0};
     std::atomic<std::uint64_t> accepted{0};
-    std::atomic<std::uint64_t> rejected{0};
+    std::atomic<std::uint64_t> rejected{0}; ///< every reason
+    std::array<std::atomic<std::uint64_t>, reject_reason_count> rejected_by{};
     std::atomic<std::uint64_t> rate_limited{0};
-    std::atomic<std::size_t> connections{0};
+    std::atomic<std::size_t> connections{0};     ///< WebSocket and SSE
+    std::atomic<std::size_t> sse_connections{0}; ///< SSE only
+
+    void count_rejected(reject_reason r) noexcept {
+        rejected.fetch_add(1, std::memory_order_relaxed);
+        rejected_by[static_cast<std::size_t>(r)].fetch_add(1, std::memory_order_relaxed);
+    }
 };
 
 /// shard_counters read and summed over shards (for /api/stats and /metrics).
@@ -95,6 +137,10 @@ struct counter_totals {
     std::uint64_t latency_us_sum = 0, latency_samples = 0, latency_us_max = 0;
     std::array<std::uint64_t, latency_bounds_us.size()> latency_buckets{};
     std::uint64_t slow_consumers = 0, accepted = 0, rejected = 0, rate_limited = 0;
+    std::array<std::uint64_t, reject_reason_count> rejected_by{};
+    std::uint64_t sse_connections = 0;
+    std::array<std::uint64_t, fanout_bounds_ns.size()> fanout_buckets{};
+    std::uint64_t fanout_count = 0, fanout_ns_sum = 0;
 
     void add(const shard_counters& c) noexcept {
         auto get = [](auto const& a) {
@@ -113,6 +159,13 @@ struct counter_totals {
         slow_consumers += get(c.slow_consumers);
         accepted += get(c.accepted);
         rejected += get(c.rejected);
+        for (std::size_t i = 0; i < rejected_by.size(); ++i)
+            rejected_by[i] += get(c.rejected_by[i]);
+        sse_connections += get(c.sse_connections);
+        for (std::size_t i = 0; i < fanout_buckets.size(); ++i)
+            fanout_buckets[i] += get(c.fanout_buckets[i]);
+        fanout_count += get(c.fanout_count);
+        fanout_ns_sum += get(c.fanout_ns_sum);
         rate_limited += get(c.rate_limited);
     }
 };
@@ -131,8 +184,27 @@ public:
     boost::asio::io_context::executor_type get_executor() noexcept { return ioc_.get_executor(); }
     shard_counters& counters() noexcept { return counters_; }
 
-    /// Posted by the hub: queues `d.frame` once on every session subscribed to one of its keys.
+    /// Called by the hub, from any thread, under the hub's mutex (so in counter order): queues
+    /// a delivery for this shard's thread, where one posted drain runs every queued delivery in
+    /// that order. Not one asio::post per delivery: an io_context made for one thread
+    /// (concurrency hint 1) keeps what its own thread posts in a private queue until the
+    /// running handler returns, so a delivery posted from this thread could run after one that
+    /// another thread posted later, and a topic's updates would arrive out of seq order.
+    void enqueue(std::shared_ptr<const delivery> d) {
+        bool post_drain = false;
+        {
+            std::lock_guard<std::mutex> lock(inbox_mutex_);
+            inbox_.push_back(std::move(d));
+            post_drain = !drain_posted_;
+            drain_posted_ = true;
+        }
+        if (post_drain)
+            boost::asio::post(ioc_, [this] { drain_inbox(); });
+    }
+
+    /// Queues `d.frame` once on every session subscribed to one of its keys.
     void deliver(const delivery& d) {
+        auto const t0 = std::chrono::steady_clock::now();
         for (int i = 0; i < d.key_count; ++i) {
             auto it = subs_.find(d.keys[i]);
             if (it == subs_.end())
@@ -147,6 +219,19 @@ public:
                 o->push(d.frame);
             }
         }
+        // rtpush_fanout_duration_seconds: two clock reads per publication per thread, against
+        // a loop over every subscriber of the topic.
+        auto const ns =
+            static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                           std::chrono::steady_clock::now() - t0)
+                                           .count());
+        auto const b = static_cast<std::size_t>(
+            std::lower_bound(fanout_bounds_ns.begin(), fanout_bounds_ns.end(), ns) -
+            fanout_bounds_ns.begin());
+        if (b < fanout_bounds_ns.size())
+            counters_.fanout_buckets[b].fetch_add(1, std::memory_order_relaxed);
+        counters_.fanout_count.fetch_add(1, std::memory_order_relaxed);
+        counters_.fanout_ns_sum.fetch_add(ns, std::memory_order_relaxed);
     }
 
     /// Remembers a subscriber with queued frames; one posted flush then starts the writes of
@@ -200,6 +285,25 @@ public:
         if (sessions_.erase(id))
             counters_.connections.fetch_sub(1, std::memory_order_relaxed);
     }
+    /// Server-Sent Events streams (detail/sse_session.hpp) count as connections too.
+    void add_sse(std::uint64_t id, sse_session* s) {
+        sse_.emplace(id, s);
+        counters_.connections.fetch_add(1, std::memory_order_relaxed);
+        counters_.sse_connections.fetch_add(1, std::memory_order_relaxed);
+    }
+    void remove_sse(std::uint64_t id) {
+        if (sse_.erase(id)) {
+            counters_.connections.fetch_sub(1, std::memory_order_relaxed);
+            counters_.sse_connections.fetch_sub(1, std::memory_order_relaxed);
+        }
+    }
+    sse_session* find_sse(std::uint64_t id) const {
+        auto it = sse_.find(id);
+        return it == sse_.end() ? nullptr : it->second;
+    }
+    const std::unordered_map<std::uint64_t, sse_session*>& sse_sessions() const noexcept {
+        return sse_;
+    }
     rtpush::session* find_session(std::uint64_t id) const {
         auto it = sessions_.find(id);
         return it == sessions_.end() ? nullptr : it->second;
@@ -228,6 +332,17 @@ public:
     std::unordered_set<boost::asio::ip::tcp::socket*> http_sockets;
 
 private:
+    void drain_inbox() {
+        {
+            std::lock_guard<std::mutex> lock(inbox_mutex_);
+            draining_.swap(inbox_);
+            drain_posted_ = false;
+        }
+        for (auto const& d : draining_)
+            deliver(*d);
+        draining_.clear();
+    }
+
     void flush_dirty() {
         flush_posted_ = false;
         flushing_.swap(dirty_);
@@ -241,7 +356,12 @@ private:
     boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
     std::unordered_map<std::string, std::vector<subscription*>> subs_;
     std::unordered_map<std::uint64_t, rtpush::session*> sessions_;
+    std::unordered_map<std::uint64_t, sse_session*> sse_;
     shard_counters counters_;
+    std::mutex inbox_mutex_;
+    std::vector<std::shared_ptr<const delivery>> inbox_; // under inbox_mutex_
+    bool drain_posted_ = false;                          // under inbox_mutex_
+    std::vector<std::shared_ptr<const delivery>> draining_;
     std::vector<subscriber*> dirty_;
     std::vector<subscriber*> flushing_;
     bool flush_posted_ = false;

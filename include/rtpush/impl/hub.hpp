@@ -28,11 +28,12 @@ inline hub::hub(hub_config cfg)
 namespace detail {
 // A publication's frame carries what the session's priority lanes need (see send_queue).
 inline frame_ptr publication_frame(std::string bytes, const publication& p, int slot, bool timed,
-                                   frame_ptr redelivery = nullptr) {
+                                   std::uint64_t seq, frame_ptr redelivery = nullptr) {
     auto f = std::make_shared<outbound_frame>();
     f->ack_id = p.ack_id;
     f->redelivery = std::move(redelivery);
     f->bytes = std::move(bytes);
+    f->seq = seq;
     f->timed = timed;
     f->bulk = p.priority == priority::medium || p.priority == priority::low;
     f->topic = p.topic.key();
@@ -49,15 +50,15 @@ inline void hub::attach(std::vector<detail::shard*> shards) {
 inline void hub::fan_out(const topic& t, detail::frame_ptr frame, std::uint64_t counter) {
     if (shards_.empty())
         return;
-    // One allocation per publication, shared by the shards. Posting under the mutex keeps
-    // each shard's queue in counter (and so per-topic seq) order.
+    // One allocation per publication, shared by the shards. Queuing under the mutex keeps
+    // each shard's inbox in counter (and so per-topic seq) order (see shard::enqueue).
     auto d = std::make_shared<detail::delivery>();
     d->frame = std::move(frame);
     d->keys = t.subscriber_keys();
     d->key_count = t.scope.depth() + 1;
     d->counter = counter;
     for (detail::shard* s : shards_)
-        boost::asio::post(s->get_executor(), [s, d] { s->deliver(*d); });
+        s->enqueue(d);
 }
 
 inline hub::publish_result hub::publish(publication p) {
@@ -84,11 +85,11 @@ inline hub::publish_result hub::publish(publication p) {
         redelivery = detail::publication_frame(
             detail::make_frame(detail::opcode::text,
                                message::publication("update", p, r.seq, epoch_, ts, true)),
-            p, phase_slot(p.phase), false);
+            p, phase_slot(p.phase), false, r.seq);
     auto frame = detail::publication_frame(
         detail::make_frame(detail::opcode::text,
                            message::publication("update", p, r.seq, epoch_, ts)),
-        p, phase_slot(p.phase), true, std::move(redelivery));
+        p, phase_slot(p.phase), true, r.seq, std::move(redelivery));
     ++total_;
     ++by_event_[p.event];
     std::uint64_t const counter = ++counter_;
@@ -144,7 +145,7 @@ inline void hub::append_initial(const std::string& key, std::vector<detail::fram
                     detail::make_frame(detail::opcode::text,
                                        message::publication("initial", slot->pub, slot->seq, epoch_,
                                                             slot->timestamp)),
-                    slot->pub, i, false);
+                    slot->pub, i, false, slot->seq);
             out.push_back(slot->initial);
         }
     }

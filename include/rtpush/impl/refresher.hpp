@@ -7,6 +7,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
+#include <array>
 #include <exception>
 #include <optional>
 #include <stdexcept>
@@ -25,8 +26,17 @@ struct refresh_flight {
     bool ok = false;
 };
 
+/// Upper bounds (seconds) of the buckets of a source's fetch duration histogram, exported as
+/// rtpush_source_refresh_duration_seconds (through the `refresh_duration` of its stats).
+inline constexpr std::array<double, 12> refresh_bounds_seconds{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                               0.5,   1,    2.5,   5,    10,  30};
+
 struct refresh_counters {
     std::uint64_t fetches = 0, errors = 0, publishes = 0, unchanged = 0, cache_hits = 0, shared = 0;
+    std::uint64_t successes = 0; ///< fetches that returned a snapshot (errors: that threw)
+    std::array<std::uint64_t, refresh_bounds_seconds.size()> duration_buckets{}; ///< per bucket
+    std::uint64_t durations = 0; ///< fetches timed (successes + errors)
+    double duration_sum = 0;     ///< seconds
     unsigned consecutive_errors = 0;
     std::string last_error, last_error_at, last_success_at;
     bool active = false;
@@ -88,6 +98,21 @@ struct refresher_state : std::enable_shared_from_this<refresher_state> {
         co_await refresh(self, e, true);
     }
     void succeeded(refresh_entry& e, snapshot s);
+    // One fetch's outcome and duration, for the per-source metrics.
+    void timed(refresh_entry& e, double seconds, bool ok) {
+        std::lock_guard lock(mutex_);
+        auto& c = e.counters;
+        if (ok)
+            ++c.successes;
+        auto const b =
+            static_cast<std::size_t>(std::lower_bound(refresh_bounds_seconds.begin(),
+                                                      refresh_bounds_seconds.end(), seconds) -
+                                     refresh_bounds_seconds.begin());
+        if (b < c.duration_buckets.size())
+            ++c.duration_buckets[b];
+        ++c.durations;
+        c.duration_sum += seconds;
+    }
     void failed(refresh_entry& e, const std::string& what);
     std::chrono::milliseconds interval(const refresh_entry& e) {
         auto d = e.opt.refresh_interval;
@@ -131,6 +156,7 @@ inline boost::asio::awaitable<bool> refresher_state::refresh(std::shared_ptr<ref
     }
     std::string what;
     std::optional<snapshot> got;
+    auto const started = clock::now();
     try {
         got = co_await e->src.fetch();
     } catch (std::exception const& ex) {
@@ -142,6 +168,9 @@ inline boost::asio::awaitable<bool> refresher_state::refresh(std::shared_ptr<ref
     }
     auto const cs = co_await boost::asio::this_coro::cancellation_state;
     bool const cancelled = cs.cancelled() != boost::asio::cancellation_type::none;
+    if (got || !cancelled)
+        self->timed(*e, std::chrono::duration<double>(clock::now() - started).count(),
+                    got.has_value());
     if (got)
         self->succeeded(*e, std::move(*got));
     else if (!cancelled)
@@ -270,6 +299,19 @@ inline boost::json::array refresher_state::stats() const {
         o["active"] = c.active;
         o["on_demand"] = e->opt.on_demand;
         o["refresh_interval_ms"] = e->opt.refresh_interval.count();
+        o["successes"] = c.successes;
+        // Self-describing, so that /metrics renders it without knowing the bounds.
+        boost::json::object d;
+        boost::json::array le, counts;
+        for (std::size_t i = 0; i < refresh_bounds_seconds.size(); ++i) {
+            le.push_back(refresh_bounds_seconds[i]);
+            counts.push_back(c.duration_buckets[i]);
+        }
+        d["le"] = std::move(le);
+        d["counts"] = std::move(counts);
+        d["sum_seconds"] = c.duration_sum;
+        d["count"] = c.durations;
+        o["refresh_duration"] = std::move(d);
         if (!c.last_error.empty()) {
             o["last_error"] = c.last_error;
             o["last_error_at"] = c.last_error_at;

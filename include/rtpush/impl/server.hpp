@@ -21,7 +21,11 @@
 #include <boost/beast/http/write.hpp>
 
 #include <charconv>
+#include <cstring>
 #include <exception>
+#if !defined(_WIN32)
+#include <unistd.h>
+#endif
 #include <map>
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -51,16 +55,23 @@ inline server::http_response json_error(boost::beast::http::status status, std::
     return json_response(status, o, version);
 }
 
-// The page with its WebSocket path filled in, as a JS string literal ('<' escaped so that no
+// The page with its WebSocket and SSE paths filled in, as JS literals ('<' escaped so that no
 // path can close the script element).
-inline server::http_response dashboard_response(const std::string& ws_path, unsigned version) {
-    std::string lit = boost::json::serialize(boost::json::value(ws_path));
-    for (std::size_t i = 0; (i = lit.find('<', i)) != std::string::npos;)
-        lit.replace(i, 1, "\\u003c");
+inline server::http_response dashboard_response(const std::string& ws_path,
+                                                const std::string& sse_path, unsigned version) {
+    auto literal = [](const std::string& path) {
+        std::string lit = path.empty() ? "null" : boost::json::serialize(boost::json::value(path));
+        for (std::size_t i = 0; (i = lit.find('<', i)) != std::string::npos;)
+            lit.replace(i, 1, "\\u003c");
+        return lit;
+    };
     std::string page(dashboard_page);
-    std::string_view const placeholder = "__RTPUSH_WS_PATH__";
-    if (auto at = page.find(placeholder); at != std::string::npos)
-        page.replace(at, placeholder.size(), lit);
+    auto fill = [&](std::string_view placeholder, const std::string& value) {
+        if (auto at = page.find(placeholder); at != std::string::npos)
+            page.replace(at, placeholder.size(), value);
+    };
+    fill("__RTPUSH_WS_PATH__", literal(ws_path));
+    fill("__RTPUSH_SSE_PATH__", literal(sse_path));
     server::http_response res{boost::beast::http::status::ok, version};
     res.set(boost::beast::http::field::content_type, "text/html; charset=utf-8");
     res.set(boost::beast::http::field::cache_control, "no-cache");
@@ -92,6 +103,25 @@ inline void add_cors(server::http_response& res, std::string_view origin,
     res.set(http::field::access_control_max_age, "600");
 }
 
+// The access log: one line per REST answer and refused handshake. The path without the query
+// string, which may carry a token.
+inline void log_access(const logger& log, const server::http_request& req, std::string_view path,
+                       unsigned status, std::chrono::steady_clock::time_point t0,
+                       const std::string& remote) {
+    if (!log.enabled(log_level::info))
+        return;
+    auto const us =
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
+    boost::json::object o;
+    o["method"] = printable(req.method_string());
+    o["path"] = printable(path);
+    o["status"] = status;
+    o["duration_ms"] = static_cast<double>(us) / 1000.0;
+    o["remote"] = remote;
+    log.log(log_level::info, "http_access", o);
+}
+
 inline server::http_response preflight_response(unsigned version) {
     server::http_response res{boost::beast::http::status::no_content, version};
     res.prepare_payload();
@@ -120,6 +150,7 @@ inline boost::json::object index_json(const std::string& ws_path) {
     o["websocket"] = ws_path;
     o["endpoints"] = {"GET / (dashboard page)",
                       "GET /metrics (Prometheus)",
+                      "GET /sse?channel=&org=&dept=&queue= (Server-Sent Events)",
                       "GET /api/health",
                       "GET /api/kpis?channel=&org=&dept=&queue=",
                       "GET /api/dashboard?channel=&org=&dept=&queue=",
@@ -209,6 +240,47 @@ inline boost::json::object retained_json(const hub& h, const topic& t, bool want
     o["items"] = std::move(items);
     o["timestamp"] = iso8601_now();
     return o;
+}
+
+// The refresher's per-source statistics (its /api/stats `sources`) as Prometheus families.
+inline void source_metrics(prometheus_writer& w, const boost::json::object& extra) {
+    auto const* sources = extra.if_contains("sources");
+    if (!sources || !sources->is_array() || sources->get_array().empty())
+        return;
+    auto num = [](const boost::json::object& o, std::string_view k) -> std::uint64_t {
+        auto const* v = o.if_contains(k);
+        return v && v->is_number() ? v->to_number<std::uint64_t>() : 0;
+    };
+    w.family("rtpush_source_refreshes_total", "counter",
+             "Fetches of each data source, by result (success, failure).");
+    for (auto const& v : sources->get_array()) {
+        auto const& o = v.as_object();
+        std::string_view const name = o.at("name").as_string();
+        w.sample("rtpush_source_refreshes_total", num(o, "successes"),
+                 {{"source", name}, {"result", "success"}});
+        w.sample("rtpush_source_refreshes_total", num(o, "errors"),
+                 {{"source", name}, {"result", "failure"}});
+    }
+    w.family("rtpush_source_refresh_duration_seconds", "histogram",
+             "Duration of each data source's fetches (successful or not).");
+    for (auto const& v : sources->get_array()) {
+        auto const& o = v.as_object();
+        auto const* d = o.if_contains("refresh_duration");
+        if (!d || !d->is_object())
+            continue;
+        auto const& h = d->get_object();
+        std::vector<double> bounds;
+        std::vector<std::uint64_t> counts;
+        for (auto const& b : h.at("le").as_array())
+            bounds.push_back(b.to_number<double>());
+        for (auto const& c : h.at("counts").as_array())
+            counts.push_back(c.to_number<std::uint64_t>());
+        if (counts.size() != bounds.size())
+            continue;
+        w.histogram("rtpush_source_refresh_duration_seconds", bounds, counts,
+                    h.at("sum_seconds").to_number<double>(), num(h, "count"), "source",
+                    o.at("name").as_string());
+    }
 }
 
 inline boost::json::object refresh_json(const topic& t) {
@@ -346,18 +418,21 @@ inline void server::start() {
         return;
     namespace net = boost::asio;
     auto& s0 = *shards_.front();
-    auto const addr = net::ip::make_address(cfg_.host);
-    net::ip::tcp::endpoint ep{addr, cfg_.port};
-    acceptor_.emplace(s0.get_executor());
-    acceptor_->open(ep.protocol());
-    acceptor_->set_option(net::socket_base::reuse_address(true));
-    acceptor_->bind(ep);
-    acceptor_->listen(net::socket_base::max_listen_connections);
-    port_ = acceptor_->local_endpoint().port();
+    if (cfg_.listen) {
+        auto const addr = net::ip::make_address(cfg_.host);
+        net::ip::tcp::endpoint ep{addr, cfg_.port};
+        acceptor_.emplace(s0.get_executor());
+        acceptor_->open(ep.protocol());
+        acceptor_->set_option(net::socket_base::reuse_address(true));
+        acceptor_->bind(ep);
+        acceptor_->listen(net::socket_base::max_listen_connections);
+        port_ = acceptor_->local_endpoint().port();
+    }
     started_ = true;
     started_at_ = std::chrono::steady_clock::now();
 
-    spawn_on(s0, accept_loop(), "accept");
+    if (cfg_.listen)
+        spawn_on(s0, accept_loop(), "accept");
     spawn_on(s0, stats_loop(), "stats");
     for (auto& s : shards_)
         spawn_on(*s, heartbeat_loop(*s), "heartbeat");
@@ -365,8 +440,8 @@ inline void server::start() {
         detail::shard* sp = s.get();
         threads_.emplace_back([sp] { sp->context().run(); });
     }
-    cfg_.logger.log(log_level::info, "listening",
-                    {{"host", cfg_.host},
+    cfg_.logger.log(log_level::info, cfg_.listen ? "listening" : "started",
+                    {{"host", cfg_.listen ? cfg_.host : std::string()},
                      {"port", port_},
                      {"ws_path", cfg_.ws_path},
                      {"threads", shards_.size()},
@@ -409,6 +484,12 @@ inline void server::shutdown_shard(detail::shard& sh) {
         sessions.push_back(s);
     for (auto* s : sessions)
         s->close(1001, "server shutting down");
+    // An SSE stream has no closing handshake; the browser reconnects with Last-Event-ID.
+    std::vector<detail::sse_session*> streams;
+    for (auto const& [id, s] : sh.sse_sessions())
+        streams.push_back(s);
+    for (auto* s : streams)
+        s->abort("server shutting down");
     for (auto* t : sh.timers)
         t->cancel();
     for (auto* sock : sh.http_sockets) {
@@ -497,6 +578,61 @@ inline void server::spawn(std::function<boost::asio::awaitable<void>()> task, st
         });
 }
 
+inline void server::accept_connection(boost::asio::ip::tcp::socket socket, http_request request,
+                                      std::string buffered) {
+    namespace net = boost::asio;
+    if (!started_ || stopping_) {
+        boost::system::error_code ec;
+        socket.close(ec);
+        return;
+    }
+    // The socket belongs to the caller's io_context: move its descriptor to one of ours.
+    boost::system::error_code ec;
+    auto const protocol = socket.local_endpoint(ec).protocol();
+    if (ec) {
+        socket.close(ec);
+        return;
+    }
+    auto const fd = socket.release(ec);
+    if (ec) {
+        socket.close(ec);
+        return;
+    }
+    auto& sh = *shards_[next_shard_.fetch_add(1, std::memory_order_relaxed) % shards_.size()];
+    // Registering a descriptor with another io_context is thread-safe; the socket object is
+    // then only touched on that context's thread.
+    net::ip::tcp::socket sock(sh.get_executor());
+    sock.assign(protocol, fd, ec);
+    if (ec) {
+#if defined(_WIN32)
+        ::closesocket(fd);
+#else
+        ::close(fd);
+#endif
+        return;
+    }
+    detail::shard* sp = &sh;
+    net::post(sh.get_executor(), [this, sp, sock = std::move(sock), req = std::move(request),
+                                  rest = std::move(buffered)]() mutable {
+        if (sp->stopping)
+            return; // closed with `sock`
+        ++sp->live_tasks;
+        auto done = [this, sp](std::exception_ptr e) {
+            --sp->live_tasks;
+            if (e) {
+                try {
+                    std::rethrow_exception(e);
+                } catch (std::exception const& ex) {
+                    cfg_.logger.log(log_level::error, "connection_failed", {{"what", ex.what()}});
+                }
+            }
+        };
+        net::co_spawn(sp->get_executor(),
+                      handle_connection(*sp, std::move(sock), std::move(req), std::move(rest)),
+                      std::move(done));
+    });
+}
+
 inline std::size_t server::connection_count() const noexcept {
     std::size_t n = 0;
     for (auto const& s : shards_)
@@ -570,6 +706,8 @@ inline boost::asio::awaitable<void> server::heartbeat_loop(detail::shard& sh) {
             detail::make_frame(detail::opcode::text, message::heartbeat(connection_count())));
         for (auto* s : sessions)
             s->on_heartbeat(hb, ping, now, cfg_.idle_timeout);
+        for (auto const& [id, s] : sh.sse_sessions())
+            s->on_heartbeat(hb);
     }
 }
 
@@ -619,25 +757,39 @@ inline boost::asio::awaitable<void> server::stats_loop() {
 }
 
 inline boost::asio::awaitable<void> server::handle_connection(detail::shard& sh,
-                                                              boost::asio::ip::tcp::socket sock) {
+                                                              boost::asio::ip::tcp::socket sock,
+                                                              std::optional<http_request> first,
+                                                              std::string buffered) {
     // The HTTP phase runs in its own coroutine so that its buffers, parser and stream are
     // freed before the session starts: an idle subscriber keeps only what it needs.
     upgrade up;
-    if (!co_await http_phase(sh, std::move(sock), up))
+    if (!co_await http_phase(sh, std::move(sock), up, std::move(first), std::move(buffered)))
         co_return;
+    if (up.sse) {
+        start_sse(sh, std::move(*up.socket), std::move(*up.sse));
+        co_return;
+    }
     auto const id = next_id_.fetch_add(1, std::memory_order_relaxed);
     sh.counters().accepted.fetch_add(1, std::memory_order_relaxed);
     // The session outlives this coroutine: it runs on completion handlers, registered with
     // the shard (which shutdown waits on), and deletes itself through `done` at its end.
     auto* s = new session(sh, hub_, cfg_, std::move(*up.socket), id, std::move(up.leftover),
                           std::move(up.org), std::move(up.remote), std::move(up.claims));
-    if (cfg_.logger.enabled(log_level::debug))
-        cfg_.logger.log(log_level::debug, "connection_open", {{"client", s->client_id()}});
+    if (cfg_.logger.enabled(log_level::info))
+        cfg_.logger.log(log_level::info, "connection_open",
+                        {{"client", s->client_id()},
+                         {"transport", "websocket"},
+                         {"remote", s->remote()},
+                         {"org", s->organization()}});
     auto const t0 = std::chrono::steady_clock::now();
     s->start([this, t0](session* ended) {
-        if (cfg_.logger.enabled(log_level::debug))
-            cfg_.logger.log(log_level::debug, "connection_close",
+        if (cfg_.logger.enabled(log_level::info))
+            cfg_.logger.log(log_level::info, "connection_close",
                             {{"client", ended->client_id()},
+                             {"transport", "websocket"},
+                             {"remote", ended->remote()},
+                             {"org", ended->organization()},
+                             {"reason", ended->end_reason()},
                              {"duration_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
                                                  std::chrono::steady_clock::now() - t0)
                                                  .count()}});
@@ -646,7 +798,8 @@ inline boost::asio::awaitable<void> server::handle_connection(detail::shard& sh,
 }
 
 inline boost::asio::awaitable<bool>
-server::http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock, upgrade& up) {
+server::http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock, upgrade& up,
+                   std::optional<http_request> first, std::string buffered) {
     namespace net = boost::asio;
     namespace beast = boost::beast;
     namespace http = beast::http;
@@ -668,6 +821,11 @@ server::http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock, upgrade
     } guard{sh, &stream.socket()};
 
     beast::flat_buffer buf;
+    if (!buffered.empty()) { // read by the embedding program past its request
+        auto b = buf.prepare(buffered.size());
+        std::memcpy(b.data(), buffered.data(), buffered.size());
+        buf.commit(buffered.size());
+    }
     for (;;) {
         if (sh.stopping)
             co_return false;
@@ -675,8 +833,16 @@ server::http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock, upgrade
         http::request_parser<http::string_body> parser;
         parser.header_limit(16 * 1024);
         parser.body_limit(cfg_.max_http_body);
-        auto [ec, n] =
-            co_await http::async_read(stream, buf, parser, net::as_tuple(net::use_awaitable));
+        boost::system::error_code ec;
+        if (first) {
+            parser.get() = std::move(*first); // read by the embedding program
+            first.reset();
+        } else {
+            auto [rec, n] =
+                co_await http::async_read(stream, buf, parser, net::as_tuple(net::use_awaitable));
+            ec = rec;
+        }
+        auto const t0 = std::chrono::steady_clock::now();
         if (ec) {
             std::optional<http_response> res;
             if (ec == http::error::body_limit)
@@ -733,23 +899,26 @@ server::http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock, upgrade
                 refusal = detail::json_error(http::status::forbidden, "ORIGIN_NOT_ALLOWED",
                                              "origin " + std::string(origin) +
                                                  " may not open a WebSocket on this server");
+                sh.counters().count_rejected(detail::reject_reason::origin_not_allowed);
                 cfg_.logger.log(log_level::info, "origin_refused",
                                 {{"remote", remote}, {"origin", detail::printable(origin)}});
             } else if (!handshake_allowed(remote_ip)) {
-                sh.counters().rejected.fetch_add(1, std::memory_order_relaxed);
+                sh.counters().count_rejected(detail::reject_reason::handshake_rate_limit);
                 refusal = detail::json_error(http::status::too_many_requests, "RATE_LIMIT_EXCEEDED",
                                              "too many WebSocket handshakes from this address");
                 refusal->set(http::field::retry_after, "1");
             } else if (auto why = handshake_token(req, query, up.claims); !why.empty()) {
                 refusal = detail::json_error(http::status::unauthorized, "AUTH_FAILED", why);
                 refusal->set(http::field::www_authenticate, "Bearer");
+                sh.counters().count_rejected(detail::reject_reason::auth_failed);
                 cfg_.logger.log(log_level::info, "auth_failed",
                                 {{"remote", remote}, {"reason", why}});
-            } else if (sh.stopping)
+            } else if (sh.stopping) {
+                sh.counters().count_rejected(detail::reject_reason::shutting_down);
                 refusal = detail::json_error(http::status::service_unavailable, "CONNECTION_LIMIT",
                                              "server shutting down");
-            else if (connection_count() >= cfg_.max_connections) {
-                sh.counters().rejected.fetch_add(1, std::memory_order_relaxed);
+            } else if (connection_count() >= cfg_.max_connections) {
+                sh.counters().count_rejected(detail::reject_reason::connection_limit);
                 refusal = detail::json_error(http::status::service_unavailable, "CONNECTION_LIMIT",
                                              "connection limit of " +
                                                  std::to_string(cfg_.max_connections) + " reached");
@@ -757,6 +926,7 @@ server::http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock, upgrade
             if (refusal) {
                 refusal->keep_alive(false);
                 refusal->set(http::field::server, cfg_.server_name);
+                detail::log_access(cfg_.logger, req, path, refusal->result_int(), t0, remote);
                 co_await http::async_write(stream, *refusal, net::as_tuple(net::use_awaitable));
                 break;
             }
@@ -781,6 +951,24 @@ server::http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock, upgrade
             co_return true;
         }
 
+        if (!cfg_.sse_path.empty() && path == cfg_.sse_path &&
+            req.method() != http::verb::options) {
+            detail::sse_params p;
+            if (auto refusal = sse_check(sh, req, query, remote, remote_ip, p)) {
+                refusal->keep_alive(false);
+                refusal->set(http::field::server, cfg_.server_name);
+                detail::add_cors(*refusal, req[http::field::origin], cfg_.allowed_origins);
+                detail::log_access(cfg_.logger, req, path, refusal->result_int(), t0, remote);
+                co_await http::async_write(stream, *refusal, net::as_tuple(net::use_awaitable));
+                break;
+            }
+            stream.expires_never();
+            up.sse = std::move(p);
+            sh.http_sockets.erase(&stream.socket());
+            up.socket.emplace(stream.release_socket());
+            co_return true;
+        }
+
         http_response res;
         if (req.method() == http::verb::options)
             res = detail::preflight_response(req.version()); // CORS preflight
@@ -791,12 +979,7 @@ server::http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock, upgrade
         res.keep_alive(req.keep_alive() && !sh.stopping);
         if (req.method() == http::verb::head)
             res.body().clear(); // the headers (Content-Length included) of the GET, no body
-        if (cfg_.logger.enabled(log_level::debug))
-            cfg_.logger.log(log_level::debug, "http_request",
-                            {{"method", std::string(req.method_string())},
-                             {"target", detail::printable(req.target())},
-                             {"status", res.result_int()},
-                             {"remote", remote}});
+        detail::log_access(cfg_.logger, req, path, res.result_int(), t0, remote);
         auto [wec, wn] = co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
         if (wec || !res.keep_alive())
             break;
@@ -804,6 +987,176 @@ server::http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock, upgrade
     boost::system::error_code ec;
     stream.socket().shutdown(net::ip::tcp::socket::shutdown_both, ec);
     co_return false;
+}
+
+inline std::optional<server::http_response>
+server::sse_check(detail::shard& sh, const http_request& req,
+                  std::map<std::string, std::string>& query, const std::string& remote,
+                  const std::string& remote_ip, detail::sse_params& p) {
+    namespace http = boost::beast::http;
+    using detail::reject_reason;
+    unsigned const v = req.version();
+    auto refuse = [&](std::optional<reject_reason> r, http::status st, std::string_view code,
+                      std::string msg) {
+        if (r)
+            sh.counters().count_rejected(*r);
+        cfg_.logger.log(log_level::info, "sse_refused",
+                        {{"remote", remote},
+                         {"status", static_cast<int>(st)},
+                         {"reason", detail::printable(msg)}});
+        return detail::json_error(st, code, msg, v);
+    };
+    if (req.method() != http::verb::get) {
+        auto r = detail::json_error(
+            http::status::method_not_allowed, "METHOD_NOT_ALLOWED",
+            std::string(req.method_string()) + " is not allowed on " + cfg_.sse_path, v);
+        r.set(http::field::allow, "GET");
+        return r;
+    }
+    // The topics: one per channel of `channel` (comma-separated), all at one scope.
+    auto param = [&](std::string_view a, std::string_view b) {
+        auto it = query.find(std::string(a));
+        if (it == query.end())
+            it = query.find(std::string(b));
+        return it == query.end() ? std::string{} : it->second;
+    };
+    scope sc;
+    sc.org = param("org", "organization_id");
+    sc.dept = param("dept", "department_id");
+    sc.queue = param("queue", "queue_name");
+    std::string_view channels = query["channel"];
+    if (channels.empty())
+        return refuse({}, http::status::bad_request, "INVALID_MESSAGE",
+                      "channel is required (e.g. " + cfg_.sse_path + "?channel=kpi&org=acme)");
+    while (!channels.empty()) {
+        auto const comma = channels.find(',');
+        topic t{std::string(channels.substr(0, comma)), sc};
+        channels =
+            comma == std::string_view::npos ? std::string_view{} : channels.substr(comma + 1);
+        if (validate(t))
+            return refuse({}, http::status::bad_request, "INVALID_MESSAGE",
+                          "invalid channel or scope (identifiers are [A-Za-z0-9_.@-], a dept "
+                          "needs an org, a queue needs a dept)");
+        if (std::find(p.topics.begin(), p.topics.end(), t) == p.topics.end())
+            p.topics.push_back(std::move(t));
+    }
+    if (p.topics.size() > cfg_.max_subscriptions)
+        return refuse({}, http::status::bad_request, "SUBSCRIPTION_FAILED",
+                      "more than " + std::to_string(cfg_.max_subscriptions) + " channels");
+    // The WebSocket handshake's rules, in the same order.
+    if (auto const origin = req[http::field::origin];
+        !origin.empty() && !detail::origin_allowed(origin, cfg_.allowed_origins))
+        return refuse(reject_reason::origin_not_allowed, http::status::forbidden,
+                      "ORIGIN_NOT_ALLOWED",
+                      "origin " + std::string(origin) + " may not open a stream on this server");
+    if (!handshake_allowed(remote_ip)) {
+        auto r = refuse(reject_reason::handshake_rate_limit, http::status::too_many_requests,
+                        "RATE_LIMIT_EXCEEDED", "too many connections from this address");
+        r.set(http::field::retry_after, "1");
+        return r;
+    }
+    std::optional<jwt_claims> claims;
+    if (auto why = handshake_token(req, query, claims); !why.empty()) {
+        auto r = refuse(reject_reason::auth_failed, http::status::unauthorized, "AUTH_FAILED", why);
+        r.set(http::field::www_authenticate, "Bearer");
+        return r;
+    }
+    if (cfg_.auth_required && !claims) {
+        auto r = refuse(reject_reason::auth_failed, http::status::unauthorized, "AUTH_FAILED",
+                        "this server needs a token (?token= or Authorization: Bearer)");
+        r.set(http::field::www_authenticate, "Bearer");
+        return r;
+    }
+    if (claims) {
+        // An authenticated stream stays inside its organization and its token's channels,
+        // as a WebSocket client's subscriptions do.
+        for (auto const& t : p.topics) {
+            if (t.scope.org != claims->org)
+                return refuse(reject_reason::unauthorized, http::status::forbidden, "UNAUTHORIZED",
+                              t.scope.org.empty()
+                                  ? "org is required: this token may only read organization " +
+                                        claims->org
+                                  : "this token may not read organization " + t.scope.org);
+            if (!claims->allows_channel(t.channel))
+                return refuse(reject_reason::unauthorized, http::status::forbidden, "UNAUTHORIZED",
+                              "this token does not allow channel " + t.channel);
+        }
+        p.authenticated = true;
+        p.user = claims->user;
+        p.org = claims->org;
+    } else if (!cfg_.auth_required) {
+        p.org = sc.org;
+    }
+    if (sh.stopping)
+        return refuse(reject_reason::shutting_down, http::status::service_unavailable,
+                      "CONNECTION_LIMIT", "server shutting down");
+    if (connection_count() >= cfg_.max_connections)
+        return refuse(reject_reason::connection_limit, http::status::service_unavailable,
+                      "CONNECTION_LIMIT",
+                      "connection limit of " + std::to_string(cfg_.max_connections) + " reached");
+    // Resumption: EventSource sends the last id it saw as Last-Event-ID when it reconnects; a
+    // page that reconnects by itself passes it as ?lastEventId=.
+    std::string last_id(req["Last-Event-ID"]);
+    if (last_id.empty())
+        last_id = query["lastEventId"];
+    if (!last_id.empty()) {
+        std::string why;
+        if (!detail::sse_ids::parse(last_id, sc, p.topics, hub_.epoch(), p.resume, why))
+            return refuse({}, http::status::bad_request, "INVALID_MESSAGE", why);
+    }
+    if (!p.org.empty() && sh.orgs && !sh.orgs->try_add(p.org, cfg_.max_connections_per_org))
+        return refuse(reject_reason::org_connection_limit, http::status::service_unavailable,
+                      "CONNECTION_LIMIT",
+                      "connection limit of " + std::to_string(cfg_.max_connections_per_org) +
+                          " for organization " + p.org + " reached");
+    // The response head; the body is the event stream, until either side closes.
+    http_response res{http::status::ok, 11};
+    res.set(http::field::server, cfg_.server_name);
+    res.set(http::field::content_type, "text/event-stream; charset=utf-8");
+    res.set(http::field::cache_control, "no-store");
+    res.set(http::field::connection, "close");
+    res.set("X-Accel-Buffering", "no"); // nginx: pass events through at once
+    detail::add_cors(res, req[http::field::origin], cfg_.allowed_origins);
+    p.head = "HTTP/1.1 200 OK\r\n";
+    for (auto const& f : res) {
+        p.head.append(f.name_string());
+        p.head += ": ";
+        p.head.append(f.value());
+        p.head += "\r\n";
+    }
+    p.head += "\r\n";
+    p.remote = remote;
+    return std::nullopt;
+}
+
+inline void server::start_sse(detail::shard& sh, boost::asio::ip::tcp::socket sock,
+                              detail::sse_params p) {
+    auto const id = next_id_.fetch_add(1, std::memory_order_relaxed);
+    sh.counters().accepted.fetch_add(1, std::memory_order_relaxed);
+    auto* s = new detail::sse_session(sh, hub_, cfg_, std::move(sock), id, std::move(p));
+    ++sh.live_tasks; // shutdown waits for the stream's end
+    std::string subs;
+    for (auto const& t : s->topics())
+        subs += (subs.empty() ? "" : ",") + t.key();
+    cfg_.logger.log(log_level::info, "connection_open",
+                    {{"client", s->client_id()},
+                     {"transport", "sse"},
+                     {"remote", s->remote()},
+                     {"org", s->organization()},
+                     {"subscriptions", subs}});
+    auto const t0 = std::chrono::steady_clock::now();
+    s->start([this, &sh, t0](detail::sse_session* ended) {
+        --sh.live_tasks;
+        cfg_.logger.log(log_level::info, "connection_close",
+                        {{"client", ended->client_id()},
+                         {"transport", "sse"},
+                         {"remote", ended->remote()},
+                         {"reason", ended->end_reason()},
+                         {"duration_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             std::chrono::steady_clock::now() - t0)
+                                             .count()}});
+        delete ended;
+    });
 }
 
 inline detail::counter_totals server::totals() const {
@@ -861,6 +1214,8 @@ inline boost::asio::awaitable<boost::json::object> server::stats_json() {
             std::map<std::string, std::size_t> orgs, rooms;
             for (auto const& [id, sess] : sp->sessions())
                 ++orgs[sess->organization().empty() ? "unknown" : sess->organization()];
+            for (auto const& [id, sse] : sp->sse_sessions())
+                ++orgs[sse->organization().empty() ? "unknown" : sse->organization()];
             for (auto const& [key, subs] : sp->subscriptions())
                 rooms[key] += subs.size();
             co_return std::make_pair(std::move(orgs), std::move(rooms));
@@ -890,6 +1245,11 @@ inline boost::asio::awaitable<server::queue_depths> server::collect_queue_depths
                 q.bytes += sess->queued_bytes();
                 q.max_frames = std::max<std::uint64_t>(q.max_frames, sess->queued());
             }
+            for (auto const& [id, sse] : sp->sse_sessions()) {
+                q.frames += sse->queued();
+                q.bytes += sse->queued_bytes();
+                q.max_frames = std::max<std::uint64_t>(q.max_frames, sse->queued());
+            }
             co_return q;
         };
         auto part = co_await net::co_spawn(sp->get_executor(), collect, net::use_awaitable);
@@ -909,8 +1269,10 @@ inline boost::asio::awaitable<std::string> server::metrics() {
 // counters end in _total.
 inline std::string server::metrics_text(const queue_depths& q) const {
     auto const t = totals();
-    auto const& [sent, bytes, writes, dropped, errors, lat_sum, lat_n, lat_max, buckets, slow,
-                 accepted, rejected, rate_limited] = t;
+    auto const sent = t.frames_sent, bytes = t.bytes_sent, writes = t.writes, dropped = t.dropped,
+               errors = t.errors, lat_sum = t.latency_us_sum, lat_n = t.latency_samples,
+               slow = t.slow_consumers, accepted = t.accepted;
+    auto const& buckets = t.latency_buckets;
     auto const hs = hub_.stats();
     detail::prometheus_writer w;
     w.family("rtpush_build_info", "gauge", "rtpush version of this server; the value is 1.");
@@ -919,13 +1281,19 @@ inline std::string server::metrics_text(const queue_depths& q) const {
              std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at_).count());
     w.metric("rtpush_threads", "gauge", "IO threads (shards).",
              static_cast<std::uint64_t>(shards_.size()));
-    w.metric("rtpush_connections", "gauge", "Open WebSocket connections.",
+    w.metric("rtpush_connections", "gauge", "Open connections (WebSocket and SSE streams).",
              static_cast<std::uint64_t>(connection_count()));
-    w.metric("rtpush_connections_accepted_total", "counter", "WebSocket handshakes completed.",
+    w.metric("rtpush_sse_connections", "gauge", "Open Server-Sent Events streams.",
+             t.sse_connections);
+    w.metric("rtpush_connections_accepted_total", "counter",
+             "Connections accepted: WebSocket handshakes completed and SSE streams started.",
              accepted);
     w.family("rtpush_connections_rejected_total", "counter",
-             "WebSocket handshakes refused, by reason.");
-    w.sample("rtpush_connections_rejected_total", rejected, {{"reason", "connection_limit"}});
+             "Connections refused at the handshake (or closed when their organization was over "
+             "its limit), by reason.");
+    for (std::size_t i = 0; i < detail::reject_reason_count; ++i)
+        w.sample("rtpush_connections_rejected_total", t.rejected_by[i],
+                 {{"reason", detail::to_string(static_cast<detail::reject_reason>(i))}});
     w.metric("rtpush_messages_published_total", "counter", "Publications through the hub.",
              static_cast<std::uint64_t>(hs.total_messages));
     w.metric("rtpush_messages_sent_total", "counter",
@@ -966,6 +1334,17 @@ inline std::string server::metrics_text(const queue_depths& q) const {
     w.sample("rtpush_publish_to_send_latency_seconds_bucket", count, {{"le", "+Inf"}});
     w.sample("rtpush_publish_to_send_latency_seconds_sum", static_cast<double>(lat_sum) / 1e6);
     w.sample("rtpush_publish_to_send_latency_seconds_count", count);
+
+    w.family("rtpush_fanout_duration_seconds", "histogram",
+             "Time one io thread takes to queue a publication on all of its subscribers "
+             "(one observation per publication per thread).");
+    std::array<double, detail::fanout_bounds_ns.size()> fanout_bounds{};
+    for (std::size_t i = 0; i < fanout_bounds.size(); ++i)
+        fanout_bounds[i] = static_cast<double>(detail::fanout_bounds_ns[i]) / 1e9;
+    w.histogram("rtpush_fanout_duration_seconds", fanout_bounds, t.fanout_buckets,
+                static_cast<double>(t.fanout_ns_sum) / 1e9, t.fanout_count);
+
+    detail::source_metrics(w, hub_.extra_stats());
     return w.take();
 }
 
@@ -992,7 +1371,7 @@ inline boost::asio::awaitable<server::http_response> server::handle(const http_r
     if (cfg_.dashboard && (path == "/" || path == "/index.html")) {
         if (!get)
             co_return method_not_allowed("GET");
-        co_return detail::dashboard_response(cfg_.ws_path, v);
+        co_return detail::dashboard_response(cfg_.ws_path, cfg_.sse_path, v);
     }
     if (path == "/" || path == "/api") {
         if (!get)
@@ -1051,11 +1430,16 @@ inline boost::asio::awaitable<server::http_response> server::handle(const http_r
                 if (num) {
                     if (auto* sess = sp->find_session(num))
                         a.push_back(sess->info());
+                    else if (auto* sse = sp->find_sse(num))
+                        a.push_back(sse->info());
                     co_return a;
                 }
                 for (auto const& [sid, sess] : sp->sessions())
                     if (want_org.empty() || sess->organization() == want_org)
                         a.push_back(sess->info());
+                for (auto const& [sid, sse] : sp->sse_sessions())
+                    if (want_org.empty() || sse->organization() == want_org)
+                        a.push_back(sse->info());
                 co_return a;
             };
             auto part = co_await net::co_spawn(sp->get_executor(), collect, net::use_awaitable);

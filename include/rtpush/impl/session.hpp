@@ -114,8 +114,10 @@ inline void session::on_readable(boost::system::error_code ec) {
 
 inline void session::reader_finished() {
     reader_done_ = true;
-    if (!closing_ && !aborted_)
+    if (!closing_ && !aborted_) {
+        set_end_reason("connection lost");
         abort(); // EOF or error without a close frame: nothing more can be said
+    }
     maybe_finish();
 }
 
@@ -223,6 +225,7 @@ inline void session::on_write(boost::system::error_code ec) {
     writing_ = false;
     if (ec) {
         batch_.clear();
+        set_end_reason(aborted_ ? "aborted" : "write failed: " + ec.message());
         abort();
         maybe_finish();
         return;
@@ -285,6 +288,10 @@ inline void session::close(std::uint16_t code, std::string_view reason, bool dro
         return;
     closing_ = true;
     close_code_ = code;
+    // The peer's close frame is echoed with its code; any other close is ours.
+    set_end_reason(close_received_ ? "closed by client (" + std::to_string(code) + ")"
+                                   : "closed by server (" + std::to_string(code) +
+                                         (reason.empty() ? "" : ": " + std::string(reason)) + ")");
     auto f = std::make_shared<detail::outbound_frame>();
     f->bytes = detail::make_frame(detail::opcode::close, detail::close_payload(code, reason));
     f->bulk = true; // behind every queued data frame, whatever its lane
@@ -298,6 +305,7 @@ inline void session::close(std::uint16_t code, std::string_view reason, bool dro
 }
 
 inline void session::abort() {
+    set_end_reason("aborted");
     aborted_ = true;
     boost::system::error_code ec;
     socket_.cancel(ec);
@@ -309,6 +317,7 @@ inline void session::on_heartbeat(const detail::frame_ptr& heartbeat, const deta
                                   std::chrono::milliseconds idle_timeout) {
     if (now - last_rx_ > idle_timeout) {
         cfg_.logger.log(log_level::info, "idle_timeout", {{"client", client_id()}});
+        set_end_reason("idle timeout");
         abort();
         return;
     }
@@ -708,7 +717,7 @@ inline void session::count_org() {
     if (org_.empty())
         return;
     if (!shard_.orgs->try_add(org_, cfg_.max_connections_per_org)) {
-        shard_.counters().rejected.fetch_add(1, std::memory_order_relaxed);
+        shard_.counters().count_rejected(detail::reject_reason::org_connection_limit);
         send_error(error::connection_limit,
                    "connection limit of " + std::to_string(cfg_.max_connections_per_org) +
                        " for organization " + org_ + " reached",
