@@ -272,8 +272,8 @@ def main():
               "--allowed-origin", "http://ok.example", "--jwt-secret", SECRET, "--config", config)
     try:
         asyncio.run(connections(rtd))
+        sources(rtd)  # first: the sources' own publications are done before fanout counts
         fanout(rtd, 2)
-        sources(rtd)
         access_log(rtd)
         promtool(rtd)
     finally:
