@@ -397,6 +397,27 @@ BOOST_AUTO_TEST_CASE(shard_delivers_by_scope) {
     BOOST_TEST(org_b.frames.empty());
 }
 
+BOOST_AUTO_TEST_CASE(publications_from_the_shards_own_thread_keep_their_order) {
+    // A publication made on the shard's thread (a REST call served there), then, while that
+    // handler still runs, one from another thread. An io_context for one thread keeps what its
+    // own thread posts in a private queue until the handler returns: with one post per
+    // delivery the second publication would reach the subscriber first.
+    d::shard sh(0);
+    rtpush::hub h;
+    h.attach({&sh});
+    fake_subscriber sub;
+    subscriptions subs;
+    subs.add(sh, make_topic("kpi", "a"), sub);
+    boost::asio::post(sh.context(), [&] {
+        h.publish(make_pub(make_topic("kpi", "a"), "first"));
+        std::thread other([&] { h.publish(make_pub(make_topic("kpi", "a"), "second")); });
+        other.join();
+    });
+    while (sh.context().poll() > 0) {
+    }
+    BOOST_TEST(sub.seqs() == (std::vector<std::uint64_t>{1, 2}), boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_CASE(shard_delivers_in_seq_order) {
     d::shard sh(0);
     rtpush::hub h;
