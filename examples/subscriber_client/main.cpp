@@ -22,7 +22,7 @@ net::awaitable<void> print_events(rtpush::client& c) {
         }
         if (ev.kind == rtpush::client_event::state_change) {
             std::cout << "# " << rtpush::to_string(ev.state) << ' ' << ev.url << ev.topic
-                      << (ev.reason.empty() ? "" : " (" + ev.reason + ")") << '\n';
+                      << (ev.reason.empty() ? "" : " (" + ev.reason + ")") << std::endl;
             continue;
         }
         auto const* o = ev.json.if_object();
@@ -31,7 +31,7 @@ net::awaitable<void> print_events(rtpush::client& c) {
                           (type->get_string() == "initial" || type->get_string() == "update");
         if (data) // skip heartbeats, subscribed, ...
             std::cout << o->at("topic").as_string() << " seq " << o->at("seq") << ": "
-                      << o->at("data") << '\n';
+                      << o->at("data") << std::endl; // flushed: a pipe shows it at once
     }
 }
 
