@@ -30,8 +30,8 @@ net::awaitable<void> print_events(rtpush::client& c) {
         bool const data = type && type->is_string() &&
                           (type->get_string() == "initial" || type->get_string() == "update");
         if (data) // skip heartbeats, subscribed, ...
-            std::cout << o->at("topic").as_string() << " seq " << o->at("seq") << ": "
-                      << o->at("data") << std::endl; // flushed: a pipe shows it at once
+            std::cout << std::string_view(o->at("topic").as_string()) << " seq " << o->at("seq")
+                      << ": " << o->at("data") << std::endl; // flushed: a pipe shows it at once
     }
 }
 
