@@ -75,6 +75,10 @@ struct server_config {
 
     bool allow_client_publish = false; ///< accept `publish` from WebSocket clients
 
+    // TLS (docs/security.md): both set, the port serves wss:// and https:// only.
+    std::string tls_cert_file; ///< PEM certificate chain, leaf first
+    std::string tls_key_file;  ///< PEM private key of the leaf certificate
+
     // Authentication and authorization (docs/security.md).
     std::string jwt_secret;     ///< HS256 key of client tokens; empty: tokens are not verified
     bool auth_required = false; ///< only `authenticate` and `ping` before a valid token

@@ -49,6 +49,8 @@ const std::pair<const char*, const char*> env_map[] = {
     {"CACHE_TTL", "cache-ttl"},
     {"RTD_HISTORY_SIZE", "history-size"},
     {"RTD_HISTORY_TTL", "history-ttl"},
+    {"RTD_TLS_CERT", "tls-cert"},
+    {"RTD_TLS_KEY", "tls-key"},
 };
 
 // The config file: JSON; the data sources' settings (see docs/configuration.md).
@@ -94,6 +96,8 @@ int main(int argc, char** argv) {
         ("max-messages-per-second", po::value<double>()->default_value(100), "messages per second per client, 0 = no limit; above: RATE_LIMIT_EXCEEDED, at 3x: close 1008 [RTD_MAX_MESSAGES_PER_SECOND]")
         ("max-json-depth", po::value<std::size_t>()->default_value(32), "nesting depth of client JSON")
         ("handshake-timeout", po::value<double>()->default_value(10), "seconds for the HTTP request and upgrade [RTD_HANDSHAKE_TIMEOUT]")
+        ("tls-cert", po::value<std::string>()->default_value(""), "PEM certificate chain: serve wss:// and https:// (needs --tls-key) [RTD_TLS_CERT]")
+        ("tls-key", po::value<std::string>()->default_value(""), "PEM private key of --tls-cert [RTD_TLS_KEY]")
         ("allowed-origin", po::value<std::vector<std::string>>()->composing(), "browser Origin allowed to connect (repeatable, comma-separated, * = any); none: no check [FRONTEND_URL]")
         ("queue-limit", po::value<std::size_t>()->default_value(4096), "outbound frames queued per client")
         ("queue-policy", po::value<std::string>()->default_value("disconnect"), "full queue: disconnect | drop-oldest [RTD_QUEUE_POLICY]")
@@ -198,6 +202,12 @@ int main(int argc, char** argv) {
     cfg.jwt_secret = vm["jwt-secret"].as<std::string>();
     cfg.auth_required = vm["auth-required"].as<bool>();
     cfg.admin_key = vm["admin-key"].as<std::string>();
+    cfg.tls_cert_file = vm["tls-cert"].as<std::string>();
+    cfg.tls_key_file = vm["tls-key"].as<std::string>();
+    if (cfg.tls_cert_file.empty() != cfg.tls_key_file.empty()) {
+        std::cerr << "rtd: --tls-cert and --tls-key go together\n";
+        return 2;
+    }
     if (vm.count("allowed-origin"))
         for (auto const& v : vm["allowed-origin"].as<std::vector<std::string>>()) {
             std::string_view rest = v; // FRONTEND_URL is comma-separated

@@ -5,6 +5,7 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
+#include <openssl/ssl.h>
 
 #include <algorithm>
 #include <cmath>
@@ -14,11 +15,13 @@ namespace rtpush {
 
 inline session::session(detail::shard& sh, rtpush::hub& h, const server_config& cfg,
                         socket_type sock, std::uint64_t id, std::string leftover, std::string org,
-                        std::string remote, std::optional<jwt_claims> claims)
+                        std::string remote, std::optional<jwt_claims> claims,
+                        std::unique_ptr<tls_stream> tls)
     : shard_(sh)
     , hub_(h)
     , cfg_(cfg)
     , socket_(std::move(sock))
+    , tls_(std::move(tls))
     , queue_(cfg.queue_max_frames, cfg.queue_max_bytes, cfg.queue_policy)
     , reader_(cfg.max_message_size, true)
     , pending_(std::move(leftover))
@@ -36,8 +39,13 @@ inline session::session(detail::shard& sh, rtpush::hub& h, const server_config& 
     if (claims)
         accept_claims(std::move(*claims));
     boost::system::error_code ec;
-    socket_.set_option(boost::asio::ip::tcp::no_delay(true), ec);
-    socket_.non_blocking(true, ec); // reads are attempted after readiness, never block
+    this->sock().set_option(boost::asio::ip::tcp::no_delay(true), ec);
+    if (tls_) {
+        tls_->next_layer().expires_never();
+        tls_rbuf_.resize(8 * 1024);
+    } else {
+        socket_.non_blocking(true, ec); // reads are attempted after readiness, never block
+    }
 }
 
 inline session::~session() {
@@ -73,7 +81,31 @@ inline void session::start(std::function<void(session*)> done) {
         wait_readable();
 }
 
+inline void session::tls_read() {
+    // OpenSSL may hold decrypted bytes the socket no longer signals, so a TLS session reads
+    // with a pending read into its own buffer instead of waiting for readiness.
+    reading_ = true;
+    tls_->async_read_some(boost::asio::buffer(tls_rbuf_),
+                          [this](boost::system::error_code ec, std::size_t n) {
+                              reading_ = false;
+                              if (ec || aborted_) {
+                                  reader_finished(); // EOF, reset, truncation, or abort()
+                                  return;
+                              }
+                              last_rx_ = std::chrono::steady_clock::now();
+                              consume(tls_rbuf_.data(), n);
+                              if (reader_done_)
+                                  reader_finished();
+                              else
+                                  tls_read();
+                          });
+}
+
 inline void session::wait_readable() {
+    if (tls_) {
+        tls_read();
+        return;
+    }
     // Wait for readability, then read into the shard's buffer: a silent subscriber reserves
     // no read buffer and no coroutine frame, only this pending wait.
     reading_ = true;
@@ -129,12 +161,24 @@ inline void session::maybe_finish() {
         if (writing_)
             return;
     }
+    if (tls_ && !aborted_ && !tls_shutdown_) {
+        // Our close_notify only: the WebSocket close handshake is over, and waiting for the
+        // peer's close_notify would keep clients that wait for our TCP close waiting.
+        tls_shutdown_ = true;
+        writing_ = true;
+        SSL_set_shutdown(tls_->native_handle(), SSL_RECEIVED_SHUTDOWN);
+        tls_->async_shutdown([this](boost::system::error_code) {
+            writing_ = false;
+            maybe_finish();
+        });
+        return;
+    }
     finished_ = true;
     boost::system::error_code ec;
     // The server closes the TCP connection first after a close handshake (RFC 6455 7.1.1).
-    socket_.shutdown(socket_type::shutdown_both, ec);
-    socket_.close(ec);
-    boost::asio::post(socket_.get_executor(), [this] {
+    sock().shutdown(socket_type::shutdown_both, ec);
+    sock().close(ec);
+    boost::asio::post(sock().get_executor(), [this] {
         if (done_)
             done_(this);
     });
@@ -188,7 +232,41 @@ inline void session::start_write() {
     for (auto const& f : batch_)
         buffers_.emplace_back(f->bytes.data(), f->bytes.size());
     write_pos_ = 0;
-    write_some();
+    if (tls_)
+        tls_write_next();
+    else
+        write_some();
+}
+
+inline void session::tls_write_next() {
+    // An SSL stream writes only the first buffer of a sequence, and encrypting copies anyway:
+    // small frames are copied together into up to one TLS record (16 KiB), a larger frame
+    // is written from its shared bytes.
+    constexpr std::size_t record = 16 * 1024;
+    if (write_pos_ == buffers_.size()) {
+        on_write({});
+        return;
+    }
+    writing_ = true;
+    boost::asio::const_buffer out = buffers_[write_pos_];
+    if (out.size() >= record) {
+        ++write_pos_;
+    } else {
+        tls_wbuf_.clear();
+        while (write_pos_ < buffers_.size() &&
+               tls_wbuf_.size() + buffers_[write_pos_].size() <= record) {
+            auto const& b = buffers_[write_pos_++];
+            tls_wbuf_.append(static_cast<const char*>(b.data()), b.size());
+        }
+        out = boost::asio::buffer(tls_wbuf_);
+    }
+    boost::asio::async_write(*tls_, out, [this](boost::system::error_code ec, std::size_t) {
+        shard_.counters().writes.fetch_add(1, std::memory_order_relaxed);
+        if (ec)
+            on_write(ec);
+        else
+            tls_write_next();
+    });
 }
 
 inline void session::write_some() {
@@ -275,6 +353,7 @@ inline void session::on_write(boost::system::error_code ec) {
     if (now - last_write_at_ > std::chrono::seconds(1)) {
         batch_ = {};
         buffers_ = {};
+        tls_wbuf_ = {};
         queue_.shrink();
     }
     last_write_at_ = now;
@@ -300,8 +379,8 @@ inline void session::close(std::uint16_t code, std::string_view reason, bool dro
 inline void session::abort() {
     aborted_ = true;
     boost::system::error_code ec;
-    socket_.cancel(ec);
-    socket_.close(ec);
+    sock().cancel(ec);
+    sock().close(ec);
 }
 
 inline void session::on_heartbeat(const detail::frame_ptr& heartbeat, const detail::frame_ptr& ping,
@@ -332,6 +411,7 @@ inline boost::json::object session::info() const {
     o["connected_at"] = iso8601(connected_at_);
     o["last_activity_at"] = iso8601(last_activity_at_);
     o["remote_address"] = remote_;
+    o["tls"] = tls_ != nullptr;
     o["messages_received"] = received_;
     o["messages_sent"] = sent_;
     o["queued"] = queue_.size();
