@@ -100,6 +100,7 @@ private:
         std::string remote;
         std::optional<jwt_claims> claims;         ///< from the handshake's token, when it had one
         std::unique_ptr<session::tls_stream> tls; ///< wss://: the stream (`socket` unused)
+        bool deflate = false;                     ///< permessage-deflate negotiated
     };
     boost::asio::awaitable<bool> http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock,
                                             upgrade& up);

@@ -51,7 +51,7 @@ public:
     session(detail::shard& sh, rtpush::hub& h, const server_config& cfg, socket_type sock,
             std::uint64_t id, std::string leftover, std::string org, std::string remote,
             std::optional<jwt_claims> claims = std::nullopt,
-            std::unique_ptr<tls_stream> tls = nullptr);
+            std::unique_ptr<tls_stream> tls = nullptr, bool deflate = false);
     session(const session&) = delete;
     session& operator=(const session&) = delete;
     ~session();
@@ -105,6 +105,8 @@ public:
 
 private:
     socket_type& sock() noexcept { return tls_ ? tls_->next_layer().socket() : socket_; }
+    void push_frame(const detail::frame_ptr& f);
+    bool inflate(detail::frame_event& ev);
     void tls_read();
     void tls_write_next();
     void wait_readable();
@@ -196,6 +198,7 @@ private:
     bool finished_ = false;
     bool dirty_ = false;        // queued on the shard's flush list
     bool tls_shutdown_ = false; // TLS close_notify started
+    bool deflate_ = false;      // permessage-deflate negotiated
     std::chrono::steady_clock::time_point close_deadline_{};
     std::uint16_t close_code_ = 0;
 };

@@ -5,6 +5,7 @@
 #define RTPUSH_DETAIL_SHARD_HPP
 
 #include <rtpush/detail/ack_tracker.hpp>
+#include <rtpush/detail/deflate.hpp>
 #include <rtpush/detail/rate_limit.hpp>
 #include <rtpush/detail/send_queue.hpp>
 #include <rtpush/topic.hpp>
@@ -87,6 +88,8 @@ struct shard_counters {
     std::atomic<std::uint64_t> rejected{0};
     std::atomic<std::uint64_t> rate_limited{0};
     std::atomic<std::size_t> connections{0};
+    /// permessage-deflate: messages compressed (a broadcast once, not once per client).
+    std::atomic<std::uint64_t> compressed{0};
 };
 
 /// shard_counters read and summed over shards (for /api/stats and /metrics).
@@ -95,6 +98,7 @@ struct counter_totals {
     std::uint64_t latency_us_sum = 0, latency_samples = 0, latency_us_max = 0;
     std::array<std::uint64_t, latency_bounds_us.size()> latency_buckets{};
     std::uint64_t slow_consumers = 0, accepted = 0, rejected = 0, rate_limited = 0;
+    std::uint64_t compressed = 0;
 
     void add(const shard_counters& c) noexcept {
         auto get = [](auto const& a) {
@@ -114,6 +118,7 @@ struct counter_totals {
         accepted += get(c.accepted);
         rejected += get(c.rejected);
         rate_limited += get(c.rate_limited);
+        compressed += get(c.compressed);
     }
 };
 
@@ -164,6 +169,21 @@ public:
         if (it != dirty_.end())
             dirty_.erase(it);
     }
+
+    /// permessage-deflate state of the whole shard, made on first use: messages are
+    /// compressed and inflated one at a time (no context takeover), so sessions keep none.
+    ::rtpush::detail::deflater& deflater() {
+        if (!deflater_)
+            deflater_ = std::make_unique<::rtpush::detail::deflater>();
+        return *deflater_;
+    }
+    ::rtpush::detail::inflater& inflater() {
+        if (!inflater_)
+            inflater_ = std::make_unique<::rtpush::detail::inflater>();
+        return *inflater_;
+    }
+    /// Where an inflated client message is handled from (bounded by the message limit).
+    std::string& inflate_buffer() noexcept { return inflated_; }
 
     /// 64 KiB every session of this shard reads into (one at a time: parsing is synchronous).
     std::vector<char>& read_buffer() {
@@ -246,6 +266,9 @@ private:
     std::vector<subscriber*> flushing_;
     bool flush_posted_ = false;
     std::vector<char> read_buffer_;
+    std::unique_ptr<::rtpush::detail::deflater> deflater_;
+    std::unique_ptr<::rtpush::detail::inflater> inflater_;
+    std::string inflated_;
 };
 
 } // namespace rtpush::detail

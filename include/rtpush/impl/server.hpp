@@ -639,7 +639,7 @@ inline boost::asio::awaitable<void> server::handle_connection(detail::shard& sh,
     // the shard (which shutdown waits on), and deletes itself through `done` at its end.
     auto* s = new session(sh, hub_, cfg_, std::move(*up.socket), id, std::move(up.leftover),
                           std::move(up.org), std::move(up.remote), std::move(up.claims),
-                          std::move(up.tls));
+                          std::move(up.tls), up.deflate);
     if (cfg_.logger.enabled(log_level::debug))
         cfg_.logger.log(log_level::debug, "connection_open", {{"client", s->client_id()}});
     auto const t0 = std::chrono::steady_clock::now();
@@ -840,6 +840,12 @@ boost::asio::awaitable<bool> server::http_exchange(detail::shard& sh, Stream& st
             res.set(http::field::sec_websocket_accept, detail::websocket_accept_key(key));
             if (detail::header_has_token(req[http::field::sec_websocket_protocol], "rtpush.v1"))
                 res.set(http::field::sec_websocket_protocol, "rtpush.v1");
+            if (cfg_.permessage_deflate)
+                if (auto ext =
+                        detail::negotiate_deflate(req[http::field::sec_websocket_extensions])) {
+                    res.set(http::field::sec_websocket_extensions, *ext);
+                    up.deflate = true;
+                }
             auto [wec, wn] =
                 co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
             if (wec)
@@ -906,6 +912,7 @@ inline boost::json::object server::counters() const {
     o["connections_accepted"] = t.accepted;
     o["connections_rejected"] = t.rejected;
     o["messages_rate_limited"] = t.rate_limited;
+    o["messages_compressed"] = t.compressed;
     o["topics"] = hs.topics;
     o["uptime_seconds"] = std::chrono::duration_cast<std::chrono::seconds>(
                               std::chrono::steady_clock::now() - started_at_)
@@ -979,7 +986,7 @@ inline boost::asio::awaitable<std::string> server::metrics() {
 inline std::string server::metrics_text(const queue_depths& q) const {
     auto const t = totals();
     auto const& [sent, bytes, writes, dropped, errors, lat_sum, lat_n, lat_max, buckets, slow,
-                 accepted, rejected, rate_limited] = t;
+                 accepted, rejected, rate_limited, compressed] = t;
     auto const hs = hub_.stats();
     detail::prometheus_writer w;
     w.family("rtpush_build_info", "gauge", "rtpush version of this server; the value is 1.");
@@ -1004,6 +1011,8 @@ inline std::string server::metrics_text(const queue_depths& q) const {
     w.sample("rtpush_messages_dropped_total", dropped - std::min(slow, dropped),
              {{"reason", "drop_oldest"}});
     w.sample("rtpush_messages_dropped_total", slow, {{"reason", "slow_consumer"}});
+    w.metric("rtpush_messages_compressed_total", "counter",
+             "Messages compressed for permessage-deflate clients (a broadcast once).", compressed);
     w.metric("rtpush_sent_bytes_total", "counter", "Bytes of WebSocket frames written to clients.",
              bytes);
     w.metric("rtpush_writes_total", "counter", "Gathered socket writes (each carries 1+ frames).",

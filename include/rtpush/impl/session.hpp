@@ -16,7 +16,7 @@ namespace rtpush {
 inline session::session(detail::shard& sh, rtpush::hub& h, const server_config& cfg,
                         socket_type sock, std::uint64_t id, std::string leftover, std::string org,
                         std::string remote, std::optional<jwt_claims> claims,
-                        std::unique_ptr<tls_stream> tls)
+                        std::unique_ptr<tls_stream> tls, bool deflate)
     : shard_(sh)
     , hub_(h)
     , cfg_(cfg)
@@ -32,7 +32,9 @@ inline session::session(detail::shard& sh, rtpush::hub& h, const server_config& 
     , last_activity_at_(connected_at_)
     , last_rx_(std::chrono::steady_clock::now())
     , opened_(last_rx_)
-    , rate_(cfg.max_messages_per_second, cfg.rate_abuse_factor, last_rx_) {
+    , rate_(cfg.max_messages_per_second, cfg.rate_abuse_factor, last_rx_)
+    , deflate_(deflate) {
+    reader_.allow_compressed(deflate_);
     // With authentication required, only a verified token names the organization.
     if (cfg_.auth_required)
         org_.clear();
@@ -188,6 +190,19 @@ inline void session::push(const detail::frame_ptr& f) {
     // Targeted even when it cannot go out now (closing): it is re-sent after a reconnect.
     if (!f->ack_id.empty()) [[unlikely]]
         track_ack(f);
+    if (deflate_ && !closing_) {
+        // The frame's compressed twin, made by the first deflate session and then shared.
+        bool made = false;
+        auto d = detail::deflated(f, shard_.deflater(), cfg_.deflate_threshold, &made);
+        if (made)
+            shard_.counters().compressed.fetch_add(1, std::memory_order_relaxed);
+        push_frame(d);
+        return;
+    }
+    push_frame(f);
+}
+
+inline void session::push_frame(const detail::frame_ptr& f) {
     if (closing_)
         return;
     switch (queue_.push(f)) {
@@ -412,6 +427,7 @@ inline boost::json::object session::info() const {
     o["last_activity_at"] = iso8601(last_activity_at_);
     o["remote_address"] = remote_;
     o["tls"] = tls_ != nullptr;
+    o["permessage_deflate"] = deflate_;
     o["messages_received"] = received_;
     o["messages_sent"] = sent_;
     o["queued"] = queue_.size();
@@ -461,6 +477,8 @@ inline std::size_t session::handle_frames(char* data, std::size_t size) {
         case detail::frame_event::message:
             if (closing_)
                 break; // after our close frame, data is discarded
+            if (ev.compressed && !inflate(ev))
+                break;
             ++received_;
             last_activity_at_ = std::chrono::system_clock::now();
             if (auto const v = rate_.on_message(last_rx_); v != detail::message_rate::verdict::ok) {
@@ -491,6 +509,8 @@ inline std::size_t session::handle_frames(char* data, std::size_t size) {
                                 {{"client", client_id()}, {"what", e.what()}});
                 send_error(error::internal_error, "internal error", {});
             }
+            if (ev.compressed && shard_.inflate_buffer().capacity() > 256 * 1024)
+                shard_.inflate_buffer() = std::string(); // a large message leaves nothing behind
             break;
         case detail::frame_event::ping:
             if (!closing_) {
@@ -523,6 +543,35 @@ inline std::size_t session::handle_frames(char* data, std::size_t size) {
         }
     }
     return off;
+}
+
+inline bool session::inflate(detail::frame_event& ev) {
+    // Inflated into the shard's buffer, never past the message limit: a compression bomb
+    // costs at most max_message_size, then the connection is closed with 1009.
+    auto& out = shard_.inflate_buffer();
+    auto const r = shard_.inflater().inflate(ev.payload, cfg_.max_message_size, out);
+    using result = detail::inflater::result;
+    if (r == result::ok && (ev.op != detail::opcode::text || detail::valid_utf8(out))) {
+        ev.payload = out;
+        return true;
+    }
+    shard_.counters().errors.fetch_add(1, std::memory_order_relaxed);
+    std::uint16_t const code = r == result::too_large ? 1009 : 1007;
+    std::string_view const why = r == result::too_large  ? "message too large once inflated"
+                                 : r == result::bad_data ? "invalid compressed data"
+                                                         : "invalid UTF-8 once inflated";
+    cfg_.logger.log(log_level::info, "protocol_error",
+                    {{"client", client_id()}, {"code", code}, {"reason", why}});
+    if (r == result::too_large)
+        send_error(error::message_too_large,
+                   "message exceeds " + std::to_string(cfg_.max_message_size) +
+                       " bytes once inflated",
+                   {});
+    if (out.capacity() > 256 * 1024)
+        out = std::string();
+    close(code, why);
+    reader_done_ = true;
+    return false;
 }
 
 inline void session::handle_text(std::string_view text) {
