@@ -28,7 +28,8 @@ namespace rtpush {
 
 /// What a client is told to do.
 struct client_config {
-    std::vector<std::string> urls; ///< ws:// URLs; a failed attempt moves on to the next
+    std::vector<std::string> urls; ///< ws:// or wss:// URLs; a failed attempt moves on to the next
+    tls_client_options tls;        ///< how wss:// servers are checked
     std::vector<std::pair<std::string, std::string>> headers; ///< added to every handshake
     std::vector<topic> subscriptions; ///< subscribed (and recovered) on every connection
     std::string auth_message;         ///< JSON text sent after `connected`, before subscribing

@@ -6,13 +6,17 @@
 
 #include <rtpush/detail/frame.hpp>
 #include <rtpush/error.hpp>
+#include <rtpush/tls.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
 
 #include <cstdint>
 #include <deque>
+#include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <utility>
@@ -32,7 +36,8 @@ struct ws_url {
 inline ws_url parse_ws_url(std::string_view url, boost::system::error_code& ec);
 
 /// A WebSocket client connection built on rtpush's frame codec: connect, send text, receive
-/// messages; pings are answered automatically.
+/// messages; pings are answered automatically. wss:// URLs go through TLS, checked as
+/// `tls` says (system CAs, host name, SNI by default).
 ///
 /// Thread safety: use from one strand. One async_receive/async_read_event at a time; sends
 /// may overlap them and each other (they are queued and written in order).
@@ -45,10 +50,13 @@ public:
     };
 
     explicit client_connection(boost::asio::any_io_executor ex,
-                               std::size_t max_message_size = 64 << 20);
+                               std::size_t max_message_size = 64 << 20,
+                               tls_client_options tls = {});
 
-    /// Connects and performs the opening handshake. `headers` are added to the request.
-    /// Throws system_error (error::handshake_failed with the HTTP status in the message).
+    /// Connects and performs the opening handshake (after the TLS handshake for wss://).
+    /// `headers` are added to the request. Throws system_error (error::handshake_failed with
+    /// the HTTP status in the message; for TLS, OpenSSL's reason, e.g. "certificate verify
+    /// failed") or std::invalid_argument (an unreadable CA file).
     boost::asio::awaitable<void>
     async_connect(std::string url, std::vector<std::pair<std::string, std::string>> headers = {});
 
@@ -72,14 +80,24 @@ public:
     /// The status and body of a refused handshake.
     unsigned handshake_status() const noexcept { return handshake_status_; }
     const std::string& handshake_body() const noexcept { return handshake_body_; }
+    /// The TCP socket (closing it ends every pending operation, TLS or not).
     boost::asio::ip::tcp::socket& socket() noexcept { return socket_; }
+    bool tls() const noexcept { return tls_ != nullptr; }
     bool is_open() const noexcept { return socket_.is_open() && !closed_; }
 
 private:
+    template <class Stream>
+    boost::asio::awaitable<void>
+    handshake(Stream& s, const ws_url& u,
+              const std::vector<std::pair<std::string, std::string>>& headers);
     boost::asio::awaitable<void> write_frame(detail::opcode op, std::string_view payload);
     boost::asio::awaitable<void> flush();
 
+    using tls_stream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>;
     boost::asio::ip::tcp::socket socket_;
+    tls_client_options tls_options_;
+    std::optional<boost::asio::ssl::context> tls_context_;
+    std::unique_ptr<tls_stream> tls_; // wss:// only; over socket_
     detail::frame_reader reader_;
     std::string rbuf_;
     std::size_t rbuf_used_ = 0;

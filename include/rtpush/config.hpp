@@ -79,6 +79,17 @@ struct server_config {
 
     bool allow_client_publish = false; ///< accept `publish` from WebSocket clients
 
+    /// permessage-deflate (RFC 7692) for clients that offer it, without context takeover:
+    /// a broadcast is compressed once and shared (docs/protocol.md, "Compression"). Off by
+    /// default: it costs CPU per publication and memory per retained one, and pays off for
+    /// large payloads over slow links, not for small KPI updates.
+    bool permessage_deflate = false;
+    std::size_t deflate_threshold = 512; ///< payloads under this many bytes go uncompressed
+
+    // TLS (docs/security.md): both set, the port serves wss:// and https:// only.
+    std::string tls_cert_file; ///< PEM certificate chain, leaf first
+    std::string tls_key_file;  ///< PEM private key of the leaf certificate
+
     // Authentication and authorization (docs/security.md).
     std::string jwt_secret;     ///< HS256 key of client tokens; empty: tokens are not verified
     bool auth_required = false; ///< only `authenticate` and `ping` before a valid token

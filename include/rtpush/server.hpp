@@ -10,11 +10,13 @@
 #include <rtpush/detail/sse_session.hpp>
 #include <rtpush/hub.hpp>
 #include <rtpush/session.hpp>
+#include <rtpush/tls.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/json/object.hpp>
@@ -45,6 +47,8 @@ public:
     using http_request = boost::beast::http::request<boost::beast::http::string_body>;
     using http_response = boost::beast::http::response<boost::beast::http::string_body>;
 
+    /// Throws std::invalid_argument for an inconsistent configuration, e.g. TLS certificate
+    /// or key files that cannot be used (the message names the file and the reason).
     explicit server(server_config cfg = {});
     server(const server&) = delete;
     server& operator=(const server&) = delete;
@@ -114,10 +118,19 @@ private:
         std::optional<jwt_claims> claims; ///< from the handshake's token, when it had one
         std::optional<detail::sse_params>
             sse; ///< a GET of sse_path: an SSE stream, not a WebSocket
+        std::unique_ptr<session::tls_stream> tls; ///< wss://: the stream (`socket` unused)
+        bool deflate = false;                     ///< permessage-deflate negotiated
     };
     boost::asio::awaitable<bool> http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock,
                                             upgrade& up, std::optional<http_request> first = {},
                                             std::string buffered = {});
+    boost::asio::awaitable<bool> tls_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock,
+                                           upgrade& up);
+    template <class Stream>
+    boost::asio::awaitable<bool> http_exchange(detail::shard& sh, Stream& stream,
+                                               boost::beast::tcp_stream& tcp, upgrade& up,
+                                               std::optional<http_request> first,
+                                               std::string buffered);
     boost::asio::awaitable<void> handle_connection(detail::shard& sh,
                                                    boost::asio::ip::tcp::socket sock,
                                                    std::optional<http_request> first = {},
@@ -154,6 +167,7 @@ private:
     bool handshake_allowed(const std::string& ip);
 
     server_config cfg_;
+    std::optional<boost::asio::ssl::context> tls_; // set when cfg_ names a certificate
     rtpush::hub hub_;
     // Publications with requires_ack; before the shards, so that it outlives every session.
     std::unique_ptr<detail::ack_registry> acks_;

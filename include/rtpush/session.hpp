@@ -14,7 +14,9 @@
 #include <rtpush/protocol.hpp>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/json/object.hpp>
 
 #include <chrono>
@@ -35,14 +37,21 @@ namespace rtpush {
 /// previous write was in flight goes out in one gathered write, and an idle session holds no
 /// pending write, no timer and no writer coroutine frame (see docs/architecture.md).
 ///
+/// A TLS session (wss://) keeps the same queue and frames, but reads through OpenSSL into a
+/// buffer of its own and writes its batch in coalesced pieces (an SSL stream writes one
+/// buffer per call); the plain path has no indirection for it, only a branch on `tls_`.
+///
 /// All member functions must be called on the shard's thread.
 class session final : public detail::subscriber {
 public:
     using socket_type = boost::asio::ip::tcp::socket;
+    using tls_stream = boost::asio::ssl::stream<boost::beast::tcp_stream>;
 
+    /// `tls`: the connection's TLS stream, after its handshake (then `sock` is unused).
     session(detail::shard& sh, rtpush::hub& h, const server_config& cfg, socket_type sock,
             std::uint64_t id, std::string leftover, std::string org, std::string remote,
-            std::optional<jwt_claims> claims = std::nullopt);
+            std::optional<jwt_claims> claims = std::nullopt,
+            std::unique_ptr<tls_stream> tls = nullptr, bool deflate = false);
     session(const session&) = delete;
     session& operator=(const session&) = delete;
     ~session();
@@ -100,6 +109,11 @@ public:
     std::size_t queued_bytes() const noexcept { return queue_.bytes(); }
 
 private:
+    socket_type& sock() noexcept { return tls_ ? tls_->next_layer().socket() : socket_; }
+    void push_frame(const detail::frame_ptr& f);
+    bool inflate(detail::frame_event& ev);
+    void tls_read();
+    void tls_write_next();
     void wait_readable();
     void on_readable(boost::system::error_code ec);
     void reader_finished();
@@ -139,6 +153,9 @@ private:
     rtpush::hub& hub_;
     const server_config& cfg_;
     socket_type socket_;
+    std::unique_ptr<tls_stream> tls_; // wss:// only
+    std::vector<char> tls_rbuf_;      // ... its read buffer (OpenSSL decrypts into it)
+    std::string tls_wbuf_;            // ... small frames coalesced into one SSL write
     detail::send_queue queue_;
     detail::frame_reader reader_;
     std::string pending_;                  // an incomplete inbound frame; empty (no heap) when idle
@@ -188,7 +205,9 @@ private:
     bool writing_ = false; // a write is in flight
     bool reading_ = false; // a readiness wait is in flight
     bool finished_ = false;
-    bool dirty_ = false; // queued on the shard's flush list
+    bool dirty_ = false;        // queued on the shard's flush list
+    bool tls_shutdown_ = false; // TLS close_notify started
+    bool deflate_ = false;      // permessage-deflate negotiated
     std::chrono::steady_clock::time_point close_deadline_{};
     std::uint16_t close_code_ = 0;
     std::string end_reason_; // the first cause of the end, see end_reason()

@@ -61,8 +61,11 @@ function ensureTools() {
 // rtd logs one JSON object per line; the "listening" line carries the port it bound.
 function startRtd(port, extra = []) {
   return new Promise((resolve, reject) => {
+    // --deflate with a low threshold: Chromium offers permessage-deflate, so the page runs on
+    // compressed frames (shared ones for broadcasts) and sends compressed messages.
     const proc = spawn(RTD, ["--host", "127.0.0.1", "--port", String(port), "--demo", "--demo-interval", "500",
-                             "--heartbeat-interval", "5", ...extra], {stdio: ["ignore", "pipe", "inherit"]});
+                             "--heartbeat-interval", "5", "--deflate", "--deflate-threshold", "64", ...extra],
+                       {stdio: ["ignore", "pipe", "inherit"]});
     children.add(proc);
     proc.on("exit", () => children.delete(proc));
     const timer = setTimeout(() => reject(new Error("rtd did not start")), 15000);
@@ -135,6 +138,10 @@ async function main() {
   await page.waitForFunction(() => /\d/.test(document.querySelector("#stats")?.textContent || ""));
   check(true, "server stats shown");
   check((await page.locator("#org").inputValue()) === "acme", "scope defaults to org acme");
+  const conns = JSON.parse(rtctl(port, "--json", "connections")).connections;
+  const stats = JSON.parse(rtctl(port, "--json", "stats")).stats;
+  check(conns.length > 0 && conns.every((c) => c.permessage_deflate === true) && stats.messages_compressed > 0,
+        "Chromium negotiated permessage-deflate; " + stats.messages_compressed + " messages compressed");
   await page.screenshot({path: join(ARTIFACTS, "1-loaded.png"), fullPage: true});
 
   // 2. rtctl broadcast kpi at org scope: the org's tiles show exactly that value.

@@ -29,6 +29,7 @@ struct options {
     std::vector<std::pair<std::string, std::string>> headers;
     std::vector<std::string> execute;
     std::vector<rtpush::topic> subscriptions;
+    rtpush::tls_client_options tls;
     double wait = 2;
     bool show_ping_pong = false;
     bool color = true;
@@ -168,11 +169,12 @@ public:
     session(net::io_context& ioc, options o)
         : ioc_(ioc)
         , opt_(std::move(o))
-        , conn_(ioc.get_executor())
+        , conn_(ioc.get_executor(), 64 << 20, opt_.tls)
         , wait_timer_(ioc) {
         if (opt_.reconnect) {
             rtpush::client_config c;
             c.urls.push_back(opt_.url);
+            c.tls = opt_.tls;
             c.headers = opt_.headers;
             c.subscriptions = opt_.subscriptions;
             c.client_id = opt_.client_id;
@@ -403,7 +405,7 @@ int main(int argc, char** argv) {
     opts.add_options()
         ("help,h", "show this help and exit")
         ("version,V", "print the version and exit")
-        ("connect,c", po::value<std::string>(), "connect to a WebSocket server (ws://host:port/path)")
+        ("connect,c", po::value<std::string>(), "connect to a WebSocket server (ws:// or wss://host:port/path)")
         ("header,H", po::value<std::vector<std::string>>()->composing(), "add a handshake header \"Name: value\" (repeatable)")
         ("execute,x", po::value<std::vector<std::string>>()->composing(), "send this message after connecting (repeatable), then wait -w and exit")
         ("wait,w", po::value<double>()->default_value(2), "seconds to wait after -x commands or the end of stdin")
@@ -411,7 +413,8 @@ int main(int argc, char** argv) {
         ("subprotocol,s", po::value<std::string>(), "Sec-WebSocket-Protocol header")
         ("show-ping-pong,P", "print received pings and pongs (not with --reconnect)")
         ("no-color", "no colours")
-        ("no-check,n", "TLS: do not check the certificate (wss:// is not supported yet)")
+        ("no-check,n", "wss://: do not check the server's certificate (testing only)")
+        ("ca", po::value<std::string>(), "wss://: trust the CAs of this PEM file instead of the system's")
         ("subscribe", po::value<std::vector<std::string>>()->composing(), "subscribe to CHANNEL[:org[:dept[:queue]]] (repeatable)")
         ("token", po::value<std::string>(), "send \"Authorization: Bearer TOKEN\"")
         ("json", "print each message as one compact JSON line")
@@ -447,7 +450,7 @@ int main(int argc, char** argv) {
     boost::system::error_code ec;
     rtpush::parse_ws_url(o.url, ec);
     if (ec) {
-        std::cerr << "rtcat: invalid URL '" << o.url << "' (ws://host[:port][/path])\n";
+        std::cerr << "rtcat: invalid URL '" << o.url << "' (ws[s]://host[:port][/path])\n";
         return 2;
     }
     if (vm.count("header"))
@@ -497,8 +500,9 @@ int main(int argc, char** argv) {
     }
     o.tty_out = ::isatty(STDOUT_FILENO) == 1;
     o.tty_in = ::isatty(STDIN_FILENO) == 1;
-    if (vm.count("no-check"))
-        std::cerr << "rtcat: --no-check has no effect: wss:// is not supported yet\n";
+    o.tls.verify = vm.count("no-check") == 0;
+    if (vm.count("ca"))
+        o.tls.ca_file = vm["ca"].as<std::string>();
 
     net::io_context ioc(1);
     bool const read_stdin = o.execute.empty();

@@ -1,11 +1,13 @@
 // rtctl: admin and broadcast command line for rtd's REST API.
 #include <rtpush/auth.hpp>
 #include <rtpush/protocol.hpp>
+#include <rtpush/tls.hpp>
 #include <rtpush/version.hpp>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/program_options.hpp>
@@ -17,6 +19,7 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <optional>
 #include <sstream>
 
 namespace po = boost::program_options;
@@ -48,6 +51,8 @@ Examples:
         --data '{"message":"maintenance in 10 minutes"}'
 
 --server URL is the same as --url; the URL defaults to $RTD_URL or http://127.0.0.1:3001.
+An https:// URL checks the server's certificate against the system's CAs, or the CAs of
+--ca FILE (or $RTD_CA); --no-check (-n) skips the check (testing only).
 KEY=VALUE pairs add fields to the data (VALUE as JSON when it parses, else as a string).
 --api-key KEY (or $RTD_API_KEY) is sent as X-API-Key, for a server started with --admin-key.
 `token` prints an HS256 token for rtd --jwt-secret (default $RTD_JWT_SECRET, TTL 3600 s).
@@ -203,16 +208,24 @@ void human(std::ostream& os, const boost::json::value& v) {
 struct endpoint {
     std::string host = "127.0.0.1";
     std::string port = "3001";
+    bool tls = false;
+    rtpush::tls_client_options tls_options;
+    std::string url() const { return (tls ? "https://" : "http://") + host + ":" + port; }
 };
 
 bool parse_url(std::string url, endpoint& ep) {
-    if (url.rfind("http://", 0) != 0)
+    if (url.rfind("https://", 0) == 0) {
+        ep.tls = true;
+        url = url.substr(8);
+    } else if (url.rfind("http://", 0) == 0) {
+        url = url.substr(7);
+    } else {
         return false;
-    url = url.substr(7);
+    }
     url = url.substr(0, url.find('/'));
     auto const colon = url.rfind(':');
     ep.host = url.substr(0, colon);
-    ep.port = colon == std::string::npos ? "80" : url.substr(colon + 1);
+    ep.port = colon == std::string::npos ? (ep.tls ? "443" : "80") : url.substr(colon + 1);
     return !ep.host.empty() && !ep.port.empty();
 }
 
@@ -227,6 +240,18 @@ int request(const endpoint& ep, http::verb method, const std::string& target,
         net::ip::tcp::resolver resolver(ioc);
         net::ip::tcp::socket sock(ioc);
         net::connect(sock, resolver.resolve(ep.host, ep.port));
+        std::optional<net::ssl::context> ctx;
+        std::optional<net::ssl::stream<net::ip::tcp::socket&>> tls;
+        if (ep.tls) {
+            ctx.emplace(rtpush::make_client_tls_context(ep.tls_options));
+            tls.emplace(sock, *ctx);
+            rtpush::prepare_client_tls(*tls, ep.host, ep.tls_options.verify);
+            boost::system::error_code hec;
+            tls->handshake(net::ssl::stream_base::client, hec);
+            if (hec)
+                throw std::runtime_error("TLS handshake failed: " +
+                                         rtpush::detail::tls_error_text(hec));
+        }
         http::request<http::string_body> req{method, target, 11};
         req.set(http::field::host, ep.host + ":" + ep.port);
         req.set(http::field::user_agent, std::string("rtctl/") + rtpush::version_string);
@@ -237,12 +262,16 @@ int request(const endpoint& ep, http::verb method, const std::string& target,
             req.body() = body;
         }
         req.prepare_payload();
-        http::write(sock, req);
         boost::beast::flat_buffer buf;
-        http::read(sock, buf, res);
+        if (tls) {
+            http::write(*tls, req);
+            http::read(*tls, buf, res);
+        } else {
+            http::write(sock, req);
+            http::read(sock, buf, res);
+        }
     } catch (std::exception const& e) {
-        std::cerr << "rtctl: cannot reach http://" << ep.host << ":" << ep.port << ": " << e.what()
-                  << "\n";
+        std::cerr << "rtctl: cannot reach " << ep.url() << ": " << e.what() << "\n";
         return 3;
     }
     boost::system::error_code ec;
@@ -319,6 +348,8 @@ int main(int argc, char** argv) {
         ("priority", po::value<std::string>(), "")
         ("data", po::value<std::string>(), "")
         ("api-key", po::value<std::string>(), "")
+        ("ca", po::value<std::string>(), "")
+        ("no-check,n", "")
         ("secret", po::value<std::string>(), "")
         ("sub", po::value<std::string>(), "")
         ("ttl", po::value<long>()->default_value(3600), "")
@@ -358,9 +389,14 @@ int main(int argc, char** argv) {
         if (char const* env = std::getenv("RTD_URL"))
             url = env;
     if (!url.empty() && !parse_url(url, ep)) {
-        std::cerr << "rtctl: --url must look like http://host:port\n";
+        std::cerr << "rtctl: --url must look like http://host:port or https://host:port\n";
         return 2;
     }
+    if (vm.count("ca"))
+        ep.tls_options.ca_file = vm["ca"].as<std::string>();
+    else if (char const* env = std::getenv("RTD_CA"))
+        ep.tls_options.ca_file = env;
+    ep.tls_options.verify = vm.count("no-check") == 0;
     auto opt = [&](const char* k) {
         return vm.count(k) ? vm[k].as<std::string>() : std::string{};
     };

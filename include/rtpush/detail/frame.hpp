@@ -139,6 +139,7 @@ struct frame_event {
     std::string_view payload; ///< message, ping or pong payload; close reason
     std::uint16_t code = 0;   ///< close: the peer's code (1005 when absent); fail: code to send
     rtpush::error err{};      ///< fail: why
+    bool compressed = false;  ///< message: RSV1 was set (permessage-deflate); not UTF-8 checked
 };
 
 /// Incremental reader of WebSocket frames from a byte buffer. It unmasks in place, returns
@@ -153,6 +154,12 @@ public:
 
     std::size_t max_message_size() const noexcept { return max_message_; }
 
+    /// permessage-deflate was negotiated: RSV1 may mark the first frame of a data message as
+    /// compressed (RFC 7692 section 6); the message then comes out with `compressed` set and
+    /// its UTF-8 is the inflater's caller's to check. `max_message_size` bounds the
+    /// compressed size here; the inflater bounds the inflated one.
+    void allow_compressed(bool on) noexcept { compressed_ok_ = on; }
+
     /// Parses at most one frame at the start of [data, data+size). Returns the bytes consumed
     /// (0: need more input; the caller keeps the bytes and reads more). A consumed frame that
     /// completes nothing (a fragment) leaves `ev.kind == none`. Views in `ev` stay valid until
@@ -163,7 +170,8 @@ public:
         if (size < 2)
             return 0;
         bool const fin = p[0] & 0x80;
-        unsigned const rsv = p[0] & 0x70;
+        unsigned const rsv = p[0] & (compressed_ok_ ? 0x30 : 0x70);
+        bool const rsv1 = compressed_ok_ && (p[0] & 0x40);
         auto const op = static_cast<opcode>(p[0] & 0x0F);
         bool const masked = p[1] & 0x80;
         std::uint64_t len = p[1] & 0x7F;
@@ -193,9 +201,11 @@ public:
         if (control) {
             if (op != opcode::close && op != opcode::ping && op != opcode::pong)
                 return fail(ev, 1002);
-            if (!fin || len > 125)
+            if (!fin || len > 125 || rsv1)
                 return fail(ev, 1002);
         } else {
+            if (rsv1 && op == opcode::continuation)
+                return fail(ev, 1002);
             if (op != opcode::continuation && op != opcode::text && op != opcode::binary)
                 return fail(ev, 1002);
             if (op == opcode::continuation && !in_message_)
@@ -249,31 +259,34 @@ public:
 
         if (op != opcode::continuation && fin) {
             // The common case: a whole message in one frame, handed out without a copy.
-            if (op == opcode::text && !valid_utf8(body)) {
+            if (op == opcode::text && !rsv1 && !valid_utf8(body)) {
                 ev.err = rtpush::error::invalid_utf8;
                 return fail(ev, 1007);
             }
             ev.kind = frame_event::message;
             ev.op = op;
             ev.payload = body;
+            ev.compressed = rsv1;
             return consumed;
         }
         if (op != opcode::continuation) {
             in_message_ = true;
             message_op_ = op;
+            message_compressed_ = rsv1;
             message_.clear();
         }
         message_.append(body);
         if (!fin)
             return consumed;
         in_message_ = false;
-        if (message_op_ == opcode::text && !valid_utf8(message_)) {
+        if (message_op_ == opcode::text && !message_compressed_ && !valid_utf8(message_)) {
             ev.err = rtpush::error::invalid_utf8;
             return fail(ev, 1007);
         }
         ev.kind = frame_event::message;
         ev.op = message_op_;
         ev.payload = message_;
+        ev.compressed = message_compressed_;
         return consumed;
     }
 
@@ -297,6 +310,8 @@ private:
     std::size_t max_message_;
     bool server_role_;
     bool in_message_ = false;
+    bool compressed_ok_ = false;      // permessage-deflate negotiated
+    bool message_compressed_ = false; // the message being reassembled had RSV1
     opcode message_op_ = opcode::text;
     std::string message_;
 };

@@ -4,6 +4,7 @@
 #ifndef RTPUSH_DETAIL_SEND_QUEUE_HPP
 #define RTPUSH_DETAIL_SEND_QUEUE_HPP
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -35,6 +36,12 @@ struct outbound_frame {
     /// Publications: their `seq` in the topic's stream (a Server-Sent Events stream names its
     /// events by it, see detail/sse.hpp); 0 for every other frame.
     std::uint64_t seq = 0;
+    /// permessage-deflate (detail/deflate.hpp): the same message compressed, made by the
+    /// first deflate session that sends it and shared by all the others; `deflate_plain`
+    /// when it goes uncompressed (under the threshold, a control frame, or it does not shrink).
+    enum : int { deflate_unknown = 0, deflate_plain = 1 };
+    mutable std::atomic<int> deflate_state{deflate_unknown};
+    mutable std::atomic<std::shared_ptr<const outbound_frame>> deflated;
 };
 using frame_ptr = std::shared_ptr<const outbound_frame>;
 

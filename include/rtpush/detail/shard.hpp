@@ -5,6 +5,7 @@
 #define RTPUSH_DETAIL_SHARD_HPP
 
 #include <rtpush/detail/ack_tracker.hpp>
+#include <rtpush/detail/deflate.hpp>
 #include <rtpush/detail/rate_limit.hpp>
 #include <rtpush/detail/send_queue.hpp>
 #include <rtpush/topic.hpp>
@@ -129,6 +130,8 @@ struct shard_counters {
         rejected.fetch_add(1, std::memory_order_relaxed);
         rejected_by[static_cast<std::size_t>(r)].fetch_add(1, std::memory_order_relaxed);
     }
+    /// permessage-deflate: messages compressed (a broadcast once, not once per client).
+    std::atomic<std::uint64_t> compressed{0};
 };
 
 /// shard_counters read and summed over shards (for /api/stats and /metrics).
@@ -141,6 +144,7 @@ struct counter_totals {
     std::uint64_t sse_connections = 0;
     std::array<std::uint64_t, fanout_bounds_ns.size()> fanout_buckets{};
     std::uint64_t fanout_count = 0, fanout_ns_sum = 0;
+    std::uint64_t compressed = 0;
 
     void add(const shard_counters& c) noexcept {
         auto get = [](auto const& a) {
@@ -167,6 +171,7 @@ struct counter_totals {
         fanout_count += get(c.fanout_count);
         fanout_ns_sum += get(c.fanout_ns_sum);
         rate_limited += get(c.rate_limited);
+        compressed += get(c.compressed);
     }
 };
 
@@ -249,6 +254,21 @@ public:
         if (it != dirty_.end())
             dirty_.erase(it);
     }
+
+    /// permessage-deflate state of the whole shard, made on first use: messages are
+    /// compressed and inflated one at a time (no context takeover), so sessions keep none.
+    ::rtpush::detail::deflater& deflater() {
+        if (!deflater_)
+            deflater_ = std::make_unique<::rtpush::detail::deflater>();
+        return *deflater_;
+    }
+    ::rtpush::detail::inflater& inflater() {
+        if (!inflater_)
+            inflater_ = std::make_unique<::rtpush::detail::inflater>();
+        return *inflater_;
+    }
+    /// Where an inflated client message is handled from (bounded by the message limit).
+    std::string& inflate_buffer() noexcept { return inflated_; }
 
     /// 64 KiB every session of this shard reads into (one at a time: parsing is synchronous).
     std::vector<char>& read_buffer() {
@@ -366,6 +386,9 @@ private:
     std::vector<subscriber*> flushing_;
     bool flush_posted_ = false;
     std::vector<char> read_buffer_;
+    std::unique_ptr<::rtpush::detail::deflater> deflater_;
+    std::unique_ptr<::rtpush::detail::inflater> inflater_;
+    std::string inflated_;
 };
 
 } // namespace rtpush::detail

@@ -240,7 +240,7 @@ inline boost::asio::awaitable<void> client::handle_message(std::string text) {
 }
 
 inline boost::asio::awaitable<void> client::run_connection(std::string url) {
-    conn_ = std::make_unique<client_connection>(ex_, cfg_.max_message_size);
+    conn_ = std::make_unique<client_connection>(ex_, cfg_.max_message_size, cfg_.tls);
     co_await conn_->async_connect(url, cfg_.headers);
     connected_ = true;
     backoff_.connected(std::chrono::steady_clock::now());

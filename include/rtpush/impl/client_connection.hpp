@@ -16,6 +16,7 @@
 #include <openssl/rand.h>
 
 #include <cstring>
+#include <tuple>
 
 namespace rtpush {
 
@@ -71,8 +72,9 @@ inline ws_url parse_ws_url(std::string_view url, boost::system::error_code& ec) 
 }
 
 inline client_connection::client_connection(boost::asio::any_io_executor ex,
-                                            std::size_t max_message_size)
+                                            std::size_t max_message_size, tls_client_options tls)
     : socket_(std::move(ex))
+    , tls_options_(std::move(tls))
     , reader_(max_message_size, false) {
     std::uint32_t seed = 0;
     if (RAND_bytes(reinterpret_cast<unsigned char*>(&seed), sizeof seed) != 1)
@@ -84,19 +86,36 @@ inline boost::asio::awaitable<void>
 client_connection::async_connect(std::string url,
                                  std::vector<std::pair<std::string, std::string>> headers) {
     namespace net = boost::asio;
-    namespace http = boost::beast::http;
     boost::system::error_code ec;
     auto const u = parse_ws_url(url, ec);
     if (ec)
         throw boost::system::system_error(ec, "invalid URL '" + url + "'");
-    if (u.tls)
-        throw boost::system::system_error(error::bad_url,
-                                          "wss:// is not supported by this client yet");
     net::ip::tcp::resolver resolver(socket_.get_executor());
     auto const results = co_await resolver.async_resolve(u.host, u.port, net::use_awaitable);
     co_await net::async_connect(socket_, results, net::use_awaitable);
     socket_.set_option(net::ip::tcp::no_delay(true));
+    if (!u.tls) {
+        co_await handshake(socket_, u, headers);
+        co_return;
+    }
+    if (!tls_context_)
+        tls_context_.emplace(make_client_tls_context(tls_options_));
+    tls_ = std::make_unique<tls_stream>(socket_, *tls_context_);
+    prepare_client_tls(*tls_, u.host, tls_options_.verify);
+    auto [tec] = co_await tls_->async_handshake(net::ssl::stream_base::client,
+                                                net::as_tuple(net::use_awaitable));
+    if (tec)
+        throw boost::system::system_error(tec, "TLS handshake with " + u.host + ":" + u.port +
+                                                   " failed");
+    co_await handshake(*tls_, u, headers);
+}
 
+template <class Stream>
+boost::asio::awaitable<void>
+client_connection::handshake(Stream& stream, const ws_url& u,
+                             const std::vector<std::pair<std::string, std::string>>& headers) {
+    namespace net = boost::asio;
+    namespace http = boost::beast::http;
     unsigned char nonce[16];
     for (auto& b : nonce)
         b = static_cast<unsigned char>(rng_());
@@ -113,19 +132,19 @@ client_connection::async_connect(std::string url,
     req.set(http::field::user_agent, "rtpush-client");
     for (auto const& [k, v] : headers)
         req.set(k, v);
-    co_await http::async_write(socket_, req, net::use_awaitable);
+    co_await http::async_write(stream, req, net::use_awaitable);
 
     boost::beast::flat_buffer buf;
     http::response_parser<http::string_body> parser;
     parser.skip(false);
     parser.body_limit(64 * 1024);
-    co_await http::async_read_header(socket_, buf, parser, net::use_awaitable);
+    co_await http::async_read_header(stream, buf, parser, net::use_awaitable);
     auto& res = parser.get();
     handshake_status_ = res.result_int();
     if (res.result() != http::status::switching_protocols) {
         if (parser.content_length() || parser.chunked()) {
             auto [rec, rn] =
-                co_await http::async_read(socket_, buf, parser, net::as_tuple(net::use_awaitable));
+                co_await http::async_read(stream, buf, parser, net::as_tuple(net::use_awaitable));
             (void)rn;
             if (!rec)
                 handshake_body_ = parser.get().body();
@@ -155,8 +174,12 @@ inline boost::asio::awaitable<void> client_connection::flush() {
     while (!out_.empty()) {
         std::string bytes = std::move(out_.front());
         out_.pop_front();
-        co_await boost::asio::async_write(socket_, boost::asio::buffer(bytes),
-                                          boost::asio::use_awaitable);
+        if (tls_)
+            co_await boost::asio::async_write(*tls_, boost::asio::buffer(bytes),
+                                              boost::asio::use_awaitable);
+        else
+            co_await boost::asio::async_write(socket_, boost::asio::buffer(bytes),
+                                              boost::asio::use_awaitable);
     }
 }
 
@@ -239,9 +262,17 @@ inline boost::asio::awaitable<client_connection::event> client_connection::async
         }
         if (rbuf_used_ == rbuf_.size())
             rbuf_.resize(std::min(rbuf_.size() * 2, reader_.max_message_size() + 16));
-        auto [ec, n] = co_await socket_.async_read_some(
-            net::buffer(rbuf_.data() + rbuf_used_, rbuf_.size() - rbuf_used_),
-            net::as_tuple(net::use_awaitable));
+        auto const space = net::buffer(rbuf_.data() + rbuf_used_, rbuf_.size() - rbuf_used_);
+        boost::system::error_code ec;
+        std::size_t n = 0;
+        if (tls_)
+            std::tie(ec, n) =
+                co_await tls_->async_read_some(space, net::as_tuple(net::use_awaitable));
+        else
+            std::tie(ec, n) =
+                co_await socket_.async_read_some(space, net::as_tuple(net::use_awaitable));
+        if (ec == net::ssl::error::stream_truncated)
+            ec = net::error::eof; // a TCP close without close_notify, after the close frame
         if (ec) {
             closed_ = true;
             if (close_code_ == 0)

@@ -398,6 +398,8 @@ inline server::server(server_config cfg)
         cfg_.idle_timeout = cfg_.heartbeat_interval * 5 / 2;
     if (cfg_.auth_required && cfg_.jwt_secret.empty())
         throw std::invalid_argument("auth_required needs a jwt_secret to verify tokens with");
+    if (!cfg_.tls_cert_file.empty() || !cfg_.tls_key_file.empty())
+        tls_.emplace(make_server_tls_context(cfg_.tls_cert_file, cfg_.tls_key_file));
     hub_.attach(std::move(raw));
 }
 
@@ -444,6 +446,7 @@ inline void server::start() {
                     {{"host", cfg_.listen ? cfg_.host : std::string()},
                      {"port", port_},
                      {"ws_path", cfg_.ws_path},
+                     {"tls", tls_.has_value()},
                      {"threads", shards_.size()},
                      {"version", version_string}});
     if (stopping_)
@@ -763,7 +766,12 @@ inline boost::asio::awaitable<void> server::handle_connection(detail::shard& sh,
     // The HTTP phase runs in its own coroutine so that its buffers, parser and stream are
     // freed before the session starts: an idle subscriber keeps only what it needs.
     upgrade up;
-    if (!co_await http_phase(sh, std::move(sock), up, std::move(first), std::move(buffered)))
+    bool upgraded = false;
+    if (tls_)
+        upgraded = co_await tls_phase(sh, std::move(sock), up);
+    else
+        upgraded = co_await http_phase(sh, std::move(sock), up, std::move(first), std::move(buffered));
+    if (!upgraded)
         co_return;
     if (up.sse) {
         start_sse(sh, std::move(*up.socket), std::move(*up.sse));
@@ -774,7 +782,8 @@ inline boost::asio::awaitable<void> server::handle_connection(detail::shard& sh,
     // The session outlives this coroutine: it runs on completion handlers, registered with
     // the shard (which shutdown waits on), and deletes itself through `done` at its end.
     auto* s = new session(sh, hub_, cfg_, std::move(*up.socket), id, std::move(up.leftover),
-                          std::move(up.org), std::move(up.remote), std::move(up.claims));
+                          std::move(up.org), std::move(up.remote), std::move(up.claims),
+                          std::move(up.tls), up.deflate);
     if (cfg_.logger.enabled(log_level::info))
         cfg_.logger.log(log_level::info, "connection_open",
                         {{"client", s->client_id()},
@@ -797,28 +806,94 @@ inline boost::asio::awaitable<void> server::handle_connection(detail::shard& sh,
     });
 }
 
+namespace detail {
+
+// Registers a socket in its HTTP phase with the shard (shutdown cancels it) for a scope.
+struct http_socket_guard {
+    shard& sh;
+    boost::asio::ip::tcp::socket* s;
+    http_socket_guard(shard& h, boost::asio::ip::tcp::socket* p)
+        : sh(h)
+        , s(p) {
+        sh.http_sockets.insert(s);
+    }
+    http_socket_guard(const http_socket_guard&) = delete;
+    http_socket_guard& operator=(const http_socket_guard&) = delete;
+    ~http_socket_guard() { sh.http_sockets.erase(s); }
+};
+
+} // namespace detail
+
 inline boost::asio::awaitable<bool>
 server::http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock, upgrade& up,
                    std::optional<http_request> first, std::string buffered) {
+    boost::beast::tcp_stream stream(std::move(sock));
+    detail::http_socket_guard guard(sh, &stream.socket());
+    if (!co_await http_exchange(sh, stream, stream, up, std::move(first), std::move(buffered))) {
+        boost::system::error_code ec;
+        stream.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
+        co_return false;
+    }
+    up.socket.emplace(stream.release_socket());
+    co_return true;
+}
+
+inline boost::asio::awaitable<bool>
+server::tls_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock, upgrade& up) {
+    namespace net = boost::asio;
+    auto tls = std::make_unique<session::tls_stream>(std::move(sock), *tls_);
+    auto& tcp = tls->next_layer();
+    detail::http_socket_guard guard(sh, &tcp.socket());
+    // The handshake timeout covers the TLS handshake and the HTTP request after it.
+    tcp.expires_after(cfg_.handshake_timeout);
+    auto [ec] = co_await tls->async_handshake(net::ssl::stream_base::server,
+                                              net::as_tuple(net::use_awaitable));
+    if (ec) {
+        // A plain-HTTP client, a client that distrusts our certificate, a slowloris: each
+        // only loses its own connection.
+        sh.counters().errors.fetch_add(1, std::memory_order_relaxed);
+        boost::system::error_code rec;
+        auto ep = tcp.socket().remote_endpoint(rec);
+        cfg_.logger.log(log_level::info, "tls_handshake_failed",
+                        {{"remote", rec ? std::string() : ep.address().to_string()},
+                         {"what", detail::tls_error_text(ec)}});
+        tcp.socket().close(rec);
+        co_return false;
+    }
+    if (!co_await http_exchange(sh, *tls, tcp, up, {}, {})) {
+        // close_notify, so that clients see the end of the stream and not a truncation.
+        if (tcp.socket().is_open() && !sh.stopping) {
+            tcp.expires_after(std::min<std::chrono::milliseconds>(cfg_.handshake_timeout,
+                                                                  std::chrono::seconds(2)));
+            SSL_set_shutdown(tls->native_handle(), SSL_RECEIVED_SHUTDOWN); // send, not wait
+            co_await tls->async_shutdown(net::as_tuple(net::use_awaitable));
+        }
+        boost::system::error_code ec2;
+        tcp.socket().shutdown(net::ip::tcp::socket::shutdown_both, ec2);
+        co_return false;
+    }
+    up.tls = std::move(tls);
+    up.socket.emplace(sh.get_executor()); // unused: the session talks through `tls`
+    co_return true;
+}
+
+template <class Stream>
+boost::asio::awaitable<bool> server::http_exchange(detail::shard& sh, Stream& stream,
+                                                   boost::beast::tcp_stream& tcp, upgrade& up,
+                                                   std::optional<http_request> first,
+                                                   std::string buffered) {
     namespace net = boost::asio;
     namespace beast = boost::beast;
     namespace http = beast::http;
     std::string remote, remote_ip;
     {
         boost::system::error_code ec;
-        auto ep = sock.remote_endpoint(ec);
+        auto ep = tcp.socket().remote_endpoint(ec);
         if (!ec) {
             remote_ip = ep.address().to_string();
             remote = remote_ip + ":" + std::to_string(ep.port());
         }
     }
-    beast::tcp_stream stream(std::move(sock));
-    sh.http_sockets.insert(&stream.socket());
-    struct unregister {
-        detail::shard& sh;
-        net::ip::tcp::socket* s;
-        ~unregister() { sh.http_sockets.erase(s); }
-    } guard{sh, &stream.socket()};
 
     beast::flat_buffer buf;
     if (!buffered.empty()) { // read by the embedding program past its request
@@ -829,7 +904,7 @@ server::http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock, upgrade
     for (;;) {
         if (sh.stopping)
             co_return false;
-        stream.expires_after(cfg_.handshake_timeout);
+        tcp.expires_after(cfg_.handshake_timeout);
         http::request_parser<http::string_body> parser;
         parser.header_limit(16 * 1024);
         parser.body_limit(cfg_.max_http_body);
@@ -937,17 +1012,21 @@ server::http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock, upgrade
             res.set(http::field::sec_websocket_accept, detail::websocket_accept_key(key));
             if (detail::header_has_token(req[http::field::sec_websocket_protocol], "rtpush.v1"))
                 res.set(http::field::sec_websocket_protocol, "rtpush.v1");
+            if (cfg_.permessage_deflate)
+                if (auto ext =
+                        detail::negotiate_deflate(req[http::field::sec_websocket_extensions])) {
+                    res.set(http::field::sec_websocket_extensions, *ext);
+                    up.deflate = true;
+                }
             auto [wec, wn] =
                 co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
             if (wec)
                 break;
-            stream.expires_never();
+            tcp.expires_never();
             // Bytes the client sent right after its request belong to the WebSocket stream.
             up.leftover.assign(static_cast<const char*>(buf.data().data()), buf.size());
             up.org = query.count("org") ? query["org"] : query["organization_id"];
             up.remote = remote;
-            sh.http_sockets.erase(&stream.socket());
-            up.socket.emplace(stream.release_socket());
             co_return true;
         }
 
@@ -962,11 +1041,20 @@ server::http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock, upgrade
                 co_await http::async_write(stream, *refusal, net::as_tuple(net::use_awaitable));
                 break;
             }
-            stream.expires_never();
-            up.sse = std::move(p);
-            sh.http_sockets.erase(&stream.socket());
-            up.socket.emplace(stream.release_socket());
-            co_return true;
+            if constexpr (!std::is_same_v<Stream, boost::beast::tcp_stream>) {
+                // An SSE stream is written by detail::sse_session on a plain socket.
+                auto res = detail::json_error(http::status::not_implemented, "INVALID_MESSAGE",
+                                              "Server-Sent Events are not served over TLS yet; "
+                                              "use the WebSocket endpoint");
+                res.keep_alive(false);
+                detail::log_access(cfg_.logger, req, path, res.result_int(), t0, remote);
+                co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
+                break;
+            } else {
+                tcp.expires_never();
+                up.sse = std::move(p);
+                co_return true;
+            }
         }
 
         http_response res;
@@ -984,8 +1072,6 @@ server::http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock, upgrade
         if (wec || !res.keep_alive())
             break;
     }
-    boost::system::error_code ec;
-    stream.socket().shutdown(net::ip::tcp::socket::shutdown_both, ec);
     co_return false;
 }
 
@@ -1190,6 +1276,7 @@ inline boost::json::object server::counters() const {
     o["connections_accepted"] = t.accepted;
     o["connections_rejected"] = t.rejected;
     o["messages_rate_limited"] = t.rate_limited;
+    o["messages_compressed"] = t.compressed;
     o["topics"] = hs.topics;
     o["uptime_seconds"] = std::chrono::duration_cast<std::chrono::seconds>(
                               std::chrono::steady_clock::now() - started_at_)
@@ -1271,7 +1358,7 @@ inline std::string server::metrics_text(const queue_depths& q) const {
     auto const t = totals();
     auto const sent = t.frames_sent, bytes = t.bytes_sent, writes = t.writes, dropped = t.dropped,
                errors = t.errors, lat_sum = t.latency_us_sum, lat_n = t.latency_samples,
-               slow = t.slow_consumers, accepted = t.accepted;
+               slow = t.slow_consumers, accepted = t.accepted, compressed = t.compressed;
     auto const& buckets = t.latency_buckets;
     auto const hs = hub_.stats();
     detail::prometheus_writer w;
@@ -1303,6 +1390,8 @@ inline std::string server::metrics_text(const queue_depths& q) const {
     w.sample("rtpush_messages_dropped_total", dropped - std::min(slow, dropped),
              {{"reason", "drop_oldest"}});
     w.sample("rtpush_messages_dropped_total", slow, {{"reason", "slow_consumer"}});
+    w.metric("rtpush_messages_compressed_total", "counter",
+             "Messages compressed for permessage-deflate clients (a broadcast once).", compressed);
     w.metric("rtpush_sent_bytes_total", "counter", "Bytes of WebSocket frames written to clients.",
              bytes);
     w.metric("rtpush_writes_total", "counter", "Gathered socket writes (each carries 1+ frames).",

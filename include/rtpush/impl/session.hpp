@@ -5,6 +5,7 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
+#include <openssl/ssl.h>
 
 #include <algorithm>
 #include <cmath>
@@ -14,11 +15,13 @@ namespace rtpush {
 
 inline session::session(detail::shard& sh, rtpush::hub& h, const server_config& cfg,
                         socket_type sock, std::uint64_t id, std::string leftover, std::string org,
-                        std::string remote, std::optional<jwt_claims> claims)
+                        std::string remote, std::optional<jwt_claims> claims,
+                        std::unique_ptr<tls_stream> tls, bool deflate)
     : shard_(sh)
     , hub_(h)
     , cfg_(cfg)
     , socket_(std::move(sock))
+    , tls_(std::move(tls))
     , queue_(cfg.queue_max_frames, cfg.queue_max_bytes, cfg.queue_policy)
     , reader_(cfg.max_message_size, true)
     , pending_(std::move(leftover))
@@ -29,15 +32,22 @@ inline session::session(detail::shard& sh, rtpush::hub& h, const server_config& 
     , last_activity_at_(connected_at_)
     , last_rx_(std::chrono::steady_clock::now())
     , opened_(last_rx_)
-    , rate_(cfg.max_messages_per_second, cfg.rate_abuse_factor, last_rx_) {
+    , rate_(cfg.max_messages_per_second, cfg.rate_abuse_factor, last_rx_)
+    , deflate_(deflate) {
+    reader_.allow_compressed(deflate_);
     // With authentication required, only a verified token names the organization.
     if (cfg_.auth_required)
         org_.clear();
     if (claims)
         accept_claims(std::move(*claims));
     boost::system::error_code ec;
-    socket_.set_option(boost::asio::ip::tcp::no_delay(true), ec);
-    socket_.non_blocking(true, ec); // reads are attempted after readiness, never block
+    this->sock().set_option(boost::asio::ip::tcp::no_delay(true), ec);
+    if (tls_) {
+        tls_->next_layer().expires_never();
+        tls_rbuf_.resize(8 * 1024);
+    } else {
+        socket_.non_blocking(true, ec); // reads are attempted after readiness, never block
+    }
 }
 
 inline session::~session() {
@@ -73,7 +83,31 @@ inline void session::start(std::function<void(session*)> done) {
         wait_readable();
 }
 
+inline void session::tls_read() {
+    // OpenSSL may hold decrypted bytes the socket no longer signals, so a TLS session reads
+    // with a pending read into its own buffer instead of waiting for readiness.
+    reading_ = true;
+    tls_->async_read_some(boost::asio::buffer(tls_rbuf_),
+                          [this](boost::system::error_code ec, std::size_t n) {
+                              reading_ = false;
+                              if (ec || aborted_) {
+                                  reader_finished(); // EOF, reset, truncation, or abort()
+                                  return;
+                              }
+                              last_rx_ = std::chrono::steady_clock::now();
+                              consume(tls_rbuf_.data(), n);
+                              if (reader_done_)
+                                  reader_finished();
+                              else
+                                  tls_read();
+                          });
+}
+
 inline void session::wait_readable() {
+    if (tls_) {
+        tls_read();
+        return;
+    }
     // Wait for readability, then read into the shard's buffer: a silent subscriber reserves
     // no read buffer and no coroutine frame, only this pending wait.
     reading_ = true;
@@ -131,12 +165,24 @@ inline void session::maybe_finish() {
         if (writing_)
             return;
     }
+    if (tls_ && !aborted_ && !tls_shutdown_) {
+        // Our close_notify only: the WebSocket close handshake is over, and waiting for the
+        // peer's close_notify would keep clients that wait for our TCP close waiting.
+        tls_shutdown_ = true;
+        writing_ = true;
+        SSL_set_shutdown(tls_->native_handle(), SSL_RECEIVED_SHUTDOWN);
+        tls_->async_shutdown([this](boost::system::error_code) {
+            writing_ = false;
+            maybe_finish();
+        });
+        return;
+    }
     finished_ = true;
     boost::system::error_code ec;
     // The server closes the TCP connection first after a close handshake (RFC 6455 7.1.1).
-    socket_.shutdown(socket_type::shutdown_both, ec);
-    socket_.close(ec);
-    boost::asio::post(socket_.get_executor(), [this] {
+    sock().shutdown(socket_type::shutdown_both, ec);
+    sock().close(ec);
+    boost::asio::post(sock().get_executor(), [this] {
         if (done_)
             done_(this);
     });
@@ -146,6 +192,19 @@ inline void session::push(const detail::frame_ptr& f) {
     // Targeted even when it cannot go out now (closing): it is re-sent after a reconnect.
     if (!f->ack_id.empty()) [[unlikely]]
         track_ack(f);
+    if (deflate_ && !closing_) {
+        // The frame's compressed twin, made by the first deflate session and then shared.
+        bool made = false;
+        auto d = detail::deflated(f, shard_.deflater(), cfg_.deflate_threshold, &made);
+        if (made)
+            shard_.counters().compressed.fetch_add(1, std::memory_order_relaxed);
+        push_frame(d);
+        return;
+    }
+    push_frame(f);
+}
+
+inline void session::push_frame(const detail::frame_ptr& f) {
     if (closing_)
         return;
     switch (queue_.push(f)) {
@@ -190,7 +249,41 @@ inline void session::start_write() {
     for (auto const& f : batch_)
         buffers_.emplace_back(f->bytes.data(), f->bytes.size());
     write_pos_ = 0;
-    write_some();
+    if (tls_)
+        tls_write_next();
+    else
+        write_some();
+}
+
+inline void session::tls_write_next() {
+    // An SSL stream writes only the first buffer of a sequence, and encrypting copies anyway:
+    // small frames are copied together into up to one TLS record (16 KiB), a larger frame
+    // is written from its shared bytes.
+    constexpr std::size_t record = 16 * 1024;
+    if (write_pos_ == buffers_.size()) {
+        on_write({});
+        return;
+    }
+    writing_ = true;
+    boost::asio::const_buffer out = buffers_[write_pos_];
+    if (out.size() >= record) {
+        ++write_pos_;
+    } else {
+        tls_wbuf_.clear();
+        while (write_pos_ < buffers_.size() &&
+               tls_wbuf_.size() + buffers_[write_pos_].size() <= record) {
+            auto const& b = buffers_[write_pos_++];
+            tls_wbuf_.append(static_cast<const char*>(b.data()), b.size());
+        }
+        out = boost::asio::buffer(tls_wbuf_);
+    }
+    boost::asio::async_write(*tls_, out, [this](boost::system::error_code ec, std::size_t) {
+        shard_.counters().writes.fetch_add(1, std::memory_order_relaxed);
+        if (ec)
+            on_write(ec);
+        else
+            tls_write_next();
+    });
 }
 
 inline void session::write_some() {
@@ -278,6 +371,7 @@ inline void session::on_write(boost::system::error_code ec) {
     if (now - last_write_at_ > std::chrono::seconds(1)) {
         batch_ = {};
         buffers_ = {};
+        tls_wbuf_ = {};
         queue_.shrink();
     }
     last_write_at_ = now;
@@ -308,8 +402,8 @@ inline void session::abort() {
     set_end_reason("aborted");
     aborted_ = true;
     boost::system::error_code ec;
-    socket_.cancel(ec);
-    socket_.close(ec);
+    sock().cancel(ec);
+    sock().close(ec);
 }
 
 inline void session::on_heartbeat(const detail::frame_ptr& heartbeat, const detail::frame_ptr& ping,
@@ -341,6 +435,8 @@ inline boost::json::object session::info() const {
     o["connected_at"] = iso8601(connected_at_);
     o["last_activity_at"] = iso8601(last_activity_at_);
     o["remote_address"] = remote_;
+    o["tls"] = tls_ != nullptr;
+    o["permessage_deflate"] = deflate_;
     o["messages_received"] = received_;
     o["messages_sent"] = sent_;
     o["queued"] = queue_.size();
@@ -390,6 +486,8 @@ inline std::size_t session::handle_frames(char* data, std::size_t size) {
         case detail::frame_event::message:
             if (closing_)
                 break; // after our close frame, data is discarded
+            if (ev.compressed && !inflate(ev))
+                break;
             ++received_;
             last_activity_at_ = std::chrono::system_clock::now();
             if (auto const v = rate_.on_message(last_rx_); v != detail::message_rate::verdict::ok) {
@@ -420,6 +518,8 @@ inline std::size_t session::handle_frames(char* data, std::size_t size) {
                                 {{"client", client_id()}, {"what", e.what()}});
                 send_error(error::internal_error, "internal error", {});
             }
+            if (ev.compressed && shard_.inflate_buffer().capacity() > 256 * 1024)
+                shard_.inflate_buffer() = std::string(); // a large message leaves nothing behind
             break;
         case detail::frame_event::ping:
             if (!closing_) {
@@ -452,6 +552,35 @@ inline std::size_t session::handle_frames(char* data, std::size_t size) {
         }
     }
     return off;
+}
+
+inline bool session::inflate(detail::frame_event& ev) {
+    // Inflated into the shard's buffer, never past the message limit: a compression bomb
+    // costs at most max_message_size, then the connection is closed with 1009.
+    auto& out = shard_.inflate_buffer();
+    auto const r = shard_.inflater().inflate(ev.payload, cfg_.max_message_size, out);
+    using result = detail::inflater::result;
+    if (r == result::ok && (ev.op != detail::opcode::text || detail::valid_utf8(out))) {
+        ev.payload = out;
+        return true;
+    }
+    shard_.counters().errors.fetch_add(1, std::memory_order_relaxed);
+    std::uint16_t const code = r == result::too_large ? 1009 : 1007;
+    std::string_view const why = r == result::too_large  ? "message too large once inflated"
+                                 : r == result::bad_data ? "invalid compressed data"
+                                                         : "invalid UTF-8 once inflated";
+    cfg_.logger.log(log_level::info, "protocol_error",
+                    {{"client", client_id()}, {"code", code}, {"reason", why}});
+    if (r == result::too_large)
+        send_error(error::message_too_large,
+                   "message exceeds " + std::to_string(cfg_.max_message_size) +
+                       " bytes once inflated",
+                   {});
+    if (out.capacity() > 256 * 1024)
+        out = std::string();
+    close(code, why);
+    reader_done_ = true;
+    return false;
 }
 
 inline void session::handle_text(std::string_view text) {
