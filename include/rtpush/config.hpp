@@ -5,6 +5,7 @@
 #define RTPUSH_CONFIG_HPP
 
 #include <rtpush/detail/send_queue.hpp>
+#include <rtpush/ingest.hpp>
 #include <rtpush/log.hpp>
 
 #include <chrono>
@@ -110,6 +111,13 @@ struct server_config {
 
     rtpush::hub_config history; ///< per-topic history for recovery
     rtpush::ack_config acks;    ///< re-sending of publications with `requires_ack`
+
+    /// Schemas of POST /api/broadcast/{kpi,backlog,attendance,alert} bodies and of the
+    /// generic broadcast's seed 003 events (docs/protocol.md, "Ingest"); `{}` validates none.
+    rtpush::ingest_validator ingest = rtpush::ingest_validator::intraday();
+    /// Alerts kept by the lifecycle (GET /api/alerts); when full, the oldest resolved one
+    /// makes room, and a trigger with none resolved is refused (HTTP 503).
+    std::size_t max_alerts = 10000;
 
     rtpush::logger logger; ///< no sink: silent
 };

@@ -4,6 +4,7 @@
 #ifndef RTPUSH_SERVER_HPP
 #define RTPUSH_SERVER_HPP
 
+#include <rtpush/alerts.hpp>
 #include <rtpush/auth.hpp>
 #include <rtpush/config.hpp>
 #include <rtpush/detail/shard.hpp>
@@ -88,6 +89,19 @@ public:
     /// GET /metrics: the server's counters in the Prometheus text format (docs/protocol.md).
     boost::asio::awaitable<std::string> metrics();
 
+    /// The alert lifecycle (seed 003; docs/protocol.md, "Alerts"). Every step that succeeds
+    /// is published on channel `alerts` at the alert's scope (`alert:triggered`,
+    /// `alert:acknowledged`, `alert:resolved`) with the whole alert as data; the result's
+    /// `seq` is that publication's. trigger_alert() checks the payload against the `alert`
+    /// schema of `server_config::ingest`. Thread-safe: steps are published in the order they
+    /// happen.
+    alert_result trigger_alert(boost::json::object data);
+    alert_result acknowledge_alert(std::string_view id, std::string_view by = {});
+    alert_result resolve_alert(std::string_view id, std::string_view by = {});
+    /// Copies of the alerts the filter wants, newest first.
+    std::vector<alert> alerts(const alert_filter& f = {}) const;
+    std::optional<alert> find_alert(std::string_view id) const;
+
     /// Answers one REST request (the routes of docs/protocol.md). Exposed so that programs
     /// embedding rtpush in their own HTTP server can forward /api requests. Runs on the
     /// caller's executor (it visits the io threads for connection and room lists).
@@ -164,6 +178,11 @@ private:
                                 const std::map<std::string, std::string>& query,
                                 std::optional<jwt_claims>& claims) const;
     bool admin_allowed(const http_request& req) const;
+    http_response broadcast(const std::string& path, const std::map<std::string, std::string>& query,
+                            const http_request& req);
+    http_response alerts_route(const std::string& path, std::map<std::string, std::string>& query,
+                               const http_request& req);
+    alert_result published(alert_result r); // with alerts_mutex_ held
     bool handshake_allowed(const std::string& ip);
 
     server_config cfg_;
@@ -185,6 +204,8 @@ private:
     detail::org_connections org_connections_;
     std::mutex handshake_mutex_;
     detail::keyed_rate_limiter handshake_limiter_; // per client IP
+    mutable std::mutex alerts_mutex_;
+    alert_book alerts_;
 };
 
 } // namespace rtpush

@@ -183,10 +183,10 @@ async function main() {
   await alert.locator('button[data-act="acknowledged"]').click();
   await page.waitForSelector('.alert[data-alert="al-browser"][data-status="acknowledged"]');
   check(true, "acknowledge: the alert shows acknowledged (from the server's alert:acknowledged)");
-  // The page changed nothing locally: the server retained what its button published.
-  const retained = await (await fetch(`http://127.0.0.1:${port}/api/dashboard?channel=alerts&org=acme`)).json();
-  check(retained.data && retained.data.alert_id === "al-browser" && retained.data.status === "acknowledged",
-        "the server retained alert:acknowledged for al-browser");
+  // The page changed nothing locally: the button moved the server's alert lifecycle.
+  const stored = await (await fetch(`http://127.0.0.1:${port}/api/alerts/al-browser`)).json();
+  check(stored.alert && stored.alert.status === "acknowledged" && stored.alert.acknowledged_by === "dashboard",
+        "the server's lifecycle has al-browser acknowledged by the dashboard");
   await page.screenshot({path: join(ARTIFACTS, "2-broadcast-and-ack.png"), fullPage: true});
   await alert.locator('button[data-act="resolved"]').click();
   await page.waitForSelector('.alert[data-alert="al-browser"][data-status="resolved"]');

@@ -339,7 +339,7 @@ BOOST_AUTO_TEST_CASE(health_stats_rooms_connections) {
 
     auto b = http_call(
         port, http::verb::post, "/api/broadcast",
-        R"({"event":"kpi:update","data":{"v":1},"target":{"organization_id":"acme","department_id":"support"},"priority":"urgent"})");
+        R"({"event":"kpi:update","data":{"v":1,"health_score":70},"target":{"organization_id":"acme","department_id":"support"},"priority":"urgent"})");
     BOOST_TEST(b.status == 200u);
     BOOST_TEST(b.body.at("success").as_bool());
     BOOST_TEST(b.body.at("topic").as_string() == "kpi:org:acme:dept:support");
@@ -393,14 +393,47 @@ BOOST_AUTO_TEST_CASE(health_stats_rooms_connections) {
 BOOST_AUTO_TEST_CASE(broadcast_shortcut_and_errors) {
     server_fixture fx;
     auto const port = fx.srv.port();
-    auto s = http_call(
-        port, http::verb::post, "/api/broadcast/backlog",
-        R"({"organization_id":"acme","queue_name":"q","department_id":"d","total_items":3})");
+    auto s =
+        http_call(port, http::verb::post, "/api/broadcast/backlog",
+                  R"({"organization_id":"acme","queue_name":"q","department_id":"d","total_items":3,
+            "avg_wait_time_minutes":1.5,"items_over_sla":1,"sla_compliance_percentage":90})");
     BOOST_TEST(s.status == 200u);
     BOOST_TEST(s.body.at("topic").as_string() == "backlog:org:acme:dept:d:queue:q");
     auto snap = fx.srv.hub().snapshot({"backlog", {"acme", "", ""}});
     BOOST_TEST(snap.size() == 1u);
     BOOST_TEST(snap.at(0).at("data").at("total_items").as_int64() == 3);
+    BOOST_TEST(snap.at(0).at("event").as_string() == "backlog:update");
+    // the server stamped the payload that came without a time
+    BOOST_TEST(rtpush::valid_timestamp(snap.at(0).at("data").at("timestamp").as_string()));
+
+    // seed 003's schema: a bad field is refused with its name, nothing is published
+    auto invalid =
+        http_call(port, http::verb::post, "/api/broadcast/backlog",
+                  R"({"organization_id":"acme","total_items":3,"avg_wait_time_minutes":1.5,
+            "items_over_sla":1,"sla_compliance_percentage":190})");
+    BOOST_TEST(invalid.status == 400u);
+    BOOST_TEST(invalid.body.at("error").at("code").as_string() == "INVALID_MESSAGE");
+    BOOST_TEST(invalid.body.at("error").at("field").as_string() == "sla_compliance_percentage");
+    BOOST_TEST(fx.srv.hub().snapshot({"backlog", {"acme", "", ""}}).size() == 1u);
+    // the generic route validates seed 003's events, with the scope taken from the target
+    auto generic = http_call(port, http::verb::post, "/api/broadcast",
+                             R"({"event":"kpi:update","target":{"organization_id":"acme"},
+                                 "data":{"health_score":"high"}})");
+    BOOST_TEST(generic.status == 400u);
+    BOOST_TEST(generic.body.at("error").at("field").as_string() == "health_score");
+    auto clash = http_call(port, http::verb::post, "/api/broadcast",
+                           R"({"event":"kpi:update","target":{"organization_id":"acme"},
+                               "data":{"organization_id":"globex","health_score":3}})");
+    BOOST_TEST(clash.status == 400u);
+    BOOST_TEST(clash.body.at("error").at("field").as_string() == "organization_id");
+    auto good = http_call(port, http::verb::post, "/api/broadcast",
+                          R"({"event":"kpi:update","target":{"organization_id":"acme"},
+                              "data":{"health_score":3}})");
+    BOOST_TEST(good.status == 200u);
+    BOOST_TEST(good.body.at("topic").as_string() == "kpi:org:acme");
+    // other events and channels stay free-form
+    auto free = http_call(port, http::verb::post, "/api/broadcast/notifications", R"({"x":1})");
+    BOOST_TEST(free.status == 200u);
 
     auto bad = http_call(port, http::verb::post, "/api/broadcast", "{not json");
     BOOST_TEST(bad.status == 400u);

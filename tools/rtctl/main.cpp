@@ -40,6 +40,11 @@ Usage:
                     [--event NAME] [--phase kpis|complete] [--priority low|medium|high|urgent]
                     [--data JSON | --data @FILE | --data -] [KEY=VALUE ...]
   rtctl [--url URL] refresh CHANNEL [--org ORG [--dept DEPT [--queue QUEUE]]]
+  rtctl [--url URL] alerts [list] [--status pending|acknowledged|resolved|active]
+                    [--org ORG [--dept DEPT [--queue QUEUE]]] [--rule RULE_ID]
+  rtctl [--url URL] alerts show ID
+  rtctl [--url URL] alerts ack ID [--by NAME]
+  rtctl [--url URL] alerts resolve ID [--by NAME]
   rtctl token --secret SECRET --sub USER --org ORG [--ttl SECONDS] [--publish]
               [--channels kpi,alerts]
 
@@ -47,14 +52,19 @@ Examples:
   rtctl broadcast kpi --org acme --data '{"health_score":92}'
   rtctl broadcast kpi --org acme health_score=92 status=green
   rtctl refresh metrics
+  rtctl broadcast alert --org acme severity=high message="queue on fire"
+  rtctl alerts --status active --org acme
+  rtctl alerts ack al-3 --by alice
   rtctl broadcast notifications --org acme --event system:maintenance --priority urgent \
         --data '{"message":"maintenance in 10 minutes"}'
 
 --server URL is the same as --url; the URL defaults to $RTD_URL or http://127.0.0.1:3001.
 An https:// URL checks the server's certificate against the system's CAs, or the CAs of
 --ca FILE (or $RTD_CA); --no-check (-n) skips the check (testing only).
+`broadcast alert` (or `alerts`) without --event enters the alert lifecycle (alert:triggered).
 KEY=VALUE pairs add fields to the data (VALUE as JSON when it parses, else as a string).
 --api-key KEY (or $RTD_API_KEY) is sent as X-API-Key, for a server started with --admin-key.
+`alerts ack` and `alerts resolve` record --by (default $USER) as acknowledged_by/resolved_by.
 `token` prints an HS256 token for rtd --jwt-secret (default $RTD_JWT_SECRET, TTL 3600 s).
 Answers print as tables and aligned fields; --json prints the server's answer as one line
 of JSON instead, for scripts. Exit status: 0 success, 1 the server answered with an error,
@@ -182,6 +192,16 @@ void human(std::ostream& os, const boost::json::value& v) {
         table(
             os, c->get_array(),
             {"socket_id", "organization_id", "user_id", "subscriptions", "connected_at", "queued"});
+        return;
+    }
+    if (auto const* a = o.if_contains("alerts"); a && a->is_array()) {
+        table(os, a->get_array(),
+              {"alert_id", "status", "severity", "organization_id", "department_id", "queue_name",
+               "rule_id", "triggered_at", "message"});
+        return;
+    }
+    if (auto const* a = o.if_contains("alert"); a && a->is_object()) {
+        key_values(os, a->get_object());
         return;
     }
     if (auto const* r = o.if_contains("rooms"); r && r->is_array()) {
@@ -355,6 +375,9 @@ int main(int argc, char** argv) {
         ("ttl", po::value<long>()->default_value(3600), "")
         ("publish", "")
         ("channels", po::value<std::string>(), "")
+        ("status", po::value<std::string>(), "")
+        ("rule", po::value<std::string>(), "")
+        ("by", po::value<std::string>(), "")
         ("args", po::value<std::vector<std::string>>()->default_value({}, ""), "");
     // clang-format on
     po::positional_options_description pos;
@@ -447,6 +470,56 @@ int main(int argc, char** argv) {
             }
         return request(ep, http::verb::post, target, {});
     }
+    if (cmd == "alerts") {
+        std::string const sub = args.size() > 1 ? args[1] : "list";
+        if (sub == "list") {
+            if (args.size() > 2) {
+                std::cerr << "rtctl: alerts list takes options only (--status, --org, ...)\n";
+                return 2;
+            }
+            std::string target = "/api/alerts";
+            char sep = '?';
+            auto add = [&](const char* key, const std::string& value) {
+                target += sep + std::string(key) + "=" + value;
+                sep = '&';
+            };
+            if (vm.count("status")) {
+                auto const st = opt("status");
+                if (st != "pending" && st != "acknowledged" && st != "resolved" && st != "active") {
+                    std::cerr << "rtctl: --status must be pending, acknowledged, resolved or "
+                                 "active\n";
+                    return 2;
+                }
+                add("status", st);
+            }
+            for (auto const* k : {"org", "dept", "queue"})
+                if (vm.count(k))
+                    add(k, opt(k));
+            if (vm.count("rule"))
+                add("rule_id", opt("rule"));
+            return request(ep, http::verb::get, target, {});
+        }
+        if (sub != "ack" && sub != "acknowledge" && sub != "resolve" && sub != "show") {
+            std::cerr << "rtctl: alerts takes list, show, ack or resolve, not '" << sub << "'\n";
+            return 2;
+        }
+        if (args.size() != 3 || !rtpush::valid_identifier(args[2])) {
+            std::cerr << "rtctl: alerts " << sub << " needs one alert ID (see rtctl alerts)\n";
+            return 2;
+        }
+        if (sub == "show")
+            return request(ep, http::verb::get, "/api/alerts/" + args[2], {});
+        std::string by = opt("by");
+        if (by.empty())
+            if (char const* user = std::getenv("USER"))
+                by = user;
+        boost::json::object body;
+        if (!by.empty())
+            body["by"] = by;
+        return request(ep, http::verb::post,
+                       "/api/alerts/" + args[2] + (sub == "resolve" ? "/resolve" : "/acknowledge"),
+                       boost::json::serialize(body));
+    }
     if (cmd == "broadcast") {
         if (args.size() < 2) {
             std::cerr << "rtctl: broadcast needs a CHANNEL\n";
@@ -461,6 +534,12 @@ int main(int argc, char** argv) {
         body["channel"] = args[1];
         if (vm.count("event"))
             body["event"] = opt("event");
+        else if (args[1] == "alert" || args[1] == "alerts") {
+            // Seed 003's alerts: through the server's alert lifecycle on channel `alerts`
+            // (the payload's `status`, pending when absent, says which step).
+            body["channel"] = "alerts";
+            body["event"] = "alert:triggered";
+        }
         boost::json::object target;
         if (vm.count("org"))
             target["organization_id"] = opt("org");

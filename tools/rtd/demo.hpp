@@ -11,6 +11,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <cmath>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <random>
@@ -50,6 +51,10 @@ public:
         std::lock_guard lock(mutex_);
         publish_all_locked();
     }
+
+    /// Where alerts go (the server's alert lifecycle); without one they are published as
+    /// plain `alert:triggered` messages. Called with the demo's lock held.
+    void on_alert(std::function<void(boost::json::object)> f) { raise_alert_ = std::move(f); }
 
 private:
     void publish_all_locked() {
@@ -160,17 +165,22 @@ private:
         auto const& org =
             orgs()[std::uniform_int_distribution<std::size_t>(0, orgs().size() - 1)(rng())];
         auto const id = ++alerts_;
-        hub_.publish({{"alerts", {org, "", ""}},
-                      "alert:triggered",
-                      "",
-                      rtpush::priority::urgent,
-                      {{"alert_id", "al-" + std::to_string(id)},
-                       {"rule_name", "SLA risk above threshold"},
-                       {"severity", id % 3 == 0 ? "critical" : "high"},
-                       {"organization_id", org},
-                       {"status", "pending"},
-                       {"message", "SLA risk rose above 25% in the last interval"},
-                       {"triggered_at", rtpush::iso8601_now()}}});
+        boost::json::object a{{"rule_id", "demo-sla-risk"},
+                              {"rule_name", "SLA risk above threshold"},
+                              {"alert_type", "threshold"},
+                              {"source", "kpi"},
+                              {"severity", id % 3 == 0 ? "critical" : "high"},
+                              {"organization_id", org},
+                              {"message", "SLA risk rose above 25% in the last interval"}};
+        if (raise_alert_) {
+            raise_alert_(std::move(a));
+            return;
+        }
+        a["alert_id"] = "demo-" + std::to_string(id);
+        a["status"] = "pending";
+        a["triggered_at"] = rtpush::iso8601_now();
+        hub_.publish(
+            {{"alerts", {org, "", ""}}, "alert:triggered", "", rtpush::priority::urgent, a});
     }
 
     rtpush::hub& hub_;
@@ -178,6 +188,7 @@ private:
     std::map<std::string, queue_state> state_;
     std::mt19937 rng_{42};
     std::uint64_t alerts_ = 0;
+    std::function<void(boost::json::object)> raise_alert_;
 };
 
 } // namespace rtd

@@ -1,4 +1,5 @@
 // rtd: the rtpush server daemon.
+#include "alert_rules.hpp"
 #include "demo.hpp"
 #include "json_logger.hpp"
 #include "sources_config.hpp"
@@ -8,9 +9,13 @@
 #include <rtpush/detail/fd_limit.hpp>
 
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/program_options.hpp>
 
 #include <cstdlib>
+#include <deque>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -55,9 +60,14 @@ const std::pair<const char*, const char*> env_map[] = {
     {"RTD_DEFLATE_THRESHOLD", "deflate-threshold"},
 };
 
-// The config file: JSON; the data sources' settings (see docs/configuration.md).
-rtd::sources_config load_sources(const std::string& path, rtpush::refresh_options defaults) {
-    rtd::sources_config c;
+// The config file: JSON; the data sources' and alert rules' settings (docs/configuration.md).
+struct file_config {
+    rtd::sources_config sources;
+    rtd::alert_rules_config alerts;
+};
+
+file_config load_config(const std::string& path, rtpush::refresh_options defaults) {
+    file_config c;
     if (path.empty())
         return c;
     std::ifstream f(path);
@@ -70,9 +80,76 @@ rtd::sources_config load_sources(const std::string& path, rtpush::refresh_option
         throw std::invalid_argument(path + " is not JSON: " + ec.message());
     if (!v.is_object())
         throw std::invalid_argument(path + " must hold a JSON object");
-    rtd::detail::only_keys(v.get_object(), "",
-                           {"refresh_interval", "cache_ttl", "system_metrics", "pollers"});
-    return rtd::parse_sources_config(v.get_object(), defaults);
+    rtd::detail::only_keys(
+        v.get_object(), "",
+        {"refresh_interval", "cache_ttl", "system_metrics", "pollers", "alerts"});
+    c.sources = rtd::parse_sources_config(v.get_object(), defaults);
+    if (auto const* a = v.get_object().if_contains("alerts"))
+        c.alerts = rtd::parse_alert_rules(*a);
+    return c;
+}
+
+// One evaluation of every rule on every topic it covers that has a value: triggers and
+// resolutions go through the server's alert lifecycle. Alerts belong to an organization, so
+// topics published without one are not evaluated.
+void evaluate_rules(rtpush::server& srv, const rtd::alert_rules_config& cfg,
+                    rtd::rule_engine& engine, const rtpush::logger& log) {
+    auto is_active = [&srv](const std::string& id) {
+        auto a = srv.find_alert(id);
+        return a && a->status != rtpush::alert_status::resolved;
+    };
+    for (auto const& r : cfg.rules) {
+        auto const items = srv.hub().snapshot(r.topic);
+        std::map<std::string, std::vector<const boost::json::object*>> by_topic;
+        for (auto const& it : items)
+            if (auto const* o = it.if_object())
+                if (auto const* t = o->if_contains("topic"); t && t->is_string())
+                    by_topic[std::string(t->get_string())].push_back(o);
+        for (auto const& [key, list] : by_topic) {
+            boost::system::error_code ec;
+            auto const t = rtpush::parse_topic(key, ec);
+            if (ec || t.scope.org.empty())
+                continue;
+            auto const value = rtd::rule_value(r, list);
+            auto const act = engine.evaluate(r, key, value, is_active);
+            if (!act)
+                continue;
+            boost::json::object fields;
+            fields["rule"] = r.id;
+            fields["topic"] = key;
+            fields["value"] = *value;
+            if (act->kind == rtd::rule_engine::action::trigger) {
+                auto const res = srv.trigger_alert(rtd::rule_alert(r, t, *value));
+                if (res) {
+                    engine.triggered(r, key, res.value->id);
+                    fields["alert_id"] = res.value->id;
+                    log.log(rtpush::log_level::info, "alert_triggered", fields);
+                } else {
+                    fields["error"] = res.message;
+                    log.log(rtpush::log_level::warning, "alert_rule_failed", fields);
+                }
+            } else {
+                auto const res = srv.resolve_alert(act->alert_id, "rule:" + r.id);
+                fields["alert_id"] = act->alert_id;
+                if (!res)
+                    fields["error"] = res.message; // e.g. resolved by someone meanwhile
+                log.log(rtpush::log_level::info, "alert_resolved", fields);
+            }
+        }
+    }
+}
+
+// Seed 003's rules engine: every rule evaluated every `interval` until the server stops.
+boost::asio::awaitable<void> run_alert_rules(rtpush::server& srv,
+                                             const rtd::alert_rules_config& cfg,
+                                             const rtpush::logger& log) {
+    rtd::rule_engine engine;
+    boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
+    for (;;) {
+        timer.expires_after(cfg.interval);
+        co_await timer.async_wait(boost::asio::use_awaitable); // throws when cancelled at stop
+        evaluate_rules(srv, cfg, engine, log);
+    }
 }
 
 } // namespace
@@ -114,7 +191,7 @@ int main(int argc, char** argv) {
         ("allow-publish", po::value<bool>()->default_value(false)->implicit_value(true), "accept `publish` from WebSocket clients [RTD_ALLOW_PUBLISH]")
         ("demo", po::value<bool>()->default_value(false)->implicit_value(true), "publish built-in demo data [RTD_DEMO]")
         ("demo-interval", po::value<unsigned>()->default_value(2000), "milliseconds between demo rounds [RTD_DEMO_INTERVAL]")
-        ("config", po::value<std::string>()->default_value(""), "JSON file of data sources: system_metrics, pollers [RTD_CONFIG]")
+        ("config", po::value<std::string>()->default_value(""), "JSON file of data sources and alert rules: system_metrics, pollers, alerts [RTD_CONFIG]")
         ("system-metrics", po::value<bool>()->default_value(false)->implicit_value(true), "publish this machine's metrics on channel `metrics` [RTD_SYSTEM_METRICS]")
         ("refresh-interval", po::value<double>()->default_value(30), "default seconds between a source's fetches [REFRESH_INTERVAL]")
         ("cache-ttl", po::value<double>()->default_value(30), "default seconds a source's value serves refreshes [CACHE_TTL]")
@@ -260,8 +337,11 @@ int main(int argc, char** argv) {
     refresh_defaults.refresh_interval = std::chrono::milliseconds(static_cast<long>(ri * 1000));
     refresh_defaults.cache_ttl = std::chrono::milliseconds(static_cast<long>(ttl * 1000));
     rtd::sources_config sources;
+    rtd::alert_rules_config alert_rules;
     try {
-        sources = load_sources(vm["config"].as<std::string>(), refresh_defaults);
+        auto fc = load_config(vm["config"].as<std::string>(), refresh_defaults);
+        sources = std::move(fc.sources);
+        alert_rules = std::move(fc.alerts);
     } catch (std::exception const& e) {
         std::cerr << "rtd: config: " << e.what() << "\n";
         return 2;
@@ -278,6 +358,19 @@ int main(int argc, char** argv) {
     try {
         rtpush::server srv(cfg);
         rtd::demo_publisher demo(srv.hub());
+        // The demo's alerts go through the lifecycle (so they can be acknowledged); it resolves
+        // its older ones itself, keeping a handful open.
+        std::deque<std::string> demo_alerts;
+        demo.on_alert([&srv, &demo_alerts](boost::json::object a) {
+            auto const r = srv.trigger_alert(std::move(a));
+            if (!r)
+                return;
+            demo_alerts.push_back(r.value->id);
+            while (demo_alerts.size() > 5) {
+                srv.resolve_alert(demo_alerts.front(), "demo");
+                demo_alerts.pop_front();
+            }
+        });
         if (vm["demo"].as<bool>()) {
             auto const interval = std::chrono::milliseconds(vm["demo-interval"].as<unsigned>());
             srv.hub().on_refresh([&demo](const rtpush::topic& t) { demo.refresh(t); });
@@ -292,6 +385,15 @@ int main(int argc, char** argv) {
             refresher.add(rtd::make_http_source(p), p.refresh);
             cfg.logger.log(rtpush::log_level::info, "poller",
                            {{"name", p.name}, {"url", p.url}, {"topic", p.topic.key()}});
+        }
+
+        if (!alert_rules.rules.empty()) {
+            srv.spawn([&srv, &alert_rules,
+                       &cfg] { return run_alert_rules(srv, alert_rules, cfg.logger); },
+                      "alert_rules");
+            cfg.logger.log(rtpush::log_level::info, "alert_rules",
+                           {{"rules", alert_rules.rules.size()},
+                            {"interval_ms", alert_rules.interval.count()}});
         }
 
         // Signals are waited for on their own small context so that the server's threads

@@ -435,11 +435,10 @@ function apiHeaders(extra) {
 async function alertAction(id, action) {
   const a = alerts.get(id);
   if (!a) return;
-  const data = {alert_id: id, status: action, organization_id: a.data.organization_id};
-  data[action + "_at"] = new Date().toISOString();
-  const body = {event: "alert:" + action, channel: "alerts", target: {organization_id: a.data.organization_id}, data: data};
+  // The server's alert lifecycle publishes alert:acknowledged / alert:resolved to every page.
+  const verb = action === "acknowledged" ? "acknowledge" : "resolve";
   try {
-    const r = await fetch("/api/broadcast", {method: "POST", headers: apiHeaders({"Content-Type": "application/json"}), body: JSON.stringify(body)});
+    const r = await fetch("/api/alerts/" + encodeURIComponent(id) + "/" + verb, {method: "POST", headers: apiHeaders({"Content-Type": "application/json"}), body: JSON.stringify({by: "dashboard"})});
     if (!r.ok) $("log").textContent = "alert " + action + " failed: HTTP " + r.status;
   } catch (err) { $("log").textContent = "alert " + action + " failed: " + err; }
 }

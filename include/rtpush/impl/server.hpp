@@ -55,6 +55,70 @@ inline server::http_response json_error(boost::beast::http::status status, std::
     return json_response(status, o, version);
 }
 
+// A bad field of a request body: the message names it, and so does `field` (for programs).
+inline server::http_response field_error(boost::beast::http::status status, std::string_view code,
+                                         const validation_error& e, unsigned version = 11) {
+    boost::json::object err;
+    err["code"] = code;
+    // A field's path may hold a key of the request: printable like every echo.
+    err["message"] = printable(e.field.empty() ? e.message : e.field + ": " + e.message);
+    err["field"] = printable(e.field);
+    boost::json::object o;
+    o["error"] = std::move(err);
+    return json_response(status, o, version);
+}
+
+// Fills a payload's missing scope fields from the request's target (the generic broadcast
+// keeps the scope apart from the data); a field given in both must agree.
+inline std::optional<validation_error> merge_scope(boost::json::object& data, const scope& s) {
+    std::pair<const char*, const std::string*> const levels[] = {
+        {"organization_id", &s.org}, {"department_id", &s.dept}, {"queue_name", &s.queue}};
+    for (auto const& [name, value] : levels) {
+        if (value->empty())
+            continue;
+        if (auto const* have = data.if_contains(name)) {
+            if (!have->is_string() || have->get_string() != *value)
+                return validation_error{name, "differs from the target's " + *value};
+        } else {
+            data[name] = *value;
+        }
+    }
+    return std::nullopt;
+}
+
+// A refused lifecycle step as an HTTP answer; a conflict shows the alert as it is.
+inline server::http_response alert_error_response(const alert_result& r, unsigned version) {
+    namespace http = boost::beast::http;
+    if (r.ec == alert_errc::invalid)
+        return field_error(http::status::bad_request, "INVALID_MESSAGE", {r.field, r.message},
+                           version);
+    auto const status = r.ec == alert_errc::not_found ? http::status::not_found
+                        : r.ec == alert_errc::full    ? http::status::service_unavailable
+                                                      : http::status::conflict;
+    std::string_view const code = r.ec == alert_errc::not_found ? "NOT_FOUND"
+                                  : r.ec == alert_errc::full    ? "ALERT_LIMIT"
+                                                                : "CONFLICT";
+    boost::json::object e;
+    e["code"] = code;
+    e["message"] = printable(r.message); // it may hold the id of the request's path
+    if (r.value)
+        e["status"] = to_string(r.value->status);
+    boost::json::object o;
+    o["error"] = std::move(e);
+    return json_response(status, o, version);
+}
+
+inline boost::json::object alert_json(const alert_result& r, const std::string& epoch) {
+    boost::json::object o;
+    o["success"] = true;
+    o["event"] = r.event;
+    o["topic"] = topic{"alerts", r.value->scope()}.key();
+    o["seq"] = r.seq;
+    o["epoch"] = epoch;
+    o["alert"] = r.value->data;
+    return o;
+}
+
 // The page with its WebSocket and SSE paths filled in, as JS literals ('<' escaped so that no
 // path can close the script element).
 inline server::http_response dashboard_response(const std::string& ws_path,
@@ -161,7 +225,11 @@ inline boost::json::object index_json(const std::string& ws_path) {
                       "POST /api/broadcast",
                       "POST /api/refresh/{channel}?org=&dept=&queue=",
                       "POST /api/broadcast/{channel}",
-                      "GET /api/broadcast/{id}"};
+                      "GET /api/broadcast/{id}",
+                      "GET /api/alerts?status=&org=&dept=&queue=&rule_id=",
+                      "GET /api/alerts/{id}",
+                      "POST /api/alerts/{id}/acknowledge",
+                      "POST /api/alerts/{id}/resolve"};
     return o;
 }
 
@@ -355,6 +423,293 @@ inline bool server::handshake_allowed(const std::string& ip) {
     return handshake_limiter_.try_take(ip, std::chrono::steady_clock::now());
 }
 
+// POST /api/broadcast and its shortcuts. Not a coroutine: nothing here waits, and GCC 12
+// mishandles initializer lists in coroutines.
+inline server::http_response server::broadcast(const std::string& path,
+                                               const std::map<std::string, std::string>& query,
+                                               const http_request& req) {
+    namespace http = boost::beast::http;
+    unsigned const v = req.version();
+    auto bad = [&](std::string message) {
+        return detail::json_error(http::status::bad_request, "INVALID_MESSAGE", message, v);
+    };
+    boost::system::error_code ec;
+    boost::json::parse_options opt;
+    opt.max_depth = cfg_.max_json_depth;
+    auto body = boost::json::parse(req.body(), ec, {}, opt);
+    if (ec || !body.is_object() || !finite_numbers(body))
+        return bad(ec                 ? "malformed JSON body: " + ec.message()
+                   : body.is_object() ? "a number is out of range"
+                                      : "body must be a JSON object");
+    auto& b = body.get_object();
+    bool requires_ack = false;
+    if (auto it = query.find("requires_ack"); it != query.end())
+        requires_ack = it->second == "true" || it->second == "1";
+    if (auto const* ra = b.if_contains("requires_ack"); ra && !ra->is_null()) {
+        if (!ra->is_bool())
+            return bad("'requires_ack' must be a boolean");
+        requires_ack = ra->get_bool();
+        b.erase("requires_ack"); // a shortcut's body is the data: not part of it
+    }
+    publication p;
+    std::string kind; // the schema the payload follows, when it has one
+    scope target;     // where the request (not the payload) says it goes
+    if (path.size() > 15) {
+        // Shortcut (seed 001's /broadcast/kpi): the body is the data, its scope fields target.
+        p.topic.channel = path.substr(15);
+        kind = ingest_validator::kind_of_channel(p.topic.channel);
+        if (kind == "alert")
+            p.topic.channel = "alerts"; // seed 001's channel and seed 003's rooms
+        target = detail::scope_from_json(b);
+        if (auto const* d = b.if_contains("data"); d && b.size() <= 4)
+            p.data = *d;
+        else
+            p.data = b;
+    } else {
+        auto str = [&](std::string_view k) -> std::string {
+            auto const* x = b.if_contains(k);
+            return x && x->is_string() ? std::string(x->get_string()) : std::string{};
+        };
+        p.event = str("event");
+        p.topic.channel = str("channel");
+        if (p.topic.channel.empty() && !p.event.empty())
+            p.topic.channel = p.event.substr(0, p.event.find(':')); // "kpi:update" -> "kpi"
+        for (auto const* k : {"target", "scope"})
+            if (auto const* t = b.if_contains(k); t && t->is_object())
+                target = detail::scope_from_json(t->get_object());
+        // Seed 003's events carry seed 003's payloads: validated like the shortcuts. Other
+        // events (and none) are free-form.
+        kind = ingest_validator::kind_of_event(p.event);
+        p.phase = str("phase");
+        if (auto const* d = b.if_contains("data"))
+            p.data = *d;
+        else
+            return bad("'data' is required");
+        if (auto pr = str("priority"); !pr.empty() && !parse_priority(pr, p.priority))
+            return bad("priority is low, medium, high or urgent");
+        if (!p.phase.empty() && p.phase != "kpis" && p.phase != "complete")
+            return bad("phase is \"kpis\" or \"complete\"");
+    }
+    p.topic.scope = target;
+    // `alert:acknowledged` and `alert:resolved` events say the status their payload may leave
+    // out; one that says otherwise is a contradiction.
+    if (kind == "alert" && p.data.is_object() && p.event != "alert:triggered" && !p.event.empty()) {
+        std::string const status = p.event.substr(6);
+        auto& d = p.data.get_object();
+        if (auto const* st = d.if_contains("status"); !st)
+            d["status"] = status;
+        else if (!st->is_string() || st->get_string() != status)
+            return detail::field_error(http::status::bad_request, "INVALID_MESSAGE",
+                                       {"status", "differs from the event " + p.event}, v);
+    }
+    // An alert payload that changes a known alert's status names it by id; its scope is the
+    // alert's.
+    bool update = false;
+    if (kind == "alert" && p.data.is_object())
+        if (auto const* st = p.data.get_object().if_contains("status"))
+            update = st->is_string() &&
+                     (st->get_string() == "acknowledged" || st->get_string() == "resolved");
+    std::string const schema = update ? "alert_update" : kind;
+    if (kind == "alert" && !p.data.is_object())
+        return detail::field_error(http::status::bad_request, "INVALID_MESSAGE",
+                                   {"", "the payload must be a JSON object"}, v);
+    if (!kind.empty() && cfg_.ingest.has(schema)) {
+        if (!p.data.is_object())
+            return detail::field_error(http::status::bad_request, "INVALID_MESSAGE",
+                                       {"", "the payload must be a JSON object"}, v);
+        auto& d = p.data.get_object();
+        if (!update)
+            if (auto e = detail::merge_scope(d, target))
+                return detail::field_error(http::status::bad_request, "INVALID_MESSAGE", *e, v);
+        if (auto e = cfg_.ingest.validate(schema, p.data))
+            return detail::field_error(http::status::bad_request, "INVALID_MESSAGE", *e, v);
+        // The payload's own scope fields are its room (seed 003); a payload without a time
+        // gets the server's.
+        p.topic.scope = detail::scope_from_json(d);
+        if (kind != "alert" && !d.contains("timestamp"))
+            d["timestamp"] = iso8601_now();
+        if (kind != "alert" && p.event.empty())
+            p.event = kind + ":update";
+    }
+    if (kind == "alert") {
+        // Alerts go through their lifecycle, which publishes them (and refuses what it
+        // cannot do: an unknown id, an illegal transition).
+        if (!update)
+            if (auto e = detail::merge_scope(p.data.get_object(), target))
+                return detail::field_error(http::status::bad_request, "INVALID_MESSAGE", *e, v);
+        alert_result r;
+        {
+            std::lock_guard lock(alerts_mutex_);
+            r = published(alerts_.apply(std::move(p.data.get_object()), iso8601_now()));
+        }
+        if (!r)
+            return detail::alert_error_response(r, v);
+        return detail::json_response(http::status::ok, detail::alert_json(r, hub_.epoch()), v);
+    }
+    topic const t = p.topic;
+    if (requires_ack) {
+        std::lock_guard lock(acks_->mutex);
+        p.ack_id = acks_->tracker.create(t.key(), std::chrono::steady_clock::now());
+    }
+    std::string const ack_id = p.ack_id;
+    auto r = hub_.publish(std::move(p));
+    if (r.ec && !ack_id.empty()) {
+        std::lock_guard lock(acks_->mutex);
+        acks_->tracker.cancel(ack_id);
+    }
+    if (r.ec)
+        return bad("invalid channel or target scope (identifiers are [A-Za-z0-9_.@-], "
+                   "a dept needs an org, a queue needs a dept)");
+    return detail::json_response(http::status::ok,
+                                 detail::broadcast_json(t, r.seq, hub_.epoch(), ack_id), v);
+}
+
+inline alert_result server::published(alert_result r) {
+    if (!r)
+        return r;
+    auto const& a = *r.value;
+    publication p;
+    p.topic = topic{"alerts", a.scope()};
+    p.event = r.event;
+    auto const* sev = a.data.if_contains("severity");
+    bool const severe =
+        sev && sev->is_string() && (sev->get_string() == "critical" || sev->get_string() == "high");
+    // A new severe alert is the most urgent thing a dashboard can be told.
+    p.priority = r.event == "alert:triggered" && severe ? priority::urgent : priority::high;
+    p.data = a.data;
+    auto const res = hub_.publish(std::move(p));
+    if (res.ec) {
+        // The alert's scope fields are valid identifiers (the schema), so this is a bug.
+        r.ec = alert_errc::invalid;
+        r.field = "organization_id";
+        r.message = "the alert's scope is not a valid room";
+        return r;
+    }
+    r.seq = res.seq;
+    return r;
+}
+
+inline alert_result server::trigger_alert(boost::json::object data) {
+    boost::json::value const v(data);
+    if (auto e = cfg_.ingest.validate("alert", v)) {
+        alert_result r;
+        r.ec = alert_errc::invalid;
+        r.field = e->field;
+        r.message = e->message;
+        return r;
+    }
+    std::lock_guard lock(alerts_mutex_);
+    return published(alerts_.trigger(std::move(data), iso8601_now()));
+}
+
+inline alert_result server::acknowledge_alert(std::string_view id, std::string_view by) {
+    std::lock_guard lock(alerts_mutex_);
+    return published(alerts_.acknowledge(id, by, iso8601_now()));
+}
+
+inline alert_result server::resolve_alert(std::string_view id, std::string_view by) {
+    std::lock_guard lock(alerts_mutex_);
+    return published(alerts_.resolve(id, by, iso8601_now()));
+}
+
+inline std::vector<alert> server::alerts(const alert_filter& f) const {
+    std::lock_guard lock(alerts_mutex_);
+    std::vector<alert> out;
+    for (auto const* a : alerts_.list(f))
+        out.push_back(*a);
+    return out;
+}
+
+inline std::optional<alert> server::find_alert(std::string_view id) const {
+    std::lock_guard lock(alerts_mutex_);
+    if (auto const* a = alerts_.find(id))
+        return *a;
+    return std::nullopt;
+}
+
+// GET /api/alerts[/{id}], POST /api/alerts/{id}/acknowledge|resolve.
+inline server::http_response server::alerts_route(const std::string& path,
+                                                  std::map<std::string, std::string>& query,
+                                                  const http_request& req) {
+    namespace http = boost::beast::http;
+    unsigned const v = req.version();
+    bool const get = req.method() == http::verb::get || req.method() == http::verb::head;
+    auto not_allowed = [&](std::string_view allow) {
+        auto r =
+            detail::json_error(http::status::method_not_allowed, "METHOD_NOT_ALLOWED",
+                               std::string(req.method_string()) + " is not allowed on " + path, v);
+        r.set(http::field::allow, allow);
+        return r;
+    };
+    auto bad = [&](std::string field, std::string message) {
+        return detail::field_error(http::status::bad_request, "INVALID_MESSAGE",
+                                   {std::move(field), std::move(message)}, v);
+    };
+    if (path == "/api/alerts") {
+        if (!get)
+            return not_allowed("GET");
+        alert_filter f;
+        std::string const st = query.count("status") ? query["status"] : query["state"];
+        if (st == "active") {
+            f.active = true;
+        } else if (!st.empty()) {
+            alert_status s;
+            if (!parse_alert_status(st, s))
+                return bad("status", "must be pending, acknowledged, resolved or active");
+            f.status = s;
+        }
+        f.scope.org = query.count("org") ? query["org"] : query["organization_id"];
+        f.scope.dept = query.count("dept") ? query["dept"] : query["department_id"];
+        f.scope.queue = query.count("queue") ? query["queue"] : query["queue_name"];
+        if (validate(topic{"alerts", f.scope}))
+            return bad("org", "invalid scope (identifiers are [A-Za-z0-9_.@-], a dept needs an "
+                              "org, a queue needs a dept)");
+        f.rule_id = query["rule_id"];
+        boost::json::array a;
+        for (auto const& x : alerts(f))
+            a.push_back(x.data);
+        return detail::json_response(http::status::ok, detail::success_list("alerts", std::move(a)),
+                                     v);
+    }
+    // /api/alerts/{id}[/{action}]
+    std::string rest = path.substr(12);
+    auto const slash = rest.find('/');
+    std::string const id = rest.substr(0, slash);
+    std::string const action = slash == std::string::npos ? "" : rest.substr(slash + 1);
+    if (action.empty()) {
+        if (!get)
+            return not_allowed("GET");
+        auto a = find_alert(id);
+        if (!a)
+            return detail::json_error(http::status::not_found, "NOT_FOUND", "no alert " + id, v);
+        return detail::json_response(http::status::ok, detail::success("alert", a->data), v);
+    }
+    if (action != "acknowledge" && action != "resolve")
+        return detail::json_error(http::status::not_found, "NOT_FOUND", "no route for " + path, v);
+    if (req.method() != http::verb::post)
+        return not_allowed("POST");
+    // Who did it: {"by": NAME} (or acknowledged_by / resolved_by); the body is optional.
+    std::string by;
+    if (!req.body().empty()) {
+        boost::system::error_code ec;
+        auto body = boost::json::parse(req.body(), ec);
+        if (ec || !body.is_object())
+            return bad("",
+                       ec ? "malformed JSON body: " + ec.message() : "body must be a JSON object");
+        auto const& o = body.get_object();
+        for (auto const* k : {"by", action == "acknowledge" ? "acknowledged_by" : "resolved_by"})
+            if (auto const* b = o.if_contains(k)) {
+                if (!b->is_string() || b->get_string().empty() || b->get_string().size() > 4096)
+                    return bad(k, "must be a non-empty string");
+                by = std::string(b->get_string());
+            }
+    }
+    auto r = action == "acknowledge" ? acknowledge_alert(id, by) : resolve_alert(id, by);
+    if (!r)
+        return detail::alert_error_response(r, v);
+    return detail::json_response(http::status::ok, detail::alert_json(r, hub_.epoch()), v);
+}
+
 inline bool server::admin_allowed(const http_request& req) const {
     if (cfg_.admin_key.empty())
         return true;
@@ -381,7 +736,8 @@ inline boost::json::object server::health_json() const {
 inline server::server(server_config cfg)
     : cfg_(std::move(cfg))
     , hub_(cfg_.history)
-    , handshake_limiter_(cfg_.max_handshakes_per_ip, std::max(1.0, cfg_.max_handshakes_per_ip)) {
+    , handshake_limiter_(cfg_.max_handshakes_per_ip, std::max(1.0, cfg_.max_handshakes_per_ip))
+    , alerts_(cfg_.max_alerts) {
     unsigned n = cfg_.threads ? cfg_.threads : std::thread::hardware_concurrency();
     if (n == 0)
         n = 1;
@@ -1640,81 +1996,10 @@ inline boost::asio::awaitable<server::http_response> server::handle(const http_r
         }
         if (req.method() != http::verb::post)
             co_return method_not_allowed(path.size() > 15 ? "GET, POST" : "POST");
-        boost::system::error_code ec;
-        boost::json::parse_options opt;
-        opt.max_depth = cfg_.max_json_depth;
-        auto body = boost::json::parse(req.body(), ec, {}, opt);
-        if (ec || !body.is_object() || !finite_numbers(body))
-            co_return detail::json_error(http::status::bad_request, "INVALID_MESSAGE",
-                                         ec                 ? "malformed JSON body: " + ec.message()
-                                         : body.is_object() ? "a number is out of range"
-                                                            : "body must be a JSON object",
-                                         v);
-        auto& b = body.get_object();
-        publication p;
-        bool requires_ack = false;
-        if (auto it = query.find("requires_ack"); it != query.end())
-            requires_ack = it->second == "true" || it->second == "1";
-        if (auto const* ra = b.if_contains("requires_ack"); ra && !ra->is_null()) {
-            if (!ra->is_bool())
-                co_return detail::json_error(http::status::bad_request, "INVALID_MESSAGE",
-                                             "'requires_ack' must be a boolean", v);
-            requires_ack = ra->get_bool();
-            b.erase("requires_ack"); // a shortcut's body is the data: not part of it
-        }
-        if (path.size() > 15) {
-            // Shortcut (seed 001's /broadcast/kpi): the body is the data, its scope fields target.
-            p.topic.channel = path.substr(15);
-            p.topic.scope = detail::scope_from_json(b);
-            if (auto const* d = b.if_contains("data"); d && b.size() <= 4)
-                p.data = *d;
-            else
-                p.data = b;
-        } else {
-            auto str = [&](std::string_view k) -> std::string {
-                auto const* x = b.if_contains(k);
-                return x && x->is_string() ? std::string(x->get_string()) : std::string{};
-            };
-            p.event = str("event");
-            p.topic.channel = str("channel");
-            if (p.topic.channel.empty() && !p.event.empty())
-                p.topic.channel = p.event.substr(0, p.event.find(':')); // "kpi:update" -> "kpi"
-            for (auto const* k : {"target", "scope"})
-                if (auto const* t = b.if_contains(k); t && t->is_object())
-                    p.topic.scope = detail::scope_from_json(t->get_object());
-            p.phase = str("phase");
-            if (auto const* d = b.if_contains("data"))
-                p.data = *d;
-            else
-                co_return detail::json_error(http::status::bad_request, "INVALID_MESSAGE",
-                                             "'data' is required", v);
-            if (auto pr = str("priority"); !pr.empty() && !parse_priority(pr, p.priority))
-                co_return detail::json_error(http::status::bad_request, "INVALID_MESSAGE",
-                                             "priority is low, medium, high or urgent", v);
-            if (!p.phase.empty() && p.phase != "kpis" && p.phase != "complete")
-                co_return detail::json_error(http::status::bad_request, "INVALID_MESSAGE",
-                                             "phase is \"kpis\" or \"complete\"", v);
-        }
-        topic const t = p.topic;
-        if (requires_ack) {
-            std::lock_guard lock(acks_->mutex);
-            p.ack_id = acks_->tracker.create(t.key(), std::chrono::steady_clock::now());
-        }
-        std::string const ack_id = p.ack_id;
-        auto r = hub_.publish(std::move(p));
-        if (r.ec && !ack_id.empty()) {
-            std::lock_guard lock(acks_->mutex);
-            acks_->tracker.cancel(ack_id);
-        }
-        if (r.ec)
-            co_return detail::json_error(
-                http::status::bad_request, "INVALID_MESSAGE",
-                "invalid channel or target scope (identifiers are [A-Za-z0-9_.@-], "
-                "a dept needs an org, a queue needs a dept)",
-                v);
-        co_return detail::json_response(http::status::ok,
-                                        detail::broadcast_json(t, r.seq, hub_.epoch(), ack_id), v);
+        co_return broadcast(path, query, req);
     }
+    if (path == "/api/alerts" || path.rfind("/api/alerts/", 0) == 0)
+        co_return alerts_route(path, query, req);
     co_return detail::json_error(http::status::not_found, "NOT_FOUND", "no route for " + path, v);
 }
 

@@ -1,0 +1,114 @@
+//
+// rtpush: the alert lifecycle (seed 003): pending -> acknowledged -> resolved, free of I/O.
+//
+#ifndef RTPUSH_ALERTS_HPP
+#define RTPUSH_ALERTS_HPP
+
+#include <rtpush/topic.hpp>
+
+#include <boost/json.hpp>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace rtpush {
+
+/// An alert's state, named as seed 003's `status`.
+enum class alert_status { pending, acknowledged, resolved };
+
+inline std::string_view to_string(alert_status s) noexcept;
+/// "pending", "acknowledged" or "resolved".
+inline bool parse_alert_status(std::string_view s, alert_status& out) noexcept;
+
+/// One alert: its id, its state and its seed 003 payload, which carries the state as
+/// `status` and the transitions' `*_at` and `*_by` fields.
+struct alert {
+    std::string id;
+    alert_status status = alert_status::pending;
+    std::uint64_t number = 0; ///< 1 for the first alert triggered, 2 for the next, ...
+    boost::json::object data;
+    /// The room of the alert: its organization_id, department_id and queue_name.
+    rtpush::scope scope() const;
+};
+
+/// Why a lifecycle step was refused.
+enum class alert_errc {
+    ok,
+    not_found,          ///< no alert has this id (HTTP 404)
+    illegal_transition, ///< e.g. acknowledging a resolved alert (HTTP 409)
+    duplicate_id,       ///< triggering an id that exists (HTTP 409)
+    full,               ///< max_alerts alerts, none of them resolved (HTTP 503)
+    invalid,            ///< the payload broke the alert schema (HTTP 400)
+};
+
+/// The outcome of a lifecycle step: on success the alert after it and the event it is
+/// announced with (`alert:triggered`, `alert:acknowledged`, `alert:resolved`); otherwise why
+/// not, and for conflicts the alert as it is.
+struct alert_result {
+    alert_errc ec = alert_errc::ok;
+    std::string message; ///< for people: "alert al-1 is resolved: it cannot be acknowledged"
+    std::string field;   ///< with `invalid`: the bad field
+    std::optional<rtpush::alert> value;
+    std::string event;
+    std::uint64_t seq = 0; ///< filled by the server: the publication's seq on `alerts`
+    explicit operator bool() const noexcept { return ec == alert_errc::ok; }
+};
+
+/// Which alerts a listing wants.
+struct alert_filter {
+    std::optional<alert_status> status;
+    bool active = false; ///< only pending and acknowledged ones
+    rtpush::scope scope; ///< alerts at this scope and narrower ones (empty: all)
+    std::string rule_id; ///< only the alerts of this rule (empty: all)
+};
+
+/// The alerts and their lifecycle: `trigger` creates a pending alert, `acknowledge` moves a
+/// pending one to acknowledged, `resolve` a pending or acknowledged one to resolved. Nothing
+/// else is allowed: acknowledging twice, or touching a resolved alert, is an illegal
+/// transition. At most `max_alerts` are kept; when full, the oldest resolved alert makes room.
+///
+/// Times are passed in (ISO 8601 strings) so that the class stays deterministic. Not
+/// thread-safe: the server guards its book with a mutex.
+class alert_book {
+public:
+    explicit alert_book(std::size_t max_alerts = 10000)
+        : max_(max_alerts ? max_alerts : 1) {}
+
+    /// A new pending alert from a seed 003 payload (already validated). Without `alert_id`
+    /// the book assigns `al-<n>`; without `triggered_at` it is `now`.
+    alert_result trigger(boost::json::object data, std::string_view now);
+    /// pending -> acknowledged; `by` (may be empty) becomes `acknowledged_by`.
+    alert_result acknowledge(std::string_view id, std::string_view by, std::string_view now);
+    /// pending or acknowledged -> resolved; `by` becomes `resolved_by`.
+    alert_result resolve(std::string_view id, std::string_view by, std::string_view now);
+    /// A payload that carries its state (seed 003's broadcastAlert): `status` pending (or
+    /// none) triggers; acknowledged or resolved moves the alert named by `alert_id`, with
+    /// the payload's `*_by` and `*_at` when given.
+    alert_result apply(boost::json::object data, std::string_view now);
+
+    const alert* find(std::string_view id) const;
+    /// The alerts the filter wants, newest first.
+    std::vector<const alert*> list(const alert_filter& f = {}) const;
+    std::size_t size() const noexcept { return alerts_.size(); }
+
+private:
+    alert_result transition(std::string_view id, alert_status to, std::string_view by,
+                            std::string_view at);
+    bool make_room();
+
+    std::map<std::string, alert, std::less<>> alerts_;
+    std::map<std::uint64_t, std::string> order_; // number -> id: age order
+    std::size_t max_;
+    std::uint64_t next_number_ = 0;
+    std::uint64_t next_id_ = 0;
+};
+
+} // namespace rtpush
+
+#include <rtpush/impl/alerts.hpp>
+
+#endif

@@ -1,0 +1,185 @@
+#ifndef RTPUSH_IMPL_ALERTS_HPP
+#define RTPUSH_IMPL_ALERTS_HPP
+
+namespace rtpush {
+
+inline std::string_view to_string(alert_status s) noexcept {
+    switch (s) {
+    case alert_status::pending:
+        return "pending";
+    case alert_status::acknowledged:
+        return "acknowledged";
+    case alert_status::resolved:
+        return "resolved";
+    }
+    return "pending";
+}
+
+inline bool parse_alert_status(std::string_view s, alert_status& out) noexcept {
+    for (auto st : {alert_status::pending, alert_status::acknowledged, alert_status::resolved})
+        if (s == to_string(st)) {
+            out = st;
+            return true;
+        }
+    return false;
+}
+
+inline rtpush::scope alert::scope() const {
+    rtpush::scope s;
+    auto get = [&](std::string_view k, std::string& out) {
+        if (auto const* v = data.if_contains(k); v && v->is_string())
+            out = std::string(v->get_string());
+    };
+    get("organization_id", s.org);
+    get("department_id", s.dept);
+    get("queue_name", s.queue);
+    return s;
+}
+
+namespace detail {
+
+inline alert_result alert_error(alert_errc ec, std::string message,
+                                const alert* current = nullptr) {
+    alert_result r;
+    r.ec = ec;
+    r.message = std::move(message);
+    if (current)
+        r.value = *current;
+    return r;
+}
+
+inline std::string json_string(const boost::json::object& o, std::string_view k) {
+    auto const* v = o.if_contains(k);
+    return v && v->is_string() ? std::string(v->get_string()) : std::string{};
+}
+
+} // namespace detail
+
+inline bool alert_book::make_room() {
+    if (alerts_.size() < max_)
+        return true;
+    for (auto it = order_.begin(); it != order_.end(); ++it) {
+        auto a = alerts_.find(it->second);
+        if (a != alerts_.end() && a->second.status == alert_status::resolved) {
+            alerts_.erase(a);
+            order_.erase(it);
+            return true;
+        }
+    }
+    return false;
+}
+
+inline alert_result alert_book::trigger(boost::json::object data, std::string_view now) {
+    std::string id = detail::json_string(data, "alert_id");
+    if (id.empty()) {
+        do
+            id = "al-" + std::to_string(++next_id_);
+        while (alerts_.count(id));
+    } else if (auto const* a = find(id)) {
+        // Ids are never reused: a client holding one must not see it name another alert.
+        return detail::alert_error(
+            alert_errc::duplicate_id,
+            "alert " + id + " exists (" + std::string(to_string(a->status)) + ")", a);
+    }
+    if (!make_room())
+        return detail::alert_error(alert_errc::full, "too many alerts (" + std::to_string(max_) +
+                                                         "), none of them resolved");
+    alert a;
+    a.id = id;
+    a.number = ++next_number_;
+    data["alert_id"] = id;
+    data["status"] = "pending";
+    if (!data.contains("triggered_at"))
+        data["triggered_at"] = now;
+    a.data = std::move(data);
+    order_[a.number] = id;
+    auto& stored = alerts_[id] = std::move(a);
+    alert_result r;
+    r.value = stored;
+    r.event = "alert:triggered";
+    return r;
+}
+
+inline alert_result alert_book::transition(std::string_view id, alert_status to,
+                                           std::string_view by, std::string_view at) {
+    auto it = alerts_.find(id);
+    if (it == alerts_.end())
+        return detail::alert_error(alert_errc::not_found, "no alert " + std::string(id));
+    auto& a = it->second;
+    bool const ack = to == alert_status::acknowledged;
+    if (a.status == to)
+        return detail::alert_error(alert_errc::illegal_transition,
+                                   "alert " + a.id + " is already " + std::string(to_string(to)),
+                                   &a);
+    if (a.status == alert_status::resolved)
+        return detail::alert_error(
+            alert_errc::illegal_transition,
+            "alert " + a.id + " is resolved: it cannot be " + std::string(to_string(to)), &a);
+    a.status = to;
+    a.data["status"] = to_string(to);
+    a.data[ack ? "acknowledged_at" : "resolved_at"] = at;
+    if (!by.empty())
+        a.data[ack ? "acknowledged_by" : "resolved_by"] = by;
+    alert_result r;
+    r.value = a;
+    r.event = ack ? "alert:acknowledged" : "alert:resolved";
+    return r;
+}
+
+inline alert_result alert_book::acknowledge(std::string_view id, std::string_view by,
+                                            std::string_view now) {
+    return transition(id, alert_status::acknowledged, by, now);
+}
+
+inline alert_result alert_book::resolve(std::string_view id, std::string_view by,
+                                        std::string_view now) {
+    return transition(id, alert_status::resolved, by, now);
+}
+
+inline alert_result alert_book::apply(boost::json::object data, std::string_view now) {
+    alert_status st = alert_status::pending;
+    if (auto const s = detail::json_string(data, "status"); !s.empty())
+        if (!parse_alert_status(s, st)) {
+            auto r = detail::alert_error(alert_errc::invalid,
+                                         R"(must be "pending", "acknowledged" or "resolved")");
+            r.field = "status";
+            return r;
+        }
+    if (st == alert_status::pending)
+        return trigger(std::move(data), now);
+    std::string const id = detail::json_string(data, "alert_id");
+    if (id.empty()) {
+        auto r = detail::alert_error(alert_errc::invalid, "is required to move an alert to " +
+                                                              std::string(to_string(st)));
+        r.field = "alert_id";
+        return r;
+    }
+    bool const ack = st == alert_status::acknowledged;
+    auto at = detail::json_string(data, ack ? "acknowledged_at" : "resolved_at");
+    auto const by = detail::json_string(data, ack ? "acknowledged_by" : "resolved_by");
+    return transition(id, st, by, at.empty() ? now : std::string_view(at));
+}
+
+inline const alert* alert_book::find(std::string_view id) const {
+    auto it = alerts_.find(id);
+    return it == alerts_.end() ? nullptr : &it->second;
+}
+
+inline std::vector<const alert*> alert_book::list(const alert_filter& f) const {
+    std::vector<const alert*> out;
+    topic const want{"alerts", f.scope};
+    for (auto it = order_.rbegin(); it != order_.rend(); ++it) {
+        auto const* a = find(it->second);
+        if (!a || (f.status && a->status != *f.status) ||
+            (f.active && a->status == alert_status::resolved) ||
+            (!f.rule_id.empty() && detail::json_string(a->data, "rule_id") != f.rule_id) ||
+            !want.covers(topic{"alerts", a->scope()}))
+            continue;
+        out.push_back(a);
+    }
+    return out;
+}
+
+} // namespace rtpush
+
+#endif

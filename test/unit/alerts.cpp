@@ -1,0 +1,180 @@
+// The alert lifecycle state machine.
+#include <rtpush/alerts.hpp>
+
+#include <boost/test/unit_test.hpp>
+
+#include <ostream>
+
+namespace rtpush {
+// Boost.Test prints what it checks.
+inline std::ostream& boost_test_print_type(std::ostream& os, const alert_result& r) {
+    return os << (r ? "ok " + r.event : "refused: " + r.message);
+}
+} // namespace rtpush
+
+using rtpush::alert_book;
+using rtpush::alert_errc;
+using rtpush::alert_status;
+
+namespace {
+
+boost::json::object payload(std::string_view json) {
+    return boost::json::parse(json).as_object();
+}
+
+std::string str(const rtpush::alert_result& r, std::string_view key) {
+    auto const* v = r.value->data.if_contains(key);
+    return v && v->is_string() ? std::string(v->get_string()) : std::string{};
+}
+
+constexpr std::string_view t0 = "2026-01-31T10:00:00.000Z";
+constexpr std::string_view t1 = "2026-01-31T10:01:00.000Z";
+constexpr std::string_view t2 = "2026-01-31T10:02:00.000Z";
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(alerts)
+
+BOOST_AUTO_TEST_CASE(status_names) {
+    alert_status s;
+    BOOST_TEST(rtpush::parse_alert_status("acknowledged", s));
+    BOOST_TEST((s == alert_status::acknowledged));
+    BOOST_TEST(!rtpush::parse_alert_status("open", s));
+    BOOST_TEST(rtpush::to_string(alert_status::resolved) == "resolved");
+}
+
+BOOST_AUTO_TEST_CASE(trigger_acknowledge_resolve) {
+    alert_book b;
+    auto r =
+        b.trigger(payload(R"({"organization_id":"acme","severity":"high","message":"m"})"), t0);
+    BOOST_REQUIRE(r);
+    BOOST_TEST(r.event == "alert:triggered");
+    BOOST_TEST(r.value->id == "al-1");
+    BOOST_TEST(str(r, "alert_id") == "al-1");
+    BOOST_TEST(str(r, "status") == "pending");
+    BOOST_TEST(str(r, "triggered_at") == t0);
+    BOOST_TEST((r.value->scope() == rtpush::scope{"acme", "", ""}));
+
+    auto a = b.acknowledge("al-1", "alice", t1);
+    BOOST_REQUIRE(a);
+    BOOST_TEST(a.event == "alert:acknowledged");
+    BOOST_TEST(str(a, "status") == "acknowledged");
+    BOOST_TEST(str(a, "acknowledged_by") == "alice");
+    BOOST_TEST(str(a, "acknowledged_at") == t1);
+    BOOST_TEST((b.find("al-1")->status == alert_status::acknowledged));
+
+    auto z = b.resolve("al-1", "", t2);
+    BOOST_REQUIRE(z);
+    BOOST_TEST(z.event == "alert:resolved");
+    BOOST_TEST(str(z, "status") == "resolved");
+    BOOST_TEST(str(z, "resolved_at") == t2);
+    BOOST_TEST(!z.value->data.contains("resolved_by")); // nobody named
+    BOOST_TEST(str(z, "acknowledged_by") == "alice");   // history kept
+}
+
+BOOST_AUTO_TEST_CASE(illegal_transitions) {
+    alert_book b;
+    BOOST_REQUIRE(b.trigger(payload(R"({"alert_id":"x1","organization_id":"o"})"), t0));
+    BOOST_REQUIRE(b.acknowledge("x1", "a", t1));
+    auto twice = b.acknowledge("x1", "b", t1);
+    BOOST_TEST((twice.ec == alert_errc::illegal_transition));
+    BOOST_TEST(twice.message == "alert x1 is already acknowledged");
+    BOOST_TEST(str(twice, "acknowledged_by") == "a"); // unchanged, and shown
+    BOOST_REQUIRE(b.resolve("x1", "", t2));
+    auto after = b.acknowledge("x1", "", t2);
+    BOOST_TEST((after.ec == alert_errc::illegal_transition));
+    BOOST_TEST(after.message == "alert x1 is resolved: it cannot be acknowledged");
+    BOOST_TEST((b.resolve("x1", "", t2).ec == alert_errc::illegal_transition));
+    BOOST_TEST((b.resolve("nope", "", t2).ec == alert_errc::not_found));
+    BOOST_TEST(b.acknowledge("nope", "", t2).message == "no alert nope");
+
+    // a pending alert may be resolved without an acknowledgement (a rule clearing it)
+    BOOST_REQUIRE(b.trigger(payload(R"({"alert_id":"x2","organization_id":"o"})"), t0));
+    BOOST_TEST(b.resolve("x2", "rule:r1", t1));
+    // ids are not reused, even after resolution
+    auto dup = b.trigger(payload(R"({"alert_id":"x2","organization_id":"o"})"), t0);
+    BOOST_TEST((dup.ec == alert_errc::duplicate_id));
+    BOOST_TEST(dup.message == "alert x2 exists (resolved)");
+}
+
+BOOST_AUTO_TEST_CASE(generated_ids_skip_taken_ones) {
+    alert_book b;
+    BOOST_REQUIRE(b.trigger(payload(R"({"alert_id":"al-2"})"), t0));
+    BOOST_TEST(b.trigger(payload("{}"), t0).value->id == "al-1");
+    BOOST_TEST(b.trigger(payload("{}"), t0).value->id == "al-3");
+    // a given triggered_at is kept
+    auto r = b.trigger(payload(R"({"triggered_at":"2026-01-01T00:00:00Z"})"), t1);
+    BOOST_TEST(str(r, "triggered_at") == "2026-01-01T00:00:00Z");
+}
+
+BOOST_AUTO_TEST_CASE(apply_follows_the_payload_status) {
+    alert_book b;
+    auto r = b.apply(payload(R"({"alert_id":"s1","organization_id":"o","status":"pending"})"), t0);
+    BOOST_TEST(r.event == "alert:triggered");
+    r = b.apply(payload(R"({"alert_id":"s1","status":"acknowledged","acknowledged_by":"bob",
+                            "acknowledged_at":"2026-01-31T10:05:00Z"})"),
+                t1);
+    BOOST_TEST(r.event == "alert:acknowledged");
+    BOOST_TEST(str(r, "acknowledged_by") == "bob");
+    BOOST_TEST(str(r, "acknowledged_at") == "2026-01-31T10:05:00Z");
+    r = b.apply(payload(R"({"alert_id":"s1","status":"acknowledged"})"), t1);
+    BOOST_TEST((r.ec == alert_errc::illegal_transition));
+    r = b.apply(payload(R"({"alert_id":"s9","status":"resolved"})"), t1);
+    BOOST_TEST((r.ec == alert_errc::not_found));
+    r = b.apply(payload(R"({"status":"resolved"})"), t1);
+    BOOST_TEST((r.ec == alert_errc::invalid));
+    BOOST_TEST(r.field == "alert_id");
+    r = b.apply(payload(R"({"status":"gone"})"), t1);
+    BOOST_TEST(r.field == "status");
+    r = b.apply(payload(R"({"alert_id":"s1","status":"resolved","resolved_by":"carol"})"), t2);
+    BOOST_TEST(r.event == "alert:resolved");
+    BOOST_TEST(str(r, "resolved_at") == t2);
+}
+
+BOOST_AUTO_TEST_CASE(listing_filters_newest_first) {
+    alert_book b;
+    b.trigger(payload(R"({"alert_id":"a","organization_id":"acme","rule_id":"r1"})"), t0);
+    b.trigger(payload(R"({"alert_id":"b","organization_id":"acme","department_id":"support"})"),
+              t0);
+    b.trigger(payload(R"({"alert_id":"c","organization_id":"globex","rule_id":"r1"})"), t0);
+    b.acknowledge("b", "", t1);
+    b.resolve("c", "", t1);
+    auto ids = [&](const rtpush::alert_filter& f) {
+        std::string s;
+        for (auto const* a : b.list(f))
+            s += a->id;
+        return s;
+    };
+    BOOST_TEST(ids({}) == "cba");
+    rtpush::alert_filter f;
+    f.status = alert_status::pending;
+    BOOST_TEST(ids(f) == "a");
+    f = {};
+    f.active = true;
+    BOOST_TEST(ids(f) == "ba");
+    f = {};
+    f.scope = {"acme", "", ""};
+    BOOST_TEST(ids(f) == "ba"); // the org and its department
+    f.scope = {"acme", "support", ""};
+    BOOST_TEST(ids(f) == "b");
+    f = {};
+    f.rule_id = "r1";
+    BOOST_TEST(ids(f) == "ca");
+}
+
+BOOST_AUTO_TEST_CASE(bounded_by_evicting_resolved_alerts) {
+    alert_book b(3);
+    BOOST_REQUIRE(b.trigger(payload(R"({"alert_id":"a"})"), t0));
+    BOOST_REQUIRE(b.trigger(payload(R"({"alert_id":"b"})"), t0));
+    BOOST_REQUIRE(b.trigger(payload(R"({"alert_id":"c"})"), t0));
+    auto full = b.trigger(payload(R"({"alert_id":"d"})"), t0);
+    BOOST_TEST((full.ec == alert_errc::full));
+    BOOST_TEST(b.size() == 3u);
+    b.resolve("b", "", t1);
+    BOOST_REQUIRE(b.trigger(payload(R"({"alert_id":"d"})"), t0)); // b made room
+    BOOST_TEST(!b.find("b"));
+    BOOST_TEST(b.find("a"));
+    BOOST_TEST(b.size() == 3u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
