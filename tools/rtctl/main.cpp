@@ -29,7 +29,7 @@ const char* usage = R"(rtctl: administer and broadcast to an rtd server
 
 Usage:
   rtctl [--url URL] [--json] health
-  rtctl [--url URL] stats
+  rtctl [--url URL] stats [--cluster]
   rtctl [--url URL] connections [--org ORG]
   rtctl [--url URL] connection ID
   rtctl [--url URL] rooms
@@ -49,6 +49,8 @@ Examples:
 
 --server URL is the same as --url; the URL defaults to $RTD_URL or http://127.0.0.1:3001.
 KEY=VALUE pairs add fields to the data (VALUE as JSON when it parses, else as a string).
+`stats --cluster` lists every node of a cluster sharing Redis (rtd --engine redis), as the
+node asked sees them (nodes announce themselves every 2 s; a silent node leaves after 6 s).
 --api-key KEY (or $RTD_API_KEY) is sent as X-API-Key, for a server started with --admin-key.
 `token` prints an HS256 token for rtd --jwt-secret (default $RTD_JWT_SECRET, TTL 3600 s).
 Answers print as tables and aligned fields; --json prints the server's answer as one line
@@ -97,6 +99,8 @@ void pretty(std::ostream& os, const boost::json::value& v, int indent = 0) {
 }
 
 // ---- human output: key/value lines and tables ----
+
+bool show_cluster = false; // stats --cluster
 
 std::string cell(const boost::json::value& v) {
     if (v.is_string())
@@ -188,7 +192,23 @@ void human(std::ostream& os, const boost::json::value& v) {
         return;
     }
     if (auto const* st = o.if_contains("stats"); st && st->is_object()) {
-        key_values(os, st->get_object(), {"sources"});
+        auto const* cluster = st->get_object().if_contains("cluster");
+        if (show_cluster) {
+            if (!cluster || !cluster->is_array()) {
+                auto const* e = st->get_object().if_contains("engine");
+                os << "engine " << (e ? cell(*e) : std::string("memory"))
+                   << ": a single node, no cluster view\n";
+                return;
+            }
+            os << cluster->get_array().size()
+               << " nodes (redis_up on this node: " << cell(st->get_object().at("redis_up"))
+               << ")\n";
+            table(os, cluster->get_array(),
+                  {"node_id", "active_connections", "total_messages", "messages_sent",
+                   "messages_per_second", "uptime_seconds", "announced_at"});
+            return;
+        }
+        key_values(os, st->get_object(), {"sources", "cluster"});
         if (auto const* src = st->get_object().if_contains("sources"); src && src->is_array()) {
             os << "\n";
             table(os, src->get_array(),
@@ -311,6 +331,7 @@ int main(int argc, char** argv) {
         ("url", po::value<std::string>(), "")
         ("server", po::value<std::string>(), "")
         ("json", "")
+        ("cluster", "")
         ("org", po::value<std::string>(), "")
         ("dept", po::value<std::string>(), "")
         ("queue", po::value<std::string>(), "")
@@ -347,6 +368,7 @@ int main(int argc, char** argv) {
     }
     endpoint ep;
     compact_json = vm.count("json") > 0;
+    show_cluster = vm.count("cluster") > 0;
     if (vm.count("url") && vm.count("server")) {
         std::cerr << "rtctl: give --url or --server, not both\n";
         return 2;

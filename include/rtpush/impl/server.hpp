@@ -277,7 +277,17 @@ inline boost::json::object server::health_json() const {
                               std::chrono::steady_clock::now() - started_at_)
                               .count();
     o["timestamp"] = iso8601_now();
+    engine_fields(o);
+    o.erase("cluster"); // /health stays small; /api/stats has the cluster view
     return o;
+}
+
+inline void server::engine_fields(boost::json::object& o) const {
+    if (auto* e = hub_.get_engine())
+        for (auto& [k, v] : e->status())
+            o[k] = v;
+    else
+        o["engine"] = "memory";
 }
 
 inline server::server(server_config cfg)
@@ -802,6 +812,7 @@ inline boost::json::object server::counters() const {
                               .count();
     o["epoch"] = hub_.epoch();
     o["threads"] = shards_.size();
+    engine_fields(o);
     for (auto& [k, v] : hub_.extra_stats())
         o[k] = std::move(v);
     return o;
@@ -880,6 +891,13 @@ inline std::string server::metrics_text(const queue_depths& q) const {
              static_cast<std::uint64_t>(shards_.size()));
     w.metric("rtpush_connections", "gauge", "Open WebSocket connections.",
              static_cast<std::uint64_t>(connection_count()));
+    if (auto* e = hub_.get_engine()) {
+        auto const st = e->status();
+        auto const* up = st.if_contains("redis_up");
+        w.metric("rtpush_redis_up", "gauge",
+                 "1 while this node is connected to Redis (engine redis), else 0.",
+                 std::uint64_t{up && up->is_bool() && up->get_bool() ? 1u : 0u});
+    }
     w.metric("rtpush_connections_accepted_total", "counter", "WebSocket handshakes completed.",
              accepted);
     w.family("rtpush_connections_rejected_total", "counter",
@@ -1157,6 +1175,9 @@ inline boost::asio::awaitable<server::http_response> server::handle(const http_r
         }
         topic const t = p.topic;
         auto r = hub_.publish(std::move(p));
+        if (r.ec == error::engine_unavailable)
+            co_return detail::json_error(http::status::service_unavailable, "ENGINE_UNAVAILABLE",
+                                         r.ec.message(), v);
         if (r.ec)
             co_return detail::json_error(
                 http::status::bad_request, "INVALID_MESSAGE",
