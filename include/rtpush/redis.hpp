@@ -9,7 +9,9 @@
 #include <rtpush/detail/backoff.hpp>
 #include <rtpush/detail/redis_proto.hpp>
 #include <rtpush/engine.hpp>
+#include <rtpush/hub.hpp>
 #include <rtpush/log.hpp>
+#include <rtpush/server.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -29,8 +31,6 @@
 #include <vector>
 
 namespace rtpush {
-
-class server;
 
 /// A connection to Redis on Asio coroutines over a plain TCP socket; hiredis only formats
 /// commands and parses replies. Commands are pipelined: any number of exec() calls may wait at
@@ -140,6 +140,7 @@ private:
     struct channel_state {
         bool subscribed = false; // SUBSCRIBE sent on the current connection
         bool loaded = false;     // state loaded on the current connection
+        std::uint64_t watch = 0; // hub::on_demand id
         std::vector<std::function<void()>> waiters;
     };
     struct event { // for the apply loop, in arrival order
@@ -158,7 +159,8 @@ private:
     boost::asio::awaitable<void> fill(redis_connection& cmd, const std::string& topic_key,
                                       std::uint64_t from, std::uint64_t to);
     boost::asio::awaitable<void> handle_message(redis_connection& cmd, const std::string& payload);
-    void subscribe_wanted(redis_connection& sub); // on the executor
+    void subscribe_wanted(redis_connection& sub);                       // on the executor
+    void demand(const std::string& channel, std::size_t subscriptions); // on the executor
     void adopt_epoch(const std::string& epoch);
     void went_down();
     std::string key(std::string_view kind, std::string_view name) const;

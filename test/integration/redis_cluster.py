@@ -41,21 +41,31 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_redis(port, workdir):
+def start_redis(port, workdir, *extra):
     proc = subprocess.Popen([REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", workdir],
+                             "--appendonly", "no", "--dir", workdir, *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 10
     while time.time() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
                 s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
+                if s.recv(64).startswith((b"+PONG", b"-NOAUTH")):
                     return proc
         except OSError:
             time.sleep(0.05)
     proc.kill()
     raise RuntimeError("redis-server did not start")
+
+
+def numsub(redis_port, channel):
+    """How many connections Redis has subscribed to a pub/sub channel."""
+    with socket.create_connection(("127.0.0.1", redis_port), timeout=2) as s:
+        s.sendall(f"PUBSUB NUMSUB {channel}\r\n".encode())
+        data = b""
+        while data.count(b"\r\n") < 4:
+            data += s.recv(256)
+        return int(data.split(b"\r\n")[3][1:])
 
 
 def http(port, path, body=None):
@@ -288,6 +298,44 @@ async def after_redis_restart(a, b):
     await s.ws.close()
 
 
+def auth_and_database(workdir):
+    """AUTH with an ACL user and a password from the URL, SELECT of its database; a wrong
+    password keeps the node up but without Redis."""
+    rport = free_port()
+    redis = start_redis(rport, workdir, "--requirepass", "topsecret",
+                        "--user", "app", "on", ">app%pw", "~*", "&*", "+@all")
+    procs = []
+    try:
+        (p1, n1), (p2, n2), (p3, n3) = [
+            node(u, n, "auth") for u, n in
+            ((f"redis://app:app%25pw@127.0.0.1:{rport}/3", "acl"),
+             (f"redis://:topsecret@127.0.0.1:{rport}/3", "pw"),
+             (f"redis://app:wrong@127.0.0.1:{rport}/3", "bad"))]
+        procs += [p1, p2, p3]
+        check(wait_for(lambda: up(n1) and up(n2)), "AUTH user:password and password alone: redis_up")
+
+        async def across():
+            s = await Sub(n2, "auth").open()
+            await publish_ws(n1, "auth", [1, 2])
+            await s.drain(until_count=2)
+            check([u["data"]["v"] for u in s.updates] == [1, 2], "ACL user's node reaches the other")
+            await s.ws.close()
+        asyncio.run(across())
+        with socket.create_connection(("127.0.0.1", rport)) as s:
+            s.sendall(b"AUTH topsecret\r\nSELECT 3\r\nEXISTS auth:epoch:current\r\n")
+            time.sleep(0.2)
+            check(s.recv(100).endswith(b":1\r\n"), "the keys are in database 3")
+        time.sleep(0.5)
+        check(not up(n3) and http(n3, "/api/health")[0] == 200,
+              "wrong password: node serves, redis_up=false")
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(10)
+        redis.kill()
+        redis.wait(5)
+
+
 def main():
     if not REDIS:
         print("skip: redis-server not installed (scripts/deps)")
@@ -303,6 +351,10 @@ def main():
         check(all(wait_for(lambda p=p: up(p)) for p in (a, b, c)), "three nodes: redis_up in /health")
         asyncio.run(fan_out_exactly_once(a, b, c))
         asyncio.run(move_and_recover(a, b, c))
+        # every client has left: the nodes unsubscribe (a node subscribes only to what its
+        # clients use); the tests below subscribe again and reload
+        check(wait_for(lambda: numsub(rport, "t1:c:kpi") == 0),
+              f"nodes unsubscribe from a channel their clients left ({numsub(rport, 't1:c:kpi')})")
 
         check(wait_for(lambda: len(http(a, "/api/stats")[1]["stats"]["cluster"]) == 3),
               "/api/stats: cluster view with 3 nodes")
@@ -344,6 +396,7 @@ def main():
         redis = start_redis(rport, workdir)
         check(wait_for(lambda: up(b) and up(c), 15), "Redis back: nodes reconnect")
         asyncio.run(after_redis_restart(c, b))
+        auth_and_database(workdir)
     finally:
         for p in procs:
             if p.poll() is None:

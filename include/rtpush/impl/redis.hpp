@@ -324,6 +324,10 @@ inline redis_engine::redis_engine(rtpush::server& srv, redis_config cfg)
 
 inline redis_engine::~redis_engine() {
     hub_.set_engine(nullptr);
+    std::lock_guard lock(mutex_);
+    for (auto& [name, c] : channels_)
+        if (c.watch)
+            hub_.remove_demand_handler(c.watch);
 }
 
 inline std::string redis_engine::key(std::string_view kind, std::string_view name) const {
@@ -380,6 +384,10 @@ inline boost::system::error_code redis_engine::publish(const publication& p,
 inline bool redis_engine::prepare(const std::string& channel, std::function<void()> ready) {
     std::lock_guard lock(mutex_);
     auto& c = channels_[channel];
+    if (c.watch == 0) // follow the channel's demand on this node: unsubscribe when it ends
+        c.watch = hub_.on_demand(channel, [this, channel](std::size_t n) {
+            boost::asio::post(ex_, [this, channel, n] { demand(channel, n); });
+        });
     // Without Redis a node serves what it holds; it catches up when Redis is back.
     if (!up_ || c.loaded)
         return true;
@@ -392,6 +400,26 @@ inline bool redis_engine::prepare(const std::string& channel, std::function<void
         });
     }
     return false;
+}
+
+inline void redis_engine::demand(const std::string& channel, std::size_t n) {
+    std::lock_guard lock(mutex_);
+    auto it = channels_.find(channel);
+    if (it == channels_.end() || !sub_ || !up_)
+        return;
+    auto& c = it->second;
+    if (n == 0 && hub_.subscribers(channel) == 0 && c.waiters.empty() && c.subscribed) {
+        // The last client left: stop receiving the channel. The mirror stays; a later
+        // subscription reloads it (catching up from the stream) before it reads it.
+        c.subscribed = false;
+        c.loaded = false;
+        sub_->send_push(detail::redis_cmd("UNSUBSCRIBE", pubsub_channel(channel)));
+    } else if (n > 0 && !c.subscribed) {
+        // A subscription that got in between (prepare saw it loaded, then it was released):
+        // subscribe again; the load fills what was missed, in order.
+        c.subscribed = true;
+        sub_->send_push(detail::redis_cmd("SUBSCRIBE", pubsub_channel(channel)));
+    }
 }
 
 inline boost::json::object redis_engine::status() const {
@@ -471,9 +499,10 @@ inline void redis_engine::adopt_epoch(const std::string& epoch) {
 inline void redis_engine::subscribe_wanted(redis_connection& sub) {
     std::lock_guard lock(mutex_);
     for (auto& [name, c] : channels_) {
-        c.subscribed = true;
         c.loaded = false;
-        sub.send_push(detail::redis_cmd("SUBSCRIBE", pubsub_channel(name)));
+        c.subscribed = hub_.subscribers(name) > 0 || !c.waiters.empty();
+        if (c.subscribed)
+            sub.send_push(detail::redis_cmd("SUBSCRIBE", pubsub_channel(name)));
     }
 }
 
