@@ -9,6 +9,7 @@
 #include <rtpush/client.hpp>
 #include <rtpush/client_connection.hpp>
 #include <rtpush/config.hpp>
+#include <rtpush/engine.hpp>
 #include <rtpush/error.hpp>
 #include <rtpush/hub.hpp>
 #include <rtpush/ingest.hpp>

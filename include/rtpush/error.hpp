@@ -32,6 +32,9 @@ enum class error {
     closed,                   ///< the peer closed the WebSocket
     timeout,                  ///< a handshake, close or heartbeat deadline passed
     bad_url,                  ///< a ws:// or wss:// URL could not be parsed
+    // engine errors
+    engine_unavailable = 200, ///< the cross-node engine (Redis) cannot take a publication now
+    redis_error,              ///< Redis answered with an error reply
 };
 
 /// The category of rtpush errors; its name is "rtpush".

@@ -7,6 +7,7 @@
 #include <rtpush/config.hpp>
 #include <rtpush/detail/recovery.hpp>
 #include <rtpush/detail/send_queue.hpp>
+#include <rtpush/engine.hpp>
 #include <rtpush/protocol.hpp>
 #include <rtpush/topic.hpp>
 
@@ -67,7 +68,34 @@ public:
     /// or error::invalid_message for a bad topic or data holding a non-finite number (which has
     /// no JSON form, see finite_numbers). Per topic, subscribers receive publications
     /// in `seq` order.
+    ///
+    /// With an engine attached the publication goes to the engine instead, which orders it
+    /// across nodes and delivers it with apply(); `seq` is then 0 (not known yet), and the
+    /// error is error::engine_unavailable when the engine cannot take it.
     publish_result publish(publication p);
+
+    /// Attaches a cross-node engine (before the server starts; nullptr: the memory engine).
+    void set_engine(rtpush::engine* e) noexcept { engine_ = e; }
+    rtpush::engine* get_engine() const noexcept { return engine_; }
+
+    /// Engine side: delivers a publication whose `seq` the engine assigned, exactly as
+    /// publish() would have with that seq. Ignored (returns false) when `seq` is not above the
+    /// topic's head (a duplicate); a seq beyond head + 1 starts the history afresh (what lies
+    /// between is lost, so recovering across it gives `history_lost`).
+    bool apply(publication p, std::uint64_t seq, std::string timestamp);
+    /// Engine side: sets the latest value of the publication's phase without delivering it
+    /// (a state load), when `seq` is newer than the one held.
+    void set_latest(publication p, std::uint64_t seq, std::string timestamp);
+    /// The last seq of a topic this hub holds (0 when none).
+    std::uint64_t head(std::string_view topic_key) const;
+    /// Engine side: the cluster's history changed identity (e.g. Redis lost its data): forgets
+    /// every topic and takes `epoch`.
+    void reset(std::string epoch);
+    /// Asks the engine to hold `channel`'s state before a subscription reads it; see
+    /// engine::prepare. Always true without an engine.
+    bool prepare(const std::string& channel, std::function<void()> ready) {
+        return engine_ ? engine_->prepare(channel, std::move(ready)) : true;
+    }
 
     /// Sends a message that is not kept (e.g. `refreshing`) to the subscribers of `t`.
     void notify(const topic& t, std::string json_text);
@@ -98,8 +126,12 @@ public:
     /// {topic, channel, scope, event, phase, seq, epoch, data, timestamp}.
     boost::json::array snapshot(const topic& sub) const;
 
-    /// The random identifier of this hub's history (changes on restart).
-    const std::string& epoch() const noexcept { return epoch_; }
+    /// The random identifier of this hub's history (changes on restart; with an engine, the
+    /// cluster's, see reset()).
+    std::string epoch() const {
+        std::lock_guard lock(mutex_);
+        return epoch_;
+    }
 
     /// Installs the function a client's `refresh` calls (from an io thread) for every channel
     /// without a handler of its own.
@@ -157,6 +189,7 @@ private:
     void fan_out(const topic& t, detail::frame_ptr frame, std::uint64_t counter);
     void append_initial(const std::string& key, std::vector<detail::frame_ptr>& out);
     void prune(topic_state& st, std::chrono::steady_clock::time_point now);
+    void commit(topic_state& st, publication p, std::uint64_t seq, std::string ts);
 
     hub_config cfg_;
     mutable std::mutex mutex_;
@@ -168,6 +201,7 @@ private:
     refresh_handler refresh_;
     std::map<std::string, refresh_handler, std::less<>> channel_refresh_;
     std::string epoch_;
+    rtpush::engine* engine_ = nullptr;
 
     struct demand_watch {
         std::uint64_t id;

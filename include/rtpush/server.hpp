@@ -168,6 +168,7 @@ private:
     detail::counter_totals totals() const;
     boost::asio::awaitable<boost::json::object> stats_json();
     boost::json::object health_json() const;
+    void engine_fields(boost::json::object& o) const; // engine status into /health, /api/stats
     /// Outbound queues summed over every session, read on each shard's thread.
     struct queue_depths {
         std::uint64_t frames = 0, bytes = 0, max_frames = 0;

@@ -48,7 +48,9 @@ BOOST_AUTO_TEST_CASE(messages) {
                      E::queue_overflow,
                      E::closed,
                      E::timeout,
-                     E::bad_url};
+                     E::bad_url,
+                     E::engine_unavailable,
+                     E::redis_error};
     std::set<std::string> seen;
     for (auto e : all) {
         auto const m = make_error_code(e).message();

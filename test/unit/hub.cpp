@@ -813,3 +813,94 @@ BOOST_AUTO_TEST_CASE(replay_and_live_deliveries_meet_without_loss_or_duplicate) 
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// The engine seam: what a cross-node engine feeds back with the seq it assigned.
+namespace {
+class recording_engine final : public rtpush::engine {
+public:
+    std::vector<rtpush::publication> taken;
+    bool up = true;
+    boost::system::error_code publish(const rtpush::publication& p, const std::string&) override {
+        if (!up)
+            return rtpush::error::engine_unavailable;
+        taken.push_back(p);
+        return {};
+    }
+    bool prepare(const std::string&, std::function<void()>) override { return false; }
+    json::object status() const override {
+        json::object o;
+        o["engine"] = "test";
+        return o;
+    }
+};
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(hub_engine)
+
+BOOST_AUTO_TEST_CASE(publish_goes_to_the_engine) {
+    rtpush::hub h;
+    recording_engine e;
+    h.set_engine(&e);
+    auto const t = make_topic("kpi", "a");
+    auto r = h.publish(make_pub(t, 1));
+    BOOST_TEST(!r.ec);
+    BOOST_TEST(r.seq == 0u); // assigned later by the engine
+    BOOST_TEST(h.head(t.key()) == 0u);
+    BOOST_TEST(e.taken.size() == 1u);
+    BOOST_TEST(e.taken.at(0).event == "kpi:update");
+    BOOST_TEST(
+        (h.publish(make_pub(make_topic("bad topic"), 1)).ec == rtpush::error::invalid_message));
+    e.up = false;
+    BOOST_TEST((h.publish(make_pub(t, 2)).ec == rtpush::error::engine_unavailable));
+    BOOST_TEST(!h.prepare("kpi", [] {}));
+    h.set_engine(nullptr);
+    BOOST_TEST(h.prepare("kpi", [] {}));
+}
+
+BOOST_AUTO_TEST_CASE(apply_keeps_order_and_drops_duplicates) {
+    rtpush::hub h({.history_size = 10});
+    auto const t = make_topic("kpi", "a");
+    BOOST_TEST(h.apply(make_pub(t, 1), 1, "ts1"));
+    BOOST_TEST(h.apply(make_pub(t, 2), 2, "ts2"));
+    BOOST_TEST(!h.apply(make_pub(t, 2), 2, "ts2")); // duplicate
+    BOOST_TEST(!h.apply(make_pub(t, 1), 1, "ts1")); // older
+    BOOST_TEST(h.head(t.key()) == 2u);
+    BOOST_TEST(h.history_size(t) == 2u);
+    // a jump: what lies between is lost, the history starts afresh
+    BOOST_TEST(h.apply(make_pub(t, 7), 7, "ts7"));
+    BOOST_TEST(h.history_size(t) == 1u);
+    d::recover_position pos;
+    pos.epoch = h.epoch();
+    pos.offset = 2;
+    std::vector<d::frame_ptr> frames;
+    BOOST_TEST((h.subscribe_frames(t, pos, frames).recovery == d::recovery_result::history_lost));
+    pos.offset = 6;
+    frames.clear();
+    BOOST_TEST(h.subscribe_frames(t, pos, frames).recovered());
+    BOOST_TEST(frames.size() == 1u);
+    auto const s = h.snapshot(t);
+    BOOST_TEST(s.size() == 1u);
+    BOOST_TEST(s.at(0).at("seq").as_uint64() == 7u);
+    BOOST_TEST(s.at(0).at("timestamp").as_string() == "ts7");
+}
+
+BOOST_AUTO_TEST_CASE(set_latest_and_reset) {
+    rtpush::hub h;
+    auto const t = make_topic("kpi", "a");
+    h.set_latest(make_pub(t, "k", "kpis"), 4, "ts4");
+    h.set_latest(make_pub(t, "c", "complete"), 5, "ts5");
+    h.set_latest(make_pub(t, "old", "kpis"), 3, "ts3"); // older than held: ignored
+    BOOST_TEST(h.head(t.key()) == 5u);
+    auto const s = h.snapshot(t);
+    BOOST_TEST(s.size() == 2u);
+    BOOST_TEST(s.at(0).at("data").as_string() == "k");
+    // the next publication follows on
+    BOOST_TEST(h.apply(make_pub(t, "n"), 6, "ts6"));
+    BOOST_TEST(h.history_size(t) == 1u);
+    h.reset("e2");
+    BOOST_TEST(h.epoch() == "e2");
+    BOOST_TEST(h.head(t.key()) == 0u);
+    BOOST_TEST(h.snapshot(t).empty());
+}
+
+BOOST_AUTO_TEST_SUITE_END()

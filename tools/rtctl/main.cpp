@@ -32,7 +32,7 @@ const char* usage = R"(rtctl: administer and broadcast to an rtd server
 
 Usage:
   rtctl [--url URL] [--json] health
-  rtctl [--url URL] stats
+  rtctl [--url URL] stats [--cluster]
   rtctl [--url URL] connections [--org ORG]
   rtctl [--url URL] connection ID
   rtctl [--url URL] rooms
@@ -63,6 +63,8 @@ An https:// URL checks the server's certificate against the system's CAs, or the
 --ca FILE (or $RTD_CA); --no-check (-n) skips the check (testing only).
 `broadcast alert` (or `alerts`) without --event enters the alert lifecycle (alert:triggered).
 KEY=VALUE pairs add fields to the data (VALUE as JSON when it parses, else as a string).
+`stats --cluster` lists every node of a cluster sharing Redis (rtd --engine redis), as the
+node asked sees them (nodes announce themselves every 2 s; a silent node leaves after 6 s).
 --api-key KEY (or $RTD_API_KEY) is sent as X-API-Key, for a server started with --admin-key.
 `alerts ack` and `alerts resolve` record --by (default $USER) as acknowledged_by/resolved_by.
 `token` prints an HS256 token for rtd --jwt-secret (default $RTD_JWT_SECRET, TTL 3600 s).
@@ -112,6 +114,8 @@ void pretty(std::ostream& os, const boost::json::value& v, int indent = 0) {
 }
 
 // ---- human output: key/value lines and tables ----
+
+bool show_cluster = false; // stats --cluster
 
 std::string cell(const boost::json::value& v) {
     if (v.is_string())
@@ -213,7 +217,23 @@ void human(std::ostream& os, const boost::json::value& v) {
         return;
     }
     if (auto const* st = o.if_contains("stats"); st && st->is_object()) {
-        key_values(os, st->get_object(), {"sources"});
+        auto const* cluster = st->get_object().if_contains("cluster");
+        if (show_cluster) {
+            if (!cluster || !cluster->is_array()) {
+                auto const* e = st->get_object().if_contains("engine");
+                os << "engine " << (e ? cell(*e) : std::string("memory"))
+                   << ": a single node, no cluster view\n";
+                return;
+            }
+            os << cluster->get_array().size()
+               << " nodes (redis_up on this node: " << cell(st->get_object().at("redis_up"))
+               << ")\n";
+            table(os, cluster->get_array(),
+                  {"node_id", "active_connections", "total_messages", "messages_sent",
+                   "messages_per_second", "uptime_seconds", "announced_at"});
+            return;
+        }
+        key_values(os, st->get_object(), {"sources", "cluster"});
         if (auto const* src = st->get_object().if_contains("sources"); src && src->is_array()) {
             os << "\n";
             table(os, src->get_array(),
@@ -360,6 +380,7 @@ int main(int argc, char** argv) {
         ("url", po::value<std::string>(), "")
         ("server", po::value<std::string>(), "")
         ("json", "")
+        ("cluster", "")
         ("org", po::value<std::string>(), "")
         ("dept", po::value<std::string>(), "")
         ("queue", po::value<std::string>(), "")
@@ -401,6 +422,7 @@ int main(int argc, char** argv) {
     }
     endpoint ep;
     compact_json = vm.count("json") > 0;
+    show_cluster = vm.count("cluster") > 0;
     if (vm.count("url") && vm.count("server")) {
         std::cerr << "rtctl: give --url or --server, not both\n";
         return 2;

@@ -7,6 +7,9 @@
 
 #include <rtpush.hpp>
 #include <rtpush/detail/fd_limit.hpp>
+#ifdef RTPUSH_HAS_REDIS
+#include <rtpush/redis.hpp>
+#endif
 
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -58,6 +61,10 @@ const std::pair<const char*, const char*> env_map[] = {
     {"RTD_TLS_KEY", "tls-key"},
     {"RTD_DEFLATE", "deflate"},
     {"RTD_DEFLATE_THRESHOLD", "deflate-threshold"},
+    {"RTD_ENGINE", "engine"},
+    {"RTD_REDIS_URL", "redis-url"},
+    {"RTD_REDIS_PREFIX", "redis-prefix"},
+    {"RTD_NODE_ID", "node-id"},
 };
 
 // The config file: JSON; the data sources' and alert rules' settings (docs/configuration.md).
@@ -188,6 +195,10 @@ int main(int argc, char** argv) {
         ("ack-resend", po::value<double>()->default_value(2), "seconds before an un-acked requires_ack message is re-sent (then doubling, up to 30 s)")
         ("ack-attempts", po::value<unsigned>()->default_value(10), "deliveries of an un-acked message to one client before giving up")
         ("ack-ttl", po::value<double>()->default_value(600), "seconds a requires_ack broadcast is tracked (GET /api/broadcast/{id})")
+        ("engine", po::value<std::string>()->default_value("memory"), "memory (one node) | redis (N nodes sharing Redis) [RTD_ENGINE]")
+        ("redis-url", po::value<std::string>()->default_value("redis://127.0.0.1:6379/0"), "Redis of the redis engine: redis://[[user]:password@]host[:port][/db]; prefer the variable for a password [RTD_REDIS_URL]")
+        ("redis-prefix", po::value<std::string>()->default_value("rtpush"), "prefix of the engine's Redis keys and channels (one per cluster) [RTD_REDIS_PREFIX]")
+        ("node-id", po::value<std::string>()->default_value(""), "this node's name in the cluster view; empty: hostname:port [RTD_NODE_ID]")
         ("allow-publish", po::value<bool>()->default_value(false)->implicit_value(true), "accept `publish` from WebSocket clients [RTD_ALLOW_PUBLISH]")
         ("demo", po::value<bool>()->default_value(false)->implicit_value(true), "publish built-in demo data [RTD_DEMO]")
         ("demo-interval", po::value<unsigned>()->default_value(2000), "milliseconds between demo rounds [RTD_DEMO_INTERVAL]")
@@ -354,9 +365,55 @@ int main(int argc, char** argv) {
         sources.metrics_refresh.on_demand = true;
     }
 
+    auto const engine_name = vm["engine"].as<std::string>();
+    if (engine_name != "memory" && engine_name != "redis") {
+        std::cerr << "rtd: --engine must be memory or redis\n";
+        return 2;
+    }
+#ifdef RTPUSH_HAS_REDIS
+    rtpush::redis_config redis_cfg;
+    if (engine_name == "redis") {
+        boost::system::error_code ec;
+        auto const url = rtpush::detail::parse_redis_url(vm["redis-url"].as<std::string>(), ec);
+        if (ec) {
+            std::cerr << "rtd: --redis-url must be redis://[[user]:password@]host[:port][/db]\n";
+            return 2;
+        }
+        if (url.tls) {
+            std::cerr << "rtd: rediss:// (TLS) is not supported yet\n";
+            return 2;
+        }
+        redis_cfg.url = vm["redis-url"].as<std::string>();
+        redis_cfg.prefix = vm["redis-prefix"].as<std::string>();
+        redis_cfg.node_id = vm["node-id"].as<std::string>();
+        redis_cfg.history_size = cfg.history.history_size;
+        redis_cfg.logger = cfg.logger;
+    }
+#else
+    if (engine_name == "redis") {
+        std::cerr << "rtd: this build has no Redis engine (hiredis was not found)\n";
+        return 2;
+    }
+#endif
+
     rtpush::detail::raise_fd_limit(cfg.max_connections);
     try {
         rtpush::server srv(cfg);
+#ifdef RTPUSH_HAS_REDIS
+        // Declared after the server: destroyed first, once wait() has returned.
+        std::unique_ptr<rtpush::redis_engine> engine;
+        if (engine_name == "redis") {
+            if (redis_cfg.node_id.empty()) {
+                char host[256] = {};
+                ::gethostname(host, sizeof host - 1);
+                redis_cfg.node_id = std::string(host) + ":" + std::to_string(cfg.port);
+            }
+            redis_cfg.node_info = [&srv] {
+                return srv.counters();
+            };
+            engine = std::make_unique<rtpush::redis_engine>(srv, redis_cfg);
+        }
+#endif
         rtd::demo_publisher demo(srv.hub());
         // The demo's alerts go through the lifecycle (so they can be acknowledged); it resolves
         // its older ones itself, keeping a handful open.

@@ -49,6 +49,7 @@ enum class protocol { rtpush, socketio };
 struct options {
     std::string host = "127.0.0.1";
     std::uint16_t port = 3001;
+    std::uint16_t publish_port = 0; ///< the publisher's port when not `port` (another node)
     std::string path = "/ws";
     protocol proto = protocol::rtpush;
     std::size_t clients = 1000;
@@ -244,7 +245,11 @@ public:
             ++st_.connect_failures;
             co_return std::nullopt;
         }
-        auto [cec] = co_await s.async_connect(target_, net::as_tuple(net::use_awaitable));
+        // The publisher (index `clients`) may publish on another node of a cluster.
+        tcp::endpoint target = target_;
+        if (i == o_.clients && o_.publish_port != 0)
+            target.port(o_.publish_port);
+        auto [cec] = co_await s.async_connect(target, net::as_tuple(net::use_awaitable));
         if (cec) {
             ++st_.connect_failures;
             co_return std::nullopt;
@@ -714,6 +719,7 @@ int main(int argc, char** argv) {
         ("publish-via", po::value(&via)->default_value(via), "ws (the `publish` message; rtd needs --allow-publish) | http (POST /api/broadcast, keep-alive, pipelined)")
         ("api-key", po::value(&o.api_key), "X-API-Key for --publish-via http (rtd --admin-key)")
         ("reconnect", "subscribers that drop reconnect and resubscribe (backoff 0.1-2 s); counted as reconnects")
+        ("publish-port", po::value(&o.publish_port)->default_value(0), "publish on this port of the same host (another node: cross-node delivery); 0 = --url's")
         ("drain", po::value(&drain)->default_value(drain), "wait after publishing for deliveries in flight")
         ("handshakes", po::value(&o.handshakes)->default_value(0), "handshake test: open and close this many connections")
         ("concurrency", po::value(&o.concurrency)->default_value(o.concurrency), "handshakes in flight")

@@ -44,6 +44,10 @@ public:
             return "timed out";
         case error::bad_url:
             return "malformed URL";
+        case error::engine_unavailable:
+            return "the engine (Redis) is unavailable";
+        case error::redis_error:
+            return "Redis answered with an error";
         }
         return "unknown rtpush error";
     }
@@ -83,6 +87,8 @@ inline std::string_view wire_code(error e) noexcept {
     case error::protocol_violation:
     case error::invalid_utf8:
         return "INVALID_MESSAGE";
+    case error::engine_unavailable:
+        return "ENGINE_UNAVAILABLE";
     default:
         return "INTERNAL_ERROR";
     }

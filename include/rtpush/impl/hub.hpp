@@ -71,12 +71,21 @@ inline hub::publish_result hub::publish(publication p) {
     }
     if (p.event.empty())
         p.event = p.topic.channel + ":update";
+    std::string ts = iso8601_now();
+    if (engine_) {
+        r.ec = engine_->publish(p, ts);
+        return r;
+    }
     std::string const key = p.topic.key();
-    std::string const ts = iso8601_now();
 
     std::lock_guard lock(mutex_);
     auto& st = topics_[key];
     r.seq = ++st.seq;
+    commit(st, std::move(p), r.seq, std::move(ts));
+    return r;
+}
+
+inline void hub::commit(topic_state& st, publication p, std::uint64_t seq, std::string ts) {
     // Serialise and frame once; every subscriber gets a reference to these bytes.
     // A publication that must be acked also gets its re-send form, built once: every re-send
     // to every client shares it.
@@ -84,31 +93,87 @@ inline hub::publish_result hub::publish(publication p) {
     if (!p.ack_id.empty())
         redelivery = detail::publication_frame(
             detail::make_frame(detail::opcode::text,
-                               message::publication("update", p, r.seq, epoch_, ts, true)),
-            p, phase_slot(p.phase), false, r.seq);
+                               message::publication("update", p, seq, epoch_, ts, true)),
+            p, phase_slot(p.phase), false, seq);
     auto frame = detail::publication_frame(
         detail::make_frame(detail::opcode::text,
-                           message::publication("update", p, r.seq, epoch_, ts)),
-        p, phase_slot(p.phase), true, r.seq, std::move(redelivery));
+                           message::publication("update", p, seq, epoch_, ts)),
+        p, phase_slot(p.phase), true, seq, std::move(redelivery));
     ++total_;
     ++by_event_[p.event];
     std::uint64_t const counter = ++counter_;
     if (cfg_.history_size > 0) {
         auto const now = std::chrono::steady_clock::now();
         st.history_bytes += frame->bytes.size();
-        st.history.push_back({r.seq, counter, now, frame});
+        st.history.push_back({seq, counter, now, frame});
         prune(st, now);
     }
     fan_out(p.topic, std::move(frame), counter);
     auto& slot = st.phases[phase_slot(p.phase)];
     if (!slot)
         slot = std::make_unique<retained>();
-    slot->seq = r.seq;
-    slot->timestamp = ts;
+    slot->seq = seq;
+    slot->timestamp = std::move(ts);
     slot->initial.reset();
     slot->pub = std::move(p);
     slot->pub.ack_id.clear(); // an `initial` is a snapshot, not a delivery to be acked
-    return r;
+}
+
+inline bool hub::apply(publication p, std::uint64_t seq, std::string timestamp) {
+    if (validate(p.topic))
+        return false;
+    if (p.event.empty())
+        p.event = p.topic.channel + ":update";
+    std::string const key = p.topic.key();
+    std::lock_guard lock(mutex_);
+    auto& st = topics_[key];
+    if (seq <= st.seq)
+        return false;
+    if (seq != st.seq + 1) {
+        // The history must stay a run of consecutive seqs: what lies before the jump is of no
+        // use to a recovery any more.
+        st.history.clear();
+        st.history_bytes = 0;
+    }
+    st.seq = seq;
+    commit(st, std::move(p), seq, std::move(timestamp));
+    return true;
+}
+
+inline void hub::set_latest(publication p, std::uint64_t seq, std::string timestamp) {
+    if (validate(p.topic))
+        return;
+    if (p.event.empty())
+        p.event = p.topic.channel + ":update";
+    std::string const key = p.topic.key();
+    std::lock_guard lock(mutex_);
+    auto& st = topics_[key];
+    auto& slot = st.phases[phase_slot(p.phase)];
+    if (slot && slot->seq >= seq)
+        return;
+    if (!slot)
+        slot = std::make_unique<retained>();
+    slot->seq = seq;
+    slot->timestamp = std::move(timestamp);
+    slot->initial.reset();
+    slot->pub = std::move(p);
+    if (seq > st.seq) { // a value newer than anything in history: the history is behind it
+        st.seq = seq;
+        st.history.clear();
+        st.history_bytes = 0;
+    }
+}
+
+inline std::uint64_t hub::head(std::string_view topic_key) const {
+    std::lock_guard lock(mutex_);
+    auto it = topics_.find(topic_key);
+    return it == topics_.end() ? 0 : it->second.seq;
+}
+
+inline void hub::reset(std::string epoch) {
+    std::lock_guard lock(mutex_);
+    topics_.clear();
+    epoch_ = std::move(epoch);
 }
 
 inline void hub::notify(const topic& t, std::string json_text) {

@@ -553,6 +553,14 @@ inline server::http_response server::broadcast(const std::string& path,
     }
     std::string const ack_id = p.ack_id;
     auto r = hub_.publish(std::move(p));
+    if (r.ec == error::engine_unavailable) {
+        if (!ack_id.empty()) {
+            std::lock_guard lock(acks_->mutex);
+            acks_->tracker.cancel(ack_id);
+        }
+        return detail::json_error(http::status::service_unavailable, "ENGINE_UNAVAILABLE",
+                                  r.ec.message(), v);
+    }
     if (r.ec && !ack_id.empty()) {
         std::lock_guard lock(acks_->mutex);
         acks_->tracker.cancel(ack_id);
@@ -730,7 +738,17 @@ inline boost::json::object server::health_json() const {
                               std::chrono::steady_clock::now() - started_at_)
                               .count();
     o["timestamp"] = iso8601_now();
+    engine_fields(o);
+    o.erase("cluster"); // /health stays small; /api/stats has the cluster view
     return o;
+}
+
+inline void server::engine_fields(boost::json::object& o) const {
+    if (auto* e = hub_.get_engine())
+        for (auto& [k, v] : e->status())
+            o[k] = v;
+    else
+        o["engine"] = "memory";
 }
 
 inline server::server(server_config cfg)
@@ -1639,6 +1657,7 @@ inline boost::json::object server::counters() const {
                               .count();
     o["epoch"] = hub_.epoch();
     o["threads"] = shards_.size();
+    engine_fields(o);
     for (auto& [k, v] : hub_.extra_stats())
         o[k] = std::move(v);
     return o;
@@ -1726,6 +1745,13 @@ inline std::string server::metrics_text(const queue_depths& q) const {
              static_cast<std::uint64_t>(shards_.size()));
     w.metric("rtpush_connections", "gauge", "Open connections (WebSocket and SSE streams).",
              static_cast<std::uint64_t>(connection_count()));
+    if (auto* e = hub_.get_engine()) {
+        auto const st = e->status();
+        auto const* up = st.if_contains("redis_up");
+        w.metric("rtpush_redis_up", "gauge",
+                 "1 while this node is connected to Redis (engine redis), else 0.",
+                 std::uint64_t{up && up->is_bool() && up->get_bool() ? 1u : 0u});
+    }
     w.metric("rtpush_sse_connections", "gauge", "Open Server-Sent Events streams.",
              t.sse_connections);
     w.metric("rtpush_connections_accepted_total", "counter",

@@ -648,7 +648,9 @@ inline void session::handle_message(client_message& m) {
                 std::lock_guard lock(shard_.acks->mutex);
                 shard_.acks->tracker.cancel(ack_id);
             }
-            send_error(error::invalid_message, r.ec.message(), m.id);
+            send_error(r.ec == error::engine_unavailable ? error::internal_error
+                                                             : error::invalid_message,
+                       r.ec.message(), m.id);
         } else
             send_json(message::published(m.topic, r.seq, m.id, ack_id));
         break;
@@ -888,6 +890,16 @@ inline bool session::may_access(const topic& t, const boost::json::value& id) {
 
 inline void session::subscribe(client_message& m) {
     if (!may_access(m.topic, m.id))
+        return;
+    // With a cross-node engine, this node may not hold the channel's state yet: the
+    // subscription waits until it does (then its initial and recovery are the cluster's).
+    auto retry = [&sh = shard_, id = id_, m]() mutable {
+        boost::asio::post(sh.get_executor(), [&sh, id, m]() mutable {
+            if (auto* s = sh.find_session(id))
+                s->subscribe(m);
+        });
+    };
+    if (hub_.get_engine() && !hub_.prepare(m.topic.channel, std::move(retry)))
         return;
     std::string key = m.topic.key();
     detail::subscription* existing = nullptr;

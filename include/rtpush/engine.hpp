@@ -1,0 +1,43 @@
+//
+// rtpush: the engine seam. The hub orders, keeps and fans out publications itself (the
+// embedded `memory` engine) unless an engine is attached: then publications go through the
+// engine (e.g. Redis, rtpush/redis.hpp), which assigns their order across nodes and feeds them
+// back with hub::apply(). docs/architecture.md, "Engines".
+//
+#ifndef RTPUSH_ENGINE_HPP
+#define RTPUSH_ENGINE_HPP
+
+#include <rtpush/protocol.hpp>
+
+#include <boost/json/object.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <functional>
+#include <string>
+
+namespace rtpush {
+
+/// What a hub needs from a cross-node engine. Every member may be called from any thread.
+class engine {
+public:
+    virtual ~engine() = default;
+
+    /// Takes a validated publication (event set) and its timestamp for cluster-wide ordering;
+    /// the engine delivers it later, to every node including this one, with hub::apply().
+    /// Returns an error (error::engine_unavailable) when it cannot take it now.
+    virtual boost::system::error_code publish(const publication& p,
+                                              const std::string& timestamp) = 0;
+
+    /// Whether this node holds the cluster's state (latest values, history) of `channel`. If
+    /// not, the engine starts loading it and calls `ready` once when it does (from its own
+    /// thread), and this returns false. A subscription waits for it so that its `initial` and
+    /// recovery see what every node sees.
+    virtual bool prepare(const std::string& channel, std::function<void()> ready) = 0;
+
+    /// Fields for /health and /api/stats, e.g. {"engine":"redis","redis_up":true}.
+    virtual boost::json::object status() const = 0;
+};
+
+} // namespace rtpush
+
+#endif

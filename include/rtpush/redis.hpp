@@ -1,0 +1,192 @@
+//
+// rtpush: the Redis engine, for N nodes behind a load balancer (docs/architecture.md,
+// "Engines"; docs/operations.md, "Redis"). OPTIONAL: include it and link hiredis (CMake target
+// rtpush::redis); users of the embedded memory engine need neither.
+//
+#ifndef RTPUSH_REDIS_HPP
+#define RTPUSH_REDIS_HPP
+
+#include <rtpush/detail/backoff.hpp>
+#include <rtpush/detail/redis_proto.hpp>
+#include <rtpush/engine.hpp>
+#include <rtpush/hub.hpp>
+#include <rtpush/log.hpp>
+#include <rtpush/server.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace rtpush {
+
+/// A connection to Redis on Asio coroutines over a plain TCP socket; hiredis only formats
+/// commands and parses replies. Commands are pipelined: any number of exec() calls may wait at
+/// once, their replies come back in order. Replies nobody waits for (pub/sub pushes) are
+/// taken with next_push().
+///
+/// Thread safety: none; every member is called on the connection's executor, which must be
+/// a single-threaded one (an io_context run by one thread, or a strand).
+class redis_connection {
+public:
+    using reply = detail::redis_reply;
+
+    redis_connection(boost::asio::any_io_executor ex, detail::redis_url url,
+                     std::chrono::milliseconds connect_timeout = std::chrono::seconds(3),
+                     std::chrono::milliseconds command_timeout = std::chrono::seconds(5));
+
+    /// Resolves, connects, and sends AUTH and SELECT as the URL says. Throws
+    /// boost::system::system_error (error::timeout, error::redis_error for a refused AUTH).
+    boost::asio::awaitable<void> async_connect();
+
+    /// Reads and writes until the connection fails or is closed (then throws or returns).
+    /// Must run while exec() and next_push() are used.
+    boost::asio::awaitable<void> async_run();
+
+    /// Sends a command and waits for its reply (an error reply is returned, not thrown).
+    /// Throws when the connection fails first, or error::timeout after command_timeout (and
+    /// the connection is closed: a silent Redis is a lost one).
+    boost::asio::awaitable<reply> async_exec(std::vector<std::string> args);
+
+    /// Sends a command whose reply goes to `done` (called on the executor; with an error
+    /// code and an empty reply when the connection fails first).
+    void send(std::vector<std::string> args,
+              std::function<void(boost::system::error_code, reply)> done);
+    /// Sends a command whose replies are pushes (SUBSCRIBE, UNSUBSCRIBE).
+    void send_push(std::vector<std::string> args);
+
+    /// The next reply that no command waits for (pub/sub messages and confirmations).
+    boost::asio::awaitable<reply> async_next_push();
+
+    /// Closes the socket; pending commands fail with operation_aborted.
+    void close();
+    bool is_open() const noexcept { return open_; }
+
+private:
+    struct pending {
+        std::function<void(boost::system::error_code, reply)> done;
+        std::chrono::steady_clock::time_point deadline;
+    };
+    boost::asio::awaitable<void> read_loop();
+    boost::asio::awaitable<void> write_loop();
+    boost::asio::awaitable<void> watchdog();
+    void fail_all(boost::system::error_code ec);
+    void wake(boost::asio::steady_timer& t) { t.cancel(); }
+
+    boost::asio::any_io_executor ex_;
+    detail::redis_url url_;
+    std::chrono::milliseconds connect_timeout_, command_timeout_;
+    boost::asio::ip::tcp::socket socket_;
+    detail::redis_parser parser_;
+    std::string out_;
+    std::deque<pending> pending_;
+    std::deque<reply> pushes_;
+    boost::asio::steady_timer write_signal_, push_signal_;
+    bool open_ = false;
+};
+
+/// Settings of the Redis engine. rtd maps --redis-url etc. onto it.
+struct redis_config {
+    std::string url = "redis://127.0.0.1:6379/0"; ///< redis://[[user]:password@]host[:port][/db]
+    std::string prefix = "rtpush";   ///< of every key and channel: several clusters may share one
+    std::string node_id;             ///< this node's name in the cluster view; empty: host-pid
+    std::size_t history_size = 1000; ///< stream length per topic (XADD MAXLEN ~)
+    std::chrono::milliseconds connect_timeout{3000};
+    std::chrono::milliseconds command_timeout{5000};
+    std::chrono::milliseconds announce_interval{2000}; ///< node TTL is 3 intervals
+    backoff_config reconnect{std::chrono::milliseconds(100), 2.0, std::chrono::milliseconds(5000),
+                             std::chrono::milliseconds(10000)};
+    /// What this node announces (its /api/stats counters); called on the engine's executor.
+    std::function<boost::json::object()> node_info;
+    rtpush::logger logger;
+};
+
+/// The Redis engine. Every publication goes through one Lua script that, atomically: takes
+/// the topic's next seq (HINCRBY), appends the publication to the topic's stream (XADD with
+/// the id `<seq>-0`, MAXLEN ~ history_size), keeps it as its phase's latest value (HSET), and
+/// PUBLISHes it on the channel's pub/sub channel with the cluster's epoch. Each node
+/// subscribes to the channels its clients use, and delivers through hub::apply() in seq order:
+/// a duplicate is dropped, a gap is filled from the stream first. So every node delivers
+/// every topic's publications exactly once and in the same order; a client that moves to
+/// another node recovers from the same epoch and offsets.
+///
+/// Lifecycle: construct with the server before start() (it attaches to the hub and spawns
+/// its task); it must outlive the server's run (destroy it after wait()).
+class redis_engine final : public engine {
+public:
+    redis_engine(rtpush::server& srv, redis_config cfg);
+    ~redis_engine() override;
+
+    boost::system::error_code publish(const publication& p, const std::string& timestamp) override;
+    bool prepare(const std::string& channel, std::function<void()> ready) override;
+    boost::json::object status() const override;
+
+    bool up() const noexcept { return up_.load(); }
+    const std::string& node_id() const noexcept { return cfg_.node_id; }
+
+private:
+    struct channel_state {
+        bool subscribed = false; // SUBSCRIBE sent on the current connection
+        bool loaded = false;     // state loaded on the current connection
+        std::uint64_t watch = 0; // hub::on_demand id
+        std::vector<std::function<void()>> waiters;
+    };
+    struct event { // for the apply loop, in arrival order
+        enum class kind { message, loaded_channel } type;
+        std::string channel; // loaded_channel: the rtpush channel
+        std::string payload; // message
+    };
+
+    boost::asio::awaitable<void> run();
+    boost::asio::awaitable<void> session(); // one connection pair, until it fails
+    boost::asio::awaitable<void> push_loop(redis_connection& sub);
+    boost::asio::awaitable<void> apply_loop(redis_connection& cmd);
+    boost::asio::awaitable<void> announce_loop(redis_connection& cmd);
+    boost::asio::awaitable<void> load_channel(redis_connection& cmd, const std::string& channel);
+    boost::asio::awaitable<void> load_topic(redis_connection& cmd, const std::string& topic_key);
+    boost::asio::awaitable<void> fill(redis_connection& cmd, const std::string& topic_key,
+                                      std::uint64_t from, std::uint64_t to);
+    boost::asio::awaitable<void> handle_message(redis_connection& cmd, const std::string& payload);
+    void subscribe_wanted(redis_connection& sub);                       // on the executor
+    void demand(const std::string& channel, std::size_t subscriptions); // on the executor
+    void adopt_epoch(const std::string& epoch);
+    void went_down();
+    std::string key(std::string_view kind, std::string_view name) const;
+    std::string pubsub_channel(std::string_view channel) const { return key("c", channel); }
+
+    rtpush::server& srv_;
+    rtpush::hub& hub_;
+    redis_config cfg_;
+    detail::redis_url url_;
+    boost::asio::any_io_executor ex_;
+    std::atomic<bool> up_{false};
+    std::string script_sha_;
+    redis_connection* cmd_ = nullptr; // while a session runs (executor only)
+    redis_connection* sub_ = nullptr;
+
+    mutable std::mutex mutex_; // channels_, cluster_, counters below
+    std::map<std::string, channel_state, std::less<>> channels_;
+    boost::json::array cluster_;
+    std::uint64_t published_ = 0, publish_errors_ = 0, gaps_filled_ = 0, reconnects_ = 0;
+
+    std::deque<event> events_; // executor only
+    std::unique_ptr<boost::asio::steady_timer> event_signal_;
+};
+
+} // namespace rtpush
+
+#include <rtpush/impl/redis.hpp>
+
+#endif

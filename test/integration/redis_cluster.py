@@ -1,0 +1,416 @@
+#!/usr/bin/python3
+"""Multi-node rtd on the Redis engine, end to end: a real redis-server on a free loopback
+port, started and stopped here, and several rtd nodes sharing it.
+
+- a publish on A reaches subscribers on A, B and C exactly once, in order, with the same
+  epoch and seqs; a client landing on any node gets `initial` from Redis;
+- a client moves from A to B and recovers without a gap;
+- kill -9 of node A while ~1000 msg/s are published: clients with the URLs [A, B] fail over
+  to B with zero lost and zero duplicated messages;
+- history window exceeded: `recovered:false` and a fresh snapshot;
+- cluster view in /api/stats, redis_up in /health and /metrics;
+- Redis restarted: the nodes report redis_up=false meanwhile, reconnect, and deliver again.
+
+Usage: redis_cluster.py PATH_TO_RTD [PATH_TO_RTCTL]
+"""
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+import websockets
+
+from rtdtest import check, failures, start_rtd
+
+RTD = sys.argv[1]
+RTCTL = sys.argv[2] if len(sys.argv) > 2 else None
+REDIS = shutil.which("redis-server")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_redis(port, workdir, *extra):
+    proc = subprocess.Popen([REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", workdir, *extra],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(64).startswith((b"+PONG", b"-NOAUTH")):
+                    return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("redis-server did not start")
+
+
+def numsub(redis_port, channel):
+    """How many connections Redis has subscribed to a pub/sub channel."""
+    with socket.create_connection(("127.0.0.1", redis_port), timeout=2) as s:
+        s.sendall(f"PUBSUB NUMSUB {channel}\r\n".encode())
+        data = b""
+        while data.count(b"\r\n") < 4:
+            data += s.recv(256)
+        return int(data.split(b"\r\n")[3][1:])
+
+
+def http(port, path, body=None):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            text = r.read().decode()
+            return r.status, (json.loads(text) if text.startswith(("{", "[")) else text)
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read().decode() or "{}")
+
+
+def wait_for(cond, timeout=10.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if cond():
+                return True
+        except Exception:
+            pass
+        time.sleep(0.05)
+    return False
+
+
+def node(redis_url, node_id, prefix, history=5000):
+    return start_rtd(RTD, "--engine", "redis", "--redis-url", redis_url, "--redis-prefix", prefix,
+                     "--node-id", node_id, "--threads", "1", "--history-size", str(history),
+                     "--allow-publish", "--max-messages-per-second", "0")
+
+
+def up(port):
+    return http(port, "/api/health")[1].get("redis_up") is True
+
+
+def sub_msg(org, recover=None, id_="s"):
+    m = {"type": "subscribe", "channel": "kpi", "scope": {"org": org}, "id": id_}
+    if recover:
+        m["recover"] = recover
+    return json.dumps(m)
+
+
+class Sub:
+    """A WebSocket subscriber that records every initial/update it receives."""
+
+    def __init__(self, port, org):
+        self.port, self.org, self.updates, self.initials, self.ack = port, org, [], [], None
+
+    async def open(self, recover=None):
+        self.ws = await websockets.connect(f"ws://127.0.0.1:{self.port}/ws", max_size=None)
+        await self.ws.recv()  # connected
+        await self.ws.send(sub_msg(self.org, recover))
+        while self.ack is None:
+            m = json.loads(await asyncio.wait_for(self.ws.recv(), 10))
+            if m["type"] == "subscribed":
+                self.ack = m
+        return self
+
+    async def drain(self, until_count=None, timeout=10.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if until_count is not None and len(self.updates) >= until_count:
+                return
+            try:
+                m = json.loads(await asyncio.wait_for(self.ws.recv(), 0.3))
+            except asyncio.TimeoutError:
+                if until_count is None:
+                    return
+                continue
+            if m["type"] == "update":
+                self.updates.append(m)
+            elif m["type"] == "initial":
+                self.initials.append(m)
+
+
+async def publish_ws(port, org, values, rate=0):
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws:
+        await ws.recv()
+        t0 = time.time()
+        for i, v in enumerate(values):
+            await ws.send(json.dumps({"type": "publish", "channel": "kpi", "scope": {"org": org},
+                                      "data": {"v": v}}))
+            if rate and i % 10 == 9:  # paced in bursts of 10 (sleep is coarse)
+                ahead = t0 + (i + 1) / rate - time.time()
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+        # every publish answered: all taken by the node
+        n = 0
+        while n < len(values):
+            m = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            if m["type"] == "published":
+                n += 1
+            elif m["type"] == "error":
+                raise RuntimeError(m)
+
+
+async def fan_out_exactly_once(a, b, c):
+    subs = [await Sub(p, "acme").open() for p in (a, b, c)]
+    await publish_ws(a, "acme", list(range(1, 201)))
+    for s in subs:
+        await s.drain(until_count=200)
+        await s.drain()  # and nothing more
+    for name, s in zip("ABC", subs):
+        vals = [u["data"]["v"] for u in s.updates]
+        seqs = [u["seq"] for u in s.updates]
+        check(vals == list(range(1, 201)), f"node {name}: 200 publications of A, exactly once, in order")
+        check(seqs == list(range(1, 201)), f"node {name}: seqs 1..200 assigned by Redis")
+    check(len({s.updates[-1]["epoch"] for s in subs}) == 1, "one epoch on every node")
+    # a client landing on a node gets the latest value (kept in Redis) as initial
+    late = await Sub(c, "acme").open()
+    await late.drain()
+    check(len(late.initials) == 1 and late.initials[0]["data"]["v"] == 200
+          and late.initials[0]["seq"] == 200, "initial on C: the latest value, seq 200")
+    for s in subs + [late]:
+        await s.ws.close()
+
+
+async def move_and_recover(a, b, c):
+    s = await Sub(a, "move").open()
+    await publish_ws(c, "move", list(range(1, 51)))
+    await s.drain(until_count=50)
+    last = s.updates[-1]
+    await s.ws.close()
+    await publish_ws(c, "move", list(range(51, 81)))  # missed while away
+    t = await Sub(b, "move").open(recover={"epoch": last["epoch"], "offset": last["seq"]})
+    await t.drain(until_count=30)
+    await t.drain()
+    check(t.ack.get("recovered") is True, "client moved from A to B: recovered:true")
+    check([u["data"]["v"] for u in t.updates] == list(range(51, 81)),
+          "on B: exactly the 30 missed publications, in order, no initial")
+    check(not t.initials, "recovery sends no snapshot")
+    await t.ws.close()
+
+
+class FailoverClient:
+    """A client with several URLs, as rtpush::client behaves: on loss it connects to the next
+    URL and resubscribes with recover {epoch, offset}; it counts raw duplicates and gaps."""
+
+    def __init__(self, ports, org):
+        self.urls = [f"ws://127.0.0.1:{p}/ws" for p in ports]
+        self.org, self.seqs, self.raw_dups, self.epoch, self.failovers = org, [], 0, None, 0
+        self.recovered = []
+
+    async def run(self, stop):
+        i = 0
+        while not stop.is_set():
+            try:
+                async with websockets.connect(self.urls[i % len(self.urls)], max_size=None) as ws:
+                    await ws.recv()
+                    rec = None
+                    if self.epoch:
+                        rec = {"epoch": self.epoch, "offset": self.seqs[-1] if self.seqs else 0}
+                    await ws.send(sub_msg(self.org, rec))
+                    while not stop.is_set():
+                        try:
+                            m = json.loads(await asyncio.wait_for(ws.recv(), 0.2))
+                        except asyncio.TimeoutError:
+                            continue
+                        if m["type"] == "subscribed" and "recovered" in m:
+                            self.recovered.append(m["recovered"])
+                        if m["type"] != "update":
+                            continue
+                        self.epoch = m["epoch"]
+                        if self.seqs and m["seq"] <= self.seqs[-1]:
+                            self.raw_dups += 1
+                            continue
+                        self.seqs.append(m["seq"])
+            except (OSError, websockets.exceptions.WebSocketException, asyncio.TimeoutError):
+                pass
+            i += 1
+            self.failovers += 1
+            await asyncio.sleep(0.05)
+
+
+async def kill_during_publishing(a_proc, a, b, c):
+    stop = asyncio.Event()
+    clients = [FailoverClient([a, b], "fo") for _ in range(3)]
+    tasks = [asyncio.create_task(cl.run(stop)) for cl in clients]
+    await asyncio.sleep(0.5)
+    total = 3000
+
+    async def killer():
+        await asyncio.sleep(1.2)
+        a_proc.send_signal(signal.SIGKILL)
+
+    t0 = time.time()
+    await asyncio.gather(publish_ws(c, "fo", list(range(1, total + 1)), rate=1000), killer())
+    rate = total / (time.time() - t0)
+    deadline = time.time() + 15
+    while time.time() < deadline and any(len(cl.seqs) < total for cl in clients):
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.3)
+    stop.set()
+    await asyncio.gather(*tasks)
+    print(f"     published {total} at {rate:.0f} msg/s; failovers "
+          f"{[cl.failovers for cl in clients]}, recovered {[cl.recovered for cl in clients]}")
+    for k, cl in enumerate(clients):
+        check(cl.seqs == list(range(1, total + 1)),
+              f"failover client {k}: all {total} seqs, in order, none lost "
+              f"(got {len(cl.seqs)}, first missing "
+              f"{next((i for i in range(1, total + 1) if i not in set(cl.seqs)), None)})")
+        check(cl.raw_dups == 0, f"failover client {k}: zero duplicates delivered ({cl.raw_dups})")
+        check(cl.recovered and all(cl.recovered), f"failover client {k}: recovered on B")
+
+
+async def window_exceeded(d, e):
+    s = await Sub(d, "win").open()
+    await publish_ws(d, "win", list(range(1, 6)))
+    await s.drain(until_count=5)
+    last = s.updates[-1]
+    await s.ws.close()
+    await publish_ws(d, "win", list(range(6, 60)))  # history-size 20: 6.. has left it
+    t = await Sub(e, "win").open(recover={"epoch": last["epoch"], "offset": last["seq"]})
+    await t.drain()
+    check(t.ack.get("recovered") is False and t.ack.get("reason") == "history_lost",
+          f"window exceeded: recovered:false, history_lost ({t.ack})")
+    check(len(t.initials) == 1 and t.initials[0]["data"]["v"] == 59 and not t.updates,
+          "window exceeded: a fresh snapshot (initial, latest value)")
+    await t.ws.close()
+
+
+async def after_redis_restart(a, b):
+    s = await Sub(b, "again").open()
+    await publish_ws(a, "again", [1, 2, 3])
+    await s.drain(until_count=3)
+    check([u["data"]["v"] for u in s.updates] == [1, 2, 3],
+          "after Redis restarted: publish on A reaches B again")
+    check(s.updates[0]["seq"] == 1, "a Redis that lost its data starts a new history (seq 1)")
+    await s.ws.close()
+
+
+def auth_and_database(workdir):
+    """AUTH with an ACL user and a password from the URL, SELECT of its database; a wrong
+    password keeps the node up but without Redis."""
+    rport = free_port()
+    redis = start_redis(rport, workdir, "--requirepass", "topsecret",
+                        "--user", "app", "on", ">app%pw", "~*", "&*", "+@all")
+    procs = []
+    try:
+        (p1, n1), (p2, n2), (p3, n3) = [
+            node(u, n, "auth") for u, n in
+            ((f"redis://app:app%25pw@127.0.0.1:{rport}/3", "acl"),
+             (f"redis://:topsecret@127.0.0.1:{rport}/3", "pw"),
+             (f"redis://app:wrong@127.0.0.1:{rport}/3", "bad"))]
+        procs += [p1, p2, p3]
+        check(wait_for(lambda: up(n1) and up(n2)), "AUTH user:password and password alone: redis_up")
+
+        async def across():
+            s = await Sub(n2, "auth").open()
+            await publish_ws(n1, "auth", [1, 2])
+            await s.drain(until_count=2)
+            check([u["data"]["v"] for u in s.updates] == [1, 2], "ACL user's node reaches the other")
+            await s.ws.close()
+        asyncio.run(across())
+        with socket.create_connection(("127.0.0.1", rport)) as s:
+            s.sendall(b"AUTH topsecret\r\nSELECT 3\r\nEXISTS auth:epoch:current\r\n")
+            time.sleep(0.2)
+            check(s.recv(100).endswith(b":1\r\n"), "the keys are in database 3")
+        time.sleep(0.5)
+        check(not up(n3) and http(n3, "/api/health")[0] == 200,
+              "wrong password: node serves, redis_up=false")
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(10)
+        redis.kill()
+        redis.wait(5)
+
+
+def main():
+    if not REDIS:
+        print("skip: redis-server not installed (scripts/deps)")
+        return 77
+    workdir = tempfile.mkdtemp(prefix="rtpush-redis-")
+    rport = free_port()
+    redis = start_redis(rport, workdir)
+    url = f"redis://127.0.0.1:{rport}/0"
+    procs = []
+    try:
+        (pa, a), (pb, b), (pc, c) = [node(url, n, "t1") for n in ("node-a", "node-b", "node-c")]
+        procs += [pa, pb, pc]
+        check(all(wait_for(lambda p=p: up(p)) for p in (a, b, c)), "three nodes: redis_up in /health")
+        asyncio.run(fan_out_exactly_once(a, b, c))
+        asyncio.run(move_and_recover(a, b, c))
+        # every client has left: the nodes unsubscribe (a node subscribes only to what its
+        # clients use); the tests below subscribe again and reload
+        check(wait_for(lambda: numsub(rport, "t1:c:kpi") == 0),
+              f"nodes unsubscribe from a channel their clients left ({numsub(rport, 't1:c:kpi')})")
+
+        check(wait_for(lambda: len(http(a, "/api/stats")[1]["stats"]["cluster"]) == 3),
+              "/api/stats: cluster view with 3 nodes")
+        def ids_on(port):
+            return sorted(n["node_id"] for n in http(port, "/api/stats")[1]["stats"]["cluster"])
+        ids = ["node-a", "node-b", "node-c"]
+        check(wait_for(lambda: ids_on(b) == ids and ids_on(c) == ids),
+              f"cluster view on B and C names every node ({ids_on(b)}, {ids_on(c)})")
+        if RTCTL:
+            r = subprocess.run([RTCTL, "--url", f"http://127.0.0.1:{a}", "stats", "--cluster"],
+                               capture_output=True, text=True, timeout=10)
+            check(r.returncode == 0 and all(n in r.stdout for n in ids),
+                  "rtctl stats --cluster lists every node")
+        metrics = http(a, "/metrics")[1]
+        check("rtpush_redis_up 1" in metrics, "/metrics: rtpush_redis_up 1")
+
+        # two more nodes with a small history window, in their own key space
+        (pd, d), (pe, e) = [node(url, n, "t2", history=20) for n in ("node-d", "node-e")]
+        procs += [pd, pe]
+        check(wait_for(lambda: up(d) and up(e)), "nodes D, E up")
+        asyncio.run(window_exceeded(d, e))
+        for p in (pd, pe):
+            p.terminate()
+            p.wait(10)
+
+        asyncio.run(kill_during_publishing(pa, a, b, c))
+        pa.wait(5)
+
+        # Redis restarted (empty: no persistence): nodes notice, reconnect, deliver again
+        redis.kill()
+        redis.wait(5)
+        check(wait_for(lambda: not up(b), 10), "Redis gone: redis_up=false in /health")
+        check(http(b, "/api/stats")[1]["stats"]["redis_up"] is False, "redis_up=false in /api/stats")
+        check("rtpush_redis_up 0" in http(b, "/metrics")[1], "/metrics: rtpush_redis_up 0")
+        st, body = http(b, "/api/broadcast", {"channel": "kpi", "data": {"x": 1}})
+        check(st == 503 and body.get("error", {}).get("code", body.get("code")) == "ENGINE_UNAVAILABLE"
+              or st == 503, f"publish without Redis: 503 ({st})")
+        check(http(b, "/api/health")[0] == 200, "node without Redis keeps serving")
+        redis = start_redis(rport, workdir)
+        check(wait_for(lambda: up(b) and up(c), 15), "Redis back: nodes reconnect")
+        asyncio.run(after_redis_restart(c, b))
+        auth_and_database(workdir)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        redis.kill()
+        redis.wait(5)
+        shutil.rmtree(workdir, ignore_errors=True)
+    print("FAILED: " + ", ".join(failures) if failures else "all ok")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+#include <rtpush/detail/redis_proto.hpp>
+
+#include <boost/test/unit_test.hpp>
+
+#include <string>
+
+namespace d = rtpush::detail;
+using kind = d::redis_reply::kind;
+
+BOOST_AUTO_TEST_SUITE(redis_url)
+
+d::redis_url parse_ok(std::string_view s) {
+    boost::system::error_code ec;
+    auto u = d::parse_redis_url(s, ec);
+    BOOST_TEST(!ec, s);
+    return u;
+}
+
+bool bad(std::string_view s) {
+    boost::system::error_code ec;
+    d::parse_redis_url(s, ec);
+    return ec == rtpush::error::bad_url;
+}
+
+BOOST_AUTO_TEST_CASE(host_port_db) {
+    auto u = parse_ok("redis://127.0.0.1:6380/2");
+    BOOST_TEST(u.host == "127.0.0.1");
+    BOOST_TEST(u.port == 6380);
+    BOOST_TEST(u.db == 2u);
+    BOOST_TEST(!u.tls);
+    BOOST_TEST(u.password.empty());
+    u = parse_ok("redis://cache.internal");
+    BOOST_TEST(u.host == "cache.internal");
+    BOOST_TEST(u.port == 6379);
+    BOOST_TEST(u.db == 0u);
+    u = parse_ok("redis://[::1]:7000/1");
+    BOOST_TEST(u.host == "::1");
+    BOOST_TEST(u.port == 7000);
+    BOOST_TEST(parse_ok("rediss://h:1/").tls);
+}
+
+BOOST_AUTO_TEST_CASE(credentials) {
+    auto u = parse_ok("redis://app:s3cret@h:1/0");
+    BOOST_TEST(u.user == "app");
+    BOOST_TEST(u.password == "s3cret");
+    u = parse_ok("redis://:only@h"); // password, default user
+    BOOST_TEST(u.user.empty());
+    BOOST_TEST(u.password == "only");
+    u = parse_ok("redis://only@h"); // the older form: a password alone
+    BOOST_TEST(u.user.empty());
+    BOOST_TEST(u.password == "only");
+    u = parse_ok("redis://u:p%40ss%3Aw@h"); // escaped @ and : in the password
+    BOOST_TEST(u.password == "p@ss:w");
+    BOOST_TEST(u.host == "h");
+}
+
+BOOST_AUTO_TEST_CASE(malformed) {
+    BOOST_TEST(bad("http://h"));
+    BOOST_TEST(bad("h:6379"));
+    BOOST_TEST(bad("redis://"));
+    BOOST_TEST(bad("redis://h:0"));
+    BOOST_TEST(bad("redis://h:70000"));
+    BOOST_TEST(bad("redis://h:12x"));
+    BOOST_TEST(bad("redis://h/db"));
+    BOOST_TEST(bad("redis://u:%zz@h"));
+    BOOST_TEST(bad("redis://u:%4@h"));
+    BOOST_TEST(bad("redis://[::1"));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(redis_resp)
+
+BOOST_AUTO_TEST_CASE(format_command_is_resp) {
+    BOOST_TEST(d::format_command(d::redis_cmd("GET", "k")) == "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+    // binary-safe: spaces, CR LF and NUL in an argument
+    std::string const v("a b\r\n\0z", 7);
+    BOOST_TEST(d::format_command(d::redis_cmd("SET", "k", v)) ==
+               std::string("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$7\r\na b\r\n\0z\r\n", 33));
+}
+
+BOOST_AUTO_TEST_CASE(replies_in_pieces) {
+    d::redis_parser p;
+    std::string const bytes =
+        "+OK\r\n:42\r\n$-1\r\n-ERR wrong\r\n*2\r\n$5\r\nhello\r\n*1\r\n:7\r\n";
+    // byte by byte: nothing is returned before a reply is complete
+    std::vector<d::redis_reply> got;
+    for (char c : bytes) {
+        BOOST_TEST(p.feed(std::string_view(&c, 1)));
+        while (auto r = p.next())
+            got.push_back(std::move(*r));
+    }
+    BOOST_TEST_REQUIRE(got.size() == 5u);
+    BOOST_TEST((got[0].type == kind::status));
+    BOOST_TEST(got[0].str == "OK");
+    BOOST_TEST((got[1].type == kind::integer));
+    BOOST_TEST(got[1].integer == 42);
+    BOOST_TEST(got[2].is_nil());
+    BOOST_TEST(got[3].is_error());
+    BOOST_TEST(got[3].str == "ERR wrong");
+    BOOST_TEST(got[4].is_array());
+    BOOST_TEST_REQUIRE(got[4].elements.size() == 2u);
+    BOOST_TEST(got[4].elements[0].str == "hello");
+    BOOST_TEST(got[4].elements[1].elements.at(0).integer == 7);
+    BOOST_TEST(!p.next());
+}
+
+BOOST_AUTO_TEST_CASE(protocol_error_throws) {
+    d::redis_parser p;
+    p.feed("?what\r\n");
+    BOOST_CHECK_THROW(p.next(), std::runtime_error);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(redis_engine_format)
+
+BOOST_AUTO_TEST_CASE(publication_round_trip) {
+    rtpush::publication p;
+    p.topic.channel = "kpi";
+    p.topic.scope.org = "o1";
+    p.topic.scope.dept = "d 1"; // invalid identifier: refused on decode
+    p.event = "kpi:update";
+    p.phase = "kpis";
+    p.priority = rtpush::priority::urgent;
+    p.data = boost::json::parse(R"({"x":[1,2,"three"]})");
+    BOOST_TEST(!d::decode_publication(d::encode_publication(p, "ts")));
+    p.topic.scope.dept = "d1";
+    auto const text = d::encode_publication(p, "2026-01-01T00:00:00.000Z");
+    auto s = d::decode_publication(text);
+    BOOST_TEST_REQUIRE(s.has_value());
+    BOOST_TEST(s->pub.topic.key() == p.topic.key());
+    BOOST_TEST(s->pub.event == "kpi:update");
+    BOOST_TEST(s->pub.phase == "kpis");
+    BOOST_TEST((s->pub.priority == rtpush::priority::urgent));
+    BOOST_TEST(s->pub.data == p.data);
+    BOOST_TEST(s->timestamp == "2026-01-01T00:00:00.000Z");
+    BOOST_TEST(!d::decode_publication("not json"));
+    BOOST_TEST(!d::decode_publication("[]"));
+    BOOST_TEST(!d::decode_publication(R"({"d":1})")); // no channel
+}
+
+BOOST_AUTO_TEST_CASE(messages_and_stream_ids) {
+    auto m = d::parse_engine_message("ab12 17 {\"c\":\"kpi\"}");
+    BOOST_TEST_REQUIRE(m.has_value());
+    BOOST_TEST(m->epoch == "ab12");
+    BOOST_TEST(m->seq == 17u);
+    BOOST_TEST(m->body == "{\"c\":\"kpi\"}");
+    BOOST_TEST(!d::parse_engine_message("ab12 17"));
+    BOOST_TEST(!d::parse_engine_message("ab12 x {}"));
+    BOOST_TEST(!d::parse_engine_message("ab12 0 {}"));
+    BOOST_TEST(!d::parse_engine_message(""));
+    BOOST_TEST(d::stream_id_seq("42-0") == 42u);
+    BOOST_TEST(d::stream_id_seq("42") == 42u);
+    BOOST_TEST(d::stream_id_seq("x-0") == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(arrival_order) {
+    using a = d::arrival;
+    BOOST_TEST((d::classify(0, 1) == a::next));
+    BOOST_TEST((d::classify(5, 6) == a::next));
+    BOOST_TEST((d::classify(5, 5) == a::duplicate));
+    BOOST_TEST((d::classify(5, 2) == a::duplicate));
+    BOOST_TEST((d::classify(5, 9) == a::gap));
+    BOOST_TEST((d::classify(0, 3) == a::gap)); // a node that never saw the topic's start
+}
+
+BOOST_AUTO_TEST_SUITE_END()
