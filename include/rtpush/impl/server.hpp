@@ -291,6 +291,7 @@ inline server::server(server_config cfg)
     for (unsigned i = 0; i < n; ++i) {
         shards_.push_back(std::make_unique<detail::shard>(i));
         shards_.back()->orgs = &org_connections_;
+        shards_.back()->set_cork(cfg_.cork_delay, cfg_.cork_threshold);
         raw.push_back(shards_.back().get());
     }
     if (cfg_.idle_timeout.count() == 0)
