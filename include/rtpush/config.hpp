@@ -77,6 +77,11 @@ struct server_config {
     detail::overflow_policy queue_policy = detail::overflow_policy::disconnect;
     std::size_t write_batch_frames = 256; ///< frames gathered into one write
     std::size_t write_batch_bytes = 256 << 10;
+    /// Corking (docs/architecture.md): an io thread queuing more than `cork_threshold` frames
+    /// per second writes at most every `cork_delay`, so each system call carries several
+    /// frames; below it, it writes at once. A zero delay turns corking off.
+    std::chrono::milliseconds cork_delay{20};
+    double cork_threshold = 50000;
 
     bool allow_client_publish = false; ///< accept `publish` from WebSocket clients
 

@@ -800,6 +800,63 @@ BOOST_AUTO_TEST_CASE(two_hundred_clients_receive_everything_in_order) {
     BOOST_TEST_MESSAGE("frames " << c.at("messages_sent") << " writes " << c.at("writes"));
 }
 
+BOOST_AUTO_TEST_CASE(corked_writes_carry_several_frames_in_order) {
+    // Publications 5 ms apart: an uncorked shard flushes each one on its own (one write per
+    // frame). Corked (any load counts here), a write carries everything of 100 ms.
+    auto cfg = default_config();
+    cfg.threads = 1;
+    cfg.cork_delay = 100ms;
+    cfg.cork_threshold = 1;
+    server_fixture fx(cfg);
+    constexpr int clients = 20;
+    constexpr int messages = 200;
+    std::atomic<int> ready{0};
+    std::atomic<int> complete{0};
+    auto const before = fx.srv.counters();
+    std::thread publisher([&] {
+        while (ready < clients)
+            std::this_thread::sleep_for(5ms);
+        for (int i = 1; i <= messages; ++i) {
+            pub(fx.srv.hub(), "kpi", {"acme", "", ""}, "{\"i\":" + std::to_string(i) + "}");
+            std::this_thread::sleep_for(5ms);
+        }
+    });
+    run(
+        [&](net::io_context& ioc) -> net::awaitable<void> {
+            auto one = [&]() -> net::awaitable<void> {
+                client_connection c(ioc.get_executor());
+                co_await connect(c, fx.url());
+                co_await subscribe(c, "kpi", "acme");
+                ++ready;
+                for (std::int64_t want = 1; want <= messages; ++want) {
+                    auto u = co_await expect(c, "update");
+                    if (u.at("seq").as_int64() != want)
+                        BOOST_FAIL("out of order: got " << u.at("seq").as_int64() << " want "
+                                                        << want);
+                }
+                ++complete;
+                co_await c.async_close();
+            };
+            std::vector<std::future<void>> all;
+            for (int i = 0; i < clients; ++i)
+                all.push_back(net::co_spawn(ioc, one, net::use_future));
+            while (complete < clients)
+                co_await sleep_for(20ms);
+        },
+        60s);
+    publisher.join();
+    BOOST_TEST(complete == clients);
+    auto const after = fx.srv.counters();
+    auto num = [](const boost::json::object& o, const char* k) {
+        return o.at(k).to_number<double>();
+    };
+    double const frames = num(after, "messages_sent") - num(before, "messages_sent");
+    double const writes = num(after, "writes") - num(before, "writes");
+    BOOST_TEST_MESSAGE("corked: frames " << frames << " writes " << writes);
+    BOOST_TEST(frames >= clients * messages);
+    BOOST_TEST(writes < 0.5 * frames);
+}
+
 BOOST_AUTO_TEST_CASE(slow_consumer_is_disconnected_others_unaffected) {
     auto cfg = default_config();
     cfg.queue_max_bytes = 256 * 1024;

@@ -53,6 +53,8 @@ const std::pair<const char*, const char*> env_map[] = {
     {"RTD_MAX_CONNECTIONS_PER_ORG", "max-connections-per-org"},
     {"RTD_MAX_HANDSHAKES_PER_IP", "max-handshakes-per-ip"},
     {"RTD_MAX_MESSAGES_PER_SECOND", "max-messages-per-second"},
+    {"RTD_CORK_DELAY", "cork-delay"},
+    {"RTD_CORK_THRESHOLD", "cork-threshold"},
     {"RTD_HANDSHAKE_TIMEOUT", "handshake-timeout"},
     {"CACHE_TTL", "cache-ttl"},
     {"RTD_HISTORY_SIZE", "history-size"},
@@ -187,6 +189,8 @@ int main(int argc, char** argv) {
         ("deflate", po::value<bool>()->default_value(false)->implicit_value(true), "permessage-deflate for clients that offer it (a broadcast is compressed once) [RTD_DEFLATE]")
         ("deflate-threshold", po::value<std::size_t>()->default_value(512), "messages under this many bytes go uncompressed [RTD_DEFLATE_THRESHOLD]")
         ("allowed-origin", po::value<std::vector<std::string>>()->composing(), "browser Origin allowed to connect (repeatable, comma-separated, * = any); none: no check [FRONTEND_URL]")
+        ("cork-delay", po::value<double>()->default_value(20), "milliseconds an io thread under load may hold writes back to send several frames per system call; 0 = never [RTD_CORK_DELAY]")
+        ("cork-threshold", po::value<double>()->default_value(50000), "frames per second per io thread above which writes are corked [RTD_CORK_THRESHOLD]")
         ("queue-limit", po::value<std::size_t>()->default_value(4096), "outbound frames queued per client")
         ("queue-policy", po::value<std::string>()->default_value("disconnect"), "full queue: disconnect | drop-oldest [RTD_QUEUE_POLICY]")
         ("history-size", po::value<std::size_t>()->default_value(1000), "publications kept per topic for recovery; 0 = none [RTD_HISTORY_SIZE]")
@@ -316,6 +320,13 @@ int main(int argc, char** argv) {
     cfg.max_connections_per_org = vm["max-connections-per-org"].as<std::size_t>();
     cfg.max_handshakes_per_ip = vm["max-handshakes-per-ip"].as<double>();
     cfg.max_messages_per_second = vm["max-messages-per-second"].as<double>();
+    auto const cork_delay = vm["cork-delay"].as<double>();
+    if (cork_delay < 0 || cork_delay > 1000 || vm["cork-threshold"].as<double>() < 0) {
+        std::cerr << "rtd: --cork-delay must be within 0..1000 ms and --cork-threshold >= 0\n";
+        return 2;
+    }
+    cfg.cork_delay = std::chrono::milliseconds(static_cast<long>(cork_delay));
+    cfg.cork_threshold = vm["cork-threshold"].as<double>();
     cfg.max_json_depth = vm["max-json-depth"].as<std::size_t>();
     auto const hs_timeout = vm["handshake-timeout"].as<double>();
     if (!(hs_timeout > 0) || cfg.max_handshakes_per_ip < 0 || cfg.max_messages_per_second < 0) {

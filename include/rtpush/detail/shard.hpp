@@ -8,6 +8,7 @@
 #include <rtpush/detail/deflate.hpp>
 #include <rtpush/detail/rate_limit.hpp>
 #include <rtpush/detail/send_queue.hpp>
+#include <rtpush/detail/write_cork.hpp>
 #include <rtpush/topic.hpp>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -182,7 +183,18 @@ public:
     explicit shard(std::size_t index)
         : index_(index)
         , ioc_(1)
-        , work_(ioc_.get_executor()) {}
+        , work_(ioc_.get_executor())
+        , cork_timer_(ioc_) {
+        // Cancelled at shutdown like the periodic timers: its handler then flushes at once.
+        timers.push_back(&cork_timer_);
+    }
+
+    /// See write_cork: under `threshold` frames per second flush at once, above it at most
+    /// every `max_delay`. Call before the shard runs.
+    void set_cork(std::chrono::microseconds max_delay, double threshold) {
+        cork_ = write_cork(max_delay, threshold);
+    }
+    const write_cork& cork() const noexcept { return cork_; }
 
     std::size_t index() const noexcept { return index_; }
     boost::asio::io_context& context() noexcept { return ioc_; }
@@ -210,6 +222,7 @@ public:
     /// Queues `d.frame` once on every session subscribed to one of its keys.
     void deliver(const delivery& d) {
         auto const t0 = std::chrono::steady_clock::now();
+        std::uint64_t pushed = 0;
         for (int i = 0; i < d.key_count; ++i) {
             auto it = subs_.find(d.keys[i]);
             if (it == subs_.end())
@@ -222,6 +235,7 @@ public:
                     continue;
                 o->last_delivery = d.counter;
                 o->push(d.frame);
+                ++pushed;
             }
         }
         // rtpush_fanout_duration_seconds: two clock reads per publication per thread, against
@@ -237,15 +251,26 @@ public:
             counters_.fanout_buckets[b].fetch_add(1, std::memory_order_relaxed);
         counters_.fanout_count.fetch_add(1, std::memory_order_relaxed);
         counters_.fanout_ns_sum.fetch_add(ns, std::memory_order_relaxed);
+        if (pushed)
+            cork_.count(pushed, write_cork::clock::now());
     }
 
-    /// Remembers a subscriber with queued frames; one posted flush then starts the writes of
-    /// all of them, after every delivery already posted to this shard has been queued.
+    /// Remembers a subscriber with queued frames; one scheduled flush then starts the writes
+    /// of all of them, after every delivery already posted to this shard has been queued (and,
+    /// under load, up to the cork's delay later, so that each write carries more frames).
     void mark_dirty(subscriber* s) {
         dirty_.push_back(s);
-        if (!flush_posted_) {
-            flush_posted_ = true;
+        if (flush_scheduled_)
+            return;
+        flush_scheduled_ = true;
+        auto const now = write_cork::clock::now();
+        auto const at = cork_.flush_at(now);
+        if (at <= now || stopping) {
             boost::asio::post(ioc_, [this] { flush_dirty(); });
+        } else {
+            cork_timer_.expires_at(at);
+            // Also on cancellation (shutdown): queued frames, close frames among them, go out.
+            cork_timer_.async_wait([this](boost::system::error_code) { flush_dirty(); });
         }
     }
 
@@ -364,7 +389,8 @@ private:
     }
 
     void flush_dirty() {
-        flush_posted_ = false;
+        flush_scheduled_ = false;
+        cork_.flushed(write_cork::clock::now());
         flushing_.swap(dirty_);
         for (subscriber* s : flushing_)
             s->flush();
@@ -384,7 +410,9 @@ private:
     std::vector<std::shared_ptr<const delivery>> draining_;
     std::vector<subscriber*> dirty_;
     std::vector<subscriber*> flushing_;
-    bool flush_posted_ = false;
+    bool flush_scheduled_ = false;
+    write_cork cork_;
+    boost::asio::steady_timer cork_timer_;
     std::vector<char> read_buffer_;
     std::unique_ptr<::rtpush::detail::deflater> deflater_;
     std::unique_ptr<::rtpush::detail::inflater> inflater_;

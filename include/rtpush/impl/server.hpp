@@ -766,6 +766,7 @@ inline server::server(server_config cfg)
         shards_.push_back(std::make_unique<detail::shard>(i));
         shards_.back()->orgs = &org_connections_;
         shards_.back()->acks = acks_.get();
+        shards_.back()->set_cork(cfg_.cork_delay, cfg_.cork_threshold);
         raw.push_back(shards_.back().get());
     }
     if (cfg_.idle_timeout.count() == 0)
