@@ -141,10 +141,9 @@ private:
     boost::asio::awaitable<bool> tls_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock,
                                            upgrade& up);
     template <class Stream>
-    boost::asio::awaitable<bool> http_exchange(detail::shard& sh, Stream& stream,
-                                               boost::beast::tcp_stream& tcp, upgrade& up,
-                                               std::optional<http_request> first,
-                                               std::string buffered);
+    boost::asio::awaitable<bool>
+    http_exchange(detail::shard& sh, Stream& stream, boost::beast::tcp_stream& tcp, upgrade& up,
+                  std::optional<http_request> first, std::string buffered);
     boost::asio::awaitable<void> handle_connection(detail::shard& sh,
                                                    boost::asio::ip::tcp::socket sock,
                                                    std::optional<http_request> first = {},
@@ -179,11 +178,12 @@ private:
                                 const std::map<std::string, std::string>& query,
                                 std::optional<jwt_claims>& claims) const;
     bool admin_allowed(const http_request& req) const;
-    http_response broadcast(const std::string& path, const std::map<std::string, std::string>& query,
+    http_response broadcast(const std::string& path,
+                            const std::map<std::string, std::string>& query,
                             const http_request& req);
     http_response alerts_route(const std::string& path, std::map<std::string, std::string>& query,
                                const http_request& req);
-    alert_result published(alert_result r); // with alerts_mutex_ held
+    alert_result published(alert_result r, std::string ack_id = {}); // alerts_mutex_ held
     bool handshake_allowed(const std::string& ip);
 
     server_config cfg_;

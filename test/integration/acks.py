@@ -53,7 +53,7 @@ async def collect(ws, seconds, want=lambda m: True):
             out.append(m)
 
 
-async def connect(url, client_id=None, subscribe=("alerts", "acme")):
+async def connect(url, client_id=None, subscribe=("notices", "acme")):
     ws = await websockets.connect(url)
     await recv_json(ws, 5)  # connected
     if client_id:
@@ -85,10 +85,10 @@ async def main(port):
     url = f"ws://127.0.0.1:{port}/ws"
     a = await connect(url, "dash-a")  # never acks (until told to)
     b = await connect(url, "dash-b")  # acks at once
-    other = await connect(url, None, ("alerts", "globex"))  # not targeted
+    other = await connect(url, None, ("notices", "globex"))  # not targeted
 
     st, res = http(port, "POST", "/api/broadcast",
-                   {"event": "alert:triggered", "channel": "alerts",
+                   {"event": "notice:posted", "channel": "notices",
                     "target": {"organization_id": "acme"},
                     "data": {"rule": "sla"}, "priority": "urgent", "requires_ack": True})
     check(st == 200 and isinstance(res.get("id"), str), f"POST requires_ack returns an id ({res})")
@@ -110,7 +110,7 @@ async def main(port):
 
     st, rep = http(port, "GET", f"/api/broadcast/{bid}")
     check(st == 200 and rep["targeted"] == 2 and rep["acked"] == 1 and
-          rep["not_acked"] == ["client:dash-a"] and rep["topic"] == "alerts:org:acme",
+          rep["not_acked"] == ["client:dash-a"] and rep["topic"] == "notices:org:acme",
           f"GET reports 2 targeted, 1 acked, dash-a missing ({rep})")
 
     await a.send(json.dumps({"type": "ack", "id": bid}))
@@ -142,7 +142,7 @@ async def main(port):
 
     # disconnect before acking, come back under the same clientId: the message follows
     c = await connect(url, "dash-c")
-    st, res = http(port, "POST", "/api/broadcast/alerts?requires_ack=true",
+    st, res = http(port, "POST", "/api/broadcast/notices?requires_ack=true",
                    {"organization_id": "acme", "text": "shortcut route"})
     cid = res.get("id")
     check(st == 200 and cid and cid != bid, f"per-channel route with requires_ack ({res})")
@@ -174,7 +174,7 @@ async def main(port):
           f"GET: all three acked ({rep})")
 
     # a WebSocket publish with requires_ack
-    await b.send(json.dumps({"type": "publish", "channel": "alerts", "scope": {"org": "acme"},
+    await b.send(json.dumps({"type": "publish", "channel": "notices", "scope": {"org": "acme"},
                              "data": {"x": 1}, "requires_ack": True, "id": "p1"}))
     msgs = await collect(b, 1.0, lambda m: m.get("type") in ("published", "update"))
     pub = [m for m in msgs if m["type"] == "published"]
@@ -185,24 +185,24 @@ async def main(port):
     # unknown ids, plain broadcasts have no report
     st, res = http(port, "GET", "/api/broadcast/nope")
     check(st == 404 and res["error"]["code"] == "NOT_FOUND", f"GET unknown id: 404 ({res})")
-    st, res = http(port, "POST", "/api/broadcast", {"channel": "alerts", "data": {}})
+    st, res = http(port, "POST", "/api/broadcast", {"channel": "notices", "data": {}})
     check(st == 200 and "id" not in res, f"without requires_ack: no id ({res})")
     st, res = http(port, "POST", "/api/broadcast",
-                   {"channel": "alerts", "data": {}, "requires_ack": "yes"})
+                   {"channel": "notices", "data": {}, "requires_ack": "yes"})
     check(st == 400 and "requires_ack" in res["error"]["message"], f"bad requires_ack ({res})")
     for ws in (a, b, other, c2):
         await ws.close()
 
 
 def rtcat_acks(port, extra):
-    """rtcat subscribed to alerts:acme, a broadcast while it runs: it acks and shows the id."""
-    p = subprocess.Popen([RTCAT, "-c", f"ws://127.0.0.1:{port}/ws", "--subscribe", "alerts:acme",
+    """rtcat subscribed to notices:acme, a broadcast while it runs: it acks and shows the id."""
+    p = subprocess.Popen([RTCAT, "-c", f"ws://127.0.0.1:{port}/ws", "--subscribe", "notices:acme",
                           "-w", "2.5", *extra],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
     time.sleep(1.0)
     _, res = http(port, "POST", "/api/broadcast",
-                  {"channel": "alerts", "target": {"organization_id": "acme"}, "data": {"r": 1},
+                  {"channel": "notices", "target": {"organization_id": "acme"}, "data": {"r": 1},
                    "requires_ack": True})
     out, err = p.communicate("", timeout=30)
     ids = [json.loads(line).get("ackId") for line in out.splitlines() if '"ackId"' in line]

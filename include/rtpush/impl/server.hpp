@@ -537,14 +537,28 @@ inline server::http_response server::broadcast(const std::string& path,
         if (!update)
             if (auto e = detail::merge_scope(p.data.get_object(), target))
                 return detail::field_error(http::status::bad_request, "INVALID_MESSAGE", *e, v);
+        // requires_ack (seed 001's use of it: alerts) rides the lifecycle's publication.
+        std::string ack_id;
+        if (requires_ack) {
+            std::lock_guard lock(acks_->mutex);
+            ack_id = acks_->tracker.create(topic{"alerts", p.topic.scope}.key(),
+                                           std::chrono::steady_clock::now());
+        }
         alert_result r;
         {
             std::lock_guard lock(alerts_mutex_);
-            r = published(alerts_.apply(std::move(p.data.get_object()), iso8601_now()));
+            r = published(alerts_.apply(std::move(p.data.get_object()), iso8601_now()), ack_id);
+        }
+        if (!r && !ack_id.empty()) {
+            std::lock_guard lock(acks_->mutex);
+            acks_->tracker.cancel(ack_id);
         }
         if (!r)
             return detail::alert_error_response(r, v);
-        return detail::json_response(http::status::ok, detail::alert_json(r, hub_.epoch()), v);
+        auto o = detail::alert_json(r, hub_.epoch());
+        if (!ack_id.empty())
+            o["id"] = ack_id;
+        return detail::json_response(http::status::ok, o, v);
     }
     topic const t = p.topic;
     if (requires_ack) {
@@ -572,7 +586,7 @@ inline server::http_response server::broadcast(const std::string& path,
                                  detail::broadcast_json(t, r.seq, hub_.epoch(), ack_id), v);
 }
 
-inline alert_result server::published(alert_result r) {
+inline alert_result server::published(alert_result r, std::string ack_id) {
     if (!r)
         return r;
     auto const& a = *r.value;
@@ -585,6 +599,7 @@ inline alert_result server::published(alert_result r) {
     // A new severe alert is the most urgent thing a dashboard can be told.
     p.priority = r.event == "alert:triggered" && severe ? priority::urgent : priority::high;
     p.data = a.data;
+    p.ack_id = std::move(ack_id);
     auto const res = hub_.publish(std::move(p));
     if (res.ec) {
         // The alert's scope fields are valid identifiers (the schema), so this is a bug.
@@ -1145,7 +1160,8 @@ inline boost::asio::awaitable<void> server::handle_connection(detail::shard& sh,
     if (tls_)
         upgraded = co_await tls_phase(sh, std::move(sock), up);
     else
-        upgraded = co_await http_phase(sh, std::move(sock), up, std::move(first), std::move(buffered));
+        upgraded =
+            co_await http_phase(sh, std::move(sock), up, std::move(first), std::move(buffered));
     if (!upgraded)
         co_return;
     if (up.sse) {
@@ -1253,10 +1269,9 @@ server::tls_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock, upgrade&
 }
 
 template <class Stream>
-boost::asio::awaitable<bool> server::http_exchange(detail::shard& sh, Stream& stream,
-                                                   boost::beast::tcp_stream& tcp, upgrade& up,
-                                                   std::optional<http_request> first,
-                                                   std::string buffered) {
+boost::asio::awaitable<bool>
+server::http_exchange(detail::shard& sh, Stream& stream, boost::beast::tcp_stream& tcp, upgrade& up,
+                      std::optional<http_request> first, std::string buffered) {
     namespace net = boost::asio;
     namespace beast = boost::beast;
     namespace http = beast::http;

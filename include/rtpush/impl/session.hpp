@@ -649,7 +649,7 @@ inline void session::handle_message(client_message& m) {
                 shard_.acks->tracker.cancel(ack_id);
             }
             send_error(r.ec == error::engine_unavailable ? error::internal_error
-                                                             : error::invalid_message,
+                                                         : error::invalid_message,
                        r.ec.message(), m.id);
         } else
             send_json(message::published(m.topic, r.seq, m.id, ack_id));
