@@ -182,6 +182,26 @@ async def main(port):
     check(pub and pub[0].get("ackId") and upd and upd[0].get("ackId") == pub[0]["ackId"],
           f"publish over WebSocket: published and update carry the ackId ({msgs[:2]})")
 
+    # seed 001's use: an alert sent with requires_ack goes through the alert lifecycle and is
+    # re-sent until acked like any other
+    al = await connect(url, "dash-alerts", ("alerts", "acme"))
+    st, res = http(port, "POST", "/api/broadcast/alert?requires_ack=true",
+                   {"organization_id": "acme", "severity": "critical", "rule_name": "SLA",
+                    "source": "backlog", "message": "queue over SLA", "current_value": 9,
+                    "threshold_value": 5})
+    aid = res.get("id")
+    check(st == 200 and aid and res.get("event") == "alert:triggered",
+          f"alert with requires_ack: lifecycle answer with an id ({res})")
+    m1 = await next_of(al, ("update",))
+    m2 = await next_of(al, ("update",))
+    check(m1.get("ackId") == aid and m1.get("event") == "alert:triggered" and m2.get("ackId") == aid
+          and m2.get("redelivered") is True, f"the alert is re-sent until acked ({m1}, {m2})")
+    await al.send(json.dumps({"type": "ack", "id": aid}))
+    await asyncio.sleep(0.3)
+    st, rep = http(port, "GET", f"/api/broadcast/{aid}")
+    check(st == 200 and rep["acked"] == 1, f"the alert's ack is counted ({rep})")
+    await al.close()
+
     # unknown ids, plain broadcasts have no report
     st, res = http(port, "GET", "/api/broadcast/nope")
     check(st == 404 and res["error"]["code"] == "NOT_FOUND", f"GET unknown id: 404 ({res})")
