@@ -124,6 +124,8 @@ public:
 
 private:
     boost::asio::awaitable<void> accept_loop();
+    /// Runs a connection's coroutine on its shard, counted in the shard's live tasks.
+    void spawn_connection(detail::shard& sh, boost::asio::awaitable<void> task);
     struct upgrade {
         std::optional<boost::asio::ip::tcp::socket> socket;
         std::string leftover;

@@ -344,6 +344,20 @@ private:
 struct ack_registry {
     explicit ack_registry(ack_config cfg = {}, std::string prefix = {})
         : tracker(cfg, std::move(prefix)) {}
+
+    /// The id of a new broadcast to `topic_key` that must be acked.
+    std::string create(std::string topic_key) {
+        std::lock_guard lock(mutex);
+        return tracker.create(std::move(topic_key), std::chrono::steady_clock::now());
+    }
+    /// Forgets a broadcast whose publication failed; an empty id (no ack wanted) is a no-op.
+    void cancel(std::string_view id) {
+        if (id.empty())
+            return;
+        std::lock_guard lock(mutex);
+        tracker.cancel(id);
+    }
+
     std::mutex mutex;
     ack_tracker tracker;
 };

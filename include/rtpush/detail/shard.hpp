@@ -239,11 +239,10 @@ public:
             }
         }
         // rtpush_fanout_duration_seconds: two clock reads per publication per thread, against
-        // a loop over every subscriber of the topic.
-        auto const ns =
-            static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                           std::chrono::steady_clock::now() - t0)
-                                           .count());
+        // a loop over every subscriber of the topic. The second also dates the cork's count.
+        auto const t1 = std::chrono::steady_clock::now();
+        auto const ns = static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
         auto const b = static_cast<std::size_t>(
             std::lower_bound(fanout_bounds_ns.begin(), fanout_bounds_ns.end(), ns) -
             fanout_bounds_ns.begin());
@@ -252,7 +251,7 @@ public:
         counters_.fanout_count.fetch_add(1, std::memory_order_relaxed);
         counters_.fanout_ns_sum.fetch_add(ns, std::memory_order_relaxed);
         if (pushed)
-            cork_.count(pushed, write_cork::clock::now());
+            cork_.count(pushed, t1);
     }
 
     /// Remembers a subscriber with queued frames; one scheduled flush then starts the writes

@@ -538,47 +538,32 @@ inline server::http_response server::broadcast(const std::string& path,
             if (auto e = detail::merge_scope(p.data.get_object(), target))
                 return detail::field_error(http::status::bad_request, "INVALID_MESSAGE", *e, v);
         // requires_ack (seed 001's use of it: alerts) rides the lifecycle's publication.
-        std::string ack_id;
-        if (requires_ack) {
-            std::lock_guard lock(acks_->mutex);
-            ack_id = acks_->tracker.create(topic{"alerts", p.topic.scope}.key(),
-                                           std::chrono::steady_clock::now());
-        }
+        std::string const ack_id =
+            requires_ack ? acks_->create(topic{"alerts", p.topic.scope}.key()) : std::string();
         alert_result r;
         {
             std::lock_guard lock(alerts_mutex_);
             r = published(alerts_.apply(std::move(p.data.get_object()), iso8601_now()), ack_id);
         }
-        if (!r && !ack_id.empty()) {
-            std::lock_guard lock(acks_->mutex);
-            acks_->tracker.cancel(ack_id);
-        }
-        if (!r)
+        if (!r) {
+            acks_->cancel(ack_id);
             return detail::alert_error_response(r, v);
+        }
         auto o = detail::alert_json(r, hub_.epoch());
         if (!ack_id.empty())
             o["id"] = ack_id;
         return detail::json_response(http::status::ok, o, v);
     }
     topic const t = p.topic;
-    if (requires_ack) {
-        std::lock_guard lock(acks_->mutex);
-        p.ack_id = acks_->tracker.create(t.key(), std::chrono::steady_clock::now());
-    }
+    if (requires_ack)
+        p.ack_id = acks_->create(t.key());
     std::string const ack_id = p.ack_id;
     auto r = hub_.publish(std::move(p));
-    if (r.ec == error::engine_unavailable) {
-        if (!ack_id.empty()) {
-            std::lock_guard lock(acks_->mutex);
-            acks_->tracker.cancel(ack_id);
-        }
+    if (r.ec)
+        acks_->cancel(ack_id);
+    if (r.ec == error::engine_unavailable)
         return detail::json_error(http::status::service_unavailable, "ENGINE_UNAVAILABLE",
                                   r.ec.message(), v);
-    }
-    if (r.ec && !ack_id.empty()) {
-        std::lock_guard lock(acks_->mutex);
-        acks_->tracker.cancel(ack_id);
-    }
     if (r.ec)
         return bad("invalid channel or target scope (identifiers are [A-Za-z0-9_.@-], "
                    "a dept needs an org, a queue needs a dept)");
@@ -1009,21 +994,26 @@ inline void server::accept_connection(boost::asio::ip::tcp::socket socket, http_
                                   rest = std::move(buffered)]() mutable {
         if (sp->stopping)
             return; // closed with `sock`
-        ++sp->live_tasks;
-        auto done = [this, sp](std::exception_ptr e) {
-            --sp->live_tasks;
-            if (e) {
-                try {
-                    std::rethrow_exception(e);
-                } catch (std::exception const& ex) {
-                    cfg_.logger.log(log_level::error, "connection_failed", {{"what", ex.what()}});
-                }
-            }
-        };
-        net::co_spawn(sp->get_executor(),
-                      handle_connection(*sp, std::move(sock), std::move(req), std::move(rest)),
-                      std::move(done));
+        spawn_connection(*sp,
+                         handle_connection(*sp, std::move(sock), std::move(req), std::move(rest)));
     });
+}
+
+inline void server::spawn_connection(detail::shard& sh, boost::asio::awaitable<void> task) {
+    // Counted on the shard, so that shutdown waits for it; an exception is logged, not lost.
+    ++sh.live_tasks;
+    detail::shard* sp = &sh;
+    auto done = [this, sp](std::exception_ptr e) {
+        --sp->live_tasks;
+        if (e) {
+            try {
+                std::rethrow_exception(e);
+            } catch (std::exception const& ex) {
+                cfg_.logger.log(log_level::error, "connection_failed", {{"what", ex.what()}});
+            }
+        }
+    };
+    boost::asio::co_spawn(sh.get_executor(), std::move(task), std::move(done));
 }
 
 inline std::size_t server::connection_count() const noexcept {
@@ -1050,19 +1040,7 @@ inline boost::asio::awaitable<void> server::accept_loop() {
             co_await backoff.async_wait(net::as_tuple(net::use_awaitable));
             continue;
         }
-        ++sh.live_tasks;
-        detail::shard* sp = &sh;
-        auto done = [this, sp](std::exception_ptr e) {
-            --sp->live_tasks;
-            if (e) {
-                try {
-                    std::rethrow_exception(e);
-                } catch (std::exception const& ex) {
-                    cfg_.logger.log(log_level::error, "connection_failed", {{"what", ex.what()}});
-                }
-            }
-        };
-        net::co_spawn(sh.get_executor(), handle_connection(sh, std::move(sock)), std::move(done));
+        spawn_connection(sh, handle_connection(sh, std::move(sock)));
     }
 }
 

@@ -637,17 +637,13 @@ inline void session::handle_message(client_message& m) {
         if (!may_access(m.topic, m.id))
             break;
         publication p{m.topic, m.event, m.phase, priority::medium, std::move(m.data), {}};
-        if (m.requires_ack && shard_.acks) {
-            std::lock_guard lock(shard_.acks->mutex);
-            p.ack_id = shard_.acks->tracker.create(m.topic.key(), std::chrono::steady_clock::now());
-        }
+        if (m.requires_ack && shard_.acks)
+            p.ack_id = shard_.acks->create(m.topic.key());
         std::string const ack_id = p.ack_id;
         auto r = hub_.publish(std::move(p));
         if (r.ec) {
-            if (!ack_id.empty()) {
-                std::lock_guard lock(shard_.acks->mutex);
-                shard_.acks->tracker.cancel(ack_id);
-            }
+            if (shard_.acks)
+                shard_.acks->cancel(ack_id);
             send_error(r.ec == error::engine_unavailable ? error::internal_error
                                                          : error::invalid_message,
                        r.ec.message(), m.id);
