@@ -12,6 +12,7 @@
 #include <boost/json/object.hpp>
 #include <boost/system/error_code.hpp>
 
+#include <cstdint>
 #include <functional>
 #include <string>
 
@@ -22,11 +23,17 @@ class engine {
 public:
     virtual ~engine() = default;
 
+    /// Called once with the seq the engine gave a publication, or with the error that lost it
+    /// (error::engine_unavailable, error::timeout, error::redis_error), from the engine's
+    /// thread.
+    using publish_handler = std::function<void(boost::system::error_code, std::uint64_t seq)>;
+
     /// Takes a validated publication (event set) and its timestamp for cluster-wide ordering;
-    /// the engine delivers it later, to every node including this one, with hub::apply().
-    /// Returns an error (error::engine_unavailable) when it cannot take it now.
-    virtual boost::system::error_code publish(const publication& p,
-                                              const std::string& timestamp) = 0;
+    /// the engine delivers it later, to every node including this one, with hub::apply(), and
+    /// then calls `done` (when not empty). Returns an error (error::engine_unavailable) when it
+    /// cannot take it now; `done` is not called then.
+    virtual boost::system::error_code publish(const publication& p, const std::string& timestamp,
+                                              publish_handler done) = 0;
 
     /// Whether this node holds the cluster's state (latest values, history) of `channel`. If
     /// not, the engine starts loading it and calls `ready` once when it does (from its own

@@ -41,6 +41,7 @@ public:
     struct publish_result {
         boost::system::error_code ec;
         std::uint64_t seq = 0; ///< the topic's sequence number of this publication
+        bool pending = false;  ///< taken by an engine: the seq comes later (see publish)
     };
 
     struct statistics {
@@ -70,9 +71,11 @@ public:
     /// in `seq` order.
     ///
     /// With an engine attached the publication goes to the engine instead, which orders it
-    /// across nodes and delivers it with apply(); `seq` is then 0 (not known yet), and the
-    /// error is error::engine_unavailable when the engine cannot take it.
-    publish_result publish(publication p);
+    /// across nodes and delivers it with apply(); `seq` is then 0 (not known yet), `pending`
+    /// is set, and the engine calls `done` with the seq once it is ordered, or with the error
+    /// that lost it (error::engine_unavailable in the result when it cannot take it at all).
+    /// Without an engine `done` is never called: the result is final.
+    publish_result publish(publication p, engine::publish_handler done = {});
 
     /// Attaches a cross-node engine (before the server starts; nullptr: the memory engine).
     void set_engine(rtpush::engine* e) noexcept { engine_ = e; }

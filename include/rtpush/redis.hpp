@@ -12,10 +12,12 @@
 #include <rtpush/hub.hpp>
 #include <rtpush/log.hpp>
 #include <rtpush/server.hpp>
+#include <rtpush/tls.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
 
@@ -26,16 +28,17 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 namespace rtpush {
 
-/// A connection to Redis on Asio coroutines over a plain TCP socket; hiredis only formats
-/// commands and parses replies. Commands are pipelined: any number of exec() calls may wait at
-/// once, their replies come back in order. Replies nobody waits for (pub/sub pushes) are
-/// taken with next_push().
+/// A connection to Redis on Asio coroutines over a TCP socket, or TLS for rediss:// URLs;
+/// hiredis only formats commands and parses replies. Commands are pipelined: any number of exec()
+/// calls may wait at once, their replies come back in order. Replies nobody waits for (pub/sub
+/// pushes) are taken with next_push().
 ///
 /// Thread safety: none; every member is called on the connection's executor, which must be
 /// a single-threaded one (an io_context run by one thread, or a strand).
@@ -43,12 +46,16 @@ class redis_connection {
 public:
     using reply = detail::redis_reply;
 
+    /// `tls` is the client context for a rediss:// URL (required then, ignored otherwise); it
+    /// must outlive the connection. `verify` checks the server's name against the URL's host.
     redis_connection(boost::asio::any_io_executor ex, detail::redis_url url,
                      std::chrono::milliseconds connect_timeout = std::chrono::seconds(3),
-                     std::chrono::milliseconds command_timeout = std::chrono::seconds(5));
+                     std::chrono::milliseconds command_timeout = std::chrono::seconds(5),
+                     boost::asio::ssl::context* tls = nullptr, bool verify = true);
 
-    /// Resolves, connects, and sends AUTH and SELECT as the URL says. Throws
-    /// boost::system::system_error (error::timeout, error::redis_error for a refused AUTH).
+    /// Resolves, connects (with the TLS handshake for rediss://), and sends AUTH and SELECT as
+    /// the URL says. Throws boost::system::system_error (error::timeout, error::redis_error
+    /// for a refused AUTH, an SSL error for a refused certificate).
     boost::asio::awaitable<void> async_connect();
 
     /// Reads and writes until the connection fails or is closed (then throws or returns).
@@ -84,11 +91,19 @@ private:
     boost::asio::awaitable<void> watchdog();
     void fail_all(boost::system::error_code ec);
     void wake(boost::asio::steady_timer& t) { t.cancel(); }
+    // Calls f with the stream the bytes go through: the TLS stream or the socket.
+    template <class F>
+    auto with_stream(F&& f) {
+        return tls_ ? f(*tls_) : f(socket_);
+    }
 
     boost::asio::any_io_executor ex_;
     detail::redis_url url_;
     std::chrono::milliseconds connect_timeout_, command_timeout_;
     boost::asio::ip::tcp::socket socket_;
+    boost::asio::ssl::context* tls_context_;
+    bool verify_;
+    std::optional<boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>> tls_;
     detail::redis_parser parser_;
     std::string out_;
     std::deque<pending> pending_;
@@ -99,7 +114,12 @@ private:
 
 /// Settings of the Redis engine. rtd maps --redis-url etc. onto it.
 struct redis_config {
-    std::string url = "redis://127.0.0.1:6379/0"; ///< redis://[[user]:password@]host[:port][/db]
+    /// redis://[[user]:password@]host[:port][/db], or rediss:// for TLS
+    std::string url = "redis://127.0.0.1:6379/0";
+    /// For rediss://: the CA that signed Redis's certificate (empty: the system's), whether to
+    /// verify it (and its name against the URL's host), and a client certificate for a Redis
+    /// with `tls-auth-clients yes` (its default).
+    tls_client_options tls;
     std::string prefix = "rtpush";   ///< of every key and channel: several clusters may share one
     std::string node_id;             ///< this node's name in the cluster view; empty: host-pid
     std::size_t history_size = 1000; ///< stream length per topic (XADD MAXLEN ~)
@@ -129,7 +149,8 @@ public:
     redis_engine(rtpush::server& srv, redis_config cfg);
     ~redis_engine() override;
 
-    boost::system::error_code publish(const publication& p, const std::string& timestamp) override;
+    boost::system::error_code publish(const publication& p, const std::string& timestamp,
+                                      publish_handler done) override;
     bool prepare(const std::string& channel, std::function<void()> ready) override;
     boost::json::object status() const override;
 
@@ -170,6 +191,7 @@ private:
     rtpush::hub& hub_;
     redis_config cfg_;
     detail::redis_url url_;
+    std::unique_ptr<boost::asio::ssl::context> tls_context_; // for rediss://
     boost::asio::any_io_executor ex_;
     std::atomic<bool> up_{false};
     std::string script_sha_;

@@ -33,6 +33,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <variant>
 #include <vector>
 
 namespace rtpush {
@@ -180,9 +181,18 @@ private:
                                 const std::map<std::string, std::string>& query,
                                 std::optional<jwt_claims>& claims) const;
     bool admin_allowed(const http_request& req) const;
-    http_response broadcast(const std::string& path,
-                            const std::map<std::string, std::string>& query,
-                            const http_request& req);
+    // A broadcast an engine must order before it is answered: the answer carries the
+    // cluster's seq, and a publication Redis did not take is a 503, not a 200.
+    struct engine_broadcast {
+        publication p;
+        topic t;
+        std::string ack_id;
+        unsigned version = 11;
+    };
+    std::variant<http_response, engine_broadcast>
+    broadcast(const std::string& path, const std::map<std::string, std::string>& query,
+              const http_request& req);
+    boost::asio::awaitable<http_response> finish_broadcast(engine_broadcast b);
     http_response alerts_route(const std::string& path, std::map<std::string, std::string>& query,
                                const http_request& req);
     alert_result published(alert_result r, std::string ack_id = {}); // alerts_mutex_ held

@@ -14,6 +14,10 @@ namespace rtpush {
 struct tls_client_options {
     std::string ca_file; ///< PEM file of trusted CAs; empty: the system's CAs
     bool verify = true;  ///< false: accept any certificate (testing only; like wscat -n)
+    /// A client certificate (PEM chain) and its key, for servers that ask for one (Redis with
+    /// `tls-auth-clients yes`, its default). Both or neither.
+    std::string cert_file;
+    std::string key_file;
 };
 
 /// A server context that serves the PEM certificate chain `cert_file` with the private key
@@ -22,8 +26,9 @@ struct tls_client_options {
 inline boost::asio::ssl::context make_server_tls_context(const std::string& cert_file,
                                                          const std::string& key_file);
 
-/// A client context that verifies peers as `opt` says (or not). Throws
-/// std::invalid_argument when the CA file cannot be read.
+/// A client context that verifies peers as `opt` says (or not) and presents opt's client
+/// certificate if it has one. Throws std::invalid_argument when a file cannot be read or
+/// the key does not match the certificate.
 inline boost::asio::ssl::context make_client_tls_context(const tls_client_options& opt);
 
 namespace detail {

@@ -9,7 +9,10 @@ port, started and stopped here, and several rtd nodes sharing it.
   to B with zero lost and zero duplicated messages;
 - history window exceeded: `recovered:false` and a fresh snapshot;
 - cluster view in /api/stats, redis_up in /health and /metrics;
-- Redis restarted: the nodes report redis_up=false meanwhile, reconnect, and deliver again.
+- Redis restarted: the nodes report redis_up=false meanwhile, reconnect, and deliver again;
+- AUTH (ACL user or password) and SELECT from the URL;
+- rediss://: TLS with a verified server certificate and a client certificate; a wrong CA, a
+  missing client certificate and a mismatched name leave the node serving without Redis.
 
 Usage: redis_cluster.py PATH_TO_RTD [PATH_TO_RTCTL]
 """
@@ -28,7 +31,7 @@ import urllib.request
 
 import websockets
 
-from rtdtest import check, failures, start_rtd
+from rtdtest import check, failures, make_pki, start_rtd
 
 RTD = sys.argv[1]
 RTCTL = sys.argv[2] if len(sys.argv) > 2 else None
@@ -153,19 +156,21 @@ async def publish_ws(port, org, values, rate=0):
                 ahead = t0 + (i + 1) / rate - time.time()
                 if ahead > 0:
                     await asyncio.sleep(ahead)
-        # every publish answered: all taken by the node
-        n = 0
-        while n < len(values):
+        # every publish answered once Redis took it, with the seq Redis gave it
+        seqs = []
+        while len(seqs) < len(values):
             m = json.loads(await asyncio.wait_for(ws.recv(), 10))
             if m["type"] == "published":
-                n += 1
+                seqs.append(m["seq"])
             elif m["type"] == "error":
                 raise RuntimeError(m)
+        return seqs
 
 
 async def fan_out_exactly_once(a, b, c):
     subs = [await Sub(p, "acme").open() for p in (a, b, c)]
-    await publish_ws(a, "acme", list(range(1, 201)))
+    answered = await publish_ws(a, "acme", list(range(1, 201)))
+    check(answered == list(range(1, 201)), f"`published` answers carry Redis's seqs ({answered[:3]}...)")
     for s in subs:
         await s.drain(until_count=200)
         await s.drain()  # and nothing more
@@ -180,6 +185,10 @@ async def fan_out_exactly_once(a, b, c):
     await late.drain()
     check(len(late.initials) == 1 and late.initials[0]["data"]["v"] == 200
           and late.initials[0]["seq"] == 200, "initial on C: the latest value, seq 200")
+    # the HTTP broadcast answer waits for Redis too, and carries the seq and the epoch
+    st, body = http(b, "/api/broadcast/kpi", {"organization_id": "acme", "health_score": 90})
+    check(st == 200 and body.get("seq") == 201 and body.get("epoch") == subs[0].updates[-1]["epoch"],
+          f"POST /api/broadcast on B: 200 with seq 201 and the cluster's epoch ({st} {body})")
     for s in subs + [late]:
         await s.ws.close()
 
@@ -321,6 +330,11 @@ def auth_and_database(workdir):
             check([u["data"]["v"] for u in s.updates] == [1, 2], "ACL user's node reaches the other")
             await s.ws.close()
         asyncio.run(across())
+        # REST fallback on a node none of whose clients ever used the channel: it loads the
+        # channel from Redis before answering
+        st, body = http(n1, "/api/dashboard?org=auth")
+        check(st == 200 and '"v": 2' in json.dumps(body),
+              f"/api/dashboard on a node without subscribers: the cluster's latest value ({st} {body})")
         with socket.create_connection(("127.0.0.1", rport)) as s:
             s.sendall(b"AUTH topsecret\r\nSELECT 3\r\nEXISTS auth:epoch:current\r\n")
             time.sleep(0.2)
@@ -328,6 +342,89 @@ def auth_and_database(workdir):
         time.sleep(0.5)
         check(not up(n3) and http(n3, "/api/health")[0] == 200,
               "wrong password: node serves, redis_up=false")
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(10)
+        redis.kill()
+        redis.wait(5)
+
+
+def tls(workdir):
+    """rediss:// against a redis-server serving TLS only, with tls-auth-clients yes."""
+    pki = os.path.join(workdir, "pki")
+    os.makedirs(pki)
+    make_pki(pki)
+    f = lambda name: os.path.join(pki, name)
+    rport = free_port()
+    # also on 127.0.0.2, an address the server certificate does not name
+    redis = subprocess.Popen([REDIS, "--port", "0", "--tls-port", str(rport),
+                              "--bind", "127.0.0.1", "127.0.0.2",
+                              "--save", "", "--appendonly", "no", "--dir", workdir,
+                              "--tls-cert-file", f("server.pem"), "--tls-key-file", f("server.key"),
+                              "--tls-ca-cert-file", f("ca.pem"), "--tls-auth-clients", "yes"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs = []
+    try:
+        check(wait_for(lambda: socket.create_connection(("127.0.0.1", rport), 1).close() is None),
+              "redis-server listens with TLS")
+        client = ["--redis-cert", f("client.pem"), "--redis-key", f("client.key")]
+        pa, a = start_rtd(RTD, "--engine", "redis", "--redis-url", f"rediss://localhost:{rport}/0",
+                          "--redis-prefix", "tls", "--node-id", "tls-a", "--allow-publish",
+                          "--redis-ca", f("ca.pem"), *client)
+        pb, b = start_rtd(RTD, "--engine", "redis", "--redis-url", f"rediss://127.0.0.1:{rport}/0",
+                          "--redis-prefix", "tls", "--node-id", "tls-b", "--allow-publish",
+                          "--redis-ca", f("ca.pem"), *client)
+        procs += [pa, pb]
+        check(wait_for(lambda: up(a) and up(b)),
+              "rediss:// with a verified certificate (by name and by IP) and a client certificate")
+
+        async def across():
+            s = await Sub(b, "tls").open()
+            await publish_ws(a, "tls", [1, 2, 3])
+            await s.drain(until_count=3)
+            check([u["data"]["v"] for u in s.updates] == [1, 2, 3],
+                  "over TLS: a publish on A reaches B once, in order")
+            await s.ws.close()
+        asyncio.run(across())
+        check(http(a, "/api/health")[1].get("redis", "").startswith("rediss://")
+              or "rediss://" in json.dumps(http(a, "/api/stats")[1]),
+              "stats name the rediss:// endpoint")
+
+        refused = [
+            ("a CA that did not sign Redis's certificate",
+             ["--redis-ca", f("other.pem"), *client], "certificate verify failed"),
+            ("no client certificate", ["--redis-ca", f("ca.pem")], ""),
+            ("a name the certificate does not carry",
+             ["--redis-ca", f("ca.pem"), *client], "certificate verify failed"),
+        ]
+        for i, (what, extra, reason) in enumerate(refused):
+            host = "127.0.0.2" if i == 2 else "localhost"
+            url = f"rediss://{host}:{rport}/0"
+            p, port = start_rtd(RTD, "--engine", "redis", "--redis-url", url,
+                                "--redis-prefix", "tls", "--node-id", f"bad-{i}", *extra)
+            procs.append(p)
+            time.sleep(1.0)
+            logged = "".join(p.log)
+            check(not up(port) and http(port, "/api/health")[0] == 200
+                  and "redis_down" in logged and (reason in logged),
+                  f"rediss:// with {what}: node serves, redis_up=false, logged ({logged[-300:]!r})")
+
+        r = subprocess.run([RTD, "--port", "0", "--engine", "redis", "--redis-url",
+                            f"rediss://localhost:{rport}/0", "--redis-cert", f("client.pem")],
+                           capture_output=True, text=True, timeout=10)
+        check(r.returncode != 0 and "key" in (r.stdout + r.stderr),
+              f"--redis-cert without --redis-key: refused at start ({(r.stdout + r.stderr)[-200:]!r})")
+        r = subprocess.run([RTD, "--port", "0", "--engine", "redis", "--redis-url",
+                            f"redis://localhost:{rport}/0", "--redis-ca", f("ca.pem")],
+                           capture_output=True, text=True, timeout=10)
+        check(r.returncode == 2 and "rediss://" in r.stderr,
+              f"--redis-ca with redis://: refused ({r.stderr.strip()!r})")
+        r = subprocess.run([RTD, "--port", "0", "--engine", "redis", "--redis-url",
+                            f"rediss://localhost:{rport}/0", "--redis-ca", f("missing.pem")],
+                           capture_output=True, text=True, timeout=10)
+        check(r.returncode != 0 and "missing.pem" in (r.stdout + r.stderr),
+              f"unreadable --redis-ca: refused at start naming the file")
     finally:
         for p in procs:
             p.terminate()
@@ -397,6 +494,7 @@ def main():
         check(wait_for(lambda: up(b) and up(c), 15), "Redis back: nodes reconnect")
         asyncio.run(after_redis_restart(c, b))
         auth_and_database(workdir)
+        tls(workdir)
     finally:
         for p in procs:
             if p.poll() is None:

@@ -1,6 +1,8 @@
 """Shared pieces of the Python end-to-end tests: checks that print ok/FAIL lines, and rtd
-started on a free loopback port (read from its JSON "listening" log line)."""
+started on a free loopback port (read from its JSON "listening" log line), a throwaway PKI."""
+import collections
 import json
+import os
 import subprocess
 import threading
 
@@ -24,6 +26,40 @@ def start_rtd(rtd, *args, port=0):
         except ValueError:
             continue
         if ev.get("event") == "listening":
-            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+            proc.log = collections.deque(maxlen=200)  # its latest lines, for checks on them
+            threading.Thread(target=lambda: [proc.log.append(l) for l in proc.stdout],
+                             daemon=True).start()
             return proc, ev["port"]
     raise RuntimeError("rtd did not start")
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=30)
+
+
+def make_pki(d):
+    """In directory d, made with the openssl command: a CA (ca.pem/ca.key), a server
+    certificate for localhost/127.0.0.1 signed by it (server.pem/server.key), one for another
+    name (elsewhere.pem), a client certificate (client.pem/client.key) and an unrelated CA
+    (other.pem)."""
+    for ca in ("ca", "other"):
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca + ".key",
+                "-out", ca + ".pem", "-days", "2", "-subj", "/CN=rtpush test " + ca, cwd=d)
+    for name, cn in (("server", "localhost"), ("client", "rtpush test client")):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key", "-out",
+                name + ".csr", "-subj", "/CN=" + cn, cwd=d)
+    with open(os.path.join(d, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                "extendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf", cwd=d)
+    # Signed by the right CA, for another name: host name verification must refuse it.
+    with open(os.path.join(d, "ext2.cnf"), "w") as f:
+        f.write("subjectAltName=DNS:elsewhere.test\nbasicConstraints=CA:FALSE\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "elsewhere.pem", "-days", "2", "-extfile", "ext2.cnf",
+            cwd=d)
+    with open(os.path.join(d, "ext3.cnf"), "w") as f:
+        f.write("basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+    openssl("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "client.pem", "-days", "2", "-extfile", "ext3.cnf", cwd=d)

@@ -18,33 +18,9 @@ import time
 
 import websockets
 
-from rtdtest import check, failures, start_rtd
+from rtdtest import check, failures, make_pki, start_rtd
 
 RTD, RTCAT, RTCTL = sys.argv[1], sys.argv[2], sys.argv[3]
-
-
-def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=30)
-
-
-def make_pki(d):
-    """A CA, a server certificate for localhost/127.0.0.1 signed by it, and an unrelated CA."""
-    for ca in ("ca", "other"):
-        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca + ".key",
-                "-out", ca + ".pem", "-days", "2", "-subj", "/CN=rtpush test " + ca, cwd=d)
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out",
-            "server.csr", "-subj", "/CN=localhost", cwd=d)
-    with open(os.path.join(d, "ext.cnf"), "w") as f:
-        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
-                "extendedKeyUsage=serverAuth\n")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf", cwd=d)
-    # Signed by the right CA, for another name: host name verification must refuse it.
-    with open(os.path.join(d, "ext2.cnf"), "w") as f:
-        f.write("subjectAltName=DNS:elsewhere.test\nbasicConstraints=CA:FALSE\n")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "elsewhere.pem", "-days", "2", "-extfile", "ext2.cnf",
-            cwd=d)
 
 
 def run(args, stdin="", timeout=30):

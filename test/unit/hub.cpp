@@ -819,11 +819,14 @@ namespace {
 class recording_engine final : public rtpush::engine {
 public:
     std::vector<rtpush::publication> taken;
+    std::vector<publish_handler> answers;
     bool up = true;
-    boost::system::error_code publish(const rtpush::publication& p, const std::string&) override {
+    boost::system::error_code publish(const rtpush::publication& p, const std::string&,
+                                      publish_handler done) override {
         if (!up)
             return rtpush::error::engine_unavailable;
         taken.push_back(p);
+        answers.push_back(std::move(done));
         return {};
     }
     bool prepare(const std::string&, std::function<void()>) override { return false; }
@@ -842,16 +845,25 @@ BOOST_AUTO_TEST_CASE(publish_goes_to_the_engine) {
     recording_engine e;
     h.set_engine(&e);
     auto const t = make_topic("kpi", "a");
-    auto r = h.publish(make_pub(t, 1));
+    std::uint64_t answered = 0;
+    auto r = h.publish(make_pub(t, 1), [&](boost::system::error_code ec, std::uint64_t seq) {
+        BOOST_TEST(!ec);
+        answered = seq;
+    });
     BOOST_TEST(!r.ec);
+    BOOST_TEST(r.pending);
     BOOST_TEST(r.seq == 0u); // assigned later by the engine
     BOOST_TEST(h.head(t.key()) == 0u);
     BOOST_TEST(e.taken.size() == 1u);
     BOOST_TEST(e.taken.at(0).event == "kpi:update");
+    e.answers.at(0)({}, 7); // the engine ordered it: the publisher learns its seq
+    BOOST_TEST(answered == 7u);
     BOOST_TEST(
         (h.publish(make_pub(make_topic("bad topic"), 1)).ec == rtpush::error::invalid_message));
     e.up = false;
-    BOOST_TEST((h.publish(make_pub(t, 2)).ec == rtpush::error::engine_unavailable));
+    auto const down = h.publish(make_pub(t, 2));
+    BOOST_TEST((down.ec == rtpush::error::engine_unavailable));
+    BOOST_TEST(!down.pending);
     BOOST_TEST(!h.prepare("kpi", [] {}));
     h.set_engine(nullptr);
     BOOST_TEST(h.prepare("kpi", [] {}));

@@ -66,6 +66,9 @@ const std::pair<const char*, const char*> env_map[] = {
     {"RTD_ENGINE", "engine"},
     {"RTD_REDIS_URL", "redis-url"},
     {"RTD_REDIS_PREFIX", "redis-prefix"},
+    {"RTD_REDIS_CA", "redis-ca"},
+    {"RTD_REDIS_CERT", "redis-cert"},
+    {"RTD_REDIS_KEY", "redis-key"},
     {"RTD_NODE_ID", "node-id"},
 };
 
@@ -200,7 +203,11 @@ int main(int argc, char** argv) {
         ("ack-attempts", po::value<unsigned>()->default_value(10), "deliveries of an un-acked message to one client before giving up")
         ("ack-ttl", po::value<double>()->default_value(600), "seconds a requires_ack broadcast is tracked (GET /api/broadcast/{id})")
         ("engine", po::value<std::string>()->default_value("memory"), "memory (one node) | redis (N nodes sharing Redis) [RTD_ENGINE]")
-        ("redis-url", po::value<std::string>()->default_value("redis://127.0.0.1:6379/0"), "Redis of the redis engine: redis://[[user]:password@]host[:port][/db]; prefer the variable for a password [RTD_REDIS_URL]")
+        ("redis-url", po::value<std::string>()->default_value("redis://127.0.0.1:6379/0"), "Redis of the redis engine: redis[s]://[[user]:password@]host[:port][/db] (rediss: TLS); prefer the variable for a password [RTD_REDIS_URL]")
+        ("redis-ca", po::value<std::string>()->default_value(""), "rediss://: PEM file of the CA that signed Redis's certificate; empty: the system's CAs [RTD_REDIS_CA]")
+        ("redis-cert", po::value<std::string>()->default_value(""), "rediss://: client certificate (PEM), for a Redis with tls-auth-clients yes [RTD_REDIS_CERT]")
+        ("redis-key", po::value<std::string>()->default_value(""), "rediss://: the client certificate's private key (PEM) [RTD_REDIS_KEY]")
+        ("redis-insecure", po::value<bool>()->default_value(false)->implicit_value(true), "rediss://: do not verify Redis's certificate (testing only)")
         ("redis-prefix", po::value<std::string>()->default_value("rtpush"), "prefix of the engine's Redis keys and channels (one per cluster) [RTD_REDIS_PREFIX]")
         ("node-id", po::value<std::string>()->default_value(""), "this node's name in the cluster view; empty: hostname:port [RTD_NODE_ID]")
         ("allow-publish", po::value<bool>()->default_value(false)->implicit_value(true), "accept `publish` from WebSocket clients [RTD_ALLOW_PUBLISH]")
@@ -387,11 +394,15 @@ int main(int argc, char** argv) {
         boost::system::error_code ec;
         auto const url = rtpush::detail::parse_redis_url(vm["redis-url"].as<std::string>(), ec);
         if (ec) {
-            std::cerr << "rtd: --redis-url must be redis://[[user]:password@]host[:port][/db]\n";
+            std::cerr << "rtd: --redis-url must be redis[s]://[[user]:password@]host[:port][/db]\n";
             return 2;
         }
-        if (url.tls) {
-            std::cerr << "rtd: rediss:// (TLS) is not supported yet\n";
+        redis_cfg.tls.ca_file = vm["redis-ca"].as<std::string>();
+        redis_cfg.tls.cert_file = vm["redis-cert"].as<std::string>();
+        redis_cfg.tls.key_file = vm["redis-key"].as<std::string>();
+        redis_cfg.tls.verify = !vm["redis-insecure"].as<bool>();
+        if (!url.tls && (!redis_cfg.tls.ca_file.empty() || !redis_cfg.tls.cert_file.empty())) {
+            std::cerr << "rtd: --redis-ca and --redis-cert need a rediss:// --redis-url\n";
             return 2;
         }
         redis_cfg.url = vm["redis-url"].as<std::string>();

@@ -61,7 +61,7 @@ inline void hub::fan_out(const topic& t, detail::frame_ptr frame, std::uint64_t 
         s->enqueue(d);
 }
 
-inline hub::publish_result hub::publish(publication p) {
+inline hub::publish_result hub::publish(publication p, engine::publish_handler done) {
     publish_result r;
     if ((r.ec = validate(p.topic)))
         return r;
@@ -73,7 +73,8 @@ inline hub::publish_result hub::publish(publication p) {
         p.event = p.topic.channel + ":update";
     std::string ts = iso8601_now();
     if (engine_) {
-        r.ec = engine_->publish(p, ts);
+        r.ec = engine_->publish(p, ts, std::move(done));
+        r.pending = !r.ec;
         return r;
     }
     std::string const key = p.topic.key();

@@ -25,12 +25,15 @@ namespace rtpush {
 
 inline redis_connection::redis_connection(boost::asio::any_io_executor ex, detail::redis_url url,
                                           std::chrono::milliseconds connect_timeout,
-                                          std::chrono::milliseconds command_timeout)
+                                          std::chrono::milliseconds command_timeout,
+                                          boost::asio::ssl::context* tls, bool verify)
     : ex_(ex)
     , url_(std::move(url))
     , connect_timeout_(connect_timeout)
     , command_timeout_(command_timeout)
     , socket_(ex)
+    , tls_context_(tls)
+    , verify_(verify)
     , write_signal_(ex, std::chrono::steady_clock::time_point::max())
     , push_signal_(ex, std::chrono::steady_clock::time_point::max()) {}
 
@@ -47,9 +50,9 @@ inline boost::asio::awaitable<void> capture(boost::asio::awaitable<void> a,
     }
 }
 
-// Reads replies straight off the socket (before async_run: the AUTH/SELECT handshake).
-inline boost::asio::awaitable<redis_reply> read_reply(boost::asio::ip::tcp::socket& s,
-                                                      redis_parser& parser) {
+// Reads replies straight off the stream (before async_run: the AUTH/SELECT handshake).
+template <class Stream>
+boost::asio::awaitable<redis_reply> read_reply(Stream& s, redis_parser& parser) {
     char buf[4096];
     for (;;) {
         if (auto r = parser.next())
@@ -65,8 +68,8 @@ inline boost::asio::awaitable<redis_reply> read_reply(boost::asio::ip::tcp::sock
 inline boost::asio::awaitable<void> redis_connection::async_connect() {
     namespace net = boost::asio;
     using namespace net::experimental::awaitable_operators;
-    if (url_.tls)
-        throw std::invalid_argument("rediss:// (TLS) is not supported yet; use redis://");
+    if (url_.tls && !tls_context_)
+        throw std::invalid_argument("a rediss:// connection needs a TLS context");
     net::ip::tcp::resolver resolver(ex_);
     net::steady_timer timer(ex_);
     timer.expires_after(connect_timeout_);
@@ -74,6 +77,12 @@ inline boost::asio::awaitable<void> redis_connection::async_connect() {
     auto connect = [&]() -> net::awaitable<void> {
         auto eps = co_await resolver.async_resolve(url_.host, port, net::use_awaitable);
         co_await net::async_connect(socket_, eps, net::use_awaitable);
+        socket_.set_option(net::ip::tcp::no_delay(true));
+        if (url_.tls) {
+            tls_.emplace(socket_, *tls_context_);
+            prepare_client_tls(*tls_, url_.host, verify_);
+            co_await tls_->async_handshake(net::ssl::stream_base::client, net::use_awaitable);
+        }
     };
     std::exception_ptr ep;
     auto r = co_await (detail::capture(connect(), ep) || timer.async_wait(net::use_awaitable));
@@ -84,7 +93,6 @@ inline boost::asio::awaitable<void> redis_connection::async_connect() {
         socket_.close(ec);
         throw boost::system::system_error(error::timeout, "connecting to Redis");
     }
-    socket_.set_option(net::ip::tcp::no_delay(true));
     std::string hello;
     int expected = 0;
     if (!url_.password.empty()) {
@@ -99,12 +107,14 @@ inline boost::asio::awaitable<void> redis_connection::async_connect() {
         ++expected;
     }
     if (expected > 0) {
-        co_await net::async_write(socket_, net::buffer(hello), net::use_awaitable);
+        co_await with_stream(
+            [&](auto& s) { return net::async_write(s, net::buffer(hello), net::use_awaitable); });
         timer.expires_after(connect_timeout_);
         for (int i = 0; i < expected; ++i) {
             detail::redis_reply reply;
             auto read = [&]() -> net::awaitable<void> {
-                reply = co_await detail::read_reply(socket_, parser_);
+                reply =
+                    co_await with_stream([&](auto& s) { return detail::read_reply(s, parser_); });
             };
             auto rr =
                 co_await (detail::capture(read(), ep) || timer.async_wait(net::use_awaitable));
@@ -133,8 +143,9 @@ inline boost::asio::awaitable<void> redis_connection::async_run() {
 inline boost::asio::awaitable<void> redis_connection::read_loop() {
     char buf[16384];
     for (;;) {
-        std::size_t const n =
-            co_await socket_.async_read_some(boost::asio::buffer(buf), boost::asio::use_awaitable);
+        std::size_t const n = co_await with_stream([&](auto& s) {
+            return s.async_read_some(boost::asio::buffer(buf), boost::asio::use_awaitable);
+        });
         if (!parser_.feed(std::string_view(buf, n)))
             throw std::runtime_error("Redis protocol error");
         while (auto r = parser_.next()) {
@@ -166,8 +177,10 @@ inline boost::asio::awaitable<void> redis_connection::write_loop() {
         }
         writing.clear();
         writing.swap(out_); // everything queued goes in one write (pipelining)
-        co_await boost::asio::async_write(socket_, boost::asio::buffer(writing),
-                                          boost::asio::use_awaitable);
+        co_await with_stream([&](auto& s) {
+            return boost::asio::async_write(s, boost::asio::buffer(writing),
+                                            boost::asio::use_awaitable);
+        });
     }
 }
 
@@ -311,8 +324,9 @@ inline redis_engine::redis_engine(rtpush::server& srv, redis_config cfg)
     url_ = detail::parse_redis_url(cfg_.url, ec);
     if (ec)
         throw std::invalid_argument("not a redis:// URL: " + cfg_.url);
-    if (url_.tls)
-        throw std::invalid_argument("rediss:// (TLS) is not supported yet; use redis://");
+    if (url_.tls) // built once: the CA and client certificate are read here, errors thrown now
+        tls_context_ =
+            std::make_unique<boost::asio::ssl::context>(make_client_tls_context(cfg_.tls));
     if (cfg_.node_id.empty()) {
         char host[256] = {};
         ::gethostname(host, sizeof host - 1);
@@ -339,8 +353,8 @@ inline std::string redis_engine::key(std::string_view kind, std::string_view nam
     return k;
 }
 
-inline boost::system::error_code redis_engine::publish(const publication& p,
-                                                       const std::string& timestamp) {
+inline boost::system::error_code
+redis_engine::publish(const publication& p, const std::string& timestamp, publish_handler done) {
     if (!up_)
         return error::engine_unavailable;
     std::string body = detail::encode_publication(p, timestamp);
@@ -349,10 +363,15 @@ inline boost::system::error_code redis_engine::publish(const publication& p,
     std::string channel = p.topic.channel;
     // Posted in call order, so one publisher's publications of a topic keep their order.
     boost::asio::post(ex_, [this, body = std::move(body), topic_key = std::move(topic_key),
-                            phase = std::move(phase), channel = std::move(channel)]() mutable {
-        if (!cmd_ || !up_) {
-            std::lock_guard lock(mutex_);
-            ++publish_errors_;
+                            phase = std::move(phase), channel = std::move(channel),
+                            done = std::move(done)]() mutable {
+        if (!cmd_ || !up_) { // Redis went away in between: the publisher is told
+            {
+                std::lock_guard lock(mutex_);
+                ++publish_errors_;
+            }
+            if (done)
+                done(error::engine_unavailable, 0);
             return;
         }
         std::vector<std::string> args{"EVALSHA",
@@ -368,14 +387,28 @@ inline boost::system::error_code redis_engine::publish(const publication& p,
                                       std::move(body),
                                       std::to_string(std::max<std::size_t>(cfg_.history_size, 1)),
                                       pubsub_channel(channel)};
-        cmd_->send(std::move(args), [this](boost::system::error_code ec, detail::redis_reply r) {
-            std::lock_guard lock(mutex_);
-            if (ec || r.is_error()) {
-                ++publish_errors_;
-                cfg_.logger.log(log_level::warning, "redis_publish_failed",
-                                {{"error", ec ? ec.message() : r.str}});
-            } else
-                ++published_;
+        cmd_->send(std::move(args), [this, done = std::move(done)](boost::system::error_code ec,
+                                                                   detail::redis_reply r) {
+            bool const failed = ec || r.is_error() || r.type != detail::redis_reply::kind::integer;
+            {
+                std::lock_guard lock(mutex_);
+                if (failed) {
+                    ++publish_errors_;
+                    cfg_.logger.log(log_level::warning, "redis_publish_failed",
+                                    {{"error", ec ? ec.message() : r.str}});
+                } else
+                    ++published_;
+            }
+            if (!done)
+                return;
+            if (!failed)
+                done({}, static_cast<std::uint64_t>(r.integer));
+            else if (ec == error::timeout)
+                done(error::timeout, 0);
+            else if (ec) // the connection failed before Redis answered
+                done(error::engine_unavailable, 0);
+            else
+                done(error::redis_error, 0);
         });
     });
     return {};
@@ -427,7 +460,8 @@ inline boost::json::object redis_engine::status() const {
     o["engine"] = "redis";
     o["redis_up"] = up_.load();
     o["node_id"] = cfg_.node_id;
-    o["redis"] = url_.host + ":" + std::to_string(url_.port) + "/" + std::to_string(url_.db);
+    o["redis"] = std::string(url_.tls ? "rediss://" : "redis://") + url_.host + ":" +
+                 std::to_string(url_.port) + "/" + std::to_string(url_.db);
     std::lock_guard lock(mutex_);
     o["redis_published"] = published_;
     o["redis_publish_errors"] = publish_errors_;
@@ -463,12 +497,14 @@ inline void redis_engine::went_down() {
 inline boost::asio::awaitable<void> redis_engine::run() {
     detail::backoff b(cfg_.reconnect);
     boost::asio::steady_timer t(ex_);
+    bool told = false; // of a failure to connect: once, then the retries are debug lines
     for (;;) {
         try {
             co_await session();
         } catch (std::exception const& e) {
-            cfg_.logger.log(up_ ? log_level::warning : log_level::debug, "redis_down",
+            cfg_.logger.log(up_ || !told ? log_level::warning : log_level::debug, "redis_down",
                             detail::log_fields("error", e.what(), "host", url_.host));
+            told = true;
         }
         if (up_)
             b.reset(); // it was up: try again soon
@@ -508,8 +544,10 @@ inline void redis_engine::subscribe_wanted(redis_connection& sub) {
 
 inline boost::asio::awaitable<void> redis_engine::session() {
     using namespace boost::asio::experimental::awaitable_operators;
-    redis_connection cmd(ex_, url_, cfg_.connect_timeout, cfg_.command_timeout);
-    redis_connection sub(ex_, url_, cfg_.connect_timeout, cfg_.command_timeout);
+    redis_connection cmd(ex_, url_, cfg_.connect_timeout, cfg_.command_timeout, tls_context_.get(),
+                         cfg_.tls.verify);
+    redis_connection sub(ex_, url_, cfg_.connect_timeout, cfg_.command_timeout, tls_context_.get(),
+                         cfg_.tls.verify);
     co_await cmd.async_connect();
     co_await sub.async_connect();
     auto work = [&]() -> boost::asio::awaitable<void> {

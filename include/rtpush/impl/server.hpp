@@ -423,11 +423,65 @@ inline bool server::handshake_allowed(const std::string& ip) {
     return handshake_limiter_.try_take(ip, std::chrono::steady_clock::now());
 }
 
+namespace detail {
+
+// The answer to a broadcast the hub or the engine refused or lost.
+inline server::http_response broadcast_error(boost::system::error_code ec, unsigned version) {
+    namespace http = boost::beast::http;
+    if (ec == error::invalid_message)
+        return json_error(http::status::bad_request, "INVALID_MESSAGE",
+                          "invalid channel or target scope (identifiers are [A-Za-z0-9_.@-], "
+                          "a dept needs an org, a queue needs a dept)",
+                          version);
+    // Refused before it was sent (Redis is down), or lost in flight: the caller may retry.
+    std::string const message = ec == error::engine_unavailable
+                                    ? ec.message()
+                                    : "the publication may not have been taken: " + ec.message();
+    return json_error(http::status::service_unavailable, "ENGINE_UNAVAILABLE", message, version);
+}
+
+// Publishes through the hub and completes with (error, seq) once the publication has its
+// seq: at once without an engine, when the engine has ordered it otherwise (from the
+// engine's thread: the completion is posted to the caller's executor).
+template <class CompletionToken>
+auto async_publish(hub& h, publication p, CompletionToken&& token) {
+    namespace net = boost::asio;
+    return net::async_initiate<CompletionToken, void(boost::system::error_code, std::uint64_t)>(
+        [&h](auto handler, publication p) {
+            auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+            auto complete = [shared](boost::system::error_code ec, std::uint64_t seq) {
+                auto ex = net::get_associated_executor(*shared);
+                net::post(ex, [shared, ec, seq]() mutable { std::move (*shared)(ec, seq); });
+            };
+            auto r = h.publish(std::move(p), complete);
+            if (!r.pending)
+                complete(r.ec, r.seq);
+        },
+        token, std::move(p));
+}
+
+// Waits (at most `limit`) until the hub holds the cluster's state of `channel`: a REST read
+// on a node none of whose clients use the channel (see engine::prepare). The node stays
+// subscribed to the channel afterwards, so later reads are current.
+inline boost::asio::awaitable<void> async_prepare(hub& h, const std::string& channel,
+                                                  std::chrono::milliseconds limit) {
+    namespace net = boost::asio;
+    auto ex = co_await net::this_coro::executor;
+    auto loaded = std::make_shared<net::steady_timer>(ex, limit);
+    // Called from the engine's thread: the timer is touched on its own executor only.
+    bool const ready = h.prepare(
+        channel, [loaded] { net::post(loaded->get_executor(), [loaded] { loaded->cancel(); }); });
+    if (!ready)
+        co_await loaded->async_wait(net::as_tuple(net::use_awaitable));
+}
+
+} // namespace detail
+
 // POST /api/broadcast and its shortcuts. Not a coroutine: nothing here waits, and GCC 12
 // mishandles initializer lists in coroutines.
-inline server::http_response server::broadcast(const std::string& path,
-                                               const std::map<std::string, std::string>& query,
-                                               const http_request& req) {
+inline std::variant<server::http_response, server::engine_broadcast>
+server::broadcast(const std::string& path, const std::map<std::string, std::string>& query,
+                  const http_request& req) {
     namespace http = boost::beast::http;
     unsigned const v = req.version();
     auto bad = [&](std::string message) {
@@ -558,17 +612,28 @@ inline server::http_response server::broadcast(const std::string& path,
     if (requires_ack)
         p.ack_id = acks_->create(t.key());
     std::string const ack_id = p.ack_id;
+    if (hub_.get_engine())
+        return engine_broadcast{std::move(p), t, ack_id, v};
     auto r = hub_.publish(std::move(p));
-    if (r.ec)
+    if (r.ec) {
         acks_->cancel(ack_id);
-    if (r.ec == error::engine_unavailable)
-        return detail::json_error(http::status::service_unavailable, "ENGINE_UNAVAILABLE",
-                                  r.ec.message(), v);
-    if (r.ec)
-        return bad("invalid channel or target scope (identifiers are [A-Za-z0-9_.@-], "
-                   "a dept needs an org, a queue needs a dept)");
+        return detail::broadcast_error(r.ec, v);
+    }
     return detail::json_response(http::status::ok,
                                  detail::broadcast_json(t, r.seq, hub_.epoch(), ack_id), v);
+}
+
+inline boost::asio::awaitable<server::http_response> server::finish_broadcast(engine_broadcast b) {
+    namespace net = boost::asio;
+    namespace http = boost::beast::http;
+    auto [ec, seq] =
+        co_await detail::async_publish(hub_, std::move(b.p), net::as_tuple(net::use_awaitable));
+    if (ec) {
+        acks_->cancel(b.ack_id);
+        co_return detail::broadcast_error(ec, b.version);
+    }
+    co_return detail::json_response(
+        http::status::ok, detail::broadcast_json(b.t, seq, hub_.epoch(), b.ack_id), b.version);
 }
 
 inline alert_result server::published(alert_result r, std::string ack_id) {
@@ -1954,6 +2019,10 @@ inline boost::asio::awaitable<server::http_response> server::handle(const http_r
                 co_return r;
             }
         }
+        // With an engine this node may not hold the channel (no client of it here): load it
+        // from the cluster first. Bounded: a node without Redis answers with what it holds.
+        if (hub_.get_engine())
+            co_await detail::async_prepare(hub_, t.channel, std::chrono::seconds(3));
         auto body = detail::retained_json(hub_, t, path == "/api/kpis");
         if (body.at("count").as_uint64() == 0)
             co_return detail::json_error(http::status::not_found, "NOT_FOUND",
@@ -2016,7 +2085,10 @@ inline boost::asio::awaitable<server::http_response> server::handle(const http_r
         }
         if (req.method() != http::verb::post)
             co_return method_not_allowed(path.size() > 15 ? "GET, POST" : "POST");
-        co_return broadcast(path, query, req);
+        auto answer = broadcast(path, query, req);
+        if (auto* pending = std::get_if<engine_broadcast>(&answer))
+            co_return co_await finish_broadcast(std::move(*pending));
+        co_return std::get<http_response>(std::move(answer));
     }
     if (path == "/api/alerts" || path.rfind("/api/alerts/", 0) == 0)
         co_return alerts_route(path, query, req);

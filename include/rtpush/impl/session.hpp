@@ -640,14 +640,31 @@ inline void session::handle_message(client_message& m) {
         if (m.requires_ack && shard_.acks)
             p.ack_id = shard_.acks->create(m.topic.key());
         std::string const ack_id = p.ack_id;
-        auto r = hub_.publish(std::move(p));
+        // With an engine the answer waits for the cluster's seq (or the error that lost the
+        // publication): `published` means Redis has it. Back on this shard, if still here.
+        auto answer = [&sh = shard_, id = id_, t = m.topic, mid = m.id,
+                       ack_id](boost::system::error_code ec, std::uint64_t seq) {
+            boost::asio::post(sh.get_executor(), [&sh, id, t, mid, ack_id, ec, seq] {
+                if (ec && sh.acks)
+                    sh.acks->cancel(ack_id);
+                if (auto* s = sh.find_session(id)) {
+                    if (ec)
+                        s->send_error(error::engine_unavailable,
+                                      "the publication may not have been taken: " + ec.message(),
+                                      mid);
+                    else
+                        s->send_json(message::published(t, seq, mid, ack_id));
+                }
+            });
+        };
+        auto r = hub_.publish(std::move(p), std::move(answer));
         if (r.ec) {
             if (shard_.acks)
                 shard_.acks->cancel(ack_id);
-            send_error(r.ec == error::engine_unavailable ? error::internal_error
+            send_error(r.ec == error::engine_unavailable ? error::engine_unavailable
                                                          : error::invalid_message,
                        r.ec.message(), m.id);
-        } else
+        } else if (!r.pending)
             send_json(message::published(m.topic, r.seq, m.id, ack_id));
         break;
     }

@@ -22,6 +22,26 @@ inline std::string tls_error_text(const boost::system::error_code& ec) {
     return r;
 }
 
+// Loads a certificate chain and its private key into `ctx`, with errors that name the file.
+inline void use_certificate(boost::asio::ssl::context& ctx, const std::string& cert_file,
+                            const std::string& key_file) {
+    try {
+        ctx.use_certificate_chain_file(cert_file);
+    } catch (boost::system::system_error const& e) {
+        throw std::invalid_argument("cannot use TLS certificate " + cert_file + ": " +
+                                    tls_error_text(e.code()));
+    }
+    try {
+        ctx.use_private_key_file(key_file, boost::asio::ssl::context::pem);
+    } catch (boost::system::system_error const& e) {
+        throw std::invalid_argument("cannot use TLS key " + key_file + ": " +
+                                    tls_error_text(e.code()));
+    }
+    if (SSL_CTX_check_private_key(ctx.native_handle()) != 1)
+        throw std::invalid_argument("TLS key " + key_file + " does not match certificate " +
+                                    cert_file);
+}
+
 } // namespace detail
 
 inline boost::asio::ssl::context make_server_tls_context(const std::string& cert_file,
@@ -33,21 +53,7 @@ inline boost::asio::ssl::context make_server_tls_context(const std::string& cert
                     ssl::context::single_dh_use);
     if (cert_file.empty() || key_file.empty())
         throw std::invalid_argument("TLS needs both a certificate file and a key file");
-    try {
-        ctx.use_certificate_chain_file(cert_file);
-    } catch (boost::system::system_error const& e) {
-        throw std::invalid_argument("cannot use TLS certificate " + cert_file + ": " +
-                                    detail::tls_error_text(e.code()));
-    }
-    try {
-        ctx.use_private_key_file(key_file, ssl::context::pem);
-    } catch (boost::system::system_error const& e) {
-        throw std::invalid_argument("cannot use TLS key " + key_file + ": " +
-                                    detail::tls_error_text(e.code()));
-    }
-    if (SSL_CTX_check_private_key(ctx.native_handle()) != 1)
-        throw std::invalid_argument("TLS key " + key_file + " does not match certificate " +
-                                    cert_file);
+    detail::use_certificate(ctx, cert_file, key_file);
     // Less memory per idle connection: OpenSSL frees its record buffers between records.
     SSL_CTX_set_mode(ctx.native_handle(), SSL_MODE_RELEASE_BUFFERS);
     return ctx;
@@ -58,6 +64,11 @@ inline boost::asio::ssl::context make_client_tls_context(const tls_client_option
     ssl::context ctx(ssl::context::tls_client);
     ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                     ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+    if (opt.cert_file.empty() != opt.key_file.empty())
+        throw std::invalid_argument("a TLS client certificate needs both a certificate file "
+                                    "and a key file");
+    if (!opt.cert_file.empty())
+        detail::use_certificate(ctx, opt.cert_file, opt.key_file);
     if (!opt.verify) {
         ctx.set_verify_mode(ssl::verify_none);
         return ctx;
