@@ -211,6 +211,17 @@ httpd.serve_forever()
         check(rc == 0, "rtctl broadcast --data plus KEY=VALUE")
         check(get(port, "/api/dashboard?channel=kpi")[1]["items"][0]["data"] == {"a": 1, "b": 2},
               "pairs merged into --data")
+        rc, out, err = rtctl("--url", url, "--json", "broadcast", "notes", "--org", "acme",
+                             "--requires-ack", "--data", '{"m":1}')
+        sent = json.loads(out) if rc == 0 else {}
+        check(rc == 0 and sent.get("requires_ack") is True and sent.get("id"),
+              f"rtctl broadcast --requires-ack gets a delivery id ({out.strip()})")
+        rc, out, err = rtctl("--url", url, "--json", "delivery", sent.get("id", "x"))
+        report = json.loads(out) if rc == 0 else {}
+        check(rc == 0 and report.get("topic") == "notes:org:acme" and report.get("targeted") == 0
+              and report.get("acked") == 0, f"rtctl delivery ID: the ack report ({out.strip()})")
+        rc, out, err = rtctl("--url", url, "delivery", "nosuch")
+        check(rc == 1 and "NOT_FOUND" in err, "rtctl delivery of an unknown id exits 1")
         rc, out, err = rtctl("--url", url, "broadcast", "kpi", "novalue")
         check(rc == 2, "rtctl bad KEY=VALUE is a usage error")
         rc, out, err = rtctl("--url", url, "--server", url, "health")

@@ -38,7 +38,8 @@ Usage:
   rtctl [--url URL] rooms
   rtctl [--url URL] broadcast CHANNEL [--org ORG [--dept DEPT [--queue QUEUE]]]
                     [--event NAME] [--phase kpis|complete] [--priority low|medium|high|urgent]
-                    [--data JSON | --data @FILE | --data -] [KEY=VALUE ...]
+                    [--data JSON | --data @FILE | --data -] [--requires-ack] [KEY=VALUE ...]
+  rtctl [--url URL] delivery ID
   rtctl [--url URL] refresh CHANNEL [--org ORG [--dept DEPT [--queue QUEUE]]]
   rtctl [--url URL] alerts [list] [--status pending|acknowledged|resolved|active]
                     [--org ORG [--dept DEPT [--queue QUEUE]]] [--rule RULE_ID]
@@ -62,6 +63,8 @@ Examples:
 An https:// URL checks the server's certificate against the system's CAs, or the CAs of
 --ca FILE (or $RTD_CA); --no-check (-n) skips the check (testing only).
 `broadcast alert` (or `alerts`) without --event enters the alert lifecycle (alert:triggered).
+`broadcast --requires-ack` re-sends the message to each targeted client until it acks; the
+answer's id is what `delivery ID` reports on: targeted, acked, pending and who has not acked.
 KEY=VALUE pairs add fields to the data (VALUE as JSON when it parses, else as a string).
 `stats --cluster` lists every node of a cluster sharing Redis (rtd --engine redis), as the
 node asked sees them (nodes announce themselves every 2 s; a silent node leaves after 6 s).
@@ -388,6 +391,7 @@ int main(int argc, char** argv) {
         ("phase", po::value<std::string>(), "")
         ("priority", po::value<std::string>(), "")
         ("data", po::value<std::string>(), "")
+        ("requires-ack", "")
         ("api-key", po::value<std::string>(), "")
         ("ca", po::value<std::string>(), "")
         ("no-check,n", "")
@@ -477,6 +481,13 @@ int main(int argc, char** argv) {
             return 2;
         }
         return request(ep, http::verb::get, "/api/connections/" + args[1], {});
+    }
+    if (cmd == "delivery") {
+        if (args.size() != 2) {
+            std::cerr << "rtctl: delivery needs the ID a broadcast --requires-ack answered\n";
+            return 2;
+        }
+        return request(ep, http::verb::get, "/api/broadcast/" + args[1], {});
     }
     if (cmd == "refresh") {
         if (args.size() != 2) {
@@ -574,6 +585,8 @@ int main(int argc, char** argv) {
             body["phase"] = opt("phase");
         if (vm.count("priority"))
             body["priority"] = opt("priority");
+        if (vm.count("requires-ack"))
+            body["requires_ack"] = true;
         try {
             std::string const text = vm.count("data") ? read_data(opt("data")) : std::string("{}");
             body["data"] = boost::json::parse(text);
