@@ -307,6 +307,49 @@ async def after_redis_restart(a, b):
     await s.ws.close()
 
 
+async def acks_across_nodes(a, b):
+    """A requires_ack broadcast on A: a client on B gets it with its ackId, is re-sent it
+    until it acks, and B's delivery report counts the ack."""
+    async with websockets.connect(f"ws://127.0.0.1:{b}/ws") as ws:
+        await ws.recv()
+        await ws.send(json.dumps({"type": "hello", "clientId": "dash-b"}))
+        await ws.send(json.dumps({"type": "subscribe", "channel": "notes",
+                                  "scope": {"org": "ack"}, "id": "s"}))
+        while json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] != "subscribed":
+            pass
+        st, body = http(a, "/api/broadcast", {"channel": "notes", "requires_ack": True,
+                                              "target": {"organization_id": "ack"},
+                                              "data": {"m": 1}})
+        bid = body.get("id")
+        check(st == 200 and bid, f"requires_ack broadcast on A: an id ({st} {body})")
+        copies = []
+        deadline = time.time() + 5
+        while len(copies) < 2 and time.time() < deadline:
+            try:
+                m = json.loads(await asyncio.wait_for(ws.recv(), 1))
+            except asyncio.TimeoutError:
+                continue
+            if m["type"] == "update":
+                copies.append(m)
+        check(len(copies) == 2 and all(c.get("ackId") == bid for c in copies)
+              and copies[1].get("redelivered") is True,
+              f"client on B: the broadcast with its ackId, re-sent until acked ({copies})")
+        await ws.send(json.dumps({"type": "ack", "id": bid}))
+        await asyncio.sleep(0.3)
+        report = http(b, f"/api/broadcast/{bid}")[1]
+        check(report.get("targeted") == 1 and report.get("acked") == 1
+              and report.get("pending") == 0, f"B's delivery report counts the ack ({report})")
+        more = []
+        try:
+            while True:
+                m = json.loads(await asyncio.wait_for(ws.recv(), 1.0))
+                if m["type"] == "update":
+                    more.append(m)
+        except asyncio.TimeoutError:
+            pass
+        check(not more, f"acked: no more re-sends ({len(more)})")
+
+
 def auth_and_database(workdir):
     """AUTH with an ACL user and a password from the URL, SELECT of its database; a wrong
     password keeps the node up but without Redis."""
@@ -474,6 +517,16 @@ def main():
         check(wait_for(lambda: up(d) and up(e)), "nodes D, E up")
         asyncio.run(window_exceeded(d, e))
         for p in (pd, pe):
+            p.terminate()
+            p.wait(10)
+
+        (pf, f), (pg, g) = [start_rtd(RTD, "--engine", "redis", "--redis-url", url, "--redis-prefix",
+                                      "acks", "--node-id", n, "--ack-resend", "0.4")
+                            for n in ("node-f", "node-g")]
+        procs += [pf, pg]
+        check(wait_for(lambda: up(f) and up(g)), "nodes F, G up")
+        asyncio.run(acks_across_nodes(f, g))
+        for p in (pf, pg):
             p.terminate()
             p.wait(10)
 

@@ -32,6 +32,21 @@ BOOST_AUTO_TEST_CASE(ids_are_unique_and_prefixed) {
     BOOST_TEST(t.broadcasts() == 2u);
 }
 
+BOOST_AUTO_TEST_CASE(adopted_broadcast_of_another_node) {
+    ack_tracker t(quick(), "local-");
+    auto f = make_shared_frame("x");
+    BOOST_TEST(!t.delivered("other-3", "client:a", f, t0)); // unknown until adopted
+    BOOST_TEST(t.adopt("other-3", "kpi:org:a", t0));
+    BOOST_TEST(!t.adopt("other-3", "kpi:org:a", t0)); // once
+    BOOST_TEST(t.delivered("other-3", "client:a", f, t0));
+    BOOST_TEST((t.ack("other-3", "client:a") == result::acked));
+    auto st = t.lookup("other-3");
+    BOOST_TEST_REQUIRE(st.has_value());
+    BOOST_TEST(st->topic == "kpi:org:a");
+    BOOST_TEST(st->targeted == 1u);
+    BOOST_TEST(st->acked == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(delivery_ack_and_status) {
     ack_tracker t(quick());
     auto f = make_shared_frame("x");

@@ -135,6 +135,11 @@ BOOST_AUTO_TEST_CASE(publication_round_trip) {
     BOOST_TEST((s->pub.priority == rtpush::priority::urgent));
     BOOST_TEST(s->pub.data == p.data);
     BOOST_TEST(s->timestamp == "2026-01-01T00:00:00.000Z");
+    BOOST_TEST(s->pub.ack_id.empty());
+    p.ack_id = "e1-7"; // requires_ack travels with the publication to every node
+    s = d::decode_publication(d::encode_publication(p, "ts"));
+    BOOST_TEST_REQUIRE(s.has_value());
+    BOOST_TEST(s->pub.ack_id == "e1-7");
     BOOST_TEST(!d::decode_publication("not json"));
     BOOST_TEST(!d::decode_publication("[]"));
     BOOST_TEST(!d::decode_publication(R"({"d":1})")); // no channel

@@ -82,6 +82,22 @@ public:
         return id;
     }
 
+    /// A broadcast created elsewhere (another node of a cluster, which published it through
+    /// the engine): tracked here under its own id, for the clients of this node. True when
+    /// it was not known yet.
+    bool adopt(std::string_view id, std::string topic, clock::time_point now) {
+        if (records_.find(id) != records_.end())
+            return false;
+        while (records_.size() >= cfg_.max_broadcasts && !order_.empty())
+            forget(order_.front());
+        std::string key(id);
+        auto& r = records_[key];
+        r.topic = std::move(topic);
+        r.created = now;
+        order_.push_back(std::move(key));
+        return true;
+    }
+
     /// Drops a broadcast that was never published (e.g. its topic was refused).
     void cancel(std::string_view id) {
         if (records_.find(id) != records_.end())

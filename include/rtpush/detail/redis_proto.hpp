@@ -261,7 +261,8 @@ inline std::string format_command(const std::vector<std::string>& args) {
 // ---- the engine's wire formats ----
 
 /// A publication as stored in Redis (stream entry, latest value, pub/sub message body):
-/// {"c":channel,"s":scope,"e":event,"p":phase,"r":priority,"d":data,"ts":timestamp}.
+/// {"c":channel,"s":scope,"e":event,"p":phase,"r":priority,"d":data,"ts":timestamp}, and
+/// "a": the ack id of a publication with requires_ack (every node re-sends it until acked).
 inline std::string encode_publication(const publication& p, std::string_view ts) {
     boost::json::object o;
     o["c"] = p.topic.channel;
@@ -272,6 +273,8 @@ inline std::string encode_publication(const publication& p, std::string_view ts)
     o["r"] = to_string(p.priority);
     o["d"] = p.data;
     o["ts"] = ts;
+    if (!p.ack_id.empty())
+        o["a"] = p.ack_id;
     return boost::json::serialize(o);
 }
 
@@ -310,6 +313,7 @@ inline std::optional<stored_publication> decode_publication(std::string_view tex
     if (auto* d = o.if_contains("d"))
         s.pub.data = std::move(*d);
     s.timestamp = str("ts");
+    s.pub.ack_id = str("a");
     if (s.pub.topic.channel.empty() || validate(s.pub.topic))
         return std::nullopt;
     return s;

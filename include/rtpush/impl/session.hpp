@@ -730,6 +730,10 @@ inline void session::track_ack(const detail::frame_ptr& f) {
             t.detach(a.key, id_);
         missed = t.attach(key, shard_.index(), id_, now); // nothing when already attached
         a.key = std::move(key);
+        // Through an engine, a broadcast may come from another node: this node tracks its
+        // own clients' acks of it (its report, GET /api/broadcast/{id}, covers them).
+        if (hub_.get_engine())
+            t.adopt(f->ack_id, f->topic, now);
         t.delivered(f->ack_id, a.key, f->redelivery ? f->redelivery : f, now);
     }
     for (auto const& m : missed)
