@@ -350,6 +350,58 @@ async def acks_across_nodes(a, b):
         check(not more, f"acked: no more re-sends ({len(more)})")
 
 
+def slow_redis(workdir):
+    """A broadcast is answered when Redis has taken it: a Redis busy for a second delays the
+    answer (200, with the seq); a node stopped while Redis is busy answers 503 and exits."""
+    import threading
+    rport = free_port()
+    redis = start_redis(rport, workdir, "--enable-debug-command", "yes")
+
+    def busy(seconds):
+        with socket.create_connection(("127.0.0.1", rport), timeout=10) as s:
+            s.sendall(f"DEBUG SLEEP {seconds}\r\n".encode())
+            s.recv(64)
+    procs = []
+    try:
+        p, n = node(f"redis://127.0.0.1:{rport}/0", "slow", "slow")
+        procs.append(p)
+        check(wait_for(lambda: up(n)), "node up")
+        t = threading.Thread(target=busy, args=(1,))
+        t.start()
+        time.sleep(0.2)
+        t0 = time.time()
+        st, body = http(n, "/api/broadcast", {"channel": "notes", "data": {"a": 1}})
+        waited = time.time() - t0
+        t.join()
+        check(st == 200 and body.get("seq") == 1 and waited > 0.5,
+              f"Redis busy: the answer waits for it, then 200 with seq 1 ({st}, {waited:.2f} s)")
+        t = threading.Thread(target=busy, args=(3,))
+        t.start()
+        time.sleep(0.2)
+        answer = {}
+        def post():
+            answer["r"] = http(n, "/api/broadcast", {"channel": "notes", "data": {"a": 2}})
+        poster = threading.Thread(target=post)
+        poster.start()
+        time.sleep(0.5)
+        t0 = time.time()
+        p.terminate()
+        p.wait(10)
+        stopped = time.time() - t0
+        poster.join(10)
+        st, body = answer.get("r", (0, {}))
+        check(st == 503 and body.get("error", {}).get("code") == "ENGINE_UNAVAILABLE"
+              and stopped < 2, f"stopped with a publish in flight: 503, exits in {stopped:.2f} s ({st} {body})")
+        t.join()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(5)
+        redis.kill()
+        redis.wait(5)
+
+
 def auth_and_database(workdir):
     """AUTH with an ACL user and a password from the URL, SELECT of its database; a wrong
     password keeps the node up but without Redis."""
@@ -548,6 +600,7 @@ def main():
         asyncio.run(after_redis_restart(c, b))
         auth_and_database(workdir)
         tls(workdir)
+        slow_redis(workdir)
     finally:
         for p in procs:
             if p.poll() is None:

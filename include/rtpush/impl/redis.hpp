@@ -394,8 +394,12 @@ redis_engine::publish(const publication& p, const std::string& timestamp, publis
                 std::lock_guard lock(mutex_);
                 if (failed) {
                     ++publish_errors_;
-                    cfg_.logger.log(log_level::warning, "redis_publish_failed",
-                                    {{"error", ec ? ec.message() : r.str}});
+                    // operation_aborted: the connection was closed (shutdown, or its failure
+                    // is logged as redis_down)
+                    cfg_.logger.log(ec == boost::asio::error::operation_aborted
+                                        ? log_level::debug
+                                        : log_level::warning,
+                                    "redis_publish_failed", {{"error", ec ? ec.message() : r.str}});
                 } else
                     ++published_;
             }
@@ -403,10 +407,9 @@ redis_engine::publish(const publication& p, const std::string& timestamp, publis
                 return;
             if (!failed)
                 done({}, static_cast<std::uint64_t>(r.integer));
-            else if (ec == error::timeout)
-                done(error::timeout, 0);
-            else if (ec) // the connection failed before Redis answered
-                done(error::engine_unavailable, 0);
+            else if (ec) // the connection failed (or timed out) after the command went out:
+                // Redis may have run it, so not "unavailable" (that means: not published)
+                done(ec == error::timeout ? ec : boost::asio::error::connection_aborted, 0);
             else
                 done(error::redis_error, 0);
         });
@@ -499,18 +502,24 @@ inline boost::asio::awaitable<void> redis_engine::run() {
     boost::asio::steady_timer t(ex_);
     bool told = false; // of a failure to connect: once, then the retries are debug lines
     for (;;) {
+        std::string why;
         try {
             co_await session();
         } catch (std::exception const& e) {
-            cfg_.logger.log(up_ || !told ? log_level::warning : log_level::debug, "redis_down",
-                            detail::log_fields("error", e.what(), "host", url_.host));
+            why = e.what();
+        }
+        // At shutdown (the task is cancelled) losing Redis is expected: not a warning.
+        auto cs = co_await boost::asio::this_coro::cancellation_state;
+        bool const stopping = cs.cancelled() != boost::asio::cancellation_type::none;
+        if (!why.empty()) {
+            cfg_.logger.log((up_ || !told) && !stopping ? log_level::warning : log_level::debug,
+                            "redis_down", detail::log_fields("error", why, "host", url_.host));
             told = true;
         }
         if (up_)
             b.reset(); // it was up: try again soon
         went_down();
-        auto cs = co_await boost::asio::this_coro::cancellation_state;
-        if (cs.cancelled() != boost::asio::cancellation_type::none)
+        if (stopping)
             co_return;
         t.expires_after(b.next());
         co_await t.async_wait(boost::asio::use_awaitable); // throws when cancelled
