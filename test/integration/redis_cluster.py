@@ -402,6 +402,38 @@ def slow_redis(workdir):
         redis.wait(5)
 
 
+def sse_across_nodes(a, b):
+    """An SSE client on B, whose channel no WebSocket client of B uses, gets A's publication."""
+    from http.client import HTTPConnection
+    conn = HTTPConnection("127.0.0.1", b, timeout=10)
+    conn.request("GET", "/sse?channel=notes&org=ssex")
+    r = conn.getresponse()
+    check(r.status == 200, f"SSE stream on B ({r.status})")
+    events = []
+    def read_event():
+        ev = {}
+        while True:
+            line = r.fp.readline().decode().rstrip("\n")
+            if not line:
+                return ev
+            k, _, v = line.partition(":")
+            ev[k] = v.strip()
+    # the stream's `subscribed` comes first; then A publishes
+    while "subscribed" not in json.dumps(read_event()):
+        pass
+    st, body = http(a, "/api/broadcast", {"channel": "notes", "target": {"organization_id": "ssex"},
+                                          "data": {"from": "A"}})
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        ev = read_event()
+        if ev.get("data") and '"from":"A"' in ev["data"]:
+            events.append(ev)
+            break
+    check(st == 200 and len(events) == 1,
+          f"SSE client on B gets the publication of A ({events})")
+    conn.close()
+
+
 def auth_and_database(workdir):
     """AUTH with an ACL user and a password from the URL, SELECT of its database; a wrong
     password keeps the node up but without Redis."""
@@ -578,6 +610,7 @@ def main():
         procs += [pf, pg]
         check(wait_for(lambda: up(f) and up(g)), "nodes F, G up")
         asyncio.run(acks_across_nodes(f, g))
+        sse_across_nodes(f, g)
         for p in (pf, pg):
             p.terminate()
             p.wait(10)

@@ -451,7 +451,10 @@ auto async_publish(hub& h, publication p, CompletionToken&& token) {
             auto shared = std::make_shared<decltype(handler)>(std::move(handler));
             auto complete = [shared](boost::system::error_code ec, std::uint64_t seq) {
                 auto ex = net::get_associated_executor(*shared);
-                net::post(ex, [shared, ec, seq]() mutable { std::move (*shared)(ec, seq); });
+                net::post(ex, [shared, ec, seq]() mutable {
+                    auto& handler = *shared;
+                    std::move(handler)(ec, seq);
+                });
             };
             auto r = h.publish(std::move(p), complete);
             if (!r.pending)
@@ -477,8 +480,8 @@ inline boost::asio::awaitable<void> async_prepare(hub& h, const std::string& cha
 
 } // namespace detail
 
-// POST /api/broadcast and its shortcuts. Not a coroutine: nothing here waits, and GCC 12
-// mishandles initializer lists in coroutines.
+// POST /api/broadcast and its shortcuts. Not a coroutine (GCC 12 mishandles initializer lists
+// in coroutines): with an engine it returns the publication for finish_broadcast to await.
 inline std::variant<server::http_response, server::engine_broadcast>
 server::broadcast(const std::string& path, const std::map<std::string, std::string>& query,
                   const http_request& req) {
@@ -1484,6 +1487,11 @@ server::http_exchange(detail::shard& sh, Stream& stream, boost::beast::tcp_strea
                 co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
                 break;
             } else {
+                // With an engine, the node must hold (and follow) the stream's channels before
+                // the stream's snapshot reads them, as for a WebSocket subscription.
+                if (hub_.get_engine())
+                    for (auto const& t : p.topics)
+                        co_await detail::async_prepare(hub_, t.channel, std::chrono::seconds(3));
                 tcp.expires_never();
                 up.sse = std::move(p);
                 co_return true;
