@@ -537,21 +537,20 @@ def tls(workdir):
                   and "redis_down" in logged and (reason in logged),
                   f"rediss:// with {what}: node serves, redis_up=false, logged ({logged[-300:]!r})")
 
-        r = subprocess.run([RTD, "--port", "0", "--engine", "redis", "--redis-url",
-                            f"rediss://localhost:{rport}/0", "--redis-cert", f("client.pem")],
-                           capture_output=True, text=True, timeout=10)
-        check(r.returncode != 0 and "key" in (r.stdout + r.stderr),
-              f"--redis-cert without --redis-key: refused at start ({(r.stdout + r.stderr)[-200:]!r})")
-        r = subprocess.run([RTD, "--port", "0", "--engine", "redis", "--redis-url",
-                            f"redis://localhost:{rport}/0", "--redis-ca", f("ca.pem")],
-                           capture_output=True, text=True, timeout=10)
-        check(r.returncode == 2 and "rediss://" in r.stderr,
-              f"--redis-ca with redis://: refused ({r.stderr.strip()!r})")
-        r = subprocess.run([RTD, "--port", "0", "--engine", "redis", "--redis-url",
-                            f"rediss://localhost:{rport}/0", "--redis-ca", f("missing.pem")],
-                           capture_output=True, text=True, timeout=10)
-        check(r.returncode != 0 and "missing.pem" in (r.stdout + r.stderr),
-              f"unreadable --redis-ca: refused at start naming the file")
+        # refused at start, before serving: (url, flags, exit code or None for any failure,
+        # what the message must name)
+        for what, url, extra, code, names in [
+            ("--redis-cert without --redis-key", "rediss", ["--redis-cert", f("client.pem")], 2,
+             "--redis-key"),
+            ("--redis-ca with redis://", "redis", ["--redis-ca", f("ca.pem")], 2, "rediss://"),
+            ("an unreadable --redis-ca", "rediss", ["--redis-ca", f("missing.pem")], None,
+             "missing.pem")]:
+            r = subprocess.run([RTD, "--port", "0", "--engine", "redis", "--redis-url",
+                                f"{url}://localhost:{rport}/0", *extra],
+                               capture_output=True, text=True, timeout=10)
+            said = (r.stdout + r.stderr)[-200:]
+            check((r.returncode == code if code else r.returncode != 0) and names in said,
+                  f"{what}: refused at start ({r.returncode}: {said.strip()!r})")
     finally:
         for p in procs:
             p.terminate()

@@ -401,6 +401,10 @@ int main(int argc, char** argv) {
         redis_cfg.tls.cert_file = vm["redis-cert"].as<std::string>();
         redis_cfg.tls.key_file = vm["redis-key"].as<std::string>();
         redis_cfg.tls.verify = !vm["redis-insecure"].as<bool>();
+        if (redis_cfg.tls.cert_file.empty() != redis_cfg.tls.key_file.empty()) {
+            std::cerr << "rtd: --redis-cert and --redis-key go together\n";
+            return 2;
+        }
         if (!url.tls && (!redis_cfg.tls.ca_file.empty() || !redis_cfg.tls.cert_file.empty())) {
             std::cerr << "rtd: --redis-ca and --redis-cert need a rediss:// --redis-url\n";
             return 2;
