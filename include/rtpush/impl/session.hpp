@@ -57,7 +57,7 @@ inline session::~session() {
         shard_.forget_dirty(this);
     for (auto& s : subs_) {
         shard_.remove_subscription(*s);
-        hub_.remove_subscriber(s->topic.channel);
+        hub_.remove_subscriber(s->channel());
     }
     shard_.remove_session(id_);
     if (ack_ && !ack_->key.empty() && shard_.acks) {
@@ -667,7 +667,7 @@ inline void session::handle_message(client_message& m) {
             targets.push_back(m.topic);
         else
             for (auto const& s : subs_)
-                targets.push_back(s->topic);
+                targets.push_back(s->topic());
         if (!m.topic.channel.empty() && !may_access(m.topic, m.id))
             break;
         bool any = false;
@@ -934,12 +934,11 @@ inline void session::subscribe(client_message& m) {
     send_json(message::subscribed(m.topic, m.id, recovered, hub_.epoch(), reason));
     if (!existing) { // subscribing again is idempotent: answer again, send the values again
         auto sub = std::make_unique<detail::subscription>();
-        sub->topic = m.topic;
         sub->key = std::move(key);
         sub->owner = this;
         sub->since = since;
         shard_.add_subscription(*sub);
-        hub_.add_subscriber(sub->topic.channel);
+        hub_.add_subscriber(m.topic.channel);
         subs_.push_back(std::move(sub));
         if (org_.empty() && !authenticated_) {
             org_ = m.topic.scope.org;
@@ -959,7 +958,7 @@ inline void session::unsubscribe(client_message& m) {
         return;
     }
     shard_.remove_subscription(**it);
-    hub_.remove_subscriber((*it)->topic.channel);
+    hub_.remove_subscriber((*it)->channel());
     subs_.erase(it);
     send_json(message::unsubscribed(m.topic, m.id));
 }
