@@ -1068,6 +1068,7 @@ inline boost::asio::awaitable<void> server::heartbeat_loop(detail::shard& sh) {
         for (auto* s : sessions) {
             s->check_close_deadline(now);
             s->check_auth_deadline(now);
+            s->release_idle(now);
         }
         resend_unacked(sh, now);
         if (now < next_heartbeat)
@@ -1159,20 +1160,25 @@ inline boost::asio::awaitable<void> server::handle_connection(detail::shard& sh,
                          {"transport", "websocket"},
                          {"remote", s->remote()},
                          {"org", s->organization()}});
-    auto const t0 = std::chrono::steady_clock::now();
-    s->start([this, t0](session* ended) {
-        if (cfg_.logger.enabled(log_level::info))
-            cfg_.logger.log(log_level::info, "connection_close",
-                            {{"client", ended->client_id()},
-                             {"transport", "websocket"},
-                             {"remote", ended->remote()},
-                             {"org", ended->organization()},
-                             {"reason", ended->end_reason()},
-                             {"duration_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                 std::chrono::steady_clock::now() - t0)
-                                                 .count()}});
-        delete ended;
-    });
+    // A function pointer and `this`, not a capturing std::function: every idle connection
+    // stores it. The duration counts from the session's creation.
+    s->start(
+        [](void* context, session* ended) {
+            auto* self = static_cast<server*>(context);
+            if (self->cfg_.logger.enabled(log_level::info))
+                self->cfg_.logger.log(
+                    log_level::info, "connection_close",
+                    {{"client", ended->client_id()},
+                     {"transport", "websocket"},
+                     {"remote", ended->remote()},
+                     {"org", ended->organization()},
+                     {"reason", ended->end_reason()},
+                     {"duration_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::steady_clock::now() - ended->opened_at())
+                                         .count()}});
+            delete ended;
+        },
+        this);
 }
 
 namespace detail {
