@@ -6,7 +6,6 @@
 
 #include <rtpush/auth.hpp>
 #include <rtpush/config.hpp>
-#include <rtpush/detail/exact_allocator.hpp>
 #include <rtpush/detail/frame.hpp>
 #include <rtpush/detail/send_queue.hpp>
 #include <rtpush/detail/shard.hpp>
@@ -27,6 +26,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace rtpush {
@@ -220,7 +220,51 @@ private:
     done_handler done_ = nullptr;
     void* done_context_ = nullptr;
     std::chrono::steady_clock::time_point last_write_at_{};
-    std::vector<std::unique_ptr<detail::subscription>> subs_;
+    // Subscriptions: the first inline (most connections have exactly one), the others each
+    // in a block of its own (the shard keeps pointers to them, so they never move).
+    detail::subscription first_sub_;
+    std::vector<std::unique_ptr<detail::subscription>> more_subs_;
+    std::size_t subscription_count() const noexcept {
+        return (first_sub_used_ ? 1 : 0) + more_subs_.size();
+    }
+    detail::subscription* find_subscription(std::string_view key) noexcept;
+    template <class F>
+    void for_each_subscription(F&& f) {
+        if (first_sub_used_)
+            f(first_sub_);
+        for (auto const& s : more_subs_)
+            f(*s);
+    }
+    template <class F>
+    void for_each_subscription(F&& f) const {
+        if (first_sub_used_)
+            f(first_sub_);
+        for (auto const& s : more_subs_)
+            f(static_cast<const detail::subscription&>(*s));
+    }
+
+    // The memory of the readiness wait. Asio frees an operation before it calls its handler,
+    // so the one wait a session has pending at a time fits in a slot of the session instead
+    // of a heap block of its own per idle connection; anything larger goes to the heap.
+    alignas(std::max_align_t) unsigned char wait_slot_[96];
+    void* wait_allocate(std::size_t size);
+    void wait_deallocate(void* p, std::size_t size) noexcept;
+    template <class T>
+    struct wait_allocator {
+        using value_type = T;
+        session* owner;
+        explicit wait_allocator(session* s) noexcept
+            : owner(s) {}
+        template <class U>
+        wait_allocator(const wait_allocator<U>& o) noexcept
+            : owner(o.owner) {}
+        T* allocate(std::size_t n) { return static_cast<T*>(owner->wait_allocate(n * sizeof(T))); }
+        void deallocate(T* p, std::size_t n) noexcept { owner->wait_deallocate(p, n * sizeof(T)); }
+        template <class U>
+        bool operator==(const wait_allocator<U>& o) const noexcept {
+            return owner == o.owner;
+        }
+    };
 
     std::uint64_t id_;
     std::string org_;
@@ -245,10 +289,12 @@ private:
     bool writing_ : 1 = false; // a write is in flight
     bool reading_ : 1 = false; // a readiness wait is in flight
     bool finished_ : 1 = false;
-    bool dirty_ : 1 = false;         // queued on the shard's flush list
-    bool tls_shutdown_ : 1 = false;  // TLS close_notify started
-    bool deflate_ : 1 = false;       // permessage-deflate negotiated
-    bool has_remote_ep_ : 1 = false; // remote_ep_ holds the remote (else cold_->remote)
+    bool dirty_ : 1 = false;          // queued on the shard's flush list
+    bool tls_shutdown_ : 1 = false;   // TLS close_notify started
+    bool deflate_ : 1 = false;        // permessage-deflate negotiated
+    bool has_remote_ep_ : 1 = false;  // remote_ep_ holds the remote (else cold_->remote)
+    bool first_sub_used_ : 1 = false; // first_sub_ is a subscription
+    bool wait_slot_used_ : 1 = false; // wait_slot_ holds an operation
 };
 
 } // namespace rtpush

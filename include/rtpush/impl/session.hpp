@@ -104,6 +104,30 @@ inline std::string session::remote() const {
     return remote_ep_.address().to_string() + ":" + std::to_string(remote_ep_.port());
 }
 
+inline void* session::wait_allocate(std::size_t size) {
+    if (!wait_slot_used_ && size <= sizeof(wait_slot_)) {
+        wait_slot_used_ = true;
+        return wait_slot_;
+    }
+    return ::operator new(size);
+}
+
+inline void session::wait_deallocate(void* p, std::size_t size) noexcept {
+    if (p == static_cast<void*>(wait_slot_))
+        wait_slot_used_ = false;
+    else
+        ::operator delete(p, size);
+}
+
+inline detail::subscription* session::find_subscription(std::string_view key) noexcept {
+    if (first_sub_used_ && first_sub_.key == key)
+        return &first_sub_;
+    for (auto const& s : more_subs_)
+        if (s->key == key)
+            return s.get();
+    return nullptr;
+}
+
 inline const std::string& session::end_reason() const noexcept {
     static const std::string none;
     return cold_ ? cold_->end_reason : none;
@@ -123,10 +147,10 @@ inline session::~session() {
         shard_.orgs->remove(cold_->counted_org);
     if (dirty_)
         shard_.forget_dirty(this);
-    for (auto& s : subs_) {
-        shard_.remove_subscription(*s);
-        hub_.remove_subscriber(s->channel());
-    }
+    for_each_subscription([&](detail::subscription& s) {
+        shard_.remove_subscription(s);
+        hub_.remove_subscriber(s.channel());
+    });
     shard_.remove_session(id_);
     if (cold_ && !cold_->ack_key.empty() && shard_.acks) {
         std::lock_guard lock(shard_.acks->mutex);
@@ -182,10 +206,10 @@ inline void session::wait_readable() {
     reading_ = true;
     // The wait op lives as long as the connection is idle. Asio's default (recycling) handler
     // allocator would hand it a cached block sized for a larger operation (the handshake's
-    // writes); exact_allocator gives it exactly its own size.
+    // writes); wait_allocator puts it in the session's own slot (no heap block at all).
     socket_.async_wait(
         socket_type::wait_read,
-        boost::asio::bind_allocator(detail::exact_allocator<void>{},
+        boost::asio::bind_allocator(wait_allocator<void>(this),
                                     [this](boost::system::error_code ec) { on_readable(ec); }));
 }
 
@@ -511,8 +535,8 @@ inline boost::json::object session::info() const {
     o["authenticated"] = authenticated_;
     o["status"] = closing_ ? "closing" : "connected";
     boost::json::array subs;
-    for (auto const& s : subs_)
-        subs.push_back(boost::json::string(s->key));
+    for_each_subscription(
+        [&](const detail::subscription& s) { subs.push_back(boost::json::string(s.key)); });
     o["subscriptions"] = std::move(subs);
     o["connected_at"] = iso8601(connected_at_);
     o["last_activity_at"] = iso8601(last_activity_at_);
@@ -751,8 +775,8 @@ inline void session::handle_message(client_message& m) {
         if (!m.topic.channel.empty())
             targets.push_back(m.topic);
         else
-            for (auto const& s : subs_)
-                targets.push_back(s->topic());
+            for_each_subscription(
+                [&](const detail::subscription& s) { targets.push_back(s.topic()); });
         if (!m.topic.channel.empty() && !may_access(m.topic, m.id))
             break;
         bool any = false;
@@ -986,11 +1010,8 @@ inline void session::subscribe(client_message& m) {
     if (hub_.get_engine() && !hub_.prepare(m.topic.channel, std::move(retry)))
         return;
     std::string key = m.topic.key();
-    detail::subscription* existing = nullptr;
-    for (auto const& s : subs_)
-        if (s->key == key)
-            existing = s.get();
-    if (!existing && subs_.size() >= cfg_.max_subscriptions) {
+    detail::subscription* const existing = find_subscription(key);
+    if (!existing && subscription_count() >= cfg_.max_subscriptions) {
         send_error(error::subscription_failed,
                    "subscription limit of " + std::to_string(cfg_.max_subscriptions) + " reached",
                    m.id);
@@ -1021,13 +1042,21 @@ inline void session::subscribe(client_message& m) {
     }
     send_json(message::subscribed(m.topic, m.id, recovered, hub_.epoch(), reason));
     if (!existing) { // subscribing again is idempotent: answer again, send the values again
-        auto sub = std::make_unique<detail::subscription>();
+        // The first one is inline; it is used only while there is no other, so that the inline
+        // one and then more_subs_ are always in the order of subscription.
+        detail::subscription* sub = nullptr;
+        if (subscription_count() == 0) {
+            first_sub_used_ = true;
+            sub = &first_sub_;
+        } else {
+            more_subs_.push_back(std::make_unique<detail::subscription>());
+            sub = more_subs_.back().get();
+        }
         sub->key = std::move(key);
         sub->owner = this;
         sub->since = since;
         shard_.add_subscription(*sub);
         hub_.add_subscriber(m.topic.channel);
-        subs_.push_back(std::move(sub));
         if (org_.empty() && !authenticated_) {
             org_ = m.topic.scope.org;
             count_org();
@@ -1039,15 +1068,20 @@ inline void session::subscribe(client_message& m) {
 
 inline void session::unsubscribe(client_message& m) {
     std::string const key = m.topic.key();
-    auto it =
-        std::find_if(subs_.begin(), subs_.end(), [&](auto const& s) { return s->key == key; });
-    if (it == subs_.end()) {
+    detail::subscription* const sub = find_subscription(key);
+    if (!sub) {
         send_error(error::room_not_found, "not subscribed to " + key, m.id);
         return;
     }
-    shard_.remove_subscription(**it);
-    hub_.remove_subscriber((*it)->channel());
-    subs_.erase(it);
+    shard_.remove_subscription(*sub);
+    hub_.remove_subscriber(sub->channel());
+    if (sub == &first_sub_) {
+        first_sub_used_ = false;
+        first_sub_ = detail::subscription{};
+    } else {
+        more_subs_.erase(std::find_if(more_subs_.begin(), more_subs_.end(),
+                                      [&](auto const& s) { return s.get() == sub; }));
+    }
     send_json(message::unsubscribed(m.topic, m.id));
 }
 
