@@ -1118,7 +1118,11 @@ inline boost::asio::awaitable<void> server::stats_loop() {
 #if defined(__GLIBC__)
         // After a wave of connections the handshake buffers are free but scattered between
         // live sessions; glibc keeps such pages resident. Hand them back once things settle.
-        auto const accepted = shards_.front()->counters().accepted.load(std::memory_order_relaxed);
+        // Connections opened on any shard (each io thread allocates from its own arena, and
+        // malloc_trim visits them all).
+        std::uint64_t accepted = 0;
+        for (auto const& sp : shards_)
+            accepted += sp->counters().accepted.load(std::memory_order_relaxed);
         if (accepted != last_accepted && ++quiet_ticks >= 2) {
             ::malloc_trim(0);
             last_accepted = accepted;
