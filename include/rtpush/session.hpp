@@ -6,7 +6,6 @@
 
 #include <rtpush/auth.hpp>
 #include <rtpush/config.hpp>
-#include <rtpush/detail/block_pool.hpp>
 #include <rtpush/detail/frame.hpp>
 #include <rtpush/detail/send_queue.hpp>
 #include <rtpush/detail/shard.hpp>
@@ -57,11 +56,6 @@ public:
     session(const session&) = delete;
     session& operator=(const session&) = delete;
     ~session();
-
-    /// Sessions are allocated from a pool of their own, not between the handshake buffers of
-    /// the connections still in their HTTP phase: see detail/block_pool.hpp.
-    static void* operator new(std::size_t size);
-    static void operator delete(void* p) noexcept;
 
     /// Called once at the end with the context given to start(); may delete the session.
     using done_handler = void (*)(void* context, session* s);

@@ -5,7 +5,6 @@
 #define RTPUSH_DETAIL_SHARD_HPP
 
 #include <rtpush/detail/ack_tracker.hpp>
-#include <rtpush/detail/block_pool.hpp>
 #include <rtpush/detail/deflate.hpp>
 #include <rtpush/detail/rate_limit.hpp>
 #include <rtpush/detail/send_queue.hpp>
@@ -362,12 +361,9 @@ public:
         auto it = sessions_.find(id);
         return it == sessions_.end() ? nullptr : it->second;
     }
-    /// The registry's nodes come from a pool, like the sessions (see detail/block_pool.hpp).
-    using session_map =
-        std::unordered_map<std::uint64_t, rtpush::session*, std::hash<std::uint64_t>,
-                           std::equal_to<std::uint64_t>,
-                           pool_allocator<std::pair<const std::uint64_t, rtpush::session*>>>;
-    const session_map& sessions() const noexcept { return sessions_; }
+    const std::unordered_map<std::uint64_t, rtpush::session*>& sessions() const noexcept {
+        return sessions_;
+    }
     const std::unordered_map<std::string, std::vector<subscription*>>&
     subscriptions() const noexcept {
         return subs_;
@@ -413,7 +409,7 @@ private:
     boost::asio::io_context ioc_;
     boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
     std::unordered_map<std::string, std::vector<subscription*>> subs_;
-    session_map sessions_;
+    std::unordered_map<std::uint64_t, rtpush::session*> sessions_;
     std::unordered_map<std::uint64_t, sse_session*> sse_;
     shard_counters counters_;
     std::mutex inbox_mutex_;

@@ -76,17 +76,6 @@ inline session::session(detail::shard& sh, rtpush::hub& h, const server_config& 
     }
 }
 
-inline void* session::operator new(std::size_t size) {
-    auto& pool = detail::pool_of<session>();
-    if (size > pool.block_size())
-        throw std::bad_alloc(); // session is final: never
-    return pool.allocate();
-}
-
-inline void session::operator delete(void* p) noexcept {
-    detail::block_pool::deallocate(p);
-}
-
 inline session::plain_socket session::adopt(detail::shard& sh, socket_type& s) {
     // The accepted socket's descriptor moves to a socket of the shard's own executor type.
     plain_socket out(sh.context());
