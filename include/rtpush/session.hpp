@@ -201,11 +201,13 @@ private:
             cold_ = std::make_unique<cold_state>();
         return *cold_;
     }
-    // The batch of the write in flight, kept while the session writes often, released by
-    // release_idle() (and after a write following a quiet second) otherwise.
+    // The batch of the write in flight and when the last write ended: allocated by the first
+    // write, its vectors' capacity kept while the session writes often (given back after a
+    // write that follows a quiet second), and the whole of it freed by release_idle().
     struct write_state {
         std::vector<detail::frame_ptr> batch;           // frames of the write in flight
         std::vector<boost::asio::const_buffer> buffers; // ... and their bytes
+        std::chrono::steady_clock::time_point last_write_at{};
     };
 
     detail::shard& shard_;
@@ -219,28 +221,31 @@ private:
     std::unique_ptr<cold_state> cold_;
     done_handler done_ = nullptr;
     void* done_context_ = nullptr;
-    std::chrono::steady_clock::time_point last_write_at_{};
     // Subscriptions: the first inline (most connections have exactly one), the others each
-    // in a block of its own (the shard keeps pointers to them, so they never move).
+    // in a block of its own (the shard keeps pointers to them, so they never move), listed
+    // in a vector made for the second one.
+    using subscription_list = std::vector<std::unique_ptr<detail::subscription>>;
     detail::subscription first_sub_;
-    std::vector<std::unique_ptr<detail::subscription>> more_subs_;
+    std::unique_ptr<subscription_list> more_subs_;
     std::size_t subscription_count() const noexcept {
-        return (first_sub_used_ ? 1 : 0) + more_subs_.size();
+        return (first_sub_used_ ? 1 : 0) + (more_subs_ ? more_subs_->size() : 0);
     }
     detail::subscription* find_subscription(std::string_view key) noexcept;
     template <class F>
     void for_each_subscription(F&& f) {
         if (first_sub_used_)
             f(first_sub_);
-        for (auto const& s : more_subs_)
-            f(*s);
+        if (more_subs_)
+            for (auto const& s : *more_subs_)
+                f(*s);
     }
     template <class F>
     void for_each_subscription(F&& f) const {
         if (first_sub_used_)
             f(first_sub_);
-        for (auto const& s : more_subs_)
-            f(static_cast<const detail::subscription&>(*s));
+        if (more_subs_)
+            for (auto const& s : *more_subs_)
+                f(static_cast<const detail::subscription&>(*s));
     }
 
     // The memory of the readiness wait. Asio frees an operation before it calls its handler,

@@ -122,9 +122,10 @@ inline void session::wait_deallocate(void* p, std::size_t size) noexcept {
 inline detail::subscription* session::find_subscription(std::string_view key) noexcept {
     if (first_sub_used_ && first_sub_.key == key)
         return &first_sub_;
-    for (auto const& s : more_subs_)
-        if (s->key == key)
-            return s.get();
+    if (more_subs_)
+        for (auto const& s : *more_subs_)
+            if (s->key == key)
+                return s.get();
     return nullptr;
 }
 
@@ -134,7 +135,8 @@ inline const std::string& session::end_reason() const noexcept {
 }
 
 inline void session::release_idle(std::chrono::steady_clock::time_point now) {
-    if (writing_ || !queue_.empty() || now - last_write_at_ <= std::chrono::seconds(1))
+    if (writing_ || !queue_.empty() ||
+        (write_ && now - write_->last_write_at <= std::chrono::seconds(1)))
         return;
     write_.reset();
     if (cold_)
@@ -471,13 +473,16 @@ inline void session::on_write(boost::system::error_code ec) {
     }
     // Idle again. A session written to rarely gives back its queue ring and batch vectors;
     // a busy one keeps them rather than allocating them again for every delivery.
-    if (now - last_write_at_ > std::chrono::seconds(1)) {
-        write_.reset();
+    // (release_idle() frees the write state itself once the session stays quiet.)
+    auto& w = *write_;
+    if (now - w.last_write_at > std::chrono::seconds(1)) {
+        w.batch = {};
+        w.buffers = {};
         if (cold_)
             cold_->tls_wbuf = std::string();
         queue_.shrink();
     }
-    last_write_at_ = now;
+    w.last_write_at = now;
 }
 
 inline void session::close(std::uint16_t code, std::string_view reason, bool drop_backlog) {
@@ -1049,8 +1054,10 @@ inline void session::subscribe(client_message& m) {
             first_sub_used_ = true;
             sub = &first_sub_;
         } else {
-            more_subs_.push_back(std::make_unique<detail::subscription>());
-            sub = more_subs_.back().get();
+            if (!more_subs_)
+                more_subs_ = std::make_unique<subscription_list>();
+            more_subs_->push_back(std::make_unique<detail::subscription>());
+            sub = more_subs_->back().get();
         }
         sub->key = std::move(key);
         sub->owner = this;
@@ -1079,8 +1086,8 @@ inline void session::unsubscribe(client_message& m) {
         first_sub_used_ = false;
         first_sub_ = detail::subscription{};
     } else {
-        more_subs_.erase(std::find_if(more_subs_.begin(), more_subs_.end(),
-                                      [&](auto const& s) { return s.get() == sub; }));
+        more_subs_->erase(std::find_if(more_subs_->begin(), more_subs_->end(),
+                                       [&](auto const& s) { return s.get() == sub; }));
     }
     send_json(message::unsubscribed(m.topic, m.id));
 }
