@@ -6,13 +6,13 @@
 
 #include <rtpush/auth.hpp>
 #include <rtpush/config.hpp>
-#include <rtpush/detail/exact_allocator.hpp>
 #include <rtpush/detail/frame.hpp>
 #include <rtpush/detail/send_queue.hpp>
 #include <rtpush/detail/shard.hpp>
 #include <rtpush/hub.hpp>
 #include <rtpush/protocol.hpp>
 
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -26,6 +26,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace rtpush {
@@ -56,11 +57,15 @@ public:
     session& operator=(const session&) = delete;
     ~session();
 
+    /// Called once at the end with the context given to start(); may delete the session.
+    using done_handler = void (*)(void* context, session* s);
+
     /// Starts the connection; it then runs on completion handlers until it ends (peer
-    /// close, error, close(), abort()), and finally calls `done(this)` from a posted handler,
-    /// after which nothing refers to the session: `done` may delete it. Network errors end the
-    /// connection, they are never thrown.
-    void start(std::function<void(session*)> done);
+    /// close, error, close(), abort()), and finally calls `done(context, this)` from a posted
+    /// handler, after which nothing refers to the session: `done` may delete it. Network errors
+    /// end the connection, they are never thrown. (A function pointer and a context, not a
+    /// std::function: every idle connection carries it.)
+    void start(done_handler done, void* context);
 
     /// Queues a frame; applies the overflow policy when the queue is full.
     void push(const detail::frame_ptr& f) override;
@@ -74,10 +79,15 @@ public:
 
     /// Called by the shard's maintenance tick: aborts a close handshake past its deadline.
     void check_close_deadline(std::chrono::steady_clock::time_point now) {
-        if (closing_ && !aborted_ && close_deadline_ != std::chrono::steady_clock::time_point{} &&
-            now > close_deadline_)
+        if (closing_ && !aborted_ && cold_ &&
+            cold_->close_deadline != std::chrono::steady_clock::time_point{} &&
+            now > cold_->close_deadline)
             abort();
     }
+
+    /// Called by the shard's maintenance tick: a session that has written nothing for a
+    /// second gives back its write batch and queue ring (a busy one keeps them).
+    void release_idle(std::chrono::steady_clock::time_point now);
 
     /// Called by the shard's maintenance tick: with auth_required, closes (1008) a connection
     /// still unauthenticated after auth_timeout.
@@ -96,11 +106,14 @@ public:
     std::uint64_t id() const noexcept { return id_; }
     const std::string& organization() const noexcept { return org_; }
     bool authenticated() const noexcept { return authenticated_; }
-    const std::string& remote() const noexcept { return remote_; }
+    /// The peer's "address:port" as the handshake saw it (kept as an endpoint, formatted here).
+    std::string remote() const;
+    /// When the session was made (steady clock).
+    std::chrono::steady_clock::time_point opened_at() const noexcept { return opened_; }
     /// Why the connection ended (or is ending), for the connection_close log line: "closed by
     /// client (1000)", "closed by server (1008: slow consumer: ...)", "connection lost",
     /// "idle timeout", "write failed: ...", "aborted"; empty while it is open.
-    const std::string& end_reason() const noexcept { return end_reason_; }
+    const std::string& end_reason() const noexcept;
 
     /// The connection as /api/connections shows it.
     boost::json::object info() const;
@@ -109,7 +122,20 @@ public:
     std::size_t queued_bytes() const noexcept { return queue_.bytes(); }
 
 private:
-    socket_type& sock() noexcept { return tls_ ? tls_->next_layer().socket() : socket_; }
+    /// The plain socket, bound to the shard's io_context executor rather than
+    /// any_io_executor: the readiness wait that an idle connection keeps pending then carries
+    /// an 8-byte executor instead of two type-erased ones.
+    using plain_socket = boost::asio::basic_stream_socket<boost::asio::ip::tcp,
+                                                          boost::asio::io_context::executor_type>;
+    static plain_socket adopt(detail::shard& sh, socket_type& s);
+    /// Calls f with the socket the connection runs on (the TLS stream's, or the plain one).
+    template <class F>
+    void with_socket(F&& f) {
+        if (tls_)
+            f(tls_->next_layer().socket());
+        else
+            f(socket_);
+    }
     void push_frame(const detail::frame_ptr& f);
     bool inflate(detail::frame_event& ev);
     void tls_read();
@@ -130,8 +156,8 @@ private:
     void send_error(rtpush::error code, std::string_view msg, const boost::json::value& id);
     void schedule_write();
     void set_end_reason(std::string why) {
-        if (end_reason_.empty())
-            end_reason_ = std::move(why);
+        if (cold().end_reason.empty())
+            cold_->end_reason = std::move(why);
     }
     void subscribe(client_message& m);
     void unsubscribe(client_message& m);
@@ -149,68 +175,131 @@ private:
     void accept_claims(jwt_claims c);
     bool may_access(const topic& t, const boost::json::value& id);
 
+    // State that most connections never use (TLS buffers, token claims, acknowledged
+    // delivery, the close handshake, a frame split across reads), allocated on first use so
+    // that an idle plain subscriber pays one pointer for it.
+    struct cold_state {
+        std::vector<char> tls_rbuf; // wss:// only: its read buffer (OpenSSL decrypts into it)
+        std::string tls_wbuf;       // ... small frames coalesced into one SSL write
+        std::string pending;        // an incomplete inbound frame
+        std::string user;
+        std::vector<std::string> channels; // the token's allowed channels; empty = any
+        std::string counted_org;           // the org this connection counts against
+        std::size_t auth_failures = 0;     // rejected tokens: guessing is bounded per connection
+        std::chrono::steady_clock::time_point last_refresh{};
+        // Acknowledged delivery: set by `hello`, a `clientId`, or the first delivery that
+        // needs an ack.
+        std::string ack_client_tag; // the client's own `clientId` (hello, authenticate)
+        std::string ack_key;        // the key this session is attached under in the tracker
+        detail::frame_ptr close_frame;
+        std::chrono::steady_clock::time_point close_deadline{};
+        std::string end_reason; // the first cause of the end, see end_reason()
+        std::string remote;     // a remote that is not a formatted endpoint (see remote())
+    };
+    cold_state& cold() {
+        if (!cold_)
+            cold_ = std::make_unique<cold_state>();
+        return *cold_;
+    }
+    // The batch of the write in flight and when the last write ended: allocated by the first
+    // write, its vectors' capacity kept while the session writes often (given back after a
+    // write that follows a quiet second), and the whole of it freed by release_idle().
+    struct write_state {
+        std::vector<detail::frame_ptr> batch;           // frames of the write in flight
+        std::vector<boost::asio::const_buffer> buffers; // ... and their bytes
+        std::chrono::steady_clock::time_point last_write_at{};
+    };
+
     detail::shard& shard_;
     rtpush::hub& hub_;
     const server_config& cfg_;
-    socket_type socket_;
+    plain_socket socket_;
     std::unique_ptr<tls_stream> tls_; // wss:// only
-    std::vector<char> tls_rbuf_;      // ... its read buffer (OpenSSL decrypts into it)
-    std::string tls_wbuf_;            // ... small frames coalesced into one SSL write
     detail::send_queue queue_;
     detail::frame_reader reader_;
-    std::string pending_;                  // an incomplete inbound frame; empty (no heap) when idle
-    std::vector<detail::frame_ptr> batch_; // frames of the write in flight
-    std::vector<boost::asio::const_buffer> buffers_; // ... and their bytes
-    std::function<void(session*)> done_;
-    std::size_t write_pos_ = 0; // first buffer of the batch not yet fully written
-    std::chrono::steady_clock::time_point last_write_at_{};
-    std::vector<std::unique_ptr<detail::subscription>> subs_;
-    detail::frame_ptr close_frame_;
+    std::unique_ptr<write_state> write_;
+    std::unique_ptr<cold_state> cold_;
+    done_handler done_ = nullptr;
+    void* done_context_ = nullptr;
+    // Subscriptions: the first inline (most connections have exactly one), the others each
+    // in a block of its own (the shard keeps pointers to them, so they never move), listed
+    // in a vector made for the second one.
+    using subscription_list = std::vector<std::unique_ptr<detail::subscription>>;
+    detail::subscription first_sub_;
+    std::unique_ptr<subscription_list> more_subs_;
+    std::size_t subscription_count() const noexcept {
+        return (first_sub_used_ ? 1 : 0) + (more_subs_ ? more_subs_->size() : 0);
+    }
+    detail::subscription* find_subscription(std::string_view key) noexcept;
+    template <class F>
+    void for_each_subscription(F&& f) {
+        if (first_sub_used_)
+            f(first_sub_);
+        if (more_subs_)
+            for (auto const& s : *more_subs_)
+                f(*s);
+    }
+    template <class F>
+    void for_each_subscription(F&& f) const {
+        if (first_sub_used_)
+            f(first_sub_);
+        if (more_subs_)
+            for (auto const& s : *more_subs_)
+                f(static_cast<const detail::subscription&>(*s));
+    }
+
+    // The memory of the readiness wait. Asio frees an operation before it calls its handler,
+    // so the one wait a session has pending at a time fits in a slot of the session instead
+    // of a heap block of its own per idle connection; anything larger goes to the heap.
+    alignas(std::max_align_t) unsigned char wait_slot_[96];
+    void* wait_allocate(std::size_t size);
+    void wait_deallocate(void* p, std::size_t size) noexcept;
+    template <class T>
+    struct wait_allocator {
+        using value_type = T;
+        session* owner;
+        explicit wait_allocator(session* s) noexcept
+            : owner(s) {}
+        template <class U>
+        wait_allocator(const wait_allocator<U>& o) noexcept
+            : owner(o.owner) {}
+        T* allocate(std::size_t n) { return static_cast<T*>(owner->wait_allocate(n * sizeof(T))); }
+        void deallocate(T* p, std::size_t n) noexcept { owner->wait_deallocate(p, n * sizeof(T)); }
+        template <class U>
+        bool operator==(const wait_allocator<U>& o) const noexcept {
+            return owner == o.owner;
+        }
+    };
 
     std::uint64_t id_;
     std::string org_;
-    std::string user_;
-    std::string remote_;
+    boost::asio::ip::tcp::endpoint remote_ep_; // see remote()
     std::chrono::system_clock::time_point connected_at_;
     std::chrono::system_clock::time_point last_activity_at_;
     std::chrono::steady_clock::time_point last_rx_;
     std::chrono::steady_clock::time_point opened_;
-    std::vector<std::string> channels_; // the token's allowed channels; empty = any
-    bool authenticated_ = false;        // a verified token gave user_ and org_
-    bool can_publish_ = false;          // ... and its publish claim
-    std::string counted_org_;           // the org this connection counts against
-    std::size_t auth_failures_ = 0;     // rejected tokens: guessing is bounded per connection
-    detail::message_rate rate_;         // inbound messages per second
-    std::chrono::steady_clock::time_point last_refresh_{};
-    // Acknowledged delivery: allocated by `hello`, a `clientId`, or the first delivery that
-    // needs an ack, so that the many connections that never use it pay one pointer.
-    struct ack_identity {
-        std::string client_tag; // the client's own `clientId` (hello, authenticate)
-        std::string key;        // the key this session is attached under in the ack tracker
-    };
-    std::unique_ptr<ack_identity> ack_;
-    ack_identity& ack_state() {
-        if (!ack_)
-            ack_ = std::make_unique<ack_identity>();
-        return *ack_;
-    }
+    detail::message_rate rate_; // inbound messages per second
     std::uint64_t received_ = 0;
     std::uint64_t sent_ = 0;
-
-    bool closing_ = false;        // a close frame is queued
-    bool close_sent_ = false;     // ... and written
-    bool close_received_ = false; // the peer's close frame arrived
-    bool reader_done_ = false;
-    bool aborted_ = false;
-    bool writing_ = false; // a write is in flight
-    bool reading_ = false; // a readiness wait is in flight
-    bool finished_ = false;
-    bool dirty_ = false;        // queued on the shard's flush list
-    bool tls_shutdown_ = false; // TLS close_notify started
-    bool deflate_ = false;      // permessage-deflate negotiated
-    std::chrono::steady_clock::time_point close_deadline_{};
+    std::uint32_t write_pos_ = 0; // first buffer of the batch not yet fully written
     std::uint16_t close_code_ = 0;
-    std::string end_reason_; // the first cause of the end, see end_reason()
+
+    bool authenticated_ : 1 = false;  // a verified token gave user and org_
+    bool can_publish_ : 1 = false;    // ... and its publish claim
+    bool closing_ : 1 = false;        // a close frame is queued
+    bool close_sent_ : 1 = false;     // ... and written
+    bool close_received_ : 1 = false; // the peer's close frame arrived
+    bool reader_done_ : 1 = false;
+    bool aborted_ : 1 = false;
+    bool writing_ : 1 = false; // a write is in flight
+    bool reading_ : 1 = false; // a readiness wait is in flight
+    bool finished_ : 1 = false;
+    bool dirty_ : 1 = false;          // queued on the shard's flush list
+    bool tls_shutdown_ : 1 = false;   // TLS close_notify started
+    bool deflate_ : 1 = false;        // permessage-deflate negotiated
+    bool has_remote_ep_ : 1 = false;  // remote_ep_ holds the remote (else cold_->remote)
+    bool first_sub_used_ : 1 = false; // first_sub_ is a subscription
+    bool wait_slot_used_ : 1 = false; // wait_slot_ holds an operation
 };
 
 } // namespace rtpush

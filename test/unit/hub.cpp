@@ -86,7 +86,6 @@ struct subscriptions {
     d::subscription& add(d::shard& sh, const rtpush::topic& t, d::subscriber& owner,
                          std::uint64_t since = 0) {
         auto& s = items.emplace_back();
-        s.topic = t;
         s.key = t.key();
         s.owner = &owner;
         s.since = since;

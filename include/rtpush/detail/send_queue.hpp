@@ -59,7 +59,8 @@ enum class overflow_policy {
 };
 
 /// A FIFO ring of shared frames that starts empty and grows on demand (an idle subscriber
-/// holds no queue memory).
+/// holds no queue memory). Positions are 32-bit: every session holds three rings, and a
+/// queue is bounded far below 2^32 frames.
 class frame_ring {
 public:
     std::size_t size() const noexcept { return count_; }
@@ -71,9 +72,9 @@ public:
 
     void push_back(frame_ptr f) {
         if (count_ == cap_) {
-            std::size_t const ncap = cap_ ? cap_ * 2 : 4;
+            std::uint32_t const ncap = cap_ ? cap_ * 2 : 4;
             std::unique_ptr<frame_ptr[]> n(new frame_ptr[ncap]);
-            for (std::size_t i = 0; i < count_; ++i)
+            for (std::uint32_t i = 0; i < count_; ++i)
                 n[i] = std::move(slot(i));
             ring_ = std::move(n);
             cap_ = ncap;
@@ -103,9 +104,9 @@ private:
     frame_ptr& slot(std::size_t i) noexcept { return ring_[(head_ + i) & (cap_ - 1)]; }
 
     std::unique_ptr<frame_ptr[]> ring_;
-    std::size_t cap_ = 0;
-    std::size_t head_ = 0;
-    std::size_t count_ = 0;
+    std::uint32_t cap_ = 0;
+    std::uint32_t head_ = 0;
+    std::uint32_t count_ = 0;
 };
 
 /// A session's outbound queue, bounded in count and bytes, in three lanes taken in order:

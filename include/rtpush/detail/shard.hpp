@@ -61,13 +61,22 @@ protected:
 };
 
 /// One subscription of one session; the shard indexes it by key. `index` is its position in
-/// the key's vector so that removal is O(1) (swap with the last and pop).
+/// the key's vector so that removal is O(1) (swap with the last and pop). Only the key is
+/// stored: every idle subscriber holds one, and the topic (four strings) is parsed back from
+/// it on the rare paths that need it.
 struct subscription {
-    rtpush::topic topic;
     std::string key;
     subscriber* owner = nullptr;
     std::uint64_t since = 0; ///< deliveries with counter <= since are already in `initial`
     std::size_t index = 0;
+
+    /// The channel: the key up to its first ':'.
+    std::string channel() const { return key.substr(0, key.find(':')); }
+    /// The topic the key was made from (keys are topic::key() of a validated topic).
+    rtpush::topic topic() const {
+        boost::system::error_code ec;
+        return parse_topic(key, ec);
+    }
 };
 
 /// Upper bounds, in microseconds, of the buckets of the publish-to-send latency histogram that

@@ -80,7 +80,7 @@ public:
             shard_.forget_dirty(this);
         for (auto& s : subs_) {
             shard_.remove_subscription(*s);
-            hub_.remove_subscriber(s->topic.channel);
+            hub_.remove_subscriber(s->channel());
         }
         shard_.remove_sse(id_);
     }
@@ -130,7 +130,6 @@ public:
             }
             send_message(message::subscribed(t, {}, recovered, hub_.epoch(), reason));
             auto sub = std::make_unique<subscription>();
-            sub->topic = t;
             sub->key = t.key();
             sub->owner = this;
             sub->since = since;

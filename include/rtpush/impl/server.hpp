@@ -1136,6 +1136,7 @@ inline boost::asio::awaitable<void> server::heartbeat_loop(detail::shard& sh) {
         for (auto* s : sessions) {
             s->check_close_deadline(now);
             s->check_auth_deadline(now);
+            s->release_idle(now);
         }
         resend_unacked(sh, now);
         if (now < next_heartbeat)
@@ -1185,7 +1186,11 @@ inline boost::asio::awaitable<void> server::stats_loop() {
 #if defined(__GLIBC__)
         // After a wave of connections the handshake buffers are free but scattered between
         // live sessions; glibc keeps such pages resident. Hand them back once things settle.
-        auto const accepted = shards_.front()->counters().accepted.load(std::memory_order_relaxed);
+        // Connections opened on any shard (each io thread allocates from its own arena, and
+        // malloc_trim visits them all).
+        std::uint64_t accepted = 0;
+        for (auto const& sp : shards_)
+            accepted += sp->counters().accepted.load(std::memory_order_relaxed);
         if (accepted != last_accepted && ++quiet_ticks >= 2) {
             ::malloc_trim(0);
             last_accepted = accepted;
@@ -1227,20 +1232,25 @@ inline boost::asio::awaitable<void> server::handle_connection(detail::shard& sh,
                          {"transport", "websocket"},
                          {"remote", s->remote()},
                          {"org", s->organization()}});
-    auto const t0 = std::chrono::steady_clock::now();
-    s->start([this, t0](session* ended) {
-        if (cfg_.logger.enabled(log_level::info))
-            cfg_.logger.log(log_level::info, "connection_close",
-                            {{"client", ended->client_id()},
-                             {"transport", "websocket"},
-                             {"remote", ended->remote()},
-                             {"org", ended->organization()},
-                             {"reason", ended->end_reason()},
-                             {"duration_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                 std::chrono::steady_clock::now() - t0)
-                                                 .count()}});
-        delete ended;
-    });
+    // A function pointer and `this`, not a capturing std::function: every idle connection
+    // stores it. The duration counts from the session's creation.
+    s->start(
+        [](void* context, session* ended) {
+            auto* self = static_cast<server*>(context);
+            if (self->cfg_.logger.enabled(log_level::info))
+                self->cfg_.logger.log(
+                    log_level::info, "connection_close",
+                    {{"client", ended->client_id()},
+                     {"transport", "websocket"},
+                     {"remote", ended->remote()},
+                     {"org", ended->organization()},
+                     {"reason", ended->end_reason()},
+                     {"duration_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::steady_clock::now() - ended->opened_at())
+                                         .count()}});
+            delete ended;
+        },
+        this);
 }
 
 namespace detail {

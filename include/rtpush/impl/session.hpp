@@ -7,9 +7,17 @@
 #include <boost/asio/write.hpp>
 #include <openssl/ssl.h>
 
+#if defined(_WIN32)
+#include <winsock2.h>
+#else
+#include <unistd.h>
+#endif
+
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstring>
+#include <string_view>
 
 namespace rtpush {
 
@@ -20,14 +28,12 @@ inline session::session(detail::shard& sh, rtpush::hub& h, const server_config& 
     : shard_(sh)
     , hub_(h)
     , cfg_(cfg)
-    , socket_(std::move(sock))
+    , socket_(adopt(sh, sock))
     , tls_(std::move(tls))
     , queue_(cfg.queue_max_frames, cfg.queue_max_bytes, cfg.queue_policy)
     , reader_(cfg.max_message_size, true)
-    , pending_(std::move(leftover))
     , id_(id)
     , org_(std::move(org))
-    , remote_(std::move(remote))
     , connected_at_(std::chrono::system_clock::now())
     , last_activity_at_(connected_at_)
     , last_rx_(std::chrono::steady_clock::now())
@@ -35,46 +41,135 @@ inline session::session(detail::shard& sh, rtpush::hub& h, const server_config& 
     , rate_(cfg.max_messages_per_second, cfg.rate_abuse_factor, last_rx_)
     , deflate_(deflate) {
     reader_.allow_compressed(deflate_);
+    if (!leftover.empty())
+        cold().pending = std::move(leftover);
+    // The remote is kept as an endpoint when it is one formatted the usual way ("addr:port"),
+    // which it is for every accepted connection; anything else is kept as given.
+    if (auto const colon = remote.rfind(':'); colon != std::string::npos) {
+        boost::system::error_code ec;
+        auto const addr = boost::asio::ip::make_address(remote.substr(0, colon), ec);
+        unsigned port = 0;
+        auto const digits = std::string_view(remote).substr(colon + 1);
+        auto const [end, perr] =
+            std::from_chars(digits.data(), digits.data() + digits.size(), port);
+        if (!ec && perr == std::errc{} && end == digits.data() + digits.size() && port <= 65535) {
+            remote_ep_ = boost::asio::ip::tcp::endpoint(addr, static_cast<unsigned short>(port));
+            has_remote_ep_ = true;
+            if (this->remote() != remote)
+                has_remote_ep_ = false;
+        }
+    }
+    if (!has_remote_ep_ && !remote.empty())
+        cold().remote = std::move(remote);
     // With authentication required, only a verified token names the organization.
     if (cfg_.auth_required)
         org_.clear();
     if (claims)
         accept_claims(std::move(*claims));
     boost::system::error_code ec;
-    this->sock().set_option(boost::asio::ip::tcp::no_delay(true), ec);
+    with_socket([&](auto& s) { s.set_option(boost::asio::ip::tcp::no_delay(true), ec); });
     if (tls_) {
         tls_->next_layer().expires_never();
-        tls_rbuf_.resize(8 * 1024);
+        cold().tls_rbuf.resize(8 * 1024);
     } else {
         socket_.non_blocking(true, ec); // reads are attempted after readiness, never block
     }
 }
 
+inline session::plain_socket session::adopt(detail::shard& sh, socket_type& s) {
+    // The accepted socket's descriptor moves to a socket of the shard's own executor type.
+    plain_socket out(sh.context());
+    if (!s.is_open())
+        return out; // TLS: the session talks through its stream, this socket stays unused
+    boost::system::error_code ec;
+    auto const ep = s.local_endpoint(ec);
+    auto const protocol = ec ? boost::asio::ip::tcp::v4() : ep.protocol();
+    auto const fd = s.release(ec);
+    if (ec)
+        return out; // not transferable: the session then ends as on a closed socket
+    out.assign(protocol, fd, ec);
+    if (ec) {
+#if defined(_WIN32)
+        ::closesocket(fd);
+#else
+        ::close(fd);
+#endif
+    }
+    return out;
+}
+
+inline std::string session::remote() const {
+    if (!has_remote_ep_)
+        return cold_ ? cold_->remote : std::string();
+    return remote_ep_.address().to_string() + ":" + std::to_string(remote_ep_.port());
+}
+
+inline void* session::wait_allocate(std::size_t size) {
+    if (!wait_slot_used_ && size <= sizeof(wait_slot_)) {
+        wait_slot_used_ = true;
+        return wait_slot_;
+    }
+    return ::operator new(size);
+}
+
+inline void session::wait_deallocate(void* p, std::size_t size) noexcept {
+    if (p == static_cast<void*>(wait_slot_))
+        wait_slot_used_ = false;
+    else
+        ::operator delete(p, size);
+}
+
+inline detail::subscription* session::find_subscription(std::string_view key) noexcept {
+    if (first_sub_used_ && first_sub_.key == key)
+        return &first_sub_;
+    if (more_subs_)
+        for (auto const& s : *more_subs_)
+            if (s->key == key)
+                return s.get();
+    return nullptr;
+}
+
+inline const std::string& session::end_reason() const noexcept {
+    static const std::string none;
+    return cold_ ? cold_->end_reason : none;
+}
+
+inline void session::release_idle(std::chrono::steady_clock::time_point now) {
+    if (writing_ || !queue_.empty() ||
+        (write_ && now - write_->last_write_at <= std::chrono::seconds(1)))
+        return;
+    write_.reset();
+    if (cold_)
+        cold_->tls_wbuf = std::string();
+    queue_.shrink();
+}
+
 inline session::~session() {
-    if (!counted_org_.empty() && shard_.orgs)
-        shard_.orgs->remove(counted_org_);
+    if (cold_ && !cold_->counted_org.empty() && shard_.orgs)
+        shard_.orgs->remove(cold_->counted_org);
     if (dirty_)
         shard_.forget_dirty(this);
-    for (auto& s : subs_) {
-        shard_.remove_subscription(*s);
-        hub_.remove_subscriber(s->topic.channel);
-    }
+    for_each_subscription([&](detail::subscription& s) {
+        shard_.remove_subscription(s);
+        hub_.remove_subscriber(s.channel());
+    });
     shard_.remove_session(id_);
-    if (ack_ && !ack_->key.empty() && shard_.acks) {
+    if (cold_ && !cold_->ack_key.empty() && shard_.acks) {
         std::lock_guard lock(shard_.acks->mutex);
-        shard_.acks->tracker.detach(ack_->key, id_);
+        shard_.acks->tracker.detach(cold_->ack_key, id_);
     }
 }
 
-inline void session::start(std::function<void(session*)> done) {
-    done_ = std::move(done);
+inline void session::start(done_handler done, void* context) {
+    done_ = done;
+    done_context_ = context;
     shard_.add_session(id_, this);
     send_json(message::connected(client_id(), cfg_.server_name, cfg_.heartbeat_interval));
     count_org(); // from the handshake's token or ?org=
-    if (!pending_.empty()) {
+    if (cold_ && !cold_->pending.empty()) {
         // bytes the client pipelined behind its handshake
-        std::string first = std::move(pending_);
-        pending_.clear();
+        std::string first = std::move(cold_->pending);
+        cold_->pending.clear();
         consume(first.data(), first.size());
     }
     if (reader_done_)
@@ -87,7 +182,7 @@ inline void session::tls_read() {
     // OpenSSL may hold decrypted bytes the socket no longer signals, so a TLS session reads
     // with a pending read into its own buffer instead of waiting for readiness.
     reading_ = true;
-    tls_->async_read_some(boost::asio::buffer(tls_rbuf_),
+    tls_->async_read_some(boost::asio::buffer(cold_->tls_rbuf),
                           [this](boost::system::error_code ec, std::size_t n) {
                               reading_ = false;
                               if (ec || aborted_) {
@@ -95,7 +190,7 @@ inline void session::tls_read() {
                                   return;
                               }
                               last_rx_ = std::chrono::steady_clock::now();
-                              consume(tls_rbuf_.data(), n);
+                              consume(cold_->tls_rbuf.data(), n);
                               if (reader_done_)
                                   reader_finished();
                               else
@@ -113,10 +208,10 @@ inline void session::wait_readable() {
     reading_ = true;
     // The wait op lives as long as the connection is idle. Asio's default (recycling) handler
     // allocator would hand it a cached block sized for a larger operation (the handshake's
-    // writes); exact_allocator gives it exactly its own size.
+    // writes); wait_allocator puts it in the session's own slot (no heap block at all).
     socket_.async_wait(
         socket_type::wait_read,
-        boost::asio::bind_allocator(detail::exact_allocator<void>{},
+        boost::asio::bind_allocator(wait_allocator<void>(this),
                                     [this](boost::system::error_code ec) { on_readable(ec); }));
 }
 
@@ -180,11 +275,13 @@ inline void session::maybe_finish() {
     finished_ = true;
     boost::system::error_code ec;
     // The server closes the TCP connection first after a close handshake (RFC 6455 7.1.1).
-    sock().shutdown(socket_type::shutdown_both, ec);
-    sock().close(ec);
-    boost::asio::post(sock().get_executor(), [this] {
+    with_socket([&](auto& s) {
+        s.shutdown(socket_type::shutdown_both, ec);
+        s.close(ec);
+    });
+    boost::asio::post(shard_.get_executor(), [this] {
         if (done_)
-            done_(this);
+            done_(done_context_, this);
     });
 }
 
@@ -243,11 +340,15 @@ inline void session::flush() {
 inline void session::start_write() {
     if (writing_ || aborted_ || queue_.empty())
         return;
-    batch_.clear();
-    buffers_.clear();
-    queue_.take(batch_, cfg_.write_batch_frames, cfg_.write_batch_bytes);
-    for (auto const& f : batch_)
-        buffers_.emplace_back(f->bytes.data(), f->bytes.size());
+    if (!write_)
+        write_ = std::make_unique<write_state>();
+    auto& batch = write_->batch;
+    auto& buffers = write_->buffers;
+    batch.clear();
+    buffers.clear();
+    queue_.take(batch, cfg_.write_batch_frames, cfg_.write_batch_bytes);
+    for (auto const& f : batch)
+        buffers.emplace_back(f->bytes.data(), f->bytes.size());
     write_pos_ = 0;
     if (tls_)
         tls_write_next();
@@ -260,22 +361,23 @@ inline void session::tls_write_next() {
     // small frames are copied together into up to one TLS record (16 KiB), a larger frame
     // is written from its shared bytes.
     constexpr std::size_t record = 16 * 1024;
-    if (write_pos_ == buffers_.size()) {
+    auto const& buffers = write_->buffers;
+    if (write_pos_ == buffers.size()) {
         on_write({});
         return;
     }
     writing_ = true;
-    boost::asio::const_buffer out = buffers_[write_pos_];
+    boost::asio::const_buffer out = buffers[write_pos_];
     if (out.size() >= record) {
         ++write_pos_;
     } else {
-        tls_wbuf_.clear();
-        while (write_pos_ < buffers_.size() &&
-               tls_wbuf_.size() + buffers_[write_pos_].size() <= record) {
-            auto const& b = buffers_[write_pos_++];
-            tls_wbuf_.append(static_cast<const char*>(b.data()), b.size());
+        auto& wbuf = cold().tls_wbuf;
+        wbuf.clear();
+        while (write_pos_ < buffers.size() && wbuf.size() + buffers[write_pos_].size() <= record) {
+            auto const& b = buffers[write_pos_++];
+            wbuf.append(static_cast<const char*>(b.data()), b.size());
         }
-        out = boost::asio::buffer(tls_wbuf_);
+        out = boost::asio::buffer(wbuf);
     }
     boost::asio::async_write(*tls_, out, [this](boost::system::error_code ec, std::size_t) {
         shard_.counters().writes.fetch_add(1, std::memory_order_relaxed);
@@ -290,13 +392,15 @@ inline void session::write_some() {
     // One async_write_some per system call, continued here after a partial write: cheaper
     // than asio::async_write's composed operation, and `writes` then counts send calls.
     writing_ = true;
-    std::span<const boost::asio::const_buffer> const rest(buffers_.data() + write_pos_,
-                                                          buffers_.size() - write_pos_);
+    auto& buffers = write_->buffers;
+    std::span<const boost::asio::const_buffer> const rest(buffers.data() + write_pos_,
+                                                          buffers.size() - write_pos_);
     socket_.async_write_some(rest, [this](boost::system::error_code ec, std::size_t n) {
         shard_.counters().writes.fetch_add(1, std::memory_order_relaxed);
+        auto& buffers = write_->buffers;
         if (!ec) {
-            while (n > 0 && write_pos_ < buffers_.size()) {
-                auto& b = buffers_[write_pos_];
+            while (n > 0 && write_pos_ < buffers.size()) {
+                auto& b = buffers[write_pos_];
                 if (n < b.size()) {
                     b += n;
                     n = 0;
@@ -305,7 +409,7 @@ inline void session::write_some() {
                     ++write_pos_;
                 }
             }
-            if (write_pos_ < buffers_.size()) {
+            if (write_pos_ < buffers.size()) {
                 write_some();
                 return;
             }
@@ -316,8 +420,9 @@ inline void session::write_some() {
 
 inline void session::on_write(boost::system::error_code ec) {
     writing_ = false;
+    auto& batch = write_->batch;
     if (ec) {
-        batch_.clear();
+        batch.clear();
         set_end_reason(aborted_ ? "aborted" : "write failed: " + ec.message());
         abort();
         maybe_finish();
@@ -329,9 +434,9 @@ inline void session::on_write(boost::system::error_code ec) {
     // Counted locally first: one relaxed add per touched bucket per write, not per frame.
     constexpr auto& bounds = detail::latency_bounds_us;
     std::array<std::uint64_t, bounds.size()> buckets{};
-    for (auto const& f : batch_) {
+    for (auto const& f : batch) {
         bytes += f->bytes.size();
-        if (f == close_frame_)
+        if (cold_ && f == cold_->close_frame)
             close_sent_ = true;
         if (!f->timed)
             continue;
@@ -345,8 +450,8 @@ inline void session::on_write(boost::system::error_code ec) {
         if (b < buckets.size())
             ++buckets[b];
     }
-    sent_ += batch_.size();
-    counters.frames_sent.fetch_add(batch_.size(), std::memory_order_relaxed);
+    sent_ += batch.size();
+    counters.frames_sent.fetch_add(batch.size(), std::memory_order_relaxed);
     counters.bytes_sent.fetch_add(bytes, std::memory_order_relaxed);
     if (lat_n) {
         for (std::size_t i = 0; i < buckets.size(); ++i)
@@ -357,7 +462,7 @@ inline void session::on_write(boost::system::error_code ec) {
         if (lat_max > counters.latency_us_max.load(std::memory_order_relaxed))
             counters.latency_us_max.store(lat_max, std::memory_order_relaxed);
     }
-    batch_.clear();
+    batch.clear();
     if (close_sent_ && (close_received_ || reader_done_)) {
         maybe_finish(); // close handshake complete (or the peer is gone)
         return;
@@ -368,13 +473,16 @@ inline void session::on_write(boost::system::error_code ec) {
     }
     // Idle again. A session written to rarely gives back its queue ring and batch vectors;
     // a busy one keeps them rather than allocating them again for every delivery.
-    if (now - last_write_at_ > std::chrono::seconds(1)) {
-        batch_ = {};
-        buffers_ = {};
-        tls_wbuf_ = {};
+    // (release_idle() frees the write state itself once the session stays quiet.)
+    auto& w = *write_;
+    if (now - w.last_write_at > std::chrono::seconds(1)) {
+        w.batch = {};
+        w.buffers = {};
+        if (cold_)
+            cold_->tls_wbuf = std::string();
         queue_.shrink();
     }
-    last_write_at_ = now;
+    w.last_write_at = now;
 }
 
 inline void session::close(std::uint16_t code, std::string_view reason, bool drop_backlog) {
@@ -389,12 +497,13 @@ inline void session::close(std::uint16_t code, std::string_view reason, bool dro
     auto f = std::make_shared<detail::outbound_frame>();
     f->bytes = detail::make_frame(detail::opcode::close, detail::close_payload(code, reason));
     f->bulk = true; // behind every queued data frame, whatever its lane
-    close_frame_ = std::move(f);
+    auto& c = cold();
+    c.close_frame = std::move(f);
     // After the queued data, so a graceful close (or a limit's error message) loses nothing;
     // ahead of it for a slow consumer, since that backlog is what made us close.
-    if (drop_backlog || queue_.push(close_frame_) == detail::send_queue::push_result::overflow)
-        queue_.push_control(close_frame_);
-    close_deadline_ = std::chrono::steady_clock::now() + cfg_.close_timeout;
+    if (drop_backlog || queue_.push(c.close_frame) == detail::send_queue::push_result::overflow)
+        queue_.push_control(c.close_frame);
+    c.close_deadline = std::chrono::steady_clock::now() + cfg_.close_timeout;
     schedule_write();
 }
 
@@ -402,8 +511,10 @@ inline void session::abort() {
     set_end_reason("aborted");
     aborted_ = true;
     boost::system::error_code ec;
-    sock().cancel(ec);
-    sock().close(ec);
+    with_socket([&](auto& s) {
+        s.cancel(ec);
+        s.close(ec);
+    });
 }
 
 inline void session::on_heartbeat(const detail::frame_ptr& heartbeat, const detail::frame_ptr& ping,
@@ -424,17 +535,17 @@ inline void session::on_heartbeat(const detail::frame_ptr& heartbeat, const deta
 inline boost::json::object session::info() const {
     boost::json::object o;
     o["socket_id"] = client_id();
-    o["user_id"] = user_;
+    o["user_id"] = cold_ ? cold_->user : std::string();
     o["organization_id"] = org_;
     o["authenticated"] = authenticated_;
     o["status"] = closing_ ? "closing" : "connected";
     boost::json::array subs;
-    for (auto const& s : subs_)
-        subs.push_back(boost::json::string(s->key));
+    for_each_subscription(
+        [&](const detail::subscription& s) { subs.push_back(boost::json::string(s.key)); });
     o["subscriptions"] = std::move(subs);
     o["connected_at"] = iso8601(connected_at_);
     o["last_activity_at"] = iso8601(last_activity_at_);
-    o["remote_address"] = remote_;
+    o["remote_address"] = remote();
     o["tls"] = tls_ != nullptr;
     o["permessage_deflate"] = deflate_;
     o["messages_received"] = received_;
@@ -455,19 +566,20 @@ inline void session::send_error(rtpush::error code, std::string_view msg,
 }
 
 inline void session::consume(char* data, std::size_t size) {
-    if (pending_.empty()) {
+    if (!cold_ || cold_->pending.empty()) {
         std::size_t const used = handle_frames(data, size);
         if (used < size && !reader_done_)
-            pending_.assign(data + used, size - used);
+            cold().pending.assign(data + used, size - used);
         return;
     }
     // A frame spans reads: gather it (bounded by the message limit, which the frame reader
     // enforces from the header) and parse from the session's own buffer.
-    pending_.append(data, size);
-    std::size_t const used = handle_frames(pending_.data(), pending_.size());
-    pending_.erase(0, used);
-    if (pending_.empty() && pending_.capacity() > 1024) {
-        pending_.shrink_to_fit();
+    auto& pending = cold_->pending;
+    pending.append(data, size);
+    std::size_t const used = handle_frames(pending.data(), pending.size());
+    pending.erase(0, used);
+    if (pending.empty() && pending.capacity() > 1024) {
+        pending.shrink_to_fit();
         reader_.shrink();
     }
 }
@@ -494,7 +606,7 @@ inline std::size_t session::handle_frames(char* data, std::size_t size) {
                 shard_.counters().rate_limited.fetch_add(1, std::memory_order_relaxed);
                 if (v == detail::message_rate::verdict::abuse) {
                     cfg_.logger.log(log_level::warning, "rate_abuse",
-                                    {{"client", client_id()}, {"remote", remote_}});
+                                    {{"client", client_id()}, {"remote", remote()}});
                     close(1008, "message rate limit exceeded");
                 } else {
                     send_error(error::rate_limit_exceeded,
@@ -670,21 +782,23 @@ inline void session::handle_message(client_message& m) {
     }
     case client_message_type::refresh: {
         auto const now = std::chrono::steady_clock::now();
-        if (last_refresh_ != std::chrono::steady_clock::time_point{} &&
-            now - last_refresh_ < cfg_.refresh_min_interval) {
-            auto const left = cfg_.refresh_min_interval - (now - last_refresh_);
+        auto const last_refresh =
+            cold_ ? cold_->last_refresh : std::chrono::steady_clock::time_point{};
+        if (last_refresh != std::chrono::steady_clock::time_point{} &&
+            now - last_refresh < cfg_.refresh_min_interval) {
+            auto const left = cfg_.refresh_min_interval - (now - last_refresh);
             double const secs = std::ceil(std::chrono::duration<double>(left).count());
             send_json(message::rate_limit(secs, m.id));
             break;
         }
-        last_refresh_ = now;
+        cold().last_refresh = now;
         // A bare refresh (seed 000) refreshes everything this client is subscribed to.
         std::vector<topic> targets;
         if (!m.topic.channel.empty())
             targets.push_back(m.topic);
         else
-            for (auto const& s : subs_)
-                targets.push_back(s->topic);
+            for_each_subscription(
+                [&](const detail::subscription& s) { targets.push_back(s.topic()); });
         if (!m.topic.channel.empty() && !may_access(m.topic, m.id))
             break;
         bool any = false;
@@ -709,10 +823,10 @@ inline void session::handle_message(client_message& m) {
 }
 
 inline std::string session::ack_key() const {
-    if (ack_ && !ack_->client_tag.empty())
-        return "client:" + ack_->client_tag;
-    if (!user_.empty())
-        return "user:" + org_ + "/" + user_;
+    if (cold_ && !cold_->ack_client_tag.empty())
+        return "client:" + cold_->ack_client_tag;
+    if (cold_ && !cold_->user.empty())
+        return "user:" + org_ + "/" + cold_->user;
     return "conn:" + client_id();
 }
 
@@ -725,16 +839,16 @@ inline void session::track_ack(const detail::frame_ptr& f) {
         std::lock_guard lock(shard_.acks->mutex);
         auto& t = shard_.acks->tracker;
         std::string key = ack_key();
-        auto& a = ack_state();
-        if (!a.key.empty() && key != a.key)
-            t.detach(a.key, id_);
+        auto& a = cold();
+        if (!a.ack_key.empty() && key != a.ack_key)
+            t.detach(a.ack_key, id_);
         missed = t.attach(key, shard_.index(), id_, now); // nothing when already attached
-        a.key = std::move(key);
+        a.ack_key = std::move(key);
         // Through an engine, a broadcast may come from another node: this node tracks its
         // own clients' acks of it (its report, GET /api/broadcast/{id}, covers them).
         if (hub_.get_engine())
             t.adopt(f->ack_id, f->topic, now);
-        t.delivered(f->ack_id, a.key, f->redelivery ? f->redelivery : f, now);
+        t.delivered(f->ack_id, a.ack_key, f->redelivery ? f->redelivery : f, now);
     }
     for (auto const& m : missed)
         if (m->ack_id != f->ack_id)
@@ -746,20 +860,20 @@ inline std::vector<detail::frame_ptr> session::identify() {
     if (!shard_.acks)
         return missed;
     std::string key = ack_key();
-    if (ack_ && key == ack_->key)
+    if (cold_ && key == cold_->ack_key)
         return missed;
     std::lock_guard lock(shard_.acks->mutex);
     auto& t = shard_.acks->tracker;
-    if (ack_ && !ack_->key.empty())
-        t.detach(ack_->key, id_);
+    if (cold_ && !cold_->ack_key.empty())
+        t.detach(cold_->ack_key, id_);
     // Unknown to the tracker: nothing is owed, and nothing is stored for this connection
     // (the first delivery that needs an ack attaches it).
     bool const known = t.known(key);
     missed = t.attach(key, shard_.index(), id_, std::chrono::steady_clock::now(), false);
     if (known)
-        ack_state().key = std::move(key);
-    else if (ack_)
-        ack_->key.clear();
+        cold().ack_key = std::move(key);
+    else if (cold_)
+        cold_->ack_key.clear();
     return missed;
 }
 
@@ -794,7 +908,7 @@ inline void session::ack(client_message& m) {
 }
 
 inline void session::hello(client_message& m) {
-    ack_state().client_tag = m.client_id;
+    cold().ack_client_tag = m.client_id;
     auto missed = identify();
     std::size_t pending = 0;
     if (shard_.acks) {
@@ -812,13 +926,13 @@ inline void session::authenticate(client_message& m) {
         if (m.data.is_object()) {
             auto const& d = m.data.get_object();
             if (auto const* u = d.if_contains("user_id"); u && u->is_string())
-                user_ = std::string(u->get_string());
+                cold().user = std::string(u->get_string());
             if (auto const* o = d.if_contains("organization_id"); o && o->is_string())
                 org_ = std::string(o->get_string());
         }
         if (!m.client_id.empty())
-            ack_state().client_tag = m.client_id;
-        send_json(message::authenticated(user_, org_, m.id));
+            cold().ack_client_tag = m.client_id;
+        send_json(message::authenticated(cold_ ? cold_->user : std::string(), org_, m.id));
         count_org();
         for (auto const& f : identify())
             push(f);
@@ -832,9 +946,9 @@ inline void session::authenticate(client_message& m) {
     std::string why;
     if (jwt_verifier(cfg_.jwt_secret, cfg_.jwt_leeway).verify(token, c, why)) {
         cfg_.logger.log(log_level::info, "auth_failed",
-                        {{"client", client_id()}, {"remote", remote_}, {"reason", why}});
+                        {{"client", client_id()}, {"remote", remote()}, {"reason", why}});
         send_error(error::auth_failed, why, m.id);
-        if (cfg_.max_auth_failures && ++auth_failures_ >= cfg_.max_auth_failures)
+        if (cfg_.max_auth_failures && ++cold().auth_failures >= cfg_.max_auth_failures)
             close(1008, "too many failed authentications");
         return;
     }
@@ -845,8 +959,8 @@ inline void session::authenticate(client_message& m) {
     }
     accept_claims(std::move(c));
     if (!m.client_id.empty())
-        ack_state().client_tag = m.client_id;
-    send_json(message::authenticated(user_, org_, m.id));
+        cold().ack_client_tag = m.client_id;
+    send_json(message::authenticated(cold_ ? cold_->user : std::string(), org_, m.id));
     count_org();
     for (auto const& f : identify())
         push(f);
@@ -856,11 +970,12 @@ inline void session::count_org() {
     // A connection counts against its organization from the moment the org is known (token,
     // ?org=, authenticate, first subscription); over the limit it is closed, not refused at
     // the handshake, since the org is often learnt only after it.
-    if (org_ == counted_org_ || closing_ || !shard_.orgs)
+    if (org_ == (cold_ ? std::string_view(cold_->counted_org) : std::string_view()) || closing_ ||
+        !shard_.orgs)
         return;
-    if (!counted_org_.empty()) {
-        shard_.orgs->remove(counted_org_);
-        counted_org_.clear();
+    if (cold_ && !cold_->counted_org.empty()) {
+        shard_.orgs->remove(cold_->counted_org);
+        cold_->counted_org.clear();
     }
     if (org_.empty())
         return;
@@ -873,14 +988,15 @@ inline void session::count_org() {
         close(1008, "organization connection limit reached");
         return;
     }
-    counted_org_ = org_;
+    cold().counted_org = org_;
 }
 
 inline void session::accept_claims(jwt_claims c) {
     authenticated_ = true;
-    user_ = std::move(c.user);
+    auto& cs = cold();
+    cs.user = std::move(c.user);
     org_ = std::move(c.org);
-    channels_ = std::move(c.channels);
+    cs.channels = std::move(c.channels);
     can_publish_ = c.can_publish;
 }
 
@@ -897,8 +1013,9 @@ inline bool session::may_access(const topic& t, const boost::json::value& id) {
                    id);
         return false;
     }
-    if (!channels_.empty() &&
-        std::find(channels_.begin(), channels_.end(), t.channel) == channels_.end()) {
+    if (cold_ && !cold_->channels.empty() &&
+        std::find(cold_->channels.begin(), cold_->channels.end(), t.channel) ==
+            cold_->channels.end()) {
         send_error(error::unauthorized, "this token does not allow channel " + t.channel, id);
         return false;
     }
@@ -919,11 +1036,8 @@ inline void session::subscribe(client_message& m) {
     if (hub_.get_engine() && !hub_.prepare(m.topic.channel, std::move(retry)))
         return;
     std::string key = m.topic.key();
-    detail::subscription* existing = nullptr;
-    for (auto const& s : subs_)
-        if (s->key == key)
-            existing = s.get();
-    if (!existing && subs_.size() >= cfg_.max_subscriptions) {
+    detail::subscription* const existing = find_subscription(key);
+    if (!existing && subscription_count() >= cfg_.max_subscriptions) {
         send_error(error::subscription_failed,
                    "subscription limit of " + std::to_string(cfg_.max_subscriptions) + " reached",
                    m.id);
@@ -954,14 +1068,23 @@ inline void session::subscribe(client_message& m) {
     }
     send_json(message::subscribed(m.topic, m.id, recovered, hub_.epoch(), reason));
     if (!existing) { // subscribing again is idempotent: answer again, send the values again
-        auto sub = std::make_unique<detail::subscription>();
-        sub->topic = m.topic;
+        // The first one is inline; it is used only while there is no other, so that the inline
+        // one and then more_subs_ are always in the order of subscription.
+        detail::subscription* sub = nullptr;
+        if (subscription_count() == 0) {
+            first_sub_used_ = true;
+            sub = &first_sub_;
+        } else {
+            if (!more_subs_)
+                more_subs_ = std::make_unique<subscription_list>();
+            more_subs_->push_back(std::make_unique<detail::subscription>());
+            sub = more_subs_->back().get();
+        }
         sub->key = std::move(key);
         sub->owner = this;
         sub->since = since;
         shard_.add_subscription(*sub);
-        hub_.add_subscriber(sub->topic.channel);
-        subs_.push_back(std::move(sub));
+        hub_.add_subscriber(m.topic.channel);
         if (org_.empty() && !authenticated_) {
             org_ = m.topic.scope.org;
             count_org();
@@ -973,15 +1096,20 @@ inline void session::subscribe(client_message& m) {
 
 inline void session::unsubscribe(client_message& m) {
     std::string const key = m.topic.key();
-    auto it =
-        std::find_if(subs_.begin(), subs_.end(), [&](auto const& s) { return s->key == key; });
-    if (it == subs_.end()) {
+    detail::subscription* const sub = find_subscription(key);
+    if (!sub) {
         send_error(error::room_not_found, "not subscribed to " + key, m.id);
         return;
     }
-    shard_.remove_subscription(**it);
-    hub_.remove_subscriber((*it)->topic.channel);
-    subs_.erase(it);
+    shard_.remove_subscription(*sub);
+    hub_.remove_subscriber(sub->channel());
+    if (sub == &first_sub_) {
+        first_sub_used_ = false;
+        first_sub_ = detail::subscription{};
+    } else {
+        more_subs_->erase(std::find_if(more_subs_->begin(), more_subs_->end(),
+                                       [&](auto const& s) { return s.get() == sub; }));
+    }
     send_json(message::unsubscribed(m.topic, m.id));
 }
 
