@@ -40,7 +40,8 @@ namespace rtpush {
 ///
 /// A TLS session (wss://) keeps the same queue and frames, but reads through OpenSSL into a
 /// buffer of its own and writes its batch in coalesced pieces (an SSL stream writes one
-/// buffer per call); the plain path has no indirection for it, only a branch on `tls_`.
+/// buffer per call); the plain path has no indirection for it, only a branch on `tls()`
+/// (the TLS stream is in the session's cold state: a plain session does not pay for it).
 ///
 /// All member functions must be called on the shard's thread.
 class session final : public detail::subscriber {
@@ -131,8 +132,8 @@ private:
     /// Calls f with the socket the connection runs on (the TLS stream's, or the plain one).
     template <class F>
     void with_socket(F&& f) {
-        if (tls_)
-            f(tls_->next_layer().socket());
+        if (tls())
+            f(tls()->next_layer().socket());
         else
             f(socket_);
     }
@@ -179,9 +180,10 @@ private:
     // delivery, the close handshake, a frame split across reads), allocated on first use so
     // that an idle plain subscriber pays one pointer for it.
     struct cold_state {
-        std::vector<char> tls_rbuf; // wss:// only: its read buffer (OpenSSL decrypts into it)
-        std::string tls_wbuf;       // ... small frames coalesced into one SSL write
-        std::string pending;        // an incomplete inbound frame
+        std::unique_ptr<tls_stream> tls; // wss:// only: the TLS stream over socket_
+        std::vector<char> tls_rbuf;      // ... its read buffer (OpenSSL decrypts into it)
+        std::string tls_wbuf;            // ... small frames coalesced into one SSL write
+        std::string pending;             // an incomplete inbound frame
         std::string user;
         std::vector<std::string> channels; // the token's allowed channels; empty = any
         std::string counted_org;           // the org this connection counts against
@@ -196,6 +198,7 @@ private:
         std::string end_reason; // the first cause of the end, see end_reason()
         std::string remote;     // a remote that is not a formatted endpoint (see remote())
     };
+    tls_stream* tls() const noexcept { return cold_ ? cold_->tls.get() : nullptr; }
     cold_state& cold() {
         if (!cold_)
             cold_ = std::make_unique<cold_state>();
@@ -214,7 +217,6 @@ private:
     rtpush::hub& hub_;
     const server_config& cfg_;
     plain_socket socket_;
-    std::unique_ptr<tls_stream> tls_; // wss:// only
     detail::send_queue queue_;
     detail::frame_reader reader_;
     std::unique_ptr<write_state> write_;
@@ -248,6 +250,8 @@ private:
                 f(static_cast<const detail::subscription&>(*s));
     }
 
+    std::uint64_t id_; // (here: it fills what wait_slot_'s alignment would leave)
+
     // The memory of the readiness wait. Asio frees an operation before it calls its handler,
     // so the one wait a session has pending at a time fits in a slot of the session instead
     // of a heap block of its own per idle connection; anything larger goes to the heap.
@@ -271,17 +275,15 @@ private:
         }
     };
 
-    std::uint64_t id_;
     std::string org_;
     boost::asio::ip::tcp::endpoint remote_ep_; // see remote()
-    std::chrono::system_clock::time_point connected_at_;
+    std::uint32_t write_pos_ = 0;              // first buffer of the batch not yet fully written
     std::chrono::system_clock::time_point last_activity_at_;
     std::chrono::steady_clock::time_point last_rx_;
     std::chrono::steady_clock::time_point opened_;
     detail::message_rate rate_; // inbound messages per second
     std::uint64_t received_ = 0;
     std::uint64_t sent_ = 0;
-    std::uint32_t write_pos_ = 0; // first buffer of the batch not yet fully written
     std::uint16_t close_code_ = 0;
 
     bool authenticated_ : 1 = false;  // a verified token gave user and org_

@@ -2,6 +2,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
@@ -21,6 +22,40 @@ BOOST_AUTO_TEST_CASE(websocket_accept_key_rfc6455_example) {
     BOOST_TEST(k.size() == 28u); // base64 of a 20-byte SHA-1
     BOOST_TEST(k.back() == '=');
     BOOST_TEST(k != d::websocket_accept_key("AQIDBAUGBwgJCgsMDQ4PEQ=="));
+}
+
+namespace {
+std::string hex(const d::sha1::digest_type& h) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out;
+    for (auto b : h) {
+        out += digits[b >> 4];
+        out += digits[b & 15];
+    }
+    return out;
+}
+} // namespace
+
+BOOST_AUTO_TEST_CASE(sha1_fips_vectors) {
+    // FIPS 180-2 appendix A and the usual boundary cases (55, 56 and 64 bytes: the length
+    // fits, just does not fit, and a whole block before the padding).
+    BOOST_TEST(hex(d::sha1::hash("")) == "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+    BOOST_TEST(hex(d::sha1::hash("abc")) == "a9993e364706816aba3e25717850c26c9cd0d89d");
+    BOOST_TEST(hex(d::sha1::hash("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")) ==
+               "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
+    BOOST_TEST(hex(d::sha1::hash(std::string(55, 'a'))) ==
+               "c1c8bbdc22796e28c0e15163d20899b65621d65a");
+    BOOST_TEST(hex(d::sha1::hash(std::string(64, 'a'))) ==
+               "0098ba824b5c16427bd7a1122a5a442a25ec644d");
+    d::sha1 s; // a million 'a', fed in uneven pieces
+    std::string const piece(997, 'a');
+    std::size_t left = 1000000;
+    while (left) {
+        auto const n = std::min(left, piece.size());
+        s.update(std::string_view(piece).substr(0, n));
+        left -= n;
+    }
+    BOOST_TEST(hex(s.finish()) == "34aa973cd4c4daa4f61eeb2bdbad27316534016f");
 }
 
 BOOST_AUTO_TEST_CASE(valid_websocket_key) {

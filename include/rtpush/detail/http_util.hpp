@@ -4,7 +4,7 @@
 #ifndef RTPUSH_DETAIL_HTTP_UTIL_HPP
 #define RTPUSH_DETAIL_HTTP_UTIL_HPP
 
-#include <openssl/evp.h>
+#include <rtpush/detail/sha1.hpp>
 
 #include <cctype>
 #include <map>
@@ -17,14 +17,27 @@ namespace rtpush::detail {
 /// Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 section 4.2.2).
 inline std::string websocket_accept_key(std::string_view key) {
     static constexpr std::string_view guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-    std::string in(key);
-    in.append(guid);
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_Digest(in.data(), in.size(), digest, &len, EVP_sha1(), nullptr);
-    unsigned char out[64];
-    int const n = EVP_EncodeBlock(out, digest, static_cast<int>(len));
-    return std::string(reinterpret_cast<char*>(out), static_cast<std::size_t>(n));
+    sha1 h;
+    h.update(key);
+    h.update(guid);
+    auto const digest = h.finish();
+    // Standard base64 (with padding) of the 20-byte digest: 28 characters.
+    static constexpr char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    out.reserve(28);
+    for (std::size_t i = 0; i < digest.size(); i += 3) {
+        std::uint32_t v = std::uint32_t(digest[i]) << 16;
+        if (i + 1 < digest.size())
+            v |= std::uint32_t(digest[i + 1]) << 8;
+        if (i + 2 < digest.size())
+            v |= digest[i + 2];
+        out += alphabet[(v >> 18) & 63];
+        out += alphabet[(v >> 12) & 63];
+        out += i + 1 < digest.size() ? alphabet[(v >> 6) & 63] : '=';
+        out += i + 2 < digest.size() ? alphabet[v & 63] : '=';
+    }
+    return out;
 }
 
 /// A valid Sec-WebSocket-Key is the base64 of 16 bytes: 24 characters ending in "==".

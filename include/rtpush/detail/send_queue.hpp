@@ -4,6 +4,7 @@
 #ifndef RTPUSH_DETAIL_SEND_QUEUE_HPP
 #define RTPUSH_DETAIL_SEND_QUEUE_HPP
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -92,14 +93,6 @@ public:
         return f;
     }
 
-    /// Releases the memory once empty.
-    void shrink() noexcept {
-        if (count_ == 0) {
-            ring_.reset();
-            cap_ = head_ = 0;
-        }
-    }
-
 private:
     frame_ptr& slot(std::size_t i) noexcept { return ring_[(head_ + i) & (cap_ - 1)]; }
 
@@ -114,91 +107,114 @@ private:
 /// fast lane (urgent and high publications, and the protocol's own messages), then the bulk
 /// lane (medium and low publications). FIFO within a lane. So KPIs published after a large
 /// `complete` payload still reach the client first when the payload is queued, not yet written.
+///
+/// The lanes live in a block of their own, made by the first push and freed by shrink() once
+/// the queue drained: an idle subscriber (most of them, most of the time) pays 32 bytes for
+/// its queue, not the lanes' 88.
 class send_queue {
 public:
     enum class push_result { queued, dropped_oldest, overflow };
 
     send_queue(std::size_t max_frames, std::size_t max_bytes, overflow_policy policy) noexcept
-        : max_frames_(max_frames ? max_frames : 1)
-        , max_bytes_(max_bytes)
+        : max_frames_(clamp32(max_frames ? max_frames : 1))
+        , max_bytes_(clamp32(max_bytes))
         , policy_(policy) {}
 
-    std::size_t size() const noexcept { return control_.size() + fast_.size() + bulk_.size(); }
-    std::size_t bytes() const noexcept { return control_bytes_ + data_bytes_; }
+    std::size_t size() const noexcept { return lanes_ ? lanes_->control.size() + data_count() : 0; }
+    std::size_t bytes() const noexcept {
+        return lanes_ ? lanes_->control_bytes + lanes_->data_bytes : 0;
+    }
     bool empty() const noexcept { return size() == 0; }
     std::uint64_t dropped() const noexcept { return dropped_; }
     overflow_policy policy() const noexcept { return policy_; }
 
     push_result push(frame_ptr f) {
+        auto& l = lanes();
         std::size_t const n = f->bytes.size();
         push_result r = push_result::queued;
         // Only data frames count against the bound: control frames are exempt.
         while (data_count() > 0 &&
-               (data_count() >= max_frames_ || (max_bytes_ && data_bytes_ + n > max_bytes_))) {
+               (data_count() >= max_frames_ || (max_bytes_ && l.data_bytes + n > max_bytes_))) {
             if (policy_ == overflow_policy::disconnect)
                 return push_result::overflow;
             // Bulk first: a dashboard would rather lose a stale full payload than its KPIs.
-            auto& victim = bulk_.empty() ? fast_ : bulk_;
-            data_bytes_ -= victim.pop_front()->bytes.size();
+            auto& victim = l.bulk.empty() ? l.fast : l.bulk;
+            l.data_bytes -= victim.pop_front()->bytes.size();
             ++dropped_;
             r = push_result::dropped_oldest;
         }
-        lane_of(*f).push_back(std::move(f));
-        data_bytes_ += n;
+        lane_of(l, *f).push_back(std::move(f));
+        l.data_bytes += n;
         return r;
     }
 
     /// Queues a control frame ahead of all data frames (but behind other control frames).
     void push_control(frame_ptr f) {
-        control_bytes_ += f->bytes.size();
-        control_.push_back(std::move(f));
+        auto& l = lanes();
+        l.control_bytes += f->bytes.size();
+        l.control.push_back(std::move(f));
     }
 
     /// Moves frames from the front into `out` until `max_frames` or `max_bytes` is reached
     /// (at least one frame when not empty): the batch for one gathered write.
     void take(std::vector<frame_ptr>& out, std::size_t max_frames, std::size_t max_bytes) {
+        if (!lanes_)
+            return;
+        auto& l = *lanes_;
         std::size_t taken_bytes = 0;
-        for (frame_ring* lane : {&control_, &fast_, &bulk_}) {
+        for (frame_ring* lane : {&l.control, &l.fast, &l.bulk}) {
             while (!lane->empty() && out.size() < max_frames) {
                 std::size_t const n = lane->front()->bytes.size();
                 if (!out.empty() && taken_bytes + n > max_bytes)
                     return;
                 taken_bytes += n;
-                (lane == &control_ ? control_bytes_ : data_bytes_) -= n;
+                (lane == &l.control ? l.control_bytes : l.data_bytes) -= n;
                 out.push_back(lane->pop_front());
             }
         }
     }
 
-    /// Releases the rings' memory once the queue drained (idle sessions keep nothing).
-    void shrink() {
-        if (empty()) {
-            control_.shrink();
-            fast_.shrink();
-            bulk_.shrink();
-        }
+    /// Releases the lanes' memory once the queue drained (idle sessions keep nothing).
+    void shrink() noexcept {
+        if (empty())
+            lanes_.reset();
     }
 
 private:
-    std::size_t data_count() const noexcept { return fast_.size() + bulk_.size(); }
+    struct lane_set {
+        frame_ring control, fast, bulk;
+        std::size_t control_bytes = 0;
+        std::size_t data_bytes = 0;
+    };
 
-    frame_ring& lane_of(const outbound_frame& f) noexcept {
-        if (f.bulk)
-            return bulk_;
-        if (!f.topic.empty())
-            for (std::size_t i = 0; i < bulk_.size(); ++i)
-                if (bulk_[i]->phase == f.phase && bulk_[i]->topic == f.topic)
-                    return bulk_; // behind its own topic's earlier frame of this phase
-        return fast_;
+    static std::uint32_t clamp32(std::size_t n) noexcept {
+        return static_cast<std::uint32_t>(std::min<std::size_t>(n, UINT32_MAX));
+    }
+    lane_set& lanes() {
+        if (!lanes_)
+            lanes_ = std::make_unique<lane_set>();
+        return *lanes_;
+    }
+    std::size_t data_count() const noexcept {
+        return lanes_ ? lanes_->fast.size() + lanes_->bulk.size() : 0;
     }
 
-    frame_ring control_, fast_, bulk_;
-    std::size_t control_bytes_ = 0;
-    std::size_t data_bytes_ = 0;
-    std::size_t max_frames_;
-    std::size_t max_bytes_;
-    overflow_policy policy_;
+    static frame_ring& lane_of(lane_set& l, const outbound_frame& f) noexcept {
+        if (f.bulk)
+            return l.bulk;
+        if (!f.topic.empty())
+            for (std::size_t i = 0; i < l.bulk.size(); ++i)
+                if (l.bulk[i]->phase == f.phase && l.bulk[i]->topic == f.topic)
+                    return l.bulk; // behind its own topic's earlier frame of this phase
+        return l.fast;
+    }
+
+    std::unique_ptr<lane_set> lanes_;
     std::uint64_t dropped_ = 0;
+    // Bounds: a queue is bounded far below 2^32 frames, and a bound of 4 GiB is no bound.
+    std::uint32_t max_frames_;
+    std::uint32_t max_bytes_; // 0: frames only
+    overflow_policy policy_;
 };
 
 } // namespace rtpush::detail

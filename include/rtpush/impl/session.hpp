@@ -29,18 +29,18 @@ inline session::session(detail::shard& sh, rtpush::hub& h, const server_config& 
     , hub_(h)
     , cfg_(cfg)
     , socket_(adopt(sh, sock))
-    , tls_(std::move(tls))
     , queue_(cfg.queue_max_frames, cfg.queue_max_bytes, cfg.queue_policy)
     , reader_(cfg.max_message_size, true)
     , id_(id)
     , org_(std::move(org))
-    , connected_at_(std::chrono::system_clock::now())
-    , last_activity_at_(connected_at_)
+    , last_activity_at_(std::chrono::system_clock::now())
     , last_rx_(std::chrono::steady_clock::now())
     , opened_(last_rx_)
     , rate_(cfg.max_messages_per_second, cfg.rate_abuse_factor, last_rx_)
     , deflate_(deflate) {
     reader_.allow_compressed(deflate_);
+    if (tls)
+        cold().tls = std::move(tls);
     if (!leftover.empty())
         cold().pending = std::move(leftover);
     // The remote is kept as an endpoint when it is one formatted the usual way ("addr:port"),
@@ -68,8 +68,8 @@ inline session::session(detail::shard& sh, rtpush::hub& h, const server_config& 
         accept_claims(std::move(*claims));
     boost::system::error_code ec;
     with_socket([&](auto& s) { s.set_option(boost::asio::ip::tcp::no_delay(true), ec); });
-    if (tls_) {
-        tls_->next_layer().expires_never();
+    if (this->tls()) {
+        this->tls()->next_layer().expires_never();
         cold().tls_rbuf.resize(8 * 1024);
     } else {
         socket_.non_blocking(true, ec); // reads are attempted after readiness, never block
@@ -182,24 +182,24 @@ inline void session::tls_read() {
     // OpenSSL may hold decrypted bytes the socket no longer signals, so a TLS session reads
     // with a pending read into its own buffer instead of waiting for readiness.
     reading_ = true;
-    tls_->async_read_some(boost::asio::buffer(cold_->tls_rbuf),
-                          [this](boost::system::error_code ec, std::size_t n) {
-                              reading_ = false;
-                              if (ec || aborted_) {
-                                  reader_finished(); // EOF, reset, truncation, or abort()
-                                  return;
-                              }
-                              last_rx_ = std::chrono::steady_clock::now();
-                              consume(cold_->tls_rbuf.data(), n);
-                              if (reader_done_)
-                                  reader_finished();
-                              else
-                                  tls_read();
-                          });
+    tls()->async_read_some(boost::asio::buffer(cold_->tls_rbuf),
+                           [this](boost::system::error_code ec, std::size_t n) {
+                               reading_ = false;
+                               if (ec || aborted_) {
+                                   reader_finished(); // EOF, reset, truncation, or abort()
+                                   return;
+                               }
+                               last_rx_ = std::chrono::steady_clock::now();
+                               consume(cold_->tls_rbuf.data(), n);
+                               if (reader_done_)
+                                   reader_finished();
+                               else
+                                   tls_read();
+                           });
 }
 
 inline void session::wait_readable() {
-    if (tls_) {
+    if (tls()) {
         tls_read();
         return;
     }
@@ -260,13 +260,13 @@ inline void session::maybe_finish() {
         if (writing_)
             return;
     }
-    if (tls_ && !aborted_ && !tls_shutdown_) {
+    if (tls() && !aborted_ && !tls_shutdown_) {
         // Our close_notify only: the WebSocket close handshake is over, and waiting for the
         // peer's close_notify would keep clients that wait for our TCP close waiting.
         tls_shutdown_ = true;
         writing_ = true;
-        SSL_set_shutdown(tls_->native_handle(), SSL_RECEIVED_SHUTDOWN);
-        tls_->async_shutdown([this](boost::system::error_code) {
+        SSL_set_shutdown(tls()->native_handle(), SSL_RECEIVED_SHUTDOWN);
+        tls()->async_shutdown([this](boost::system::error_code) {
             writing_ = false;
             maybe_finish();
         });
@@ -350,7 +350,7 @@ inline void session::start_write() {
     for (auto const& f : batch)
         buffers.emplace_back(f->bytes.data(), f->bytes.size());
     write_pos_ = 0;
-    if (tls_)
+    if (tls())
         tls_write_next();
     else
         write_some();
@@ -379,7 +379,7 @@ inline void session::tls_write_next() {
         }
         out = boost::asio::buffer(wbuf);
     }
-    boost::asio::async_write(*tls_, out, [this](boost::system::error_code ec, std::size_t) {
+    boost::asio::async_write(*tls(), out, [this](boost::system::error_code ec, std::size_t) {
         shard_.counters().writes.fetch_add(1, std::memory_order_relaxed);
         if (ec)
             on_write(ec);
@@ -543,10 +543,14 @@ inline boost::json::object session::info() const {
     for_each_subscription(
         [&](const detail::subscription& s) { subs.push_back(boost::json::string(s.key)); });
     o["subscriptions"] = std::move(subs);
-    o["connected_at"] = iso8601(connected_at_);
+    // The wall-clock time of the connection, from its steady-clock age: a session does not
+    // keep both (8 bytes for every connection, for this report).
+    o["connected_at"] = iso8601(std::chrono::system_clock::now() -
+                                std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                    std::chrono::steady_clock::now() - opened_));
     o["last_activity_at"] = iso8601(last_activity_at_);
     o["remote_address"] = remote();
-    o["tls"] = tls_ != nullptr;
+    o["tls"] = tls() != nullptr;
     o["permessage_deflate"] = deflate_;
     o["messages_received"] = received_;
     o["messages_sent"] = sent_;
