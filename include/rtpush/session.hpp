@@ -180,7 +180,7 @@ private:
     // delivery, the close handshake, a frame split across reads), allocated on first use so
     // that an idle plain subscriber pays one pointer for it.
     struct cold_state {
-        std::unique_ptr<tls_stream> tls; // wss:// only: the TLS stream over socket_
+        std::unique_ptr<tls_stream> tls; // wss:// only: the TLS stream (its own TCP stream)
         std::vector<char> tls_rbuf;      // ... its read buffer (OpenSSL decrypts into it)
         std::string tls_wbuf;            // ... small frames coalesced into one SSL write
         std::string pending;             // an incomplete inbound frame

@@ -71,6 +71,21 @@ BOOST_AUTO_TEST_CASE(flood_is_limited_then_abuse) {
     BOOST_TEST(limited == 199);
 }
 
+BOOST_AUTO_TEST_CASE(abuse_threshold_is_the_ceiling_of_the_product) {
+    // (1.3 - 1) * 10 is 3.0000000000000004 in double: the 4th refusal within a second is the
+    // abuse, not the 3rd (the threshold is worked out in double, not from float copies).
+    message_rate m(10, 1.3, t0);
+    for (int i = 0; i < 10; ++i) // the burst
+        BOOST_TEST((m.on_message(t0) == message_rate::verdict::ok));
+    for (int i = 0; i < 3; ++i)
+        BOOST_TEST((m.on_message(t0) == message_rate::verdict::limited));
+    BOOST_TEST((m.on_message(t0) == message_rate::verdict::abuse));
+    message_rate strict(10, 1.0, t0); // no tolerance: the first refusal is abuse
+    for (int i = 0; i < 10; ++i)
+        BOOST_TEST((strict.on_message(t0) == message_rate::verdict::ok));
+    BOOST_TEST((strict.on_message(t0) == message_rate::verdict::abuse));
+}
+
 BOOST_AUTO_TEST_CASE(moderate_overuse_is_limited_not_abuse) {
     message_rate m(100, 3, t0);
     int limited = 0;

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -70,8 +71,11 @@ public:
 
     message_rate(double rate, double abuse_factor, clock::time_point now)
         : rate_(static_cast<float>(rate))
-        , abuse_factor_(static_cast<float>(abuse_factor))
         , tokens_(std::max(rate_, 1.0f))
+        // The refusals within a second that make an abuser, worked out once in double (the
+        // rule is refused >= (abuse_factor - 1) * rate).
+        , abuse_after_(static_cast<std::uint32_t>(
+              std::clamp(std::ceil((abuse_factor - 1.0) * rate), 0.0, 4294967295.0)))
         , last_(now.time_since_epoch().count())
         , window_start_(last_) {}
 
@@ -95,16 +99,19 @@ public:
             window_start_ = t;
             refused_ = 0;
         }
-        ++refused_;
-        if (static_cast<double>(refused_) >= (abuse_factor_ - 1.0) * rate_)
+        if (refused_ < UINT32_MAX)
+            ++refused_;
+        if (refused_ >= abuse_after_)
             return verdict::abuse;
         return verdict::limited;
     }
 
 private:
+    // Single precision: a token count is exact far beyond any per-connection message rate
+    // (floats count whole tokens exactly up to 2^24 per second).
     float rate_;
-    float abuse_factor_;
     float tokens_;
+    std::uint32_t abuse_after_;
     std::uint32_t refused_ = 0;
     clock::rep last_;
     clock::rep window_start_;

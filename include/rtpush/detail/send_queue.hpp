@@ -116,8 +116,8 @@ public:
     enum class push_result { queued, dropped_oldest, overflow };
 
     send_queue(std::size_t max_frames, std::size_t max_bytes, overflow_policy policy) noexcept
-        : max_frames_(clamp32(max_frames ? max_frames : 1))
-        , max_bytes_(clamp32(max_bytes))
+        : max_frames_(clamp(max_frames ? max_frames : 1, std::size_t(1) << 30))
+        , max_bytes_(clamp(max_bytes, UINT32_MAX))
         , policy_(policy) {}
 
     std::size_t size() const noexcept { return lanes_ ? lanes_->control.size() + data_count() : 0; }
@@ -187,8 +187,8 @@ private:
         std::size_t data_bytes = 0;
     };
 
-    static std::uint32_t clamp32(std::size_t n) noexcept {
-        return static_cast<std::uint32_t>(std::min<std::size_t>(n, UINT32_MAX));
+    static std::uint32_t clamp(std::size_t n, std::size_t most) noexcept {
+        return static_cast<std::uint32_t>(std::min(n, most));
     }
     lane_set& lanes() {
         if (!lanes_)
@@ -211,7 +211,8 @@ private:
 
     std::unique_ptr<lane_set> lanes_;
     std::uint64_t dropped_ = 0;
-    // Bounds: a queue is bounded far below 2^32 frames, and a bound of 4 GiB is no bound.
+    // Bounds, cut to at most 2^30 frames (a ring's 32-bit capacity doubles up to 2^31) and
+    // 4 GiB: larger ones are no bound in practice (a client's queue never gets there).
     std::uint32_t max_frames_;
     std::uint32_t max_bytes_; // 0: frames only
     overflow_policy policy_;

@@ -142,6 +142,9 @@ struct shard_counters {
     }
     /// permessage-deflate: messages compressed (a broadcast once, not once per client).
     std::atomic<std::uint64_t> compressed{0};
+    /// Write states of quiet sessions freed by the shard's tick (after a heartbeat, nearly
+    /// every session's): the server trims the heap after a wave of them.
+    std::atomic<std::uint64_t> idle_released{0};
 };
 
 /// shard_counters read and summed over shards (for /api/stats and /metrics).

@@ -3,6 +3,8 @@
 
 #include <rtpush/detail/http_util.hpp>
 
+#include <openssl/evp.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/connect.hpp>

@@ -138,7 +138,10 @@ inline void session::release_idle(std::chrono::steady_clock::time_point now) {
     if (writing_ || !queue_.empty() ||
         (write_ && now - write_->last_write_at <= std::chrono::seconds(1)))
         return;
-    write_.reset();
+    if (write_) {
+        write_.reset();
+        shard_.counters().idle_released.fetch_add(1, std::memory_order_relaxed);
+    }
     if (cold_)
         cold_->tls_wbuf = std::string();
     queue_.shrink();
@@ -528,6 +531,38 @@ inline void session::on_heartbeat(const detail::frame_ptr& heartbeat, const deta
     }
     if (closing_)
         return;
+    // An idle plain session (nearly all of them at a heartbeat) sends the ping and the
+    // heartbeat in one non-blocking send, without a queue, a write batch or an asynchronous
+    // operation: those, made for every connection at once and freed a second later, are what
+    // the heap would keep (measured: 19,000 idle connections grew from 0.87 to 1.3 KiB each
+    // at their first heartbeat). Anything the socket does not take goes the usual way.
+    if (!tls() && !deflate_ && !writing_ && !dirty_ && !aborted_ && queue_.empty()) {
+        std::array<boost::asio::const_buffer, 2> const out{boost::asio::buffer(ping->bytes),
+                                                           boost::asio::buffer(heartbeat->bytes)};
+        boost::system::error_code ec;
+        std::size_t const n = socket_.send(out, 0, ec);
+        std::size_t const total = ping->bytes.size() + heartbeat->bytes.size();
+        if (!ec || ec == boost::asio::error::would_block) {
+            auto& counters = shard_.counters();
+            if (n > 0)
+                counters.writes.fetch_add(1, std::memory_order_relaxed);
+            if (n == total) {
+                sent_ += 2;
+                counters.frames_sent.fetch_add(2, std::memory_order_relaxed);
+                counters.bytes_sent.fetch_add(total, std::memory_order_relaxed);
+                return;
+            }
+            if (n > 0) {
+                // The rest of the two frames, in order, ahead of anything queued later.
+                std::string rest = ping->bytes + heartbeat->bytes;
+                rest.erase(0, n);
+                queue_.push_control(detail::make_shared_frame(std::move(rest)));
+                schedule_write();
+                return;
+            }
+        }
+        // Would block with nothing taken, or an error the write path reports: queue them.
+    }
     queue_.push_control(ping);
     push(heartbeat);
 }
