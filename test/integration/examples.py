@@ -124,7 +124,9 @@ def source_and_client():
         server = subprocess.Popen([SOURCE, str(port)])
         check(wait_port(port), "custom_source restarted on the same port")
         n = len([l for l in lines if l.startswith("# subscribed")])
-        end = time.time() + 20
+        # The client's backoff doubles from 0.5 s with full jitter while the server is down (up
+        # to 30 s): after a slow stop on a loaded machine its next try can be 16 s away.
+        end = time.time() + 45
         while time.time() < end and len([l for l in lines if l.startswith("# subscribed")]) < n + 2:
             time.sleep(0.05)
         check(len([l for l in lines if l.startswith("# subscribed")]) >= n + 2,

@@ -105,6 +105,16 @@ def up(port):
     return http(port, "/api/health")[1].get("redis_up") is True
 
 
+def stop_all(procs, redis):
+    """Stops the nodes of a scenario (politely) and its own redis-server."""
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+            p.wait(10)
+    redis.kill()
+    redis.wait(5)
+
+
 def sub_msg(org, recover=None, id_="s"):
     m = {"type": "subscribe", "channel": "kpi", "scope": {"org": org}, "id": id_}
     if recover:
@@ -470,11 +480,7 @@ def auth_and_database(workdir):
         check(not up(n3) and http(n3, "/api/health")[0] == 200,
               "wrong password: node serves, redis_up=false")
     finally:
-        for p in procs:
-            p.terminate()
-            p.wait(10)
-        redis.kill()
-        redis.wait(5)
+        stop_all(procs, redis)
 
 
 def tls(workdir):
@@ -552,11 +558,7 @@ def tls(workdir):
             check((r.returncode == code if code else r.returncode != 0) and names in said,
                   f"{what}: refused at start ({r.returncode}: {said.strip()!r})")
     finally:
-        for p in procs:
-            p.terminate()
-            p.wait(10)
-        redis.kill()
-        redis.wait(5)
+        stop_all(procs, redis)
 
 
 def main():

@@ -31,11 +31,26 @@
 #include <unordered_set>
 #include <vector>
 
+#if defined(_WIN32)
+#include <winsock2.h>
+#else
+#include <unistd.h>
+#endif
+
 namespace rtpush {
 class session;
 } // namespace rtpush
 
 namespace rtpush::detail {
+
+/// Closes a descriptor no socket object owns (released from one, or not yet assigned to one).
+inline void close_native(boost::asio::ip::tcp::socket::native_handle_type fd) noexcept {
+#if defined(_WIN32)
+    ::closesocket(fd);
+#else
+    ::close(fd);
+#endif
+}
 
 class sse_session;
 

@@ -1050,11 +1050,7 @@ inline void server::accept_connection(boost::asio::ip::tcp::socket socket, http_
     net::ip::tcp::socket sock(sh.get_executor());
     sock.assign(protocol, fd, ec);
     if (ec) {
-#if defined(_WIN32)
-        ::closesocket(fd);
-#else
-        ::close(fd);
-#endif
+        detail::close_native(fd);
         return;
     }
     detail::shard* sp = &sh;

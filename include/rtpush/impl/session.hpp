@@ -7,12 +7,6 @@
 #include <boost/asio/write.hpp>
 #include <openssl/ssl.h>
 
-#if defined(_WIN32)
-#include <winsock2.h>
-#else
-#include <unistd.h>
-#endif
-
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -88,13 +82,8 @@ inline session::plain_socket session::adopt(detail::shard& sh, socket_type& s) {
     if (ec)
         return out; // not transferable: the session then ends as on a closed socket
     out.assign(protocol, fd, ec);
-    if (ec) {
-#if defined(_WIN32)
-        ::closesocket(fd);
-#else
-        ::close(fd);
-#endif
-    }
+    if (ec)
+        detail::close_native(fd);
     return out;
 }
 
