@@ -105,11 +105,11 @@ def up(port):
     return http(port, "/api/health")[1].get("redis_up") is True
 
 
-def stop_all(procs, redis):
-    """Stops the nodes of a scenario (politely) and its own redis-server."""
+def stop_all(procs, redis, kill=False):
+    """Stops the nodes of a scenario (politely unless `kill`) and its own redis-server."""
     for p in procs:
         if p.poll() is None:
-            p.terminate()
+            p.kill() if kill else p.terminate()
             p.wait(10)
     redis.kill()
     redis.wait(5)
@@ -404,12 +404,7 @@ def slow_redis(workdir):
               and stopped < 2, f"stopped with a publish in flight: 503, exits in {stopped:.2f} s ({st} {body})")
         t.join()
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait(5)
-        redis.kill()
-        redis.wait(5)
+        stop_all(procs, redis, kill=True)
 
 
 def sse_across_nodes(a, b):
