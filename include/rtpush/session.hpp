@@ -138,6 +138,17 @@ private:
             f(socket_);
     }
     void push_frame(const detail::frame_ptr& f);
+    // Direct sends: while the session handles its input (or opens), replies gather in the
+    // shard's outbox, and end_direct() hands them to the socket in one non-blocking send
+    // if the session is plain and idle, so that it needs no queue, write state or
+    // asynchronous operation (see send_direct); what the socket does not take is queued.
+    void begin_direct() noexcept;
+    void end_direct();
+    void queue_direct();
+    std::size_t send_direct(std::span<const detail::frame_ptr> frames);
+    bool can_send_direct() const noexcept;
+    void count_sent(std::span<const detail::frame_ptr> frames,
+                    std::chrono::steady_clock::time_point now);
     bool inflate(detail::frame_event& ev);
     void tls_read();
     void tls_write_next();
@@ -302,6 +313,7 @@ private:
     bool has_remote_ep_ : 1 = false;  // remote_ep_ holds the remote (else cold_->remote)
     bool first_sub_used_ : 1 = false; // first_sub_ is a subscription
     bool wait_slot_used_ : 1 = false; // wait_slot_ holds an operation
+    bool direct_ : 1 = false;         // replies go to the shard's outbox (begin_direct)
 };
 
 } // namespace rtpush

@@ -321,6 +321,10 @@ public:
     /// Where an inflated client message is handled from (bounded by the message limit).
     std::string& inflate_buffer() noexcept { return inflated_; }
 
+    /// Replies of the session whose input is being handled, sent together when it is done
+    /// (session::end_direct): one session at a time, like the read buffer.
+    std::vector<frame_ptr>& outbox() noexcept { return outbox_; }
+
     /// 64 KiB every session of this shard reads into (one at a time: parsing is synchronous).
     std::vector<char>& read_buffer() {
         if (read_buffer_.empty())
@@ -440,6 +444,7 @@ private:
     write_cork cork_;
     boost::asio::steady_timer cork_timer_;
     std::vector<char> read_buffer_;
+    std::vector<frame_ptr> outbox_;
     std::unique_ptr<::rtpush::detail::deflater> deflater_;
     std::unique_ptr<::rtpush::detail::inflater> inflater_;
     std::string inflated_;
