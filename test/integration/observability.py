@@ -106,7 +106,7 @@ def handshake(port, path="/ws", headers=None):
              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13"]
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
     s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-    status = int(s.recv(4096).decode().split()[1])
+    status = int(s.recv(4096).split(b" ")[1])  # the head may come with the first frame
     s.close()
     return status
 
