@@ -18,6 +18,7 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/json/object.hpp>
@@ -127,7 +128,7 @@ private:
     boost::asio::awaitable<void> accept_loop();
     /// Runs a connection's coroutine on its shard, counted in the shard's live tasks.
     void spawn_connection(detail::shard& sh, boost::asio::awaitable<void> task);
-    struct upgrade {
+    struct upgrade_state {
         std::optional<boost::asio::ip::tcp::socket> socket;
         std::string leftover;
         std::string org;
@@ -139,14 +140,34 @@ private:
         bool deflate = false;                     ///< permessage-deflate negotiated
     };
     boost::asio::awaitable<bool> http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock,
-                                            upgrade& up, std::optional<http_request> first = {},
+                                            upgrade_state& up,
+                                            std::optional<http_request> first = {},
                                             std::string buffered = {});
     boost::asio::awaitable<bool> tls_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock,
-                                           upgrade& up);
+                                           upgrade_state& up);
     template <class Stream>
     boost::asio::awaitable<bool>
-    http_exchange(detail::shard& sh, Stream& stream, boost::beast::tcp_stream& tcp, upgrade& up,
-                  std::optional<http_request> first, std::string buffered);
+    http_exchange(detail::shard& sh, Stream& stream, boost::beast::tcp_stream& tcp,
+                  upgrade_state& up, std::optional<http_request> first, std::string buffered);
+    /// The checks of a WebSocket upgrade request (path, key, version, org, origin, rate,
+    /// token, limits): the refusal to send, or nothing (then `up` has the token's claims).
+    std::optional<http_response> upgrade_check(detail::shard& sh, const http_request& req,
+                                               bool upgrade, const std::string& path,
+                                               std::map<std::string, std::string>& query,
+                                               const std::string& remote,
+                                               const std::string& remote_ip, upgrade_state& up);
+    /// The 101 answer to an accepted upgrade request (sets up.deflate).
+    boost::beast::http::response<boost::beast::http::empty_body>
+    switching_protocols(const http_request& req, upgrade_state& up);
+    /// Makes the session of an upgraded connection (in `block`, of sizeof(session), when
+    /// given) and starts it.
+    void start_session(detail::shard& sh, upgrade_state& up, void* block = nullptr);
+    /// A plain connection just accepted: wait (cheaply) until its request has arrived, then
+    /// handle_request_now(); on the shard's thread.
+    void await_request(detail::shard& sh, boost::asio::ip::tcp::socket sock);
+    /// The request is readable: a complete WebSocket upgrade is answered and becomes a
+    /// session within this handler; anything else continues in handle_connection().
+    void handle_request_now(detail::shard& sh, boost::asio::ip::tcp::socket sock, void* block);
     boost::asio::awaitable<void> handle_connection(detail::shard& sh,
                                                    boost::asio::ip::tcp::socket sock,
                                                    std::optional<http_request> first = {},

@@ -94,6 +94,52 @@ struct subscription {
     }
 };
 
+/// A plain connection accepted and waiting for its HTTP request (server::await_request).
+/// Listed in its shard, oldest first, so that the shard's tick closes those silent past the
+/// handshake timeout without a timer each; the wait's handler unlinks and destroys it. It
+/// lives in the block that then holds the connection's session, and its wait operation in
+/// `slot`: waiting leaves nothing behind in the heap.
+struct request_wait {
+    request_wait(boost::asio::ip::tcp::socket s, std::chrono::steady_clock::time_point d)
+        : socket(std::move(s))
+        , deadline(d) {}
+    boost::asio::ip::tcp::socket socket;
+    std::chrono::steady_clock::time_point deadline;
+    request_wait* prev = nullptr;
+    request_wait* next = nullptr;
+    alignas(std::max_align_t) unsigned char slot[128];
+    bool slot_used = false;
+
+    /// Puts the wait's operation in `slot` (Asio frees it before calling the handler).
+    template <class T>
+    struct allocator {
+        using value_type = T;
+        request_wait* owner;
+        explicit allocator(request_wait* w) noexcept
+            : owner(w) {}
+        template <class U>
+        allocator(const allocator<U>& o) noexcept
+            : owner(o.owner) {}
+        T* allocate(std::size_t n) {
+            if (!owner->slot_used && n * sizeof(T) <= sizeof(owner->slot)) {
+                owner->slot_used = true;
+                return reinterpret_cast<T*>(owner->slot);
+            }
+            return static_cast<T*>(::operator new(n * sizeof(T)));
+        }
+        void deallocate(T* p, std::size_t n) noexcept {
+            if (static_cast<void*>(p) == static_cast<void*>(owner->slot))
+                owner->slot_used = false;
+            else
+                ::operator delete(p, n * sizeof(T));
+        }
+        template <class U>
+        bool operator==(const allocator<U>& o) const noexcept {
+            return owner == o.owner;
+        }
+    };
+};
+
 /// Upper bounds, in microseconds, of the buckets of the publish-to-send latency histogram that
 /// /metrics exports (Prometheus buckets: 100 us .. 5 s; above the last is only in the count).
 inline constexpr std::array<std::uint64_t, 15> latency_bounds_us{
@@ -352,6 +398,26 @@ public:
             subs_.erase(it);
     }
 
+    void add_wait(request_wait* w) noexcept {
+        w->prev = waits_tail_;
+        w->next = nullptr;
+        (waits_tail_ ? waits_tail_->next : waits_head_) = w;
+        waits_tail_ = w;
+    }
+    void remove_wait(request_wait* w) noexcept {
+        (w->prev ? w->prev->next : waits_head_) = w->next;
+        (w->next ? w->next->prev : waits_tail_) = w->prev;
+        w->prev = w->next = nullptr;
+    }
+    /// Closes the waits past their deadline (every one with `all`, at shutdown); their
+    /// handlers then run with operation_aborted. Deadlines grow along the list (one timeout).
+    void expire_waits(std::chrono::steady_clock::time_point now, bool all = false) noexcept {
+        for (auto* w = waits_head_; w && (all || w->deadline <= now); w = w->next) {
+            boost::system::error_code ec;
+            w->socket.close(ec);
+        }
+    }
+
     void add_session(std::uint64_t id, rtpush::session* s) {
         sessions_.emplace(id, s);
         counters_.connections.fetch_add(1, std::memory_order_relaxed);
@@ -445,6 +511,8 @@ private:
     boost::asio::steady_timer cork_timer_;
     std::vector<char> read_buffer_;
     std::vector<frame_ptr> outbox_;
+    request_wait* waits_head_ = nullptr;
+    request_wait* waits_tail_ = nullptr;
     std::unique_ptr<::rtpush::detail::deflater> deflater_;
     std::unique_ptr<::rtpush::detail::inflater> inflater_;
     std::string inflated_;

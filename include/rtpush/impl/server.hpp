@@ -7,6 +7,7 @@
 #include <rtpush/version.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
@@ -27,6 +28,8 @@
 #include <unistd.h>
 #endif
 #include <map>
+#include <new>
+#include <utility>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -942,6 +945,7 @@ inline void server::shutdown_shard(detail::shard& sh) {
         boost::system::error_code ec;
         sock->cancel(ec);
     }
+    sh.expire_waits({}, true);
     auto on_drained = [this, &sh](std::exception_ptr) {
         sh.release_work();
         if (sh.live_tasks > 0 || !sh.sessions().empty())
@@ -1104,8 +1108,140 @@ inline boost::asio::awaitable<void> server::accept_loop() {
             co_await backoff.async_wait(net::as_tuple(net::use_awaitable));
             continue;
         }
-        spawn_connection(sh, handle_connection(sh, std::move(sock)));
+        if (tls_)
+            spawn_connection(sh, handle_connection(sh, std::move(sock)));
+        else if (&sh == shards_.front().get()) // this thread's own
+            await_request(sh, std::move(sock));
+        else
+            net::post(sh.get_executor(), [this, &sh, s = std::move(sock)]() mutable {
+                if (!sh.stopping) // else closed with `s`
+                    await_request(sh, std::move(s));
+            });
     }
+}
+
+inline void server::await_request(detail::shard& sh, boost::asio::ip::tcp::socket sock) {
+    // A readiness wait, not a coroutine with its frames, stream and buffers: a connection
+    // costs little until its request is there, however many arrive at once (see
+    // handle_request_now). The wait is made in the block that becomes the session, so a
+    // backlog of waiting connections leaves no holes between sessions either. The shard's
+    // tick enforces the handshake timeout.
+    static_assert(sizeof(detail::request_wait) <= sizeof(session) &&
+                  alignof(detail::request_wait) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
+    void* const block = ::operator new(sizeof(session));
+    auto* w = new (block) detail::request_wait(std::move(sock), std::chrono::steady_clock::now() +
+                                                                    cfg_.handshake_timeout);
+    sh.add_wait(w);
+    ++sh.live_tasks;
+    w->socket.async_wait(
+        boost::asio::ip::tcp::socket::wait_read,
+        boost::asio::bind_allocator(
+            detail::request_wait::allocator<void>(w), [this, &sh, w](boost::system::error_code ec) {
+                sh.remove_wait(w);
+                --sh.live_tasks;
+                auto s = std::move(w->socket);
+                w->~request_wait();
+                void* const block = w;
+                if (ec || sh.stopping) { // silent past the timeout, or shutdown
+                    boost::system::error_code cec;
+                    s.close(cec);
+                    ::operator delete(block, sizeof(session));
+                    return;
+                }
+                try {
+                    handle_request_now(sh, std::move(s), block);
+                } catch (std::exception const& e) {
+                    cfg_.logger.log(log_level::error, "connection_failed", {{"what", e.what()}});
+                }
+            }));
+}
+
+inline void server::handle_request_now(detail::shard& sh, boost::asio::ip::tcp::socket sock,
+                                       void* block) {
+    // Nearly every WebSocket client sends its whole upgrade request in one segment. Read
+    // into the shard's buffer, parse, check and answer it and start the session, all in
+    // this handler: whatever the handshake allocates is freed before the next connection's
+    // turn, so it leaves no holes between sessions however far behind the server is (with
+    // a coroutine per handshake, a backlog of thousands in flight left their buffers
+    // scattered between the sessions made meanwhile: up to 1 KiB more per connection).
+    // Anything else (a partial request, REST, SSE) continues in handle_connection().
+    namespace net = boost::asio;
+    namespace http = boost::beast::http;
+    struct block_guard { // `block` (sizeof(session)) is freed unless the session takes it
+        void* p;
+        ~block_guard() {
+            if (p)
+                ::operator delete(p, sizeof(session));
+        }
+    } guard{block};
+    auto& buf = sh.read_buffer();
+    boost::system::error_code ec;
+    sock.non_blocking(true, ec);
+    std::size_t n = 0;
+    if (!ec)
+        n = sock.read_some(net::buffer(buf), ec);
+    if (ec == net::error::would_block || ec == net::error::try_again)
+        ec = {}; // a spurious wakeup: n == 0
+    if (ec) {
+        sock.close(ec); // EOF or reset before a request
+        return;
+    }
+    auto const t0 = std::chrono::steady_clock::now();
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(16 * 1024);
+    parser.body_limit(cfg_.max_http_body);
+    parser.eager(true);
+    std::size_t used = 0;
+    if (n > 0)
+        used = parser.put(net::buffer(buf.data(), n), ec);
+    bool fast = n > 0 && !ec && parser.is_done();
+    std::map<std::string, std::string> query;
+    std::string path;
+    if (fast) {
+        auto const& req = parser.get();
+        path = detail::split_target(req.target(), query);
+        fast = path == cfg_.ws_path &&
+               detail::header_has_token(req[http::field::connection], "upgrade") &&
+               detail::iequals(req[http::field::upgrade], "websocket");
+    }
+    if (!fast) {
+        spawn_connection(
+            sh, handle_connection(sh, std::move(sock), std::nullopt, std::string(buf.data(), n)));
+        return;
+    }
+    auto const& req = parser.get();
+    std::string remote, remote_ip;
+    if (auto ep = sock.remote_endpoint(ec); !ec) {
+        remote_ip = ep.address().to_string();
+        remote = remote_ip + ":" + std::to_string(ep.port());
+    }
+    upgrade_state up;
+    if (auto refusal = upgrade_check(sh, req, true, path, query, remote, remote_ip, up)) {
+        refusal->keep_alive(false);
+        refusal->set(http::field::server, cfg_.server_name);
+        detail::log_access(cfg_.logger, req, path, refusal->result_int(), t0, remote);
+        // A few hundred bytes into an empty socket buffer: one non-blocking write.
+        http::write(sock, *refusal, ec);
+        sock.shutdown(net::ip::tcp::socket::shutdown_both, ec);
+        sock.close(ec);
+        return;
+    }
+    auto res = switching_protocols(req, up);
+    http::write(sock, res, ec);
+    if (ec) {
+        // Would block on an empty socket buffer (not seen), or the peer is gone.
+        sh.counters().errors.fetch_add(1, std::memory_order_relaxed);
+        cfg_.logger.log(log_level::info, "handshake_failed",
+                        {{"remote", remote}, {"what", ec.message()}});
+        sock.close(ec);
+        return;
+    }
+    // Bytes the client sent right after its request belong to the WebSocket stream.
+    up.leftover.assign(buf.data() + used, n - used);
+    up.org = query.count("org") ? query["org"] : query["organization_id"];
+    up.remote = std::move(remote);
+    up.socket.emplace(std::move(sock));
+    start_session(sh, up, std::exchange(guard.p, nullptr));
 }
 
 inline boost::asio::awaitable<void> server::heartbeat_loop(detail::shard& sh) {
@@ -1126,6 +1262,7 @@ inline boost::asio::awaitable<void> server::heartbeat_loop(detail::shard& sh) {
         if (sh.stopping)
             break;
         auto const now = std::chrono::steady_clock::now();
+        sh.expire_waits(now); // connections silent past the handshake timeout
         sessions.clear();
         for (auto const& [id, s] : sh.sessions())
             sessions.push_back(s);
@@ -1209,7 +1346,7 @@ inline boost::asio::awaitable<void> server::handle_connection(detail::shard& sh,
                                                               std::string buffered) {
     // The HTTP phase runs in its own coroutine so that its buffers, parser and stream are
     // freed before the session starts: an idle subscriber keeps only what it needs.
-    upgrade up;
+    upgrade_state up;
     bool upgraded = false;
     if (tls_)
         upgraded = co_await tls_phase(sh, std::move(sock), up);
@@ -1222,13 +1359,29 @@ inline boost::asio::awaitable<void> server::handle_connection(detail::shard& sh,
         start_sse(sh, std::move(*up.socket), std::move(*up.sse));
         co_return;
     }
+    start_session(sh, up);
+}
+
+inline void server::start_session(detail::shard& sh, upgrade_state& up, void* block) {
     auto const id = next_id_.fetch_add(1, std::memory_order_relaxed);
     sh.counters().accepted.fetch_add(1, std::memory_order_relaxed);
     // The session outlives this coroutine: it runs on completion handlers, registered with
-    // the shard (which shutdown waits on), and deletes itself through `done` at its end.
-    auto* s = new session(sh, hub_, cfg_, std::move(*up.socket), id, std::move(up.leftover),
-                          std::move(up.org), std::move(up.remote), std::move(up.claims),
-                          std::move(up.tls), up.deflate);
+    // the shard (which shutdown waits on), and deletes itself through `done` at its end
+    // (`delete`: `block`, when given, is ::operator new(sizeof(session))).
+    auto make = [&](void* where) {
+        return new (where) session(sh, hub_, cfg_, std::move(*up.socket), id,
+                                   std::move(up.leftover), std::move(up.org), std::move(up.remote),
+                                   std::move(up.claims), std::move(up.tls), up.deflate);
+    };
+    session* s = nullptr;
+    if (!block)
+        block = ::operator new(sizeof(session));
+    try {
+        s = make(block);
+    } catch (...) {
+        ::operator delete(block, sizeof(session));
+        throw;
+    }
     if (cfg_.logger.enabled(log_level::info))
         cfg_.logger.log(log_level::info, "connection_open",
                         {{"client", s->client_id()},
@@ -1275,7 +1428,7 @@ struct http_socket_guard {
 } // namespace detail
 
 inline boost::asio::awaitable<bool>
-server::http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock, upgrade& up,
+server::http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock, upgrade_state& up,
                    std::optional<http_request> first, std::string buffered) {
     boost::beast::tcp_stream stream(std::move(sock));
     detail::http_socket_guard guard(sh, &stream.socket());
@@ -1289,7 +1442,7 @@ server::http_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock, upgrade
 }
 
 inline boost::asio::awaitable<bool>
-server::tls_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock, upgrade& up) {
+server::tls_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock, upgrade_state& up) {
     namespace net = boost::asio;
     auto tls = std::make_unique<session::tls_stream>(std::move(sock), *tls_);
     auto& tcp = tls->next_layer();
@@ -1329,8 +1482,8 @@ server::tls_phase(detail::shard& sh, boost::asio::ip::tcp::socket sock, upgrade&
 
 template <class Stream>
 boost::asio::awaitable<bool>
-server::http_exchange(detail::shard& sh, Stream& stream, boost::beast::tcp_stream& tcp, upgrade& up,
-                      std::optional<http_request> first, std::string buffered) {
+server::http_exchange(detail::shard& sh, Stream& stream, boost::beast::tcp_stream& tcp,
+                      upgrade_state& up, std::optional<http_request> first, std::string buffered) {
     namespace net = boost::asio;
     namespace beast = boost::beast;
     namespace http = beast::http;
@@ -1393,60 +1546,7 @@ server::http_exchange(detail::shard& sh, Stream& stream, boost::beast::tcp_strea
         bool const upgrade = detail::header_has_token(req[http::field::connection], "upgrade") &&
                              detail::iequals(req[http::field::upgrade], "websocket");
         if (upgrade || path == cfg_.ws_path) {
-            std::optional<http_response> refusal;
-            auto const key = req[http::field::sec_websocket_key];
-            if (path != cfg_.ws_path)
-                refusal = detail::json_error(http::status::not_found, "NOT_FOUND",
-                                             "no WebSocket endpoint at " + path + " (try " +
-                                                 cfg_.ws_path + ")");
-            else if (!upgrade)
-                refusal = detail::json_error(http::status::upgrade_required, "INVALID_MESSAGE",
-                                             "this endpoint speaks WebSocket only");
-            else if (req.method() != http::verb::get || req.version() < 11 ||
-                     !detail::valid_websocket_key(key))
-                refusal = detail::json_error(http::status::bad_request, "INVALID_MESSAGE",
-                                             "malformed WebSocket handshake");
-            else if (auto const org = query.count("org") ? query["org"] : query["organization_id"];
-                     !org.empty() && !valid_identifier(org))
-                // it would be counted and listed (/api/connections) as given: raw bytes there
-                // would make the answer not JSON
-                refusal = detail::json_error(http::status::bad_request, "INVALID_MESSAGE",
-                                             "org must be 1-128 characters of [A-Za-z0-9_.@-]");
-            else if (req[http::field::sec_websocket_version] != "13") {
-                refusal = detail::json_error(http::status::upgrade_required, "INVALID_MESSAGE",
-                                             "unsupported WebSocket version (13 is supported)");
-                refusal->set(http::field::sec_websocket_version, "13");
-            } else if (auto const origin = req[http::field::origin];
-                       !origin.empty() && !detail::origin_allowed(origin, cfg_.allowed_origins)) {
-                // Cross-site WebSocket hijacking: a foreign page's socket would carry the
-                // user's cookies. Non-browser clients send no Origin and are not affected.
-                refusal = detail::json_error(http::status::forbidden, "ORIGIN_NOT_ALLOWED",
-                                             "origin " + std::string(origin) +
-                                                 " may not open a WebSocket on this server");
-                sh.counters().count_rejected(detail::reject_reason::origin_not_allowed);
-                cfg_.logger.log(log_level::info, "origin_refused",
-                                {{"remote", remote}, {"origin", detail::printable(origin)}});
-            } else if (!handshake_allowed(remote_ip)) {
-                sh.counters().count_rejected(detail::reject_reason::handshake_rate_limit);
-                refusal = detail::json_error(http::status::too_many_requests, "RATE_LIMIT_EXCEEDED",
-                                             "too many WebSocket handshakes from this address");
-                refusal->set(http::field::retry_after, "1");
-            } else if (auto why = handshake_token(req, query, up.claims); !why.empty()) {
-                refusal = detail::json_error(http::status::unauthorized, "AUTH_FAILED", why);
-                refusal->set(http::field::www_authenticate, "Bearer");
-                sh.counters().count_rejected(detail::reject_reason::auth_failed);
-                cfg_.logger.log(log_level::info, "auth_failed",
-                                {{"remote", remote}, {"reason", why}});
-            } else if (sh.stopping) {
-                sh.counters().count_rejected(detail::reject_reason::shutting_down);
-                refusal = detail::json_error(http::status::service_unavailable, "CONNECTION_LIMIT",
-                                             "server shutting down");
-            } else if (connection_count() >= cfg_.max_connections) {
-                sh.counters().count_rejected(detail::reject_reason::connection_limit);
-                refusal = detail::json_error(http::status::service_unavailable, "CONNECTION_LIMIT",
-                                             "connection limit of " +
-                                                 std::to_string(cfg_.max_connections) + " reached");
-            }
+            auto refusal = upgrade_check(sh, req, upgrade, path, query, remote, remote_ip, up);
             if (refusal) {
                 refusal->keep_alive(false);
                 refusal->set(http::field::server, cfg_.server_name);
@@ -1454,19 +1554,7 @@ server::http_exchange(detail::shard& sh, Stream& stream, boost::beast::tcp_strea
                 co_await http::async_write(stream, *refusal, net::as_tuple(net::use_awaitable));
                 break;
             }
-            http::response<http::empty_body> res{http::status::switching_protocols, 11};
-            res.set(http::field::server, cfg_.server_name);
-            res.set(http::field::upgrade, "websocket");
-            res.set(http::field::connection, "Upgrade");
-            res.set(http::field::sec_websocket_accept, detail::websocket_accept_key(key));
-            if (detail::header_has_token(req[http::field::sec_websocket_protocol], "rtpush.v1"))
-                res.set(http::field::sec_websocket_protocol, "rtpush.v1");
-            if (cfg_.permessage_deflate)
-                if (auto ext =
-                        detail::negotiate_deflate(req[http::field::sec_websocket_extensions])) {
-                    res.set(http::field::sec_websocket_extensions, *ext);
-                    up.deflate = true;
-                }
+            auto res = switching_protocols(req, up);
             auto [wec, wn] =
                 co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
             if (wec)
@@ -1527,6 +1615,86 @@ server::http_exchange(detail::shard& sh, Stream& stream, boost::beast::tcp_strea
             break;
     }
     co_return false;
+}
+
+inline std::optional<server::http_response>
+server::upgrade_check(detail::shard& sh, const http_request& req, bool upgrade,
+                      const std::string& path, std::map<std::string, std::string>& query,
+                      const std::string& remote, const std::string& remote_ip, upgrade_state& up) {
+    namespace http = boost::beast::http;
+    std::optional<http_response> refusal;
+    auto const key = req[http::field::sec_websocket_key];
+    if (path != cfg_.ws_path)
+        refusal =
+            detail::json_error(http::status::not_found, "NOT_FOUND",
+                               "no WebSocket endpoint at " + path + " (try " + cfg_.ws_path + ")");
+    else if (!upgrade)
+        refusal = detail::json_error(http::status::upgrade_required, "INVALID_MESSAGE",
+                                     "this endpoint speaks WebSocket only");
+    else if (req.method() != http::verb::get || req.version() < 11 ||
+             !detail::valid_websocket_key(key))
+        refusal = detail::json_error(http::status::bad_request, "INVALID_MESSAGE",
+                                     "malformed WebSocket handshake");
+    else if (auto const org = query.count("org") ? query["org"] : query["organization_id"];
+             !org.empty() && !valid_identifier(org))
+        // it would be counted and listed (/api/connections) as given: raw bytes there
+        // would make the answer not JSON
+        refusal = detail::json_error(http::status::bad_request, "INVALID_MESSAGE",
+                                     "org must be 1-128 characters of [A-Za-z0-9_.@-]");
+    else if (req[http::field::sec_websocket_version] != "13") {
+        refusal = detail::json_error(http::status::upgrade_required, "INVALID_MESSAGE",
+                                     "unsupported WebSocket version (13 is supported)");
+        refusal->set(http::field::sec_websocket_version, "13");
+    } else if (auto const origin = req[http::field::origin];
+               !origin.empty() && !detail::origin_allowed(origin, cfg_.allowed_origins)) {
+        // Cross-site WebSocket hijacking: a foreign page's socket would carry the
+        // user's cookies. Non-browser clients send no Origin and are not affected.
+        refusal = detail::json_error(http::status::forbidden, "ORIGIN_NOT_ALLOWED",
+                                     "origin " + std::string(origin) +
+                                         " may not open a WebSocket on this server");
+        sh.counters().count_rejected(detail::reject_reason::origin_not_allowed);
+        cfg_.logger.log(log_level::info, "origin_refused",
+                        {{"remote", remote}, {"origin", detail::printable(origin)}});
+    } else if (!handshake_allowed(remote_ip)) {
+        sh.counters().count_rejected(detail::reject_reason::handshake_rate_limit);
+        refusal = detail::json_error(http::status::too_many_requests, "RATE_LIMIT_EXCEEDED",
+                                     "too many WebSocket handshakes from this address");
+        refusal->set(http::field::retry_after, "1");
+    } else if (auto why = handshake_token(req, query, up.claims); !why.empty()) {
+        refusal = detail::json_error(http::status::unauthorized, "AUTH_FAILED", why);
+        refusal->set(http::field::www_authenticate, "Bearer");
+        sh.counters().count_rejected(detail::reject_reason::auth_failed);
+        cfg_.logger.log(log_level::info, "auth_failed", {{"remote", remote}, {"reason", why}});
+    } else if (sh.stopping) {
+        sh.counters().count_rejected(detail::reject_reason::shutting_down);
+        refusal = detail::json_error(http::status::service_unavailable, "CONNECTION_LIMIT",
+                                     "server shutting down");
+    } else if (connection_count() >= cfg_.max_connections) {
+        sh.counters().count_rejected(detail::reject_reason::connection_limit);
+        refusal = detail::json_error(http::status::service_unavailable, "CONNECTION_LIMIT",
+                                     "connection limit of " + std::to_string(cfg_.max_connections) +
+                                         " reached");
+    }
+    return refusal;
+}
+
+inline boost::beast::http::response<boost::beast::http::empty_body>
+server::switching_protocols(const http_request& req, upgrade_state& up) {
+    namespace http = boost::beast::http;
+    auto const key = req[http::field::sec_websocket_key];
+    http::response<http::empty_body> res{http::status::switching_protocols, 11};
+    res.set(http::field::server, cfg_.server_name);
+    res.set(http::field::upgrade, "websocket");
+    res.set(http::field::connection, "Upgrade");
+    res.set(http::field::sec_websocket_accept, detail::websocket_accept_key(key));
+    if (detail::header_has_token(req[http::field::sec_websocket_protocol], "rtpush.v1"))
+        res.set(http::field::sec_websocket_protocol, "rtpush.v1");
+    if (cfg_.permessage_deflate)
+        if (auto ext = detail::negotiate_deflate(req[http::field::sec_websocket_extensions])) {
+            res.set(http::field::sec_websocket_extensions, *ext);
+            up.deflate = true;
+        }
+    return res;
 }
 
 inline std::optional<server::http_response>
