@@ -20,7 +20,7 @@ import zlib
 
 import websockets
 
-from rtdtest import check, failures, start_rtd
+from rtdtest import FrameReader, check, failures, start_rtd
 
 RTD = sys.argv[1]
 WS_DIR = sys.argv[2] if len(sys.argv) > 2 else ""
@@ -29,7 +29,7 @@ NEGOTIATED = "permessage-deflate; server_no_context_takeover; client_no_context_
 THRESHOLD = 512
 
 
-class RawClient:
+class RawClient(FrameReader):
     """A WebSocket client on a plain socket that shows each frame's header bits."""
 
     def __init__(self, port, offer="permessage-deflate; client_max_window_bits"):
@@ -49,28 +49,6 @@ class RawClient:
         for line in head.decode().split("\r\n")[1:]:
             k, v = line.split(":", 1)
             self.headers[k.strip().lower()] = v.strip()
-
-    def _need(self, n):
-        while len(self.buf) < n:
-            chunk = self.s.recv(65536)
-            if not chunk:
-                raise EOFError
-            self.buf += chunk
-
-    def frame(self):
-        """(fin, rsv1, opcode, payload) of the next frame."""
-        self._need(2)
-        b0, b1 = self.buf[0], self.buf[1]
-        n, off = b1 & 0x7F, 2
-        if n == 126:
-            self._need(4)
-            n, off = struct.unpack(">H", self.buf[2:4])[0], 4
-        elif n == 127:
-            self._need(10)
-            n, off = struct.unpack(">Q", self.buf[2:10])[0], 10
-        self._need(off + n)
-        payload, self.buf = self.buf[off:off + n], self.buf[off + n:]
-        return bool(b0 & 0x80), bool(b0 & 0x40), b0 & 0x0F, payload
 
     def message(self):
         """(compressed, text) of the next text message, skipping pings; close: (None, code)."""

@@ -28,7 +28,7 @@ import time
 
 import websockets
 
-from rtdtest import check, failures, start_rtd
+from rtdtest import FrameReader, check, failures, start_rtd
 
 RTD = sys.argv[1]
 UPDATES = 120
@@ -53,7 +53,7 @@ def text(obj):
     return masked(0x1, json.dumps(obj).encode())
 
 
-class raw_client:
+class raw_client(FrameReader):
     """A WebSocket client on a plain socket: exact control over what is written together and
     when the socket is read."""
 
@@ -76,40 +76,12 @@ class raw_client:
         head, self.buf = self.buf.split(b"\r\n\r\n", 1)
         check(head.startswith(b"HTTP/1.1 101"), "raw client upgraded")
 
-    def _need(self, n):
-        while len(self.buf) < n:
-            chunk = self.s.recv(65536)
-            if not chunk:
-                raise EOFError
-            self.buf += chunk
-
-    def frame(self):
-        """(opcode, payload) of the next server frame; raises EOFError at the end."""
-        self._need(2)
-        b0, b1 = self.buf[0], self.buf[1]
-        check_mask = b1 & 0x80
-        n = b1 & 0x7F
-        off = 2
-        if n == 126:
-            self._need(4)
-            n = struct.unpack("!H", self.buf[2:4])[0]
-            off = 4
-        elif n == 127:
-            self._need(10)
-            n = struct.unpack("!Q", self.buf[2:10])[0]
-            off = 10
-        if check_mask:
-            raise RuntimeError("a masked server frame")
-        self._need(off + n)
-        payload, self.buf = self.buf[off:off + n], self.buf[off + n:]
-        if not b0 & 0x80:
-            raise RuntimeError("fragmented server frame (not expected here)")
-        return b0 & 0x0F, payload
-
     def message(self):
         """The next text message, skipping pings and heartbeats."""
         while True:
-            op, payload = self.frame()
+            fin, _, op, payload = self.frame()
+            if not fin:
+                raise RuntimeError("fragmented server frame (not expected here)")
             if op == 0x9 or op == 0xA:
                 continue
             if op != 0x1:

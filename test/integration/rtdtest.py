@@ -3,6 +3,7 @@ started on a free loopback port (read from its JSON "listening" log line), a thr
 import collections
 import json
 import os
+import struct
 import subprocess
 import threading
 
@@ -13,6 +14,35 @@ def check(cond, what):
     print(("ok   " if cond else "FAIL ") + what, flush=True)
     if not cond:
         failures.append(what)
+
+
+class FrameReader:
+    """Reads server frames from the plain socket `self.s`, past the HTTP head (`self.buf`
+    holds what was read beyond it). For raw-socket clients that check bytes on the wire."""
+
+    def _need(self, n):
+        while len(self.buf) < n:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise EOFError
+            self.buf += chunk
+
+    def frame(self):
+        """(fin, rsv1, opcode, payload) of the next frame; EOFError at the end."""
+        self._need(2)
+        b0, b1 = self.buf[0], self.buf[1]
+        if b1 & 0x80:
+            raise RuntimeError("a masked server frame")
+        n, off = b1 & 0x7F, 2
+        if n == 126:
+            self._need(4)
+            n, off = struct.unpack(">H", self.buf[2:4])[0], 4
+        elif n == 127:
+            self._need(10)
+            n, off = struct.unpack(">Q", self.buf[2:10])[0], 10
+        self._need(off + n)
+        payload, self.buf = self.buf[off:off + n], self.buf[off + n:]
+        return bool(b0 & 0x80), bool(b0 & 0x40), b0 & 0x0F, payload
 
 
 def start_rtd(rtd, *args, port=0):
