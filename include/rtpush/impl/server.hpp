@@ -1108,15 +1108,16 @@ inline boost::asio::awaitable<void> server::accept_loop() {
             co_await backoff.async_wait(net::as_tuple(net::use_awaitable));
             continue;
         }
-        if (tls_)
-            spawn_connection(sh, handle_connection(sh, std::move(sock)));
-        else if (&sh == shards_.front().get()) // this thread's own
+        // The one-handler upgrade only on this thread's own shard: the socket was registered
+        // with its reactor within this handler, so the readiness of a request that came
+        // first is still to be reported when the wait starts. Another shard's reactor may
+        // report it before a posted wait exists, and a readiness wait does not look back
+        // (Asio starts waits without a speculative check): such connections take the
+        // coroutine, whose first read does.
+        if (!tls_ && &sh == shards_.front().get())
             await_request(sh, std::move(sock));
         else
-            net::post(sh.get_executor(), [this, &sh, s = std::move(sock)]() mutable {
-                if (!sh.stopping) // else closed with `s`
-                    await_request(sh, std::move(s));
-            });
+            spawn_connection(sh, handle_connection(sh, std::move(sock)));
     }
 }
 
