@@ -4,9 +4,9 @@
 #ifndef RTPUSH_CONFIG_HPP
 #define RTPUSH_CONFIG_HPP
 
-#include <rtpush/detail/send_queue.hpp>
 #include <rtpush/ingest.hpp>
 #include <rtpush/log.hpp>
+#include <rtpush/overflow_policy.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -74,7 +74,7 @@ struct server_config {
 
     std::size_t queue_max_frames = 4096;    ///< outbound queue bound per client, in frames
     std::size_t queue_max_bytes = 16 << 20; ///< ... and in bytes
-    detail::overflow_policy queue_policy = detail::overflow_policy::disconnect;
+    overflow_policy queue_policy = overflow_policy::disconnect;
     std::size_t write_batch_frames = 256; ///< frames gathered into one write
     std::size_t write_batch_bytes = 256 << 10;
     /// Corking (docs/architecture.md): an io thread queuing more than `cork_threshold` frames

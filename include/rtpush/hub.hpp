@@ -144,11 +144,12 @@ public:
     /// Calls the channel's refresh handler, else the catch-all one; false when there is none.
     bool request_refresh(const topic& t);
 
-    /// Subscriptions to any scope of `channel`, over every session. Sessions keep the count
-    /// with add_subscriber/remove_subscriber; data sources read it to run only on demand.
-    std::size_t subscribers(std::string_view channel) const;
-    void add_subscriber(const std::string& channel);
-    void remove_subscriber(const std::string& channel);
+    /// Demand for `channel`: subscriptions to any scope of it, over every connection (the hub
+    /// holds none itself). The shards' subscription indexes keep the count with
+    /// add_demand/remove_demand; data sources read it to run only on demand.
+    std::size_t demand(std::string_view channel) const;
+    void add_demand(const std::string& channel);
+    void remove_demand(const std::string& channel);
     /// Registers a watcher of `channel`'s demand (see demand_handler); returns its id.
     std::uint64_t on_demand(std::string channel, demand_handler h);
     void remove_demand_handler(std::uint64_t id);

@@ -11,7 +11,6 @@
 #include <rtpush/engine.hpp>
 #include <rtpush/hub.hpp>
 #include <rtpush/log.hpp>
-#include <rtpush/server.hpp>
 #include <rtpush/tls.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -142,11 +141,18 @@ struct redis_config {
 /// every topic's publications exactly once and in the same order; a client that moves to
 /// another node recovers from the same epoch and offsets.
 ///
-/// Lifecycle: construct with the server before start() (it attaches to the hub and spawns
-/// its task); it must outlive the server's run (destroy it after wait()).
+/// Lifecycle: construct before the server's start() (it attaches to the hub and spawns its
+/// task); it must outlive the server's run (destroy it after wait()).
 class redis_engine final : public engine {
 public:
-    redis_engine(rtpush::server& srv, redis_config cfg);
+    /// Runs a task until it returns or the server stops (rtpush::server::spawn).
+    using spawn_function =
+        std::function<void(std::function<boost::asio::awaitable<void>()> task, std::string name)>;
+
+    /// `ex` is where the engine's connections run; `spawn` starts its task and must cancel
+    /// and wait for it at shutdown.
+    redis_engine(rtpush::hub& h, boost::asio::any_io_executor ex, const spawn_function& spawn,
+                 redis_config cfg);
     ~redis_engine() override;
 
     boost::system::error_code publish(const publication& p, const std::string& timestamp,
@@ -187,7 +193,6 @@ private:
     std::string key(std::string_view kind, std::string_view name) const;
     std::string pubsub_channel(std::string_view channel) const { return key("c", channel); }
 
-    rtpush::server& srv_;
     rtpush::hub& hub_;
     redis_config cfg_;
     detail::redis_url url_;

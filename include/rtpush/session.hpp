@@ -8,7 +8,8 @@
 #include <rtpush/config.hpp>
 #include <rtpush/detail/frame.hpp>
 #include <rtpush/detail/send_queue.hpp>
-#include <rtpush/detail/shard.hpp>
+#include <rtpush/detail/client_protocol.hpp>
+#include <rtpush/detail/io/shard.hpp>
 #include <rtpush/hub.hpp>
 #include <rtpush/protocol.hpp>
 
@@ -44,7 +45,7 @@ namespace rtpush {
 /// (the TLS stream is in the session's cold state: a plain session does not pay for it).
 ///
 /// All member functions must be called on the shard's thread.
-class session final : public detail::subscriber {
+class session final : public detail::subscriber, public detail::client_protocol<session> {
 public:
     using socket_type = boost::asio::ip::tcp::socket;
     using tls_stream = boost::asio::ssl::stream<boost::beast::tcp_stream>;
@@ -93,7 +94,7 @@ public:
     /// Called by the shard's maintenance tick: with auth_required, closes (1008) a connection
     /// still unauthenticated after auth_timeout.
     void check_auth_deadline(std::chrono::steady_clock::time_point now) {
-        if (cfg_.auth_required && !authenticated_ && !closing_ && !aborted_ &&
+        if (cfg_.auth_required && !client_.authenticated && !closing_ && !aborted_ &&
             now - opened_ >= cfg_.auth_timeout)
             close(1008, "authentication timeout");
     }
@@ -105,8 +106,8 @@ public:
 
     std::string client_id() const { return "c" + std::to_string(id_); }
     std::uint64_t id() const noexcept { return id_; }
-    const std::string& organization() const noexcept { return org_; }
-    bool authenticated() const noexcept { return authenticated_; }
+    const std::string& organization() const noexcept { return client_.org; }
+    bool authenticated() const noexcept { return client_.authenticated; }
     /// The peer's "address:port" as the handshake saw it (kept as an endpoint, formatted here).
     std::string remote() const;
     /// When the session was made (steady clock).
@@ -123,6 +124,25 @@ public:
     std::size_t queued_bytes() const noexcept { return queue_.bytes(); }
 
 private:
+    friend class detail::client_protocol<session>;
+    // What the protocol (detail/client_protocol.hpp) needs of its transport.
+    detail::protocol_context& protocol_env() noexcept { return shard_.protocol(); }
+    detail::client_state& client() noexcept { return client_; }
+    bool closing() const noexcept { return closing_ || aborted_; }
+    detail::subscriber* as_subscriber() noexcept { return this; }
+    /// See client_protocol: posts back to this session's thread, if it is still there.
+    struct poster_type {
+        detail::shard* sh;
+        std::uint64_t id;
+        template <class F>
+        void post(F f) const {
+            boost::asio::post(sh->get_executor(), [sh = sh, id = id, f = std::move(f)]() mutable {
+                f(sh->find_session(id));
+            });
+        }
+    };
+    poster_type poster() const noexcept { return {&shard_, id_}; }
+
     /// The plain socket, bound to the shard's io_context executor rather than
     /// any_io_executor: the readiness wait that an idle connection keeps pending then carries
     /// an 8-byte executor instead of two type-erased ones.
@@ -163,7 +183,6 @@ private:
     void write_some();
     void on_write(boost::system::error_code ec);
     void handle_text(std::string_view text);
-    void handle_message(client_message& m);
     void send_json(std::string text);
     void send_error(rtpush::error code, std::string_view msg, const boost::json::value& id);
     void schedule_write();
@@ -171,39 +190,15 @@ private:
         if (cold().end_reason.empty())
             cold_->end_reason = std::move(why);
     }
-    void subscribe(client_message& m);
-    void unsubscribe(client_message& m);
-    void authenticate(client_message& m);
-    void count_org();
-    void ack(client_message& m);
-    void hello(client_message& m);
-    /// Hands a frame of a publication that needs an ack to the tracker (targeted, pending).
-    void track_ack(const detail::frame_ptr& f);
-    /// Tells the tracker who this connection is now; returns what the client has not acked.
-    std::vector<detail::frame_ptr> identify();
-    /// The name acks are tracked under: `client:<clientId>`, else `user:<org>/<user>`, else
-    /// `conn:<connection id>` (docs/protocol.md, "Acknowledged delivery").
-    std::string ack_key() const;
-    void accept_claims(jwt_claims c);
-    bool may_access(const topic& t, const boost::json::value& id);
 
-    // State that most connections never use (TLS buffers, token claims, acknowledged
-    // delivery, the close handshake, a frame split across reads), allocated on first use so
-    // that an idle plain subscriber pays one pointer for it.
+    // State that most connections never use (TLS buffers, the close handshake, a frame split
+    // across reads), allocated on first use so that an idle plain subscriber pays one pointer
+    // for it. (The protocol's rarely used state is in client_.rare.)
     struct cold_state {
         std::unique_ptr<tls_stream> tls; // wss:// only: the TLS stream (its own TCP stream)
         std::vector<char> tls_rbuf;      // ... its read buffer (OpenSSL decrypts into it)
         std::string tls_wbuf;            // ... small frames coalesced into one SSL write
         std::string pending;             // an incomplete inbound frame
-        std::string user;
-        std::vector<std::string> channels; // the token's allowed channels; empty = any
-        std::string counted_org;           // the org this connection counts against
-        std::size_t auth_failures = 0;     // rejected tokens: guessing is bounded per connection
-        std::chrono::steady_clock::time_point last_refresh{};
-        // Acknowledged delivery: set by `hello`, a `clientId`, or the first delivery that
-        // needs an ack.
-        std::string ack_client_tag; // the client's own `clientId` (hello, authenticate)
-        std::string ack_key;        // the key this session is attached under in the tracker
         detail::frame_ptr close_frame;
         std::chrono::steady_clock::time_point close_deadline{};
         std::string end_reason; // the first cause of the end, see end_reason()
@@ -227,6 +222,7 @@ private:
     detail::shard& shard_;
     rtpush::hub& hub_;
     const server_config& cfg_;
+    detail::client_state client_; // who the client is, what it subscribed to
     plain_socket socket_;
     detail::send_queue queue_;
     detail::frame_reader reader_;
@@ -234,33 +230,6 @@ private:
     std::unique_ptr<cold_state> cold_;
     done_handler done_ = nullptr;
     void* done_context_ = nullptr;
-    // Subscriptions: the first inline (most connections have exactly one), the others each
-    // in a block of its own (the shard keeps pointers to them, so they never move), listed
-    // in a vector made for the second one.
-    using subscription_list = std::vector<std::unique_ptr<detail::subscription>>;
-    detail::subscription first_sub_;
-    std::unique_ptr<subscription_list> more_subs_;
-    std::size_t subscription_count() const noexcept {
-        return (first_sub_used_ ? 1 : 0) + (more_subs_ ? more_subs_->size() : 0);
-    }
-    detail::subscription* find_subscription(std::string_view key) noexcept;
-    template <class F>
-    void for_each_subscription(F&& f) {
-        if (first_sub_used_)
-            f(first_sub_);
-        if (more_subs_)
-            for (auto const& s : *more_subs_)
-                f(*s);
-    }
-    template <class F>
-    void for_each_subscription(F&& f) const {
-        if (first_sub_used_)
-            f(first_sub_);
-        if (more_subs_)
-            for (auto const& s : *more_subs_)
-                f(static_cast<const detail::subscription&>(*s));
-    }
-
     std::uint64_t id_; // (here: it fills what wait_slot_'s alignment would leave)
 
     // The memory of the readiness wait. Asio frees an operation before it calls its handler,
@@ -286,7 +255,6 @@ private:
         }
     };
 
-    std::string org_;
     boost::asio::ip::tcp::endpoint remote_ep_; // see remote()
     std::uint32_t write_pos_ = 0;              // first buffer of the batch not yet fully written
     std::chrono::system_clock::time_point last_activity_at_;
@@ -297,8 +265,6 @@ private:
     std::uint64_t sent_ = 0;
     std::uint16_t close_code_ = 0;
 
-    bool authenticated_ : 1 = false;  // a verified token gave user and org_
-    bool can_publish_ : 1 = false;    // ... and its publish claim
     bool closing_ : 1 = false;        // a close frame is queued
     bool close_sent_ : 1 = false;     // ... and written
     bool close_received_ : 1 = false; // the peer's close frame arrived
@@ -311,7 +277,6 @@ private:
     bool tls_shutdown_ : 1 = false;   // TLS close_notify started
     bool deflate_ : 1 = false;        // permessage-deflate negotiated
     bool has_remote_ep_ : 1 = false;  // remote_ep_ holds the remote (else cold_->remote)
-    bool first_sub_used_ : 1 = false; // first_sub_ is a subscription
     bool wait_slot_used_ : 1 = false; // wait_slot_ holds an operation
     bool direct_ : 1 = false;         // replies go to the shard's outbox (begin_direct)
 };

@@ -252,18 +252,18 @@ BOOST_AUTO_TEST_CASE(demand_follows_sessions_and_disconnects) {
             co_await connect(c, fx.url());
             co_await subscribe(c, "dash", "acme", "support");
             co_await subscribe(c, "dash");
-            BOOST_TEST(fx.srv.hub().subscribers("dash") == 2u);
+            BOOST_TEST(fx.srv.hub().demand("dash") == 2u);
             co_await c.async_send(R"({"type":"unsubscribe","channel":"dash","id":1})");
             co_await expect(c, "unsubscribed");
-            BOOST_TEST(fx.srv.hub().subscribers("dash") == 1u);
+            BOOST_TEST(fx.srv.hub().demand("dash") == 1u);
             co_await c.async_close();
         }
         net::steady_timer t(ioc);
-        for (int i = 0; i < 200 && fx.srv.hub().subscribers("dash") != 0; ++i) {
+        for (int i = 0; i < 200 && fx.srv.hub().demand("dash") != 0; ++i) {
             t.expires_after(5ms);
             co_await t.async_wait(net::use_awaitable);
         }
-        BOOST_TEST(fx.srv.hub().subscribers("dash") == 0u);
+        BOOST_TEST(fx.srv.hub().demand("dash") == 0u);
     });
     BOOST_TEST(u.calls >= 1);
 }

@@ -1,5 +1,5 @@
 #include <rtpush/detail/frame.hpp>
-#include <rtpush/detail/shard.hpp>
+#include <rtpush/detail/io/shard.hpp>
 #include <rtpush/hub.hpp>
 
 #include <boost/json.hpp>
@@ -89,7 +89,7 @@ struct subscriptions {
         s.key = t.key();
         s.owner = &owner;
         s.since = since;
-        sh.add_subscription(s);
+        sh.subscriptions().add(s);
         return s;
     }
 };
@@ -539,17 +539,17 @@ BOOST_AUTO_TEST_CASE(subscriber_counts_and_demand_handlers) {
     std::vector<std::size_t> seen;
     auto const id = h.on_demand("metrics", [&](std::size_t n) { seen.push_back(n); });
     h.on_demand("other", [&](std::size_t) { seen.push_back(99); });
-    BOOST_TEST(h.subscribers("metrics") == 0u);
-    h.add_subscriber("metrics");
-    h.add_subscriber("metrics");
-    BOOST_TEST(h.subscribers("metrics") == 2u);
-    h.remove_subscriber("metrics");
-    h.remove_subscriber("metrics");
-    h.remove_subscriber("metrics"); // not below zero
-    BOOST_TEST(h.subscribers("metrics") == 0u);
+    BOOST_TEST(h.demand("metrics") == 0u);
+    h.add_demand("metrics");
+    h.add_demand("metrics");
+    BOOST_TEST(h.demand("metrics") == 2u);
+    h.remove_demand("metrics");
+    h.remove_demand("metrics");
+    h.remove_demand("metrics"); // not below zero
+    BOOST_TEST(h.demand("metrics") == 0u);
     BOOST_TEST(seen == (std::vector<std::size_t>{1, 0}), boost::test_tools::per_element());
     h.remove_demand_handler(id);
-    h.add_subscriber("metrics");
+    h.add_demand("metrics");
     BOOST_TEST(seen.size() == 2u);
 }
 
@@ -589,12 +589,12 @@ BOOST_AUTO_TEST_CASE(remove_subscription_swap_keeps_indexes) {
     BOOST_TEST(sa.index == 0u);
     BOOST_TEST(sb.index == 1u);
     BOOST_TEST(sc.index == 2u);
-    BOOST_TEST(sh.subscriptions().at("kpi:org:a").size() == 3u);
+    BOOST_TEST(sh.subscriptions().entries().at("kpi:org:a").size() == 3u);
 
-    sh.remove_subscription(sa); // c moves into a's slot
+    sh.subscriptions().remove(sa); // c moves into a's slot
     BOOST_TEST(sc.index == 0u);
     BOOST_TEST(sb.index == 1u);
-    auto const& v = sh.subscriptions().at("kpi:org:a");
+    auto const& v = sh.subscriptions().entries().at("kpi:org:a");
     BOOST_TEST_REQUIRE(v.size() == 2u);
     BOOST_TEST(v[0] == &sc);
     BOOST_TEST(v[1] == &sb);
@@ -606,8 +606,8 @@ BOOST_AUTO_TEST_CASE(remove_subscription_swap_keeps_indexes) {
     BOOST_TEST(c.frames.size() == 1u);
 
     // removing the moved one uses its updated index
-    sh.remove_subscription(sc);
-    BOOST_TEST(sh.subscriptions().at("kpi:org:a").size() == 1u);
+    sh.subscriptions().remove(sc);
+    BOOST_TEST(sh.subscriptions().entries().at("kpi:org:a").size() == 1u);
     BOOST_TEST(sb.index == 0u);
     h.publish(make_pub(t, 2));
     sh.context().poll();
@@ -615,18 +615,18 @@ BOOST_AUTO_TEST_CASE(remove_subscription_swap_keeps_indexes) {
     BOOST_TEST(c.frames.size() == 1u);
 
     // removing twice, or something never added, changes nothing
-    sh.remove_subscription(sa);
-    sh.remove_subscription(sc);
-    BOOST_TEST(sh.subscriptions().at("kpi:org:a").size() == 1u);
+    sh.subscriptions().remove(sa);
+    sh.subscriptions().remove(sc);
+    BOOST_TEST(sh.subscriptions().entries().at("kpi:org:a").size() == 1u);
     d::subscription stray;
     stray.key = "kpi:org:a";
     stray.owner = &a;
-    sh.remove_subscription(stray);
-    BOOST_TEST(sh.subscriptions().at("kpi:org:a").size() == 1u);
+    sh.subscriptions().remove(stray);
+    BOOST_TEST(sh.subscriptions().entries().at("kpi:org:a").size() == 1u);
 
     // the last one removes the key
-    sh.remove_subscription(sb);
-    BOOST_TEST(sh.subscriptions().count("kpi:org:a") == 0u);
+    sh.subscriptions().remove(sb);
+    BOOST_TEST(sh.subscriptions().entries().count("kpi:org:a") == 0u);
     h.publish(make_pub(t, 3));
     sh.context().poll();
     BOOST_TEST(b.frames.size() == 2u);
@@ -646,13 +646,13 @@ BOOST_AUTO_TEST_CASE(remove_subscription_many_random) {
     while (!live.empty()) {
         x = x * 1103515245u + 12345u;
         std::size_t const k = (x >> 8) % live.size();
-        sh.remove_subscription(*live[k]);
+        sh.subscriptions().remove(*live[k]);
         live.erase(live.begin() + static_cast<std::ptrdiff_t>(k));
         if (live.empty()) {
-            BOOST_TEST(sh.subscriptions().count("kpi:org:a") == 0u);
+            BOOST_TEST(sh.subscriptions().entries().count("kpi:org:a") == 0u);
             break;
         }
-        auto const& v = sh.subscriptions().at("kpi:org:a");
+        auto const& v = sh.subscriptions().entries().at("kpi:org:a");
         BOOST_TEST_REQUIRE(v.size() == live.size());
         for (std::size_t i = 0; i < v.size(); ++i)
             BOOST_TEST_REQUIRE(v[i]->index == i);

@@ -292,25 +292,25 @@ BOOST_AUTO_TEST_CASE(demand_driven_start_and_stop_with_linger) {
         co_await sleep_for(80ms);
         BOOST_TEST(u.calls == 0); // nobody subscribed
         BOOST_TEST(!stat(r, "active").as_bool());
-        h.add_subscriber("metrics");
-        h.add_subscriber("metrics");
+        h.add_demand("metrics");
+        h.add_demand("metrics");
         co_await sleep_for(100ms);
         BOOST_TEST(u.calls >= 2);
         BOOST_TEST(stat(r, "active").as_bool());
-        h.remove_subscriber("metrics");
+        h.remove_demand("metrics");
         int const before = u.calls;
         co_await sleep_for(50ms);
         BOOST_TEST(u.calls > before); // one subscriber left
-        h.remove_subscriber("metrics");
+        h.remove_demand("metrics");
         co_await sleep_for(150ms); // linger (60 ms) passes
         BOOST_TEST(!stat(r, "active").as_bool());
         int const stopped = u.calls;
         co_await sleep_for(100ms);
         BOOST_TEST(u.calls == stopped);
-        h.add_subscriber("metrics");
+        h.add_demand("metrics");
         co_await sleep_for(30ms);
         BOOST_TEST(u.calls > stopped); // started again
-        h.remove_subscriber("metrics");
+        h.remove_demand("metrics");
         r.stop();
     });
 }
@@ -328,17 +328,17 @@ BOOST_AUTO_TEST_CASE(demand_restart_within_ttl_uses_the_cache) {
     r.add(make_source(u), o);
     int idle_calls = 0;
     run(ioc, [&]() -> net::awaitable<void> {
-        h.add_subscriber("dash");
+        h.add_demand("dash");
         while (u.calls < 2)
             co_await sleep_for(2ms);
-        h.remove_subscriber("dash");
+        h.remove_demand("dash");
         co_await sleep_for(40ms);
         BOOST_TEST(!stat(r, "active").as_bool());
         idle_calls = u.calls;
-        h.add_subscriber("dash"); // back after the interval but within the TTL: no fetch
+        h.add_demand("dash"); // back after the interval but within the TTL: no fetch
         co_await sleep_for(60ms);
         BOOST_TEST(stat(r, "active").as_bool());
-        h.remove_subscriber("dash");
+        h.remove_demand("dash");
         r.stop();
     });
     BOOST_TEST(u.calls == idle_calls);
@@ -382,8 +382,8 @@ BOOST_AUTO_TEST_CASE(destroying_the_refresher_unregisters_it) {
     }
     BOOST_TEST(!h.request_refresh({"dash", {"acme", "", ""}}));
     BOOST_TEST(h.extra_stats().empty());
-    h.add_subscriber("dash"); // the demand watcher is gone too
-    h.remove_subscriber("dash");
+    h.add_demand("dash"); // the demand watcher is gone too
+    h.remove_demand("dash");
     ioc.run_for(200ms);
     BOOST_TEST(u.calls == 0);
 }

@@ -281,8 +281,8 @@ int main(int argc, char** argv) {
     cfg.max_message_size = vm["max-message-size"].as<std::size_t>();
     cfg.max_subscriptions = vm["max-subscriptions"].as<std::size_t>();
     cfg.queue_max_frames = vm["queue-limit"].as<std::size_t>();
-    cfg.queue_policy = policy == "disconnect" ? rtpush::detail::overflow_policy::disconnect
-                                              : rtpush::detail::overflow_policy::drop_oldest;
+    cfg.queue_policy = policy == "disconnect" ? rtpush::overflow_policy::disconnect
+                                              : rtpush::overflow_policy::drop_oldest;
     cfg.allow_client_publish = vm["allow-publish"].as<bool>();
     auto const history_ttl = vm["history-ttl"].as<double>();
     if (!(history_ttl >= 0)) {
@@ -437,7 +437,11 @@ int main(int argc, char** argv) {
             redis_cfg.node_info = [&srv] {
                 return srv.counters();
             };
-            engine = std::make_unique<rtpush::redis_engine>(srv, redis_cfg);
+            auto spawn = [&srv](auto task, std::string name) {
+                srv.spawn(std::move(task), std::move(name));
+            };
+            engine = std::make_unique<rtpush::redis_engine>(srv.hub(), srv.get_executor(), spawn,
+                                                            redis_cfg);
         }
 #endif
         rtd::demo_publisher demo(srv.hub());

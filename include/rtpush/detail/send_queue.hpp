@@ -4,6 +4,7 @@
 #ifndef RTPUSH_DETAIL_SEND_QUEUE_HPP
 #define RTPUSH_DETAIL_SEND_QUEUE_HPP
 
+#include <rtpush/overflow_policy.hpp>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -53,11 +54,7 @@ inline frame_ptr make_shared_frame(std::string bytes, bool timed = false) {
     return f;
 }
 
-/// What a full queue does with one more frame.
-enum class overflow_policy {
-    drop_oldest, ///< discard the oldest queued data frame (the client sees a gap in `seq`)
-    disconnect,  ///< refuse the frame; the session closes the connection with 1008
-};
+using rtpush::overflow_policy;
 
 /// A FIFO ring of shared frames that starts empty and grows on demand (an idle subscriber
 /// holds no queue memory). Positions are 32-bit: every session holds three rings, and a

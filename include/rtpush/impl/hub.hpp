@@ -2,7 +2,7 @@
 #define RTPUSH_IMPL_HUB_HPP
 
 #include <rtpush/detail/frame.hpp>
-#include <rtpush/detail/shard.hpp>
+#include <rtpush/detail/io/shard.hpp>
 
 #include <boost/asio/post.hpp>
 #include <openssl/rand.h>
@@ -43,6 +43,14 @@ inline frame_ptr publication_frame(std::string bytes, const publication& p, int 
 } // namespace detail
 
 inline void hub::attach(std::vector<detail::shard*> shards) {
+    // Each shard's index counts the demand for a channel as it adds and removes subscriptions.
+    for (auto* sh : shards)
+        sh->subscriptions().on_demand([this](const std::string& channel, int change) {
+            if (change > 0)
+                add_demand(channel);
+            else
+                remove_demand(channel);
+        });
     std::lock_guard lock(mutex_);
     shards_ = std::move(shards);
 }
@@ -337,13 +345,13 @@ inline bool hub::request_refresh(const topic& t) {
     return true;
 }
 
-inline std::size_t hub::subscribers(std::string_view channel) const {
+inline std::size_t hub::demand(std::string_view channel) const {
     std::lock_guard lock(demand_mutex_);
     auto it = subscribers_.find(channel);
     return it == subscribers_.end() ? 0 : it->second;
 }
 
-inline void hub::add_subscriber(const std::string& channel) {
+inline void hub::add_demand(const std::string& channel) {
     std::size_t n;
     {
         std::lock_guard lock(demand_mutex_);
@@ -353,7 +361,7 @@ inline void hub::add_subscriber(const std::string& channel) {
         demand_changed(channel, n);
 }
 
-inline void hub::remove_subscriber(const std::string& channel) {
+inline void hub::remove_demand(const std::string& channel) {
     std::size_t n;
     {
         std::lock_guard lock(demand_mutex_);
@@ -369,7 +377,7 @@ inline void hub::remove_subscriber(const std::string& channel) {
 }
 
 inline void hub::demand_changed(const std::string& channel, std::size_t n) {
-    // Copied out of the lock: a handler may read subscribers() or post elsewhere.
+    // Copied out of the lock: a handler may read demand() or post elsewhere.
     std::vector<demand_handler> hs;
     {
         std::lock_guard lock(demand_mutex_);

@@ -314,11 +314,11 @@ inline std::string phase_field(std::string_view phase) {
 
 } // namespace detail
 
-inline redis_engine::redis_engine(rtpush::server& srv, redis_config cfg)
-    : srv_(srv)
-    , hub_(srv.hub())
+inline redis_engine::redis_engine(rtpush::hub& h, boost::asio::any_io_executor ex,
+                                  const spawn_function& spawn, redis_config cfg)
+    : hub_(h)
     , cfg_(std::move(cfg))
-    , ex_(srv.get_executor())
+    , ex_(std::move(ex))
     , event_signal_(std::make_unique<boost::asio::steady_timer>(ex_)) {
     boost::system::error_code ec;
     url_ = detail::parse_redis_url(cfg_.url, ec);
@@ -333,7 +333,7 @@ inline redis_engine::redis_engine(rtpush::server& srv, redis_config cfg)
         cfg_.node_id = std::string(host) + "-" + std::to_string(::getpid());
     }
     hub_.set_engine(this);
-    srv_.spawn([this] { return run(); }, "redis");
+    spawn([this] { return run(); }, "redis");
 }
 
 inline redis_engine::~redis_engine() {
@@ -444,7 +444,7 @@ inline void redis_engine::demand(const std::string& channel, std::size_t n) {
     if (it == channels_.end() || !sub_ || !up_)
         return;
     auto& c = it->second;
-    if (n == 0 && hub_.subscribers(channel) == 0 && c.waiters.empty() && c.subscribed) {
+    if (n == 0 && hub_.demand(channel) == 0 && c.waiters.empty() && c.subscribed) {
         // The last client left: stop receiving the channel. The mirror stays; a later
         // subscription reloads it (catching up from the stream) before it reads it.
         c.subscribed = false;
@@ -545,7 +545,7 @@ inline void redis_engine::subscribe_wanted(redis_connection& sub) {
     std::lock_guard lock(mutex_);
     for (auto& [name, c] : channels_) {
         c.loaded = false;
-        c.subscribed = hub_.subscribers(name) > 0 || !c.waiters.empty();
+        c.subscribed = hub_.demand(name) > 0 || !c.waiters.empty();
         if (c.subscribed)
             sub.send_push(detail::redis_cmd("SUBSCRIBE", pubsub_channel(name)));
     }

@@ -254,7 +254,7 @@ inline boost::asio::awaitable<void> refresher_state::run(std::shared_ptr<refresh
             break;
         auto const now = clock::now();
         std::size_t const subs =
-            e->opt.on_demand ? self->hub_.subscribers(e->src.topic.channel) : 1;
+            e->opt.on_demand ? self->hub_.demand(e->src.topic.channel) : 1;
         clock::time_point until;
         if (subs == 0 && now >= e->linger_until) {
             // Demand-driven and nobody is watching: sleep until a subscriber arrives.

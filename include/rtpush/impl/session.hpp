@@ -26,12 +26,12 @@ inline session::session(detail::shard& sh, rtpush::hub& h, const server_config& 
     , queue_(cfg.queue_max_frames, cfg.queue_max_bytes, cfg.queue_policy)
     , reader_(cfg.max_message_size, true)
     , id_(id)
-    , org_(std::move(org))
     , last_activity_at_(std::chrono::system_clock::now())
     , last_rx_(std::chrono::steady_clock::now())
     , opened_(last_rx_)
     , rate_(cfg.max_messages_per_second, cfg.rate_abuse_factor, last_rx_)
     , deflate_(deflate) {
+    client_.org = std::move(org);
     reader_.allow_compressed(deflate_);
     if (tls)
         cold().tls = std::move(tls);
@@ -57,7 +57,7 @@ inline session::session(detail::shard& sh, rtpush::hub& h, const server_config& 
         cold().remote = std::move(remote);
     // With authentication required, only a verified token names the organization.
     if (cfg_.auth_required)
-        org_.clear();
+        client_.org.clear();
     if (claims)
         accept_claims(std::move(*claims));
     boost::system::error_code ec;
@@ -108,16 +108,6 @@ inline void session::wait_deallocate(void* p, std::size_t size) noexcept {
         ::operator delete(p, size);
 }
 
-inline detail::subscription* session::find_subscription(std::string_view key) noexcept {
-    if (first_sub_used_ && first_sub_.key == key)
-        return &first_sub_;
-    if (more_subs_)
-        for (auto const& s : *more_subs_)
-            if (s->key == key)
-                return s.get();
-    return nullptr;
-}
-
 inline const std::string& session::end_reason() const noexcept {
     static const std::string none;
     return cold_ ? cold_->end_reason : none;
@@ -137,19 +127,10 @@ inline void session::release_idle(std::chrono::steady_clock::time_point now) {
 }
 
 inline session::~session() {
-    if (cold_ && !cold_->counted_org.empty() && shard_.orgs)
-        shard_.orgs->remove(cold_->counted_org);
     if (dirty_)
         shard_.forget_dirty(this);
-    for_each_subscription([&](detail::subscription& s) {
-        shard_.remove_subscription(s);
-        hub_.remove_subscriber(s.channel());
-    });
+    leave();
     shard_.remove_session(id_);
-    if (cold_ && !cold_->ack_key.empty() && shard_.acks) {
-        std::lock_guard lock(shard_.acks->mutex);
-        shard_.acks->tracker.detach(cold_->ack_key, id_);
-    }
 }
 
 inline void session::start(done_handler done, void* context) {
@@ -626,12 +607,12 @@ inline void session::on_heartbeat(const detail::frame_ptr& heartbeat, const deta
 inline boost::json::object session::info() const {
     boost::json::object o;
     o["socket_id"] = client_id();
-    o["user_id"] = cold_ ? cold_->user : std::string();
-    o["organization_id"] = org_;
-    o["authenticated"] = authenticated_;
+    o["user_id"] = client_.user();
+    o["organization_id"] = client_.org;
+    o["authenticated"] = client_.authenticated;
     o["status"] = closing_ ? "closing" : "connected";
     boost::json::array subs;
-    for_each_subscription(
+    client_.for_each_subscription(
         [&](const detail::subscription& s) { subs.push_back(boost::json::string(s.key)); });
     o["subscriptions"] = std::move(subs);
     // The wall-clock time of the connection, from its steady-clock age: a session does not
@@ -800,412 +781,6 @@ inline void session::handle_text(std::string_view text) {
         return;
     }
     handle_message(m);
-}
-
-inline void session::handle_message(client_message& m) {
-    if (cfg_.auth_required && !authenticated_ && m.type != client_message_type::authenticate &&
-        m.type != client_message_type::ping) {
-        send_error(error::unauthorized, "authenticate first", m.id);
-        return;
-    }
-    switch (m.type) {
-    case client_message_type::ping:
-        send_json(message::pong(m.id));
-        break;
-    case client_message_type::subscribe:
-        subscribe(m);
-        break;
-    case client_message_type::unsubscribe:
-        unsubscribe(m);
-        break;
-    case client_message_type::get: {
-        if (!may_access(m.topic, m.id))
-            break;
-        boost::json::object o;
-        o["type"] = "snapshot";
-        o["channel"] = m.topic.channel;
-        o["scope"] = scope_to_json(m.topic.scope);
-        o["topic"] = m.topic.key();
-        o["items"] = hub_.snapshot(m.topic);
-        if (!m.id.is_null())
-            o["id"] = m.id;
-        o["timestamp"] = iso8601_now();
-        send_json(boost::json::serialize(o));
-        break;
-    }
-    case client_message_type::publish: {
-        if (!cfg_.allow_client_publish && !can_publish_) {
-            send_error(error::unauthorized,
-                       authenticated_ ? "this token does not allow publishing"
-                                      : "publishing from clients is disabled on this server",
-                       m.id);
-            break;
-        }
-        if (!may_access(m.topic, m.id))
-            break;
-        publication p{m.topic, m.event, m.phase, priority::medium, std::move(m.data), {}};
-        if (m.requires_ack && shard_.acks)
-            p.ack_id = shard_.acks->create(m.topic.key());
-        std::string const ack_id = p.ack_id;
-        // With an engine the answer waits for the cluster's seq (or the error that lost the
-        // publication): `published` means Redis has it. Back on this shard, if still here.
-        auto answer = [&sh = shard_, id = id_, t = m.topic, mid = m.id,
-                       ack_id](boost::system::error_code ec, std::uint64_t seq) {
-            boost::asio::post(sh.get_executor(), [&sh, id, t, mid, ack_id, ec, seq] {
-                if (ec && sh.acks)
-                    sh.acks->cancel(ack_id);
-                if (auto* s = sh.find_session(id)) {
-                    if (ec)
-                        s->send_error(error::engine_unavailable,
-                                      "the publication may not have been taken: " + ec.message(),
-                                      mid);
-                    else
-                        s->send_json(message::published(t, seq, mid, ack_id));
-                }
-            });
-        };
-        auto r = hub_.publish(std::move(p), std::move(answer));
-        if (r.ec) {
-            if (shard_.acks)
-                shard_.acks->cancel(ack_id);
-            send_error(r.ec == error::engine_unavailable ? error::engine_unavailable
-                                                         : error::invalid_message,
-                       r.ec.message(), m.id);
-        } else if (!r.pending)
-            send_json(message::published(m.topic, r.seq, m.id, ack_id));
-        break;
-    }
-    case client_message_type::refresh: {
-        auto const now = std::chrono::steady_clock::now();
-        auto const last_refresh =
-            cold_ ? cold_->last_refresh : std::chrono::steady_clock::time_point{};
-        if (last_refresh != std::chrono::steady_clock::time_point{} &&
-            now - last_refresh < cfg_.refresh_min_interval) {
-            auto const left = cfg_.refresh_min_interval - (now - last_refresh);
-            double const secs = std::ceil(std::chrono::duration<double>(left).count());
-            send_json(message::rate_limit(secs, m.id));
-            break;
-        }
-        cold().last_refresh = now;
-        // A bare refresh (seed 000) refreshes everything this client is subscribed to.
-        std::vector<topic> targets;
-        if (!m.topic.channel.empty())
-            targets.push_back(m.topic);
-        else
-            for_each_subscription(
-                [&](const detail::subscription& s) { targets.push_back(s.topic()); });
-        if (!m.topic.channel.empty() && !may_access(m.topic, m.id))
-            break;
-        bool any = false;
-        for (auto const& t : targets) {
-            hub_.notify(t, message::refreshing(t));
-            any = hub_.request_refresh(t) || any;
-        }
-        if (!any && !targets.empty())
-            send_error(error::room_not_found, "no data source refreshes this channel", m.id);
-        break;
-    }
-    case client_message_type::authenticate:
-        authenticate(m);
-        break;
-    case client_message_type::ack:
-        ack(m);
-        break;
-    case client_message_type::hello:
-        hello(m);
-        break;
-    }
-}
-
-inline std::string session::ack_key() const {
-    if (cold_ && !cold_->ack_client_tag.empty())
-        return "client:" + cold_->ack_client_tag;
-    if (cold_ && !cold_->user.empty())
-        return "user:" + org_ + "/" + cold_->user;
-    return "conn:" + client_id();
-}
-
-inline void session::track_ack(const detail::frame_ptr& f) {
-    if (!shard_.acks)
-        return;
-    auto const now = std::chrono::steady_clock::now();
-    std::vector<detail::frame_ptr> missed;
-    {
-        std::lock_guard lock(shard_.acks->mutex);
-        auto& t = shard_.acks->tracker;
-        std::string key = ack_key();
-        auto& a = cold();
-        if (!a.ack_key.empty() && key != a.ack_key)
-            t.detach(a.ack_key, id_);
-        missed = t.attach(key, shard_.index(), id_, now); // nothing when already attached
-        a.ack_key = std::move(key);
-        // Through an engine, a broadcast may come from another node: this node tracks its
-        // own clients' acks of it (its report, GET /api/broadcast/{id}, covers them).
-        if (hub_.get_engine())
-            t.adopt(f->ack_id, f->topic, now);
-        t.delivered(f->ack_id, a.ack_key, f->redelivery ? f->redelivery : f, now);
-    }
-    for (auto const& m : missed)
-        if (m->ack_id != f->ack_id)
-            push(m);
-}
-
-inline std::vector<detail::frame_ptr> session::identify() {
-    std::vector<detail::frame_ptr> missed;
-    if (!shard_.acks)
-        return missed;
-    std::string key = ack_key();
-    if (cold_ && key == cold_->ack_key)
-        return missed;
-    std::lock_guard lock(shard_.acks->mutex);
-    auto& t = shard_.acks->tracker;
-    if (cold_ && !cold_->ack_key.empty())
-        t.detach(cold_->ack_key, id_);
-    // Unknown to the tracker: nothing is owed, and nothing is stored for this connection
-    // (the first delivery that needs an ack attaches it).
-    bool const known = t.known(key);
-    missed = t.attach(key, shard_.index(), id_, std::chrono::steady_clock::now(), false);
-    if (known)
-        cold().ack_key = std::move(key);
-    else if (cold_)
-        cold_->ack_key.clear();
-    return missed;
-}
-
-inline void session::ack(client_message& m) {
-    if (!shard_.acks) {
-        send_error(error::invalid_message, "acknowledged delivery is not enabled here", m.id);
-        return;
-    }
-    std::string const id =
-        m.id.is_string() ? std::string(m.id.get_string()) : boost::json::serialize(m.id);
-    std::string const key = ack_key();
-    detail::ack_tracker::ack_result r;
-    {
-        std::lock_guard lock(shard_.acks->mutex);
-        r = shard_.acks->tracker.ack(id, key);
-    }
-    switch (r) {
-    case detail::ack_tracker::ack_result::acked:
-    case detail::ack_tracker::ack_result::duplicate: // a re-send crossed our ack: fine
-        break;
-    case detail::ack_tracker::ack_result::unknown_id:
-        send_error(error::invalid_message,
-                   "unknown ack id '" + id +
-                       "': no message with this ackId was sent (or it expired)",
-                   m.id);
-        break;
-    case detail::ack_tracker::ack_result::not_targeted:
-        send_error(error::invalid_message,
-                   "ack id '" + id + "' was not sent to this client (" + key + ")", m.id);
-        break;
-    }
-}
-
-inline void session::hello(client_message& m) {
-    cold().ack_client_tag = m.client_id;
-    auto missed = identify();
-    std::size_t pending = 0;
-    if (shard_.acks) {
-        std::lock_guard lock(shard_.acks->mutex);
-        pending = shard_.acks->tracker.pending(ack_key());
-    }
-    send_json(message::hello(m.client_id, pending, m.id));
-    for (auto const& f : missed)
-        push(f);
-}
-
-inline void session::authenticate(client_message& m) {
-    if (cfg_.jwt_secret.empty()) {
-        // Without a token secret, seed 001's identification is taken as given.
-        if (m.data.is_object()) {
-            auto const& d = m.data.get_object();
-            if (auto const* u = d.if_contains("user_id"); u && u->is_string())
-                cold().user = std::string(u->get_string());
-            if (auto const* o = d.if_contains("organization_id"); o && o->is_string())
-                org_ = std::string(o->get_string());
-        }
-        if (!m.client_id.empty())
-            cold().ack_client_tag = m.client_id;
-        send_json(message::authenticated(cold_ ? cold_->user : std::string(), org_, m.id));
-        count_org();
-        for (auto const& f : identify())
-            push(f);
-        return;
-    }
-    std::string_view token;
-    if (m.data.is_object())
-        if (auto const* t = m.data.get_object().if_contains("token"); t && t->is_string())
-            token = t->get_string();
-    jwt_claims c;
-    std::string why;
-    if (jwt_verifier(cfg_.jwt_secret, cfg_.jwt_leeway).verify(token, c, why)) {
-        cfg_.logger.log(log_level::info, "auth_failed",
-                        {{"client", client_id()}, {"remote", remote()}, {"reason", why}});
-        send_error(error::auth_failed, why, m.id);
-        if (cfg_.max_auth_failures && ++cold().auth_failures >= cfg_.max_auth_failures)
-            close(1008, "too many failed authentications");
-        return;
-    }
-    if (authenticated_ && c.org != org_) {
-        // Subscriptions made for one organization must not survive into another.
-        send_error(error::auth_failed, "already authenticated for another organization", m.id);
-        return;
-    }
-    accept_claims(std::move(c));
-    if (!m.client_id.empty())
-        cold().ack_client_tag = m.client_id;
-    send_json(message::authenticated(cold_ ? cold_->user : std::string(), org_, m.id));
-    count_org();
-    for (auto const& f : identify())
-        push(f);
-}
-
-inline void session::count_org() {
-    // A connection counts against its organization from the moment the org is known (token,
-    // ?org=, authenticate, first subscription); over the limit it is closed, not refused at
-    // the handshake, since the org is often learnt only after it.
-    if (org_ == (cold_ ? std::string_view(cold_->counted_org) : std::string_view()) || closing_ ||
-        !shard_.orgs)
-        return;
-    if (cold_ && !cold_->counted_org.empty()) {
-        shard_.orgs->remove(cold_->counted_org);
-        cold_->counted_org.clear();
-    }
-    if (org_.empty())
-        return;
-    if (!shard_.orgs->try_add(org_, cfg_.max_connections_per_org)) {
-        shard_.counters().count_rejected(detail::reject_reason::org_connection_limit);
-        send_error(error::connection_limit,
-                   "connection limit of " + std::to_string(cfg_.max_connections_per_org) +
-                       " for organization " + org_ + " reached",
-                   {});
-        close(1008, "organization connection limit reached");
-        return;
-    }
-    cold().counted_org = org_;
-}
-
-inline void session::accept_claims(jwt_claims c) {
-    authenticated_ = true;
-    auto& cs = cold();
-    cs.user = std::move(c.user);
-    org_ = std::move(c.org);
-    cs.channels = std::move(c.channels);
-    can_publish_ = c.can_publish;
-}
-
-inline bool session::may_access(const topic& t, const boost::json::value& id) {
-    // An authenticated client stays inside its organization (seed 001) and the channels its
-    // token lists. A channel-wide topic spans every organization, so it is outside too.
-    if (!authenticated_)
-        return true;
-    if (t.scope.org != org_) {
-        send_error(error::unauthorized,
-                   t.scope.org.empty()
-                       ? "scope.org is required: this client may only access organization " + org_
-                       : "this client may not access organization " + t.scope.org,
-                   id);
-        return false;
-    }
-    if (cold_ && !cold_->channels.empty() &&
-        std::find(cold_->channels.begin(), cold_->channels.end(), t.channel) ==
-            cold_->channels.end()) {
-        send_error(error::unauthorized, "this token does not allow channel " + t.channel, id);
-        return false;
-    }
-    return true;
-}
-
-inline void session::subscribe(client_message& m) {
-    if (!may_access(m.topic, m.id))
-        return;
-    // With a cross-node engine, this node may not hold the channel's state yet: the
-    // subscription waits until it does (then its initial and recovery are the cluster's).
-    auto retry = [&sh = shard_, id = id_, m]() mutable {
-        boost::asio::post(sh.get_executor(), [&sh, id, m]() mutable {
-            if (auto* s = sh.find_session(id))
-                s->subscribe(m);
-        });
-    };
-    if (hub_.get_engine() && !hub_.prepare(m.topic.channel, std::move(retry)))
-        return;
-    std::string key = m.topic.key();
-    detail::subscription* const existing = find_subscription(key);
-    if (!existing && subscription_count() >= cfg_.max_subscriptions) {
-        send_error(error::subscription_failed,
-                   "subscription limit of " + std::to_string(cfg_.max_subscriptions) + " reached",
-                   m.id);
-        return;
-    }
-    // Snapshot (or replay) and registration happen together on this thread: deliveries
-    // already posted to it with a counter <= since are inside the snapshot or replay and are
-    // skipped, later ones are sent.
-    std::vector<detail::frame_ptr> frames;
-    std::uint64_t since = 0;
-    std::optional<bool> recovered;
-    std::string_view reason;
-    if (m.recover) {
-        // A replay goes into the outbound queue at once: it may take half of what is free
-        // there, or it would trip the overflow policy (and a reconnecting client would loop).
-        auto const free_frames =
-            cfg_.queue_max_frames - std::min(queue_.size(), cfg_.queue_max_frames);
-        auto const free_bytes =
-            cfg_.queue_max_bytes - std::min(queue_.bytes(), cfg_.queue_max_bytes);
-        auto const r =
-            hub_.subscribe_frames(m.topic, *m.recover, frames, free_frames / 2, free_bytes / 2);
-        since = r.counter;
-        recovered = r.recovered();
-        if (!r.recovered())
-            reason = detail::to_string(r.recovery);
-    } else {
-        since = hub_.initial_frames(m.topic, frames);
-    }
-    send_json(message::subscribed(m.topic, m.id, recovered, hub_.epoch(), reason));
-    if (!existing) { // subscribing again is idempotent: answer again, send the values again
-        // The first one is inline; it is used only while there is no other, so that the inline
-        // one and then more_subs_ are always in the order of subscription.
-        detail::subscription* sub = nullptr;
-        if (subscription_count() == 0) {
-            first_sub_used_ = true;
-            sub = &first_sub_;
-        } else {
-            if (!more_subs_)
-                more_subs_ = std::make_unique<subscription_list>();
-            more_subs_->push_back(std::make_unique<detail::subscription>());
-            sub = more_subs_->back().get();
-        }
-        sub->key = std::move(key);
-        sub->owner = this;
-        sub->since = since;
-        shard_.add_subscription(*sub);
-        hub_.add_subscriber(m.topic.channel);
-        if (org_.empty() && !authenticated_) {
-            org_ = m.topic.scope.org;
-            count_org();
-        }
-    }
-    for (auto& f : frames)
-        push(f);
-}
-
-inline void session::unsubscribe(client_message& m) {
-    std::string const key = m.topic.key();
-    detail::subscription* const sub = find_subscription(key);
-    if (!sub) {
-        send_error(error::room_not_found, "not subscribed to " + key, m.id);
-        return;
-    }
-    shard_.remove_subscription(*sub);
-    hub_.remove_subscriber(sub->channel());
-    if (sub == &first_sub_) {
-        first_sub_used_ = false;
-        first_sub_ = detail::subscription{};
-    } else {
-        more_subs_->erase(std::find_if(more_subs_->begin(), more_subs_->end(),
-                                       [&](auto const& s) { return s.get() == sub; }));
-    }
-    send_json(message::unsubscribed(m.topic, m.id));
 }
 
 } // namespace rtpush

@@ -5,9 +5,12 @@
 #define RTPUSH_DETAIL_SHARD_HPP
 
 #include <rtpush/detail/ack_tracker.hpp>
+#include <rtpush/detail/counters.hpp>
+#include <rtpush/detail/protocol_context.hpp>
 #include <rtpush/detail/deflate.hpp>
 #include <rtpush/detail/rate_limit.hpp>
 #include <rtpush/detail/send_queue.hpp>
+#include <rtpush/detail/subscription_index.hpp>
 #include <rtpush/detail/write_cork.hpp>
 #include <rtpush/topic.hpp>
 
@@ -62,38 +65,6 @@ struct delivery {
     std::uint64_t counter = 0; ///< hub-wide order; see hub::initial_frames
 };
 
-/// What the shard fans out to: a session, seen through the one call the hot path makes.
-class subscriber {
-public:
-    /// Queues a shared frame for writing (called on the shard's thread).
-    virtual void push(const frame_ptr& f) = 0;
-    /// Starts writing what push() queued (called from the shard's flush).
-    virtual void flush() = 0;
-    std::uint64_t last_delivery = 0; ///< counter of the last delivery, to send each once
-
-protected:
-    ~subscriber() = default;
-};
-
-/// One subscription of one session; the shard indexes it by key. `index` is its position in
-/// the key's vector so that removal is O(1) (swap with the last and pop). Only the key is
-/// stored: every idle subscriber holds one, and the topic (four strings) is parsed back from
-/// it on the rare paths that need it.
-struct subscription {
-    std::string key;
-    subscriber* owner = nullptr;
-    std::uint64_t since = 0; ///< deliveries with counter <= since are already in `initial`
-    std::size_t index = 0;
-
-    /// The channel: the key up to its first ':'.
-    std::string channel() const { return key.substr(0, key.find(':')); }
-    /// The topic the key was made from (keys are topic::key() of a validated topic).
-    rtpush::topic topic() const {
-        boost::system::error_code ec;
-        return parse_topic(key, ec);
-    }
-};
-
 /// A plain connection accepted and waiting for its HTTP request (server::await_request).
 /// Listed in its shard, oldest first, so that the shard's tick closes those silent past the
 /// handshake timeout without a timer each; the wait's handler unlinks and destroys it. It
@@ -138,115 +109,6 @@ struct request_wait {
             return owner == o.owner;
         }
     };
-};
-
-/// Upper bounds, in microseconds, of the buckets of the publish-to-send latency histogram that
-/// /metrics exports (Prometheus buckets: 100 us .. 5 s; above the last is only in the count).
-inline constexpr std::array<std::uint64_t, 15> latency_bounds_us{
-    100,   250,    500,    1000,   2500,    5000,    10000,  25000,
-    50000, 100000, 250000, 500000, 1000000, 2500000, 5000000};
-
-/// Upper bounds, in nanoseconds, of the buckets of the fan-out duration histogram: the time
-/// one io thread takes to queue a publication on all of its subscribers (1 us .. 100 ms).
-inline constexpr std::array<std::uint64_t, 14> fanout_bounds_ns{
-    1000,   2500,   5000,    10000,   25000,    50000,    100000,
-    250000, 500000, 1000000, 2500000, 10000000, 50000000, 100000000};
-
-/// Why a connection was refused (or closed right after it became known to be over a limit).
-enum class reject_reason {
-    connection_limit,     ///< max_connections
-    org_connection_limit, ///< max_connections_per_org
-    handshake_rate_limit, ///< max_handshakes_per_ip
-    auth_failed,          ///< a token that does not verify, or none where one is required
-    unauthorized,         ///< a valid token that may not read what was asked (SSE)
-    origin_not_allowed,   ///< an Origin outside allowed_origins
-    shutting_down,        ///< the server is stopping
-};
-inline constexpr std::size_t reject_reason_count = 7;
-
-/// The `reason` label of rtpush_connections_rejected_total.
-inline constexpr std::string_view to_string(reject_reason r) noexcept {
-    constexpr std::string_view names[reject_reason_count] = {
-        "connection_limit", "org_connection_limit", "handshake_rate_limit", "auth_failed",
-        "unauthorized",     "origin_not_allowed",   "shutting_down"};
-    return names[static_cast<std::size_t>(r)];
-}
-
-/// Counters of one shard, written by its thread, read by anyone.
-struct shard_counters {
-    std::atomic<std::uint64_t> frames_sent{0};
-    std::atomic<std::uint64_t> bytes_sent{0};
-    std::atomic<std::uint64_t> writes{0};
-    std::atomic<std::uint64_t> dropped{0};
-    std::atomic<std::uint64_t> errors{0};
-    std::atomic<std::uint64_t> latency_us_sum{0};
-    std::atomic<std::uint64_t> latency_samples{0};
-    std::atomic<std::uint64_t> latency_us_max{0};
-    /// Timed frames written, per bucket of latency_bounds_us (not cumulative).
-    std::array<std::atomic<std::uint64_t>, latency_bounds_us.size()> latency_buckets{};
-    /// Frames dropped because the disconnect policy closed a slow consumer (part of dropped).
-    std::atomic<std::uint64_t> slow_consumers{0};
-    /// Deliveries (one per publication per shard), per bucket of fanout_bounds_ns.
-    std::array<std::atomic<std::uint64_t>, fanout_bounds_ns.size()> fanout_buckets{};
-    std::atomic<std::uint64_t> fanout_count{0};
-    std::atomic<std::uint64_t> fanout_ns_sum{0};
-    std::atomic<std::uint64_t> accepted{0};
-    std::atomic<std::uint64_t> rejected{0}; ///< every reason
-    std::array<std::atomic<std::uint64_t>, reject_reason_count> rejected_by{};
-    std::atomic<std::uint64_t> rate_limited{0};
-    std::atomic<std::size_t> connections{0};     ///< WebSocket and SSE
-    std::atomic<std::size_t> sse_connections{0}; ///< SSE only
-
-    void count_rejected(reject_reason r) noexcept {
-        rejected.fetch_add(1, std::memory_order_relaxed);
-        rejected_by[static_cast<std::size_t>(r)].fetch_add(1, std::memory_order_relaxed);
-    }
-    /// permessage-deflate: messages compressed (a broadcast once, not once per client).
-    std::atomic<std::uint64_t> compressed{0};
-    /// Write states of quiet sessions freed by the shard's tick (after a heartbeat, nearly
-    /// every session's): the server trims the heap after a wave of them.
-    std::atomic<std::uint64_t> idle_released{0};
-};
-
-/// shard_counters read and summed over shards (for /api/stats and /metrics).
-struct counter_totals {
-    std::uint64_t frames_sent = 0, bytes_sent = 0, writes = 0, dropped = 0, errors = 0;
-    std::uint64_t latency_us_sum = 0, latency_samples = 0, latency_us_max = 0;
-    std::array<std::uint64_t, latency_bounds_us.size()> latency_buckets{};
-    std::uint64_t slow_consumers = 0, accepted = 0, rejected = 0, rate_limited = 0;
-    std::array<std::uint64_t, reject_reason_count> rejected_by{};
-    std::uint64_t sse_connections = 0;
-    std::array<std::uint64_t, fanout_bounds_ns.size()> fanout_buckets{};
-    std::uint64_t fanout_count = 0, fanout_ns_sum = 0;
-    std::uint64_t compressed = 0;
-
-    void add(const shard_counters& c) noexcept {
-        auto get = [](auto const& a) {
-            return static_cast<std::uint64_t>(a.load(std::memory_order_relaxed));
-        };
-        frames_sent += get(c.frames_sent);
-        bytes_sent += get(c.bytes_sent);
-        writes += get(c.writes);
-        dropped += get(c.dropped);
-        errors += get(c.errors);
-        latency_us_sum += get(c.latency_us_sum);
-        latency_samples += get(c.latency_samples);
-        latency_us_max = std::max(latency_us_max, get(c.latency_us_max));
-        for (std::size_t i = 0; i < latency_buckets.size(); ++i)
-            latency_buckets[i] += get(c.latency_buckets[i]);
-        slow_consumers += get(c.slow_consumers);
-        accepted += get(c.accepted);
-        rejected += get(c.rejected);
-        for (std::size_t i = 0; i < rejected_by.size(); ++i)
-            rejected_by[i] += get(c.rejected_by[i]);
-        sse_connections += get(c.sse_connections);
-        for (std::size_t i = 0; i < fanout_buckets.size(); ++i)
-            fanout_buckets[i] += get(c.fanout_buckets[i]);
-        fanout_count += get(c.fanout_count);
-        fanout_ns_sum += get(c.fanout_ns_sum);
-        rate_limited += get(c.rate_limited);
-        compressed += get(c.compressed);
-    }
 };
 
 /// Everything here but the counters is touched only by the shard's own thread: the
@@ -295,22 +157,7 @@ public:
     /// Queues `d.frame` once on every session subscribed to one of its keys.
     void deliver(const delivery& d) {
         auto const t0 = std::chrono::steady_clock::now();
-        std::uint64_t pushed = 0;
-        for (int i = 0; i < d.key_count; ++i) {
-            auto it = subs_.find(d.keys[i]);
-            if (it == subs_.end())
-                continue;
-            for (subscription* s : it->second) {
-                subscriber* o = s->owner;
-                // Skip what the subscriber's `initial` already held, and a second copy for a
-                // session subscribed to both a scope and a narrower one.
-                if (s->since >= d.counter || o->last_delivery == d.counter)
-                    continue;
-                o->last_delivery = d.counter;
-                o->push(d.frame);
-                ++pushed;
-            }
-        }
+        std::uint64_t const pushed = subs_.deliver(d.keys, d.key_count, d.counter, d.frame);
         // rtpush_fanout_duration_seconds: two clock reads per publication per thread, against
         // a loop over every subscriber of the topic. The second also dates the cork's count.
         auto const t1 = std::chrono::steady_clock::now();
@@ -378,25 +225,10 @@ public:
         return read_buffer_;
     }
 
-    void add_subscription(subscription& s) {
-        auto& v = subs_[s.key];
-        s.index = v.size();
-        v.push_back(&s);
-    }
-
-    void remove_subscription(subscription& s) {
-        auto it = subs_.find(s.key);
-        if (it == subs_.end())
-            return;
-        auto& v = it->second;
-        if (s.index >= v.size() || v[s.index] != &s)
-            return;
-        v[s.index] = v.back();
-        v[s.index]->index = s.index;
-        v.pop_back();
-        if (v.empty())
-            subs_.erase(it);
-    }
+    /// The subscriptions of this thread's connections (adding and removing one also counts
+    /// the demand for its channel, see hub::attach).
+    subscription_index& subscriptions() noexcept { return subs_; }
+    const subscription_index& subscriptions() const noexcept { return subs_; }
 
     void add_wait(request_wait* w) noexcept {
         w->prev = waits_tail_;
@@ -452,11 +284,6 @@ public:
     const std::unordered_map<std::uint64_t, rtpush::session*>& sessions() const noexcept {
         return sessions_;
     }
-    const std::unordered_map<std::string, std::vector<subscription*>>&
-    subscriptions() const noexcept {
-        return subs_;
-    }
-
     // Tasks running on this shard (connections, timers, user tasks); shutdown waits for 0.
     std::size_t live_tasks = 0;
     bool stopping = false;
@@ -468,6 +295,13 @@ public:
     org_connections* orgs = nullptr;
     /// The server's acknowledged-delivery bookkeeping, shared by every shard.
     ack_registry* acks = nullptr;
+
+    /// Gives this thread's connections their protocol environment (after `orgs` and `acks`
+    /// are set; before the shard runs).
+    void bind_protocol(rtpush::hub& h, const server_config& cfg) {
+        protocol_.emplace(protocol_context{h, cfg, subs_, counters_, acks, orgs, index_});
+    }
+    protocol_context& protocol() noexcept { return *protocol_; }
 
     /// Sockets still in their HTTP phase, closed at shutdown.
     std::unordered_set<boost::asio::ip::tcp::socket*> http_sockets;
@@ -496,7 +330,8 @@ private:
     std::size_t index_;
     boost::asio::io_context ioc_;
     boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
-    std::unordered_map<std::string, std::vector<subscription*>> subs_;
+    subscription_index subs_;
+    std::optional<protocol_context> protocol_;
     std::unordered_map<std::uint64_t, rtpush::session*> sessions_;
     std::unordered_map<std::uint64_t, sse_session*> sse_;
     shard_counters counters_;

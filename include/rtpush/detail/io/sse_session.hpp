@@ -6,7 +6,7 @@
 #define RTPUSH_DETAIL_SSE_SESSION_HPP
 
 #include <rtpush/config.hpp>
-#include <rtpush/detail/shard.hpp>
+#include <rtpush/detail/io/shard.hpp>
 #include <rtpush/detail/sse.hpp>
 #include <rtpush/hub.hpp>
 #include <rtpush/protocol.hpp>
@@ -78,10 +78,8 @@ public:
             shard_.orgs->remove(p_.org);
         if (dirty_)
             shard_.forget_dirty(this);
-        for (auto& s : subs_) {
-            shard_.remove_subscription(*s);
-            hub_.remove_subscriber(s->channel());
-        }
+        for (auto& s : subs_)
+            shard_.subscriptions().remove(*s);
         shard_.remove_sse(id_);
     }
 
@@ -133,8 +131,7 @@ public:
             sub->key = t.key();
             sub->owner = this;
             sub->since = since;
-            shard_.add_subscription(*sub);
-            hub_.add_subscriber(t.channel);
+            shard_.subscriptions().add(*sub);
             subs_.push_back(std::move(sub));
             for (std::size_t i = 0; i < frames.size(); ++i) {
                 // A snapshot's phases of one topic are consecutive; the position moves past the

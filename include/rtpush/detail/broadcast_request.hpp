@@ -1,0 +1,181 @@
+//
+// rtpush: a broadcast request read once into a publication. The REST routes
+// (`POST /api/broadcast`, `POST /api/broadcast/{channel}`) and a client's `publish` message
+// apply the same rules: the target scope, seed 003's ingest schemas, the event an alert step
+// implies (docs/protocol.md, "REST" and "Ingest"). Free of I/O.
+//
+#ifndef RTPUSH_DETAIL_BROADCAST_REQUEST_HPP
+#define RTPUSH_DETAIL_BROADCAST_REQUEST_HPP
+
+#include <rtpush/detail/access.hpp>
+#include <rtpush/ingest.hpp>
+#include <rtpush/protocol.hpp>
+
+#include <boost/json.hpp>
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace rtpush::detail {
+
+/// A broadcast, read and checked, ready to publish.
+struct broadcast_request {
+    publication pub;
+    std::string kind;          ///< the ingest family ("kpi", "backlog", "attendance", "alert")
+    bool alert_update = false; ///< an alert payload that acknowledges or resolves a known alert
+    bool requires_ack = false;
+    /// Alerts go through the alert lifecycle, which publishes them.
+    bool is_alert() const noexcept { return kind == "alert"; }
+};
+
+/// Why a broadcast was refused: the message, and the field when one is at fault (then the
+/// answer names it in `field`).
+struct request_fault {
+    validation_error error;
+    bool names_field = false;
+};
+
+/// Fills a payload's missing scope fields from the request's target (the generic broadcast
+/// keeps the scope apart from the data); a field given in both must agree.
+inline std::optional<validation_error> merge_scope(boost::json::object& data, const scope& s) {
+    std::pair<const char*, const std::string*> const levels[] = {
+        {"organization_id", &s.org}, {"department_id", &s.dept}, {"queue_name", &s.queue}};
+    for (auto const& [name, value] : levels) {
+        if (value->empty())
+            continue;
+        if (auto const* have = data.if_contains(name)) {
+            if (!have->is_string() || have->get_string() != *value)
+                return validation_error{name, "differs from the target's " + *value};
+        } else {
+            data[name] = *value;
+        }
+    }
+    return std::nullopt;
+}
+
+/// The schema rules of a publication of `kind` aimed at `target` (p.topic.scope on entry):
+/// an alert event's implied status, the payload's schema, its scope fields as its room, the
+/// server's time when it has none, the family's default event. Shared by REST and `publish`.
+inline std::optional<request_fault> apply_ingest_rules(publication& p, const std::string& kind,
+                                                       bool& alert_update,
+                                                       const ingest_validator& ingest) {
+    auto field = [](std::string f, std::string m) {
+        return request_fault{{std::move(f), std::move(m)}, true};
+    };
+    scope const target = p.topic.scope;
+    bool const alert = kind == "alert";
+    // `alert:acknowledged` and `alert:resolved` events say the status their payload may leave
+    // out; one that says otherwise is a contradiction.
+    if (alert && p.data.is_object() && p.event != "alert:triggered" && !p.event.empty()) {
+        std::string const status = p.event.substr(6);
+        auto& d = p.data.get_object();
+        if (auto const* st = d.if_contains("status"); !st)
+            d["status"] = status;
+        else if (!st->is_string() || st->get_string() != status)
+            return field("status", "differs from the event " + p.event);
+    }
+    // An alert payload that changes a known alert's status names it by id; its scope is the
+    // alert's.
+    alert_update = false;
+    if (alert && p.data.is_object())
+        if (auto const* st = p.data.get_object().if_contains("status"))
+            alert_update = st->is_string() && (st->get_string() == "acknowledged" ||
+                                               st->get_string() == "resolved");
+    if (alert && !p.data.is_object())
+        return field("", "the payload must be a JSON object");
+    std::string const schema = alert_update ? "alert_update" : kind;
+    if (!kind.empty() && ingest.has(schema)) {
+        if (!p.data.is_object())
+            return field("", "the payload must be a JSON object");
+        auto& d = p.data.get_object();
+        if (!alert_update)
+            if (auto e = merge_scope(d, target))
+                return request_fault{std::move(*e), true};
+        if (auto e = ingest.validate(schema, p.data))
+            return request_fault{std::move(*e), true};
+        // The payload's own scope fields are its room (seed 003); a payload without a time
+        // gets the server's.
+        p.topic.scope = scope_from_json(d);
+        if (!alert && !d.contains("timestamp"))
+            d["timestamp"] = iso8601_now();
+        if (!alert && p.event.empty())
+            p.event = kind + ":update";
+    }
+    if (alert && !alert_update)
+        if (auto e = merge_scope(p.data.get_object(), target))
+            return request_fault{std::move(*e), true};
+    return std::nullopt;
+}
+
+/// Reads a REST broadcast: `shortcut` is the channel of `POST /api/broadcast/{channel}` (the
+/// body is the data, its scope fields the target; seed 001), empty for the generic
+/// `POST /api/broadcast` (`{event?, channel?, target|scope?, phase?, priority?, data}`).
+/// `?requires_ack=true` or a boolean `requires_ack` member asks for acknowledged delivery.
+inline std::variant<broadcast_request, request_fault>
+parse_broadcast(std::string_view shortcut, const query_map& query, std::string_view body_text,
+                std::size_t max_depth, const ingest_validator& ingest) {
+    auto bad = [](std::string m) { return request_fault{{"", std::move(m)}, false}; };
+    boost::system::error_code ec;
+    boost::json::parse_options opt;
+    opt.max_depth = max_depth;
+    auto body = boost::json::parse(body_text, ec, {}, opt);
+    if (ec || !body.is_object() || !finite_numbers(body))
+        return bad(ec                 ? "malformed JSON body: " + ec.message()
+                   : body.is_object() ? "a number is out of range"
+                                      : "body must be a JSON object");
+    auto& b = body.get_object();
+    broadcast_request r;
+    if (auto it = query.find("requires_ack"); it != query.end())
+        r.requires_ack = it->second == "true" || it->second == "1";
+    if (auto const* ra = b.if_contains("requires_ack"); ra && !ra->is_null()) {
+        if (!ra->is_bool())
+            return bad("'requires_ack' must be a boolean");
+        r.requires_ack = ra->get_bool();
+        b.erase("requires_ack"); // a shortcut's body is the data: not part of it
+    }
+    auto& p = r.pub;
+    if (!shortcut.empty()) {
+        p.topic.channel = std::string(shortcut);
+        r.kind = ingest_validator::kind_of_channel(p.topic.channel);
+        if (r.kind == "alert")
+            p.topic.channel = "alerts"; // seed 001's channel and seed 003's rooms
+        p.topic.scope = scope_from_json(b);
+        if (auto const* d = b.if_contains("data"); d && b.size() <= 4)
+            p.data = *d;
+        else
+            p.data = b;
+    } else {
+        auto str = [&](std::string_view k) -> std::string {
+            auto const* x = b.if_contains(k);
+            return x && x->is_string() ? std::string(x->get_string()) : std::string{};
+        };
+        p.event = str("event");
+        p.topic.channel = str("channel");
+        if (p.topic.channel.empty() && !p.event.empty())
+            p.topic.channel = p.event.substr(0, p.event.find(':')); // "kpi:update" -> "kpi"
+        for (auto const* k : {"target", "scope"})
+            if (auto const* t = b.if_contains(k); t && t->is_object())
+                p.topic.scope = scope_from_json(t->get_object());
+        // Seed 003's events carry seed 003's payloads: validated like the shortcuts. Other
+        // events (and none) are free-form.
+        r.kind = ingest_validator::kind_of_event(p.event);
+        p.phase = str("phase");
+        if (auto const* d = b.if_contains("data"))
+            p.data = *d;
+        else
+            return bad("'data' is required");
+        if (auto pr = str("priority"); !pr.empty() && !parse_priority(pr, p.priority))
+            return bad("priority is low, medium, high or urgent");
+        if (!p.phase.empty() && p.phase != "kpis" && p.phase != "complete")
+            return bad("phase is \"kpis\" or \"complete\"");
+    }
+    if (auto f = apply_ingest_rules(p, r.kind, r.alert_update, ingest))
+        return *f;
+    return r;
+}
+
+} // namespace rtpush::detail
+
+#endif

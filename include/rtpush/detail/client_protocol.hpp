@@ -1,0 +1,159 @@
+//
+// rtpush: the client protocol (docs/protocol.md, "Client → server"), apart from any transport.
+// A connection type (the WebSocket session; a future Socket.IO one) derives from
+// client_protocol<Self>, holds a client_state, and provides the transport calls listed below;
+// the messages' rules (auth, access, subscriptions and their recovery, publish, refresh,
+// acknowledged delivery, organization limits) are written here once. Free of I/O.
+//
+#ifndef RTPUSH_DETAIL_CLIENT_PROTOCOL_HPP
+#define RTPUSH_DETAIL_CLIENT_PROTOCOL_HPP
+
+#include <rtpush/auth.hpp>
+#include <rtpush/config.hpp>
+#include <rtpush/detail/access.hpp>
+#include <rtpush/detail/ack_tracker.hpp>
+#include <rtpush/detail/broadcast_request.hpp>
+#include <rtpush/detail/counters.hpp>
+#include <rtpush/detail/protocol_context.hpp>
+#include <rtpush/detail/rate_limit.hpp>
+#include <rtpush/detail/subscription_index.hpp>
+#include <rtpush/hub.hpp>
+#include <rtpush/protocol.hpp>
+
+#include <boost/asio/post.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace rtpush::detail {
+
+/// What the protocol knows of one client: who it is, what it subscribed to. Most connections
+/// have one subscription and no token: the first subscription is inline, the rest each in a
+/// block of its own (the index keeps pointers to them, so they never move), and what few use
+/// is in `rare`, made on first use.
+struct client_state {
+    struct rare_state {
+        std::string user;
+        std::vector<std::string> channels; // the token's allowed channels; empty = any
+        std::string counted_org;           // the org this connection counts against
+        std::size_t auth_failures = 0;     // rejected tokens: guessing is bounded per connection
+        std::chrono::steady_clock::time_point last_refresh{};
+        // Acknowledged delivery: set by `hello`, a `clientId`, or the first delivery that
+        // needs an ack.
+        std::string ack_client_tag; // the client's own `clientId` (hello, authenticate)
+        std::string ack_key;        // the key the connection is attached under in the tracker
+    };
+    using subscription_list = std::vector<std::unique_ptr<subscription>>;
+
+    std::string org;
+    subscription first_sub;
+    std::unique_ptr<subscription_list> more_subs;
+    std::unique_ptr<rare_state> rare;
+    bool authenticated : 1 = false;  // a verified token gave user and org
+    bool can_publish : 1 = false;    // ... and its publish claim
+    bool first_sub_used : 1 = false; // first_sub is a subscription
+
+    rare_state& rare_part() {
+        if (!rare)
+            rare = std::make_unique<rare_state>();
+        return *rare;
+    }
+    const std::string& user() const noexcept {
+        static const std::string none;
+        return rare ? rare->user : none;
+    }
+    identity who() const {
+        return identity{authenticated, org, rare ? rare->channels : std::vector<std::string>{}};
+    }
+    std::size_t subscription_count() const noexcept {
+        return (first_sub_used ? 1 : 0) + (more_subs ? more_subs->size() : 0);
+    }
+    subscription* find(std::string_view key) noexcept {
+        if (first_sub_used && first_sub.key == key)
+            return &first_sub;
+        if (more_subs)
+            for (auto const& s : *more_subs)
+                if (s->key == key)
+                    return s.get();
+        return nullptr;
+    }
+    template <class F>
+    void for_each_subscription(F&& f) {
+        if (first_sub_used)
+            f(first_sub);
+        if (more_subs)
+            for (auto const& s : *more_subs)
+                f(*s);
+    }
+    template <class F>
+    void for_each_subscription(F&& f) const {
+        if (first_sub_used)
+            f(first_sub);
+        if (more_subs)
+            for (auto const& s : *more_subs)
+                f(static_cast<const subscription&>(*s));
+    }
+};
+
+/// The protocol's rules over a connection `Self`, which provides:
+///   protocol_context& protocol_env();   client_state& client();
+///   std::uint64_t id();                 std::string client_id();  std::string remote();
+///   void send_json(std::string);        void send_error(rtpush::error, std::string_view,
+///                                                       const boost::json::value& id);
+///   void push(const frame_ptr&);        void close(std::uint16_t, std::string_view);
+///   bool closing();                     std::size_t queued(), queued_bytes();
+///   subscriber* as_subscriber();
+///   poster(): a copyable handle whose post(f) runs f(Self*) later on the connection's
+///   thread, with nullptr if the connection has ended meanwhile (for answers that wait on
+///   the hub or an engine, which may come from another thread after the connection ended).
+template <class Self>
+class client_protocol {
+public:
+    /// Handles one parsed client message.
+    void handle_message(client_message& m);
+    /// Counts the connection against its organization once the org is known; over the
+    /// limit it is told and closed (1008).
+    void count_org();
+    /// Takes a verified token's identity.
+    void accept_claims(jwt_claims c);
+    /// A frame of a publication that needs an ack is being sent: tell the tracker.
+    void track_ack(const frame_ptr& f);
+    /// Undoes every registration (index, organization count, ack tracker): at the end.
+    void leave();
+    /// The name acks are tracked under: `client:<clientId>`, else `user:<org>/<user>`, else
+    /// `conn:<connection id>` (docs/protocol.md, "Acknowledged delivery").
+    std::string ack_key();
+
+    void subscribe(client_message& m);
+    void unsubscribe(client_message& m);
+    void get(client_message& m);
+    void publish(client_message& m);
+    void refresh(client_message& m);
+    void authenticate(client_message& m);
+    void ack(client_message& m);
+    void hello(client_message& m);
+
+protected:
+    ~client_protocol() = default;
+
+private:
+    Self& self() noexcept { return static_cast<Self&>(*this); }
+    protocol_context& env() { return self().protocol_env(); }
+    client_state& st() { return self().client(); }
+    /// Access to `t`; refuses with an error naming the rule when not allowed.
+    bool may_access(const topic& t, const boost::json::value& id);
+    /// Tells the tracker who this connection is now; returns what the client has not acked.
+    std::vector<frame_ptr> identify();
+};
+
+} // namespace rtpush::detail
+
+#include <rtpush/impl/client_protocol.hpp>
+
+#endif

@@ -1,0 +1,241 @@
+//
+// rtpush: the server's state and its private work, behind rtpush::server's one pointer.
+// Its members are defined by job: lifecycle (impl/server.hpp), the handshake
+// (detail/io/handshake.hpp), REST routes (impl/server_routes.hpp), publishing and alerts
+// (impl/server_publish.hpp), counters and metrics (impl/server_stats.hpp).
+//
+#ifndef RTPUSH_DETAIL_IO_SERVER_IMPL_HPP
+#define RTPUSH_DETAIL_IO_SERVER_IMPL_HPP
+
+#include <rtpush/alerts.hpp>
+#include <rtpush/auth.hpp>
+#include <rtpush/config.hpp>
+#include <rtpush/detail/access.hpp>
+#include <rtpush/detail/admission.hpp>
+#include <rtpush/detail/broadcast_request.hpp>
+#include <rtpush/detail/http_answers.hpp>
+#include <rtpush/detail/io/shard.hpp>
+#include <rtpush/detail/io/sse_session.hpp>
+#include <rtpush/hub.hpp>
+#include <rtpush/session.hpp>
+#include <rtpush/tls.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/json/object.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+namespace rtpush::detail {
+
+/// A REST request as the routes see it: the target parsed once.
+struct route_request {
+    const http_request& req;
+    std::string path;                ///< normalised (no /api/ws/ alias, no trailing '/')
+    query_map query;                 ///< decoded query parameters
+    std::vector<std::string> params; ///< the `{...}` segments of the route's pattern
+    bool admin = false;              ///< the admin key was given (or none is configured)
+    unsigned version() const noexcept { return req.version(); }
+};
+
+class server_impl {
+public:
+    explicit server_impl(server_config cfg);
+    server_impl(const server_impl&) = delete;
+    server_impl& operator=(const server_impl&) = delete;
+
+    // ---- lifecycle (impl/server.hpp)
+    void start();
+    void wait();
+    void stop();
+    void spawn(std::function<boost::asio::awaitable<void>()> task, std::string name);
+    /// Runs a task on a shard, counted in its live tasks; exceptions are logged.
+    void spawn_on(shard& sh, boost::asio::awaitable<void> task, std::string name,
+                  boost::asio::cancellation_slot slot = {});
+    /// Runs a connection's coroutine on its shard, counted in the shard's live tasks.
+    void spawn_connection(shard& sh, boost::asio::awaitable<void> task);
+    boost::asio::awaitable<void> accept_loop();
+    boost::asio::awaitable<void> heartbeat_loop(shard& sh);
+    /// Re-sends the un-acked publications due to this shard's sessions (on its thread).
+    void resend_unacked(shard& sh, std::chrono::steady_clock::time_point now);
+    boost::asio::awaitable<void> housekeeping_loop();
+    boost::asio::awaitable<void> drain(shard& sh);
+    void shutdown_shard(shard& sh);
+    std::size_t connection_count() const noexcept;
+
+    /// Runs `f(shard&)` on every shard's own thread in turn (their sessions and indexes
+    /// belong to that thread) and returns the results in shard order.
+    template <class F>
+    auto visit_shards(F f) -> boost::asio::awaitable<std::vector<decltype(f(std::declval<shard&>()))>>;
+
+    // ---- the handshake (detail/io/handshake.hpp)
+    struct upgrade_state {
+        std::optional<boost::asio::ip::tcp::socket> socket;
+        std::string leftover;
+        std::string org;
+        std::string remote;
+        std::optional<jwt_claims> claims; ///< from the handshake's token, when it had one
+        std::optional<sse_params> sse;    ///< a GET of sse_path: an SSE stream, not a WebSocket
+        std::unique_ptr<session::tls_stream> tls; ///< wss://: the stream (`socket` unused)
+        bool deflate = false;                     ///< permessage-deflate negotiated
+    };
+    void accept_connection(boost::asio::ip::tcp::socket socket, http_request request,
+                           std::string buffered);
+    /// A plain connection just accepted: wait (cheaply) until its request has arrived, then
+    /// handle_request_now(); on the shard's thread.
+    void await_request(shard& sh, boost::asio::ip::tcp::socket sock);
+    /// The request is readable: a complete WebSocket upgrade is answered and becomes a
+    /// session within this handler; anything else continues in handle_connection().
+    void handle_request_now(shard& sh, boost::asio::ip::tcp::socket sock, void* block);
+    boost::asio::awaitable<void> handle_connection(shard& sh, boost::asio::ip::tcp::socket sock,
+                                                   std::optional<http_request> first = {},
+                                                   std::string buffered = {});
+    boost::asio::awaitable<bool> http_phase(shard& sh, boost::asio::ip::tcp::socket sock,
+                                            upgrade_state& up,
+                                            std::optional<http_request> first = {},
+                                            std::string buffered = {});
+    boost::asio::awaitable<bool> tls_phase(shard& sh, boost::asio::ip::tcp::socket sock,
+                                           upgrade_state& up);
+    template <class Stream>
+    boost::asio::awaitable<bool> http_exchange(shard& sh, Stream& stream,
+                                               boost::beast::tcp_stream& tcp, upgrade_state& up,
+                                               std::optional<http_request> first,
+                                               std::string buffered);
+    /// The admission of a WebSocket upgrade request (detail/admission.hpp): the refusal to
+    /// send, or nothing (then `up` has the token's claims).
+    std::optional<http_response> upgrade_check(shard& sh, const http_request& req, bool upgrade,
+                                               const std::string& path, const query_map& query,
+                                               const std::string& remote,
+                                               const std::string& remote_ip, upgrade_state& up);
+    /// The 101 answer to an accepted upgrade request (sets up.deflate).
+    boost::beast::http::response<boost::beast::http::empty_body>
+    switching_protocols(const http_request& req, upgrade_state& up);
+    /// What the 101 leaves for the session: bytes past the request, the org, the remote.
+    void finish_upgrade(upgrade_state& up, const query_map& query, std::string remote,
+                        std::string leftover);
+    /// Makes the session of an upgraded connection (in `block`, of sizeof(session), when
+    /// given) and starts it.
+    void start_session(shard& sh, upgrade_state& up, void* block = nullptr);
+    /// Checks a GET of sse_path (scope, token, origin, limits, Last-Event-ID); fills `p` and
+    /// returns nothing when the stream may start, else the refusal to send.
+    std::optional<http_response> sse_check(shard& sh, const http_request& req,
+                                           const query_map& query, const std::string& remote,
+                                           const std::string& remote_ip, sse_params& p);
+    void start_sse(shard& sh, boost::asio::ip::tcp::socket sock, sse_params p);
+    /// Verifies the token of a request (Authorization: Bearer, or ?token=): why it failed,
+    /// or nothing (then `claims` is set when there was one).
+    std::string request_token(const http_request& req, const query_map& query,
+                              std::optional<jwt_claims>& claims) const;
+    bool handshake_allowed(const std::string& ip);
+    admission_rules admission() const;
+
+    // ---- REST (impl/server_routes.hpp)
+    using route_handler = boost::asio::awaitable<http_response> (server_impl::*)(route_request&);
+    struct route {
+        boost::beast::http::verb method; ///< GET routes answer HEAD too
+        std::string_view pattern;        ///< `/api/alerts/{id}`: `{...}` is one segment
+        bool admin;                      ///< needs the admin key (when one is configured)
+        route_handler handler;
+    };
+    static const std::vector<route>& routes();
+    boost::asio::awaitable<http_response> handle(const http_request& req);
+    bool admin_allowed(const http_request& req) const;
+    boost::asio::awaitable<http_response> route_root(route_request& r);
+    boost::asio::awaitable<http_response> route_dashboard(route_request& r);
+    boost::asio::awaitable<http_response> route_index(route_request& r);
+    boost::asio::awaitable<http_response> route_metrics(route_request& r);
+    boost::asio::awaitable<http_response> route_health(route_request& r);
+    boost::asio::awaitable<http_response> route_stats(route_request& r);
+    boost::asio::awaitable<http_response> route_connections(route_request& r);
+    boost::asio::awaitable<http_response> route_connection(route_request& r);
+    boost::asio::awaitable<http_response> route_retained(route_request& r);
+    boost::asio::awaitable<http_response> route_refresh(route_request& r);
+    boost::asio::awaitable<http_response> route_rooms(route_request& r);
+    boost::asio::awaitable<http_response> route_broadcast(route_request& r);
+    boost::asio::awaitable<http_response> route_broadcast_status(route_request& r);
+    boost::asio::awaitable<http_response> route_alerts(route_request& r);
+    boost::asio::awaitable<http_response> route_alert(route_request& r);
+    boost::asio::awaitable<http_response> route_alert_step(route_request& r);
+
+    // ---- publishing and alerts (impl/server_publish.hpp)
+    /// Publishes a parsed broadcast (or takes it through the alert lifecycle): the answer.
+    boost::asio::awaitable<http_response> publish_broadcast(broadcast_request b, unsigned version);
+    alert_result trigger_alert(boost::json::object data);
+    alert_result acknowledge_alert(std::string_view id, std::string_view by);
+    alert_result resolve_alert(std::string_view id, std::string_view by);
+    std::vector<alert> alerts(const alert_filter& f) const;
+    std::optional<alert> find_alert(std::string_view id) const;
+    /// Publishes an alert lifecycle step on `alerts` (alerts_mutex_ held).
+    alert_result publish_alert_step(alert_result r, std::string ack_id = {});
+
+    // ---- counters, stats and metrics (impl/server_stats.hpp)
+    counter_totals totals() const;
+    boost::json::object counters() const;
+    boost::asio::awaitable<boost::json::object> stats_json();
+    boost::json::object health_json() const;
+    void engine_fields(boost::json::object& o) const; // engine status into /health, /api/stats
+    /// Outbound queues summed over every session, read on each shard's thread.
+    struct queue_depths {
+        std::uint64_t frames = 0, bytes = 0, max_frames = 0;
+    };
+    boost::asio::awaitable<queue_depths> collect_queue_depths();
+    boost::asio::awaitable<std::string> metrics();
+    std::string metrics_text(const queue_depths& q) const;
+
+    server_config cfg_;
+    std::optional<boost::asio::ssl::context> tls_; // set when cfg_ names a certificate
+    rtpush::hub hub_;
+    // Publications with requires_ack; before the shards, so that it outlives every session.
+    std::unique_ptr<ack_registry> acks_;
+    std::vector<std::unique_ptr<shard>> shards_;
+    std::optional<boost::asio::ip::tcp::acceptor> acceptor_;
+    std::vector<std::thread> threads_;
+    std::list<boost::asio::cancellation_signal> task_signals_; // shard 0 only
+    std::atomic<std::uint64_t> next_id_{1};
+    std::atomic<std::size_t> next_shard_{0}; // accept_connection's round robin
+    std::atomic<bool> stopping_{false};
+    bool started_ = false;
+    std::uint16_t port_ = 0;
+    std::chrono::steady_clock::time_point started_at_ = std::chrono::steady_clock::now();
+    std::atomic<double> messages_per_second_{0};
+    org_connections org_connections_;
+    std::mutex handshake_mutex_;
+    keyed_rate_limiter handshake_limiter_; // per client IP
+    mutable std::mutex alerts_mutex_;
+    alert_book alerts_;
+};
+
+template <class F>
+auto server_impl::visit_shards(F f)
+    -> boost::asio::awaitable<std::vector<decltype(f(std::declval<shard&>()))>> {
+    namespace net = boost::asio;
+    using result = decltype(f(std::declval<shard&>()));
+    std::vector<result> out;
+    out.reserve(shards_.size());
+    for (auto& s : shards_) {
+        shard* sp = s.get();
+        auto on_shard = [sp, &f]() -> net::awaitable<result> { co_return f(*sp); };
+        out.push_back(co_await net::co_spawn(sp->get_executor(), on_shard, net::use_awaitable));
+    }
+    co_return out;
+}
+
+} // namespace rtpush::detail
+
+#endif

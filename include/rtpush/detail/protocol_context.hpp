@@ -1,0 +1,35 @@
+//
+// rtpush: what the client protocol of every connection of one io thread shares.
+//
+#ifndef RTPUSH_DETAIL_PROTOCOL_CONTEXT_HPP
+#define RTPUSH_DETAIL_PROTOCOL_CONTEXT_HPP
+
+#include <rtpush/detail/ack_tracker.hpp>
+#include <rtpush/detail/counters.hpp>
+#include <rtpush/detail/rate_limit.hpp>
+#include <rtpush/detail/subscription_index.hpp>
+
+#include <cstddef>
+
+namespace rtpush {
+class hub;
+struct server_config;
+} // namespace rtpush
+
+namespace rtpush::detail {
+
+/// The environment of a connection's protocol (detail/client_protocol.hpp): the hub, the
+/// configuration, and the io thread's index, counters and shared registries.
+struct protocol_context {
+    rtpush::hub& hub;
+    const server_config& cfg;
+    subscription_index& index;
+    shard_counters& counters;
+    ack_registry* acks = nullptr;
+    org_connections* orgs = nullptr;
+    std::size_t shard = 0; ///< the thread's number (ack re-sends are per thread)
+};
+
+} // namespace rtpush::detail
+
+#endif

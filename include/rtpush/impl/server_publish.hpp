@@ -1,0 +1,183 @@
+#ifndef RTPUSH_IMPL_SERVER_PUBLISH_HPP
+#define RTPUSH_IMPL_SERVER_PUBLISH_HPP
+
+// Publishing from the server: REST broadcasts (read by detail/broadcast_request.hpp) and the
+// alert lifecycle's steps, each published on `alerts` (docs/protocol.md, "Alerts").
+
+#include <rtpush/detail/io/async_hub.hpp>
+#include <rtpush/detail/io/server_impl.hpp>
+
+namespace rtpush::detail {
+
+// A refused lifecycle step as an HTTP answer; a conflict shows the alert as it is.
+inline http_response alert_error_response(const alert_result& r, unsigned version) {
+    namespace http = boost::beast::http;
+    if (r.ec == alert_errc::invalid)
+        return field_error(http::status::bad_request, "INVALID_MESSAGE", {r.field, r.message},
+                           version);
+    auto const status = r.ec == alert_errc::not_found ? http::status::not_found
+                        : r.ec == alert_errc::full    ? http::status::service_unavailable
+                                                      : http::status::conflict;
+    std::string_view const code = r.ec == alert_errc::not_found ? "NOT_FOUND"
+                                  : r.ec == alert_errc::full    ? "ALERT_LIMIT"
+                                                                : "CONFLICT";
+    boost::json::object e;
+    e["code"] = code;
+    e["message"] = printable(r.message); // it may hold the id of the request's path
+    if (r.value)
+        e["status"] = to_string(r.value->status);
+    boost::json::object o;
+    o["error"] = std::move(e);
+    return json_response(status, o, version);
+}
+
+inline boost::json::object alert_json(const alert_result& r, const std::string& epoch) {
+    boost::json::object o;
+    o["success"] = true;
+    o["event"] = r.event;
+    o["topic"] = topic{"alerts", r.value->scope()}.key();
+    o["seq"] = r.seq;
+    o["epoch"] = epoch;
+    o["alert"] = r.value->data;
+    return o;
+}
+
+inline boost::json::object broadcast_json(const std::string& topic_key, std::uint64_t seq,
+                                          const std::string& epoch,
+                                          const std::string& ack_id = {}) {
+    boost::json::object o;
+    o["success"] = true;
+    o["topic"] = topic_key;
+    o["seq"] = seq;
+    o["epoch"] = epoch;
+    if (!ack_id.empty()) {
+        o["id"] = ack_id;
+        o["requires_ack"] = true;
+    }
+    return o;
+}
+
+// The answer to a broadcast the hub or the engine refused or lost.
+inline http_response broadcast_error(boost::system::error_code ec, unsigned version) {
+    namespace http = boost::beast::http;
+    if (ec == error::invalid_message)
+        return json_error(http::status::bad_request, "INVALID_MESSAGE",
+                          "invalid channel or target scope (identifiers are [A-Za-z0-9_.@-], "
+                          "a dept needs an org, a queue needs a dept)",
+                          version);
+    // Refused before it was sent (Redis is down), or lost in flight: the caller may retry.
+    std::string const message = ec == error::engine_unavailable
+                                    ? ec.message()
+                                    : "the publication may not have been taken: " + ec.message();
+    return json_error(http::status::service_unavailable, "ENGINE_UNAVAILABLE", message, version);
+}
+
+inline boost::asio::awaitable<http_response>
+server_impl::publish_broadcast(broadcast_request b, unsigned version) {
+    namespace net = boost::asio;
+    namespace http = boost::beast::http;
+    auto& p = b.pub;
+    if (b.is_alert()) {
+        // Alerts go through their lifecycle, which publishes them (and refuses what it
+        // cannot do: an unknown id, an illegal transition). requires_ack (seed 001's use of
+        // it: alerts) rides the lifecycle's publication.
+        std::string const ack_id =
+            b.requires_ack ? acks_->create(topic{"alerts", p.topic.scope}.key()) : std::string();
+        alert_result r;
+        {
+            std::lock_guard lock(alerts_mutex_);
+            r = publish_alert_step(alerts_.apply(std::move(p.data.get_object()), iso8601_now()),
+                                   ack_id);
+        }
+        if (!r) {
+            acks_->cancel(ack_id);
+            co_return alert_error_response(r, version);
+        }
+        auto o = alert_json(r, hub_.epoch());
+        if (!ack_id.empty())
+            o["id"] = ack_id;
+        co_return json_response(http::status::ok, o, version);
+    }
+    // The topic's key, once: for the ack registry and the answer.
+    std::string const key = p.topic.key();
+    if (b.requires_ack)
+        p.ack_id = acks_->create(key);
+    std::string const ack_id = p.ack_id;
+    // With an engine the answer carries the cluster's seq, and a publication Redis did not
+    // take is a 503, not a 200.
+    auto [ec, seq] = co_await async_publish(hub_, std::move(p), net::as_tuple(net::use_awaitable));
+    if (ec) {
+        acks_->cancel(ack_id);
+        co_return broadcast_error(ec, version);
+    }
+    co_return json_response(http::status::ok, broadcast_json(key, seq, hub_.epoch(), ack_id),
+                            version);
+}
+
+inline alert_result server_impl::publish_alert_step(alert_result r, std::string ack_id) {
+    if (!r)
+        return r;
+    auto const& a = *r.value;
+    publication p;
+    p.topic = topic{"alerts", a.scope()};
+    p.event = r.event;
+    auto const* sev = a.data.if_contains("severity");
+    bool const severe =
+        sev && sev->is_string() && (sev->get_string() == "critical" || sev->get_string() == "high");
+    // A new severe alert is the most urgent thing a dashboard can be told.
+    p.priority = r.event == "alert:triggered" && severe ? priority::urgent : priority::high;
+    p.data = a.data;
+    p.ack_id = std::move(ack_id);
+    auto const res = hub_.publish(std::move(p));
+    if (res.ec) {
+        // The alert's scope fields are valid identifiers (the schema), so this is a bug.
+        r.ec = alert_errc::invalid;
+        r.field = "organization_id";
+        r.message = "the alert's scope is not a valid room";
+        return r;
+    }
+    r.seq = res.seq;
+    return r;
+}
+
+inline alert_result server_impl::trigger_alert(boost::json::object data) {
+    boost::json::value const v(data);
+    if (auto e = cfg_.ingest.validate("alert", v)) {
+        alert_result r;
+        r.ec = alert_errc::invalid;
+        r.field = e->field;
+        r.message = e->message;
+        return r;
+    }
+    std::lock_guard lock(alerts_mutex_);
+    return publish_alert_step(alerts_.trigger(std::move(data), iso8601_now()));
+}
+
+inline alert_result server_impl::acknowledge_alert(std::string_view id, std::string_view by) {
+    std::lock_guard lock(alerts_mutex_);
+    return publish_alert_step(alerts_.acknowledge(id, by, iso8601_now()));
+}
+
+inline alert_result server_impl::resolve_alert(std::string_view id, std::string_view by) {
+    std::lock_guard lock(alerts_mutex_);
+    return publish_alert_step(alerts_.resolve(id, by, iso8601_now()));
+}
+
+inline std::vector<alert> server_impl::alerts(const alert_filter& f) const {
+    std::lock_guard lock(alerts_mutex_);
+    std::vector<alert> out;
+    for (auto const* a : alerts_.list(f))
+        out.push_back(*a);
+    return out;
+}
+
+inline std::optional<alert> server_impl::find_alert(std::string_view id) const {
+    std::lock_guard lock(alerts_mutex_);
+    if (auto const* a = alerts_.find(id))
+        return *a;
+    return std::nullopt;
+}
+
+} // namespace rtpush::detail
+
+#endif

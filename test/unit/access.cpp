@@ -1,0 +1,75 @@
+// Unit tests for detail/access.hpp: the scope a request names, and who may read a topic.
+#include <rtpush/detail/access.hpp>
+
+#include <boost/json.hpp>
+#include <boost/test/unit_test.hpp>
+
+namespace d = rtpush::detail;
+using rtpush::scope;
+using rtpush::topic;
+
+BOOST_AUTO_TEST_SUITE(access)
+
+BOOST_AUTO_TEST_CASE(scope_from_query_takes_either_name_and_prefers_the_short_one) {
+    BOOST_TEST(d::scope_from_query({{"org", "a"}, {"dept", "d"}, {"queue", "q"}}) ==
+               (scope{"a", "d", "q"}));
+    BOOST_TEST(d::scope_from_query({{"organization_id", "a"},
+                                    {"department_id", "d"},
+                                    {"queue_name", "q"}}) == (scope{"a", "d", "q"}));
+    // Both given: the short name wins, for every level alike.
+    BOOST_TEST(d::scope_from_query({{"org", "short"}, {"organization_id", "long"}}).org ==
+               "short");
+    BOOST_TEST(d::scope_from_query({{"dept", "x"}, {"department_id", "y"}}).dept == "x");
+    BOOST_TEST(d::scope_from_query({}) == scope{});
+    BOOST_TEST(d::query_param({{"token", "t"}}, d::scope_names[0]).empty());
+}
+
+BOOST_AUTO_TEST_CASE(scope_from_json_same_rule_and_strings_only) {
+    auto o = boost::json::parse(
+                 R"({"organization_id":"long","org":"short","department_id":"d","queue_name":5})")
+                 .as_object();
+    auto const s = d::scope_from_json(o);
+    BOOST_TEST(s.org == "short");
+    BOOST_TEST(s.dept == "d");
+    BOOST_TEST(s.queue.empty()); // a number is not an identifier
+    BOOST_TEST(d::scope_from_json(boost::json::object{}) == scope{});
+}
+
+BOOST_AUTO_TEST_CASE(anonymous_clients_are_not_limited_here) {
+    d::identity const anon;
+    BOOST_TEST(!d::may_read(anon, topic{"kpi", {}}));
+    BOOST_TEST(!d::may_read(anon, topic{"kpi", {"any", "", ""}}));
+}
+
+BOOST_AUTO_TEST_CASE(an_authenticated_identity_stays_in_its_org_and_channels) {
+    d::identity const acme{true, "acme", {}};
+    BOOST_TEST(!d::may_read(acme, topic{"kpi", {"acme", "support", ""}}));
+    BOOST_TEST((d::may_read(acme, topic{"kpi", {}}) == d::access_denial::org_required));
+    BOOST_TEST(
+        (d::may_read(acme, topic{"kpi", {"globex", "", ""}}) == d::access_denial::other_organization));
+    d::identity const only_kpi{true, "acme", {"kpi", "alerts"}};
+    BOOST_TEST(!d::may_read(only_kpi, topic{"alerts", {"acme", "", ""}}));
+    BOOST_TEST((d::may_read(only_kpi, topic{"backlog", {"acme", "", ""}}) ==
+                d::access_denial::channel_not_allowed));
+    rtpush::jwt_claims c;
+    c.org = "acme";
+    c.channels = {"kpi"};
+    auto const who = d::identity::of(c);
+    BOOST_TEST(who.authenticated);
+    BOOST_TEST((d::may_read(who, topic{"x", {"acme", "", ""}}) ==
+                d::access_denial::channel_not_allowed));
+}
+
+BOOST_AUTO_TEST_CASE(denials_name_the_rule) {
+    d::identity const acme{true, "acme", {}};
+    topic const other{"kpi", {"globex", "", ""}};
+    BOOST_TEST(d::denial_message(d::access_denial::other_organization, acme, other, "this client",
+                                 "scope.org") == "this client may not access organization globex");
+    BOOST_TEST(d::denial_message(d::access_denial::org_required, acme, topic{"kpi", {}},
+                                 "this token", "org") ==
+               "org is required: this token may only access organization acme");
+    BOOST_TEST(d::denial_message(d::access_denial::channel_not_allowed, acme, other, "x", "y") ==
+               "this token does not allow channel kpi");
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,117 @@
+// Unit tests for detail/broadcast_request.hpp: a REST broadcast read once into a publication.
+#include <rtpush/detail/broadcast_request.hpp>
+
+#include <boost/test/unit_test.hpp>
+
+namespace d = rtpush::detail;
+
+namespace {
+
+rtpush::ingest_validator const schemas = rtpush::ingest_validator::intraday();
+
+std::variant<d::broadcast_request, d::request_fault>
+parse(std::string_view body, std::string_view shortcut = {}, d::query_map q = {}) {
+    return d::parse_broadcast(shortcut, q, body, 32, schemas);
+}
+
+d::broadcast_request ok(std::string_view body, std::string_view shortcut = {},
+                        d::query_map q = {}) {
+    auto r = parse(body, shortcut, std::move(q));
+    if (auto* f = std::get_if<d::request_fault>(&r))
+        BOOST_FAIL("refused: " + f->error.field + ": " + f->error.message);
+    return std::get<d::broadcast_request>(std::move(r));
+}
+
+d::request_fault fault(std::string_view body, std::string_view shortcut = {}) {
+    auto r = parse(body, shortcut);
+    BOOST_REQUIRE(std::holds_alternative<d::request_fault>(r));
+    return std::get<d::request_fault>(std::move(r));
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(broadcast_request)
+
+BOOST_AUTO_TEST_CASE(generic_broadcast) {
+    auto const r = ok(
+        R"({"event":"system:maintenance","target":{"organization_id":"acme"},"priority":"high","data":{"m":1}})");
+    BOOST_TEST(r.pub.topic.channel == "system"); // from the event
+    BOOST_TEST(r.pub.topic.scope.org == "acme");
+    BOOST_TEST(r.pub.event == "system:maintenance");
+    BOOST_TEST((r.pub.priority == rtpush::priority::high));
+    BOOST_TEST(r.kind.empty());
+    BOOST_TEST(!r.requires_ack);
+    auto const c = ok(R"({"channel":"kpi","scope":{"org":"a"},"phase":"kpis","data":1})", {},
+                      {{"requires_ack", "true"}});
+    BOOST_TEST(c.pub.topic.key() == "kpi:org:a");
+    BOOST_TEST(c.pub.phase == "kpis");
+    BOOST_TEST(c.requires_ack);
+}
+
+BOOST_AUTO_TEST_CASE(bad_bodies_are_refused_with_the_reason) {
+    BOOST_TEST(fault("{").error.message.rfind("malformed JSON body", 0) == 0);
+    BOOST_TEST(fault("[1]").error.message == "body must be a JSON object");
+    BOOST_TEST(fault(R"({"channel":"kpi","data":1e400})").error.message ==
+               "a number is out of range");
+    BOOST_TEST(fault(R"({"channel":"kpi"})").error.message == "'data' is required");
+    BOOST_TEST(fault(R"({"channel":"kpi","data":1,"priority":"extreme"})").error.message ==
+               "priority is low, medium, high or urgent");
+    BOOST_TEST(fault(R"({"channel":"kpi","data":1,"phase":"half"})").error.message ==
+               "phase is \"kpis\" or \"complete\"");
+    auto const f = fault(R"({"channel":"kpi","data":1,"requires_ack":"yes"})");
+    BOOST_TEST(f.error.message == "'requires_ack' must be a boolean");
+    BOOST_TEST(!f.names_field);
+    std::string deep(100, '[');
+    deep += std::string(100, ']');
+    BOOST_TEST(fault(R"({"channel":"kpi","data":)" + deep + "}").error.message.rfind(
+                   "malformed JSON body", 0) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(shortcut_with_seed_003_schema) {
+    auto const r = ok(
+        R"({"organization_id":"acme","department_id":"support","queue_name":"email","total_items":12,"avg_wait_time_minutes":3,"items_over_sla":1,"sla_compliance_percentage":90,"requires_ack":false})",
+        "backlog");
+    BOOST_TEST(r.pub.topic.key() == "backlog:org:acme:dept:support:queue:email");
+    BOOST_TEST(r.pub.event == "backlog:update");
+    BOOST_TEST(r.pub.data.as_object().contains("timestamp")); // the server's time
+    BOOST_TEST(!r.pub.data.as_object().contains("requires_ack"));
+    // A schema violation names the field.
+    auto const f = fault(
+        R"({"organization_id":"acme","total_items":"many","avg_wait_time_minutes":3,"items_over_sla":1,"sla_compliance_percentage":90})",
+        "backlog");
+    BOOST_TEST(f.names_field);
+    BOOST_TEST(f.error.field == "total_items");
+}
+
+BOOST_AUTO_TEST_CASE(alerts_and_their_implied_status) {
+    auto const r =
+        ok(R"({"event":"alert:acknowledged","data":{"alert_id":"a1","acknowledged_by":"me"}})");
+    BOOST_TEST(r.is_alert());
+    BOOST_TEST(r.alert_update);
+    BOOST_TEST(r.pub.data.at("status").as_string() == "acknowledged");
+    auto const f =
+        fault(R"({"event":"alert:resolved","data":{"alert_id":"a1","status":"acknowledged"}})");
+    BOOST_TEST(f.error.field == "status");
+    BOOST_TEST(fault(R"({"event":"alert:triggered","data":[1]})").error.message ==
+               "the payload must be a JSON object");
+    // The target's scope and the payload's must agree.
+    auto const g = fault(
+        R"({"event":"kpi:update","target":{"org":"acme"},"data":{"organization_id":"globex"}})");
+    BOOST_TEST(g.error.field == "organization_id");
+}
+
+BOOST_AUTO_TEST_CASE(shared_rules_fill_the_scope_into_the_payload) {
+    rtpush::publication p;
+    p.topic = {"attendance", {"acme", "", ""}};
+    p.data = boost::json::parse(
+        R"({"scheduled_count":3,"present_count":2,"absent_count":1,"late_count":0,"attendance_rate":66.7})");
+    bool update = true;
+    auto const f = d::apply_ingest_rules(p, "attendance", update, schemas);
+    BOOST_TEST(!update);
+    if (f)
+        BOOST_FAIL(f->error.field + ": " + f->error.message);
+    BOOST_TEST(p.data.at("organization_id").as_string() == "acme");
+    BOOST_TEST(p.event == "attendance:update");
+}
+
+BOOST_AUTO_TEST_SUITE_END()

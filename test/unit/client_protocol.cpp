@@ -1,0 +1,191 @@
+// Unit tests for detail/client_protocol.hpp: the protocol's rules over a connection without a
+// socket (what a transport provides is recorded).
+#include <rtpush/config.hpp>
+#include <rtpush/detail/client_protocol.hpp>
+#include <rtpush/hub.hpp>
+
+#include <boost/test/unit_test.hpp>
+
+#include <deque>
+
+namespace d = rtpush::detail;
+using rtpush::client_message;
+
+namespace {
+
+struct fixture {
+    rtpush::server_config cfg;
+    rtpush::hub hub{cfg.history};
+    d::subscription_index index;
+    d::shard_counters counters;
+    d::org_connections orgs;
+    d::ack_registry acks;
+    std::map<std::string, int> demand;
+    d::protocol_context env{hub, cfg, index, counters, &acks, &orgs, 0};
+    fixture() {
+        index.on_demand([this](const std::string& ch, int change) { demand[ch] += change; });
+    }
+};
+
+// A connection whose transport writes into vectors.
+struct fake_connection final : d::subscriber, d::client_protocol<fake_connection> {
+    explicit fake_connection(fixture& f)
+        : fx(f) {}
+    ~fake_connection() { leave(); }
+    fixture& fx;
+    d::client_state state;
+    std::vector<boost::json::object> sent;
+    std::vector<d::frame_ptr> pushed;
+    std::uint16_t close_code = 0;
+
+    d::protocol_context& protocol_env() { return fx.env; }
+    d::client_state& client() { return state; }
+    std::uint64_t id() const { return 7; }
+    std::string client_id() const { return "c7"; }
+    std::string remote() const { return "127.0.0.1:1"; }
+    void send_json(std::string text) { sent.push_back(boost::json::parse(text).as_object()); }
+    void send_error(rtpush::error code, std::string_view msg, const boost::json::value& id) {
+        send_json(rtpush::message::error(code, msg, id));
+    }
+    void push(const d::frame_ptr& f) override { pushed.push_back(f); }
+    void flush() override {}
+    void close(std::uint16_t code, std::string_view) { close_code = code; }
+    bool closing() const { return close_code != 0; }
+    std::size_t queued() const { return pushed.size(); }
+    std::size_t queued_bytes() const { return 0; }
+    d::subscriber* as_subscriber() { return this; }
+    struct poster_type {
+        template <class F>
+        void post(F) const {} // nothing waits on an engine here
+    };
+    poster_type poster() const { return {}; }
+
+    const boost::json::object& last() const { return sent.back(); }
+    std::string last_code() const {
+        auto const* c = sent.back().if_contains("code");
+        return c ? std::string(c->as_string()) : std::string();
+    }
+    void send(std::string_view text) {
+        boost::system::error_code ec;
+        std::string detail;
+        auto m = rtpush::parse_client_message(text, {}, ec, detail);
+        BOOST_REQUIRE_MESSAGE(!ec, detail);
+        handle_message(m);
+    }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(client_protocol)
+
+BOOST_AUTO_TEST_CASE(ping_subscribe_unsubscribe) {
+    fixture fx;
+    fake_connection c(fx);
+    c.send(R"({"type":"ping","id":1})");
+    BOOST_TEST(c.last().at("type").as_string() == "pong");
+    c.send(R"({"type":"subscribe","channel":"kpi","scope":{"org":"acme"},"id":"s"})");
+    BOOST_TEST(c.last().at("type").as_string() == "subscribed");
+    BOOST_TEST(fx.index.entries().count("kpi:org:acme") == 1u);
+    BOOST_TEST(fx.demand["kpi"] == 1);
+    BOOST_TEST(c.state.org == "acme"); // the first subscription names an anonymous client's org
+    c.send(R"({"type":"subscribe","channel":"kpi","scope":{"org":"acme"}})"); // idempotent
+    BOOST_TEST(fx.demand["kpi"] == 1);
+    c.send(R"({"type":"subscribe","channel":"alerts","scope":{"org":"acme"}})");
+    BOOST_TEST(c.state.subscription_count() == 2u);
+    c.send(R"({"type":"unsubscribe","channel":"kpi","scope":{"org":"other"},"id":2})");
+    BOOST_TEST(c.last_code() == "ROOM_NOT_FOUND");
+    c.send(R"({"type":"unsubscribe","channel":"kpi","scope":{"org":"acme"}})");
+    BOOST_TEST(c.last().at("type").as_string() == "unsubscribed");
+    BOOST_TEST(fx.demand["kpi"] == 0);
+    BOOST_TEST(c.state.subscription_count() == 1u);
+    c.leave();
+    BOOST_TEST(fx.index.entries().empty());
+    BOOST_TEST(fx.demand["alerts"] == 0);
+}
+
+BOOST_AUTO_TEST_CASE(auth_first_and_tenant_access) {
+    fixture fx;
+    fx.cfg.auth_required = true;
+    fx.cfg.jwt_secret = "s";
+    fake_connection c(fx);
+    c.send(R"({"type":"subscribe","channel":"kpi","scope":{"org":"acme"}})");
+    BOOST_TEST(c.last_code() == "UNAUTHORIZED");
+    c.send(R"({"type":"authenticate","data":{"token":"not.a.token"},"id":1})");
+    BOOST_TEST(c.last_code() == "AUTH_FAILED");
+    rtpush::jwt_claims claims;
+    claims.org = "acme";
+    claims.user = "u";
+    claims.channels = {"kpi"};
+    c.accept_claims(claims);
+    c.send(R"({"type":"subscribe","channel":"kpi","scope":{"org":"globex"}})");
+    BOOST_TEST(c.last().at("message").as_string() ==
+               "this client may not access organization globex");
+    c.send(R"({"type":"get","channel":"alerts","scope":{"org":"acme"}})");
+    BOOST_TEST(c.last().at("message").as_string() == "this token does not allow channel alerts");
+    c.send(R"({"type":"get","channel":"kpi","scope":{"org":"acme"},"id":"g"})");
+    BOOST_TEST(c.last().at("type").as_string() == "snapshot");
+}
+
+BOOST_AUTO_TEST_CASE(failed_tokens_are_bounded) {
+    fixture fx;
+    fx.cfg.jwt_secret = "s";
+    fx.cfg.max_auth_failures = 2;
+    fake_connection c(fx);
+    c.send(R"({"type":"authenticate","data":{"token":"x"}})");
+    BOOST_TEST(c.close_code == 0);
+    c.send(R"({"type":"authenticate","data":{"token":"y"}})");
+    BOOST_TEST(c.close_code == 1008);
+}
+
+BOOST_AUTO_TEST_CASE(publish_follows_the_broadcast_rules) {
+    fixture fx;
+    fake_connection c(fx);
+    c.send(R"({"type":"publish","channel":"kpi","data":{"x":1},"id":1})");
+    BOOST_TEST(c.last().at("message").as_string() ==
+               "publishing from clients is disabled on this server");
+    fx.cfg.allow_client_publish = true;
+    c.send(R"({"type":"publish","channel":"kpi","scope":{"org":"a"},"data":{"x":1},"id":2})");
+    BOOST_TEST(c.last().at("type").as_string() == "published");
+    BOOST_TEST(c.last().at("seq").as_int64() == 1);
+    // Seed 003's events carry seed 003's payloads, as over REST.
+    c.send(
+        R"({"type":"publish","channel":"kpi","scope":{"org":"a"},"event":"kpi:update","data":{"health_score":200},"id":3})");
+    BOOST_TEST(c.last_code() == "INVALID_MESSAGE");
+    BOOST_TEST(c.last().at("message").as_string().starts_with("health_score"));
+    c.send(
+        R"({"type":"publish","channel":"alerts","scope":{"org":"a"},"event":"alert:triggered","data":{},"id":4})");
+    BOOST_TEST(c.last_code() == "INVALID_MESSAGE");
+    c.send(R"({"type":"publish","channel":"kpi","scope":{"org":"a"},"data":1,"requires_ack":true})");
+    BOOST_TEST(c.last().at("ackId").as_string().size() > 0u);
+}
+
+BOOST_AUTO_TEST_CASE(organization_limit_closes_the_connection) {
+    fixture fx;
+    fx.cfg.max_connections_per_org = 1;
+    fake_connection a(fx), b(fx);
+    a.state.org = "acme";
+    a.count_org();
+    BOOST_TEST(a.close_code == 0);
+    b.state.org = "acme";
+    b.count_org();
+    BOOST_TEST(b.close_code == 1008);
+    BOOST_TEST(b.last_code() == "CONNECTION_LIMIT");
+    BOOST_TEST(fx.counters.rejected.load() == 1u);
+    a.leave(); // the count goes back
+    fake_connection c(fx);
+    c.state.org = "acme";
+    c.count_org();
+    BOOST_TEST(c.close_code == 0);
+}
+
+BOOST_AUTO_TEST_CASE(acks_by_client_name) {
+    fixture fx;
+    fake_connection c(fx);
+    c.send(R"({"type":"hello","clientId":"dash-1","id":1})");
+    BOOST_TEST(c.last().at("type").as_string() == "hello");
+    BOOST_TEST(c.ack_key() == "client:dash-1");
+    c.send(R"({"type":"ack","id":"nope"})");
+    BOOST_TEST(c.last_code() == "INVALID_MESSAGE");
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,47 @@
+// Unit tests for detail/http_answers.hpp: the JSON answers and CORS every route shares.
+#include <rtpush/detail/http_answers.hpp>
+
+#include <boost/test/unit_test.hpp>
+
+namespace d = rtpush::detail;
+namespace http = boost::beast::http;
+
+BOOST_AUTO_TEST_SUITE(http_answers)
+
+BOOST_AUTO_TEST_CASE(errors_carry_a_code_and_a_printable_message) {
+    auto const r = d::json_error(http::status::not_found, "NOT_FOUND", "no route for /\x01x");
+    BOOST_TEST(r.result_int() == 404u);
+    BOOST_TEST(r[http::field::content_type] == "application/json");
+    BOOST_TEST(r[http::field::cache_control] == "no-store");
+    auto const body = boost::json::parse(r.body()).as_object();
+    BOOST_TEST(body.at("error").at("code").as_string() == "NOT_FOUND");
+    BOOST_TEST(body.at("error").at("message").as_string().find('\x01') == std::string::npos);
+    auto const f = d::field_error(http::status::bad_request, "INVALID_MESSAGE",
+                                  {"total_items", "must be an integer"});
+    auto const fb = boost::json::parse(f.body()).as_object();
+    BOOST_TEST(fb.at("error").at("field").as_string() == "total_items");
+    BOOST_TEST(fb.at("error").at("message").as_string() == "total_items: must be an integer");
+}
+
+BOOST_AUTO_TEST_CASE(method_not_allowed_names_the_methods) {
+    d::http_request req{http::verb::put, "/api/stats", 11};
+    auto const r = d::method_not_allowed(req, "/api/stats", "GET");
+    BOOST_TEST(r.result_int() == 405u);
+    BOOST_TEST(r[http::field::allow] == "GET");
+    BOOST_TEST(r.body().find("PUT is not allowed on /api/stats") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(cors_only_for_allowed_origins) {
+    std::vector<std::string> const allowed{"https://dash.example"};
+    auto r = d::json_response(http::status::ok, boost::json::object{});
+    d::add_cors(r, "https://evil.example", allowed);
+    BOOST_TEST(r[http::field::access_control_allow_origin].empty());
+    d::add_cors(r, "https://dash.example", allowed);
+    BOOST_TEST(r[http::field::access_control_allow_origin] == "https://dash.example");
+    auto s = d::json_response(http::status::ok, boost::json::object{});
+    d::add_cors(s, "https://dash.example", {});
+    BOOST_TEST(s[http::field::access_control_allow_origin].empty()); // same-origin only
+    BOOST_TEST(d::success_list("x", boost::json::array{1, 2}).at("total_count").as_uint64() == 2u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
