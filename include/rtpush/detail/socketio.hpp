@@ -5,13 +5,11 @@
 // (socketio/engine.io-protocol, socketio/socket.io-protocol) and checked against the reference
 // server (engine.io `server.ts`, `socket.ts`; socket.io-parser; socket.io `namespace.ts`).
 //
-// Layers. A WebSocket text frame, or one record of a polling body, holds one Engine.IO packet:
-// a type digit and its data ("4hello", "2", "3probe"). A Socket.IO packet travels as the data
-// of an Engine.IO `message` (4): `42["kpi:update",{...}]` is message + EVENT. The encoders of
-// Socket.IO packets below return the whole Engine.IO packet, leading '4' included: the string
-// goes as is into a WebSocket frame or, joined with '\x1e', into a polling response. A broadcast
-// is encoded once (`encode_event` takes its data already serialised) and shared by every
-// subscriber, as rtpush does with its own frames.
+// Layers. A WebSocket text frame, or one record of a polling body, holds one Engine.IO packet
+// ("4hello", "2", "3probe"); a Socket.IO packet is the data of an Engine.IO message:
+// `42["kpi:update",{...}]`. The Socket.IO encoders return the whole Engine.IO packet, leading
+// '4' included, ready for a WebSocket frame or a polling body. `encode_event` takes its data
+// already serialised, so a broadcast is encoded once and shared by every subscriber.
 //
 // Not supported: binary packets. Engine.IO's base64 `b` records, Socket.IO BINARY_EVENT (5) and
 // BINARY_ACK (6) are recognised and refused with errc::binary_unsupported (a binary WebSocket
@@ -65,6 +63,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -90,35 +89,21 @@ enum class errc {
 };
 
 inline std::string_view describe(errc e) noexcept {
-    switch (e) {
-    case errc::ok:
-        return "ok";
-    case errc::empty:
-        return "empty packet";
-    case errc::unknown_type:
-        return "unknown packet type";
-    case errc::binary_unsupported:
-        return "binary packets are not supported";
-    case errc::too_large:
-        return "packet exceeds the size limit";
-    case errc::bad_namespace:
-        return "namespace must start with '/'";
-    case errc::bad_ack_id:
-        return "invalid acknowledgement id";
-    case errc::bad_json:
-        return "payload is not valid JSON";
-    case errc::too_deep:
-        return "payload JSON is nested too deeply";
-    case errc::bad_payload:
-        return "payload has the wrong type for the packet type";
-    case errc::bad_event_name:
-        return "event name must be a string";
-    case errc::reserved_event:
-        return "event name is reserved";
-    case errc::bad_auth:
-        return "invalid CONNECT auth payload";
-    }
-    return "invalid packet";
+    static constexpr std::string_view text[] = {"ok",
+                                                "empty packet",
+                                                "unknown packet type",
+                                                "binary packets are not supported",
+                                                "packet exceeds the size limit",
+                                                "namespace must start with '/'",
+                                                "invalid acknowledgement id",
+                                                "payload is not valid JSON",
+                                                "payload JSON is nested too deeply",
+                                                "payload has the wrong type for the packet type",
+                                                "event name must be a string",
+                                                "event name is reserved",
+                                                "invalid CONNECT auth payload"};
+    auto const i = static_cast<std::size_t>(e);
+    return i < std::size(text) ? text[i] : "invalid packet";
 }
 
 /// The rtpush error a refusal maps onto (what rtpush's own protocol would answer).
@@ -248,21 +233,11 @@ enum class eio_error : int {
 };
 
 inline std::string_view message(eio_error e) noexcept {
-    switch (e) {
-    case eio_error::unknown_transport:
-        return "Transport unknown";
-    case eio_error::unknown_sid:
-        return "Session ID unknown";
-    case eio_error::bad_handshake_method:
-        return "Bad handshake method";
-    case eio_error::bad_request:
-        return "Bad request";
-    case eio_error::forbidden:
-        return "Forbidden";
-    case eio_error::unsupported_protocol_version:
-        return "Unsupported protocol version";
-    }
-    return "Bad request";
+    static constexpr std::string_view text[] = {
+        "Transport unknown", "Session ID unknown", "Bad handshake method",
+        "Bad request",       "Forbidden",          "Unsupported protocol version"};
+    auto const i = static_cast<std::size_t>(e);
+    return i < std::size(text) ? text[i] : "Bad request";
 }
 
 inline unsigned http_status(eio_error e) noexcept {
@@ -351,8 +326,7 @@ public:
         hold_poll,        ///< ordinary long-polling: answer the GET when packets are queued
         send_noop,        ///< answer this GET now with "6" (the client is leaving polling)
         send_pong_probe,  ///< write "3probe" on the WebSocket, and answer a pending GET with "6"
-        switch_transport, ///< polling is over: send the queue, and all from now on, on the
-                          ///< WebSocket
+        switch_transport, ///< polling is over: the queue and all later packets go on the WS
         abort_probe,      ///< close the candidate WebSocket; the session stays on polling
         refuse,           ///< refuse the request or connection: 400, eio_error::bad_request
     };
