@@ -494,7 +494,10 @@ inline errc decode_sio(std::string_view text, sio_packet& out, const limits& lim
     if (out.type == sio_type::ack && !out.ack_id)
         return errc::bad_ack_id;
 
-    // Payload.
+    // Payload. Whitespace before it is refused: JSON.parse would take it, but the reference
+    // reads "2 [..]" as ack id 0 (JavaScript's Number(" ") is 0).
+    if (!rest.empty() && (rest[0] == ' ' || rest[0] == '\t' || rest[0] == '\n' || rest[0] == '\r'))
+        return errc::bad_json;
     if (!rest.empty()) {
         boost::json::parse_options opt;
         opt.max_depth = lim.max_depth;
