@@ -334,7 +334,8 @@ async function main() {
   const rc = new RtpushClient({url: `ws://127.0.0.1:${port}/ws`, WebSocket: CountingWS});
   let tree;
   const origError = console.error;
-  console.error = (...args) => { if (!String(args[0]).includes("react-test-renderer is deprecated")) origError(...args); };
+  // Updates from the socket land outside act(): expected here, where settle() polls in act.
+  console.error = (...args) => { if (!/react-test-renderer is deprecated|not wrapped in act/.test(String(args[0]))) origError(...args); };
   await act(async () => { tree = create(React.createElement(hooks.RtpushProvider, {client: rc}, React.createElement(Dashboard))); });
   const settle = (cond) => until(async () => { await act(async () => { await sleep(20); }); return cond(); });
   check(await settle(() => view.ws.isConnected && view.ws.isAuthenticated), "useWebSocket: isConnected, isAuthenticated, " + view.ws.connectionStatus);
@@ -346,7 +347,7 @@ async function main() {
   await act(async () => view.alerts.clearAlertCount());
   check(view.alerts.alertCount === 0, "clearAlertCount()");
   check(await settle(() => view.health.isHealthy && typeof view.health.latency === "number"), "useWebSocketHealth: healthy, latency " + view.health.latency + " ms");
-  check(await settle(() => view.sub.lastMessage !== null || true) && sockets === 1, "one shared connection for all hooks (" + sockets + " WebSocket)");
+  check(sockets === 1 && view.sub.lastMessage !== null, "one shared connection for all hooks (" + sockets + " WebSocket)");
   await act(async () => tree.unmount());
   rc.close();
   console.error = origError;
@@ -400,7 +401,7 @@ c.subscribe("kpi", {org: "acme"});
   writeFileSync(join(dir, "tsconfig.json"), JSON.stringify({
     compilerOptions: {strict: true, noEmit: true, target: "es2022", module: "nodenext", moduleResolution: "nodenext",
                       skipLibCheck: false, types: [], lib: ["es2022", "dom"],
-                      paths: {"react": [join(HERE, "node_modules", "@types", "react")]}},
+                      paths: {"react": [join(HERE, "node_modules", "@types", "react", "index.d.ts")]}},
     files: ["use.ts"],
   }));
   const tsc = spawnSync(process.execPath, [join(HERE, "node_modules", "typescript", "bin", "tsc"), "-p", dir], {encoding: "utf8", timeout: 120000});
