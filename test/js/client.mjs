@@ -313,6 +313,15 @@ async function main() {
   bad.connect();
   check(!!(await badErr), "a wrong token: error event AUTH_FAILED");
   bad.close();
+  let sockets7 = 0, auths = 0;
+  class Counting7 extends WebSocket { constructor(...args) { super(...args); sockets7++; } }
+  const short = new RtpushClient({url: `ws://127.0.0.1:${authed.port}/ws`, WebSocket: Counting7, reconnect: false,
+                                  getToken: async () => jwt(SECRET, {sub: "bob", org: "acme", exp: Math.floor(Date.now() / 1000) + 3})});
+  short.on("authenticated", () => auths++);
+  short.connect();
+  check(await until(() => auths >= 2, 6000) && sockets7 === 1 && short.state === "connected",
+        `a token about to expire is renewed on the same connection (${auths} authenticate answers)`);
+  short.close();
   await stopRtd(authed.proc);
 
   // 8. The React hooks: one shared connection for every hook under the provider.

@@ -176,6 +176,7 @@ export class RtpushClient {
   connect() {
     if (!this.#closed) return this;
     this.#closed = false;
+    this.#attempt = this.#failures = 0;
     this.#open();
     return this;
   }

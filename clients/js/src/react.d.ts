@@ -22,11 +22,11 @@ export function useWebSocketSubscription<T = any>(
 ): {isSubscribed: boolean; error: RtpushError | null; lastMessage: Publication<T> | null};
 
 export interface UpdatesResult<T> {latestUpdate: T | null; isSubscribed: boolean; error: RtpushError | null}
-export function useKPIUpdates<T = any>(callback?: (payload: T, msg: Publication<T>) => void, filters?: SubscriptionFilters): UpdatesResult<T>;
-export function useBacklogUpdates<T = any>(callback?: (payload: T, msg: Publication<T>) => void, filters?: SubscriptionFilters): UpdatesResult<T>;
-export function useAttendanceUpdates<T = any>(callback?: (payload: T, msg: Publication<T>) => void, filters?: SubscriptionFilters): UpdatesResult<T>;
+export function useKPIUpdates<T = any>(callback?: ((payload: T, msg: Publication<T>) => void) | null, filters?: SubscriptionFilters): UpdatesResult<T>;
+export function useBacklogUpdates<T = any>(callback?: ((payload: T, msg: Publication<T>) => void) | null, filters?: SubscriptionFilters): UpdatesResult<T>;
+export function useAttendanceUpdates<T = any>(callback?: ((payload: T, msg: Publication<T>) => void) | null, filters?: SubscriptionFilters): UpdatesResult<T>;
 
-export function useAlertNotifications<T = any>(callback?: (alert: T, msg: Publication<T>) => void, filters?: SubscriptionFilters): {
+export function useAlertNotifications<T = any>(callback?: ((alert: T, msg: Publication<T>) => void) | null, filters?: SubscriptionFilters): {
   latestAlert: T | null; alertCount: number; clearAlertCount: () => void; isSubscribed: boolean; error: RtpushError | null;
 };
 
