@@ -193,7 +193,8 @@ private:
     void fan_out(const topic& t, detail::frame_ptr frame, std::uint64_t counter);
     void append_initial(const std::string& key, std::vector<detail::frame_ptr>& out);
     void prune(topic_state& st, std::chrono::steady_clock::time_point now);
-    void commit(topic_state& st, publication p, std::uint64_t seq, std::string ts);
+    void commit(topic_state& st, publication p, std::uint64_t seq, std::string ts,
+                const std::string& key);
 
     hub_config cfg_;
     mutable std::mutex mutex_;

@@ -118,6 +118,11 @@ inline std::string authenticated(std::string_view user, std::string_view org,
 inline std::string publication(std::string_view type, const rtpush::publication& p,
                                std::uint64_t seq, std::string_view epoch,
                                std::string_view timestamp, bool redelivered = false);
+/// The same with the topic's key already built (the hub builds it once per publication).
+inline std::string publication(std::string_view type, const rtpush::publication& p,
+                               std::uint64_t seq, std::string_view epoch,
+                               std::string_view timestamp, bool redelivered,
+                               std::string_view topic_key);
 /// The answer to `hello`: the client id and how many acks it still owes.
 inline std::string hello(std::string_view client_id, std::size_t pending,
                          const boost::json::value& id);

@@ -6,10 +6,10 @@
 
 #include <rtpush/auth.hpp>
 #include <rtpush/config.hpp>
-#include <rtpush/detail/frame.hpp>
-#include <rtpush/detail/send_queue.hpp>
 #include <rtpush/detail/client_protocol.hpp>
+#include <rtpush/detail/frame.hpp>
 #include <rtpush/detail/io/shard.hpp>
+#include <rtpush/detail/send_queue.hpp>
 #include <rtpush/hub.hpp>
 #include <rtpush/protocol.hpp>
 

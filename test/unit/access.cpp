@@ -8,19 +8,18 @@ namespace d = rtpush::detail;
 using rtpush::scope;
 using rtpush::topic;
 
-BOOST_AUTO_TEST_SUITE(access)
+BOOST_AUTO_TEST_SUITE(access_rules)
 
 BOOST_AUTO_TEST_CASE(scope_from_query_takes_either_name_and_prefers_the_short_one) {
-    BOOST_TEST(d::scope_from_query({{"org", "a"}, {"dept", "d"}, {"queue", "q"}}) ==
-               (scope{"a", "d", "q"}));
-    BOOST_TEST(d::scope_from_query({{"organization_id", "a"},
-                                    {"department_id", "d"},
-                                    {"queue_name", "q"}}) == (scope{"a", "d", "q"}));
+    BOOST_TEST((d::scope_from_query({{"org", "a"}, {"dept", "d"}, {"queue", "q"}}) ==
+                (scope{"a", "d", "q"})));
+    BOOST_TEST((d::scope_from_query(
+                    {{"organization_id", "a"}, {"department_id", "d"}, {"queue_name", "q"}}) ==
+                (scope{"a", "d", "q"})));
     // Both given: the short name wins, for every level alike.
-    BOOST_TEST(d::scope_from_query({{"org", "short"}, {"organization_id", "long"}}).org ==
-               "short");
+    BOOST_TEST(d::scope_from_query({{"org", "short"}, {"organization_id", "long"}}).org == "short");
     BOOST_TEST(d::scope_from_query({{"dept", "x"}, {"department_id", "y"}}).dept == "x");
-    BOOST_TEST(d::scope_from_query({}) == scope{});
+    BOOST_TEST((d::scope_from_query({}) == scope{}));
     BOOST_TEST(d::query_param({{"token", "t"}}, d::scope_names[0]).empty());
 }
 
@@ -32,7 +31,7 @@ BOOST_AUTO_TEST_CASE(scope_from_json_same_rule_and_strings_only) {
     BOOST_TEST(s.org == "short");
     BOOST_TEST(s.dept == "d");
     BOOST_TEST(s.queue.empty()); // a number is not an identifier
-    BOOST_TEST(d::scope_from_json(boost::json::object{}) == scope{});
+    BOOST_TEST((d::scope_from_json(boost::json::object{}) == scope{}));
 }
 
 BOOST_AUTO_TEST_CASE(anonymous_clients_are_not_limited_here) {
@@ -45,8 +44,8 @@ BOOST_AUTO_TEST_CASE(an_authenticated_identity_stays_in_its_org_and_channels) {
     d::identity const acme{true, "acme", {}};
     BOOST_TEST(!d::may_read(acme, topic{"kpi", {"acme", "support", ""}}));
     BOOST_TEST((d::may_read(acme, topic{"kpi", {}}) == d::access_denial::org_required));
-    BOOST_TEST(
-        (d::may_read(acme, topic{"kpi", {"globex", "", ""}}) == d::access_denial::other_organization));
+    BOOST_TEST((d::may_read(acme, topic{"kpi", {"globex", "", ""}}) ==
+                d::access_denial::other_organization));
     d::identity const only_kpi{true, "acme", {"kpi", "alerts"}};
     BOOST_TEST(!d::may_read(only_kpi, topic{"alerts", {"acme", "", ""}}));
     BOOST_TEST((d::may_read(only_kpi, topic{"backlog", {"acme", "", ""}}) ==
@@ -56,8 +55,8 @@ BOOST_AUTO_TEST_CASE(an_authenticated_identity_stays_in_its_org_and_channels) {
     c.channels = {"kpi"};
     auto const who = d::identity::of(c);
     BOOST_TEST(who.authenticated);
-    BOOST_TEST((d::may_read(who, topic{"x", {"acme", "", ""}}) ==
-                d::access_denial::channel_not_allowed));
+    BOOST_TEST(
+        (d::may_read(who, topic{"x", {"acme", "", ""}}) == d::access_denial::channel_not_allowed));
 }
 
 BOOST_AUTO_TEST_CASE(denials_name_the_rule) {

@@ -29,9 +29,15 @@ d::admission_rules rules(std::size_t open = 0) {
     return r;
 }
 
-auto const yes = [] { return true; };
-auto const no_token_problem = [] { return std::string(); };
-auto const nothing_more = [] { return std::optional<d::refusal>(); };
+auto const yes = [] {
+    return true;
+};
+auto const no_token_problem = [] {
+    return std::string();
+};
+auto const nothing_more = [] {
+    return std::optional<d::refusal>();
+};
 
 } // namespace
 
@@ -39,8 +45,8 @@ BOOST_AUTO_TEST_SUITE(admission)
 
 BOOST_AUTO_TEST_CASE(a_good_upgrade_passes) {
     BOOST_TEST(!d::check_upgrade_request(good(), "/ws"));
-    BOOST_TEST(!d::admit(rules(), "https://dash.example", d::websocket_words, yes,
-                         no_token_problem, nothing_more));
+    BOOST_TEST(!d::admit(rules(), "https://dash.example", d::websocket_words, yes, no_token_problem,
+                         nothing_more));
     BOOST_TEST(!d::admit(rules(), "", d::websocket_words, yes, no_token_problem, nothing_more));
 }
 
@@ -89,19 +95,18 @@ BOOST_AUTO_TEST_CASE(rules_apply_in_order_and_the_rate_is_taken_only_past_the_or
                       nothing_more);
     BOOST_TEST(f->status == http::status::forbidden);
     BOOST_TEST((f->reason == d::reject_reason::origin_not_allowed));
-    BOOST_TEST(f->message ==
-               "origin https://evil.example may not open a WebSocket on this server");
+    BOOST_TEST(f->message == "origin https://evil.example may not open a WebSocket on this server");
     BOOST_TEST(taken == 0);
 
-    f = d::admit(rules(), "", d::stream_words, [] { return false; }, no_token_problem,
-                 nothing_more);
+    f = d::admit(
+        rules(), "", d::stream_words, [] { return false; }, no_token_problem, nothing_more);
     BOOST_TEST(f->status == http::status::too_many_requests);
     BOOST_TEST(f->retry_after);
     BOOST_TEST(f->message == "too many connections from this address");
     BOOST_TEST(d::to_response(*f)[http::field::retry_after] == "1");
 
-    f = d::admit(rules(), "", d::websocket_words, take, [] { return std::string("expired"); },
-                 nothing_more);
+    f = d::admit(
+        rules(), "", d::websocket_words, take, [] { return std::string("expired"); }, nothing_more);
     BOOST_TEST(f->status == http::status::unauthorized);
     BOOST_TEST(f->code == "AUTH_FAILED");
     BOOST_TEST(f->message == "expired");
@@ -124,8 +129,8 @@ BOOST_AUTO_TEST_CASE(rules_apply_in_order_and_the_rate_is_taken_only_past_the_or
 
 BOOST_AUTO_TEST_CASE(stream_access_and_topics) {
     std::vector<rtpush::topic> topics;
-    BOOST_TEST(!d::parse_stream_topics({{"channel", "kpi,alerts,kpi"}, {"org", "acme"}}, "/sse",
-                                       8, topics));
+    BOOST_TEST(!d::parse_stream_topics({{"channel", "kpi,alerts,kpi"}, {"org", "acme"}}, "/sse", 8,
+                                       topics));
     BOOST_TEST(topics.size() == 2u); // the duplicate dropped
     BOOST_TEST(topics[1].scope.org == "acme");
     topics.clear();

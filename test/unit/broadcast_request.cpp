@@ -63,8 +63,8 @@ BOOST_AUTO_TEST_CASE(bad_bodies_are_refused_with_the_reason) {
     BOOST_TEST(!f.names_field);
     std::string deep(100, '[');
     deep += std::string(100, ']');
-    BOOST_TEST(fault(R"({"channel":"kpi","data":)" + deep + "}").error.message.rfind(
-                   "malformed JSON body", 0) == 0);
+    BOOST_TEST(fault(R"({"channel":"kpi","data":)" + deep + "}")
+                   .error.message.rfind("malformed JSON body", 0) == 0);
 }
 
 BOOST_AUTO_TEST_CASE(shortcut_with_seed_003_schema) {

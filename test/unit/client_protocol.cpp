@@ -155,7 +155,8 @@ BOOST_AUTO_TEST_CASE(publish_follows_the_broadcast_rules) {
     c.send(
         R"({"type":"publish","channel":"alerts","scope":{"org":"a"},"event":"alert:triggered","data":{},"id":4})");
     BOOST_TEST(c.last_code() == "INVALID_MESSAGE");
-    c.send(R"({"type":"publish","channel":"kpi","scope":{"org":"a"},"data":1,"requires_ack":true})");
+    c.send(
+        R"({"type":"publish","channel":"kpi","scope":{"org":"a"},"data":1,"requires_ack":true})");
     BOOST_TEST(c.last().at("ackId").as_string().size() > 0u);
 }
 

@@ -36,8 +36,8 @@ struct refusal {
     std::string code;    ///< rtpush error code (INVALID_MESSAGE, AUTH_FAILED, ...)
     std::string message; ///< for the client and the log
     std::optional<reject_reason> reason;
-    bool retry_after = false;      ///< `Retry-After: 1` (rate limit)
-    bool bearer_challenge = false; ///< `WWW-Authenticate: Bearer`
+    bool retry_after = false;       ///< `Retry-After: 1` (rate limit)
+    bool bearer_challenge = false;  ///< `WWW-Authenticate: Bearer`
     bool websocket_version = false; ///< `Sec-WebSocket-Version: 13`
     std::string allow;              ///< `Allow` of a 405
 };
@@ -63,9 +63,9 @@ struct upgrade_request {
     bool upgrade = false; ///< `Connection: upgrade` and `Upgrade: websocket`
     bool get = false;
     unsigned version = 11;
-    std::string_view key;           ///< Sec-WebSocket-Key
+    std::string_view key;               ///< Sec-WebSocket-Key
     std::string_view websocket_version; ///< Sec-WebSocket-Version
-    std::string org;                ///< ?org= (or organization_id)
+    std::string org;                    ///< ?org= (or organization_id)
 };
 
 /// The request's own faults, before anything is counted: wrong path, not an upgrade,
@@ -99,7 +99,7 @@ inline std::optional<refusal> check_upgrade_request(const upgrade_request& r,
 
 /// How refusals name the connection being opened.
 struct admission_words {
-    std::string_view opens;   ///< "a WebSocket", "a stream"
+    std::string_view opens;    ///< "a WebSocket", "a stream"
     std::string_view arrivals; ///< "WebSocket handshakes", "connections"
 };
 inline constexpr admission_words websocket_words{"a WebSocket", "WebSocket handshakes"};
@@ -187,10 +187,8 @@ inline std::optional<refusal> check_stream_access(bool auth_required,
 
 /// The topics of `?channel=a,b&org=...`: one per channel, all at the query's scope,
 /// duplicates dropped, at most `max_topics`.
-inline std::optional<refusal> parse_stream_topics(const query_map& query,
-                                                  std::string_view sse_path,
-                                                  std::size_t max_topics,
-                                                  std::vector<topic>& out) {
+inline std::optional<refusal> parse_stream_topics(const query_map& query, std::string_view sse_path,
+                                                  std::size_t max_topics, std::vector<topic>& out) {
     namespace http = boost::beast::http;
     auto const sc = scope_from_query(query);
     auto const it = query.find("channel");

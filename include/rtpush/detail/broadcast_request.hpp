@@ -81,8 +81,8 @@ inline std::optional<request_fault> apply_ingest_rules(publication& p, const std
     alert_update = false;
     if (alert && p.data.is_object())
         if (auto const* st = p.data.get_object().if_contains("status"))
-            alert_update = st->is_string() && (st->get_string() == "acknowledged" ||
-                                               st->get_string() == "resolved");
+            alert_update = st->is_string() &&
+                           (st->get_string() == "acknowledged" || st->get_string() == "resolved");
     if (alert && !p.data.is_object())
         return field("", "the payload must be a JSON object");
     std::string const schema = alert_update ? "alert_update" : kind;
@@ -116,7 +116,9 @@ inline std::optional<request_fault> apply_ingest_rules(publication& p, const std
 inline std::variant<broadcast_request, request_fault>
 parse_broadcast(std::string_view shortcut, const query_map& query, std::string_view body_text,
                 std::size_t max_depth, const ingest_validator& ingest) {
-    auto bad = [](std::string m) { return request_fault{{"", std::move(m)}, false}; };
+    auto bad = [](std::string m) {
+        return request_fault{{"", std::move(m)}, false};
+    };
     boost::system::error_code ec;
     boost::json::parse_options opt;
     opt.max_depth = max_depth;

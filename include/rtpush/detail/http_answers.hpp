@@ -64,10 +64,10 @@ inline http_response field_error(boost::beast::http::status status, std::string_
 inline http_response method_not_allowed(const http_request& req, std::string_view path,
                                         std::string_view allow) {
     namespace http = boost::beast::http;
-    auto r = json_error(http::status::method_not_allowed, "METHOD_NOT_ALLOWED",
-                        std::string(req.method_string()) + " is not allowed on " +
-                            std::string(path),
-                        req.version());
+    auto r =
+        json_error(http::status::method_not_allowed, "METHOD_NOT_ALLOWED",
+                   std::string(req.method_string()) + " is not allowed on " + std::string(path),
+                   req.version());
     r.set(http::field::allow, allow);
     return r;
 }

@@ -4,13 +4,13 @@
 #ifndef RTPUSH_DETAIL_SEND_QUEUE_HPP
 #define RTPUSH_DETAIL_SEND_QUEUE_HPP
 
-#include <rtpush/overflow_policy.hpp>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <rtpush/overflow_policy.hpp>
 #include <string>
 #include <utility>
 #include <vector>

@@ -73,9 +73,8 @@ void client_protocol<Self>::publish(client_message& m) {
     auto& e = env();
     if (!e.cfg.allow_client_publish && !st().can_publish) {
         self().send_error(error::unauthorized,
-                          st().authenticated
-                              ? "this token does not allow publishing"
-                              : "publishing from clients is disabled on this server",
+                          st().authenticated ? "this token does not allow publishing"
+                                             : "publishing from clients is disabled on this server",
                           m.id);
         return;
     }
@@ -96,8 +95,7 @@ void client_protocol<Self>::publish(client_message& m) {
     if (auto f = apply_ingest_rules(p, kind, alert_update, e.cfg.ingest)) {
         auto const& err = f->error;
         self().send_error(error::invalid_message,
-                          err.field.empty() ? err.message : err.field + ": " + err.message,
-                          m.id);
+                          err.field.empty() ? err.message : err.field + ": " + err.message, m.id);
         return;
     }
     if (m.requires_ack && e.acks)
@@ -295,20 +293,18 @@ void client_protocol<Self>::authenticate(client_message& m) {
         jwt_claims c;
         std::string why;
         if (jwt_verifier(e.cfg.jwt_secret, e.cfg.jwt_leeway).verify(token, c, why)) {
-            e.cfg.logger.log(log_level::info, "auth_failed",
-                             {{"client", self().client_id()},
-                              {"remote", self().remote()},
-                              {"reason", why}});
+            e.cfg.logger.log(
+                log_level::info, "auth_failed",
+                {{"client", self().client_id()}, {"remote", self().remote()}, {"reason", why}});
             self().send_error(error::auth_failed, why, m.id);
-            if (e.cfg.max_auth_failures &&
-                ++s.rare_part().auth_failures >= e.cfg.max_auth_failures)
+            if (e.cfg.max_auth_failures && ++s.rare_part().auth_failures >= e.cfg.max_auth_failures)
                 self().close(1008, "too many failed authentications");
             return;
         }
         if (s.authenticated && c.org != s.org) {
             // Subscriptions made for one organization must not survive into another.
-            self().send_error(error::auth_failed,
-                              "already authenticated for another organization", m.id);
+            self().send_error(error::auth_failed, "already authenticated for another organization",
+                              m.id);
             return;
         }
         accept_claims(std::move(c));
@@ -379,10 +375,9 @@ void client_protocol<Self>::subscribe(client_message& m) {
     std::string key = m.topic.key();
     subscription* const existing = s.find(key);
     if (!existing && s.subscription_count() >= e.cfg.max_subscriptions) {
-        self().send_error(error::subscription_failed,
-                          "subscription limit of " + std::to_string(e.cfg.max_subscriptions) +
-                              " reached",
-                          m.id);
+        self().send_error(
+            error::subscription_failed,
+            "subscription limit of " + std::to_string(e.cfg.max_subscriptions) + " reached", m.id);
         return;
     }
     // Snapshot (or replay) and registration happen together on this thread: deliveries

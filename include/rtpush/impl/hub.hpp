@@ -27,8 +27,9 @@ inline hub::hub(hub_config cfg)
 
 namespace detail {
 // A publication's frame carries what the session's priority lanes need (see send_queue).
-inline frame_ptr publication_frame(std::string bytes, const publication& p, int slot, bool timed,
-                                   std::uint64_t seq, frame_ptr redelivery = nullptr) {
+inline frame_ptr publication_frame(std::string bytes, const publication& p, const std::string& key,
+                                   int slot, bool timed, std::uint64_t seq,
+                                   frame_ptr redelivery = nullptr) {
     auto f = std::make_shared<outbound_frame>();
     f->ack_id = p.ack_id;
     f->redelivery = std::move(redelivery);
@@ -36,7 +37,7 @@ inline frame_ptr publication_frame(std::string bytes, const publication& p, int 
     f->seq = seq;
     f->timed = timed;
     f->bulk = p.priority == priority::medium || p.priority == priority::low;
-    f->topic = p.topic.key();
+    f->topic = key;
     f->phase = slot;
     return f;
 }
@@ -90,11 +91,12 @@ inline hub::publish_result hub::publish(publication p, engine::publish_handler d
     std::lock_guard lock(mutex_);
     auto& st = topics_[key];
     r.seq = ++st.seq;
-    commit(st, std::move(p), r.seq, std::move(ts));
+    commit(st, std::move(p), r.seq, std::move(ts), key);
     return r;
 }
 
-inline void hub::commit(topic_state& st, publication p, std::uint64_t seq, std::string ts) {
+inline void hub::commit(topic_state& st, publication p, std::uint64_t seq, std::string ts,
+                        const std::string& key) {
     // Serialise and frame once; every subscriber gets a reference to these bytes.
     // A publication that must be acked also gets its re-send form, built once: every re-send
     // to every client shares it.
@@ -102,12 +104,12 @@ inline void hub::commit(topic_state& st, publication p, std::uint64_t seq, std::
     if (!p.ack_id.empty())
         redelivery = detail::publication_frame(
             detail::make_frame(detail::opcode::text,
-                               message::publication("update", p, seq, epoch_, ts, true)),
-            p, phase_slot(p.phase), false, seq);
+                               message::publication("update", p, seq, epoch_, ts, true, key)),
+            p, key, phase_slot(p.phase), false, seq);
     auto frame = detail::publication_frame(
         detail::make_frame(detail::opcode::text,
-                           message::publication("update", p, seq, epoch_, ts)),
-        p, phase_slot(p.phase), true, seq, std::move(redelivery));
+                           message::publication("update", p, seq, epoch_, ts, false, key)),
+        p, key, phase_slot(p.phase), true, seq, std::move(redelivery));
     ++total_;
     ++by_event_[p.event];
     std::uint64_t const counter = ++counter_;
@@ -145,7 +147,7 @@ inline bool hub::apply(publication p, std::uint64_t seq, std::string timestamp) 
         st.history_bytes = 0;
     }
     st.seq = seq;
-    commit(st, std::move(p), seq, std::move(timestamp));
+    commit(st, std::move(p), seq, std::move(timestamp), key);
     return true;
 }
 
@@ -218,8 +220,8 @@ inline void hub::append_initial(const std::string& key, std::vector<detail::fram
                 slot->initial = detail::publication_frame(
                     detail::make_frame(detail::opcode::text,
                                        message::publication("initial", slot->pub, slot->seq, epoch_,
-                                                            slot->timestamp)),
-                    slot->pub, i, false, slot->seq);
+                                                            slot->timestamp, false, it->first)),
+                    slot->pub, it->first, i, false, slot->seq);
             out.push_back(slot->initial);
         }
     }

@@ -336,10 +336,14 @@ inline boost::json::object base(std::string_view type) {
     return o;
 }
 
-inline void put_topic(boost::json::object& o, const topic& t) {
+inline void put_topic(boost::json::object& o, const topic& t, std::string_view key) {
     o["channel"] = t.channel;
     o["scope"] = scope_to_json(t.scope);
-    o["topic"] = t.key();
+    o["topic"] = key;
+}
+
+inline void put_topic(boost::json::object& o, const topic& t) {
+    put_topic(o, t, t.key());
 }
 
 inline void put_id(boost::json::object& o, const boost::json::value& id) {
@@ -442,10 +446,11 @@ inline std::string authenticated(std::string_view user, std::string_view org,
 
 inline std::string publication(std::string_view type, const rtpush::publication& p,
                                std::uint64_t seq, std::string_view epoch,
-                               std::string_view timestamp, bool redelivered) {
+                               std::string_view timestamp, bool redelivered,
+                               std::string_view topic_key) {
     auto o = detail::base(type);
     o["event"] = p.event.empty() ? p.topic.channel + ":update" : p.event;
-    detail::put_topic(o, p.topic);
+    detail::put_topic(o, p.topic, topic_key);
     o["seq"] = seq;
     o["offset"] = seq;
     o["epoch"] = epoch;
@@ -460,6 +465,12 @@ inline std::string publication(std::string_view type, const rtpush::publication&
             o["redelivered"] = true;
     }
     return boost::json::serialize(o);
+}
+
+inline std::string publication(std::string_view type, const rtpush::publication& p,
+                               std::uint64_t seq, std::string_view epoch,
+                               std::string_view timestamp, bool redelivered) {
+    return publication(type, p, seq, epoch, timestamp, redelivered, p.topic.key());
 }
 
 inline std::string hello(std::string_view client_id, std::size_t pending,

@@ -253,8 +253,7 @@ inline boost::asio::awaitable<void> refresher_state::run(std::shared_ptr<refresh
         if (self->stopped_)
             break;
         auto const now = clock::now();
-        std::size_t const subs =
-            e->opt.on_demand ? self->hub_.demand(e->src.topic.channel) : 1;
+        std::size_t const subs = e->opt.on_demand ? self->hub_.demand(e->src.topic.channel) : 1;
         clock::time_point until;
         if (subs == 0 && now >= e->linger_until) {
             // Demand-driven and nobody is watching: sleep until a subscriber arrives.

@@ -39,24 +39,40 @@ inline server::~server() {
     d.wait();
 }
 
-inline rtpush::hub& server::hub() noexcept { return impl_->hub_; }
-inline const server_config& server::config() const noexcept { return impl_->cfg_; }
-inline void server::start() { impl_->start(); }
-inline void server::wait() { impl_->wait(); }
+inline rtpush::hub& server::hub() noexcept {
+    return impl_->hub_;
+}
+inline const server_config& server::config() const noexcept {
+    return impl_->cfg_;
+}
+inline void server::start() {
+    impl_->start();
+}
+inline void server::wait() {
+    impl_->wait();
+}
 inline void server::run() {
     start();
     wait();
 }
-inline void server::stop() { impl_->stop(); }
-inline std::uint16_t server::port() const noexcept { return impl_->port_; }
+inline void server::stop() {
+    impl_->stop();
+}
+inline std::uint16_t server::port() const noexcept {
+    return impl_->port_;
+}
 inline boost::asio::any_io_executor server::get_executor() noexcept {
     return impl_->shards_.front()->get_executor();
 }
 inline void server::spawn(std::function<boost::asio::awaitable<void>()> task, std::string name) {
     impl_->spawn(std::move(task), std::move(name));
 }
-inline boost::json::object server::counters() const { return impl_->counters(); }
-inline boost::asio::awaitable<std::string> server::metrics() { return impl_->metrics(); }
+inline boost::json::object server::counters() const {
+    return impl_->counters();
+}
+inline boost::asio::awaitable<std::string> server::metrics() {
+    return impl_->metrics();
+}
 inline alert_result server::trigger_alert(boost::json::object data) {
     return impl_->trigger_alert(std::move(data));
 }
@@ -66,7 +82,9 @@ inline alert_result server::acknowledge_alert(std::string_view id, std::string_v
 inline alert_result server::resolve_alert(std::string_view id, std::string_view by) {
     return impl_->resolve_alert(id, by);
 }
-inline std::vector<alert> server::alerts(const alert_filter& f) const { return impl_->alerts(f); }
+inline std::vector<alert> server::alerts(const alert_filter& f) const {
+    return impl_->alerts(f);
+}
 inline std::optional<alert> server::find_alert(std::string_view id) const {
     return impl_->find_alert(id);
 }
@@ -234,7 +252,7 @@ inline boost::asio::awaitable<void> server_impl::drain(shard& sh) {
 }
 
 inline void server_impl::spawn_on(shard& sh, boost::asio::awaitable<void> task, std::string name,
-                             boost::asio::cancellation_slot slot) {
+                                  boost::asio::cancellation_slot slot) {
     ++sh.live_tasks;
     auto done = [this, &sh, name = std::move(name)](std::exception_ptr e) {
         --sh.live_tasks;
@@ -254,7 +272,8 @@ inline void server_impl::spawn_on(shard& sh, boost::asio::awaitable<void> task, 
                           boost::asio::bind_cancellation_slot(slot, std::move(done)));
 }
 
-inline void server_impl::spawn(std::function<boost::asio::awaitable<void>()> task, std::string name) {
+inline void server_impl::spawn(std::function<boost::asio::awaitable<void>()> task,
+                               std::string name) {
     auto& s0 = *shards_.front();
     boost::asio::post(
         s0.get_executor(), [this, &s0, task = std::move(task), name = std::move(name)]() mutable {
@@ -368,8 +387,8 @@ inline boost::asio::awaitable<void> server_impl::heartbeat_loop(shard& sh) {
         if (now < next_heartbeat)
             continue;
         next_heartbeat = now + cfg_.heartbeat_interval;
-        auto const hb = make_shared_frame(
-            make_frame(opcode::text, message::heartbeat(connection_count())));
+        auto const hb =
+            make_shared_frame(make_frame(opcode::text, message::heartbeat(connection_count())));
         for (auto* s : sessions)
             s->on_heartbeat(hb, ping, now, cfg_.idle_timeout);
         for (auto const& [id, s] : sh.sse_sessions())
@@ -432,7 +451,6 @@ inline boost::asio::awaitable<void> server_impl::housekeeping_loop() {
 #endif
     }
 }
-
 
 } // namespace rtpush::detail
 

@@ -72,8 +72,8 @@ inline http_response broadcast_error(boost::system::error_code ec, unsigned vers
     return json_error(http::status::service_unavailable, "ENGINE_UNAVAILABLE", message, version);
 }
 
-inline boost::asio::awaitable<http_response>
-server_impl::publish_broadcast(broadcast_request b, unsigned version) {
+inline boost::asio::awaitable<http_response> server_impl::publish_broadcast(broadcast_request b,
+                                                                            unsigned version) {
     namespace net = boost::asio;
     namespace http = boost::beast::http;
     auto& p = b.pub;

@@ -31,8 +31,8 @@ inline boost::json::array rooms_json(const std::map<std::string, std::size_t>& r
 
 // The page with its WebSocket and SSE paths filled in, as JS literals ('<' escaped so that no
 // path can close the script element).
-inline http_response dashboard_response(const std::string& ws_path,
-                                                const std::string& sse_path, unsigned version) {
+inline http_response dashboard_response(const std::string& ws_path, const std::string& sse_path,
+                                        unsigned version) {
     auto literal = [](const std::string& path) {
         std::string lit = path.empty() ? "null" : boost::json::serialize(boost::json::value(path));
         for (std::size_t i = 0; (i = lit.find('<', i)) != std::string::npos;)
@@ -145,7 +145,6 @@ inline bool server_impl::admin_allowed(const http_request& req) const {
     return !key.empty() && api_key_matches(key, cfg_.admin_key);
 }
 
-
 // One row per route: method, pattern, admin?, handler. The index and the health check stay
 // open (load balancers), and so do the reads of tenant data (/api/kpis, /api/dashboard), which
 // check a Bearer token themselves; everything else reads other clients' data or acts on them.
@@ -256,8 +255,8 @@ inline boost::asio::awaitable<http_response> server_impl::route_index(route_requ
 
 inline boost::asio::awaitable<http_response> server_impl::route_metrics(route_request& r) {
     auto text = co_await metrics();
-    co_return text_response(std::move(text), "text/plain; version=0.0.4; charset=utf-8",
-                            "no-store", r.version());
+    co_return text_response(std::move(text), "text/plain; version=0.0.4; charset=utf-8", "no-store",
+                            r.version());
 }
 
 inline boost::asio::awaitable<http_response> server_impl::route_health(route_request& r) {
@@ -293,8 +292,8 @@ inline boost::asio::awaitable<http_response> server_impl::route_connections(rout
 // GET /api/connections/c{n}.
 inline boost::asio::awaitable<http_response> server_impl::route_connection(route_request& r) {
     std::string const& id = r.params[0];
-    if (id.size() < 2 || id[0] != 'c' || id.find_first_not_of("0123456789", 1) != std::string::npos ||
-        id.size() > 20)
+    if (id.size() < 2 || id[0] != 'c' ||
+        id.find_first_not_of("0123456789", 1) != std::string::npos || id.size() > 20)
         co_return json_error(http::status::not_found, "NOT_FOUND", "no connection " + id,
                              r.version());
     std::uint64_t const num = std::stoull(id.substr(1));
@@ -309,8 +308,7 @@ inline boost::asio::awaitable<http_response> server_impl::route_connection(route
         if (part)
             co_return json_response(http::status::ok, success("connection", std::move(*part)),
                                     r.version());
-    co_return json_error(http::status::not_found, "NOT_FOUND", "no connection " + id,
-                         r.version());
+    co_return json_error(http::status::not_found, "NOT_FOUND", "no connection " + id, r.version());
 }
 
 // GET /api/kpis and /api/dashboard: a tenant's retained data, as over WebSocket.
@@ -333,12 +331,12 @@ inline boost::asio::awaitable<http_response> server_impl::route_retained(route_r
         auto const why = request_token(r.req, no_query, claims);
         bool const ok = claims && !may_read(identity::of(*claims), t);
         if (!ok && (cfg_.auth_required || !cfg_.admin_key.empty())) {
-            auto res = json_error(http::status::unauthorized,
-                                  claims ? "UNAUTHORIZED" : "AUTH_FAILED",
-                                  !why.empty() ? why
-                                  : claims     ? "this token may not read " + t.key()
-                                               : "this route needs a Bearer token or the admin key",
-                                  v);
+            auto res =
+                json_error(http::status::unauthorized, claims ? "UNAUTHORIZED" : "AUTH_FAILED",
+                           !why.empty() ? why
+                           : claims     ? "this token may not read " + t.key()
+                                        : "this route needs a Bearer token or the admin key",
+                           v);
             res.set(http::field::www_authenticate, "Bearer");
             co_return res;
         }
@@ -399,8 +397,7 @@ inline boost::asio::awaitable<http_response> server_impl::route_broadcast(route_
 }
 
 // GET /api/broadcast/{id}: the delivery report of a broadcast sent with requires_ack.
-inline boost::asio::awaitable<http_response>
-server_impl::route_broadcast_status(route_request& r) {
+inline boost::asio::awaitable<http_response> server_impl::route_broadcast_status(route_request& r) {
     std::string const& id = r.params[0];
     std::optional<ack_tracker::status> st;
     {

@@ -264,8 +264,7 @@ inline std::string server_impl::metrics_text(const queue_depths& q) const {
     for (std::size_t i = 0; i < buckets.size(); ++i) {
         cumulative += buckets[i];
         char le[32];
-        auto r = std::to_chars(le, le + sizeof le,
-                               static_cast<double>(latency_bounds_us[i]) / 1e6,
+        auto r = std::to_chars(le, le + sizeof le, static_cast<double>(latency_bounds_us[i]) / 1e6,
                                std::chars_format::fixed); // le="0.0001", not "1e-04"
         w.sample("rtpush_publish_to_send_latency_seconds_bucket", cumulative,
                  {{"le", std::string_view(le, static_cast<std::size_t>(r.ptr - le))}});

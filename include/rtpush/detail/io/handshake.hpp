@@ -40,9 +40,8 @@ inline peer_address peer_of(const boost::asio::ip::tcp::socket& sock) {
     return {std::move(ip), std::move(remote)};
 }
 
-inline std::string server_impl::request_token(const http_request& req,
-                                           const query_map& query,
-                                           std::optional<jwt_claims>& claims) const {
+inline std::string server_impl::request_token(const http_request& req, const query_map& query,
+                                              std::optional<jwt_claims>& claims) const {
     // A token at the handshake (browsers cannot set headers on a WebSocket: hence ?token=)
     // authenticates the connection from its first byte. A bad one refuses the upgrade; none
     // leaves the `authenticate` message.
@@ -67,8 +66,8 @@ inline bool server_impl::handshake_allowed(const std::string& ip) {
     return handshake_limiter_.try_take(ip, std::chrono::steady_clock::now());
 }
 
-inline void server_impl::accept_connection(boost::asio::ip::tcp::socket socket, http_request request,
-                                      std::string buffered) {
+inline void server_impl::accept_connection(boost::asio::ip::tcp::socket socket,
+                                           http_request request, std::string buffered) {
     namespace net = boost::asio;
     if (!started_ || stopping_) {
         boost::system::error_code ec;
@@ -115,8 +114,8 @@ inline void server_impl::await_request(shard& sh, boost::asio::ip::tcp::socket s
     static_assert(sizeof(request_wait) <= sizeof(session) &&
                   alignof(request_wait) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
     void* const block = ::operator new(sizeof(session));
-    auto* w = new (block) request_wait(std::move(sock), std::chrono::steady_clock::now() +
-                                                                    cfg_.handshake_timeout);
+    auto* w = new (block)
+        request_wait(std::move(sock), std::chrono::steady_clock::now() + cfg_.handshake_timeout);
     sh.add_wait(w);
     ++sh.live_tasks;
     w->socket.async_wait(
@@ -143,7 +142,7 @@ inline void server_impl::await_request(shard& sh, boost::asio::ip::tcp::socket s
 }
 
 inline void server_impl::handle_request_now(shard& sh, boost::asio::ip::tcp::socket sock,
-                                       void* block) {
+                                            void* block) {
     // Nearly every WebSocket client sends its whole upgrade request in one segment. Read
     // into the shard's buffer, parse, check and answer it and start the session, all in
     // this handler: whatever the handshake allocates is freed before the next connection's
@@ -186,8 +185,7 @@ inline void server_impl::handle_request_now(shard& sh, boost::asio::ip::tcp::soc
     if (fast) {
         auto const& req = parser.get();
         path = split_target(req.target(), query);
-        fast = path == cfg_.ws_path &&
-               header_has_token(req[http::field::connection], "upgrade") &&
+        fast = path == cfg_.ws_path && header_has_token(req[http::field::connection], "upgrade") &&
                iequals(req[http::field::upgrade], "websocket");
     }
     if (!fast) {
@@ -223,10 +221,9 @@ inline void server_impl::handle_request_now(shard& sh, boost::asio::ip::tcp::soc
     start_session(sh, up, std::exchange(guard.p, nullptr));
 }
 
-inline boost::asio::awaitable<void> server_impl::handle_connection(shard& sh,
-                                                              boost::asio::ip::tcp::socket sock,
-                                                              std::optional<http_request> first,
-                                                              std::string buffered) {
+inline boost::asio::awaitable<void>
+server_impl::handle_connection(shard& sh, boost::asio::ip::tcp::socket sock,
+                               std::optional<http_request> first, std::string buffered) {
     // The HTTP phase runs in its own coroutine so that its buffers, parser and stream are
     // freed before the session starts: an idle subscriber keeps only what it needs.
     upgrade_state up;
@@ -308,7 +305,7 @@ struct http_socket_guard {
 
 inline boost::asio::awaitable<bool>
 server_impl::http_phase(shard& sh, boost::asio::ip::tcp::socket sock, upgrade_state& up,
-                   std::optional<http_request> first, std::string buffered) {
+                        std::optional<http_request> first, std::string buffered) {
     boost::beast::tcp_stream stream(std::move(sock));
     http_socket_guard guard(sh, &stream.socket());
     if (!co_await http_exchange(sh, stream, stream, up, std::move(first), std::move(buffered))) {
@@ -362,7 +359,8 @@ server_impl::tls_phase(shard& sh, boost::asio::ip::tcp::socket sock, upgrade_sta
 template <class Stream>
 boost::asio::awaitable<bool>
 server_impl::http_exchange(shard& sh, Stream& stream, boost::beast::tcp_stream& tcp,
-                      upgrade_state& up, std::optional<http_request> first, std::string buffered) {
+                           upgrade_state& up, std::optional<http_request> first,
+                           std::string buffered) {
     namespace net = boost::asio;
     namespace beast = boost::beast;
     namespace http = beast::http;
@@ -395,15 +393,15 @@ server_impl::http_exchange(shard& sh, Stream& stream, boost::beast::tcp_stream& 
             std::optional<http_response> res;
             if (ec == http::error::body_limit)
                 res = json_error(http::status::payload_too_large, "MESSAGE_TOO_LARGE",
-                                         "request body exceeds " +
-                                             std::to_string(cfg_.max_http_body) + " bytes");
+                                 "request body exceeds " + std::to_string(cfg_.max_http_body) +
+                                     " bytes");
             else if (ec == http::error::header_limit)
-                res = json_error(http::status::request_header_fields_too_large,
-                                         "INVALID_MESSAGE", "request headers too large");
+                res = json_error(http::status::request_header_fields_too_large, "INVALID_MESSAGE",
+                                 "request headers too large");
             else if (ec.category() == make_error_code(http::error::end_of_stream).category() &&
                      ec != http::error::end_of_stream && ec != http::error::partial_message)
                 res = json_error(http::status::bad_request, "INVALID_MESSAGE",
-                                         "malformed HTTP request: " + ec.message());
+                                 "malformed HTTP request: " + ec.message());
             if (res) {
                 res->keep_alive(false);
                 co_await http::async_write(stream, *res, net::as_tuple(net::use_awaitable));
@@ -450,8 +448,8 @@ server_impl::http_exchange(shard& sh, Stream& stream, boost::beast::tcp_stream& 
             if constexpr (!std::is_same_v<Stream, boost::beast::tcp_stream>) {
                 // An SSE stream is written by sse_session on a plain socket.
                 auto res = json_error(http::status::not_implemented, "INVALID_MESSAGE",
-                                              "Server-Sent Events are not served over TLS yet; "
-                                              "use the WebSocket endpoint");
+                                      "Server-Sent Events are not served over TLS yet; "
+                                      "use the WebSocket endpoint");
                 res.keep_alive(false);
                 log_access(cfg_.logger, req, path, res.result_int(), t0, remote);
                 co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
@@ -591,12 +589,10 @@ server_impl::sse_check(shard& sh, const http_request& req, const query_map& quer
         if (auto it = query.find("lastEventId"); last_id.empty() && it != query.end())
             last_id = it->second;
         std::string why;
-        if (!last_id.empty() &&
-            !sse_ids::parse(last_id, sc, p.topics, hub_.epoch(), p.resume, why))
+        if (!last_id.empty() && !sse_ids::parse(last_id, sc, p.topics, hub_.epoch(), p.resume, why))
             f = refusal{http::status::bad_request, "INVALID_MESSAGE", why};
     }
-    if (!f && !p.org.empty() && sh.orgs &&
-        !sh.orgs->try_add(p.org, cfg_.max_connections_per_org)) {
+    if (!f && !p.org.empty() && sh.orgs && !sh.orgs->try_add(p.org, cfg_.max_connections_per_org)) {
         f = refusal{http::status::service_unavailable, "CONNECTION_LIMIT",
                     "connection limit of " + std::to_string(cfg_.max_connections_per_org) +
                         " for organization " + p.org + " reached"};
@@ -631,8 +627,7 @@ server_impl::sse_check(shard& sh, const http_request& req, const query_map& quer
     return std::nullopt;
 }
 
-inline void server_impl::start_sse(shard& sh, boost::asio::ip::tcp::socket sock,
-                              sse_params p) {
+inline void server_impl::start_sse(shard& sh, boost::asio::ip::tcp::socket sock, sse_params p) {
     auto const id = next_id_.fetch_add(1, std::memory_order_relaxed);
     sh.counters().accepted.fetch_add(1, std::memory_order_relaxed);
     auto* s = new sse_session(sh, hub_, cfg_, std::move(sock), id, std::move(p));
@@ -660,7 +655,6 @@ inline void server_impl::start_sse(shard& sh, boost::asio::ip::tcp::socket sock,
         delete ended;
     });
 }
-
 
 } // namespace rtpush::detail
 

@@ -82,7 +82,8 @@ public:
     /// Runs `f(shard&)` on every shard's own thread in turn (their sessions and indexes
     /// belong to that thread) and returns the results in shard order.
     template <class F>
-    auto visit_shards(F f) -> boost::asio::awaitable<std::vector<decltype(f(std::declval<shard&>()))>>;
+    auto visit_shards(F f)
+        -> boost::asio::awaitable<std::vector<decltype(f(std::declval<shard&>()))>>;
 
     // ---- the handshake (detail/io/handshake.hpp)
     struct upgrade_state {
@@ -113,10 +114,9 @@ public:
     boost::asio::awaitable<bool> tls_phase(shard& sh, boost::asio::ip::tcp::socket sock,
                                            upgrade_state& up);
     template <class Stream>
-    boost::asio::awaitable<bool> http_exchange(shard& sh, Stream& stream,
-                                               boost::beast::tcp_stream& tcp, upgrade_state& up,
-                                               std::optional<http_request> first,
-                                               std::string buffered);
+    boost::asio::awaitable<bool>
+    http_exchange(shard& sh, Stream& stream, boost::beast::tcp_stream& tcp, upgrade_state& up,
+                  std::optional<http_request> first, std::string buffered);
     /// The admission of a WebSocket upgrade request (detail/admission.hpp): the refusal to
     /// send, or nothing (then `up` has the token's claims).
     std::optional<http_response> upgrade_check(shard& sh, const http_request& req, bool upgrade,
@@ -230,7 +230,9 @@ auto server_impl::visit_shards(F f)
     out.reserve(shards_.size());
     for (auto& s : shards_) {
         shard* sp = s.get();
-        auto on_shard = [sp, &f]() -> net::awaitable<result> { co_return f(*sp); };
+        auto on_shard = [sp, &f]() -> net::awaitable<result> {
+            co_return f(*sp);
+        };
         out.push_back(co_await net::co_spawn(sp->get_executor(), on_shard, net::use_awaitable));
     }
     co_return out;

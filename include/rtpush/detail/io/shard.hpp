@@ -6,8 +6,8 @@
 
 #include <rtpush/detail/ack_tracker.hpp>
 #include <rtpush/detail/counters.hpp>
-#include <rtpush/detail/protocol_context.hpp>
 #include <rtpush/detail/deflate.hpp>
+#include <rtpush/detail/protocol_context.hpp>
 #include <rtpush/detail/rate_limit.hpp>
 #include <rtpush/detail/send_queue.hpp>
 #include <rtpush/detail/subscription_index.hpp>
