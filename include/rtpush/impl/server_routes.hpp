@@ -196,8 +196,14 @@ inline bool match_route(std::string_view pattern, std::string_view path,
 }
 
 inline boost::asio::awaitable<http_response> server_impl::handle(const http_request& req) {
-    route_request r{req, {}, {}, {}, false};
-    r.path = std::string(split_target(req.target(), r.query));
+    query_map query;
+    std::string path(split_target(req.target(), query));
+    co_return co_await handle(req, std::move(path), std::move(query));
+}
+
+inline boost::asio::awaitable<http_response>
+server_impl::handle(const http_request& req, std::string path, query_map query) {
+    route_request r{req, std::move(path), std::move(query), {}, false};
     // Seed 001 served these under /api/ws/...: accept both.
     if (r.path.rfind("/api/ws/", 0) == 0)
         r.path = "/api/" + r.path.substr(8);

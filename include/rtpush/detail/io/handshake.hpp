@@ -409,7 +409,7 @@ server_impl::http_exchange(shard& sh, Stream& stream, boost::beast::tcp_stream& 
             break;
         }
         auto& req = parser.get();
-        std::map<std::string, std::string> query;
+        query_map query;
         std::string const path(split_target(req.target(), query));
 
         bool const upgrade = header_has_token(req[http::field::connection], "upgrade") &&
@@ -470,7 +470,7 @@ server_impl::http_exchange(shard& sh, Stream& stream, boost::beast::tcp_stream& 
         if (req.method() == http::verb::options)
             res = preflight_response(req.version()); // CORS preflight
         else
-            res = co_await handle(req);
+            res = co_await handle(req, path, query); // the target split once
         add_cors(res, req[http::field::origin], cfg_.allowed_origins);
         res.set(http::field::server, cfg_.server_name);
         res.keep_alive(req.keep_alive() && !sh.stopping);

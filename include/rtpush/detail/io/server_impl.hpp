@@ -155,6 +155,9 @@ public:
     };
     static const std::vector<route>& routes();
     boost::asio::awaitable<http_response> handle(const http_request& req);
+    /// The same with the target already split (the connection's HTTP phase did it).
+    boost::asio::awaitable<http_response> handle(const http_request& req, std::string path,
+                                                 query_map query);
     bool admin_allowed(const http_request& req) const;
     boost::asio::awaitable<http_response> route_root(route_request& r);
     boost::asio::awaitable<http_response> route_dashboard(route_request& r);
