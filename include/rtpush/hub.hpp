@@ -76,6 +76,9 @@ public:
     /// that lost it (error::engine_unavailable in the result when it cannot take it at all).
     /// Without an engine `done` is never called: the result is final.
     publish_result publish(publication p, engine::publish_handler done = {});
+    /// The same with `p.topic.key()` already built by the caller (a REST broadcast needs it
+    /// for its ack id and its answer): the key is built once per publication.
+    publish_result publish(publication p, engine::publish_handler done, std::string topic_key);
 
     /// Attaches a cross-node engine (before the server starts; nullptr: the memory engine).
     void set_engine(rtpush::engine* e) noexcept { engine_ = e; }

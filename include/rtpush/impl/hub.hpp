@@ -71,6 +71,12 @@ inline void hub::fan_out(const topic& t, detail::frame_ptr frame, std::uint64_t 
 }
 
 inline hub::publish_result hub::publish(publication p, engine::publish_handler done) {
+    std::string key = p.topic.key();
+    return publish(std::move(p), std::move(done), std::move(key));
+}
+
+inline hub::publish_result hub::publish(publication p, engine::publish_handler done,
+                                        std::string key) {
     publish_result r;
     if ((r.ec = validate(p.topic)))
         return r;
@@ -86,8 +92,6 @@ inline hub::publish_result hub::publish(publication p, engine::publish_handler d
         r.pending = !r.ec;
         return r;
     }
-    std::string const key = p.topic.key();
-
     std::lock_guard lock(mutex_);
     auto& st = topics_[key];
     r.seq = ++st.seq;

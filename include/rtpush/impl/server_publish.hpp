@@ -105,7 +105,8 @@ inline boost::asio::awaitable<http_response> server_impl::publish_broadcast(broa
     std::string const ack_id = p.ack_id;
     // With an engine the answer carries the cluster's seq, and a publication Redis did not
     // take is a 503, not a 200.
-    auto [ec, seq] = co_await async_publish(hub_, std::move(p), net::as_tuple(net::use_awaitable));
+    auto [ec, seq] =
+        co_await async_publish(hub_, std::move(p), key, net::as_tuple(net::use_awaitable));
     if (ec) {
         acks_->cancel(ack_id);
         co_return broadcast_error(ec, version);

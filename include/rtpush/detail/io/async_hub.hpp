@@ -25,10 +25,10 @@ namespace rtpush::detail {
 // seq: at once without an engine, when the engine has ordered it otherwise (from the
 // engine's thread: the completion is posted to the caller's executor).
 template <class CompletionToken>
-auto async_publish(hub& h, publication p, CompletionToken&& token) {
+auto async_publish(hub& h, publication p, std::string topic_key, CompletionToken&& token) {
     namespace net = boost::asio;
     return net::async_initiate<CompletionToken, void(boost::system::error_code, std::uint64_t)>(
-        [&h](auto handler, publication p) {
+        [&h](auto handler, publication p, std::string topic_key) {
             auto shared = std::make_shared<decltype(handler)>(std::move(handler));
             auto complete = [shared](boost::system::error_code ec, std::uint64_t seq) {
                 auto ex = net::get_associated_executor(*shared);
@@ -37,11 +37,11 @@ auto async_publish(hub& h, publication p, CompletionToken&& token) {
                     std::move(handler)(ec, seq);
                 });
             };
-            auto r = h.publish(std::move(p), complete);
+            auto r = h.publish(std::move(p), complete, std::move(topic_key));
             if (!r.pending)
                 complete(r.ec, r.seq);
         },
-        token, std::move(p));
+        token, std::move(p), std::move(topic_key));
 }
 
 // Waits (at most `limit`) until the hub holds the cluster's state of `channel`: a REST read
