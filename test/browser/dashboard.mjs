@@ -3,8 +3,9 @@
 // Usage: node dashboard.mjs RTD RTCTL ARTIFACT_DIR
 // Starts `rtd --demo` on a free port, loads the page, checks that the KPI tiles paint, that
 // `rtctl broadcast kpi` updates them, that acknowledging and resolving an alert works, and
-// that the page reconnects after rtd restarts on the same port. Screenshots go to
-// ARTIFACT_DIR. Exit 0 = pass, 1 = fail, 77 = skipped (no chromium or playwright-core).
+// that the page reconnects after rtd restarts on the same port. Then the JavaScript client
+// as rtd serves it (/client/*.js): a plain page and a React page (client_pages.mjs).
+// Screenshots go to ARTIFACT_DIR. Exit 0 = pass, 1 = fail, 77 = skipped (no chromium or playwright-core).
 import {execFileSync, spawn, spawnSync} from "node:child_process";
 import {existsSync, mkdirSync, mkdtempSync, rmSync} from "node:fs";
 import {createRequire} from "node:module";
@@ -13,6 +14,7 @@ import {dirname, join} from "node:path";
 import {connect as tcpConnect} from "node:net";
 import {createInterface} from "node:readline";
 import {fileURLToPath} from "node:url";
+import {clientChecks} from "./client_pages.mjs";
 
 const [RTD, RTCTL, ARTIFACTS] = process.argv.slice(2);
 if (!RTD || !RTCTL || !ARTIFACTS) {
@@ -48,22 +50,24 @@ function ensureTools() {
       process.exit(SKIP);
     }
   }
-  if (!existsSync(join(HERE, "node_modules", "playwright-core"))) {
-    console.log("# npm install (playwright-core)");
+  const needed = ["playwright-core", "react", "react-dom"];
+  const missing = () => needed.filter((p) => !existsSync(join(HERE, "node_modules", p, "package.json")));
+  if (missing().length) {
+    console.log("# npm install (" + needed.join(", ") + ")");
     const r = spawnSync("npm", ["install", "--no-audit", "--no-fund"], {cwd: HERE, stdio: "inherit", timeout: 240000});
-    if (r.status !== 0 || !existsSync(join(HERE, "node_modules", "playwright-core"))) {
-      console.log("SKIP: npm install of playwright-core failed");
+    if (r.status !== 0 || missing().length) {
+      console.log("SKIP: npm install of " + missing().join(", ") + " failed");
       process.exit(SKIP);
     }
   }
 }
 
 // rtd logs one JSON object per line; the "listening" line carries the port it bound.
-function startRtd(port, extra = []) {
+function startRtd(port, extra = [], demo = true) {
   return new Promise((resolve, reject) => {
     // --deflate with a low threshold: Chromium offers permessage-deflate, so the page runs on
     // compressed frames (shared ones for broadcasts) and sends compressed messages.
-    const proc = spawn(RTD, ["--host", "127.0.0.1", "--port", String(port), "--demo", "--demo-interval", "500",
+    const proc = spawn(RTD, ["--host", "127.0.0.1", "--port", String(port), ...(demo ? ["--demo", "--demo-interval", "500"] : []),
                              "--heartbeat-interval", "5", "--deflate", "--deflate-threshold", "64", ...extra],
                        {stdio: ["ignore", "pipe", "inherit"]});
     children.add(proc);
@@ -220,6 +224,9 @@ async function main() {
   // own connections and rooms, listed from /api/connections and /api/rooms.
   await adminChecks(pageErrors);
 
+  // 7. The JavaScript client served by rtd, in a plain page and a React page.
+  await clientChecks({context, here: HERE, startRtd, stopRtd, rtctl, check, artifacts: ARTIFACTS});
+
   check(pageErrors.length === 0, "no JavaScript errors" + (pageErrors.length ? ": " + pageErrors.join("; ") : ""));
 }
 
@@ -306,12 +313,12 @@ async function cleanup() {
 
 // Installing (apt-get, npm) is bounded on its own; the test proper starts its clock after.
 ensureTools();
-// Bounded: whatever hangs, the test ends (and kills what it started) within two minutes.
+// Bounded: whatever hangs, the test ends (and kills what it started) within three minutes.
 const deadline = setTimeout(async () => {
-  console.log("FAIL overall deadline of 120 s passed");
+  console.log("FAIL overall deadline of 180 s passed");
   await cleanup();
   process.exit(1);
-}, 120000);
+}, 180000);
 
 try {
   await main();

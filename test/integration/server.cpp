@@ -577,6 +577,29 @@ BOOST_AUTO_TEST_CASE(dashboard_page) {
     BOOST_TEST(post.status == 405u);
 }
 
+// The JavaScript client as ES modules (detail/client_assets.hpp), through the route table.
+BOOST_AUTO_TEST_CASE(client_modules) {
+    server_fixture fx;
+    auto const port = fx.srv.port();
+    for (auto const* target :
+         {"/client/rtpush.js", "/client/rtpush-react.js", "/client/client.js"}) {
+        auto const js = http_call(port, http::verb::get, target);
+        BOOST_TEST(js.status == 200u, target);
+        BOOST_TEST(js.res[http::field::content_type] == "text/javascript; charset=utf-8");
+        BOOST_TEST(js.raw.find("export ") != std::string::npos);
+        std::string const etag(js.res[http::field::etag]);
+        auto const again =
+            http_call(port, http::verb::get, target, {}, {}, {{"If-None-Match", etag}});
+        BOOST_TEST(again.status == 304u, target);
+        BOOST_TEST(again.raw.empty());
+    }
+    auto const missing = http_call(port, http::verb::get, "/client/nope.js");
+    BOOST_TEST(missing.status == 404u);
+    BOOST_TEST(missing.body.at("error").at("code").as_string() == "NOT_FOUND");
+    BOOST_TEST(http_call(port, http::verb::get, "/client/a/b.js").status == 404u);
+    BOOST_TEST(http_call(port, http::verb::post, "/client/rtpush.js", "{}").status == 405u);
+}
+
 BOOST_AUTO_TEST_CASE(dashboard_off_serves_the_index) {
     auto cfg = default_config();
     cfg.dashboard = false;

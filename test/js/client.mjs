@@ -5,14 +5,16 @@
 // proxy in front of the first, through which the network is cut and frozen. Checks: subscribe,
 // REST broadcast, get, publish, unsubscribe, recovery after a cut (nothing missing, nothing
 // twice), the heartbeat watchdog, acks, a server restart, the seed 001 facade, JWT auth, the
-// React hooks on one shared connection, the SSE fallback and `tsc --noEmit` on a .ts user.
+// React hooks on one shared connection, the SSE fallback, `tsc --noEmit` on a .ts user, and
+// the package `npm pack` makes (files, exports, types; the core module's minified size).
 // Exit 0 = pass, 1 = fail, 77 = skipped (npm install failed). Every child is killed by pid.
 import {spawn, spawnSync} from "node:child_process";
 import {createHmac} from "node:crypto";
-import {existsSync, mkdtempSync, rmSync, writeFileSync} from "node:fs";
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync} from "node:fs";
 import {register} from "node:module";
 import {createServer, connect as tcpConnect} from "node:net";
 import {tmpdir} from "node:os";
+import {gzipSync} from "node:zlib";
 import {dirname, join} from "node:path";
 import {createInterface} from "node:readline";
 import {fileURLToPath, pathToFileURL} from "node:url";
@@ -41,9 +43,8 @@ function finish(code) {
   process.exit(code);
 }
 
-if (!existsSync(join(HERE, "node_modules", "ws")) || !existsSync(join(HERE, "node_modules", "react-test-renderer")) ||
-    !existsSync(join(HERE, "node_modules", "typescript"))) {
-  console.log("# npm install (ws, react, react-test-renderer, typescript)");
+if (["ws", "react-test-renderer", "typescript", "esbuild"].some((p) => !existsSync(join(HERE, "node_modules", p, "package.json")))) {
+  console.log("# npm install (ws, react, react-test-renderer, typescript, esbuild)");
   const r = spawnSync("npm", ["install", "--no-audit", "--no-fund"], {cwd: HERE, stdio: "inherit", timeout: 240000});
   if (r.status !== 0 || !existsSync(join(HERE, "node_modules", "ws"))) {
     console.log("SKIP: npm install failed");
@@ -418,8 +419,70 @@ c.subscribe("kpi", {org: "acme"});
   check(tsc.status === 0, "tsc --noEmit on a TypeScript user of index.d.ts and react.d.ts");
   rmSync(dir, {recursive: true, force: true});
 
+  await packageChecks();
+
   proxy.close();
   await stopRtd(rtd.proc);
+}
+
+// 11. The package as npm publishes it: `npm pack` into a temporary folder, unpacked as
+// node_modules/rtpush-client of a consumer; its two entry points import by name through
+// `exports`, tsc resolves their types through the same map; and the core's minified size.
+async function packageChecks() {
+  const dir = mkdtempSync(join(tmpdir(), "rtpush-js-pack-"));
+  try {
+    const pack = spawnSync("npm", ["pack", "--json", "--pack-destination", dir], {cwd: PKG, encoding: "utf8", timeout: 60000});
+    const info = pack.status === 0 ? JSON.parse(pack.stdout)[0] : null;
+    const files = info ? info.files.map((f) => f.path).sort() : [];
+    const expected = ["README.md", "package.json", "src/client.js", "src/index.d.ts", "src/index.js", "src/react.d.ts",
+                      "src/react.js", "src/seed001.js"];
+    check(JSON.stringify(files) === JSON.stringify(expected), "npm pack: the package holds " + files.join(" "));
+    if (!info) return console.log(pack.stdout + pack.stderr);
+    const pkg = JSON.parse(readFileSync(join(PKG, "package.json"), "utf8"));
+    const targets = [pkg.main, pkg.types, ...Object.values(pkg.exports).flatMap((e) => Object.values(e))];
+    check(targets.every((t) => files.includes(t.replace(/^\.\//, ""))), "every main/types/exports target is in the package");
+    check(!pkg.dependencies && pkg.peerDependenciesMeta?.react?.optional === true, "no runtime dependencies; react an optional peer");
+
+    const nm = join(dir, "node_modules");
+    mkdirSync(join(nm, "@types"), {recursive: true});
+    spawnSync("tar", ["xzf", join(dir, info.filename), "-C", dir]);
+    renameSync(join(dir, "package"), join(nm, "rtpush-client"));
+    symlinkSync(join(HERE, "node_modules", "react"), join(nm, "react"));
+    symlinkSync(join(HERE, "node_modules", "@types", "react"), join(nm, "@types", "react"));
+    writeFileSync(join(dir, "package.json"), JSON.stringify({name: "consumer", private: true, type: "module"}));
+    writeFileSync(join(dir, "use.mjs"), `import {RtpushClient, websocketClient} from "rtpush-client";
+import {useKPIUpdates, RtpushProvider} from "rtpush-client/react";
+console.log([typeof RtpushClient, typeof websocketClient.initialize, typeof useKPIUpdates, typeof RtpushProvider].join(" "));`);
+    const run = spawnSync(process.execPath, [join(dir, "use.mjs")], {cwd: dir, encoding: "utf8", timeout: 30000});
+    check(run.stdout.trim() === "function function function function",
+          "a consumer imports rtpush-client and rtpush-client/react from the packed package" + (run.status ? ": " + run.stderr : ""));
+    writeFileSync(join(dir, "use.ts"), `import {RtpushClient, type Publication} from "rtpush-client";
+import {useKPIUpdates} from "rtpush-client/react";
+const c = new RtpushClient({url: "ws://localhost:3001/ws"});
+c.subscribe<{n: number}>("kpi", {org: "acme"}, (m: Publication<{n: number}>) => console.log(m.data.n));
+export function Tile() { const {latestUpdate} = useKPIUpdates<{n: number}>(null, {organization_id: "acme"}); return latestUpdate?.n; }
+// @ts-expect-error: the url is required
+new RtpushClient({});
+`);
+    writeFileSync(join(dir, "tsconfig.json"), JSON.stringify({
+      compilerOptions: {strict: true, noEmit: true, target: "es2022", module: "nodenext", moduleResolution: "nodenext",
+                        types: [], lib: ["es2022", "dom"]},
+      files: ["use.ts"],
+    }));
+    const tsc = spawnSync(process.execPath, [join(HERE, "node_modules", "typescript", "bin", "tsc"), "-p", dir], {encoding: "utf8", timeout: 120000});
+    if (tsc.status !== 0) console.log(tsc.stdout + tsc.stderr);
+    check(tsc.status === 0, "tsc --noEmit resolves the packed package's types through its exports");
+
+    // The core module (client.js) minified by esbuild: the figure the issue bounds (12 KB).
+    const esbuild = await import(pathToFileURL(join(HERE, "node_modules", "esbuild", "lib", "main.js")).href);
+    const src = readFileSync(join(PKG, "src", "client.js"), "utf8");
+    const min = (await esbuild.transform(src, {minify: true, format: "esm", target: "es2022"})).code;
+    const gz = gzipSync(min).length;
+    console.log(`# core module src/client.js: ${src.length} bytes source, ${min.length} minified (esbuild), ${gz} gzipped`);
+    check(min.length < 12 * 1024, `the core module stays under 12 KB minified (${(min.length / 1024).toFixed(1)} KiB, ${(gz / 1024).toFixed(1)} KiB gzipped)`);
+  } finally {
+    rmSync(dir, {recursive: true, force: true});
+  }
 }
 
 main().then(() => { clearTimeout(deadline); finish(failures.length ? 1 : 0); },

@@ -120,11 +120,13 @@ export class RtpushClient {
   #state = "disconnected";
   #ws = null;
   #wsOpened = false;
+  #greeted = false; // the server's `connected` arrived on this WebSocket
   #sse = new Map(); // scope key -> {es, channels, lastEventId}
   #transport = null; // 'websocket' | 'sse' | null
+  #sseUp = false; // a message arrived over SSE since the transport was chosen
   #ready = false;
   #attempt = 0;
-  #failures = 0; // consecutive WebSocket attempts that never opened
+  #failures = 0; // consecutive WebSocket attempts that never got the server's `connected`
   #connectedAt = 0;
   #retryTimer = null;
   #watchdog = null;
@@ -307,9 +309,11 @@ export class RtpushClient {
       return this.#scheduleReconnect({code: 1006, reason: String(e.message || e)});
     }
     this.#ws = ws;
-    this.#wsOpened = false;
+    this.#wsOpened = this.#greeted = false;
     this.#connectTimer = setTimeout(() => this.#lost({code: 4001, reason: "connect timeout"}), this.#opts.connectTimeout);
-    ws.onopen = () => { this.#wsOpened = true; this.#failures = 0; this.#connectedAt = Date.now(); };
+    // A failure is an attempt that never got `connected`, not one that never opened: a proxy
+    // may let the upgrade through and then cut the connection (or pass no frame).
+    ws.onopen = () => { this.#wsOpened = true; this.#connectedAt = Date.now(); };
     ws.onmessage = (ev) => this.#onFrame(typeof ev.data === "string" ? ev.data : String(ev.data));
     ws.onerror = () => {}; // onclose follows with the reason
     ws.onclose = (ev) => this.#lost({code: ev.code, reason: ev.reason || (this.#wsOpened ? "connection closed" : "connection failed")});
@@ -325,6 +329,8 @@ export class RtpushClient {
 
   async #onConnected(msg) {
     clearTimeout(this.#connectTimer);
+    this.#greeted = true;
+    this.#failures = 0;
     const ws = this.#ws;
     const hb = Number(msg.heartbeatInterval) || 0;
     this.#watchdogMs = this.#opts.heartbeatTimeout || (hb ? hb * 2.5 : 0);
@@ -392,7 +398,7 @@ export class RtpushClient {
 
   /// The connection is gone (or must go): forget it and schedule the next attempt.
   #lost(info) {
-    if (this.#ws && !this.#wsOpened) this.#failures++;
+    if (this.#ws && !this.#greeted) this.#failures++;
     this.#teardown(info, true);
     this.#scheduleReconnect(info);
   }
@@ -523,6 +529,7 @@ export class RtpushClient {
     }
     this.#transport = "sse";
     this.#ready = true;
+    if (!wasReady) this.#sseUp = false;
     const groups = new Map();
     for (const sub of this.#subs.values()) {
       const k = topicKey("", sub.scope);
@@ -544,15 +551,29 @@ export class RtpushClient {
       const es = new this.#EventSource(u.toString());
       const entry = {es, channels};
       es.onmessage = (ev) => {
+        if (!this.#sseUp) {
+          this.#sseUp = true; // the server answered: `connected` now, not when the stream was asked for
+          this.#setState("connected", {transport: "sse"});
+        }
         let msg;
         try { msg = JSON.parse(ev.data); } catch { return; }
         if (msg.type === "subscribed") this.#subs.get(msg.topic)?.resolve(msg);
         if (msg.type !== "connected") this.#handle(msg);
       };
-      es.onerror = () => this.#emit("error", {code: "SSE_ERROR", message: "the event stream failed; EventSource retries"});
+      es.onerror = () => {
+        // EventSource retries a dropped stream by itself, but gives up on an HTTP error
+        // (CLOSED). That, or a stream that never delivered anything (the server is down, not
+        // just WebSocket blocked): a new round, WebSocket first (unless sseAfter is 0).
+        if (es.readyState !== 2 && this.#sseUp) return this.#emit("error", {code: "SSE_ERROR", message: "the event stream failed; EventSource retries"});
+        this.#failures = 0;
+        this.#lost({code: 4004, reason: "the event stream was refused"});
+      };
       this.#sse.set(k, entry);
     }
-    if (!wasReady) this.#setState("connected", {transport: "sse"});
+    if (!wasReady && !this.#sse.size) {
+      this.#sseUp = true; // nothing subscribed: nothing to wait for
+      this.#setState("connected", {transport: "sse"});
+    }
   }
 }
 

@@ -31,7 +31,7 @@ export interface RtpushClientOptions {
   EventSource?: unknown;
   /** the SSE URL (default: the http(s) URL of `url` with path /sse); false disables SSE */
   sseUrl?: string | false;
-  /** failed WebSocket attempts in a row before SSE is used (default 3) */
+  /** WebSocket attempts in a row that got no `connected` from the server before SSE is used (default 3; 0: SSE only) */
   sseAfter?: number;
   /** ms without any message before the connection is taken for dead (default 2.5 heartbeats) */
   heartbeatTimeout?: number;

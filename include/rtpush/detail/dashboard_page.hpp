@@ -2,7 +2,10 @@
 // rtpush: the live dashboard page served at GET / (HTML, CSS and JS in one string).
 //
 // Self-contained on purpose: nothing is fetched from the internet and there is no build step,
-// so the page works on an air-gapped network and ships inside the binary. The server replaces
+// so the page works on an air-gapped network and ships inside the binary. Its connection is the
+// JavaScript client of clients/js, which the same server answers at /client/rtpush.js
+// (detail/client_assets.hpp): one client implementation for this page and every other. The
+// server replaces
 // the placeholders __RTPUSH_WS_PATH__ and __RTPUSH_SSE_PATH__ with the WebSocket path and the
 // Server-Sent Events path (null when there is none) as JSON strings.
 //
@@ -141,12 +144,16 @@ a { color:var(--accent); }
     <dl class="kv" id="metrics"><dt class="empty">none published (rtd --system-metrics)</dt><dd></dd></dl>
   </section>
 </main>
-<script>
-"use strict";
+<script type="module">
+// The connection is rtpush's JavaScript client (clients/js): reconnection with backoff and full
+// jitter, recovery from the last offsets, deduplication, the heartbeat watchdog and the SSE
+// fallback all live there. This page only draws what it hands over.
+import {RtpushClient} from "/client/rtpush.js";
+
 const WS_PATH = __RTPUSH_WS_PATH__;
 const SSE_PATH = __RTPUSH_SSE_PATH__;   // the fallback transport, or null
 // ?transport=sse uses Server-Sent Events only; otherwise WebSocket first, SSE when a WebSocket
-// cannot open (a proxy or firewall that blocks it).
+// cannot get through (a proxy or firewall that blocks it or cuts it).
 const FORCE_SSE = new URLSearchParams(location.search).get("transport") === "sse" && !!SSE_PATH;
 const CHANNELS = ["kpi", "backlog", "attendance", "alerts"];
 const KPIS = [
@@ -163,24 +170,19 @@ const fmt = (v, d = 1) => typeof v === "number" ? (Number.isInteger(v) ? String(
 // changing the department or queue needs no new subscription.
 const store = {kpi: new Map(), backlog: new Map(), attendance: new Map(), metrics: new Map()};
 const alerts = new Map();               // alert_id -> {data, status}
-const seen = new Map();                 // topic -> {epoch, seq}: the recovery offsets
-const dedup = new Map();                // topic|phase -> {epoch, seq}: drops replayed copies
 const known = {orgs: new Set(["acme"]), depts: new Set(), queues: new Set()};
 let scope = {org: "acme", dept: "", queue: ""};
 let subscribedOrg = null;
 let history = [];                       // [{t, values}] of the selected scope
 let lastTiles = null;
 let deltas = {};                        // KPI -> its last change, for the arrows
-let ws = null, attempt = 0, retryTimer = null, watchdog = null, heartbeatMs = 30000;
-let transport = FORCE_SSE ? "sse" : "ws";
-let es = null, esMetrics = null;        // the SSE streams (the org's channels; metrics)
-let sseLastId = "", sseOrg = null;      // where the org stream resumes (its Last-Event-ID)
-let metricsLastId = "";
+let client = null;                      // the RtpushClient of the current token
+let orgSubs = [];                       // unsubscribe functions of the org's channels
 
 function setStatus(state, text) {
   const el = $("status");
   el.dataset.state = state;
-  el.dataset.transport = transport;
+  el.dataset.transport = client && client.transport === "sse" ? "sse" : "ws";
   el.textContent = text || state;
 }
 
@@ -198,182 +200,73 @@ function covers(wide, narrow) {
          (!wide.queue || wide.queue === narrow.queue);
 }
 
-// --- connection: exponential backoff with full jitter, recovery from the last offsets -----
-function send(o) { if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(o)); }
-
+// --- connection -----------------------------------------------------------------------------
+// One client per token (a new token needs a new connection: authenticate goes first). One
+// WebSocket attempt that got no `connected` (refused, or cut by a middlebox) is enough to try
+// Server-Sent Events; the client comes back to WebSocket when that fails too.
 function connect() {
-  clearTimeout(retryTimer);
-  setStatus(attempt ? "reconnecting" : "connecting", attempt ? "reconnecting (attempt " + attempt + ")" : "connecting");
-  if (transport === "sse") connectSse(); else connectWs();
-}
-
-// A connection ended. One that never delivered a message means the transport itself is
-// blocked (or the server is down): after a WebSocket, try SSE at once; after SSE, back off.
-// Every new round starts with WebSocket again, unless ?transport=sse.
-function onDown(delivered) {
-  if (!delivered && transport === "ws" && SSE_PATH) {
-    transport = "sse";
-    setStatus("connecting", "WebSocket failed: trying Server-Sent Events");
-    retryTimer = setTimeout(connect, 0);
-    return;
-  }
-  if (!FORCE_SSE) transport = "ws";
-  scheduleReconnect();
-}
-
-function closeTransport() {
-  if (ws) { const s = ws; ws = null; s.close(); }
-  if (es) { es.close(); es = null; }
-  if (esMetrics) { esMetrics.close(); esMetrics = null; }
-  clearTimeout(watchdog);
-}
-
-function connectWs() {
-  const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + WS_PATH;
-  let sock;
-  try { sock = new WebSocket(url); } catch (err) { onDown(false); return; }
-  let delivered = false;
-  ws = sock;
-  sock.onopen = () => {
-    if (sock !== ws) return;
-    const token = $("token").value.trim();
-    if (token) send({type: "authenticate", data: {token: token}});
-    subscribedOrg = null;
-    subscribe();
-    send({type: "get", channel: "kpi", id: "orgs"}); // every org with data, for the picker
-  };
-  sock.onmessage = (e) => {
-    if (sock !== ws) return;
-    delivered = true;
-    armWatchdog();
-    let m;
-    try { m = JSON.parse(e.data); } catch (err) { return; }
-    onMessage(m);
-  };
-  sock.onclose = () => {
-    if (sock !== ws) return;
-    ws = null;
-    clearTimeout(watchdog);
-    onDown(delivered);
-  };
-}
-
-// Server-Sent Events: one stream of the org's channels (the same messages as the WebSocket,
-// heartbeats as comments), resumed from its last event id after a drop; the channel-wide
-// metrics stream beside it when no token is used (a token stays inside its organization).
-function sseUrl(channels, org, lastId) {
-  let q = "channel=" + channels.join(",");
-  if (org) q += "&org=" + encodeURIComponent(org);
   const token = $("token").value.trim();
-  if (token) q += "&token=" + encodeURIComponent(token);
-  if (lastId) q += "&lastEventId=" + encodeURIComponent(lastId);
-  return SSE_PATH + "?" + q;
+  const c = new RtpushClient({
+    url: (location.protocol === "https:" ? "wss://" : "ws://") + location.host + WS_PATH,
+    token: token || undefined,
+    sseUrl: SSE_PATH ? new URL(SSE_PATH, location.href).href : false,
+    sseAfter: FORCE_SSE ? 0 : 1,
+    reconnect: {initialDelay: 500, maxDelay: 15000},
+  });
+  client = c;
+  const on = (event, fn) => c.on(event, (e) => { if (c === client) fn(e); }); // not a replaced one's
+  on("connecting", ({attempt}) => setStatus(attempt ? "reconnecting" : "connecting",
+                                            attempt ? "reconnecting (attempt " + attempt + ")" : "connecting"));
+  on("reconnecting", ({attempt, delay}) =>
+     setStatus("reconnecting", "reconnecting in " + (delay / 1000).toFixed(1) + " s (attempt " + attempt + ")"));
+  on("disconnected", () => setStatus("disconnected", "disconnected"));
+  // Every org with data, for the picker (a WebSocket request; SSE is read-only).
+  on("connected", ({transport}) => { if (transport === "websocket") c.get("kpi").then(onSnapshot, () => {}); });
+  on("subscribed", onSubscribed);
+  on("error", (e) => {
+    // A fault of this page's own handlers: thrown again, so that it is seen as one.
+    if (e.code === "HANDLER_ERROR") setTimeout(() => { throw e.error; });
+    else if (e.code !== "SSE_ERROR") $("log").textContent = "server: " + e.code + " " + (e.message || "");
+  });
+  subscribedOrg = null;
+  subscribe();
+  // The channel-wide system metrics; not with a token, which stays inside its organization.
+  if (!token) c.subscribe("metrics", null, onPublication);
+  c.connect();
 }
 
-function connectSse() {
-  if (sseOrg !== scope.org) { sseLastId = ""; sseOrg = scope.org; } // ids name topics of one org
-  subscribedOrg = scope.org;
-  const src = new EventSource(sseUrl(CHANNELS, scope.org, sseLastId));
-  let delivered = false;
-  es = src;
-  src.onmessage = (e) => {
-    if (src !== es) return;
-    delivered = true;
-    if (e.lastEventId) sseLastId = e.lastEventId;
-    let m;
-    try { m = JSON.parse(e.data); } catch (err) { return; }
-    onMessage(m);
-  };
-  // EventSource would retry by itself, but not after an HTTP error; reconnecting here gives
-  // one policy (backoff, fallback) for both transports.
-  src.onerror = () => {
-    if (src !== es) return;
-    closeTransport();
-    onDown(delivered);
-  };
-  if (!$("token").value.trim()) {
-    const m = new EventSource(sseUrl(["metrics"], "", metricsLastId));
-    esMetrics = m;
-    m.onmessage = (e) => {
-      if (m !== esMetrics) return;
-      if (e.lastEventId) metricsLastId = e.lastEventId;
-      try { onMessage(JSON.parse(e.data)); } catch (err) {}
-    };
-    m.onerror = () => { if (m === esMetrics && m.readyState === EventSource.CLOSED) esMetrics = null; };
-  }
+function reconnect() {
+  const old = client;
+  client = null;
+  if (old) old.close();
+  connect();
 }
 
-function scheduleReconnect() {
-  // Full jitter: a random delay in [0, min(cap, base * 2^attempt)], so that many pages
-  // reconnecting after a restart do not arrive in step.
-  const ceiling = Math.min(15000, 500 * Math.pow(2, attempt));
-  const delay = Math.random() * ceiling;
-  attempt++;
-  setStatus("reconnecting", "reconnecting in " + (delay / 1000).toFixed(1) + " s (attempt " + attempt + ")");
-  retryTimer = setTimeout(connect, delay);
-}
-
-// A server silent for 2.5 heartbeats is gone even if TCP has not noticed yet.
-function armWatchdog() {
-  clearTimeout(watchdog);
-  watchdog = setTimeout(() => { if (ws) ws.close(); }, heartbeatMs * 2.5);
-}
-
-function recoverFor(key, epoch) {
-  const own = seen.get(key);
-  const offsets = {};
-  for (const [t, p] of seen) if (t !== key && t.startsWith(key + ":") && p.epoch === epoch) offsets[t] = p.seq;
-  return {epoch: epoch, offset: own && own.epoch === epoch ? own.seq : 0, offsets: offsets};
-}
-
+// The org's channels; a new org unsubscribes the old one's (over SSE: a stream per org).
 function subscribe() {
-  const s = {org: scope.org};
-  if (subscribedOrg !== null && subscribedOrg !== scope.org)
-    for (const ch of CHANNELS) send({type: "unsubscribe", channel: ch, scope: {org: subscribedOrg}});
+  if (subscribedOrg === scope.org) return;
+  for (const off of orgSubs) off();
   subscribedOrg = scope.org;
-  const epochs = new Set([...seen.values()].map((p) => p.epoch));
-  const epoch = epochs.size === 1 ? [...epochs][0] : null;
-  for (const ch of CHANNELS) {
-    const msg = {type: "subscribe", channel: ch, scope: s, id: "sub:" + ch};
-    if (epoch) msg.recover = recoverFor(topicKey(ch, s), epoch);
-    send(msg);
-  }
-  send({type: "subscribe", channel: "metrics", id: "sub:metrics"});
+  orgSubs = CHANNELS.map((ch) => client.subscribe(ch, {org: scope.org}, onPublication));
 }
 
 // --- messages -------------------------------------------------------------------------------
-function onMessage(m) {
-  switch (m.type) {
-  case "connected":
-    heartbeatMs = m.heartbeatInterval || heartbeatMs;
-    if (transport === "ws") armWatchdog(); // SSE heartbeats are comments the page never sees
-    return;
-  case "subscribed":
-    // Not recovered (a new server epoch, or history lost): the `initial` messages that follow
-    // are the whole current state, so what was kept from before is dropped, not mixed in.
-    if (m.recovered !== true && store[m.channel]) {
-      const wide = scopeOf(m);
-      for (const [k, e] of store[m.channel]) if (covers(wide, e.scope)) store[m.channel].delete(k);
-      schedule();
-    }
-    if (m.channel === "kpi") {
-      attempt = 0;
-      setStatus("connected", (m.recovered === true ? "connected (recovered)" : "connected") +
-                (transport === "sse" ? " · SSE" : ""));
-    }
-    return;
-  case "snapshot":
-    for (const it of m.items || []) learnScope(scopeOf(it));
-    renderPickers();
-    return;
-  case "initial":
-  case "update":
-    onPublication(m);
-    return;
-  case "error":
-    $("log").textContent = "server: " + m.code + " " + (m.message || "");
-    return;
+function onSubscribed(m) {
+  // Not recovered (a new server epoch, or history lost): the `initial` messages that follow
+  // are the whole current state, so what was kept from before is dropped, not mixed in.
+  if (m.recovered !== true && store[m.channel]) {
+    const wide = scopeOf(m);
+    for (const [k, e] of store[m.channel]) if (covers(wide, e.scope)) store[m.channel].delete(k);
+    schedule();
   }
+  if (m.channel === "kpi")
+    setStatus("connected", (m.recovered === true ? "connected (recovered)" : "connected") +
+              (client.transport === "sse" ? " · SSE" : ""));
+}
+
+function onSnapshot(m) {
+  for (const it of m.items || []) learnScope(scopeOf(it));
+  renderPickers();
 }
 
 function learnScope(s) {
@@ -381,16 +274,9 @@ function learnScope(s) {
   if (s.org === scope.org) { if (s.dept) known.depts.add(s.dept); if (s.queue) known.queues.add(s.queue); }
 }
 
+// An `initial` or `update` message, once (the client drops what a replay repeats).
 function onPublication(m) {
-  // Drop what a replay repeats: per topic, phase and epoch, only seq above the last one counts.
-  // Per phase, because a `kpis` update may overtake the `complete` one published before it.
   const phase = m.phase || "update";
-  const dkey = m.topic + "|" + phase;
-  const prev = dedup.get(dkey);
-  if (prev && prev.epoch === m.epoch && m.seq <= prev.seq) return;
-  dedup.set(dkey, {epoch: m.epoch, seq: m.seq});
-  const last = seen.get(m.topic);
-  if (!last || last.epoch !== m.epoch || m.seq > last.seq) seen.set(m.topic, {epoch: m.epoch, seq: m.seq});
   const s = scopeOf(m);
   learnScope(s);
   const d = m.data || {};
@@ -661,8 +547,7 @@ function applyScope() {
   renderChart();
   pickerState = "";
   for (const [k, e] of store.kpi) learnScope(e.scope);
-  if (ws && ws.readyState === WebSocket.OPEN && subscribedOrg !== scope.org) subscribe();
-  if (es && subscribedOrg !== scope.org) { closeTransport(); attempt = 0; connect(); } // a stream per org
+  subscribe();
   render();
 }
 $("org").addEventListener("change", applyScope);
@@ -671,11 +556,8 @@ $("queue").addEventListener("change", applyScope);
 $("apply").addEventListener("click", () => {
   try { localStorage.setItem("rtpush.token", $("token").value); } catch (err) {}
   applyScope();
-  // A new token only counts on a new connection: authenticate is sent first.
-  closeTransport();
-  clearTimeout(retryTimer);
-  attempt = 0;
-  connect();
+  reconnect(); // a new token only counts on a new connection: authenticate is sent first
+
 });
 $("alerts").addEventListener("click", (e) => {
   const b = e.target.closest("button[data-act]");

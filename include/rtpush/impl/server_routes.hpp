@@ -3,6 +3,7 @@
 
 // The REST API (docs/protocol.md, "REST"): a route table and one function per route.
 
+#include <rtpush/detail/client_assets.hpp>
 #include <rtpush/detail/dashboard_page.hpp>
 #include <rtpush/detail/io/async_hub.hpp>
 #include <rtpush/detail/io/server_impl.hpp>
@@ -61,6 +62,7 @@ inline boost::json::object index_json(const std::string& ws_path) {
     o["version"] = version_string;
     o["websocket"] = ws_path;
     o["endpoints"] = {"GET / (dashboard page)",
+                      "GET /client/rtpush.js, /client/rtpush-react.js (the JavaScript client)",
                       "GET /metrics (Prometheus)",
                       "GET /sse?channel=&org=&dept=&queue= (Server-Sent Events)",
                       "GET /api/health",
@@ -154,6 +156,7 @@ inline const std::vector<server_impl::route>& server_impl::routes() {
     static const std::vector<route> table{
         {verb::get, "/", false, &s::route_root},
         {verb::get, "/index.html", false, &s::route_dashboard},
+        {verb::get, "/client/{file}", false, &s::route_client},
         {verb::get, "/api", false, &s::route_index},
         {verb::get, "/metrics", false, &s::route_metrics},
         {verb::get, "/api/health", false, &s::route_health},
@@ -253,6 +256,11 @@ inline boost::asio::awaitable<http_response> server_impl::route_dashboard(route_
         co_return json_error(http::status::not_found, "NOT_FOUND", "no route for " + r.path,
                              r.version());
     co_return dashboard_response(cfg_.ws_path, cfg_.sse_path, r.version());
+}
+
+// GET /client/{file}: the JavaScript client as ES modules (detail/client_assets.hpp).
+inline boost::asio::awaitable<http_response> server_impl::route_client(route_request& r) {
+    co_return client_file_response(r.params[0], r.req[http::field::if_none_match], r.version());
 }
 
 inline boost::asio::awaitable<http_response> server_impl::route_index(route_request& r) {

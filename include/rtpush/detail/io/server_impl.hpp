@@ -161,6 +161,7 @@ public:
     bool admin_allowed(const http_request& req) const;
     boost::asio::awaitable<http_response> route_root(route_request& r);
     boost::asio::awaitable<http_response> route_dashboard(route_request& r);
+    boost::asio::awaitable<http_response> route_client(route_request& r);
     boost::asio::awaitable<http_response> route_index(route_request& r);
     boost::asio::awaitable<http_response> route_metrics(route_request& r);
     boost::asio::awaitable<http_response> route_health(route_request& r);
