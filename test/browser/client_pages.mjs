@@ -15,7 +15,7 @@
 import {readFileSync} from "node:fs";
 import {createServer} from "node:http";
 import {createRequire} from "node:module";
-import {join} from "node:path";
+import {dirname, join} from "node:path";
 
 const PLAIN = `<!doctype html><meta charset="utf-8"><title>plain client page</title>
 <pre id="out">waiting</pre>
@@ -61,13 +61,14 @@ createRoot(document.getElementById("root")).render(
 // /esm/<name>.js: a UMD build of React 18 as an ES module (see the top of the file).
 function esmShims(here) {
   const req = createRequire(join(here, "package.json"));
-  const file = (spec) => readFileSync(req.resolve(spec), "utf8");
+  // The UMD files are not in the packages' "exports": read them from the package folder.
+  const file = (pkg, rel) => readFileSync(join(dirname(req.resolve(pkg + "/package.json")), rel), "utf8");
   const names = (mod) => Object.keys(mod).filter((k) => /^[A-Za-z_$][\w$]*$/.test(k) && k !== "default");
   const react = req("react");
   return {
-    "/esm/react.js": file("react/umd/react.production.min.js") +
+    "/esm/react.js": file("react", "umd/react.production.min.js") +
       `\nconst React = self.React;\nexport default React;\nexport const {${names(react).join(", ")}} = React;\n`,
-    "/esm/react-dom-client.js": `import "/esm/react.js";\n` + file("react-dom/umd/react-dom.production.min.js") +
+    "/esm/react-dom-client.js": `import "/esm/react.js";\n` + file("react-dom", "umd/react-dom.production.min.js") +
       `\nconst ReactDOM = self.ReactDOM;\nexport default ReactDOM;\nexport const {createRoot, hydrateRoot} = ReactDOM;\n`,
   };
 }
@@ -119,16 +120,17 @@ export async function clientChecks(h) {
   try {
     await httpChecks(port, check);
 
-    // The plain page, on rtd's origin: the document itself is handed over by the browser's
-    // router (rtd serves no test pages); the module, the WebSocket and the data are real.
+    // The plain page, on rtd's origin: rtd serves no test pages, so the tab opens a document
+    // of rtd (/api/health) and its content is replaced (same URL, same origin). A document
+    // made up by the browser's router instead counts as a public one, and Chromium's local
+    // network access checks then block its WebSocket to loopback.
     const plain = await context.newPage();
     plain.setDefaultTimeout(20000);
     plain.on("pageerror", (e) => pageErrors.push(String(e)));
     const modules = [];
     plain.on("response", (r) => { if (r.url().includes("/client/")) modules.push([new URL(r.url()).pathname, r.headers()["content-type"]]); });
-    await plain.route(`http://127.0.0.1:${port}/test/plain.html`,
-                      (route) => route.fulfill({status: 200, contentType: "text/html; charset=utf-8", body: PLAIN}));
-    await plain.goto(`http://127.0.0.1:${port}/test/plain.html`);
+    await plain.goto(`http://127.0.0.1:${port}/api/health`);
+    await plain.setContent(PLAIN);
     await plain.waitForSelector('body[data-subscribed="yes"][data-transport="websocket"]');
     check(modules.some(([p]) => p === "/client/rtpush.js") && modules.some(([p]) => p === "/client/client.js") &&
           modules.every(([, t]) => t === "text/javascript; charset=utf-8"),
