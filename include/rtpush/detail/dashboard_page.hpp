@@ -5,9 +5,8 @@
 // so the page works on an air-gapped network and ships inside the binary. Its connection is the
 // JavaScript client of clients/js, which the same server answers at /client/rtpush.js
 // (detail/client_assets.hpp): one client implementation for this page and every other. The
-// server replaces
-// the placeholders __RTPUSH_WS_PATH__ and __RTPUSH_SSE_PATH__ with the WebSocket path and the
-// Server-Sent Events path (null when there is none) as JSON strings.
+// server replaces the placeholders __RTPUSH_WS_PATH__ and __RTPUSH_SSE_PATH__ with the
+// WebSocket path and the Server-Sent Events path (null when there is none) as JSON strings.
 //
 #ifndef RTPUSH_DETAIL_DASHBOARD_PAGE_HPP
 #define RTPUSH_DETAIL_DASHBOARD_PAGE_HPP
