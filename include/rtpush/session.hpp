@@ -10,6 +10,7 @@
 #include <rtpush/detail/frame.hpp>
 #include <rtpush/detail/io/shard.hpp>
 #include <rtpush/detail/send_queue.hpp>
+#include <rtpush/detail/socketio_protocol.hpp>
 #include <rtpush/hub.hpp>
 #include <rtpush/protocol.hpp>
 
@@ -45,7 +46,9 @@ namespace rtpush {
 /// (the TLS stream is in the session's cold state: a plain session does not pay for it).
 ///
 /// All member functions must be called on the shard's thread.
-class session final : public detail::subscriber, public detail::client_protocol<session> {
+class session final : public detail::subscriber,
+                      public detail::client_protocol<session>,
+                      public detail::socketio_protocol<session> {
 public:
     using socket_type = boost::asio::ip::tcp::socket;
     using tls_stream = boost::asio::ssl::stream<boost::beast::tcp_stream>;
@@ -58,6 +61,11 @@ public:
     session(const session&) = delete;
     session& operator=(const session&) = delete;
     ~session();
+
+    /// The connection speaks Socket.IO (Engine.IO v4 over this WebSocket) instead of rtpush's
+    /// own messages (docs/protocol.md, "Coming from Socket.IO"). Before start().
+    void speak_socketio() { cold().sio = std::make_unique<detail::socketio_state>(); }
+    bool socketio() const noexcept { return cold_ && cold_->sio; }
 
     /// Called once at the end with the context given to start(); may delete the session.
     using done_handler = void (*)(void* context, session* s);
@@ -125,6 +133,12 @@ public:
 
 private:
     friend class detail::client_protocol<session>;
+    friend class detail::socketio_protocol<session>;
+    detail::socketio_state& sio_state() noexcept { return *cold_->sio; }
+    /// A Socket.IO connection's own packet (CONNECT, ACK, pong...).
+    void send_packet(std::string packet) {
+        push_frame(detail::make_shared_frame(detail::make_frame(detail::opcode::text, packet)));
+    }
     // What the protocol (detail/client_protocol.hpp) needs of its transport.
     detail::protocol_context& protocol_env() noexcept { return shard_.protocol(); }
     detail::client_state& client() noexcept { return client_; }
@@ -158,6 +172,7 @@ private:
             f(socket_);
     }
     void push_frame(const detail::frame_ptr& f);
+    void push_maybe_deflated(const detail::frame_ptr& f);
     // Direct sends: while the session handles its input (or opens), replies gather in the
     // shard's outbox, and end_direct() hands them to the socket in one non-blocking send
     // if the session is plain and idle, so that it needs no queue, write state or
@@ -182,7 +197,7 @@ private:
     void start_write();
     void write_some();
     void on_write(boost::system::error_code ec);
-    void handle_text(std::string_view text);
+    void on_text(std::string_view text);
     void send_json(std::string text);
     void send_error(rtpush::error code, std::string_view msg, const boost::json::value& id);
     void schedule_write();
@@ -203,6 +218,7 @@ private:
         std::chrono::steady_clock::time_point close_deadline{};
         std::string end_reason; // the first cause of the end, see end_reason()
         std::string remote;     // a remote that is not a formatted endpoint (see remote())
+        std::unique_ptr<detail::socketio_state> sio; // a Socket.IO connection's state
     };
     tls_stream* tls() const noexcept { return cold_ ? cold_->tls.get() : nullptr; }
     cold_state& cold() {

@@ -16,6 +16,7 @@
 #include <rtpush/detail/counters.hpp>
 #include <rtpush/detail/protocol_context.hpp>
 #include <rtpush/detail/rate_limit.hpp>
+#include <rtpush/detail/seed_events.hpp>
 #include <rtpush/detail/subscription_index.hpp>
 #include <rtpush/hub.hpp>
 #include <rtpush/protocol.hpp>
@@ -115,6 +116,11 @@ struct client_state {
 template <class Self>
 class client_protocol {
 public:
+    /// Handles one text message: rtpush's envelope (`type`), else a seed's JSON line
+    /// (`{"event": ..., "data": ...}`, detail/seed_events.hpp), else an error answer.
+    void handle_text(std::string_view text);
+    /// Handles one message given as a JSON object with its `type` (a seed event's message).
+    void handle_object(const boost::json::object& o);
     /// Handles one parsed client message.
     void handle_message(client_message& m);
     /// Counts the connection against its organization once the org is known; over the
@@ -150,6 +156,8 @@ private:
     bool may_access(const topic& t, const boost::json::value& id);
     /// Tells the tracker who this connection is now; returns what the client has not acked.
     std::vector<frame_ptr> identify();
+    /// A seed's JSON line; false when `text` is not one.
+    bool handle_seed_line(std::string_view text);
 };
 
 } // namespace rtpush::detail

@@ -44,6 +44,9 @@ struct outbound_frame {
     enum : int { deflate_unknown = 0, deflate_plain = 1 };
     mutable std::atomic<int> deflate_state{deflate_unknown};
     mutable std::atomic<std::shared_ptr<const outbound_frame>> deflated;
+    /// The same message as a Socket.IO EVENT (detail/socketio_protocol.hpp), made by the
+    /// first Socket.IO connection that sends it and shared by all the others.
+    mutable std::atomic<std::shared_ptr<const outbound_frame>> socketio;
 };
 using frame_ptr = std::shared_ptr<const outbound_frame>;
 

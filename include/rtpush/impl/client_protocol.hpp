@@ -4,6 +4,58 @@
 namespace rtpush::detail {
 
 template <class Self>
+void client_protocol<Self>::handle_text(std::string_view text) {
+    boost::system::error_code ec;
+    std::string detail;
+    parse_limits const limits{env().cfg.max_message_size, env().cfg.max_json_depth};
+    client_message m = parse_client_message(text, limits, ec, detail);
+    if (!ec)
+        return handle_message(m);
+    if (ec != error::message_too_large && handle_seed_line(text))
+        return;
+    self().send_error(static_cast<rtpush::error>(ec.value()), detail, m.id);
+}
+
+template <class Self>
+void client_protocol<Self>::handle_object(const boost::json::object& o) {
+    handle_text(boost::json::serialize(o));
+}
+
+template <class Self>
+bool client_protocol<Self>::handle_seed_line(std::string_view text) {
+    // Only what failed rtpush's parse gets here: a seed's line costs a second parse, an
+    // rtpush message none.
+    boost::json::parse_options opt;
+    opt.max_depth = env().cfg.max_json_depth;
+    boost::system::error_code ec;
+    auto v = boost::json::parse(text, ec, {}, opt);
+    if (ec || !v.is_object() || v.get_object().contains("type"))
+        return false;
+    auto const& o = v.get_object();
+    auto const* name = o.if_contains("event");
+    if (!name || !name->is_string())
+        return false;
+    auto const* data = o.if_contains("data");
+    auto ev = read_seed_event(name->get_string(), data ? *data : boost::json::value());
+    switch (ev.kind) {
+    case seed_event_kind::client_ping: {
+        boost::json::object pong{{"event", "client:pong"},
+                                 {"data", {{"timestamp", iso8601_now()}}}};
+        self().send_json(boost::json::serialize(pong));
+        break;
+    }
+    case seed_event_kind::refused:
+        self().send_error(error::invalid_message, ev.why, {});
+        break;
+    case seed_event_kind::messages:
+        for (auto const& m : ev.messages)
+            handle_object(m);
+        break;
+    }
+    return true;
+}
+
+template <class Self>
 void client_protocol<Self>::handle_message(client_message& m) {
     if (env().cfg.auth_required && !st().authenticated &&
         m.type != client_message_type::authenticate && m.type != client_message_type::ping) {

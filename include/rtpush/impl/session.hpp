@@ -138,7 +138,10 @@ inline void session::start(done_handler done, void* context) {
     done_context_ = context;
     shard_.add_session(id_, this);
     begin_direct();
-    send_json(message::connected(client_id(), cfg_.server_name, cfg_.heartbeat_interval));
+    if (socketio())
+        send_packet(open_packet());
+    else
+        send_json(message::connected(client_id(), cfg_.server_name, cfg_.heartbeat_interval));
     count_org(); // from the handshake's token or ?org=
     if (cold_ && !cold_->pending.empty()) {
         // bytes the client pipelined behind its handshake
@@ -263,9 +266,20 @@ inline void session::maybe_finish() {
 }
 
 inline void session::push(const detail::frame_ptr& f) {
+    if (socketio()) [[unlikely]] {
+        // Its Socket.IO form, shared. A Socket.IO client has no rtpush acks to send: such a
+        // publication is delivered, not tracked (docs/protocol.md, "Coming from Socket.IO").
+        if (auto t = detail::socketio_twin(f))
+            push_maybe_deflated(t);
+        return;
+    }
     // Targeted even when it cannot go out now (closing): it is re-sent after a reconnect.
     if (!f->ack_id.empty()) [[unlikely]]
         track_ack(f);
+    push_maybe_deflated(f);
+}
+
+inline void session::push_maybe_deflated(const detail::frame_ptr& f) {
     if (deflate_ && !closing_) {
         // The frame's compressed twin, made by the first deflate session and then shared.
         bool made = false;
@@ -583,6 +597,15 @@ inline void session::on_heartbeat(const detail::frame_ptr& heartbeat, const deta
     }
     if (closing_)
         return;
+    if (socketio()) {
+        // Engine.IO's heartbeat: the server pings ("2"), the client answers ("3").
+        static detail::frame_ptr const eio_ping =
+            detail::make_shared_frame(detail::make_frame(detail::opcode::text, "2"));
+        std::array<detail::frame_ptr, 1> const out{eio_ping};
+        if (deflate_ || !can_send_direct() || send_direct(out) != 1)
+            push_frame(eio_ping);
+        return;
+    }
     // An idle plain session (nearly all of them at a heartbeat) sends the ping and the
     // heartbeat in one non-blocking send, without a queue, a write batch or an asynchronous
     // operation: those, made for every connection at once and freed a second later, are what
@@ -632,6 +655,8 @@ inline boost::json::object session::info() const {
 }
 
 inline void session::send_json(std::string text) {
+    if (socketio())
+        return sio_json(std::move(text));
     push(detail::make_shared_frame(detail::make_frame(detail::opcode::text, text)));
 }
 
@@ -700,7 +725,7 @@ inline std::size_t session::handle_frames(char* data, std::size_t size) {
                 break;
             }
             try {
-                handle_text(ev.payload);
+                on_text(ev.payload);
             } catch (std::exception const& e) {
                 cfg_.logger.log(log_level::error, "message_failed",
                                 {{"client", client_id()}, {"what", e.what()}});
@@ -771,16 +796,11 @@ inline bool session::inflate(detail::frame_event& ev) {
     return false;
 }
 
-inline void session::handle_text(std::string_view text) {
-    boost::system::error_code ec;
-    std::string detail;
-    parse_limits const limits{cfg_.max_message_size, cfg_.max_json_depth};
-    client_message m = parse_client_message(text, limits, ec, detail);
-    if (ec) {
-        send_error(static_cast<rtpush::error>(ec.value()), detail, m.id);
-        return;
-    }
-    handle_message(m);
+inline void session::on_text(std::string_view text) {
+    if (socketio())
+        on_engine_io(text);
+    else
+        handle_text(text);
 }
 
 } // namespace rtpush

@@ -185,7 +185,8 @@ inline void server_impl::handle_request_now(shard& sh, boost::asio::ip::tcp::soc
     if (fast) {
         auto const& req = parser.get();
         path = split_target(req.target(), query);
-        fast = path == cfg_.ws_path && header_has_token(req[http::field::connection], "upgrade") &&
+        fast = (path == cfg_.ws_path || socketio_request(path, query)) &&
+               header_has_token(req[http::field::connection], "upgrade") &&
                iequals(req[http::field::upgrade], "websocket");
     }
     if (!fast) {
@@ -262,10 +263,12 @@ inline void server_impl::start_session(shard& sh, upgrade_state& up, void* block
         ::operator delete(block, sizeof(session));
         throw;
     }
+    if (up.socketio)
+        s->speak_socketio();
     if (cfg_.logger.enabled(log_level::info))
         cfg_.logger.log(log_level::info, "connection_open",
                         {{"client", s->client_id()},
-                         {"transport", "websocket"},
+                         {"transport", up.socketio ? "socketio" : "websocket"},
                          {"remote", s->remote()},
                          {"org", s->organization()}});
     // A function pointer and `this`, not a capturing std::function: every idle connection
@@ -414,7 +417,7 @@ server_impl::http_exchange(shard& sh, Stream& stream, boost::beast::tcp_stream& 
 
         bool const upgrade = header_has_token(req[http::field::connection], "upgrade") &&
                              iequals(req[http::field::upgrade], "websocket");
-        if (upgrade || path == cfg_.ws_path) {
+        if (upgrade || path == cfg_.ws_path || socketio_request(path, query)) {
             auto refusal = upgrade_check(sh, req, upgrade, path, query, remote, remote_ip, up);
             if (refusal) {
                 refusal->keep_alive(false);
@@ -522,6 +525,28 @@ server_impl::upgrade_check(shard& sh, const http_request& req, bool upgrade,
                            const std::string& remote, const std::string& remote_ip,
                            upgrade_state& up) {
     namespace http = boost::beast::http;
+    // Socket.IO: at /socket.io/, and on the WebSocket path when the query says EIO (seed
+    // 001's client connects with `path: '/ws'`). Its token comes in the CONNECT packet.
+    up.socketio = socketio_request(path, query);
+    if (up.socketio) {
+        sio::handshake_query hq;
+        auto e = sio::parse_handshake(req.target(), req.method_string(), upgrade, hq);
+        std::string why;
+        if (!e && (hq.transport != sio::transport::websocket || !hq.sid.empty())) {
+            e = sio::eio_error::unknown_transport;
+            why = "rtd serves Socket.IO over WebSocket only: connect with "
+                  "transports: ['websocket']";
+        }
+        if (e) {
+            sh.counters().errors.fetch_add(1, std::memory_order_relaxed);
+            http_response res{static_cast<http::status>(sio::http_status(*e)), req.version()};
+            res.set(http::field::content_type, "application/json");
+            add_cors(res, req[http::field::origin], cfg_.allowed_origins);
+            res.body() = sio::error_body(*e, why);
+            res.prepare_payload();
+            return res;
+        }
+    }
     upgrade_request const wire{path,
                                upgrade,
                                req.method() == http::verb::get,
@@ -529,10 +554,11 @@ server_impl::upgrade_check(shard& sh, const http_request& req, bool upgrade,
                                req[http::field::sec_websocket_key],
                                req[http::field::sec_websocket_version],
                                query_param(query, scope_names[0])};
-    auto f = check_upgrade_request(wire, cfg_.ws_path);
+    auto f = check_upgrade_request(wire, up.socketio ? std::string_view(path) : cfg_.ws_path);
     if (!f) {
         auto rules = admission();
         rules.stopping = sh.stopping;
+        rules.auth_required = rules.auth_required && !up.socketio; // checked at CONNECT
         auto const origin = req[http::field::origin];
         f = admit(
             rules, origin, websocket_words, [&] { return handshake_allowed(remote_ip); },

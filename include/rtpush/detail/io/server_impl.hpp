@@ -95,7 +95,17 @@ public:
         std::optional<sse_params> sse;    ///< a GET of sse_path: an SSE stream, not a WebSocket
         std::unique_ptr<session::tls_stream> tls; ///< wss://: the stream (`socket` unused)
         bool deflate = false;                     ///< permessage-deflate negotiated
+        bool socketio = false; ///< Socket.IO over this WebSocket (session::speak_socketio)
     };
+    /// A Socket.IO request: at /socket.io/, or on the WebSocket path when the query has EIO
+    /// (socket.io-client asks for `path + '/'`: seed 001's `path: '/ws'` is `/ws/`).
+    bool socketio_request(std::string_view path, const query_map& query) const {
+        if (path == "/socket.io/" || path == "/socket.io")
+            return true;
+        if (path.ends_with('/'))
+            path.remove_suffix(1);
+        return path == cfg_.ws_path && query.contains("EIO");
+    }
     void accept_connection(boost::asio::ip::tcp::socket socket, http_request request,
                            std::string buffered);
     /// A plain connection just accepted: wait (cheaply) until its request has arrived, then

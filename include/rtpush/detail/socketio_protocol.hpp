@@ -1,0 +1,299 @@
+//
+// rtpush: Socket.IO over a connection (docs/protocol.md, "Coming from Socket.IO"): the
+// Engine.IO and Socket.IO packets a client sends, turned into the client protocol's messages
+// (detail/client_protocol.hpp, detail/seed_events.hpp), and rtpush's server messages turned
+// into Socket.IO EVENTs. A connection type derives from socketio_protocol<Self> beside
+// client_protocol<Self> and provides, besides what client_protocol needs:
+//   socketio_state& sio_state();     void send_packet(std::string engine_io_packet);
+// Its send_json(rtpush message) calls sio_json(); its push() sends socketio_twin(frame).
+// Free of I/O; the packet codec is detail/socketio.hpp.
+//
+#ifndef RTPUSH_DETAIL_SOCKETIO_PROTOCOL_HPP
+#define RTPUSH_DETAIL_SOCKETIO_PROTOCOL_HPP
+
+#include <rtpush/detail/client_protocol.hpp>
+#include <rtpush/detail/frame.hpp>
+#include <rtpush/detail/seed_events.hpp>
+#include <rtpush/detail/send_queue.hpp>
+#include <rtpush/detail/socketio.hpp>
+
+#include <boost/json.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace rtpush::detail {
+
+/// What a Socket.IO connection knows besides the client protocol's state.
+struct socketio_state {
+    bool connected = false;                 ///< the client's CONNECT to "/" was accepted
+    std::optional<std::uint64_t> answering; ///< an EVENT with this ack id is being handled
+    boost::json::array answers;             ///< ... and the rtpush answers it gathered
+};
+
+/// The payload of a server-to-client (unmasked) frame.
+inline std::string_view frame_payload(std::string_view bytes) noexcept {
+    if (bytes.size() < 2)
+        return {};
+    auto const len7 = static_cast<unsigned char>(bytes[1]) & 0x7F;
+    std::size_t const hdr = len7 < 126 ? 2 : len7 == 126 ? 4 : 10;
+    return bytes.size() < hdr ? std::string_view{} : bytes.substr(hdr);
+}
+
+/// The Socket.IO EVENT of one rtpush server message (serialised JSON): a publication
+/// (`update`, `initial`) becomes `42["<event>",<data>]`, under the name the producer gave it
+/// (`kpi:update`, `alert:triggered`); every other message `42["<type>",<the message>]`
+/// (`subscribed`, `error`, `refreshing`...). Empty when the text is not an rtpush message.
+inline std::string socketio_event_of(std::string_view json_text) {
+    boost::system::error_code ec;
+    auto v = boost::json::parse(json_text, ec);
+    if (ec || !v.is_object())
+        return {};
+    auto const& o = v.get_object();
+    auto const* type = o.if_contains("type");
+    if (!type || !type->is_string())
+        return {};
+    std::string_view const t = type->get_string();
+    if (t == "update" || t == "initial") {
+        auto const* ev = o.if_contains("event");
+        auto const* data = o.if_contains("data");
+        if (ev && ev->is_string() && data)
+            return sio::encode_event(ev->get_string(), boost::json::serialize(*data));
+    }
+    return sio::encode_event(t, json_text);
+}
+
+/// A frame's Socket.IO form, made by the first Socket.IO connection that sends it and shared
+/// by all the others (as the deflated form is, see detail/deflate.hpp): a broadcast is
+/// serialised once per transport. Keeps the frame's lane, topic and timing.
+inline frame_ptr socketio_twin(const frame_ptr& f) {
+    if (auto t = f->socketio.load(std::memory_order_acquire))
+        return t;
+    std::string packet = socketio_event_of(frame_payload(f->bytes));
+    if (packet.empty())
+        return nullptr;
+    auto t = std::make_shared<outbound_frame>();
+    t->bytes = make_frame(opcode::text, packet);
+    t->created = f->created;
+    t->timed = f->timed;
+    t->bulk = f->bulk;
+    t->topic = f->topic;
+    t->phase = f->phase;
+    t->seq = f->seq;
+    std::shared_ptr<const outbound_frame> expected;
+    std::shared_ptr<const outbound_frame> made = std::move(t);
+    if (!f->socketio.compare_exchange_strong(expected, made, std::memory_order_acq_rel))
+        return expected; // another thread made it first
+    return made;
+}
+
+template <class Self>
+class socketio_protocol {
+public:
+    /// The Engine.IO open packet this connection starts with.
+    std::string open_packet();
+    /// Handles one Engine.IO packet (a WebSocket text frame's payload).
+    void on_engine_io(std::string_view text);
+    /// An rtpush answer (serialised JSON) of the client protocol: gathered into the ACK of the
+    /// EVENT being handled, or sent as an EVENT.
+    void sio_json(std::string text);
+
+protected:
+    ~socketio_protocol() = default;
+
+private:
+    Self& self() noexcept { return static_cast<Self&>(*this); }
+    void on_socketio(std::string_view text);
+    void on_connect(const sio::sio_packet& p);
+    void on_event(sio::sio_packet& p);
+    void refuse(sio::errc e);
+};
+
+template <class Self>
+std::string socketio_protocol<Self>::open_packet() {
+    auto const& cfg = self().protocol_env().cfg;
+    sio::open_config oc;
+    oc.ping_interval = cfg.heartbeat_interval;
+    // The server drops a silent peer after idle_timeout (2.5 heartbeats by default); the
+    // client waits pingInterval + pingTimeout for a ping before it gives up on the server.
+    oc.ping_timeout = std::max(std::chrono::milliseconds(20000), cfg.heartbeat_interval);
+    oc.max_payload = cfg.max_message_size;
+    oc.allow_upgrade = false;
+    return sio::encode_open(self().client_id(), oc, true);
+}
+
+template <class Self>
+void socketio_protocol<Self>::refuse(sio::errc e) {
+    // The reference server closes a connection that sends a packet it cannot decode; the
+    // close frame says why.
+    self().protocol_env().counters.errors.fetch_add(1, std::memory_order_relaxed);
+    self().close(e == sio::errc::too_large ? 1009 : 1008,
+                 "invalid Socket.IO packet: " + std::string(sio::describe(e)));
+}
+
+template <class Self>
+void socketio_protocol<Self>::on_engine_io(std::string_view text) {
+    sio::eio_packet p;
+    if (auto e = sio::decode_eio(text, p); e != sio::errc::ok)
+        return refuse(e);
+    switch (p.type) {
+    case sio::eio_type::ping: // a probe ("2probe"), or an Engine.IO v3 habit
+        self().send_packet(sio::encode_eio(sio::eio_type::pong, p.data));
+        break;
+    case sio::eio_type::pong:
+    case sio::eio_type::noop:
+    case sio::eio_type::upgrade:
+        break; // the transport counted the packet as a sign of life
+    case sio::eio_type::close:
+        self().close(1000, "");
+        break;
+    case sio::eio_type::message:
+        on_socketio(p.data);
+        break;
+    case sio::eio_type::open:
+        refuse(sio::errc::unknown_type);
+        break;
+    }
+}
+
+template <class Self>
+void socketio_protocol<Self>::on_socketio(std::string_view text) {
+    auto const& cfg = self().protocol_env().cfg;
+    sio::limits lim;
+    lim.max_size = cfg.max_message_size;
+    lim.max_depth = cfg.max_json_depth;
+    sio::sio_packet p;
+    if (auto e = sio::decode_sio(text, p, lim); e != sio::errc::ok)
+        return refuse(e);
+    auto& st = self().sio_state();
+    if (p.nsp != "/") {
+        // One namespace: another is refused as the reference refuses an unknown one.
+        if (p.type == sio::sio_type::connect)
+            self().send_packet(sio::encode_connect_error("Invalid namespace", p.nsp));
+        return;
+    }
+    switch (p.type) {
+    case sio::sio_type::connect:
+        on_connect(p);
+        break;
+    case sio::sio_type::disconnect:
+        st.connected = false;
+        self().close(1000, "");
+        break;
+    case sio::sio_type::event:
+        if (st.connected) // packets of a namespace not joined are ignored (reference)
+            on_event(p);
+        break;
+    case sio::sio_type::ack: // rtpush never asks a Socket.IO client for an answer
+    default:
+        break;
+    }
+}
+
+template <class Self>
+void socketio_protocol<Self>::on_connect(const sio::sio_packet& p) {
+    auto& s = self();
+    auto& st = s.sio_state();
+    auto const& cfg = s.protocol_env().cfg;
+    sio::connect_auth auth;
+    if (auto e = sio::parse_connect_auth(p.data, auth); e != sio::errc::ok) {
+        s.send_packet(sio::encode_connect_error(sio::describe(e)));
+        return;
+    }
+    // The token goes through the same verifier as rtpush's `authenticate`; its answers are
+    // gathered, not sent: a Socket.IO client learns the outcome from CONNECT or CONNECT_ERROR.
+    if (!auth.token.empty() || !auth.others.empty()) {
+        boost::json::object m = auth.others;
+        m["type"] = "authenticate";
+        if (!auth.token.empty())
+            m["token"] = auth.token;
+        st.answering = 0;
+        st.answers.clear();
+        s.handle_object(m);
+        st.answering.reset();
+        for (auto const& a : st.answers)
+            if (a.is_object() && a.get_object().contains("code")) {
+                auto const& msg = a.get_object().at("message");
+                boost::json::object data;
+                data["code"] = a.get_object().at("code");
+                s.send_packet(sio::encode_connect_error(
+                    msg.is_string() ? std::string_view(msg.get_string()) : "authentication failed",
+                    "/", boost::json::serialize(data)));
+                st.answers.clear();
+                return;
+            }
+        st.answers.clear();
+    }
+    if (cfg.auth_required && !s.client().authenticated) {
+        s.send_packet(sio::encode_connect_error("authentication required: a token in auth.token",
+                                                "/", R"({"code":"UNAUTHORIZED"})"));
+        return;
+    }
+    st.connected = true;
+    s.send_packet(sio::encode_connect(s.client_id()));
+}
+
+template <class Self>
+void socketio_protocol<Self>::on_event(sio::sio_packet& p) {
+    auto& s = self();
+    auto& st = s.sio_state();
+    auto& args = p.data.get_array();
+    std::string const name(p.event_name());
+    boost::json::value const data = args.size() > 1 ? args[1] : boost::json::value();
+    auto ev = read_seed_event(name, data);
+    if (ev.kind == seed_event_kind::client_ping) {
+        boost::json::object pong;
+        pong["timestamp"] = iso8601_now();
+        auto const body = boost::json::serialize(pong);
+        if (p.ack_id)
+            s.send_packet(sio::encode_ack(*p.ack_id, "[" + body + "]"));
+        else
+            s.send_packet(sio::encode_event("client:pong", body));
+        return;
+    }
+    if (ev.kind == seed_event_kind::refused) {
+        s.send_error(error::invalid_message, ev.why, {});
+        return;
+    }
+    // With an ack id, the answers (subscribed, error...) go back in the ACK:
+    // `{"success": <no error>, "results": [<answers>]}`.
+    if (p.ack_id) {
+        st.answering = *p.ack_id;
+        st.answers.clear();
+    }
+    for (auto& m : ev.messages)
+        s.handle_object(m);
+    if (!p.ack_id)
+        return;
+    bool ok = true;
+    for (auto const& a : st.answers)
+        if (a.is_object() && a.get_object().contains("code"))
+            ok = false;
+    boost::json::object answer;
+    answer["success"] = ok;
+    answer["results"] = std::move(st.answers);
+    st.answers = {};
+    st.answering.reset();
+    s.send_packet(sio::encode_ack(*p.ack_id, "[" + boost::json::serialize(answer) + "]"));
+}
+
+template <class Self>
+void socketio_protocol<Self>::sio_json(std::string text) {
+    auto& st = self().sio_state();
+    if (st.answering) {
+        boost::system::error_code ec;
+        auto v = boost::json::parse(text, ec);
+        if (!ec) {
+            st.answers.push_back(std::move(v));
+            return;
+        }
+    }
+    if (auto packet = socketio_event_of(text); !packet.empty())
+        self().send_packet(std::move(packet));
+}
+
+} // namespace rtpush::detail
+
+#endif

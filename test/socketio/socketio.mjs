@@ -1,0 +1,256 @@
+// Socket.IO compatibility (docs/protocol.md, "Coming from Socket.IO") with the real npm
+// socket.io-client 4.8 and raw Engine.IO packets over npm ws, against the rtd binary.
+//
+// Usage: node socketio.mjs RTD RTCTL
+// Checks: seed 001's client flow (path '/ws', authenticate, subscribe with an ack, a
+// `kpi:update` sent by `rtctl broadcast`, client:ping), the /socket.io/ path, the publication
+// shared as one packet, JWT in auth.token (good, wrong, missing), an unknown namespace,
+// polling refused with Engine.IO's error body, garbage packets of every kind (a clear close or
+// error; the server keeps serving the others), and seed 001's JSON lines over plain /ws.
+// Exit 0 = pass, 1 = fail, 77 = skipped (npm install failed). Every child is killed by pid.
+import {execFileSync, spawn, spawnSync} from "node:child_process";
+import {createHmac} from "node:crypto";
+import {existsSync} from "node:fs";
+import {dirname, join} from "node:path";
+import {createInterface} from "node:readline";
+import {fileURLToPath} from "node:url";
+
+const [RTD, RTCTL] = process.argv.slice(2);
+if (!RTD || !RTCTL) {
+  console.error("usage: socketio.mjs RTD RTCTL");
+  process.exit(2);
+}
+const HERE = dirname(fileURLToPath(import.meta.url));
+const failures = [];
+let passed = 0;
+const children = new Set();
+const deadline = setTimeout(() => { console.log("FAIL the test ran out of time"); finish(1); }, 100000);
+
+function check(cond, what) {
+  console.log((cond ? "ok   " : "FAIL ") + what);
+  if (cond) passed++;
+  else failures.push(what);
+}
+function finish(code) {
+  clearTimeout(deadline);
+  for (const p of children) { try { process.kill(p.pid, "SIGKILL"); } catch { /* gone */ } }
+  console.log(`${passed} passed, ${failures.length} failed`);
+  process.exit(code);
+}
+
+if (["socket.io-client", "ws"].some((p) => !existsSync(join(HERE, "node_modules", p, "package.json")))) {
+  console.log("# npm install (socket.io-client, ws)");
+  const r = spawnSync("npm", ["install", "--no-audit", "--no-fund"], {cwd: HERE, stdio: "inherit", timeout: 240000});
+  if (r.status !== 0 || !existsSync(join(HERE, "node_modules", "socket.io-client"))) {
+    console.log("SKIP: npm install failed");
+    process.exit(77);
+  }
+}
+const {io} = await import("socket.io-client");
+const {WebSocket} = await import("ws");
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+function startRtd(extra = []) {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(RTD, ["--host", "127.0.0.1", "--port", "0", "--heartbeat-interval", "1", ...extra],
+                       {stdio: ["ignore", "pipe", "inherit"]});
+    children.add(proc);
+    proc.on("exit", () => children.delete(proc));
+    const timer = setTimeout(() => reject(new Error("rtd did not start")), 15000);
+    createInterface({input: proc.stdout}).on("line", (line) => {
+      try {
+        const ev = JSON.parse(line);
+        if (ev.event === "listening") { clearTimeout(timer); resolve({proc, port: ev.port}); }
+      } catch { /* not JSON */ }
+    });
+    proc.on("exit", (code) => { clearTimeout(timer); reject(new Error("rtd exited with " + code)); });
+  });
+}
+const rtctl = (port, ...args) =>
+  execFileSync(RTCTL, ["--server", `http://127.0.0.1:${port}`, ...args], {encoding: "utf8", timeout: 10000});
+
+// Resolves with the first (event, args) that `pred` accepts, or null after `ms`.
+function next(socket, event, ms = 5000, pred = () => true) {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => { socket.off(event, h); resolve(null); }, ms);
+    const h = (...args) => { if (pred(...args)) { clearTimeout(t); socket.off(event, h); resolve(args); } };
+    socket.on(event, h);
+  });
+}
+const connected = (socket, ms = 5000) => Promise.race([
+  next(socket, "connect", ms).then((a) => (a ? {ok: true} : {ok: false, err: "timeout"})),
+  next(socket, "connect_error", ms).then((a) => (a ? {ok: false, err: a[0]} : {ok: false, err: "timeout"})),
+]);
+const emitAck = (socket, ...args) => socket.timeout(5000).emitWithAck(...args).catch((e) => ({timeout: String(e)}));
+
+function jwt(secret, claims) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  const head = b64({alg: "HS256", typ: "JWT"}) + "." + b64(claims);
+  return head + "." + createHmac("sha256", secret).update(head).digest("base64url");
+}
+
+// A raw Engine.IO client over ws: every text frame it receives, and how it closed.
+function rawSocket(url) {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url);
+    const got = [];
+    const r = {ws, got, closed: null};
+    ws.on("message", (d, binary) => got.push(binary ? "<binary>" : d.toString()));
+    ws.on("close", (code, reason) => { r.closed = {code, reason: reason.toString()}; });
+    ws.on("open", () => resolve(r));
+    ws.on("error", () => resolve(r));
+  });
+}
+async function waitFor(cond, ms = 4000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) { if (cond()) return true; await sleep(20); }
+  return false;
+}
+
+try {
+  const open = await startRtd();
+  const base = `http://127.0.0.1:${open.port}`;
+
+  // Seed 001's client flow, on the WebSocket path.
+  const a = io(base, {path: "/ws", transports: ["websocket"], reconnection: false});
+  const ca = await connected(a);
+  check(ca.ok && typeof a.id === "string", "seed 001 client connects with path '/ws' (id " + a.id + ")");
+  const auth = await emitAck(a, "authenticate", {user_id: "user_123", organization_id: "org_123"});
+  check(auth.success === true && auth.results?.[0]?.type === "authenticated" &&
+        auth.results[0].organizationId === "org_123", "authenticate answers in its ack: " + JSON.stringify(auth));
+  const sub = await emitAck(a, "subscribe", {channels: ["kpi", "alerts"], organization_id: "org_123"});
+  check(sub.success === true && sub.results?.length === 2 && sub.results.every((r) => r.type === "subscribed"),
+        "subscribe to two channels answers in its ack: " + JSON.stringify(sub));
+  const pong = next(a, "client:pong");
+  a.emit("client:ping");
+  const pongArgs = await pong;
+  check(pongArgs && typeof pongArgs[0].timestamp === "string", "client:ping -> client:pong");
+
+  // Another client on /socket.io/: both receive the same publication.
+  const b = io(base, {transports: ["websocket"], reconnection: false});
+  check((await connected(b)).ok, "a client connects at /socket.io/");
+  const subB = await emitAck(b, "subscribe", {channel: "kpi", scope: {org: "org_123"}});
+  check(subB.success === true, "subscribe with rtpush's field names");
+  const gotA = next(a, "kpi:update");
+  const gotB = next(b, "kpi:update");
+  rtctl(open.port, "broadcast", "kpi", "--org", "org_123", "--data", '{"health_score": 85, "utilization": {"current_utilization": 71}}');
+  const [ea, eb] = await Promise.all([gotA, gotB]);
+  check(ea && ea[0].health_score === 85 && ea[0].utilization.current_utilization === 71,
+        "kpi:update from `rtctl broadcast` reaches the seed 001 client: " + JSON.stringify(ea));
+  check(eb && JSON.stringify(eb[0]) === JSON.stringify(ea?.[0]), "... and the /socket.io/ client, the same data");
+
+  // Unsubscribe, then a publication is not received.
+  const unsub = await emitAck(b, "unsubscribe", {channels: ["kpi"], organization_id: "org_123"});
+  check(unsub.success === true, "unsubscribe answers in its ack");
+  const none = next(b, "kpi:update", 600);
+  rtctl(open.port, "broadcast", "kpi", "--org", "org_123", "--data", '{"health_score": 86}');
+  check((await none) === null, "nothing after unsubscribe");
+
+  // A refused subscription says why in the ack.
+  const bad = await emitAck(a, "subscribe", {channels: ["kpi"], organization_id: "bad org!"});
+  check(bad.success === false && bad.results?.[0]?.code === "INVALID_MESSAGE", "an invalid scope: success false with the code");
+  const unknown = next(a, "error");
+  a.emit("no:such:event", {});
+  const ue = await unknown;
+  check(ue && ue[0].code === "INVALID_MESSAGE" && /unknown event/.test(ue[0].message), "an unknown event gets an error event");
+
+  // An unknown namespace.
+  const admin = io(base + "/admin", {transports: ["websocket"], reconnection: false});
+  const cadm = await connected(admin);
+  check(!cadm.ok && /Invalid namespace/.test(String(cadm.err?.message)), "an unknown namespace: connect_error Invalid namespace");
+  admin.close();
+
+  // Polling is refused with Engine.IO's error body.
+  const poll = await fetch(base + "/socket.io/?EIO=4&transport=polling");
+  const pollBody = await poll.json();
+  check(poll.status === 400 && pollBody.code === 0 && /WebSocket only/.test(pollBody.message),
+        "polling: 400 with Engine.IO's error body: " + JSON.stringify(pollBody));
+  const v3 = await fetch(base + "/socket.io/?EIO=3&transport=polling");
+  check(v3.status === 400 && (await v3.json()).code === 5, "EIO=3: 400 unsupported protocol version");
+
+  // Garbage of every kind: each connection is told and closed; the others are served.
+  const cases = [
+    ["42garbage", 1008, /not valid JSON/],
+    ["451-[\"x\",{\"_placeholder\":true,\"num\":0}]", 1008, /binary/],
+    ["bAAAA", 1008, /binary/],
+    ["9", 1008, /unknown packet type/],
+    ["42[1,2]", 1008, /event name/],
+    ["42[\"connect\"]", 1008, /reserved/],
+    ["", 1008, /empty/],
+  ];
+  for (const [packet, code, why] of cases) {
+    const r = await rawSocket(`ws://127.0.0.1:${open.port}/socket.io/?EIO=4&transport=websocket`);
+    await waitFor(() => r.got.length >= 1);
+    r.ws.send("40");
+    await waitFor(() => r.got.some((m) => m.startsWith("40{")));
+    r.ws.send(packet);
+    await waitFor(() => r.closed);
+    check(r.closed && r.closed.code === code && why.test(r.closed.reason),
+          `garbage ${JSON.stringify(packet)}: close ${r.closed?.code} ${JSON.stringify(r.closed?.reason)}`);
+  }
+  {
+    const r = await rawSocket(`ws://127.0.0.1:${open.port}/ws?EIO=4&transport=websocket`);
+    await waitFor(() => r.got.length >= 1);
+    const openPacket = r.got[0] ?? "";
+    const o = openPacket.startsWith("0") ? JSON.parse(openPacket.slice(1)) : {};
+    check(typeof o.sid === "string" && Array.isArray(o.upgrades) && o.pingInterval === 1000 &&
+          o.pingTimeout >= 1000 && o.maxPayload > 0, "open packet: " + openPacket);
+    r.ws.send("40");
+    await waitFor(() => r.got.some((m) => m.startsWith("40{")));
+    r.ws.send(Buffer.from([1, 2, 3]));
+    await waitFor(() => r.got.some((m) => m.startsWith("42[\"error\"")));
+    check(r.got.some((m) => m.startsWith("42[\"error\"") && /binary/.test(m)), "a binary frame gets an error event");
+    await waitFor(() => r.got.includes("2"), 2500);
+    check(r.got.includes("2"), "the server pings (Engine.IO \"2\")");
+    r.ws.send("3");
+    r.ws.send("41");
+    await waitFor(() => r.closed);
+    check(r.closed !== null, "DISCONNECT closes the connection");
+  }
+  const still = next(a, "kpi:update");
+  rtctl(open.port, "broadcast", "kpi", "--org", "org_123", "--data", '{"health_score": 87}');
+  check((await still)?.[0]?.health_score === 87, "after all the garbage the first client is still served");
+
+  // Seed 001's manual test lines, verbatim, over plain /ws (JSON lines, no Socket.IO).
+  {
+    const r = await rawSocket(`ws://127.0.0.1:${open.port}/ws`);
+    await waitFor(() => r.got.length >= 1);
+    r.ws.send('{"event":"authenticate","data":{"user_id":"user_123","organization_id":"org_123"}}');
+    r.ws.send('{"event":"subscribe","data":{"channels":["kpi"],"organization_id":"org_123"}}');
+    r.ws.send('{"event":"client:ping"}');
+    await waitFor(() => r.got.some((m) => m.includes("client:pong")));
+    const types = r.got.map((m) => { const j = JSON.parse(m); return j.type ?? j.event; });
+    check(types.includes("authenticated") && types.includes("subscribed") && types.includes("client:pong"),
+          "seed 001's JSON lines over /ws: " + types.join(","));
+    r.ws.send('{"event":"subscribe","data":{}}');
+    await waitFor(() => r.got.some((m) => m.includes("'channels'")));
+    check(r.got.some((m) => m.includes("INVALID_MESSAGE") && m.includes("'channels'")), "a seed line without channels: INVALID_MESSAGE");
+    r.ws.close();
+  }
+  a.close();
+  b.close();
+
+  // JWT in auth.token, with auth required.
+  const secret = "socketio-test-secret";
+  const locked = await startRtd(["--jwt-secret", secret, "--auth-required"]);
+  const lbase = `http://127.0.0.1:${locked.port}`;
+  const good = jwt(secret, {sub: "u1", org: "acme", exp: Math.floor(Date.now() / 1000) + 600});
+  const g = io(lbase, {path: "/ws", transports: ["websocket"], reconnection: false, auth: {token: good}});
+  check((await connected(g)).ok, "a valid token in auth.token connects");
+  const gsub = await emitAck(g, "subscribe", {channels: ["kpi"], organization_id: "acme"});
+  check(gsub.success === true, "... and may subscribe to its organization");
+  const other = await emitAck(g, "subscribe", {channels: ["kpi"], organization_id: "globex"});
+  check(other.success === false && other.results?.[0]?.code === "UNAUTHORIZED", "... not to another one");
+  g.close();
+  const w = io(lbase, {transports: ["websocket"], reconnection: false, auth: {token: jwt("wrong", {sub: "u1", org: "acme"})}});
+  const cw = await connected(w);
+  check(!cw.ok && cw.err?.data?.code === "AUTH_FAILED", "a wrong token: connect_error with AUTH_FAILED: " + cw.err?.message);
+  w.close();
+  const n = io(lbase, {transports: ["websocket"], reconnection: false});
+  const cn = await connected(n);
+  check(!cn.ok && cn.err?.data?.code === "UNAUTHORIZED", "no token: connect_error with UNAUTHORIZED");
+  n.close();
+} catch (e) {
+  check(false, "unexpected: " + (e?.stack ?? e));
+}
+finish(failures.length ? 1 : 0);
