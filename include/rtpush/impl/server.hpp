@@ -129,6 +129,12 @@ inline server_impl::server_impl(server_config cfg)
         cfg_.idle_timeout = cfg_.heartbeat_interval * 5 / 2;
     if (cfg_.auth_required && cfg_.jwt_secret.empty())
         throw std::invalid_argument("auth_required needs a jwt_secret to verify tokens with");
+    if (cfg_.auth_required && cfg_.allow_anonymous)
+        throw std::invalid_argument("auth_required and allow_anonymous contradict each other");
+    // A secret implies required tokens (docs/security.md): applied here, once, so that the
+    // session, SSE, REST and any transport read one flag.
+    cfg_.auth_required =
+        token_required(!cfg_.jwt_secret.empty(), cfg_.auth_required, cfg_.allow_anonymous);
     if (!cfg_.tls_cert_file.empty() || !cfg_.tls_key_file.empty())
         tls_.emplace(make_server_tls_context(cfg_.tls_cert_file, cfg_.tls_key_file));
     hub_.attach(std::move(raw));
