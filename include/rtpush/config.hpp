@@ -107,6 +107,10 @@ struct server_config {
     bool allow_anonymous = false;
     std::chrono::milliseconds auth_timeout{10000}; ///< unauthenticated clients closed (1008)
     std::chrono::seconds jwt_leeway{30};           ///< clock skew allowed on exp and nbf
+    /// A connection whose token expires gets `token_expiring` this long before it is closed
+    /// (1008 "token expired", at `exp` + `jwt_leeway`); `authenticate` again with a fresh
+    /// token keeps it and its subscriptions. 0: no warning.
+    std::chrono::seconds token_expiry_warning{60};
     std::size_t max_auth_failures = 5; ///< failed `authenticate`s before close 1008; 0 = no limit
     std::string admin_key;             ///< required on admin REST routes when set (X-API-Key)
     /// Browser origins (scheme://host[:port]) that may open a WebSocket and get CORS headers

@@ -170,6 +170,39 @@ BOOST_AUTO_TEST_CASE(a_secret_alone_requires_tokens) {
     BOOST_TEST(http_with(open.srv.port(), http::verb::get, dash, none).status == 200u);
 }
 
+// exp on an open connection: token_expiring, then close 1008, unless the client presented a
+// fresh token on the same connection (its subscription kept). The shard's tick does it.
+BOOST_AUTO_TEST_CASE(an_expiring_token_is_warned_then_closed) {
+    auto cfg = secure_config();
+    cfg.jwt_leeway = std::chrono::seconds(0);
+    cfg.token_expiry_warning = std::chrono::seconds(2);
+    server_fixture fx(cfg);
+    auto const short_token = make_token("alice", "acme", 3);
+    auto const fresh = make_token("alice", "acme", 3600);
+    run([&](net::io_context& ioc) -> net::awaitable<void> {
+        client_connection a(ioc.get_executor()), b(ioc.get_executor());
+        co_await good_client(a, fx.url(), short_token, "acme");
+        co_await good_client(b, fx.url(), short_token, "acme");
+        auto w = co_await expect(a, "token_expiring");
+        BOOST_TEST(w.at("expiresIn").as_int64() <= 2);
+        co_await expect(b, "token_expiring");
+        co_await b.async_send(auth_msg(fresh));
+        co_await expect(b, "authenticated");
+        bool closed = false;
+        try {
+            for (;;)
+                co_await a.async_receive();
+        } catch (boost::system::system_error const&) {
+            closed = true;
+        }
+        BOOST_TEST(closed);
+        BOOST_TEST(a.close_code() == 1008);
+        BOOST_TEST(a.close_reason() == "token expired");
+        publish_n(fx.srv.hub(), "acme", 2);
+        co_await expect_updates(b, 2);
+    });
+}
+
 BOOST_AUTO_TEST_CASE(unauthenticated_client_may_only_ping_and_authenticate) {
     server_fixture fx(secure_config());
     auto const good_token = make_token("alice", "acme");

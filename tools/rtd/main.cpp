@@ -48,6 +48,7 @@ const std::pair<const char*, const char*> env_map[] = {
     {"RTD_JWT_SECRET", "jwt-secret"},
     {"RTD_AUTH_REQUIRED", "auth-required"},
     {"RTD_ALLOW_ANONYMOUS", "allow-anonymous"},
+    {"RTD_TOKEN_EXPIRY_WARNING", "token-expiry-warning"},
     {"RTD_AUTH_TIMEOUT", "auth-timeout"},
     {"RTD_ADMIN_KEY", "admin-key"},
     {"FRONTEND_URL", "allowed-origin"},
@@ -221,6 +222,7 @@ int main(int argc, char** argv) {
         ("jwt-secret", po::value<std::string>()->default_value(""), "HS256 secret of client tokens; prefer the variable (flags show in ps) [RTD_JWT_SECRET]")
         ("auth-required", po::value<bool>()->default_value(false)->implicit_value(true), "clients must authenticate (token) before anything but ping; implied by --jwt-secret [RTD_AUTH_REQUIRED]")
         ("allow-anonymous", po::value<bool>()->default_value(false)->implicit_value(true), "TRUSTED NETWORKS ONLY: with --jwt-secret, clients without a token may still subscribe, stream and read /api/kpis for any organization [RTD_ALLOW_ANONYMOUS]")
+        ("token-expiry-warning", po::value<unsigned>()->default_value(60), "seconds before a connection's token expires that it gets token_expiring (then close 1008 at expiry unless it authenticates again); 0 = no warning [RTD_TOKEN_EXPIRY_WARNING]")
         ("auth-timeout", po::value<double>()->default_value(10), "seconds an unauthenticated client may stay connected (close 1008) [RTD_AUTH_TIMEOUT]")
         ("admin-key", po::value<std::string>()->default_value(""), "key the admin REST routes require (X-API-Key); empty: open [RTD_ADMIN_KEY]")
         ("log-level", po::value<std::string>()->default_value("info"), "debug | info | warning | error | off [RTD_LOG_LEVEL]");
@@ -307,6 +309,7 @@ int main(int argc, char** argv) {
     cfg.jwt_secret = vm["jwt-secret"].as<std::string>();
     cfg.auth_required = vm["auth-required"].as<bool>();
     cfg.allow_anonymous = vm["allow-anonymous"].as<bool>();
+    cfg.token_expiry_warning = std::chrono::seconds(vm["token-expiry-warning"].as<unsigned>());
     cfg.admin_key = vm["admin-key"].as<std::string>();
     cfg.permessage_deflate = vm["deflate"].as<bool>();
     cfg.deflate_threshold = vm["deflate-threshold"].as<std::size_t>();

@@ -380,13 +380,17 @@ inline boost::asio::awaitable<void> server_impl::heartbeat_loop(shard& sh) {
         if (sh.stopping)
             break;
         auto const now = std::chrono::steady_clock::now();
-        sh.expire_waits(now); // connections silent past the handshake timeout
+        auto const wall = std::chrono::duration_cast<std::chrono::seconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count(); // token expiry is wall-clock time
+        sh.expire_waits(now);           // connections silent past the handshake timeout
         sessions.clear();
         for (auto const& [id, s] : sh.sessions())
             sessions.push_back(s);
         for (auto* s : sessions) {
             s->check_close_deadline(now);
             s->check_auth_deadline(now);
+            s->check_token_expiry(wall);
             s->release_idle(now);
         }
         resend_unacked(sh, now);
