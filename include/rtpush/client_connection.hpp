@@ -80,6 +80,9 @@ public:
     /// The status and body of a refused handshake.
     unsigned handshake_status() const noexcept { return handshake_status_; }
     const std::string& handshake_body() const noexcept { return handshake_body_; }
+    /// The `Location` of a refused handshake (a redirection), or empty. Redirections are
+    /// not followed: a caller that wants to follow one connects a new connection to it.
+    const std::string& handshake_location() const noexcept { return handshake_location_; }
     /// The TCP socket (closing it ends every pending operation, TLS or not).
     boost::asio::ip::tcp::socket& socket() noexcept { return socket_; }
     bool tls() const noexcept { return tls_ != nullptr; }
@@ -110,6 +113,7 @@ private:
     std::string close_reason_;
     unsigned handshake_status_ = 0;
     std::string handshake_body_;
+    std::string handshake_location_;
     std::mt19937 rng_;
 };
 

@@ -97,10 +97,20 @@ struct server_config {
     std::string tls_key_file;  ///< PEM private key of the leaf certificate
 
     // Authentication and authorization (docs/security.md).
-    std::string jwt_secret;     ///< HS256 key of client tokens; empty: tokens are not verified
-    bool auth_required = false; ///< only `authenticate` and `ping` before a valid token
+    std::string jwt_secret; ///< HS256 key of client tokens; empty: tokens are not verified
+    /// Only `authenticate` and `ping` before a valid token, on every transport, and REST
+    /// reads of tenant data need one. Implied by `jwt_secret` unless `allow_anonymous`.
+    bool auth_required = false;
+    /// Trusted networks only: with a `jwt_secret`, clients without a token may still read
+    /// (and, without `auth_required`, do what an unauthenticated client could before:
+    /// subscribe to any organization). Contradicts `auth_required`. docs/security.md.
+    bool allow_anonymous = false;
     std::chrono::milliseconds auth_timeout{10000}; ///< unauthenticated clients closed (1008)
     std::chrono::seconds jwt_leeway{30};           ///< clock skew allowed on exp and nbf
+    /// A connection whose token expires gets `token_expiring` this long before it is closed
+    /// (1008 "token expired", at `exp` + `jwt_leeway`); `authenticate` again with a fresh
+    /// token keeps it and its subscriptions. 0: no warning.
+    std::chrono::seconds token_expiry_warning{60};
     std::size_t max_auth_failures = 5; ///< failed `authenticate`s before close 1008; 0 = no limit
     std::string admin_key;             ///< required on admin REST routes when set (X-API-Key)
     /// Browser origins (scheme://host[:port]) that may open a WebSocket and get CORS headers

@@ -131,6 +131,13 @@ def free_port():
     return port
 
 
+def org_url(port, org):
+    """rtd has a secret, so tokens are required (docs/security.md): the organization of a
+    connection comes from its token."""
+    token = jwt({"sub": "u-" + org, "org": org, "exp": int(time.time()) + 600})
+    return f"ws://127.0.0.1:{port}/ws?token={token}"
+
+
 async def connections(rtd):
     port = rtd.port
     # origin outside the allow-list
@@ -140,9 +147,9 @@ async def connections(rtd):
     check(handshake(port, "/ws?token=not.a.token") == 401, "bad token: 401")
     check(rejected(rtd, "auth_failed") == 1, "rejected{auth_failed} = 1")
     # the organization's limit (1): the second acme connection is closed 1008
-    ws1 = await websockets.connect(f"ws://127.0.0.1:{port}/ws?org=acme")
+    ws1 = await websockets.connect(org_url(port, "acme"))
     await ws1.recv()
-    ws2 = await websockets.connect(f"ws://127.0.0.1:{port}/ws?org=acme")
+    ws2 = await websockets.connect(org_url(port, "acme"))
     try:
         while True:
             await asyncio.wait_for(ws2.recv(), 5)
@@ -154,8 +161,8 @@ async def connections(rtd):
     check(close_line is not None and isinstance(close_line.get("duration_ms"), int) and "1008" in close_line["reason"],
           f"connection_close names the reason and duration: {close_line}")
     # the server's limit (3 connections)
-    ws3 = await websockets.connect(f"ws://127.0.0.1:{port}/ws?org=o3")
-    ws4 = await websockets.connect(f"ws://127.0.0.1:{port}/ws?org=o4")
+    ws3 = await websockets.connect(org_url(port, "o3"))
+    ws4 = await websockets.connect(org_url(port, "o4"))
     await ws3.recv()
     await ws4.recv()
     check(handshake(port) == 503, "fourth connection: 503")

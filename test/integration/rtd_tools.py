@@ -5,9 +5,13 @@ Starts a local HTTP server (python3 -m http.server) and an HTTPS one (self-signe
 made with the openssl tool) serving a JSON file, rtd with a config file holding pollers of
 both and the system metrics source, then drives rtctl and the
 REST fallback: poller KPIs and `changes`, refresh, broadcast with KEY=VALUE pairs, --json,
---server, exit codes, and an invalid config file.
+--server, exit codes, and an invalid config file. The auth defaults: `rtd --jwt-secret S`
+alone refuses anonymous WebSocket subscriptions (UNAUTHORIZED), SSE streams and REST reads of
+tenant data; `--allow-anonymous` opens them again.
 Usage: rtd_tools.py PATH_TO_RTD PATH_TO_RTCTL
 """
+import asyncio
+import http.client
 import json
 import os
 import signal
@@ -114,6 +118,102 @@ def security():
     finally:
         rtd.send_signal(signal.SIGTERM)
         check(rtd.wait(timeout=15) == 0, "secured rtd exits 0 on SIGTERM")
+
+
+def start_rtd_env(*args, env=None):
+    rtd = subprocess.Popen([RTD, "--host", "127.0.0.1", "--port", "0", *args],
+                           stdout=subprocess.PIPE, text=True, env=env)
+    for out in rtd.stdout:
+        ev = json.loads(out)
+        if ev.get("event") == "listening":
+            return rtd, ev["port"]
+    raise RuntimeError("rtd did not start")
+
+
+def sse_status(port, path, headers=None):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    c.request("GET", path, headers=headers or {})
+    st = c.getresponse().status
+    c.close()
+    return st
+
+
+async def ws_exchange(port, messages, token=None):
+    """Opens /ws (a Bearer token at the handshake when given), sends each message and
+    returns each answer (skipping heartbeats, initial values and updates)."""
+    import websockets
+    headers = {"Authorization": "Bearer " + token} if token else {}
+    answers = []
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws", extra_headers=headers) as ws:
+        hello = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert hello["type"] == "connected"
+        for m in messages:
+            await ws.send(json.dumps(m))
+            while True:
+                a = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                if a["type"] not in ("heartbeat", "initial", "update"):
+                    break
+            answers.append(a)
+    return answers
+
+
+def auth_defaults():
+    """A secret implies required tokens; --allow-anonymous (trusted networks) opens again."""
+    p = subprocess.run([RTD, "--help"], capture_output=True, text=True, timeout=20)
+    check("--allow-anonymous" in p.stdout and "TRUSTED NETWORKS ONLY" in p.stdout,
+          "rtd --help: --allow-anonymous, trusted networks only")
+    p = subprocess.run([RTD, "--port", "0", "--jwt-secret", "s", "--auth-required",
+                        "--allow-anonymous"], capture_output=True, text=True, timeout=20)
+    check(p.returncode == 2 and "contradict" in p.stderr,
+          "--auth-required with --allow-anonymous is a usage error")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RTD_")}
+    sub = {"type": "subscribe", "channel": "kpi", "scope": {"org": "acme"}, "id": "s"}
+    token = rtctl("token", "--secret", "S", "--sub", "alice", "--org", "acme")[1].strip()
+    dash = "/api/dashboard?channel=kpi&org=acme"
+    rtd, port = start_rtd_env("--jwt-secret", "S", "--demo", "--demo-interval", "200", env=env)
+    try:
+        a = asyncio.run(ws_exchange(port, [{"type": "ping", "id": "p"}, sub,
+                                           {"type": "get", "channel": "kpi", "scope": {"org": "acme"}},
+                                           {"type": "authenticate", "token": token, "id": "a"}, sub]))
+        check(a[0]["type"] == "pong", "--jwt-secret alone: ping answered without a token")
+        check(a[1]["type"] == "error" and a[1]["code"] == "UNAUTHORIZED",
+              f"--jwt-secret alone: an unauthenticated subscribe gets UNAUTHORIZED ({a[1]})")
+        check(a[2]["type"] == "error" and a[2]["code"] == "UNAUTHORIZED",
+              "--jwt-secret alone: an unauthenticated get gets UNAUTHORIZED")
+        check(a[3]["type"] == "authenticated" and a[4]["type"] == "subscribed",
+              f"--jwt-secret alone: after authenticate, subscribe works ({a[3:]})")
+        a = asyncio.run(ws_exchange(port, [sub], token=token))
+        check(a[0]["type"] == "subscribed", "--jwt-secret alone: a token at the handshake")
+        check(sse_status(port, "/sse?channel=kpi&org=acme") == 401,
+              "--jwt-secret alone: SSE without a token is refused (401)")
+        check(sse_status(port, "/sse?channel=kpi&org=acme",
+                         {"Authorization": "Bearer " + token}) == 200, "SSE with a token")
+        check(get_with(port, dash, {})[0] == 401 and get_with(port, "/api/kpis?channel=kpi&org=acme", {})[0] == 401,
+              "--jwt-secret alone: REST reads of tenant data need a token")
+        time.sleep(0.5)
+        check(get_with(port, dash, {"Authorization": "Bearer " + token})[0] == 200,
+              "REST read with the org's token")
+    finally:
+        rtd.send_signal(signal.SIGTERM)
+        rtd.wait(timeout=15)
+    env_open = dict(env, RTD_JWT_SECRET="S", RTD_ALLOW_ANONYMOUS="1")
+    rtd, port = start_rtd_env("--demo", "--demo-interval", "200", env=env_open)
+    try:
+        globex = dict(sub, scope={"org": "globex"})
+        a = asyncio.run(ws_exchange(port, [globex]))
+        check(a[0]["type"] == "subscribed",
+              f"--allow-anonymous: an anonymous client subscribes to any org ({a[0]})")
+        check(sse_status(port, "/sse?channel=kpi&org=acme") == 200,
+              "--allow-anonymous: SSE without a token")
+        time.sleep(0.5)
+        check(get_with(port, dash, {})[0] == 200, "--allow-anonymous: REST read without a token")
+        a = asyncio.run(ws_exchange(port, [{"type": "authenticate", "token": token, "id": "a"},
+                                           globex]))
+        check(a[1]["type"] == "error" and a[1]["code"] == "UNAUTHORIZED",
+              "--allow-anonymous: an authenticated client stays inside its org")
+    finally:
+        rtd.send_signal(signal.SIGTERM)
+        rtd.wait(timeout=15)
 
 
 def main():
@@ -268,6 +368,7 @@ httpd.serve_forever()
     check(p.returncode == 2 and "cannot read" in p.stderr, "missing config file")
 
     security()
+    auth_defaults()
 
     if failures:
         print(f"{len(failures)} failure(s)")

@@ -122,6 +122,87 @@ BOOST_AUTO_TEST_CASE(auth_required_needs_a_secret) {
     BOOST_CHECK_THROW(rtpush::server{c}, std::invalid_argument);
 }
 
+BOOST_AUTO_TEST_CASE(auth_required_and_allow_anonymous_contradict) {
+    auto c = default_config();
+    c.jwt_secret = secret;
+    c.auth_required = true;
+    c.allow_anonymous = true;
+    BOOST_CHECK_THROW(rtpush::server{c}, std::invalid_argument);
+}
+
+// A secret alone requires tokens, as auth_required does: no anonymous subscribe, get,
+// stream or REST read; allow_anonymous (trusted networks) lets them in again.
+BOOST_AUTO_TEST_CASE(a_secret_alone_requires_tokens) {
+    auto cfg = default_config();
+    cfg.jwt_secret = secret;
+    server_fixture fx(cfg);
+    auto open_cfg = cfg;
+    open_cfg.allow_anonymous = true;
+    server_fixture open(open_cfg);
+    auto const good_token = make_token("alice", "acme");
+    std::vector<std::pair<std::string, std::string>> const none;
+    std::vector<std::pair<std::string, std::string>> acme_bearer;
+    acme_bearer.emplace_back("Authorization", "Bearer " + good_token);
+    run([&](net::io_context& ioc) -> net::awaitable<void> {
+        client_connection good(ioc.get_executor()), bad(ioc.get_executor()),
+            anon(ioc.get_executor());
+        co_await good_client(good, fx.url(), good_token, "acme");
+        co_await connect(bad, fx.url() + "?org=acme");
+        co_await expect_error(bad, R"({"type":"subscribe","channel":"kpi","scope":{"org":"acme"}})",
+                              "UNAUTHORIZED");
+        co_await expect_error(bad, R"({"type":"get","channel":"kpi","scope":{"org":"acme"}})",
+                              "UNAUTHORIZED");
+        // with allow_anonymous, the same client reads any organization
+        co_await connect(anon, open.url());
+        co_await subscribe(anon, "kpi", "globex");
+        publish_n(fx.srv.hub(), "acme", 2);
+        publish_n(open.srv.hub(), "globex", 2);
+        co_await expect_updates(good, 2);
+        co_await expect_updates(anon, 2);
+        co_await expect_nothing_but_pong(bad);
+    });
+    std::string const kpis = "/api/kpis?channel=kpi&org=acme";
+    std::string const dash = "/api/dashboard?channel=kpi&org=acme";
+    BOOST_TEST(http_with(fx.srv.port(), http::verb::get, kpis, none).status == 401u);
+    BOOST_TEST(http_with(fx.srv.port(), http::verb::get, dash, none).status == 401u);
+    BOOST_TEST(http_with(fx.srv.port(), http::verb::get, dash, acme_bearer).status == 200u);
+    publish_n(open.srv.hub(), "acme", 1);
+    BOOST_TEST(http_with(open.srv.port(), http::verb::get, dash, none).status == 200u);
+}
+
+// exp on an open connection: token_expiring, then close 1008, unless the client presented a
+// fresh token on the same connection (its subscription kept). The shard's tick does it.
+BOOST_AUTO_TEST_CASE(an_expiring_token_is_warned_then_closed) {
+    auto cfg = secure_config();
+    cfg.jwt_leeway = std::chrono::seconds(0);
+    cfg.token_expiry_warning = std::chrono::seconds(2);
+    server_fixture fx(cfg);
+    auto const short_token = make_token("alice", "acme", 3);
+    auto const fresh = make_token("alice", "acme", 3600);
+    run([&](net::io_context& ioc) -> net::awaitable<void> {
+        client_connection a(ioc.get_executor()), b(ioc.get_executor());
+        co_await good_client(a, fx.url(), short_token, "acme");
+        co_await good_client(b, fx.url(), short_token, "acme");
+        auto w = co_await expect(a, "token_expiring");
+        BOOST_TEST(w.at("expiresIn").as_int64() <= 2);
+        co_await expect(b, "token_expiring");
+        co_await b.async_send(auth_msg(fresh));
+        co_await expect(b, "authenticated");
+        bool closed = false;
+        try {
+            for (;;)
+                co_await a.async_receive();
+        } catch (boost::system::system_error const&) {
+            closed = true;
+        }
+        BOOST_TEST(closed);
+        BOOST_TEST(a.close_code() == 1008);
+        BOOST_TEST(a.close_reason() == "token expired");
+        publish_n(fx.srv.hub(), "acme", 2);
+        co_await expect_updates(b, 2);
+    });
+}
+
 BOOST_AUTO_TEST_CASE(unauthenticated_client_may_only_ping_and_authenticate) {
     server_fixture fx(secure_config());
     auto const good_token = make_token("alice", "acme");
@@ -372,10 +453,11 @@ BOOST_AUTO_TEST_CASE(admin_routes_need_the_admin_key) {
     std::vector<std::string> const admin_gets = {"/api/stats", "/api/connections",
                                                  "/api/connections/c1", "/api/rooms",
                                                  "/api/ws/connections"};
+    auto const good_token = make_token("alice", "acme");
     run([&](net::io_context& ioc) -> net::awaitable<void> {
         client_connection good(ioc.get_executor());
-        co_await connect(good, fx.url());
-        co_await subscribe(good, "kpi", "acme");
+        // a secret: tokens are required (docs/security.md, "Defaults")
+        co_await good_client(good, fx.url(), good_token, "acme");
         BOOST_TEST(http_with(port, http::verb::get, "/api/health", none).status == 200u);
         for (auto const& route : admin_gets) {
             auto r = http_with(port, http::verb::get, route, none);

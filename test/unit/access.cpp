@@ -71,4 +71,15 @@ BOOST_AUTO_TEST_CASE(denials_name_the_rule) {
                "this token does not allow channel kpi");
 }
 
+BOOST_AUTO_TEST_CASE(a_secret_requires_tokens_unless_anonymous_is_allowed) {
+    // (has_secret, auth_required, allow_anonymous)
+    BOOST_TEST(!d::token_required(false, false, false)); // nothing configured: open
+    BOOST_TEST(d::token_required(true, false, false));   // a secret alone: tokens required
+    BOOST_TEST(!d::token_required(true, false, true));   // ... unless declared trusted
+    BOOST_TEST(d::token_required(true, true, false));    // explicit
+    BOOST_TEST(!d::token_required(false, false, true));  // nothing to verify with: open
+    // auth_required wins (the server refuses the contradiction at construction)
+    BOOST_TEST(d::token_required(true, true, true));
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -126,6 +126,73 @@ BOOST_AUTO_TEST_CASE(auth_first_and_tenant_access) {
     BOOST_TEST(c.last().at("type").as_string() == "snapshot");
 }
 
+std::string token_until(std::int64_t exp) {
+    boost::json::object c;
+    c["sub"] = "u";
+    c["org"] = "acme";
+    c["exp"] = exp;
+    return rtpush::make_jwt_hs256(c, "s");
+}
+
+BOOST_AUTO_TEST_CASE(token_expiry_on_an_open_connection) {
+    fixture fx;
+    fx.cfg.jwt_secret = "s";
+    fx.cfg.auth_required = true;
+    fx.cfg.jwt_leeway = std::chrono::seconds(30);
+    fx.cfg.token_expiry_warning = std::chrono::seconds(60);
+    auto const now = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    std::int64_t const exp = now + 100, end = exp + 30; // closed at exp + leeway
+    fake_connection anon(fx), c(fx);
+    // no token: nothing to check, ever
+    anon.check_token_expiry(end + 1000000);
+    BOOST_TEST(anon.sent.empty());
+    BOOST_TEST(anon.close_code == 0);
+
+    c.send(R"({"type":"authenticate","token":")" + token_until(exp) + R"("})");
+    BOOST_TEST(c.last().at("type").as_string() == "authenticated");
+    c.send(R"({"type":"subscribe","channel":"kpi","scope":{"org":"acme"}})");
+    BOOST_TEST(c.last().at("type").as_string() == "subscribed");
+    auto const before = c.sent.size();
+    c.check_token_expiry(end - 61);
+    BOOST_TEST(c.sent.size() == before); // not yet
+    c.check_token_expiry(end - 60);
+    BOOST_TEST(c.last().at("type").as_string() == "token_expiring");
+    BOOST_TEST(c.last().at("expiresAt").as_int64() == exp);
+    BOOST_TEST(c.last().at("expiresIn").as_int64() == 60);
+    c.check_token_expiry(end - 30);
+    BOOST_TEST(c.sent.size() == before + 1); // once per token
+
+    // a fresh token on the same connection: kept, subscriptions too, warned again later
+    c.send(R"({"type":"authenticate","token":")" + token_until(exp + 1000) + R"("})");
+    BOOST_TEST(c.last().at("type").as_string() == "authenticated");
+    c.check_token_expiry(end);
+    BOOST_TEST(c.close_code == 0);
+    BOOST_TEST(c.state.subscription_count() == 1u);
+    c.check_token_expiry(end + 1000 - 10);
+    BOOST_TEST(c.last().at("type").as_string() == "token_expiring");
+    c.check_token_expiry(end + 1000);
+    BOOST_TEST(c.close_code == 1008);
+
+    // a token without exp never expires; no warning with token_expiry_warning 0
+    fake_connection forever(fx);
+    rtpush::jwt_claims claims;
+    claims.org = "acme";
+    claims.user = "u";
+    forever.accept_claims(claims);
+    forever.check_token_expiry(end + 1000000);
+    BOOST_TEST(forever.close_code == 0);
+    fx.cfg.token_expiry_warning = std::chrono::seconds(0);
+    fake_connection quiet(fx);
+    claims.exp = exp;
+    quiet.accept_claims(claims);
+    quiet.check_token_expiry(end - 1);
+    BOOST_TEST(quiet.sent.empty());
+    quiet.check_token_expiry(end);
+    BOOST_TEST(quiet.close_code == 1008);
+}
+
 BOOST_AUTO_TEST_CASE(failed_tokens_are_bounded) {
     fixture fx;
     fx.cfg.jwt_secret = "s";

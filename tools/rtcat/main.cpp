@@ -10,6 +10,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/program_options.hpp>
 
+#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -31,6 +32,11 @@ struct options {
     std::vector<rtpush::topic> subscriptions;
     rtpush::tls_client_options tls;
     double wait = 2;
+    /// A listener (--subscribe, --reconnect) without an explicit -w: the end of stdin (or of
+    /// the -x commands) does not end it; SIGINT/SIGTERM does.
+    bool stay = false;
+    bool slash = false;  // --slash: /ping, /pong, /close lines send control frames
+    bool follow = false; // -L: follow 3xx redirections of the opening handshake
     bool show_ping_pong = false;
     bool color = true;
     bool json = false;
@@ -157,6 +163,32 @@ std::string hello_message(const std::string& client_id) {
     return boost::json::serialize(o);
 }
 
+std::string base64(std::string_view in) {
+    std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
+    int const n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(in.data()),
+                                  static_cast<int>(in.size()));
+    out.resize(static_cast<std::size_t>(n));
+    return out;
+}
+
+// Where a redirection from `from` to `location` leads, as a ws:// or wss:// URL; empty when
+// it cannot be a WebSocket URL. http(s):// map to ws(s)://; a path keeps scheme and host.
+std::string redirect_target(const std::string& from, const std::string& location) {
+    for (auto const& [scheme, ws] :
+         {std::pair<std::string_view, std::string_view>{"ws://", "ws://"},
+          {"wss://", "wss://"},
+          {"http://", "ws://"},
+          {"https://", "wss://"}})
+        if (location.starts_with(scheme))
+            return std::string(ws) + location.substr(scheme.size());
+    if (!location.starts_with("/"))
+        return {};
+    auto const host = from.find("://");
+    auto const path = from.find('/', host + 3);
+    return from.substr(0, path) + location;
+}
+
 void print_note(const options& o, const std::string& text) {
     // Notes go to stderr, so stdout stays one message per line for pipes.
     std::cerr << (o.color && o.tty_out ? "\x1b[33m" : "") << text
@@ -169,8 +201,8 @@ public:
     session(net::io_context& ioc, options o)
         : ioc_(ioc)
         , opt_(std::move(o))
-        , conn_(ioc.get_executor(), 64 << 20, opt_.tls)
         , wait_timer_(ioc) {
+        conn_.emplace(ioc.get_executor(), 64 << 20, opt_.tls);
         if (opt_.reconnect) {
             rtpush::client_config c;
             c.urls.push_back(opt_.url);
@@ -205,8 +237,20 @@ public:
         net::co_spawn(ioc_, send_line(std::move(line)), [](std::exception_ptr) {});
     }
 
-    /// Input is over (stdin closed, or the -x commands were sent): wait -w, then finish.
+    /// Input is over (stdin closed, or the -x commands were sent): wait -w, then finish; a
+    /// listener (`stay`) stays until SIGINT/SIGTERM.
     void on_input_end() {
+        if (!ready_ && !client_) { // the wait is for replies to what was sent: from connected
+            input_end_pending_ = true;
+            return;
+        }
+        if (opt_.stay) {
+            if (!input_ended_)
+                print_note(opt_, "# input ended; staying connected until SIGINT/SIGTERM (-w N "
+                                 "to leave N seconds after it)");
+            input_ended_ = true;
+            return;
+        }
         net::co_spawn(ioc_, finish_after_wait(), [](std::exception_ptr) {});
     }
 
@@ -228,14 +272,81 @@ private:
         pending_.clear();
         for (auto& l : lines)
             co_await send_line(std::move(l));
+        if (input_end_pending_) {
+            input_end_pending_ = false;
+            on_input_end();
+        }
+    }
+
+    // --slash: `/ping [data]`, `/pong [data]`, `/close [code [reason]]` as control frames.
+    net::awaitable<void> send_command(std::string line) {
+        auto const space = line.find(' ');
+        std::string const cmd = line.substr(0, space);
+        std::string arg = space == std::string::npos ? "" : line.substr(space + 1);
+        if (client_) {
+            print_note(opt_, "error: " + cmd +
+                                 ": slash commands need a plain connection (not "
+                                 "--reconnect)");
+            co_return;
+        }
+        std::string f;
+        using rtpush::detail::opcode;
+        if (cmd == "/ping" || cmd == "/pong") {
+            if (arg.size() > 125) {
+                print_note(opt_, "error: " + cmd + ": at most 125 bytes of data");
+                co_return;
+            }
+            rtpush::detail::append_frame(f, cmd == "/ping" ? opcode::ping : opcode::pong, arg, true,
+                                         0x5a17c0de);
+        } else if (cmd == "/close") {
+            unsigned long code = 1000;
+            std::string reason;
+            if (!arg.empty()) {
+                auto const sp = arg.find(' ');
+                std::size_t used = 0;
+                try {
+                    code = std::stoul(arg.substr(0, sp), &used);
+                } catch (std::exception const&) {
+                    used = 0;
+                }
+                if (used != arg.substr(0, sp).size() || code < 1000 || code > 4999) {
+                    print_note(opt_, "error: /close [code [reason]]: a code is 1000-4999");
+                    co_return;
+                }
+                reason = sp == std::string::npos ? "" : arg.substr(sp + 1);
+            }
+            if (reason.size() > 123) {
+                print_note(opt_, "error: /close: at most 123 bytes of reason");
+                co_return;
+            }
+            rtpush::detail::append_frame(
+                f, opcode::close,
+                rtpush::detail::close_payload(static_cast<std::uint16_t>(code), reason), true,
+                0x5a17c0de);
+            closed_by_user_ = true;
+            stopping_ = true;
+        } else {
+            print_note(opt_, "error: unknown command " + cmd +
+                                 " (/ping [data], /pong [data], /close [code [reason]])");
+            co_return;
+        }
+        try {
+            co_await conn_->async_send_raw(std::move(f));
+        } catch (std::exception const& e) {
+            print_note(opt_, std::string("error: not sent: ") + e.what());
+        }
     }
 
     net::awaitable<void> send_line(std::string line) {
+        if (opt_.slash && line.starts_with("/")) {
+            co_await send_command(std::move(line));
+            co_return;
+        }
         try {
             if (client_)
                 co_await client_->async_send(std::move(line));
             else
-                co_await conn_.async_send(line);
+                co_await conn_->async_send(line);
         } catch (std::exception const& e) {
             print_note(opt_, std::string("error: not sent: ") + e.what());
         }
@@ -254,21 +365,47 @@ private:
             std::string f;
             rtpush::detail::append_frame(f, rtpush::detail::opcode::close,
                                          rtpush::detail::close_payload(1000, ""), true, 0x5a17c0de);
-            co_await conn_.async_send_raw(std::move(f));
+            co_await conn_->async_send_raw(std::move(f));
             net::steady_timer t(ioc_);
             t.expires_after(std::chrono::seconds(2));
             co_await t.async_wait(net::use_awaitable);
         } catch (std::exception const&) {
         }
         boost::system::error_code ec;
-        conn_.socket().close(ec);
+        conn_->socket().close(ec);
+    }
+
+    // Connects, following redirections with -L (at most 10). False: reported, exit code 1.
+    net::awaitable<bool> connect_plain() {
+        std::string url = opt_.url;
+        for (int hops = 0;; ++hops) {
+            try {
+                co_await conn_->async_connect(url, opt_.headers);
+                co_return true;
+            } catch (std::exception const& e) {
+                auto const status = conn_->handshake_status();
+                std::string const next =
+                    status >= 300 && status < 400 && !conn_->handshake_location().empty()
+                        ? redirect_target(url, conn_->handshake_location())
+                        : std::string{};
+                if (next.empty() || !opt_.follow || hops == 10) {
+                    std::string why = std::string("error: ") + e.what();
+                    if (!next.empty() && !opt_.follow)
+                        why += " (redirected to " + next + "; -L follows redirections)";
+                    else if (!next.empty())
+                        why += " (more than 10 redirections)";
+                    print_note(opt_, why);
+                    co_return false;
+                }
+                print_note(opt_, "# redirected (HTTP " + std::to_string(status) + ") to " + next);
+                url = next;
+                conn_.emplace(ioc_.get_executor(), 64 << 20, opt_.tls);
+            }
+        }
     }
 
     net::awaitable<void> run_plain() {
-        try {
-            co_await conn_.async_connect(opt_.url, opt_.headers);
-        } catch (std::exception const& e) {
-            print_note(opt_, std::string("error: ") + e.what());
+        if (!co_await connect_plain()) {
             exit_code_ = 1;
             co_return;
         }
@@ -276,22 +413,22 @@ private:
             print_note(opt_, "Connected (press CTRL+C to quit)");
         if (!opt_.client_id.empty()) {
             std::string const hello = hello_message(opt_.client_id);
-            co_await conn_.async_send(hello);
+            co_await conn_->async_send(hello);
         }
         rtpush::detail::stream_tracker none; // builds plain subscribe messages
         for (auto const& t : opt_.subscriptions) {
             std::string const m = none.subscribe_message(t, "");
-            co_await conn_.async_send(m);
+            co_await conn_->async_send(m);
         }
         for (auto const& x : opt_.execute)
-            co_await conn_.async_send(x);
+            co_await conn_->async_send(x);
         if (!opt_.execute.empty())
             on_input_end();
         co_await flush_pending();
         for (;;) {
             rtpush::client_connection::event ev;
             try {
-                ev = co_await conn_.async_read_event();
+                ev = co_await conn_->async_read_event();
             } catch (boost::system::system_error const& e) {
                 if (!stopping_) {
                     print_note(opt_, std::string("error: ") + e.what());
@@ -305,7 +442,7 @@ private:
                 if (std::string const id = ack_id_of(ev.payload); !id.empty()) {
                     if (opt_.ack) {
                         std::string const ack = ack_message(id);
-                        co_await conn_.async_send(ack);
+                        co_await conn_->async_send(ack);
                     }
                     print_note(opt_, (opt_.ack ? "# acked " : "# ack required: ") + id);
                 }
@@ -315,10 +452,10 @@ private:
                                                                        : "< Received pong") +
                                          " (data: \"" + ev.payload + "\")");
             } else {
-                if (!stopping_) {
+                if (!stopping_ || closed_by_user_) {
                     print_note(opt_, "Disconnected (code: " + std::to_string(ev.code) +
                                          ", reason: \"" + ev.payload + "\")");
-                    if (ev.code != 1000 && ev.code != 1001)
+                    if (ev.code != 1000 && ev.code != 1001 && !closed_by_user_)
                         exit_code_ = 1;
                 }
                 break;
@@ -386,12 +523,15 @@ private:
 
     net::io_context& ioc_;
     options opt_;
-    rtpush::client_connection conn_;
+    std::optional<rtpush::client_connection> conn_; // a new one per redirection (-L)
     std::optional<rtpush::client> client_;
     net::steady_timer wait_timer_;
     std::vector<std::string> pending_;
     bool ready_ = false; // connected once: lines are sent as they come
     bool stopping_ = false;
+    bool closed_by_user_ = false; // --slash /close: the server's answer ends rtcat, exit 0
+    bool input_ended_ = false;
+    bool input_end_pending_ = false; // stdin ended before the connection was up
     int exit_code_ = 0;
 };
 
@@ -408,13 +548,19 @@ int main(int argc, char** argv) {
         ("connect,c", po::value<std::string>(), "connect to a WebSocket server (ws:// or wss://host:port/path)")
         ("header,H", po::value<std::vector<std::string>>()->composing(), "add a handshake header \"Name: value\" (repeatable)")
         ("execute,x", po::value<std::vector<std::string>>()->composing(), "send this message after connecting (repeatable), then wait -w and exit")
-        ("wait,w", po::value<double>()->default_value(2), "seconds to wait after -x commands or the end of stdin")
+        ("wait,w", po::value<double>()->default_value(2), "seconds to wait after -x commands or the end of stdin; with --subscribe or --reconnect rtcat stays connected until SIGINT/SIGTERM unless -w is given")
         ("origin,o", po::value<std::string>(), "Origin header")
         ("subprotocol,s", po::value<std::string>(), "Sec-WebSocket-Protocol header")
+        ("protocol,p", po::value<unsigned>(), "Sec-WebSocket-Version to send (8 or 13; default 13)")
+        ("auth", po::value<std::string>(), "send \"Authorization: Basic\" with USER:PASS")
+        ("location,L", "follow HTTP redirections (3xx Location) of the opening handshake")
+        ("slash", "lines /ping [data], /pong [data], /close [code [reason]] send control frames")
         ("show-ping-pong,P", "print received pings and pongs (not with --reconnect)")
         ("no-color", "no colours")
         ("no-check,n", "wss://: do not check the server's certificate (testing only)")
         ("ca", po::value<std::string>(), "wss://: trust the CAs of this PEM file instead of the system's")
+        ("cert", po::value<std::string>(), "wss://: client certificate (PEM chain), with --key")
+        ("key", po::value<std::string>(), "wss://: the client certificate's private key (PEM)")
         ("subscribe", po::value<std::vector<std::string>>()->composing(), "subscribe to CHANNEL[:org[:dept[:queue]]] (repeatable)")
         ("token", po::value<std::string>(), "send \"Authorization: Bearer TOKEN\"")
         ("json", "print each message as one compact JSON line")
@@ -434,7 +580,9 @@ int main(int argc, char** argv) {
         std::cout << opts
                   << "\nOn a terminal: interactive, `< ` marks what arrives. In a pipe: "
                      "each stdin line is sent, each message received is one stdout line; "
-                     "after stdin ends rtcat waits -w seconds for replies.\n";
+                     "after stdin ends rtcat waits -w seconds for replies (a listener, "
+                     "--subscribe or --reconnect, stays until SIGINT/SIGTERM unless -w is "
+                     "given).\n";
         return 0;
     }
     if (vm.count("version")) {
@@ -468,6 +616,26 @@ int main(int argc, char** argv) {
         o.headers.emplace_back("Origin", vm["origin"].as<std::string>());
     if (vm.count("subprotocol"))
         o.headers.emplace_back("Sec-WebSocket-Protocol", vm["subprotocol"].as<std::string>());
+    if (vm.count("protocol")) {
+        auto const v = vm["protocol"].as<unsigned>();
+        if (v != 8 && v != 13) {
+            std::cerr << "rtcat: --protocol (-p) is 8 or 13\n";
+            return 2;
+        }
+        o.headers.emplace_back("Sec-WebSocket-Version", std::to_string(v));
+    }
+    if (vm.count("auth")) {
+        auto const& a = vm["auth"].as<std::string>();
+        if (a.find(':') == std::string::npos) {
+            std::cerr << "rtcat: --auth is USER:PASS\n";
+            return 2;
+        }
+        if (vm.count("token")) {
+            std::cerr << "rtcat: --auth and --token both set Authorization; give one\n";
+            return 2;
+        }
+        o.headers.emplace_back("Authorization", "Basic " + base64(a));
+    }
     if (vm.count("token"))
         o.headers.emplace_back("Authorization", "Bearer " + vm["token"].as<std::string>());
     if (vm.count("execute"))
@@ -486,6 +654,9 @@ int main(int argc, char** argv) {
         std::cerr << "rtcat: --wait must be >= 0\n";
         return 2;
     }
+    o.stay = (!o.subscriptions.empty() || vm.count("reconnect")) && vm["wait"].defaulted();
+    o.slash = vm.count("slash") > 0;
+    o.follow = vm.count("location") > 0;
     o.show_ping_pong = vm.count("show-ping-pong") > 0;
     o.color = vm.count("no-color") == 0;
     o.json = vm.count("json") > 0;
@@ -503,6 +674,14 @@ int main(int argc, char** argv) {
     o.tls.verify = vm.count("no-check") == 0;
     if (vm.count("ca"))
         o.tls.ca_file = vm["ca"].as<std::string>();
+    if (vm.count("cert") != vm.count("key")) {
+        std::cerr << "rtcat: --cert and --key go together\n";
+        return 2;
+    }
+    if (vm.count("cert")) {
+        o.tls.cert_file = vm["cert"].as<std::string>();
+        o.tls.key_file = vm["key"].as<std::string>();
+    }
 
     net::io_context ioc(1);
     bool const read_stdin = o.execute.empty();

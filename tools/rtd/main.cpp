@@ -47,6 +47,8 @@ const std::pair<const char*, const char*> env_map[] = {
     {"REFRESH_INTERVAL", "refresh-interval"},
     {"RTD_JWT_SECRET", "jwt-secret"},
     {"RTD_AUTH_REQUIRED", "auth-required"},
+    {"RTD_ALLOW_ANONYMOUS", "allow-anonymous"},
+    {"RTD_TOKEN_EXPIRY_WARNING", "token-expiry-warning"},
     {"RTD_AUTH_TIMEOUT", "auth-timeout"},
     {"RTD_ADMIN_KEY", "admin-key"},
     {"FRONTEND_URL", "allowed-origin"},
@@ -218,7 +220,9 @@ int main(int argc, char** argv) {
         ("refresh-interval", po::value<double>()->default_value(30), "default seconds between a source's fetches [REFRESH_INTERVAL]")
         ("cache-ttl", po::value<double>()->default_value(30), "default seconds a source's value serves refreshes [CACHE_TTL]")
         ("jwt-secret", po::value<std::string>()->default_value(""), "HS256 secret of client tokens; prefer the variable (flags show in ps) [RTD_JWT_SECRET]")
-        ("auth-required", po::value<bool>()->default_value(false)->implicit_value(true), "clients must authenticate (token) before anything but ping [RTD_AUTH_REQUIRED]")
+        ("auth-required", po::value<bool>()->default_value(false)->implicit_value(true), "clients must authenticate (token) before anything but ping; implied by --jwt-secret [RTD_AUTH_REQUIRED]")
+        ("allow-anonymous", po::value<bool>()->default_value(false)->implicit_value(true), "TRUSTED NETWORKS ONLY: with --jwt-secret, clients without a token may still subscribe, stream and read /api/kpis for any organization [RTD_ALLOW_ANONYMOUS]")
+        ("token-expiry-warning", po::value<unsigned>()->default_value(60), "seconds before a connection's token expires that it gets token_expiring (then close 1008 at expiry unless it authenticates again); 0 = no warning [RTD_TOKEN_EXPIRY_WARNING]")
         ("auth-timeout", po::value<double>()->default_value(10), "seconds an unauthenticated client may stay connected (close 1008) [RTD_AUTH_TIMEOUT]")
         ("admin-key", po::value<std::string>()->default_value(""), "key the admin REST routes require (X-API-Key); empty: open [RTD_ADMIN_KEY]")
         ("log-level", po::value<std::string>()->default_value("info"), "debug | info | warning | error | off [RTD_LOG_LEVEL]");
@@ -304,6 +308,8 @@ int main(int argc, char** argv) {
     cfg.acks.ttl = std::chrono::milliseconds(static_cast<long>(ack_ttl * 1000));
     cfg.jwt_secret = vm["jwt-secret"].as<std::string>();
     cfg.auth_required = vm["auth-required"].as<bool>();
+    cfg.allow_anonymous = vm["allow-anonymous"].as<bool>();
+    cfg.token_expiry_warning = std::chrono::seconds(vm["token-expiry-warning"].as<unsigned>());
     cfg.admin_key = vm["admin-key"].as<std::string>();
     cfg.permessage_deflate = vm["deflate"].as<bool>();
     cfg.deflate_threshold = vm["deflate-threshold"].as<std::size_t>();
@@ -347,6 +353,10 @@ int main(int argc, char** argv) {
         return 2;
     }
     cfg.auth_timeout = std::chrono::milliseconds(static_cast<long>(auth_timeout * 1000));
+    if (cfg.auth_required && cfg.allow_anonymous) {
+        std::cerr << "rtd: --auth-required and --allow-anonymous contradict each other\n";
+        return 2;
+    }
     if (cfg.auth_required && cfg.jwt_secret.empty()) {
         std::cerr << "rtd: --auth-required needs --jwt-secret (or RTD_JWT_SECRET)\n";
         return 2;
@@ -474,6 +484,10 @@ int main(int argc, char** argv) {
                            {{"name", p.name}, {"url", p.url}, {"topic", p.topic.key()}});
         }
 
+        if (cfg.allow_anonymous && !cfg.jwt_secret.empty())
+            cfg.logger.log(rtpush::log_level::warning, "anonymous_allowed",
+                           {{"message", "--allow-anonymous: clients without a token may read "
+                                        "every organization's data; trusted networks only"}});
         if (!alert_rules.rules.empty()) {
             srv.spawn([&srv, &alert_rules,
                        &cfg] { return run_alert_rules(srv, alert_rules, cfg.logger); },

@@ -59,9 +59,9 @@ struct options {
     double ramp = 2000;
     double publish_rate = 0;
     std::size_t size = 200;
-    bool publish_http = false; // POST /api/broadcast on a keep-alive connection
-    std::string api_key;       // X-API-Key of the HTTP publisher
-    bool reconnect = false;    // subscribers reconnect (and resubscribe) after a drop
+    bool publish_http = true; // POST /api/broadcast on a keep-alive connection (rtpush default)
+    std::string api_key;      // X-API-Key of the HTTP publisher
+    bool reconnect = false;   // subscribers reconnect (and resubscribe) after a drop
     double drain = 2;
     std::string json_out;
     int server_pid = 0;
@@ -194,6 +194,21 @@ public:
     bool stop = false;
     bool publishing_done = false;
     bool publisher_ready_ = false;
+    /// Why the run stopped at once: the server refused the first publication.
+    std::string refused;
+    std::uint64_t accepted_ = 0; ///< publications the server answered with success
+
+    // The first publication was refused: nothing this run would measure is worth waiting
+    // for, so stop now and say what to change.
+    void refuse(std::string_view answer, std::string_view advice) {
+        if (accepted_ > 0 || !refused.empty())
+            return;
+        refused = "the server refused the first publication:\n  " + std::string(answer) + "\n" +
+                  std::string(advice);
+        stop = true;
+        publishing_done = true;
+        ioc_.stop();
+    }
 
     std::string upgrade_request() const {
         std::string target =
@@ -474,9 +489,25 @@ public:
                     co_return;
                 }
             }
-            if (buf.compare(0, 12, "HTTP/1.1 200") != 0) {
-                if (st_.publish_errors++ == 0)
+            if (buf.compare(0, 12, "HTTP/1.1 200") == 0) {
+                ++accepted_;
+            } else {
+                if (st_.publish_errors++ == 0) {
+                    std::string const status = buf.substr(0, buf.find("\r\n"));
+                    std::string const body = buf.substr(end + 4, total - end - 4);
+                    std::string advice =
+                        "  POST /api/broadcast was refused; check the channel and --scope";
+                    if (status.find(" 401") != std::string::npos ||
+                        status.find(" 403") != std::string::npos)
+                        advice = "  pass the server's admin key with --api-key (rtd --admin-key), "
+                                 "or use --publish-via ws against an rtd with --allow-publish";
+                    else if (status.find(" 404") != std::string::npos)
+                        advice = "  this server has no POST /api/broadcast: use --publish-via ws";
+                    refuse(status + " " + body, advice);
+                    if (stop)
+                        co_return;
                     std::cerr << "rtload: broadcast refused: " << buf.substr(0, total) << "\n";
+                }
             }
             if (in_flight > 0)
                 --in_flight;
@@ -510,7 +541,10 @@ public:
                 s.emplace(ioc_);
                 in_flight = std::make_shared<std::size_t>(0);
                 broken = std::make_shared<bool>(false);
-                auto [ec] = co_await s->async_connect(target_, net::as_tuple(net::use_awaitable));
+                tcp::endpoint target = target_;
+                if (o_.publish_port != 0)
+                    target.port(o_.publish_port);
+                auto [ec] = co_await s->async_connect(target, net::as_tuple(net::use_awaitable));
                 if (ec) {
                     *broken = true;
                     t.expires_after(std::chrono::milliseconds(100));
@@ -589,8 +623,17 @@ public:
                         break;
                     off += k;
                     if (ev.kind == rtpush::detail::frame_event::message) {
-                        if (ev.payload.find("\"error\"") != std::string_view::npos)
-                            ++st_.publish_errors;
+                        if (ev.payload.starts_with("{\"type\":\"published\""))
+                            ++accepted_;
+                        if (ev.payload.find("\"error\"") != std::string_view::npos &&
+                            st_.publish_errors++ == 0) {
+                            refuse(ev.payload,
+                                   "  start rtd with --allow-publish (or give the publisher a "
+                                   "token that allows publishing), or publish with --publish-via "
+                                   "http (POST /api/broadcast, the default)");
+                            if (stop)
+                                co_return;
+                        }
                         if (o_.proto == protocol::socketio && ev.payload == "2") {
                             auto f = frame("3");
                             co_await net::async_write(s, net::buffer(f),
@@ -702,7 +745,7 @@ int main(int argc, char** argv) {
                                  std::string(rtpush::version_string) +
                                  ")\n\nUsage: rtload --clients 1000 [options]\n\nOptions");
     std::string url = "ws://127.0.0.1:3001/ws", proto = "rtpush", scope, duration = "10s",
-                ramp = "2000/s", rate = "0", drain = "2s", via = "ws";
+                ramp = "2000/s", rate = "0", drain = "2s", via = "auto";
     options o;
     // clang-format off
     desc.add_options()
@@ -716,7 +759,7 @@ int main(int argc, char** argv) {
         ("ramp", po::value(&ramp)->default_value(ramp), "new connections per second")
         ("publish-rate", po::value(&rate)->default_value(rate), "publications per second (each reaches every subscriber)")
         ("size", po::value(&o.size)->default_value(o.size), "bytes of each published message")
-        ("publish-via", po::value(&via)->default_value(via), "ws (the `publish` message; rtd needs --allow-publish) | http (POST /api/broadcast, keep-alive, pipelined)")
+        ("publish-via", po::value(&via)->default_value(via), "http (POST /api/broadcast, keep-alive, pipelined; accepted by a default rtd) | ws (the `publish` message; rtd needs --allow-publish) | auto (http with --protocol rtpush, ws with socketio). A refused first publication stops the run at once")
         ("api-key", po::value(&o.api_key), "X-API-Key for --publish-via http (rtd --admin-key)")
         ("reconnect", "subscribers that drop reconnect and resubscribe (backoff 0.1-2 s); counted as reconnects")
         ("publish-port", po::value(&o.publish_port)->default_value(0), "publish on this port of the same host (another node: cross-node delivery); 0 = --url's")
@@ -761,8 +804,10 @@ int main(int argc, char** argv) {
             o.proto = protocol::socketio;
         else
             throw std::invalid_argument("--protocol is rtpush or socketio");
+        if (via == "auto")
+            via = o.proto == protocol::rtpush ? "http" : "ws";
         if (via != "ws" && via != "http")
-            throw std::invalid_argument("--publish-via is ws or http");
+            throw std::invalid_argument("--publish-via is http, ws or auto");
         o.publish_http = via == "http";
         if (o.publish_http && o.proto != protocol::rtpush)
             throw std::invalid_argument("--publish-via http needs --protocol rtpush");
@@ -915,6 +960,10 @@ int main(int argc, char** argv) {
             std::rethrow_exception(e);
     });
     ioc.run();
+    if (!l.refused.empty()) {
+        std::cerr << "rtload: " << l.refused << "\n";
+        return 2;
+    }
 
     auto const self1 = self_usage();
     std::uint64_t const rx = st.received - rx_at_start;

@@ -57,6 +57,15 @@ inline scope scope_from_json(const boost::json::object& o) {
     return scope{get(scope_names[0]), get(scope_names[1]), get(scope_names[2])};
 }
 
+/// Must a client hold a verified token before it reads tenant data (WebSocket and SSE
+/// subscriptions, REST reads)? Yes once the server can verify tokens (a secret), unless the
+/// deployment declares anonymous clients trusted (`allow_anonymous`); `auth_required` asks
+/// for it explicitly. The server applies this once, at construction, to its copy of the
+/// configuration (`auth_required`), which every transport reads.
+inline bool token_required(bool has_secret, bool auth_required, bool allow_anonymous) {
+    return auth_required || (has_secret && !allow_anonymous);
+}
+
 /// Who a connection or a request is, as far as access goes.
 struct identity {
     bool authenticated = false;        ///< a verified token (or an authenticate message)

@@ -44,6 +44,8 @@ struct client_state {
         std::vector<std::string> channels; // the token's allowed channels; empty = any
         std::string counted_org;           // the org this connection counts against
         std::size_t auth_failures = 0;     // rejected tokens: guessing is bounded per connection
+        std::int64_t token_exp = 0;        // the token's `exp` (seconds since the epoch); 0: none
+        bool expiry_warned = false;        // token_expiring sent for this token
         std::chrono::steady_clock::time_point last_refresh{};
         // Acknowledged delivery: set by `hello`, a `clientId`, or the first delivery that
         // needs an ack.
@@ -126,8 +128,14 @@ public:
     /// Counts the connection against its organization once the org is known; over the
     /// limit it is told and closed (1008).
     void count_org();
-    /// Takes a verified token's identity.
+    /// Takes a verified token's identity (and its `exp`: a fresh token on the same
+    /// connection extends it, subscriptions kept).
     void accept_claims(jwt_claims c);
+    /// The token's lifetime on an open connection, called by the transport's periodic tick
+    /// with the wall clock (`now`, seconds since the epoch): `token_expiring` once, within
+    /// `token_expiry_warning` of `exp` + `jwt_leeway`, and close 1008 "token expired" at it.
+    /// A connection without a token costs one test.
+    void check_token_expiry(std::int64_t now);
     /// A frame of a publication that needs an ack is being sent: tell the tracker.
     void track_ack(const frame_ptr& f);
     /// Undoes every registration (index, organization count, ack tracker): at the end.

@@ -143,6 +143,7 @@ client_connection::handshake(Stream& stream, const ws_url& u,
     co_await http::async_read_header(stream, buf, parser, net::use_awaitable);
     auto& res = parser.get();
     handshake_status_ = res.result_int();
+    handshake_location_ = std::string(res[http::field::location]);
     if (res.result() != http::status::switching_protocols) {
         if (parser.content_length() || parser.chunked()) {
             auto [rec, rn] =

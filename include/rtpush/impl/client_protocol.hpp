@@ -406,6 +406,32 @@ void client_protocol<Self>::accept_claims(jwt_claims c) {
     s.org = std::move(c.org);
     r.channels = std::move(c.channels);
     s.can_publish = c.can_publish;
+    r.token_exp = c.exp.value_or(0);
+    r.expiry_warned = false;
+}
+
+template <class Self>
+void client_protocol<Self>::check_token_expiry(std::int64_t now) {
+    auto& s = st();
+    if (!s.authenticated || !s.rare || s.rare->token_exp == 0 || self().closing())
+        return;
+    auto const& cfg = env().cfg;
+    // The verifier accepts a token up to `exp + leeway`; the connection lives as long.
+    std::int64_t const end = s.rare->token_exp + cfg.jwt_leeway.count();
+    if (now >= end) {
+        self().close(1008, "token expired");
+        return;
+    }
+    if (s.rare->expiry_warned || cfg.token_expiry_warning.count() <= 0 ||
+        end - now > cfg.token_expiry_warning.count())
+        return;
+    s.rare->expiry_warned = true;
+    boost::json::object o;
+    o["type"] = "token_expiring";
+    o["expiresAt"] = s.rare->token_exp;
+    o["expiresIn"] = end - now;
+    o["timestamp"] = iso8601_now();
+    self().send_json(boost::json::serialize(o));
 }
 
 template <class Self>

@@ -129,6 +129,12 @@ inline server_impl::server_impl(server_config cfg)
         cfg_.idle_timeout = cfg_.heartbeat_interval * 5 / 2;
     if (cfg_.auth_required && cfg_.jwt_secret.empty())
         throw std::invalid_argument("auth_required needs a jwt_secret to verify tokens with");
+    if (cfg_.auth_required && cfg_.allow_anonymous)
+        throw std::invalid_argument("auth_required and allow_anonymous contradict each other");
+    // A secret implies required tokens (docs/security.md): applied here, once, so that the
+    // session, SSE, REST and any transport read one flag.
+    cfg_.auth_required =
+        token_required(!cfg_.jwt_secret.empty(), cfg_.auth_required, cfg_.allow_anonymous);
     if (!cfg_.tls_cert_file.empty() || !cfg_.tls_key_file.empty())
         tls_.emplace(make_server_tls_context(cfg_.tls_cert_file, cfg_.tls_key_file));
     hub_.attach(std::move(raw));
@@ -374,13 +380,17 @@ inline boost::asio::awaitable<void> server_impl::heartbeat_loop(shard& sh) {
         if (sh.stopping)
             break;
         auto const now = std::chrono::steady_clock::now();
-        sh.expire_waits(now); // connections silent past the handshake timeout
+        auto const wall = std::chrono::duration_cast<std::chrono::seconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count(); // token expiry is wall-clock time
+        sh.expire_waits(now);           // connections silent past the handshake timeout
         sessions.clear();
         for (auto const& [id, s] : sh.sessions())
             sessions.push_back(s);
         for (auto* s : sessions) {
             s->check_close_deadline(now);
             s->check_auth_deadline(now);
+            s->check_token_expiry(wall);
             s->release_idle(now);
         }
         resend_unacked(sh, now);
