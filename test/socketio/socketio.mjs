@@ -160,11 +160,42 @@ try {
   check(!cadm.ok && /Invalid namespace/.test(String(cadm.err?.message)), "an unknown namespace: connect_error Invalid namespace");
   admin.close();
 
-  // Polling is refused with Engine.IO's error body.
-  const poll = await fetch(base + "/socket.io/?EIO=4&transport=polling");
-  const pollBody = await poll.json();
-  check(poll.status === 400 && pollBody.code === 0 && /WebSocket only/.test(pollBody.message),
-        "polling: 400 with Engine.IO's error body: " + JSON.stringify(pollBody));
+  // socket.io-client's defaults: HTTP long-polling (the open packet offers no upgrade).
+  const p = io(base, {path: "/ws", reconnection: false});
+  check((await connected(p)).ok && p.io.engine.transport.name === "polling",
+        "a default client (long-polling) connects with path '/ws'");
+  const psub = await emitAck(p, "subscribe", {channels: ["kpi"], organization_id: "org_123"});
+  check(psub.success === true, "... subscribes with an ack over polling");
+  const gotP = next(p, "kpi:update");
+  rtctl(open.port, "broadcast", "kpi", "--org", "org_123", "--data", '{"health_score": 90}');
+  check((await gotP)?.[0]?.health_score === 90, "... and receives kpi:update over polling");
+  const ppong = next(p, "client:pong");
+  p.emit("client:ping");
+  check((await ppong) !== null, "... client:ping over polling");
+  await sleep(2500); // two pings (pingInterval 1 s) answered over polling
+  check(p.connected, "... still connected after the server's pings");
+  const gotA2 = next(a, "kpi:update");
+  const gotP2 = next(p, "kpi:update");
+  rtctl(open.port, "broadcast", "kpi", "--org", "org_123", "--data", '{"health_score": 91}');
+  const [wa2, wp2] = await Promise.all([gotA2, gotP2]);
+  check(wa2?.[0]?.health_score === 91 && wp2?.[0]?.health_score === 91, "a WebSocket and a polling client receive the same publication");
+  p.close();
+  await sleep(100);
+
+  // Raw polling requests: bad ones get Engine.IO's error body.
+  const hs = await fetch(base + "/socket.io/?EIO=4&transport=polling");
+  const hsText = await hs.text();
+  check(hs.status === 200 && hsText.startsWith("0{"), "polling handshake: " + hsText);
+  const sid = JSON.parse(hsText.slice(1)).sid;
+  const unknownSid = await fetch(base + "/socket.io/?EIO=4&transport=polling&sid=0.1.nope");
+  check(unknownSid.status === 400 && (await unknownSid.json()).code === 1, "an unknown sid: 400 code 1");
+  const garbage = await fetch(base + `/socket.io/?EIO=4&transport=polling&sid=${sid}`, {method: "POST", body: "bAAAA"});
+  const gb = await garbage.json();
+  check(garbage.status === 400 && /binary/.test(gb.message), "a binary polling payload: 400 " + JSON.stringify(gb));
+  const afterGarbage = await fetch(base + `/socket.io/?EIO=4&transport=polling&sid=${sid}`);
+  check(afterGarbage.status === 400, "... and the session is gone");
+  const upgrade = await fetch(base + "/socket.io/?EIO=4&transport=websocket");
+  check(upgrade.status === 400 && (await upgrade.json()).code === 3, "transport=websocket without an upgrade: 400 code 3");
   const v3 = await fetch(base + "/socket.io/?EIO=3&transport=polling");
   check(v3.status === 400 && (await v3.json()).code === 5, "EIO=3: 400 unsupported protocol version");
 

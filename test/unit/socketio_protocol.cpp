@@ -124,8 +124,12 @@ BOOST_AUTO_TEST_CASE(connect_subscribe_with_ack_and_receive_once_serialised) {
                                             "\"subscribed\""));
     BOOST_TEST(fx.index.entries().count("kpi:org:acme") == 1u);
 
-    rtpush::publication p{rtpush::topic{"kpi", {"acme", "", ""}}, "kpi:update", "",
-                          rtpush::priority::high, boost::json::parse(R"({"health":85})"), {}};
+    rtpush::publication p{rtpush::topic{"kpi", {"acme", "", ""}},
+                          "kpi:update",
+                          "",
+                          rtpush::priority::high,
+                          boost::json::parse(R"({"health":85})"),
+                          {}};
     std::vector<d::frame_ptr> frames;
     fx.hub.publish(p);
     fx.hub.initial_frames(rtpush::topic{"kpi", {"acme", "", ""}}, frames);

@@ -218,6 +218,11 @@ inline void server_impl::shutdown_shard(shard& sh) {
         streams.push_back(s);
     for (auto* s : streams)
         s->abort("server shutting down");
+    std::vector<std::shared_ptr<polling_session>> polling;
+    for (auto const& [id, s] : sh.polling_sessions())
+        polling.push_back(s);
+    for (auto const& s : polling)
+        s->end("server shutting down");
     for (auto* t : sh.timers)
         t->cancel();
     for (auto* sock : sh.http_sockets) {
@@ -374,6 +379,7 @@ inline boost::asio::awaitable<void> server_impl::heartbeat_loop(shard& sh) {
                                                                     std::chrono::milliseconds(250));
     auto next_heartbeat = std::chrono::steady_clock::now() + cfg_.heartbeat_interval;
     std::vector<session*> sessions;
+    std::vector<std::shared_ptr<polling_session>> polling;
     while (!sh.stopping) {
         t.expires_after(tick);
         co_await t.async_wait(net::as_tuple(net::use_awaitable));
@@ -403,6 +409,11 @@ inline boost::asio::awaitable<void> server_impl::heartbeat_loop(shard& sh) {
             s->on_heartbeat(hb, ping, now, cfg_.idle_timeout);
         for (auto const& [id, s] : sh.sse_sessions())
             s->on_heartbeat(hb);
+        polling.clear();
+        for (auto const& [id, s] : sh.polling_sessions())
+            polling.push_back(s); // a reference: the tick may end the session
+        for (auto const& s : polling)
+            s->on_heartbeat(now, cfg_.idle_timeout);
     }
 }
 
@@ -465,6 +476,7 @@ inline boost::asio::awaitable<void> server_impl::housekeeping_loop() {
 } // namespace rtpush::detail
 
 #include <rtpush/detail/io/handshake.hpp>
+#include <rtpush/detail/io/socketio_polling.hpp>
 #include <rtpush/impl/server_publish.hpp>
 #include <rtpush/impl/server_routes.hpp>
 #include <rtpush/impl/server_stats.hpp>

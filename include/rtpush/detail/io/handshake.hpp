@@ -417,7 +417,8 @@ server_impl::http_exchange(shard& sh, Stream& stream, boost::beast::tcp_stream& 
 
         bool const upgrade = header_has_token(req[http::field::connection], "upgrade") &&
                              iequals(req[http::field::upgrade], "websocket");
-        if (upgrade || path == cfg_.ws_path || socketio_request(path, query)) {
+        bool const socketio = socketio_request(path, query);
+        if (upgrade || (path == cfg_.ws_path && !socketio)) {
             auto refusal = upgrade_check(sh, req, upgrade, path, query, remote, remote_ip, up);
             if (refusal) {
                 refusal->keep_alive(false);
@@ -472,7 +473,10 @@ server_impl::http_exchange(shard& sh, Stream& stream, boost::beast::tcp_stream& 
         http_response res;
         if (req.method() == http::verb::options)
             res = preflight_response(req.version()); // CORS preflight
-        else
+        else if (socketio) { // Engine.IO long-polling: a GET may wait for data
+            tcp.expires_never();
+            res = co_await socketio_poll(sh, req, remote, remote_ip);
+        } else
             res = co_await handle(req, path, query); // the target split once
         add_cors(res, req[http::field::origin], cfg_.allowed_origins);
         res.set(http::field::server, cfg_.server_name);
@@ -534,16 +538,13 @@ server_impl::upgrade_check(shard& sh, const http_request& req, bool upgrade,
         std::string why;
         if (!e && (hq.transport != sio::transport::websocket || !hq.sid.empty())) {
             e = sio::eio_error::unknown_transport;
-            why = "rtd serves Socket.IO over WebSocket only: connect with "
-                  "transports: ['websocket']";
+            why = "a polling session does not upgrade here (its open packet offers no "
+                  "upgrades): open the WebSocket transport as a connection of its own";
         }
         if (e) {
             sh.counters().errors.fetch_add(1, std::memory_order_relaxed);
-            http_response res{static_cast<http::status>(sio::http_status(*e)), req.version()};
-            res.set(http::field::content_type, "application/json");
+            auto res = engine_io_error(req, *e, why);
             add_cors(res, req[http::field::origin], cfg_.allowed_origins);
-            res.body() = sio::error_body(*e, why);
-            res.prepare_payload();
             return res;
         }
     }

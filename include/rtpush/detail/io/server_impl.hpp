@@ -14,6 +14,7 @@
 #include <rtpush/detail/admission.hpp>
 #include <rtpush/detail/broadcast_request.hpp>
 #include <rtpush/detail/http_answers.hpp>
+#include <rtpush/detail/io/polling_session.hpp>
 #include <rtpush/detail/io/shard.hpp>
 #include <rtpush/detail/io/sse_session.hpp>
 #include <rtpush/hub.hpp>
@@ -127,6 +128,13 @@ public:
     boost::asio::awaitable<bool>
     http_exchange(shard& sh, Stream& stream, boost::beast::tcp_stream& tcp, upgrade_state& up,
                   std::optional<http_request> first, std::string buffered);
+    /// A request of Socket.IO's long-polling transport (detail/io/socketio_polling.hpp): the
+    /// handshake, or a GET or POST of a session, run on the session's shard.
+    boost::asio::awaitable<http_response> socketio_poll(shard& sh, const http_request& req,
+                                                        const std::string& remote,
+                                                        const std::string& remote_ip);
+    http_response engine_io_error(const http_request& req, sio::eio_error e,
+                                  std::string_view why = {});
     /// The admission of a WebSocket upgrade request (detail/admission.hpp): the refusal to
     /// send, or nothing (then `up` has the token's claims).
     std::optional<http_response> upgrade_check(shard& sh, const http_request& req, bool upgrade,

@@ -56,6 +56,7 @@ inline void close_native(boost::asio::ip::tcp::socket::native_handle_type fd) no
 }
 
 class sse_session;
+class polling_session;
 
 /// One publication on its way to the subscribers of one io thread.
 struct delivery {
@@ -277,6 +278,24 @@ public:
     const std::unordered_map<std::uint64_t, sse_session*>& sse_sessions() const noexcept {
         return sse_;
     }
+    /// Socket.IO long-polling sessions (detail/io/polling_session.hpp), by id; each counts as
+    /// a connection. Shared: a request in flight keeps its session alive past remove_polling.
+    void add_polling(std::uint64_t id, std::shared_ptr<polling_session> s) {
+        polling_.emplace(id, std::move(s));
+        counters_.connections.fetch_add(1, std::memory_order_relaxed);
+    }
+    void remove_polling(std::uint64_t id) {
+        if (polling_.erase(id))
+            counters_.connections.fetch_sub(1, std::memory_order_relaxed);
+    }
+    std::shared_ptr<polling_session> find_polling(std::uint64_t id) const {
+        auto it = polling_.find(id);
+        return it == polling_.end() ? nullptr : it->second;
+    }
+    const std::unordered_map<std::uint64_t, std::shared_ptr<polling_session>>&
+    polling_sessions() const noexcept {
+        return polling_;
+    }
     rtpush::session* find_session(std::uint64_t id) const {
         auto it = sessions_.find(id);
         return it == sessions_.end() ? nullptr : it->second;
@@ -334,6 +353,7 @@ private:
     std::optional<protocol_context> protocol_;
     std::unordered_map<std::uint64_t, rtpush::session*> sessions_;
     std::unordered_map<std::uint64_t, sse_session*> sse_;
+    std::unordered_map<std::uint64_t, std::shared_ptr<polling_session>> polling_;
     shard_counters counters_;
     std::mutex inbox_mutex_;
     std::vector<std::shared_ptr<const delivery>> inbox_; // under inbox_mutex_

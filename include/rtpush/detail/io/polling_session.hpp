@@ -1,0 +1,193 @@
+//
+// rtpush: a Socket.IO client on Engine.IO's HTTP long-polling transport (docs/protocol.md,
+// "Coming from Socket.IO"). socket.io-client starts on polling unless told otherwise; the
+// session lives between its requests, on one shard's thread: a GET takes what is queued (or
+// waits for something, at most until the next ping), a POST brings the client's packets. The
+// protocol is the WebSocket session's (client_protocol, socketio_protocol); the packets are
+// the same shared Socket.IO frames, their payloads joined with the record separator.
+//
+#ifndef RTPUSH_DETAIL_IO_POLLING_SESSION_HPP
+#define RTPUSH_DETAIL_IO_POLLING_SESSION_HPP
+
+#include <rtpush/config.hpp>
+#include <rtpush/detail/client_protocol.hpp>
+#include <rtpush/detail/io/shard.hpp>
+#include <rtpush/detail/send_queue.hpp>
+#include <rtpush/detail/socketio_protocol.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+namespace rtpush::detail {
+
+class polling_session final : public subscriber,
+                              public client_protocol<polling_session>,
+                              public socketio_protocol<polling_session>,
+                              public std::enable_shared_from_this<polling_session> {
+public:
+    polling_session(shard& sh, const server_config& cfg, std::uint64_t id, std::string sid,
+                    std::string remote)
+        : shard_(sh)
+        , cfg_(cfg)
+        , id_(id)
+        , sid_(std::move(sid))
+        , remote_(std::move(remote))
+        , queue_(cfg.queue_max_frames, cfg.queue_max_bytes, cfg.queue_policy)
+        , wake_(sh.get_executor())
+        , last_seen_(std::chrono::steady_clock::now()) {}
+    ~polling_session() { leave(); }
+
+    const std::string& sid() const noexcept { return sid_; }
+    std::uint64_t id() const noexcept { return id_; }
+    std::string client_id() const { return sid_; }
+    std::string remote() const { return remote_; }
+    bool ended() const noexcept { return ended_; }
+
+    /// The handshake's answer: the open packet, without upgrades (this server serves
+    /// Socket.IO's WebSocket transport on its own connections, not as an upgrade).
+    std::string open() { return open_packet(); }
+
+    /// A GET: the queued packets, waiting for one when there is none. False when another GET
+    /// is already waiting (Engine.IO ends the session: the client misbehaves).
+    boost::asio::awaitable<bool> poll(std::string& body) {
+        if (get_waiting_) {
+            end("overlapping polls");
+            co_return false;
+        }
+        get_waiting_ = true;
+        while (queue_.empty() && !ended_) {
+            wake_.expires_at(std::chrono::steady_clock::time_point::max());
+            co_await wake_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+        }
+        get_waiting_ = false;
+        last_seen_ = std::chrono::steady_clock::now();
+        std::vector<frame_ptr> batch;
+        queue_.take(batch, SIZE_MAX, cfg_.max_message_size);
+        queue_.shrink();
+        for (auto const& f : batch)
+            sio::append_to_payload(body, frame_payload(f->bytes));
+        if (ended_ && queue_.empty()) {
+            sio::append_to_payload(body, sio::encode_eio(sio::eio_type::close));
+            shard_.remove_polling(id_);
+        }
+        co_return true;
+    }
+
+    /// A POST: the client's packets. An error text when the body is not a payload.
+    std::string receive(std::string_view body) {
+        last_seen_ = std::chrono::steady_clock::now();
+        std::vector<sio::eio_packet> packets;
+        sio::limits lim;
+        lim.max_size = cfg_.max_message_size;
+        if (auto e = sio::decode_payload(body, packets, lim); e != sio::errc::ok) {
+            end("invalid polling payload");
+            return std::string(sio::describe(e));
+        }
+        for (auto const& p : packets) {
+            if (ended_)
+                break;
+            on_engine_io(sio::encode_eio(p.type, p.data));
+        }
+        return {};
+    }
+
+    /// The shard's heartbeat: Engine.IO's ping, and the end of a client gone silent (no
+    /// request for idle_timeout).
+    void on_heartbeat(std::chrono::steady_clock::time_point now,
+                      std::chrono::milliseconds idle_timeout) {
+        if (!get_waiting_ && now - last_seen_ > idle_timeout) {
+            end("idle timeout"); // the caller holds a reference
+            return;
+        }
+        send_packet(sio::encode_eio(sio::eio_type::ping));
+    }
+
+    /// Ends the session: its subscriptions go now, a waiting GET gets the close packet. The
+    /// caller holds a reference (the shard's is dropped here).
+    void end(std::string_view why) {
+        if (ended_)
+            return;
+        ended_ = true;
+        end_reason_ = why;
+        leave();
+        wake_.cancel();
+        if (!get_waiting_)
+            shard_.remove_polling(id_);
+    }
+    const std::string& end_reason() const noexcept { return end_reason_; }
+
+    void push(const frame_ptr& f) override {
+        if (auto t = socketio_twin(f))
+            queue_frame(t);
+    }
+    void flush() override {}
+
+private:
+    friend class client_protocol<polling_session>;
+    friend class socketio_protocol<polling_session>;
+
+    protocol_context& protocol_env() noexcept { return shard_.protocol(); }
+    client_state& client() noexcept { return client_; }
+    socketio_state& sio_state() noexcept { return sio_; }
+    bool closing() const noexcept { return ended_; }
+    subscriber* as_subscriber() noexcept { return this; }
+    std::size_t queued() const noexcept { return queue_.size(); }
+    std::size_t queued_bytes() const noexcept { return queue_.bytes(); }
+    void send_json(std::string text) { sio_json(std::move(text)); }
+    void send_error(rtpush::error code, std::string_view msg, const boost::json::value& id) {
+        shard_.counters().errors.fetch_add(1, std::memory_order_relaxed);
+        send_json(message::error(code, msg, id));
+    }
+    void send_packet(std::string packet) {
+        queue_frame(make_shared_frame(make_frame(opcode::text, packet)));
+    }
+    void close(std::uint16_t, std::string_view why) { end(why); }
+    struct poster_type {
+        shard* sh;
+        std::uint64_t id;
+        template <class F>
+        void post(F f) const {
+            boost::asio::post(sh->get_executor(), [sh = sh, id = id, f = std::move(f)]() mutable {
+                auto s = sh->find_polling(id);
+                f(s && !s->ended() ? s.get() : nullptr);
+            });
+        }
+    };
+    poster_type poster() const noexcept { return {&shard_, id_}; }
+
+    void queue_frame(const frame_ptr& f) {
+        if (ended_)
+            return;
+        if (queue_.push(f) == send_queue::push_result::overflow) {
+            shard_.counters().slow_consumers.fetch_add(1, std::memory_order_relaxed);
+            end("slow consumer");
+            return;
+        }
+        wake_.cancel();
+    }
+
+    shard& shard_;
+    const server_config& cfg_;
+    std::uint64_t id_;
+    std::string sid_;
+    std::string remote_;
+    client_state client_;
+    socketio_state sio_;
+    send_queue queue_;
+    boost::asio::steady_timer wake_;
+    std::chrono::steady_clock::time_point last_seen_;
+    std::string end_reason_;
+    bool get_waiting_ = false;
+    bool ended_ = false;
+};
+
+} // namespace rtpush::detail
+
+#endif
