@@ -64,7 +64,12 @@ public:
 
     /// The connection speaks Socket.IO (Engine.IO v4 over this WebSocket) instead of rtpush's
     /// own messages (docs/protocol.md, "Coming from Socket.IO"). Before start().
-    void speak_socketio() { cold().sio = std::make_unique<detail::socketio_state>(); }
+    /// `upgrade_from`: the id of a polling session on this shard that this WebSocket takes
+    /// over (Engine.IO's upgrade; the client sends no new handshake).
+    void speak_socketio(std::uint64_t upgrade_from = 0) {
+        cold().sio = std::make_unique<detail::socketio_state>();
+        cold_->sio->upgrade_from = upgrade_from;
+    }
     bool socketio() const noexcept { return cold_ && cold_->sio; }
 
     /// Called once at the end with the context given to start(); may delete the session.
@@ -135,6 +140,8 @@ private:
     friend class detail::client_protocol<session>;
     friend class detail::socketio_protocol<session>;
     detail::socketio_state& sio_state() noexcept { return *cold_->sio; }
+    void on_probe();
+    void on_upgrade();
     /// A Socket.IO connection's own packet (CONNECT, ACK, pong...).
     void send_packet(std::string packet) {
         push_frame(detail::make_shared_frame(detail::make_frame(detail::opcode::text, packet)));

@@ -121,9 +121,10 @@ def source_and_client():
         server.send_signal(signal.SIGINT)
         check(server.wait(timeout=15) == 0, "custom_source stops on SIGINT")
         check(wait_line(lambda l: l.startswith("# reconnecting")) is not None, "subscriber_client: reconnecting")
+        # Counted before the restart: the client may reconnect before wait_port returns.
+        n = len([l for l in lines if l.startswith("# subscribed")])
         server = subprocess.Popen([SOURCE, str(port)])
         check(wait_port(port), "custom_source restarted on the same port")
-        n = len([l for l in lines if l.startswith("# subscribed")])
         # The client's backoff doubles from 0.5 s with full jitter while the server is down (up
         # to 30 s): after a slow stop on a loaded machine its next try can be 16 s away.
         end = time.time() + 45

@@ -160,10 +160,28 @@ try {
   check(!cadm.ok && /Invalid namespace/.test(String(cadm.err?.message)), "an unknown namespace: connect_error Invalid namespace");
   admin.close();
 
-  // socket.io-client's defaults: HTTP long-polling (the open packet offers no upgrade).
-  const p = io(base, {path: "/ws", reconnection: false});
+  // socket.io-client's defaults: HTTP long-polling first, then the upgrade to WebSocket.
+  const up = io(base, {path: "/ws", reconnection: false});
+  check((await connected(up)).ok, "a default client (polling, then upgrade) connects with path '/ws'");
+  const upsub = await emitAck(up, "subscribe", {channels: ["kpi"], organization_id: "org_123"});
+  check(upsub.success === true, "... subscribes (over polling or WebSocket)");
+  const upgraded = await new Promise((resolve) => {
+    if (up.io.engine.transport.name === "websocket") return resolve(true);
+    const t = setTimeout(() => resolve(false), 5000);
+    up.io.engine.once("upgrade", () => { clearTimeout(t); resolve(true); });
+  });
+  check(upgraded && up.io.engine.transport.name === "websocket", "... upgrades to WebSocket");
+  const gotUp = next(up, "kpi:update");
+  rtctl(open.port, "broadcast", "kpi", "--org", "org_123", "--data", '{"health_score": 89}');
+  check((await gotUp)?.[0]?.health_score === 89, "... and its subscription moved with it: kpi:update after the upgrade");
+  const upAck = await emitAck(up, "subscribe", {channels: ["alerts"], organization_id: "org_123"});
+  check(upAck.success === true, "... acks work after the upgrade");
+  up.close();
+
+  // Polling only.
+  const p = io(base, {path: "/ws", reconnection: false, transports: ["polling"]});
   check((await connected(p)).ok && p.io.engine.transport.name === "polling",
-        "a default client (long-polling) connects with path '/ws'");
+        "a polling-only client connects with path '/ws'");
   const psub = await emitAck(p, "subscribe", {channels: ["kpi"], organization_id: "org_123"});
   check(psub.success === true, "... subscribes with an ack over polling");
   const gotP = next(p, "kpi:update");

@@ -41,6 +41,9 @@ struct sio_connection final : d::subscriber,
     std::string client_id() const { return "c3"; }
     std::string remote() const { return "127.0.0.1:1"; }
     void send_packet(std::string p) { packets.push_back(std::move(p)); }
+    int probes = 0, upgrades = 0;
+    void on_probe() { ++probes; }
+    void on_upgrade() { ++upgrades; }
     void send_json(std::string text) { sio_json(std::move(text)); }
     void send_error(rtpush::error code, std::string_view msg, const boost::json::value& id) {
         send_json(rtpush::message::error(code, msg, id));
@@ -95,6 +98,15 @@ BOOST_AUTO_TEST_CASE(refusals_say_why) {
     auto bad_name = d::read_seed_event("subscribe", boost::json::parse(R"({"channels":[1]})"));
     BOOST_TEST(bad_name.messages.empty());
     BOOST_TEST(bad_name.why.find("strings") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_room_name_alone) {
+    auto e = d::read_seed_event("subscribe", boost::json::value("kpi"));
+    BOOST_REQUIRE(e.messages.size() == 1u);
+    BOOST_TEST(e.messages[0].at("channel").as_string() == "kpi");
+    BOOST_TEST(!e.messages[0].contains("scope"));
+    auto g = d::read_seed_event("get", boost::json::value("kpi"));
+    BOOST_TEST(static_cast<int>(g.kind) == static_cast<int>(d::seed_event_kind::refused));
 }
 
 BOOST_AUTO_TEST_CASE(client_prefix_and_ping) {
@@ -158,8 +170,13 @@ BOOST_AUTO_TEST_CASE(engine_io_packets) {
     sio_connection c(fx);
     c.on_engine_io("2probe");
     BOOST_TEST(c.packets.back() == "3probe");
+    BOOST_TEST(c.probes == 1);
+    c.on_engine_io("5");
+    BOOST_TEST(c.upgrades == 1);
     c.on_engine_io("3");
     BOOST_TEST(c.packets.size() == 1u);
+    BOOST_TEST(c.open_packet(true).find("\"upgrades\":[\"websocket\"]") != std::string::npos);
+    BOOST_TEST(c.open_packet().find("\"upgrades\":[]") != std::string::npos);
     c.on_engine_io("40/admin,");
     BOOST_TEST(c.packets.back() == "44/admin,{\"message\":\"Invalid namespace\"}");
     c.on_engine_io("1");

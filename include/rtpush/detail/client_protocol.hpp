@@ -138,6 +138,10 @@ public:
     void check_token_expiry(std::int64_t now);
     /// A frame of a publication that needs an ack is being sent: tell the tracker.
     void track_ack(const frame_ptr& f);
+    /// Takes another connection's state (its subscriptions, identity and organization
+    /// count) on the same thread, leaving it empty: a Socket.IO session upgraded from polling
+    /// to WebSocket. This connection has no subscriptions of its own yet.
+    void take_over(client_state& from);
     /// Undoes every registration (index, organization count, ack tracker): at the end.
     void leave();
     /// The name acks are tracked under: `client:<clientId>`, else `user:<org>/<user>`, else

@@ -40,6 +40,7 @@ inline bool rtpush_message_name(std::string_view n) noexcept {
 ///     (array) or `channel` (string); the scope as `scope: {...}` or flat seed 001 fields
 ///     (`organization_id`, `department_id`, `queue_name`, or `org`, `dept`, `queue`); every
 ///     other field (e.g. `recover`) is kept. One message per channel.
+///   - subscribe / unsubscribe with a string: that channel, unscoped.
 ///   - client:ping: client_ping.
 ///   - any other rtpush message name: the data's fields with that `type`.
 inline seed_event read_seed_event(std::string_view name, const boost::json::value& data) {
@@ -54,6 +55,13 @@ inline seed_event read_seed_event(std::string_view name, const boost::json::valu
         r.why = "unknown event '" + std::string(name) +
                 "' (events: subscribe, unsubscribe, authenticate, get, publish, refresh, ping, "
                 "ack, hello, client:ping)";
+        return r;
+    }
+    if (data.is_string() && (name == "subscribe" || name == "unsubscribe")) {
+        // `socket.emit('subscribe', 'kpi')`: a room name alone
+        boost::json::object m{{"type", name}, {"channel", data}};
+        r.kind = seed_event_kind::messages;
+        r.messages.push_back(std::move(m));
         return r;
     }
     if (!data.is_null() && !data.is_object()) {

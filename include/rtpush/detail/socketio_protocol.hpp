@@ -5,6 +5,8 @@
 // into Socket.IO EVENTs. A connection type derives from socketio_protocol<Self> beside
 // client_protocol<Self> and provides, besides what client_protocol needs:
 //   socketio_state& sio_state();     void send_packet(std::string engine_io_packet);
+//   void on_probe();  void on_upgrade();  (Engine.IO's "2probe" and "5": a polling session
+//                                          moving to this WebSocket; no-ops elsewhere)
 // Its send_json(rtpush message) calls sio_json(); its push() sends socketio_twin(frame).
 // Free of I/O; the packet codec is detail/socketio.hpp.
 //
@@ -31,6 +33,7 @@ struct socketio_state {
     bool connected = false;                 ///< the client's CONNECT to "/" was accepted
     std::optional<std::uint64_t> answering; ///< an EVENT with this ack id is being handled
     boost::json::array answers;             ///< ... and the rtpush answers it gathered
+    std::uint64_t upgrade_from = 0;         ///< the polling session this WebSocket takes over
 };
 
 /// The payload of a server-to-client (unmasked) frame.
@@ -92,8 +95,9 @@ inline frame_ptr socketio_twin(const frame_ptr& f) {
 template <class Self>
 class socketio_protocol {
 public:
-    /// The Engine.IO open packet this connection starts with.
-    std::string open_packet();
+    /// The Engine.IO open packet this connection starts with; a polling one offers the
+    /// upgrade to WebSocket.
+    std::string open_packet(bool polling = false);
     /// Handles one Engine.IO packet (a WebSocket text frame's payload).
     void on_engine_io(std::string_view text);
     /// An rtpush answer (serialised JSON) of the client protocol: gathered into the ACK of the
@@ -112,7 +116,7 @@ private:
 };
 
 template <class Self>
-std::string socketio_protocol<Self>::open_packet() {
+std::string socketio_protocol<Self>::open_packet(bool polling) {
     auto const& cfg = self().protocol_env().cfg;
     sio::open_config oc;
     oc.ping_interval = cfg.heartbeat_interval;
@@ -120,8 +124,8 @@ std::string socketio_protocol<Self>::open_packet() {
     // client waits pingInterval + pingTimeout for a ping before it gives up on the server.
     oc.ping_timeout = std::max(std::chrono::milliseconds(20000), cfg.heartbeat_interval);
     oc.max_payload = cfg.max_message_size;
-    oc.allow_upgrade = false;
-    return sio::encode_open(self().client_id(), oc, true);
+    oc.allow_upgrade = polling;
+    return sio::encode_open(self().client_id(), oc, !polling);
 }
 
 template <class Self>
@@ -141,10 +145,14 @@ void socketio_protocol<Self>::on_engine_io(std::string_view text) {
     switch (p.type) {
     case sio::eio_type::ping: // a probe ("2probe"), or an Engine.IO v3 habit
         self().send_packet(sio::encode_eio(sio::eio_type::pong, p.data));
+        if (p.data == "probe")
+            self().on_probe();
+        break;
+    case sio::eio_type::upgrade:
+        self().on_upgrade();
         break;
     case sio::eio_type::pong:
     case sio::eio_type::noop:
-    case sio::eio_type::upgrade:
         break; // the transport counted the packet as a sign of life
     case sio::eio_type::close:
         self().close(1000, "");

@@ -87,6 +87,18 @@ public:
         return true;
     }
 
+    /// `to` (a copy of `from` with another owner or address) takes `from`'s place: no demand
+    /// change, as when a Socket.IO session moves from polling to WebSocket. False if `from`
+    /// is not indexed.
+    bool rebind(subscription& from, subscription& to) {
+        auto it = subs_.find(from.key);
+        if (it == subs_.end() || from.index >= it->second.size() || it->second[from.index] != &from)
+            return false;
+        it->second[from.index] = &to;
+        to.index = from.index;
+        return true;
+    }
+
     /// Pushes `frame` once to every subscriber of one of `keys` (the publication's topic
     /// and its wider ones). Skips what a subscriber's `initial` already held (since >=
     /// counter) and a second copy for a subscriber of both a scope and a narrower one.

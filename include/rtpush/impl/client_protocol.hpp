@@ -529,6 +529,30 @@ void client_protocol<Self>::unsubscribe(client_message& m) {
 }
 
 template <class Self>
+void client_protocol<Self>::take_over(client_state& from) {
+    auto& e = env();
+    auto& s = st();
+    s.org = std::move(from.org);
+    s.rare = std::move(from.rare);
+    s.authenticated = from.authenticated;
+    s.can_publish = from.can_publish;
+    // The first subscription is inline (its address changes); the others are blocks of
+    // their own. The index points at the new places; the demand does not change.
+    if (from.first_sub_used) {
+        s.first_sub = from.first_sub;
+        s.first_sub.owner = self().as_subscriber();
+        e.index.rebind(from.first_sub, s.first_sub);
+        s.first_sub_used = true;
+    }
+    if (from.more_subs) {
+        for (auto const& sub : *from.more_subs)
+            sub->owner = self().as_subscriber();
+        s.more_subs = std::move(from.more_subs);
+    }
+    from = client_state{};
+}
+
+template <class Self>
 void client_protocol<Self>::leave() {
     auto& e = env();
     auto& s = st();

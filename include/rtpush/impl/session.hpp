@@ -1,6 +1,8 @@
 #ifndef RTPUSH_IMPL_SESSION_HPP
 #define RTPUSH_IMPL_SESSION_HPP
 
+#include <rtpush/detail/io/polling_session.hpp>
+
 #include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/post.hpp>
@@ -138,9 +140,10 @@ inline void session::start(done_handler done, void* context) {
     done_context_ = context;
     shard_.add_session(id_, this);
     begin_direct();
-    if (socketio())
-        send_packet(open_packet());
-    else
+    if (socketio()) {
+        if (!sio_state().upgrade_from) // an upgrade answers the probe instead
+            send_packet(open_packet());
+    } else
         send_json(message::connected(client_id(), cfg_.server_name, cfg_.heartbeat_interval));
     count_org(); // from the handshake's token or ?org=
     if (cold_ && !cold_->pending.empty()) {
@@ -794,6 +797,34 @@ inline bool session::inflate(detail::frame_event& ev) {
     close(code, why);
     reader_done_ = true;
     return false;
+}
+
+inline void session::on_probe() {
+    auto const from = sio_state().upgrade_from;
+    if (!from)
+        return;
+    if (auto p = shard_.find_polling(from); p && !p->ended())
+        p->release_poll();
+    else
+        close(1008, "Session ID unknown");
+}
+
+inline void session::on_upgrade() {
+    auto const from = std::exchange(sio_state().upgrade_from, 0);
+    if (!from)
+        return;
+    auto p = shard_.find_polling(from);
+    if (!p || p->ended())
+        return close(1008, "Session ID unknown");
+    // The polling session's subscriptions, identity and queued packets move here, in order;
+    // then only this WebSocket carries the session.
+    take_over(p->state());
+    sio_state().connected = p->namespace_connected();
+    std::vector<detail::frame_ptr> queued;
+    p->take_queued(queued);
+    for (auto const& f : queued)
+        push_frame(f);
+    p->upgraded();
 }
 
 inline void session::on_text(std::string_view text) {

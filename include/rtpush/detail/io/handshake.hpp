@@ -244,6 +244,23 @@ server_impl::handle_connection(shard& sh, boost::asio::ip::tcp::socket sock,
 }
 
 inline void server_impl::start_session(shard& sh, upgrade_state& up, void* block) {
+    if (up.socketio_upgrade && shards_[up.socketio_shard].get() != &sh) {
+        // A Socket.IO upgrade runs on the shard of the polling session it takes over.
+        if (block)
+            ::operator delete(block, sizeof(session));
+        shard* owner = shards_[up.socketio_shard].get();
+        auto moved = std::make_shared<upgrade_state>(std::move(up));
+        boost::asio::post(owner->get_executor(), [this, owner, moved] {
+            if (owner->stopping)
+                return; // the socket closes with `moved`
+            try {
+                start_session(*owner, *moved);
+            } catch (std::exception const& e) {
+                cfg_.logger.log(log_level::error, "connection_failed", {{"what", e.what()}});
+            }
+        });
+        return;
+    }
     auto const id = next_id_.fetch_add(1, std::memory_order_relaxed);
     sh.counters().accepted.fetch_add(1, std::memory_order_relaxed);
     // The session outlives this coroutine: it runs on completion handlers, registered with
@@ -264,7 +281,7 @@ inline void server_impl::start_session(shard& sh, upgrade_state& up, void* block
         throw;
     }
     if (up.socketio)
-        s->speak_socketio();
+        s->speak_socketio(up.socketio_upgrade);
     if (cfg_.logger.enabled(log_level::info))
         cfg_.logger.log(log_level::info, "connection_open",
                         {{"client", s->client_id()},
@@ -280,7 +297,7 @@ inline void server_impl::start_session(shard& sh, upgrade_state& up, void* block
                 self->cfg_.logger.log(
                     log_level::info, "connection_close",
                     {{"client", ended->client_id()},
-                     {"transport", "websocket"},
+                     {"transport", ended->socketio() ? "socketio" : "websocket"},
                      {"remote", ended->remote()},
                      {"org", ended->organization()},
                      {"reason", ended->end_reason()},
@@ -536,11 +553,13 @@ server_impl::upgrade_check(shard& sh, const http_request& req, bool upgrade,
         sio::handshake_query hq;
         auto e = sio::parse_handshake(req.target(), req.method_string(), upgrade, hq);
         std::string why;
-        if (!e && (hq.transport != sio::transport::websocket || !hq.sid.empty())) {
+        if (!e && hq.transport != sio::transport::websocket)
             e = sio::eio_error::unknown_transport;
-            why = "a polling session does not upgrade here (its open packet offers no "
-                  "upgrades): open the WebSocket transport as a connection of its own";
-        }
+        // An upgrade of a polling session: the session is found on its shard at start.
+        if (!e && !hq.sid.empty() &&
+            (!parse_polling_sid(hq.sid, up.socketio_shard, up.socketio_upgrade) ||
+             up.socketio_shard >= shards_.size() || up.socketio_upgrade == 0))
+            e = sio::eio_error::unknown_sid;
         if (e) {
             sh.counters().errors.fetch_add(1, std::memory_order_relaxed);
             auto res = engine_io_error(req, *e, why);

@@ -21,11 +21,24 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <charconv>
 #include <chrono>
 #include <memory>
 #include <string>
 
 namespace rtpush::detail {
+
+/// A polling sid is "<shard>.<id>.<secret>": the shard that holds the session, its id there,
+/// and a random part no other client can guess. False when `sid` is not of that form.
+inline bool parse_polling_sid(std::string_view sid, std::size_t& shard_index, std::uint64_t& id) {
+    auto const dot1 = sid.find('.');
+    auto const dot2 = dot1 == std::string_view::npos ? dot1 : sid.find('.', dot1 + 1);
+    if (dot2 == std::string_view::npos)
+        return false;
+    auto const* b = sid.data();
+    return std::from_chars(b, b + dot1, shard_index).ptr == b + dot1 &&
+           std::from_chars(b + dot1 + 1, b + dot2, id).ptr == b + dot2;
+}
 
 class polling_session final : public subscriber,
                               public client_protocol<polling_session>,
@@ -50,9 +63,25 @@ public:
     std::string remote() const { return remote_; }
     bool ended() const noexcept { return ended_; }
 
-    /// The handshake's answer: the open packet, without upgrades (this server serves
-    /// Socket.IO's WebSocket transport on its own connections, not as an upgrade).
-    std::string open() { return open_packet(); }
+    /// The handshake's answer: the open packet, offering the upgrade to WebSocket.
+    std::string open() { return open_packet(true); }
+
+    // The upgrade to WebSocket (the session that takes over is on this shard, see
+    // rtpush::session::on_upgrade): a probe makes the waiting GET return (a noop), so that the
+    // client pauses polling; then the WebSocket takes the state and the queued packets.
+    void release_poll() { send_packet(sio::encode_eio(sio::eio_type::noop)); }
+    client_state& state() noexcept { return client_; }
+    bool namespace_connected() const noexcept { return sio_.connected; }
+    void take_queued(std::vector<frame_ptr>& out) {
+        queue_.take(out, SIZE_MAX, SIZE_MAX);
+        queue_.shrink();
+    }
+    /// The state moved to a WebSocket: this transport ends without a close packet (a GET
+    /// still waiting gets a noop).
+    void upgraded() {
+        upgraded_ = true;
+        end("upgraded to WebSocket");
+    }
 
     /// A GET: the queued packets, waiting for one when there is none. False when another GET
     /// is already waiting (Engine.IO ends the session: the client misbehaves).
@@ -74,7 +103,8 @@ public:
         for (auto const& f : batch)
             sio::append_to_payload(body, frame_payload(f->bytes));
         if (ended_ && queue_.empty()) {
-            sio::append_to_payload(body, sio::encode_eio(sio::eio_type::close));
+            sio::append_to_payload(
+                body, sio::encode_eio(upgraded_ ? sio::eio_type::noop : sio::eio_type::close));
             shard_.remove_polling(id_);
         }
         co_return true;
@@ -148,6 +178,8 @@ private:
     void send_packet(std::string packet) {
         queue_frame(make_shared_frame(make_frame(opcode::text, packet)));
     }
+    void on_probe() {}   // probes come over WebSocket
+    void on_upgrade() {} // ... and so does the upgrade
     void close(std::uint16_t, std::string_view why) { end(why); }
     struct poster_type {
         shard* sh;
@@ -186,6 +218,7 @@ private:
     std::string end_reason_;
     bool get_waiting_ = false;
     bool ended_ = false;
+    bool upgraded_ = false;
 };
 
 } // namespace rtpush::detail

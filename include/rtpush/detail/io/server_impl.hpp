@@ -97,6 +97,8 @@ public:
         std::unique_ptr<session::tls_stream> tls; ///< wss://: the stream (`socket` unused)
         bool deflate = false;                     ///< permessage-deflate negotiated
         bool socketio = false; ///< Socket.IO over this WebSocket (session::speak_socketio)
+        std::uint64_t socketio_upgrade = 0; ///< ... taking over this polling session
+        std::size_t socketio_shard = 0;     ///< ... which lives on this shard
     };
     /// A Socket.IO request: at /socket.io/, or on the WebSocket path when the query has EIO
     /// (socket.io-client asks for `path + '/'`: seed 001's `path: '/ws'` is `/ws/`).

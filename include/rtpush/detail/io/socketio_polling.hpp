@@ -75,18 +75,10 @@ server_impl::socketio_poll(shard& sh, const http_request& req, const std::string
                         {{"client", sid}, {"transport", "socketio-polling"}, {"remote", remote}});
         co_return text(s->open(), "text/plain; charset=UTF-8");
     }
-    // "<shard>.<id>.<secret>"
     std::size_t shard_index = 0;
     std::uint64_t id = 0;
     auto const& sid = hq.sid;
-    auto const dot1 = sid.find('.');
-    auto const dot2 = dot1 == std::string::npos ? dot1 : sid.find('.', dot1 + 1);
-    bool ok =
-        dot2 != std::string::npos &&
-        std::from_chars(sid.data(), sid.data() + dot1, shard_index).ptr == sid.data() + dot1 &&
-        std::from_chars(sid.data() + dot1 + 1, sid.data() + dot2, id).ptr == sid.data() + dot2 &&
-        shard_index < shards_.size();
-    if (!ok)
+    if (!parse_polling_sid(sid, shard_index, id) || shard_index >= shards_.size())
         co_return engine_io_error(req, sio::eio_error::unknown_sid);
     shard* owner = shards_[shard_index].get();
     bool const get = req.method() == http::verb::get;
