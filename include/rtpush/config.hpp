@@ -48,6 +48,15 @@ struct ack_config {
 
 /// Everything a server can be told. Tools map flags, environment variables and config files
 /// onto this struct; programs fill it with designated initialisers.
+
+/// A feed path (docs/protocol.md, "Feed paths"): a WebSocket endpoint whose clients are
+/// subscribed to `channels` on connect and receive `{"type":"<channel>","data":...,
+/// "timestamp":...}` (seed 002's `ws` back end at `/ws/metrics`).
+struct feed_path {
+    std::string path;                  ///< e.g. "/ws/metrics"
+    std::vector<std::string> channels; ///< subscribed on connect (unscoped, or the token's org)
+};
+
 struct server_config {
     std::string host = "0.0.0.0";
     std::uint16_t port = 3001; ///< 0 picks a free port (see server::port())
@@ -56,11 +65,16 @@ struct server_config {
     bool listen = true;
     std::string ws_path = "/ws";        ///< path of the WebSocket endpoint
     std::string sse_path = "/sse";      ///< Server-Sent Events fallback; empty: none
+    std::vector<feed_path> feed_paths;  ///< plain WebSocket feeds (seed 002), besides ws_path
     std::string server_name = "rtpush"; ///< sent in `connected` and the Server header
     bool dashboard = true; ///< serve the live dashboard page at GET / (else / is the JSON index)
     unsigned threads = 0;  ///< io threads; 0 = one per core
 
     std::chrono::milliseconds heartbeat_interval{30000}; ///< `heartbeat` message and ping cadence
+    /// Socket.IO connection state recovery: how long a Socket.IO session that lost its
+    /// connection is kept for its client to resume (Socket.IO's maxDisconnectionDuration,
+    /// docs/protocol.md "Coming from Socket.IO"); 0 turns recovery off.
+    std::chrono::milliseconds socketio_recovery_window{120000};
     std::chrono::milliseconds idle_timeout{0}; ///< silent peer dropped after; 0 = 2.5 heartbeats
     std::chrono::milliseconds handshake_timeout{10000}; ///< HTTP request + upgrade deadline
     std::chrono::milliseconds close_timeout{3000};      ///< wait for the peer's close frame

@@ -71,6 +71,10 @@ public:
         cold_->sio->upgrade_from = upgrade_from;
     }
     bool socketio() const noexcept { return cold_ && cold_->sio; }
+    /// The connection came on a feed path: subscribed to its channels at start, publications
+    /// in the feed shape (docs/protocol.md, "Feed paths"). Before start().
+    void speak_feed(const feed_path& f) { cold().feed = &f; }
+    const feed_path* feed() const noexcept { return cold_ ? cold_->feed : nullptr; }
 
     /// Called once at the end with the context given to start(); may delete the session.
     using done_handler = void (*)(void* context, session* s);
@@ -141,6 +145,7 @@ private:
     friend class detail::socketio_protocol<session>;
     detail::socketio_state& sio_state() noexcept { return *cold_->sio; }
     void on_probe();
+    void push_twin(const detail::frame_ptr& f) { push_maybe_deflated(f); }
     void on_upgrade();
     /// A Socket.IO connection's own packet (CONNECT, ACK, pong...).
     void send_packet(std::string packet) {
@@ -226,6 +231,7 @@ private:
         std::string end_reason; // the first cause of the end, see end_reason()
         std::string remote;     // a remote that is not a formatted endpoint (see remote())
         std::unique_ptr<detail::socketio_state> sio; // a Socket.IO connection's state
+        const feed_path* feed = nullptr;             // came on this feed path
     };
     tls_stream* tls() const noexcept { return cold_ ? cold_->tls.get() : nullptr; }
     cold_state& cold() {

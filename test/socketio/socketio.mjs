@@ -108,7 +108,7 @@ async function waitFor(cond, ms = 4000) {
 }
 
 try {
-  const open = await startRtd();
+  const open = await startRtd(["--feed-path", "/ws/metrics=metrics"]);
   const base = `http://127.0.0.1:${open.port}`;
 
   // Seed 001's client flow, on the WebSocket path.
@@ -199,6 +199,110 @@ try {
   check(wa2?.[0]?.health_score === 91 && wp2?.[0]?.health_score === 91, "a WebSocket and a polling client receive the same publication");
   p.close();
   await sleep(100);
+
+  // Connection state recovery: the transport drops, publications go on meanwhile, the client
+  // comes back with its pid and offset: socket.recovered, nothing missing, in order. Over
+  // WebSocket only, and with the defaults (polling, upgraded; the resume is over polling).
+  for (const [label, transports] of [["WebSocket", ["websocket"]], ["polling then upgrade", ["polling", "websocket"]]]) {
+    const org = "org_rec_" + transports.length;
+    const r = io(base, {path: "/ws", transports, reconnectionDelay: 100, reconnectionDelayMax: 200});
+    check((await connected(r)).ok && r.recovered === false, `recovery (${label}): first connect is not a recovery`);
+    const seen = [];
+    const alerts = [];
+    r.on("kpi:update", (d) => seen.push(d.n));
+    r.on("system:notification", (d) => alerts.push(d.n));
+    const rsub = await emitAck(r, "subscribe", {channels: ["kpi", "notifications"], organization_id: org});
+    check(rsub.success === true, `recovery (${label}): subscribed`);
+    rtctl(open.port, "broadcast", "kpi", "--org", org, "--data", '{"n": 1}');
+    await waitFor(() => seen.length === 1);
+    if (transports.length > 1)
+      await waitFor(() => r.io.engine.transport.name === "websocket");
+    const back = next(r, "connect", 8000);
+    r.io.engine.close(); // the connection is lost, as on a network drop
+    rtctl(open.port, "broadcast", "kpi", "--org", org, "--data", '{"n": 2}');
+    rtctl(open.port, "broadcast", "notifications", "--org", org, "--event", "system:notification", "--data", '{"n": 1}');
+    rtctl(open.port, "broadcast", "kpi", "--org", org, "--data", '{"n": 3}');
+    check((await back) !== null && r.recovered === true, `recovery (${label}): reconnected with socket.recovered === true`);
+    await waitFor(() => seen.length >= 3 && alerts.length >= 1);
+    check(JSON.stringify(seen) === "[1,2,3]" && JSON.stringify(alerts) === "[1]",
+          `recovery (${label}): the events published while away arrive once, in order: kpi ${JSON.stringify(seen)} notifications ${JSON.stringify(alerts)}`);
+    rtctl(open.port, "broadcast", "kpi", "--org", org, "--data", '{"n": 4}');
+    await waitFor(() => seen.length >= 4);
+    check(JSON.stringify(seen) === "[1,2,3,4]", `recovery (${label}): live events after the resume: ${JSON.stringify(seen)}`);
+    r.close();
+  }
+  // A pid the server does not hold (or a client that left with disconnect()): a fresh session.
+  const f = io(base, {path: "/ws", transports: ["websocket"], reconnection: false,
+                      auth: {pid: "0123456789abcdef", offset: "x~kpi:org:o~1"}});
+  check((await connected(f)).ok && f.recovered === false, "recovery: an unknown pid gets a fresh session (recovered false)");
+  f.close();
+  const d = io(base, {path: "/ws", transports: ["websocket"], reconnectionDelay: 100, reconnectionDelayMax: 200});
+  check((await connected(d)).ok, "recovery: a client that disconnects on purpose ...");
+  const dseen = [];
+  d.on("kpi:update", (x) => dseen.push(x.n));
+  await emitAck(d, "subscribe", {channels: ["kpi"], organization_id: "org_left"});
+  rtctl(open.port, "broadcast", "kpi", "--org", "org_left", "--data", '{"n": 1}');
+  await waitFor(() => dseen.length === 1);
+  d.disconnect();
+  rtctl(open.port, "broadcast", "kpi", "--org", "org_left", "--data", '{"n": 2}');
+  d.connect();
+  check((await connected(d)).ok && d.recovered === false, "... connects again afresh (recovered false)");
+  await sleep(300);
+  check(JSON.stringify(dseen) === "[1]", "... and gets nothing of its old subscriptions: " + JSON.stringify(dseen));
+  d.close();
+
+  // Seed 004's metrics events over Socket.IO: regions are scopes of the `metrics` channel.
+  const m4 = io(base, {transports: ["websocket"], reconnection: false});
+  check((await connected(m4)).ok, "seed 004 client connects");
+  const m4err = next(m4, "metrics:error");
+  m4.emit("metrics:get", {source: "us-east"});
+  check((await m4err)?.[0]?.code === "NOT_FOUND", "metrics:get of a region without data: metrics:error NOT_FOUND");
+  const m4sub = await emitAck(m4, "metrics:subscribe", {source: "us-east"});
+  check(m4sub.success === true, "metrics:subscribe {source: 'us-east'}");
+  const m4upd = next(m4, "metrics-update");
+  rtctl(open.port, "broadcast", "metrics", "--org", "us-east", "--event", "metrics-update", "--data",
+        '{"api": "aws", "source": "us-east", "data": {"cpu": 3}}');
+  check((await m4upd)?.[0]?.data?.cpu === 3, "metrics-update reaches the region's subscriber");
+  const m4data = next(m4, "metrics:data");
+  m4.emit("metrics:get", {source: "us-east"});
+  const md = (await m4data)?.[0];
+  check(md?.api === "aws" && md?.source === "us-east" && md?.data?.cpu === 3 && typeof md?.updatedAt === "string",
+        "metrics:get {source} -> metrics:data {api, source, data, updatedAt}: " + JSON.stringify(md));
+  const m4all = next(m4, "metrics:data");
+  m4.emit("metrics:get", {});
+  const ma = (await m4all)?.[0];
+  check(ma?.count === 1 && ma?.data?.[0]?.source === "us-east", "metrics:get {} -> every region with count");
+  await emitAck(m4, "metrics:unsubscribe", {source: "us-east"});
+  const m4none = next(m4, "metrics-update", 500);
+  rtctl(open.port, "broadcast", "metrics", "--org", "us-east", "--event", "metrics-update", "--data", '{"n": 2}');
+  check((await m4none) === null, "metrics:unsubscribe stops the region's updates");
+  const m4bad = next(m4, "metrics:error");
+  m4.emit("metrics:get", {source: "not a region!"});
+  check(typeof (await m4bad)?.[0]?.message === "string", "metrics:get with a bad region name: metrics:error");
+  m4.close();
+
+  // Seed 002's plain WebSocket feed at /ws/metrics: subscribed on connect, flat messages.
+  const feed = await rawSocket(`ws://127.0.0.1:${open.port}/ws/metrics`);
+  await waitFor(() => feed.got.length >= 1);
+  const fconn = JSON.parse(feed.got[0] ?? "{}");
+  check(fconn.type === "connected" && typeof fconn.data?.clientId === "string" &&
+        JSON.stringify(fconn.data?.subscribedChannels) === '["metrics"]' && typeof fconn.timestamp === "string",
+        "feed path: connected {data: {clientId, subscribedChannels}}: " + feed.got[0]);
+  await waitFor(() => feed.got.some((t) => JSON.parse(t).type === "subscribed"));
+  rtctl(open.port, "broadcast", "metrics", "--data", '{"cpu_usage": 12.5, "memory_percent": 40}');
+  await waitFor(() => feed.got.some((t) => JSON.parse(t).data?.cpu_usage === 12.5));
+  const fm = feed.got.map((t) => JSON.parse(t)).find((m) => m.data?.cpu_usage === 12.5);
+  check(fm?.type === "metrics" && typeof fm?.timestamp === "string" && Object.keys(fm).sort().join() === "data,timestamp,type",
+        "feed path: a publication arrives as {type: 'metrics', data, timestamp}: " + JSON.stringify(fm));
+  feed.ws.send(JSON.stringify({type: "unsubscribe", channel: "metrics"}));
+  await waitFor(() => feed.got.some((t) => JSON.parse(t).type === "unsubscribed"));
+  const before = feed.got.length;
+  rtctl(open.port, "broadcast", "metrics", "--data", '{"cpu_usage": 13}');
+  await sleep(300);
+  check(!feed.got.slice(before).some((t) => JSON.parse(t).data?.cpu_usage === 13), "feed path: unsubscribe works as seed 002's");
+  feed.ws.close();
+  const plainGet = await fetch(`${base}/ws/metrics`);
+  check(plainGet.status === 426, "feed path: a plain GET gets 426 like /ws");
 
   // Raw polling requests: bad ones get Engine.IO's error body.
   const hs = await fetch(base + "/socket.io/?EIO=4&transport=polling");

@@ -2,6 +2,7 @@
 // into rtpush messages, and Socket.IO packets over a connection without a socket (what the
 // transport is asked to send is recorded).
 #include <rtpush/config.hpp>
+#include <rtpush/detail/feed_format.hpp>
 #include <rtpush/detail/socketio_protocol.hpp>
 #include <rtpush/hub.hpp>
 
@@ -17,7 +18,8 @@ struct fixture {
     d::subscription_index index;
     d::shard_counters counters;
     d::org_connections orgs;
-    d::protocol_context env{hub, cfg, index, counters, nullptr, &orgs, 0};
+    d::socketio_session_store kept{std::chrono::seconds(60)};
+    d::protocol_context env{hub, cfg, index, counters, nullptr, &orgs, 0, nullptr};
 };
 
 // A Socket.IO connection whose transport records the packets it is given.
@@ -49,8 +51,12 @@ struct sio_connection final : d::subscriber,
         send_json(rtpush::message::error(code, msg, id));
     }
     void push(const d::frame_ptr& f) override {
-        if (auto t = d::socketio_twin(f))
-            packets.emplace_back(d::frame_payload(t->bytes));
+        if (auto t = d::socketio_twin(f); t && !sio_hold(t))
+            push_twin(t);
+    }
+    void push_twin(const d::frame_ptr& t) { // written at once
+        packets.emplace_back(d::frame_payload(t->bytes));
+        sio_written(t);
     }
     void flush() override {}
     void close(std::uint16_t code, std::string_view why) {
@@ -117,6 +123,35 @@ BOOST_AUTO_TEST_CASE(client_prefix_and_ping) {
     BOOST_TEST(s.messages[0].at("type").as_string() == "unsubscribe");
 }
 
+BOOST_AUTO_TEST_CASE(seed004_regions_are_scopes_of_metrics) {
+    auto sub =
+        d::read_seed_event("metrics:subscribe", boost::json::parse(R"({"source":"us-east"})"));
+    BOOST_REQUIRE(sub.messages.size() == 1u);
+    BOOST_TEST(sub.messages[0].at("type").as_string() == "subscribe");
+    BOOST_TEST(sub.messages[0].at("channel").as_string() == "metrics");
+    BOOST_TEST(sub.messages[0].at("scope").at("org").as_string() == "us-east");
+    auto all = d::read_seed_event("metrics:get", boost::json::parse("{}"));
+    BOOST_TEST(static_cast<int>(all.kind) == static_cast<int>(d::seed_event_kind::metrics_get));
+    BOOST_TEST(!all.messages[0].contains("scope"));
+    auto bad = d::read_seed_event("metrics:unsubscribe", boost::json::parse(R"({"source":7})"));
+    BOOST_TEST(bad.why.find("region") != std::string::npos);
+
+    auto snap = boost::json::parse(R"({"type":"snapshot","items":[
+        {"scope":{"org":"us-east"},"data":{"api":"aws","cpu":3},"timestamp":"T1"},
+        {"scope":{"org":"eu-west"},"data":{"cpu":4},"timestamp":"T2"}]})")
+                    .as_object();
+    auto every = d::seed004_metrics_data(snap, "");
+    BOOST_REQUIRE(every);
+    BOOST_TEST(every->at("count").as_uint64() == 2u);
+    BOOST_TEST(every->at("data").at(0).at("api").as_string() == "aws");
+    BOOST_TEST(every->at("data").at(1).at("api").as_string() == "metrics");
+    BOOST_TEST(every->at("data").at(1).at("source").as_string() == "eu-west");
+    BOOST_TEST(every->at("data").at(1).at("updatedAt").as_string() == "T2");
+    auto none = boost::json::parse(R"({"type":"snapshot","items":[]})").as_object();
+    BOOST_TEST(!d::seed004_metrics_data(none, "us-east"));
+    BOOST_TEST(d::seed004_metrics_data(none, "")->at("count").as_uint64() == 0u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(socketio_protocol)
@@ -149,8 +184,35 @@ BOOST_AUTO_TEST_CASE(connect_subscribe_with_ack_and_receive_once_serialised) {
     auto const a = d::socketio_twin(frames[0]);
     auto const b = d::socketio_twin(frames[0]);
     BOOST_TEST(a.get() == b.get()); // made once, shared
-    BOOST_TEST(std::string(d::frame_payload(a->bytes)) == "42[\"kpi:update\",{\"health\":85}]");
+    // Tagged with its recovery offset, the last argument a listener gets.
+    BOOST_TEST(std::string(d::frame_payload(a->bytes)) ==
+               "42[\"kpi:update\",{\"health\":85},\"" + fx.hub.epoch() + "~kpi:org:acme~1\"]");
     BOOST_TEST(a->topic == frames[0]->topic);
+}
+
+BOOST_AUTO_TEST_CASE(seed004_metrics_get_and_subscribe) {
+    fixture fx;
+    sio_connection c(fx);
+    c.on_engine_io("40");
+    c.on_engine_io("42[\"metrics:get\",{\"source\":\"us-east\"}]");
+    BOOST_TEST(c.packets.back().starts_with("42[\"metrics:error\",{\"message\":"));
+    BOOST_TEST(c.packets.back().find("NOT_FOUND") != std::string::npos);
+    fx.hub.publish(rtpush::publication{rtpush::topic{"metrics", {"us-east", "", ""}},
+                                       "metrics-update",
+                                       "",
+                                       rtpush::priority::high,
+                                       boost::json::parse(R"({"cpu":12})"),
+                                       {}});
+    c.on_engine_io("425[\"metrics:get\",{\"source\":\"us-east\"}]");
+    BOOST_TEST(c.packets.back().starts_with(
+        "435[{\"api\":\"metrics\",\"source\":\"us-east\",\"data\":{\"cpu\":12}"));
+    c.on_engine_io("42[\"metrics:get\",{}]");
+    BOOST_TEST(
+        c.packets.back().starts_with("42[\"metrics:data\",{\"api\":\"metrics\",\"count\":1"));
+    c.on_engine_io("42[\"metrics:subscribe\",{\"source\":\"us-east\"}]");
+    BOOST_TEST(fx.index.entries().count("metrics:org:us-east") == 1u);
+    c.on_engine_io("42[\"metrics:get\",{\"source\":\"bad region!\"}]");
+    BOOST_TEST(c.packets.back().starts_with("42[\"metrics:error\""));
 }
 
 BOOST_AUTO_TEST_CASE(answers_without_ack_are_events) {
@@ -207,6 +269,184 @@ BOOST_AUTO_TEST_CASE(auth_required_and_tokens) {
     c.on_engine_io("40{\"token\":5}");
     BOOST_TEST(c.packets.back() == "44{\"message\":\"invalid CONNECT auth payload\"}");
     BOOST_TEST(!c.sio.connected);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(socketio_recovery)
+
+BOOST_AUTO_TEST_CASE(resume_points_follow_write_order) {
+    d::written_log log;
+    log.wrote("a", 1);
+    log.wrote("b", 1);
+    log.wrote("a", 2);
+    log.wrote("b", 2);
+    auto r = log.resume_points("a", 2); // b:2 came after: it may be lost
+    BOOST_REQUIRE(r);
+    BOOST_TEST(r->at("a") == 2u);
+    BOOST_TEST(r->at("b") == 1u);
+    r = log.resume_points("b", 1);
+    BOOST_REQUIRE(r);
+    BOOST_TEST(r->at("a") == 1u);
+    BOOST_TEST(r->at("b") == 1u);
+    BOOST_TEST(!log.resume_points("a", 3)); // never written here
+    for (std::uint64_t i = 3; i < 3 + d::written_log::capacity; ++i)
+        log.wrote("a", i);
+    BOOST_TEST(!log.resume_points("b", 2)); // out of the log: nothing can be said
+}
+
+BOOST_AUTO_TEST_CASE(plan_maps_offsets_onto_subscriptions) {
+    d::kept_socketio_session k;
+    k.pid = "p";
+    k.topic_keys = {"kpi:org:acme", "alerts:org:acme"};
+    k.log.wrote("kpi:org:acme", 7);
+    k.log.wrote("kpi:org:acme:dept:support", 3);
+    k.log.wrote("alerts:org:acme", 2);
+    auto plan = d::plan_socketio_recovery(k, "E~kpi:org:acme:dept:support~3", "E");
+    BOOST_REQUIRE(plan);
+    BOOST_REQUIRE(plan->size() == 2u);
+    BOOST_TEST((*plan)[0].position.epoch == "E");
+    BOOST_TEST((*plan)[0].position.offset == 7u);
+    BOOST_TEST((*plan)[0].position.offsets.at("kpi:org:acme:dept:support") == 3u);
+    BOOST_TEST((*plan)[1].position.offset == 1u); // alerts 2 came after the offset
+    BOOST_TEST(!d::plan_socketio_recovery(k, "OTHER~kpi:org:acme~7", "E")); // a restart
+    BOOST_TEST(!d::plan_socketio_recovery(k, "garbage", "E"));
+}
+
+BOOST_AUTO_TEST_CASE(store_keeps_within_the_window_and_once) {
+    d::socketio_session_store store(std::chrono::seconds(10));
+    auto const t0 = std::chrono::steady_clock::now();
+    d::kept_socketio_session k;
+    k.pid = "p1";
+    k.ended_at = t0;
+    store.keep(k);
+    k.pid = "p2";
+    store.keep(k);
+    BOOST_TEST(store.take("p1", t0 + std::chrono::seconds(1)).has_value());
+    BOOST_TEST(!store.take("p1", t0 + std::chrono::seconds(1)).has_value());  // resumed once
+    BOOST_TEST(!store.take("p2", t0 + std::chrono::seconds(11)).has_value()); // expired
+    BOOST_TEST(store.size() == 0u);
+    d::socketio_session_store off(std::chrono::milliseconds(0));
+    off.keep(k);
+    BOOST_TEST(off.size() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_lost_connection_resumes_with_what_it_missed) {
+    fixture fx;
+    fx.env.sio_sessions = &fx.kept;
+    rtpush::topic const t{"kpi", {"acme", "", ""}};
+    auto publish = [&](int n) {
+        fx.hub.publish(rtpush::publication{t,
+                                           "kpi:update",
+                                           "",
+                                           rtpush::priority::high,
+                                           boost::json::parse("{\"n\":" + std::to_string(n) + "}"),
+                                           {}});
+    };
+    std::string pid, offset;
+    {
+        sio_connection c(fx);
+        c.on_engine_io("40");
+        auto const connect = boost::json::parse(c.packets.back().substr(2)).as_object();
+        BOOST_REQUIRE(connect.contains("pid"));
+        pid = connect.at("pid").as_string().c_str();
+        c.on_engine_io("42[\"subscribe\",{\"channels\":[\"kpi\"],\"organization_id\":\"acme\"}]");
+        publish(1);
+        // Delivered as a shard would: the publication's update frame, from the hub's history.
+        d::recover_position before;
+        before.epoch = fx.hub.epoch();
+        std::vector<d::frame_ptr> update;
+        fx.hub.subscribe_frames(t, before, update);
+        BOOST_REQUIRE(update.size() == 1u);
+        c.push(update[0]);
+        auto const ev = boost::json::parse(c.packets.back().substr(2)).as_array();
+        BOOST_REQUIRE(ev.size() == 3u);
+        offset = ev[2].as_string().c_str();
+        c.sio_keep(); // the connection is lost
+    }
+    BOOST_TEST(fx.kept.size() == 1u);
+    publish(2); // while away
+    publish(3);
+    sio_connection back(fx);
+    back.on_engine_io("40{\"pid\":\"" + pid + "\",\"offset\":\"" + offset + "\"}");
+    BOOST_REQUIRE(back.packets.size() == 3u);
+    BOOST_TEST(back.packets[0] == "40{\"sid\":\"c3\",\"pid\":\"" + pid + "\"}"); // recovered
+    BOOST_TEST(back.packets[1].starts_with("42[\"kpi:update\",{\"n\":2}"));
+    BOOST_TEST(back.packets[2].starts_with("42[\"kpi:update\",{\"n\":3}"));
+    BOOST_TEST(fx.index.entries().count("kpi:org:acme") == 1u);
+
+    // The same pid again: it was resumed once; now a fresh session with no subscription.
+    sio_connection again(fx);
+    again.on_engine_io("40{\"pid\":\"" + pid + "\",\"offset\":\"" + offset + "\"}");
+    BOOST_REQUIRE(again.packets.size() == 1u);
+    BOOST_TEST(again.packets[0].find(pid) == std::string::npos);
+    BOOST_TEST(again.state.subscription_count() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(history_lost_means_a_fresh_session_and_nothing_subscribed) {
+    fixture fx;
+    fx.env.sio_sessions = &fx.kept;
+    d::kept_socketio_session k;
+    k.pid = "feedfeedfeedfeed";
+    k.topic_keys = {"kpi:org:acme"};
+    k.log.wrote("kpi:org:acme", 5); // the hub published only seq 1: offset ahead
+    k.ended_at = std::chrono::steady_clock::now();
+    fx.hub.publish(rtpush::publication{rtpush::topic{"kpi", {"acme", "", ""}},
+                                       "kpi:update",
+                                       "",
+                                       rtpush::priority::high,
+                                       boost::json::parse("{\"n\":1}"),
+                                       {}});
+    fx.kept.keep(std::move(k));
+    sio_connection c(fx);
+    c.on_engine_io("40{\"pid\":\"feedfeedfeedfeed\",\"offset\":\"" + fx.hub.epoch() +
+                   "~kpi:org:acme~5\"}");
+    BOOST_REQUIRE(c.packets.size() == 1u);
+    BOOST_TEST(c.packets[0].starts_with("40{\"sid\":\"c3\",\"pid\":\""));
+    BOOST_TEST(c.packets[0].find("feedfeedfeedfeed") == std::string::npos);
+    BOOST_TEST(c.state.subscription_count() == 0u);
+    BOOST_TEST(fx.index.entries().count("kpi:org:acme") == 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(feed_format)
+
+BOOST_AUTO_TEST_CASE(publications_in_the_flat_shape_once) {
+    rtpush::server_config cfg;
+    rtpush::hub hub{cfg.history};
+    hub.publish(rtpush::publication{rtpush::topic{"metrics", {}},
+                                    "",
+                                    "",
+                                    rtpush::priority::high,
+                                    boost::json::parse(R"({"cpu_usage":12.5})"),
+                                    {}});
+    std::vector<d::frame_ptr> frames;
+    hub.initial_frames(rtpush::topic{"metrics", {}}, frames);
+    BOOST_REQUIRE(frames.size() == 1u);
+    auto const a = d::feed_twin(frames[0]);
+    BOOST_TEST(a.get() == d::feed_twin(frames[0]).get()); // made once, shared
+    auto const m = boost::json::parse(d::frame_payload(a->bytes)).as_object();
+    BOOST_TEST(m.at("type").as_string() == "metrics");
+    BOOST_TEST(m.at("data").at("cpu_usage").as_double() == 12.5);
+    BOOST_TEST(m.contains("timestamp"));
+    BOOST_TEST(m.size() == 3u);
+    // Anything that is not a publication goes out as it is.
+    auto const other = d::make_shared_frame(d::make_frame(d::opcode::text, R"({"type":"pong"})"));
+    BOOST_TEST(d::feed_twin(other).get() == other.get());
+    BOOST_TEST(d::feed_message_of(R"({"type":"subscribed","channel":"metrics"})").empty());
+    BOOST_TEST(d::feed_message_of("not json").empty());
+}
+
+BOOST_AUTO_TEST_CASE(connected_names_the_channels_and_paths_are_found) {
+    rtpush::feed_path f{"/ws/metrics", {"metrics", "alerts"}};
+    auto const c = boost::json::parse(d::feed_connected("c7", f)).as_object();
+    BOOST_TEST(c.at("type").as_string() == "connected");
+    BOOST_TEST(c.at("data").at("clientId").as_string() == "c7");
+    BOOST_TEST(c.at("data").at("subscribedChannels").as_array().size() == 2u);
+    std::vector<rtpush::feed_path> feeds{f};
+    BOOST_TEST(d::find_feed_path(feeds, "/ws/metrics") == &feeds[0]);
+    BOOST_TEST(!d::find_feed_path(feeds, "/ws"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

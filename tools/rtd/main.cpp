@@ -49,6 +49,7 @@ const std::pair<const char*, const char*> env_map[] = {
     {"RTD_AUTH_REQUIRED", "auth-required"},
     {"RTD_ALLOW_ANONYMOUS", "allow-anonymous"},
     {"RTD_TOKEN_EXPIRY_WARNING", "token-expiry-warning"},
+    {"RTD_SOCKETIO_RECOVERY_WINDOW", "socketio-recovery-window"},
     {"RTD_AUTH_TIMEOUT", "auth-timeout"},
     {"RTD_ADMIN_KEY", "admin-key"},
     {"FRONTEND_URL", "allowed-origin"},
@@ -194,6 +195,7 @@ int main(int argc, char** argv) {
         ("deflate", po::value<bool>()->default_value(false)->implicit_value(true), "permessage-deflate for clients that offer it (a broadcast is compressed once) [RTD_DEFLATE]")
         ("deflate-threshold", po::value<std::size_t>()->default_value(512), "messages under this many bytes go uncompressed [RTD_DEFLATE_THRESHOLD]")
         ("allowed-origin", po::value<std::vector<std::string>>()->composing(), "browser Origin allowed to connect (repeatable, comma-separated, * = any); none: no check [FRONTEND_URL]")
+        ("feed-path", po::value<std::vector<std::string>>()->composing(), "PATH=CHANNEL[,CHANNEL...]: a plain WebSocket feed whose clients are subscribed to the channels on connect and get {type: <channel>, data, timestamp} (seed 002: /ws/metrics=metrics; repeatable)")
         ("cork-delay", po::value<double>()->default_value(20), "milliseconds an io thread under load may hold writes back to send several frames per system call; 0 = never [RTD_CORK_DELAY]")
         ("cork-threshold", po::value<double>()->default_value(50000), "frames per second per io thread above which writes are corked [RTD_CORK_THRESHOLD]")
         ("queue-limit", po::value<std::size_t>()->default_value(4096), "outbound frames queued per client")
@@ -223,6 +225,7 @@ int main(int argc, char** argv) {
         ("auth-required", po::value<bool>()->default_value(false)->implicit_value(true), "clients must authenticate (token) before anything but ping; implied by --jwt-secret [RTD_AUTH_REQUIRED]")
         ("allow-anonymous", po::value<bool>()->default_value(false)->implicit_value(true), "TRUSTED NETWORKS ONLY: with --jwt-secret, clients without a token may still subscribe, stream and read /api/kpis for any organization [RTD_ALLOW_ANONYMOUS]")
         ("token-expiry-warning", po::value<unsigned>()->default_value(60), "seconds before a connection's token expires that it gets token_expiring (then close 1008 at expiry unless it authenticates again); 0 = no warning [RTD_TOKEN_EXPIRY_WARNING]")
+        ("socketio-recovery-window", po::value<unsigned>()->default_value(120000), "milliseconds a Socket.IO session that lost its connection is kept for its client to resume it (connection state recovery: socket.recovered, missed events replayed); 0 = off [RTD_SOCKETIO_RECOVERY_WINDOW]")
         ("auth-timeout", po::value<double>()->default_value(10), "seconds an unauthenticated client may stay connected (close 1008) [RTD_AUTH_TIMEOUT]")
         ("admin-key", po::value<std::string>()->default_value(""), "key the admin REST routes require (X-API-Key); empty: open [RTD_ADMIN_KEY]")
         ("log-level", po::value<std::string>()->default_value("info"), "debug | info | warning | error | off [RTD_LOG_LEVEL]");
@@ -310,6 +313,8 @@ int main(int argc, char** argv) {
     cfg.auth_required = vm["auth-required"].as<bool>();
     cfg.allow_anonymous = vm["allow-anonymous"].as<bool>();
     cfg.token_expiry_warning = std::chrono::seconds(vm["token-expiry-warning"].as<unsigned>());
+    cfg.socketio_recovery_window =
+        std::chrono::milliseconds(vm["socketio-recovery-window"].as<unsigned>());
     cfg.admin_key = vm["admin-key"].as<std::string>();
     cfg.permessage_deflate = vm["deflate"].as<bool>();
     cfg.deflate_threshold = vm["deflate-threshold"].as<std::size_t>();
@@ -329,6 +334,29 @@ int main(int argc, char** argv) {
                 rest =
                     comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
             }
+        }
+    if (vm.count("feed-path"))
+        for (auto const& v : vm["feed-path"].as<std::vector<std::string>>()) {
+            auto const eq = v.find('=');
+            rtpush::feed_path f;
+            f.path = v.substr(0, eq);
+            std::string_view rest =
+                eq == std::string::npos ? std::string_view{} : std::string_view(v).substr(eq + 1);
+            while (!rest.empty()) {
+                auto const comma = rest.find(',');
+                if (auto c = rest.substr(0, comma); !c.empty())
+                    f.channels.emplace_back(c);
+                rest =
+                    comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+            }
+            if (!f.path.starts_with('/') || f.channels.empty() || f.path == cfg.ws_path ||
+                f.path.starts_with("/api/")) {
+                std::cerr << "rtd: --feed-path wants PATH=CHANNEL[,CHANNEL...] with PATH "
+                             "starting with '/', not the WebSocket path or under /api/ (got '"
+                          << v << "')\n";
+                return 2;
+            }
+            cfg.feed_paths.push_back(std::move(f));
         }
     cfg.max_connections_per_org = vm["max-connections-per-org"].as<std::size_t>();
     cfg.max_handshakes_per_ip = vm["max-handshakes-per-ip"].as<double>();

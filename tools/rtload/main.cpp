@@ -628,9 +628,13 @@ public:
                         if (ev.payload.find("\"error\"") != std::string_view::npos &&
                             st_.publish_errors++ == 0) {
                             refuse(ev.payload,
-                                   "  start rtd with --allow-publish (or give the publisher a "
-                                   "token that allows publishing), or publish with --publish-via "
-                                   "http (POST /api/broadcast, the default)");
+                                   ev.payload.find("RATE_LIMIT_EXCEEDED") != std::string_view::npos
+                                       ? "  start rtd with --max-messages-per-second 0 (one "
+                                         "connection publishes more than a client may send), or "
+                                         "publish with --publish-via http (POST /api/broadcast)"
+                                       : "  start rtd with --allow-publish (or give the publisher "
+                                         "a token that allows publishing), or publish with "
+                                         "--publish-via http (POST /api/broadcast, the default)");
                             if (stop)
                                 co_return;
                         }
@@ -809,8 +813,6 @@ int main(int argc, char** argv) {
         if (via != "ws" && via != "http")
             throw std::invalid_argument("--publish-via is http, ws or auto");
         o.publish_http = via == "http";
-        if (o.publish_http && o.proto != protocol::rtpush)
-            throw std::invalid_argument("--publish-via http needs --protocol rtpush");
         o.reconnect = vm.count("reconnect") > 0;
         if (!scope.empty()) {
             std::istringstream ss(scope);

@@ -319,6 +319,15 @@ private:
     std::unique_ptr<std::string> message_;
 };
 
+/// The payload of a server-to-client (unmasked) frame.
+inline std::string_view frame_payload(std::string_view bytes) noexcept {
+    if (bytes.size() < 2)
+        return {};
+    auto const len7 = static_cast<unsigned char>(bytes[1]) & 0x7F;
+    std::size_t const hdr = len7 < 126 ? 2 : len7 == 126 ? 4 : 10;
+    return bytes.size() < hdr ? std::string_view{} : bytes.substr(hdr);
+}
+
 } // namespace rtpush::detail
 
 #endif

@@ -18,6 +18,8 @@ struct server_config;
 
 namespace rtpush::detail {
 
+class socketio_session_store;
+
 /// The environment of a connection's protocol (detail/client_protocol.hpp): the hub, the
 /// configuration, and the io thread's index, counters and shared registries.
 struct protocol_context {
@@ -28,6 +30,8 @@ struct protocol_context {
     ack_registry* acks = nullptr;
     org_connections* orgs = nullptr;
     std::size_t shard = 0; ///< the thread's number (ack re-sends are per thread)
+    /// Socket.IO sessions kept for connection state recovery (server-wide); null: none.
+    socketio_session_store* sio_sessions = nullptr;
 };
 
 } // namespace rtpush::detail

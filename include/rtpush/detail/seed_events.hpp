@@ -10,6 +10,7 @@
 
 #include <boost/json.hpp>
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,6 +21,8 @@ namespace rtpush::detail {
 enum class seed_event_kind {
     messages,    ///< rtpush client messages, in `messages`
     client_ping, ///< seed 001's `client:ping`: answer `client:pong`
+    metrics_get, ///< seed 004's `metrics:get`: `messages` holds the rtpush `get`; answer
+                 ///< `metrics:data` (seed004_metrics_data) or `metrics:error`
     refused,     ///< not an event rtpush knows, or bad data: `why` says which
 };
 
@@ -35,6 +38,11 @@ inline bool rtpush_message_name(std::string_view n) noexcept {
            n == "refresh" || n == "ping" || n == "authenticate" || n == "ack" || n == "hello";
 }
 
+/// Seed 004's regions are the first level of scope of its `metrics` channel: `{source:
+/// "us-east"}` is the topic `metrics:org:us-east`, and no source the whole channel (every
+/// region). docs/protocol.md, "Coming from Socket.IO".
+inline constexpr std::string_view seed004_channel = "metrics";
+
 /// Reads one event. `data` is the event's argument (null when it has none).
 ///   - subscribe / unsubscribe (also `client:subscribe`, `client:unsubscribe`): `channels`
 ///     (array) or `channel` (string); the scope as `scope: {...}` or flat seed 001 fields
@@ -42,6 +50,7 @@ inline bool rtpush_message_name(std::string_view n) noexcept {
 ///     other field (e.g. `recover`) is kept. One message per channel.
 ///   - subscribe / unsubscribe with a string: that channel, unscoped.
 ///   - client:ping: client_ping.
+///   - seed 004: metrics:subscribe / metrics:unsubscribe / metrics:get `{source?}`.
 ///   - any other rtpush message name: the data's fields with that `type`.
 inline seed_event read_seed_event(std::string_view name, const boost::json::value& data) {
     seed_event r;
@@ -49,12 +58,30 @@ inline seed_event read_seed_event(std::string_view name, const boost::json::valu
         r.kind = seed_event_kind::client_ping;
         return r;
     }
+    if (name == "metrics:subscribe" || name == "metrics:unsubscribe" || name == "metrics:get") {
+        if (!data.is_null() && !data.is_object()) {
+            r.why = "the data of '" + std::string(name) + "' must be an object: {source?}";
+            return r;
+        }
+        boost::json::object m{{"type", name.substr(8)}, {"channel", seed004_channel}};
+        if (auto const* src = data.is_object() ? data.get_object().if_contains("source") : nullptr;
+            src && !src->is_null()) {
+            if (!src->is_string()) {
+                r.why = "'source' must be a region name (a string)";
+                return r;
+            }
+            m["scope"] = boost::json::object{{"org", *src}};
+        }
+        r.kind = name == "metrics:get" ? seed_event_kind::metrics_get : seed_event_kind::messages;
+        r.messages.push_back(std::move(m));
+        return r;
+    }
     if (name.starts_with("client:"))
         name.remove_prefix(7); // client:subscribe, client:unsubscribe
     if (!rtpush_message_name(name)) {
         r.why = "unknown event '" + std::string(name) +
                 "' (events: subscribe, unsubscribe, authenticate, get, publish, refresh, ping, "
-                "ack, hello, client:ping)";
+                "ack, hello, client:ping, metrics:get, metrics:subscribe, metrics:unsubscribe)";
         return r;
     }
     if (data.is_string() && (name == "subscribe" || name == "unsubscribe")) {
@@ -114,6 +141,50 @@ inline seed_event read_seed_event(std::string_view name, const boost::json::valu
     }
     r.kind = seed_event_kind::messages;
     return r;
+}
+
+/// Seed 004's `metrics:data` from rtpush's `snapshot` answer to its `get`: for one region
+/// `{api, source, data, updatedAt}`, or nullopt when it has no data (`metrics:error`); for
+/// every region `{api, data: [{api, source, data, updatedAt}...], count}`. `api` is the
+/// data's own `api` field when it has one (seed 004's pollers name their API), else
+/// the channel.
+inline std::optional<boost::json::object> seed004_metrics_data(const boost::json::object& snapshot,
+                                                               std::string_view source) {
+    auto entry = [](const boost::json::object& item) {
+        boost::json::object e;
+        auto const* data = item.if_contains("data");
+        auto const* api =
+            data && data->is_object() ? data->get_object().if_contains("api") : nullptr;
+        e["api"] = api && api->is_string() ? *api : boost::json::value(seed004_channel);
+        auto const* scope = item.if_contains("scope");
+        auto const* org =
+            scope && scope->is_object() ? scope->get_object().if_contains("org") : nullptr;
+        e["source"] = org ? *org : boost::json::value(nullptr);
+        // A payload already in seed 004's update shape ({api, source, data, timestamp})
+        // gives its inner data; any other is the data itself.
+        auto const* inner = api && data->get_object().contains("source")
+                                ? data->get_object().if_contains("data")
+                                : nullptr;
+        e["data"] = inner ? *inner : data ? *data : boost::json::value(nullptr);
+        if (auto const* ts = item.if_contains("timestamp"))
+            e["updatedAt"] = *ts;
+        return e;
+    };
+    boost::json::array all;
+    if (auto const* items = snapshot.if_contains("items"); items && items->is_array())
+        for (auto const& it : items->get_array())
+            if (it.is_object())
+                all.push_back(entry(it.get_object()));
+    if (!source.empty()) {
+        if (all.empty())
+            return std::nullopt;
+        return std::move(all.back().get_object()); // the latest phase written last
+    }
+    boost::json::object o;
+    o["api"] = seed004_channel;
+    o["count"] = all.size();
+    o["data"] = std::move(all);
+    return o;
 }
 
 } // namespace rtpush::detail

@@ -47,6 +47,8 @@ struct outbound_frame {
     /// The same message as a Socket.IO EVENT (detail/socketio_protocol.hpp), made by the
     /// first Socket.IO connection that sends it and shared by all the others.
     mutable std::atomic<std::shared_ptr<const outbound_frame>> socketio;
+    /// ... and in the flat shape of a feed path (detail/feed_format.hpp).
+    mutable std::atomic<std::shared_ptr<const outbound_frame>> feed;
 };
 using frame_ptr = std::shared_ptr<const outbound_frame>;
 

@@ -5,6 +5,7 @@
 // into Socket.IO EVENTs. A connection type derives from socketio_protocol<Self> beside
 // client_protocol<Self> and provides, besides what client_protocol needs:
 //   socketio_state& sio_state();     void send_packet(std::string engine_io_packet);
+//   void push_twin(frame_ptr);  (a Socket.IO frame, past the hold of a resumed session)
 //   void on_probe();  void on_upgrade();  (Engine.IO's "2probe" and "5": a polling session
 //                                          moving to this WebSocket; no-ops elsewhere)
 // Its send_json(rtpush message) calls sio_json(); its push() sends socketio_twin(frame).
@@ -18,11 +19,14 @@
 #include <rtpush/detail/seed_events.hpp>
 #include <rtpush/detail/send_queue.hpp>
 #include <rtpush/detail/socketio.hpp>
+#include <rtpush/detail/socketio_recovery.hpp>
 
 #include <boost/json.hpp>
 
+#include <cstdio>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 
@@ -34,21 +38,20 @@ struct socketio_state {
     std::optional<std::uint64_t> answering; ///< an EVENT with this ack id is being handled
     boost::json::array answers;             ///< ... and the rtpush answers it gathered
     std::uint64_t upgrade_from = 0;         ///< the polling session this WebSocket takes over
+    // Connection state recovery (detail/socketio_recovery.hpp):
+    std::string pid;                  ///< the private session id given in CONNECT
+    std::unique_ptr<written_log> log; ///< the publications written, once a pid is given
+    bool client_left = false;         ///< the client disconnected on purpose: keep nothing
+    bool holding = false;             ///< resuming: publications wait for the CONNECT answer
+    std::vector<frame_ptr> held;
 };
 
-/// The payload of a server-to-client (unmasked) frame.
-inline std::string_view frame_payload(std::string_view bytes) noexcept {
-    if (bytes.size() < 2)
-        return {};
-    auto const len7 = static_cast<unsigned char>(bytes[1]) & 0x7F;
-    std::size_t const hdr = len7 < 126 ? 2 : len7 == 126 ? 4 : 10;
-    return bytes.size() < hdr ? std::string_view{} : bytes.substr(hdr);
-}
-
 /// The Socket.IO EVENT of one rtpush server message (serialised JSON): a publication
-/// (`update`, `initial`) becomes `42["<event>",<data>]`, under the name the producer gave it
-/// (`kpi:update`, `alert:triggered`); every other message `42["<type>",<the message>]`
-/// (`subscribed`, `error`, `refreshing`...). Empty when the text is not an rtpush message.
+/// (`update`, `initial`) becomes `42["<event>",<data>,"<offset>"]`, under the name the
+/// producer gave it (`kpi:update`, `alert:triggered`) and tagged with its recovery offset
+/// (`<epoch>~<topic>~<seq>`, which a listener sees as its last argument); every other
+/// message `42["<type>",<the message>]` (`subscribed`, `error`, `refreshing`...). Empty when
+/// the text is not an rtpush message.
 inline std::string socketio_event_of(std::string_view json_text) {
     boost::system::error_code ec;
     auto v = boost::json::parse(json_text, ec);
@@ -62,8 +65,20 @@ inline std::string socketio_event_of(std::string_view json_text) {
     if (t == "update" || t == "initial") {
         auto const* ev = o.if_contains("event");
         auto const* data = o.if_contains("data");
+        auto const* topic = o.if_contains("topic");
+        auto const* seq = o.if_contains("seq");
+        auto const* epoch = o.if_contains("epoch");
+        std::string offset;
+        if (topic && topic->is_string() && seq && seq->is_uint64() && epoch && epoch->is_string())
+            offset = sio::make_offset(epoch->get_string(), topic->get_string(), seq->get_uint64());
+        else if (topic && topic->is_string() && seq && seq->is_int64() && seq->get_int64() >= 0 &&
+                 epoch && epoch->is_string())
+            offset = sio::make_offset(epoch->get_string(), topic->get_string(),
+                                      static_cast<std::uint64_t>(seq->get_int64()));
+        sio::event_options opt;
+        opt.offset = offset;
         if (ev && ev->is_string() && data)
-            return sio::encode_event(ev->get_string(), boost::json::serialize(*data));
+            return sio::encode_event(ev->get_string(), boost::json::serialize(*data), opt);
     }
     return sio::encode_event(t, json_text);
 }
@@ -103,6 +118,19 @@ public:
     /// An rtpush answer (serialised JSON) of the client protocol: gathered into the ACK of the
     /// EVENT being handled, or sent as an EVENT.
     void sio_json(std::string text);
+    /// A publication's Socket.IO frame on its way to the transport: true when it is held
+    /// back (a session being resumed answers CONNECT first).
+    bool sio_hold(const frame_ptr& twin);
+    /// Frames the transport wrote (or handed to a polling GET): the publications among them
+    /// go to the recovery log.
+    void sio_written(const frame_ptr& f) {
+        auto& st = self().sio_state();
+        if (st.log && f->seq != 0 && !f->topic.empty())
+            st.log->wrote(f->topic, f->seq);
+    }
+    /// The connection ends: unless the client left on purpose, its subscriptions and log are
+    /// kept for the recovery window under its pid. Called before the subscriptions go.
+    void sio_keep();
 
 protected:
     ~socketio_protocol() = default;
@@ -113,6 +141,12 @@ private:
     void on_connect(const sio::sio_packet& p);
     void on_event(sio::sio_packet& p);
     void refuse(sio::errc e);
+    /// Seed 004's `metrics:get`: rtpush's `get` (its access rules), answered as `metrics:data`
+    /// or `metrics:error`, in the ACK when the client asked for one.
+    void metrics_get(seed_event& ev, std::optional<std::uint64_t> ack_id);
+    /// Resubscribes a kept session at the positions the client's offset gives; false (and
+    /// nothing changed) when it cannot be resumed without a loss.
+    bool resume(kept_socketio_session& kept, std::string_view offset);
 };
 
 template <class Self>
@@ -153,8 +187,8 @@ void socketio_protocol<Self>::on_engine_io(std::string_view text) {
         break;
     case sio::eio_type::pong:
     case sio::eio_type::noop:
-        break; // the transport counted the packet as a sign of life
-    case sio::eio_type::close:
+        break;                 // the transport counted the packet as a sign of life
+    case sio::eio_type::close: // a transport's close ("transport close"): recoverable
         self().close(1000, "");
         break;
     case sio::eio_type::message:
@@ -188,6 +222,7 @@ void socketio_protocol<Self>::on_socketio(std::string_view text) {
         break;
     case sio::sio_type::disconnect:
         st.connected = false;
+        st.client_left = true;
         self().close(1000, "");
         break;
     case sio::sio_type::event:
@@ -240,7 +275,150 @@ void socketio_protocol<Self>::on_connect(const sio::sio_packet& p) {
         return;
     }
     st.connected = true;
-    s.send_packet(sio::encode_connect(s.client_id()));
+    auto* store = s.protocol_env().sio_sessions;
+    if (!store || store->window().count() <= 0) {
+        s.send_packet(sio::encode_connect(s.client_id()));
+        return;
+    }
+    // Connection state recovery: the same pid tells the client it was resumed
+    // (`socket.recovered`); a new one that it starts afresh.
+    if (auth.recovering() && st.pid.empty()) {
+        if (auto kept = store->take(auth.pid, std::chrono::steady_clock::now());
+            kept && resume(*kept, auth.offset)) {
+            st.pid = std::move(kept->pid);
+            st.log = std::make_unique<written_log>(std::move(kept->log));
+            s.send_packet(sio::encode_connect(s.client_id(), st.pid));
+            auto held = std::move(st.held);
+            st.held = {};
+            for (auto const& f : held)
+                s.push_twin(f);
+            return;
+        }
+    }
+    if (st.pid.empty()) {
+        static thread_local std::mt19937_64 rng{std::random_device{}()};
+        char buf[17];
+        std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
+        st.pid = buf;
+        st.log = std::make_unique<written_log>();
+    }
+    s.send_packet(sio::encode_connect(s.client_id(), st.pid));
+}
+
+template <class Self>
+bool socketio_protocol<Self>::resume(kept_socketio_session& kept, std::string_view offset) {
+    auto& s = self();
+    auto& st = s.sio_state();
+    auto& hub = s.protocol_env().hub;
+    auto plan = plan_socketio_recovery(kept, offset, hub.epoch());
+    if (!plan)
+        return false;
+    // Subscribed with `recover` as an rtpush client would; the answers are read, not sent,
+    // and the replayed publications wait until the CONNECT answer is out.
+    st.holding = true;
+    st.answering = 0;
+    st.answers.clear();
+    std::vector<std::string> done;
+    bool all_recovered = true;
+    for (auto& r : *plan) {
+        boost::system::error_code ec;
+        client_message m;
+        m.type = client_message_type::subscribe;
+        m.topic = parse_topic(r.topic_key, ec);
+        if (ec) {
+            all_recovered = false;
+            break;
+        }
+        m.recover = std::move(r.position);
+        s.subscribe(m);
+        bool ok = false;
+        for (auto const& a : st.answers)
+            if (auto const* o = a.if_object())
+                if (auto const* rec = o->if_contains("recovered"); rec && rec->is_bool())
+                    ok = rec->get_bool();
+        st.answers.clear();
+        if (!ok) {
+            all_recovered = false;
+            if (s.client().find(r.topic_key))
+                done.push_back(r.topic_key); // subscribed, but from a snapshot: undone below
+            break;
+        }
+        done.push_back(r.topic_key);
+    }
+    if (!all_recovered) {
+        for (auto const& key : done) {
+            boost::system::error_code ec;
+            client_message m;
+            m.type = client_message_type::unsubscribe;
+            m.topic = parse_topic(key, ec);
+            s.unsubscribe(m);
+        }
+        st.held.clear();
+    }
+    st.answers.clear();
+    st.answering.reset();
+    st.holding = false;
+    return all_recovered;
+}
+
+template <class Self>
+void socketio_protocol<Self>::metrics_get(seed_event& ev, std::optional<std::uint64_t> ack_id) {
+    auto& s = self();
+    auto& st = s.sio_state();
+    st.answering = 0;
+    st.answers.clear();
+    s.handle_object(ev.messages.front());
+    st.answering.reset();
+    auto answers = std::move(st.answers);
+    st.answers = {};
+    std::string_view source;
+    if (auto const* sc = ev.messages.front().if_contains("scope"))
+        if (auto const* org = sc->get_object().if_contains("org"))
+            source = org->get_string();
+    std::string name = "metrics:error";
+    boost::json::object body;
+    auto const* answer = answers.empty() ? nullptr : answers.front().if_object();
+    if (answer && answer->contains("code")) {
+        body["message"] = answer->at("message");
+        body["code"] = answer->at("code");
+    } else if (auto data = answer ? seed004_metrics_data(*answer, source) : std::nullopt) {
+        name = "metrics:data";
+        body = std::move(*data);
+    } else {
+        body["message"] = "no metrics for source '" + std::string(source) + "'";
+        body["code"] = "NOT_FOUND";
+    }
+    auto const text = boost::json::serialize(body);
+    if (ack_id)
+        s.send_packet(sio::encode_ack(*ack_id, "[" + text + "]"));
+    else
+        s.send_packet(sio::encode_event(name, text));
+}
+
+template <class Self>
+bool socketio_protocol<Self>::sio_hold(const frame_ptr& twin) {
+    auto& st = self().sio_state();
+    if (!st.holding)
+        return false;
+    st.held.push_back(twin);
+    return true;
+}
+
+template <class Self>
+void socketio_protocol<Self>::sio_keep() {
+    auto& s = self();
+    auto& st = s.sio_state();
+    auto* store = s.protocol_env().sio_sessions;
+    if (!store || st.pid.empty() || !st.log || st.client_left || !st.connected)
+        return;
+    kept_socketio_session k;
+    k.pid = std::move(st.pid);
+    k.log = std::move(*st.log);
+    st.log.reset();
+    s.client().for_each_subscription(
+        [&](const subscription& sub) { k.topic_keys.push_back(sub.key); });
+    k.ended_at = std::chrono::steady_clock::now();
+    store->keep(std::move(k));
 }
 
 template <class Self>
@@ -265,6 +443,8 @@ void socketio_protocol<Self>::on_event(sio::sio_packet& p) {
         s.send_error(error::invalid_message, ev.why, {});
         return;
     }
+    if (ev.kind == seed_event_kind::metrics_get)
+        return metrics_get(ev, p.ack_id);
     // With an ack id, the answers (subscribed, error...) go back in the ACK:
     // `{"success": <no error>, "results": [<answers>]}`.
     if (p.ack_id) {

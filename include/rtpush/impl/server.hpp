@@ -121,6 +121,7 @@ inline server_impl::server_impl(server_config cfg)
         shards_.push_back(std::make_unique<shard>(i));
         shards_.back()->orgs = &org_connections_;
         shards_.back()->acks = acks_.get();
+        shards_.back()->sio_sessions = &sio_sessions_;
         shards_.back()->set_cork(cfg_.cork_delay, cfg_.cork_threshold);
         shards_.back()->bind_protocol(hub_, cfg_);
         raw.push_back(shards_.back().get());

@@ -1,6 +1,7 @@
 #ifndef RTPUSH_IMPL_SESSION_HPP
 #define RTPUSH_IMPL_SESSION_HPP
 
+#include <rtpush/detail/feed_format.hpp>
 #include <rtpush/detail/io/polling_session.hpp>
 
 #include <boost/asio/bind_allocator.hpp>
@@ -131,6 +132,8 @@ inline void session::release_idle(std::chrono::steady_clock::time_point now) {
 inline session::~session() {
     if (dirty_)
         shard_.forget_dirty(this);
+    if (socketio())
+        sio_keep();
     leave();
     shard_.remove_session(id_);
 }
@@ -143,6 +146,10 @@ inline void session::start(done_handler done, void* context) {
     if (socketio()) {
         if (!sio_state().upgrade_from) // an upgrade answers the probe instead
             send_packet(open_packet());
+    } else if (auto const* f = feed()) {
+        send_json(detail::feed_connected(client_id(), *f));
+        for (auto const& channel : f->channels)
+            handle_object(boost::json::object{{"type", "subscribe"}, {"channel", channel}});
     } else
         send_json(message::connected(client_id(), cfg_.server_name, cfg_.heartbeat_interval));
     count_org(); // from the handshake's token or ?org=
@@ -272,13 +279,15 @@ inline void session::push(const detail::frame_ptr& f) {
     if (socketio()) [[unlikely]] {
         // Its Socket.IO form, shared. A Socket.IO client has no rtpush acks to send: such a
         // publication is delivered, not tracked (docs/protocol.md, "Coming from Socket.IO").
-        if (auto t = detail::socketio_twin(f))
+        if (auto t = detail::socketio_twin(f); t && !sio_hold(t))
             push_maybe_deflated(t);
         return;
     }
     // Targeted even when it cannot go out now (closing): it is re-sent after a reconnect.
     if (!f->ack_id.empty()) [[unlikely]]
         track_ack(f);
+    if (cold_ && cold_->feed) [[unlikely]]
+        return push_maybe_deflated(detail::feed_twin(f));
     push_maybe_deflated(f);
 }
 
@@ -403,6 +412,9 @@ inline void session::count_sent(std::span<const detail::frame_ptr> frames,
         if (b < buckets.size())
             ++buckets[b];
     }
+    if (socketio()) [[unlikely]]
+        for (auto const& f : frames)
+            sio_written(f);
     sent_ += frames.size();
     counters.frames_sent.fetch_add(frames.size(), std::memory_order_relaxed);
     counters.bytes_sent.fetch_add(bytes, std::memory_order_relaxed);
@@ -820,6 +832,8 @@ inline void session::on_upgrade() {
     // then only this WebSocket carries the session.
     take_over(p->state());
     sio_state().connected = p->namespace_connected();
+    sio_state().pid = std::move(p->sio_state().pid);
+    sio_state().log = std::move(p->sio_state().log);
     std::vector<detail::frame_ptr> queued;
     p->take_queued(queued);
     for (auto const& f : queued)

@@ -185,7 +185,7 @@ inline void server_impl::handle_request_now(shard& sh, boost::asio::ip::tcp::soc
     if (fast) {
         auto const& req = parser.get();
         path = split_target(req.target(), query);
-        fast = (path == cfg_.ws_path || socketio_request(path, query)) &&
+        fast = (websocket_path(path) || socketio_request(path, query)) &&
                header_has_token(req[http::field::connection], "upgrade") &&
                iequals(req[http::field::upgrade], "websocket");
     }
@@ -282,6 +282,8 @@ inline void server_impl::start_session(shard& sh, upgrade_state& up, void* block
     }
     if (up.socketio)
         s->speak_socketio(up.socketio_upgrade);
+    else if (up.feed)
+        s->speak_feed(*up.feed);
     if (cfg_.logger.enabled(log_level::info))
         cfg_.logger.log(log_level::info, "connection_open",
                         {{"client", s->client_id()},
@@ -435,7 +437,7 @@ server_impl::http_exchange(shard& sh, Stream& stream, boost::beast::tcp_stream& 
         bool const upgrade = header_has_token(req[http::field::connection], "upgrade") &&
                              iequals(req[http::field::upgrade], "websocket");
         bool const socketio = socketio_request(path, query);
-        if (upgrade || (path == cfg_.ws_path && !socketio)) {
+        if (upgrade || (websocket_path(path) && !socketio)) {
             auto refusal = upgrade_check(sh, req, upgrade, path, query, remote, remote_ip, up);
             if (refusal) {
                 refusal->keep_alive(false);
@@ -574,7 +576,9 @@ server_impl::upgrade_check(shard& sh, const http_request& req, bool upgrade,
                                req[http::field::sec_websocket_key],
                                req[http::field::sec_websocket_version],
                                query_param(query, scope_names[0])};
-    auto f = check_upgrade_request(wire, up.socketio ? std::string_view(path) : cfg_.ws_path);
+    up.feed = up.socketio ? nullptr : find_feed_path(cfg_.feed_paths, path);
+    auto f = check_upgrade_request(wire, up.socketio || up.feed ? std::string_view(path)
+                                                                : std::string_view(cfg_.ws_path));
     if (!f) {
         auto rules = admission();
         rules.stopping = sh.stopping;

@@ -71,6 +71,7 @@ public:
     // client pauses polling; then the WebSocket takes the state and the queued packets.
     void release_poll() { send_packet(sio::encode_eio(sio::eio_type::noop)); }
     client_state& state() noexcept { return client_; }
+    socketio_state& sio_state() noexcept { return sio_; }
     bool namespace_connected() const noexcept { return sio_.connected; }
     void take_queued(std::vector<frame_ptr>& out) {
         queue_.take(out, SIZE_MAX, SIZE_MAX);
@@ -100,8 +101,10 @@ public:
         std::vector<frame_ptr> batch;
         queue_.take(batch, SIZE_MAX, cfg_.max_message_size);
         queue_.shrink();
-        for (auto const& f : batch)
+        for (auto const& f : batch) {
             sio::append_to_payload(body, frame_payload(f->bytes));
+            sio_written(f);
+        }
         if (ended_ && queue_.empty()) {
             sio::append_to_payload(
                 body, sio::encode_eio(upgraded_ ? sio::eio_type::noop : sio::eio_type::close));
@@ -146,6 +149,8 @@ public:
             return;
         ended_ = true;
         end_reason_ = why;
+        if (!upgraded_)
+            sio_keep();
         leave();
         wake_.cancel();
         if (!get_waiting_)
@@ -154,7 +159,7 @@ public:
     const std::string& end_reason() const noexcept { return end_reason_; }
 
     void push(const frame_ptr& f) override {
-        if (auto t = socketio_twin(f))
+        if (auto t = socketio_twin(f); t && !sio_hold(t))
             queue_frame(t);
     }
     void flush() override {}
@@ -165,7 +170,6 @@ private:
 
     protocol_context& protocol_env() noexcept { return shard_.protocol(); }
     client_state& client() noexcept { return client_; }
-    socketio_state& sio_state() noexcept { return sio_; }
     bool closing() const noexcept { return ended_; }
     subscriber* as_subscriber() noexcept { return this; }
     std::size_t queued() const noexcept { return queue_.size(); }
@@ -178,6 +182,7 @@ private:
     void send_packet(std::string packet) {
         queue_frame(make_shared_frame(make_frame(opcode::text, packet)));
     }
+    void push_twin(const frame_ptr& f) { queue_frame(f); }
     void on_probe() {}   // probes come over WebSocket
     void on_upgrade() {} // ... and so does the upgrade
     void close(std::uint16_t, std::string_view why) { end(why); }

@@ -13,6 +13,7 @@
 #include <rtpush/detail/access.hpp>
 #include <rtpush/detail/admission.hpp>
 #include <rtpush/detail/broadcast_request.hpp>
+#include <rtpush/detail/feed_format.hpp>
 #include <rtpush/detail/http_answers.hpp>
 #include <rtpush/detail/io/polling_session.hpp>
 #include <rtpush/detail/io/shard.hpp>
@@ -99,6 +100,7 @@ public:
         bool socketio = false; ///< Socket.IO over this WebSocket (session::speak_socketio)
         std::uint64_t socketio_upgrade = 0; ///< ... taking over this polling session
         std::size_t socketio_shard = 0;     ///< ... which lives on this shard
+        const feed_path* feed = nullptr;    ///< a feed path's WebSocket (session::speak_feed)
     };
     /// A Socket.IO request: at /socket.io/, or on the WebSocket path when the query has EIO
     /// (socket.io-client asks for `path + '/'`: seed 001's `path: '/ws'` is `/ws/`).
@@ -108,6 +110,10 @@ public:
         if (path.ends_with('/'))
             path.remove_suffix(1);
         return path == cfg_.ws_path && query.contains("EIO");
+    }
+    /// The WebSocket paths: rtpush's, and the feed paths.
+    bool websocket_path(std::string_view path) const {
+        return path == cfg_.ws_path || find_feed_path(cfg_.feed_paths, path);
     }
     void accept_connection(boost::asio::ip::tcp::socket socket, http_request request,
                            std::string buffered);
@@ -227,6 +233,7 @@ public:
     rtpush::hub hub_;
     // Publications with requires_ack; before the shards, so that it outlives every session.
     std::unique_ptr<ack_registry> acks_;
+    socketio_session_store sio_sessions_{cfg_.socketio_recovery_window};
     std::vector<std::unique_ptr<shard>> shards_;
     std::optional<boost::asio::ip::tcp::acceptor> acceptor_;
     std::vector<std::thread> threads_;

@@ -314,11 +314,14 @@ public:
     org_connections* orgs = nullptr;
     /// The server's acknowledged-delivery bookkeeping, shared by every shard.
     ack_registry* acks = nullptr;
+    /// Socket.IO sessions kept for recovery, shared by every shard.
+    socketio_session_store* sio_sessions = nullptr;
 
     /// Gives this thread's connections their protocol environment (after `orgs` and `acks`
     /// are set; before the shard runs).
     void bind_protocol(rtpush::hub& h, const server_config& cfg) {
-        protocol_.emplace(protocol_context{h, cfg, subs_, counters_, acks, orgs, index_});
+        protocol_.emplace(
+            protocol_context{h, cfg, subs_, counters_, acks, orgs, index_, sio_sessions});
     }
     protocol_context& protocol() noexcept { return *protocol_; }
 
