@@ -12,6 +12,8 @@
 //    names react, react-dom/client and rtpush-client/react (rtd's /client/rtpush-react.js,
 //    imported across origins: rtd answers it with Access-Control-Allow-Origin: *). The page
 //    renders a KPI tile through useKPIUpdates and follows `rtctl broadcast` live.
+// 4. A Socket.IO page (socket.io-client's browser build) on another origin: polling, the
+//    upgrade to WebSocket, and what `rtctl broadcast` sends.
 import {readFileSync} from "node:fs";
 import {createServer} from "node:http";
 import {createRequire} from "node:module";
@@ -31,6 +33,24 @@ const unsubscribe = client.subscribe("kpi", {org: "acme"}, (msg) => {
 unsubscribe.ready.then(() => { document.body.dataset.subscribed = "yes"; });
 client.connect();
 </script>`;
+
+// A Socket.IO page on another origin: socket.io-client's own browser build, seed 001's
+// options (path '/ws'), long-polling first and then the upgrade to WebSocket.
+function socketioPage(rtd) {
+  return `<!doctype html><meta charset="utf-8"><title>Socket.IO page</title>
+<pre id="out">waiting</pre>
+<script src="/socket.io.min.js"></script>
+<script>
+const socket = io("http://127.0.0.1:${rtd}", {path: "/ws"});
+window.got = [];
+socket.on("connect", async () => {
+  const r = await socket.emitWithAck("subscribe", {channels: ["kpi"], organization_id: "org_123"});
+  document.body.dataset.subscribed = r.success ? "yes" : "no";
+});
+socket.io.engine.on("upgrade", (t) => { document.body.dataset.upgraded = t.name; });
+socket.on("kpi:update", (k) => { window.got.push(k); document.getElementById("out").textContent = JSON.stringify(k); });
+</script>`;
+}
 
 function reactPage(rtd) {
   const imports = {
@@ -117,6 +137,7 @@ export async function clientChecks(h) {
   const files = {}; // what the test server answers, filled below
   const shims = await serve(files);
   const pageErrors = [];
+  let sioRtd = null;
   try {
     await httpChecks(port, check);
 
@@ -161,9 +182,30 @@ export async function clientChecks(h) {
     check(conns.length === 1, `one WebSocket for the React page (${conns.length} connection(s))`);
     await app.screenshot({path: join(h.artifacts, "9-client-react.png")});
     await app.close();
+
+    // Socket.IO's polling is read across origins: like a Socket.IO server (its `cors`
+    // option), rtd lets a browser read it only from an allowed origin.
+    const shimOrigin = `http://127.0.0.1:${shims.address().port}`;
+    sioRtd = await h.startRtd(0, ["--allowed-origin", shimOrigin], false);
+    files["/socket.io.min.js"] = readFileSync(join(h.here, "node_modules", "socket.io-client", "dist", "socket.io.min.js"));
+    files["/socketio.html"] = socketioPage(sioRtd.port);
+    const sio = await context.newPage();
+    sio.setDefaultTimeout(20000);
+    sio.on("pageerror", (e) => pageErrors.push(String(e)));
+    sio.on("console", (m) => { if (m.type() === "error") console.log("# socket.io page console: " + m.text()); });
+    await sio.goto(`${shimOrigin}/socketio.html`);
+    await sio.waitForSelector('body[data-subscribed="yes"][data-upgraded="websocket"]');
+    check(true, "Socket.IO page (socket.io-client's browser build, path '/ws', another origin): polling, subscribe with an ack, upgrade to WebSocket");
+    h.rtctl(sioRtd.port, "broadcast", "kpi", "--org", "org_123", "--data", '{"health_score": 77}');
+    await sio.waitForFunction(() => window.got.some((k) => k.health_score === 77));
+    check(true, "Socket.IO page: kpi:update from rtctl broadcast (health_score 77)");
+    await sio.screenshot({path: join(h.artifacts, "10-client-socketio.png")});
+    await sio.close();
     check(pageErrors.length === 0, "client pages: no JavaScript errors" + (pageErrors.length ? ": " + pageErrors.join("; ") : ""));
   } finally {
     shims.close();
     await h.stopRtd(rtd.proc);
+    if (sioRtd)
+      await h.stopRtd(sioRtd.proc);
   }
 }

@@ -50,7 +50,7 @@ function ensureTools() {
       process.exit(SKIP);
     }
   }
-  const needed = ["playwright-core", "react", "react-dom"];
+  const needed = ["playwright-core", "react", "react-dom", "socket.io-client"];
   const missing = () => needed.filter((p) => !existsSync(join(HERE, "node_modules", p, "package.json")));
   if (missing().length) {
     console.log("# npm install (" + needed.join(", ") + ")");
