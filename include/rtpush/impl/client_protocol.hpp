@@ -47,6 +47,7 @@ bool client_protocol<Self>::handle_seed_line(std::string_view text) {
     case seed_event_kind::refused:
         self().send_error(error::invalid_message, ev.why, {});
         break;
+    case seed_event_kind::metrics_get: // as a JSON line: rtpush's `snapshot` answer
     case seed_event_kind::messages:
         for (auto const& m : ev.messages)
             handle_object(m);
