@@ -167,6 +167,17 @@ boost::asio::awaitable<void> run_alert_rules(rtpush::server& srv,
     }
 }
 
+// Calls `f` with each non-empty item of a comma-separated list (FRONTEND_URL is one).
+template <class F>
+void for_each_listed(std::string_view list, F f) {
+    while (!list.empty()) {
+        auto const comma = list.find(',');
+        if (auto item = list.substr(0, comma); !item.empty())
+            f(item);
+        list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+    }
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -326,29 +337,16 @@ int main(int argc, char** argv) {
     }
     if (vm.count("allowed-origin"))
         for (auto const& v : vm["allowed-origin"].as<std::vector<std::string>>()) {
-            std::string_view rest = v; // FRONTEND_URL is comma-separated
-            while (!rest.empty()) {
-                auto const comma = rest.find(',');
-                if (auto o = rest.substr(0, comma); !o.empty())
-                    cfg.allowed_origins.emplace_back(o);
-                rest =
-                    comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-            }
+            for_each_listed(v, [&](std::string_view o) { cfg.allowed_origins.emplace_back(o); });
         }
     if (vm.count("feed-path"))
         for (auto const& v : vm["feed-path"].as<std::vector<std::string>>()) {
             auto const eq = v.find('=');
             rtpush::feed_path f;
             f.path = v.substr(0, eq);
-            std::string_view rest =
-                eq == std::string::npos ? std::string_view{} : std::string_view(v).substr(eq + 1);
-            while (!rest.empty()) {
-                auto const comma = rest.find(',');
-                if (auto c = rest.substr(0, comma); !c.empty())
-                    f.channels.emplace_back(c);
-                rest =
-                    comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-            }
+            if (eq != std::string::npos)
+                for_each_listed(std::string_view(v).substr(eq + 1),
+                                [&](std::string_view c) { f.channels.emplace_back(c); });
             if (!f.path.starts_with('/') || f.channels.empty() || f.path == cfg.ws_path ||
                 f.path.starts_with("/api/")) {
                 std::cerr << "rtd: --feed-path wants PATH=CHANNEL[,CHANNEL...] with PATH "

@@ -78,19 +78,7 @@ inline frame_ptr feed_twin(const frame_ptr& f) {
     auto const text = feed_message_of(frame_payload(f->bytes));
     if (text.empty())
         return f;
-    auto t = std::make_shared<outbound_frame>();
-    t->bytes = make_frame(opcode::text, text);
-    t->created = f->created;
-    t->timed = f->timed;
-    t->bulk = f->bulk;
-    t->topic = f->topic;
-    t->phase = f->phase;
-    t->seq = f->seq;
-    std::shared_ptr<const outbound_frame> expected;
-    std::shared_ptr<const outbound_frame> made = std::move(t);
-    if (!f->feed.compare_exchange_strong(expected, made, std::memory_order_acq_rel))
-        return expected;
-    return made;
+    return share_twin(f, f->feed, make_frame(opcode::text, text));
 }
 
 } // namespace rtpush::detail

@@ -52,6 +52,25 @@ struct outbound_frame {
 };
 using frame_ptr = std::shared_ptr<const outbound_frame>;
 
+/// Installs `bytes` (a whole frame: the same message in another transport's form) as `f`'s
+/// twin in `slot`, one of f's atomic twin members, unless another thread did it first; returns
+/// the twin that is shared from then on. The twin keeps f's lane, topic, phase, seq and timing.
+inline frame_ptr share_twin(const frame_ptr& f, std::atomic<frame_ptr>& slot, std::string bytes) {
+    auto t = std::make_shared<outbound_frame>();
+    t->bytes = std::move(bytes);
+    t->created = f->created;
+    t->timed = f->timed;
+    t->bulk = f->bulk;
+    t->topic = f->topic;
+    t->phase = f->phase;
+    t->seq = f->seq;
+    frame_ptr expected;
+    frame_ptr made = std::move(t);
+    if (!slot.compare_exchange_strong(expected, made, std::memory_order_acq_rel))
+        return expected; // another thread made it first
+    return made;
+}
+
 inline frame_ptr make_shared_frame(std::string bytes, bool timed = false) {
     auto f = std::make_shared<outbound_frame>();
     f->bytes = std::move(bytes);

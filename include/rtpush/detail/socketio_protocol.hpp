@@ -92,19 +92,7 @@ inline frame_ptr socketio_twin(const frame_ptr& f) {
     std::string packet = socketio_event_of(frame_payload(f->bytes));
     if (packet.empty())
         return nullptr;
-    auto t = std::make_shared<outbound_frame>();
-    t->bytes = make_frame(opcode::text, packet);
-    t->created = f->created;
-    t->timed = f->timed;
-    t->bulk = f->bulk;
-    t->topic = f->topic;
-    t->phase = f->phase;
-    t->seq = f->seq;
-    std::shared_ptr<const outbound_frame> expected;
-    std::shared_ptr<const outbound_frame> made = std::move(t);
-    if (!f->socketio.compare_exchange_strong(expected, made, std::memory_order_acq_rel))
-        return expected; // another thread made it first
-    return made;
+    return share_twin(f, f->socketio, make_frame(opcode::text, packet));
 }
 
 template <class Self>
