@@ -100,6 +100,20 @@ inline boost::asio::awaitable<http_response> server_impl::publish_broadcast(broa
     }
     // The topic's key, once: for the ack registry and the answer.
     std::string const key = p.topic.key();
+    // An ingested KPI without `changes` gets them against the topic's retained value, as a
+    // data source's KPIs do. Two producers of one topic racing may both compare with the same
+    // previous value; one producer per topic (seed 003's KPI service) never does.
+    if (b.kind == "kpi" && p.data.is_object() && !p.data.get_object().contains("changes")) {
+        boost::json::value previous;
+        for (auto const& v : hub_.snapshot(p.topic)) {
+            auto const& o = v.as_object();
+            auto const* phase = o.if_contains("phase");
+            if (o.at("topic").as_string() == key &&
+                (phase ? std::string_view(phase->as_string()) : std::string_view()) == p.phase)
+                previous = o.at("data");
+        }
+        p.data.get_object()["changes"] = ingest_changes(previous, p.data);
+    }
     if (b.requires_ack)
         p.ack_id = acks_->create(key);
     std::string const ack_id = p.ack_id;
