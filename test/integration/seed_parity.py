@@ -10,6 +10,7 @@ them (HTTP requests, a Python websockets client):
 - seed 003: batch ingest (POST /api/broadcast/{backlog,attendance}/batch and the seed's
   batch-ingest and ingest paths) answering per item, POST /api/alerts/evaluate;
 - presence: GET /api/rooms/{room}/presence with the room's read rule (admin key).
+- seed 000: PORT (wins over SERVER_PORT), REFRESH_INTERVAL;
 Usage: seed_parity.py PATH_TO_RTD
 """
 import asyncio
@@ -168,6 +169,28 @@ def seed004_env_and_health(tmp):
         check(st == 200 and body["sources"] == ["devops-api"] and body["engine"] == "memory"
               and body["features"]["origin_check"] is True and "version" in body
               and body["transports"]["websocket"] == "/ws", "GET /api/v1/info")
+    finally:
+        stop(proc)
+
+
+def seed000_env(tmp):
+    """PORT and SERVER_PORT both set: PORT wins (not a duplicate-option error);
+    REFRESH_INTERVAL is the default interval of a source that sets none."""
+    p1, p2 = free_port(), free_port()
+    config = os.path.join(tmp, "no_interval.json")
+    with open(config, "w") as f:
+        json.dump({"pollers": [{"name": "api", "url": "http://127.0.0.1:1/x",
+                                "channel": "dashboard"}]}, f)
+    proc, got = start_env({"PORT": str(p1), "SERVER_PORT": str(p2), "REFRESH_INTERVAL": "7"},
+                          "--config", config)
+    check(got == p1, f"PORT and SERVER_PORT: PORT wins ({got})")
+    if got is None:
+        return
+    try:
+        st, body, _ = call(got, "GET", "/api/stats")
+        src = body["stats"]["sources"]
+        check(st == 200 and src[0]["refresh_interval_ms"] == 7000,
+              "REFRESH_INTERVAL=7: the source's interval is 7 s")
     finally:
         stop(proc)
 
@@ -365,6 +388,7 @@ def seed003_and_presence(tmp):
 
 def main():
     tmp = tempfile.mkdtemp(prefix="rtd_seeds_")
+    seed000_env(tmp)
     seed004_env_and_health(tmp)
     seed004_redis_host()
     seed002_metrics()
