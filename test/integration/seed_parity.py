@@ -298,6 +298,8 @@ async def seed003_batch(port):
         got = await updates(ws, "backlog:update", 1.0)
         check(sorted(m["data"]["queue_name"] for _, m in got) == ["chat", "email"],
               "batch: the valid items reached the subscriber, the invalid one did not")
+        check(all(m["data"]["backlog_trend"] == "stable" for _, m in got),
+              "a scope's first backlog without backlog_trend: stable")
         st, body, _ = call(port, "POST", "/api/schedulesbacklog/batch-ingest",
                            {"items": [BACKLOG]}, key=KEY)
         check(st == 200 and body["success"] and body["published"] == 1,
@@ -316,6 +318,15 @@ async def seed003_batch(port):
               "POST /api/schedulesbacklog/ingest validates like /api/broadcast/backlog")
         got = await updates(ws, "attendance:update", 1.0)
         check(len(got) == 3, f"attendance batch and ingest delivered ({len(got)})")
+        # The trend against the scope's previous snapshot (12 items) when the producer leaves
+        # it out; a given one is kept.
+        call(port, "POST", "/api/schedulesbacklog/ingest", dict(BACKLOG, total_items=20), key=KEY)
+        call(port, "POST", "/api/schedulesbacklog/ingest", dict(BACKLOG, total_items=10), key=KEY)
+        call(port, "POST", "/api/schedulesbacklog/ingest",
+             dict(BACKLOG, total_items=30, backlog_trend="stable"), key=KEY)
+        got = await updates(ws, "backlog:update", 1.0)
+        check([m["data"]["backlog_trend"] for _, m in got] == ["growing", "decreasing", "stable"],
+              f"backlog_trend computed from the previous snapshot ({[m['data'].get('backlog_trend') for _, m in got]})")
         st, body, _ = call(port, "POST", "/api/broadcast/attendance/batch",
                            [dict(ATTENDANCE, late_count="x")], key=KEY)
         check(st == 400 and body["published"] == 0 and body["results"][0]["error"]["field"]

@@ -179,4 +179,26 @@ BOOST_AUTO_TEST_CASE(ingested_kpi_changes) {
     BOOST_TEST(d::ingest_changes(nullptr, cur).empty()); // the first value of a topic
 }
 
+BOOST_AUTO_TEST_CASE(backlog_trend_from_the_previous_snapshot) {
+    auto const b = [](int total) {
+        return boost::json::value{{"total_items", total}};
+    };
+    BOOST_TEST(d::backlog_trend(nullptr, b(10)) == "stable"); // the first one
+    BOOST_TEST(d::backlog_trend(b(10), b(12)) == "growing");
+    BOOST_TEST(d::backlog_trend(b(10), b(9)) == "decreasing");
+    BOOST_TEST(d::backlog_trend(b(10), b(10)) == "stable");
+    // Within 5% of a large count: stable.
+    BOOST_TEST(d::backlog_trend(b(1000), b(1040)) == "stable");
+    BOOST_TEST(d::backlog_trend(b(1000), b(1050)) == "growing");
+    BOOST_TEST(d::backlog_trend(b(1000), b(950)) == "decreasing");
+    // Derived only when the producer left it out.
+    boost::json::value given{{"total_items", 20}, {"backlog_trend", "stable"}};
+    d::derive_ingest_fields("backlog", b(10), given);
+    BOOST_TEST(given.at("backlog_trend").as_string() == "stable");
+    boost::json::value missing{{"total_items", 20}};
+    d::derive_ingest_fields("backlog", b(10), missing);
+    BOOST_TEST(missing.at("backlog_trend").as_string() == "growing");
+    BOOST_TEST(!missing.as_object().contains("changes")); // a KPI's field only
+}
+
 BOOST_AUTO_TEST_SUITE_END()

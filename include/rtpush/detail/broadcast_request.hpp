@@ -14,6 +14,7 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -214,6 +215,44 @@ inline boost::json::object ingest_changes(const boost::json::value& previous,
     if (!previous.is_object() || !current.is_object())
         return {};
     return kpi_changes(headlines(previous), headlines(current));
+}
+
+/// Seed 003's `backlog_trend` when the producer leaves it out, from the scope's previous
+/// snapshot (the hub keeps one value per topic): `growing` when `total_items` rose by more than
+/// 5% of the previous count (and by at least one item), `decreasing` when it fell by as much,
+/// else `stable`; the first snapshot of a scope is `stable`. The 5% band keeps a queue that
+/// moves by an item or two around a large count from flapping between trends.
+inline std::string_view backlog_trend(const boost::json::value& previous,
+                                      const boost::json::value& current) {
+    auto total = [](const boost::json::value& v) -> std::optional<double> {
+        auto const* o = v.if_object();
+        auto const* t = o ? o->if_contains("total_items") : nullptr;
+        if (!t || !t->is_number())
+            return std::nullopt;
+        return t->to_number<double>();
+    };
+    auto const before = total(previous), now = total(current);
+    if (!before || !now)
+        return "stable";
+    double const band = std::max(1.0, *before * 0.05);
+    if (*now - *before >= band)
+        return "growing";
+    if (*before - *now >= band)
+        return "decreasing";
+    return "stable";
+}
+
+/// What the server derives for an ingested payload of `kind` from the topic's previous value
+/// when the producer left it out: a KPI's `changes`, a backlog's `backlog_trend`.
+inline void derive_ingest_fields(std::string_view kind, const boost::json::value& previous,
+                                 boost::json::value& data) {
+    auto* o = data.if_object();
+    if (!o)
+        return;
+    if (kind == "kpi" && !o->contains("changes"))
+        (*o)["changes"] = ingest_changes(previous, data);
+    if (kind == "backlog" && !o->contains("backlog_trend"))
+        (*o)["backlog_trend"] = backlog_trend(previous, data);
 }
 
 /// Seed 003's own ingest paths, aliases of the shortcut routes: the channel they publish on,

@@ -100,10 +100,11 @@ inline boost::asio::awaitable<http_response> server_impl::publish_broadcast(broa
     }
     // The topic's key, once: for the ack registry and the answer.
     std::string const key = p.topic.key();
-    // An ingested KPI without `changes` gets them against the topic's retained value, as a
-    // data source's KPIs do. Two producers of one topic racing may both compare with the same
-    // previous value; one producer per topic (seed 003's KPI service) never does.
-    if (b.kind == "kpi" && p.data.is_object() && !p.data.get_object().contains("changes")) {
+    // Seed 003's derived fields (a KPI's `changes`, a backlog's trend) against the topic's
+    // retained value, as a data source's KPIs get theirs. Two producers of one topic racing may
+    // both compare with the same previous value; one producer per scope (seed 003's services)
+    // never does.
+    if (b.kind == "kpi" || b.kind == "backlog") {
         boost::json::value previous;
         for (auto const& v : hub_.snapshot(p.topic)) {
             auto const& o = v.as_object();
@@ -112,7 +113,7 @@ inline boost::asio::awaitable<http_response> server_impl::publish_broadcast(broa
                 (phase ? std::string_view(phase->as_string()) : std::string_view()) == p.phase)
                 previous = o.at("data");
         }
-        p.data.get_object()["changes"] = ingest_changes(previous, p.data);
+        derive_ingest_fields(b.kind, previous, p.data);
     }
     if (b.requires_ack)
         p.ack_id = acks_->create(key);
