@@ -10,11 +10,13 @@ them (HTTP requests, a Python websockets client):
 - seed 003: batch ingest (POST /api/broadcast/{backlog,attendance}/batch and the seed's
   batch-ingest and ingest paths) answering per item, POST /api/alerts/evaluate;
 - presence: GET /api/rooms/{room}/presence with the room's read rule (admin key).
-- seed 000: PORT (wins over SERVER_PORT), REFRESH_INTERVAL;
+- seed 000: PORT (wins over SERVER_PORT), REFRESH_INTERVAL; the Copilot metrics preset
+  (GITHUB_ORG, GITHUB_API_URL, GITHUB_TOKEN) against a local server playing the GitHub API;
 Usage: seed_parity.py PATH_TO_RTD
 """
 import asyncio
 import collections
+import http.server
 import json
 import os
 import signal
@@ -193,6 +195,92 @@ def seed000_env(tmp):
               "REFRESH_INTERVAL=7: the source's interval is 7 s")
     finally:
         stop(proc)
+
+
+def copilot_day(date, active, suggested, accepted):
+    return {"date": date, "total_active_users": active, "total_engaged_users": active - 1,
+            "copilot_ide_code_completions": {"editors": [{"name": "vscode", "models": [
+                {"name": "default", "languages": [
+                    {"name": "python", "total_code_suggestions": suggested,
+                     "total_code_acceptances": accepted}]}]}]},
+            "copilot_dotcom_chat": {"models": [{"name": "default", "total_chats": 7}]}}
+
+
+def seed000_copilot():
+    """GITHUB_ORG, GITHUB_API_URL, GITHUB_TOKEN: the Copilot metrics of a local server playing
+    the GitHub API, polled onto channel `dashboard`: the KPIs of the latest day first, the days
+    after, /api/kpis and /api/dashboard for it, a change of the API's answer pushed."""
+    state = {"days": [copilot_day("2026-12-04", 10, 100, 20),
+                      copilot_day("2026-12-05", 24, 400, 100)], "auth": [], "paths": []}
+
+    class Api(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            state["auth"].append((self.headers.get("Authorization"),
+                                  self.headers.get("Accept"),
+                                  self.headers.get("X-GitHub-Api-Version")))
+            state["paths"].append(self.path)
+            body = json.dumps(state["days"]).encode()
+            self.send_response(200 if self.path == "/api/v3/orgs/acme-org/copilot/metrics"
+                               else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    api = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    proc, port = start_env({"GITHUB_ORG": "acme-org", "GITHUB_TOKEN": "ghp_test123",
+                            "GITHUB_API_URL": f"http://127.0.0.1:{api.server_port}/api/v3",
+                            "REFRESH_INTERVAL": "0.3", "CACHE_TTL": "0.3"}, "--port", "0")
+    if port is None:
+        check(False, "rtd with GITHUB_ORG starts")
+        api.shutdown()
+        return
+    try:
+        async def ws():
+            async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as c:
+                await connected(c)
+                await c.send(json.dumps({"type": "subscribe", "channel": "dashboard"}))
+                phases = []
+                end = time.monotonic() + 5
+                while time.monotonic() < end and len(phases) < 2:
+                    m = json.loads(await asyncio.wait_for(c.recv(), 5))
+                    if m["type"] in ("initial", "update") and m.get("phase"):
+                        phases.append(m)
+                check([m["phase"] for m in phases] == ["kpis", "complete"]
+                      and phases[0]["data"]["total_active_users"] == 24
+                      and phases[0]["data"]["acceptance_rate"] == 25.0
+                      and len(phases[1]["data"]) == 2,
+                      "subscribe to dashboard: the latest day's KPIs, then the days")
+                state["days"].append(copilot_day("2026-12-06", 30, 200, 100))
+                kpis = None
+                end = time.monotonic() + 5
+                while time.monotonic() < end and kpis is None:
+                    m = json.loads(await asyncio.wait_for(c.recv(), 5))
+                    if m["type"] == "update" and m.get("phase") == "kpis":
+                        kpis = m["data"]
+                check(kpis is not None and kpis["date"] == "2026-12-06"
+                      and kpis["acceptance_rate"] == 50.0
+                      and kpis["changes"].get("total_active_users_change") == 6,
+                      f"a new day at the API: KPIs pushed with changes ({kpis})")
+        asyncio.run(ws())
+        st, body, _ = call(port, "GET", "/api/kpis?channel=dashboard")
+        check(st == 200 and body["data"]["date"] == "2026-12-06", "GET /api/kpis?channel=dashboard")
+        st, body, _ = call(port, "GET", "/api/dashboard?channel=dashboard")
+        check(st == 200 and len(body["data"]) == 3, "GET /api/dashboard?channel=dashboard: the days")
+        check(state["auth"] and all(a == ("Bearer ghp_test123", "application/vnd.github+json",
+                                          "2022-11-28") for a in state["auth"])
+              and set(state["paths"]) == {"/api/v3/orgs/acme-org/copilot/metrics"},
+              "the poller asks GITHUB_API_URL/orgs/GITHUB_ORG/copilot/metrics with GITHUB_TOKEN")
+        st, body, _ = call(port, "GET", "/api/v1/health")
+        check(st == 200 and body["checks"]["source:copilot"]["status"] == "ok",
+              "the Copilot source in /api/v1/health")
+    finally:
+        stop(proc)
+        api.shutdown()
 
 
 def seed004_redis_host():
@@ -400,6 +488,7 @@ def seed003_and_presence(tmp):
 def main():
     tmp = tempfile.mkdtemp(prefix="rtd_seeds_")
     seed000_env(tmp)
+    seed000_copilot()
     seed004_env_and_health(tmp)
     seed004_redis_host()
     seed002_metrics()

@@ -1,5 +1,6 @@
 // rtd: the rtpush server daemon.
 #include "alert_rules.hpp"
+#include "copilot.hpp"
 #include "demo.hpp"
 #include "json_logger.hpp"
 #include "sources_config.hpp"
@@ -79,6 +80,9 @@ const std::pair<const char*, const char*> env_map[] = {
     {"CLIENT_URL", "allowed-origin"},
     {"REDIS_HOST", "redis-url"},
     {"WS_METRICS_INTERVAL", "metrics-interval"},
+    // Seed 000's Copilot metrics source (GITHUB_TOKEN is read by the poller at each fetch).
+    {"GITHUB_ORG", "github-org"},
+    {"GITHUB_API_URL", "github-api-url"},
 };
 
 // A seed's name gives way to rtd's own when both are set (two values of one option would be
@@ -250,6 +254,8 @@ int main(int argc, char** argv) {
         ("demo-interval", po::value<unsigned>()->default_value(2000), "milliseconds between demo rounds [RTD_DEMO_INTERVAL]")
         ("config", po::value<std::string>()->default_value(""), "JSON file of data sources and alert rules: system_metrics, pollers, alerts [RTD_CONFIG]")
         ("system-metrics", po::value<bool>()->default_value(false)->implicit_value(true), "publish this machine's metrics on channel `metrics` [RTD_SYSTEM_METRICS]")
+        ("github-org", po::value<std::string>()->default_value(""), "poll this organization's GitHub Copilot metrics (seed 000) onto channel `dashboard`, with the token in GITHUB_TOKEN [GITHUB_ORG]")
+        ("github-api-url", po::value<std::string>()->default_value("https://api.github.com"), "GitHub API of --github-org; Enterprise Server: https://HOST/api/v3 [GITHUB_API_URL]")
         ("metrics-interval", po::value<unsigned>()->default_value(5000), "milliseconds between system metrics; set, it implies --system-metrics [WS_METRICS_INTERVAL]")
         ("refresh-interval", po::value<double>()->default_value(30), "default seconds between a source's fetches [REFRESH_INTERVAL]")
         ("cache-ttl", po::value<double>()->default_value(30), "default seconds a source's value serves refreshes [CACHE_TTL]")
@@ -412,6 +418,16 @@ int main(int argc, char** argv) {
     }
     refresh_defaults.refresh_interval = std::chrono::milliseconds(static_cast<long>(ri * 1000));
     refresh_defaults.cache_ttl = std::chrono::milliseconds(static_cast<long>(ttl * 1000));
+    if (auto const api = vm["github-api-url"].as<std::string>();
+        api.rfind("http://", 0) != 0 && api.rfind("https://", 0) != 0) {
+        std::cerr << "rtd: --github-api-url must be an http:// or https:// URL\n";
+        return 2;
+    }
+    if (auto const org = vm["github-org"].as<std::string>();
+        !org.empty() && !rtpush::valid_identifier(org)) {
+        std::cerr << "rtd: --github-org must be an organization name ([A-Za-z0-9_.-])\n";
+        return 2;
+    }
     rtd::sources_config sources;
     rtd::alert_rules_config alert_rules;
     try {
@@ -535,6 +551,17 @@ int main(int argc, char** argv) {
             refresher.add(rtd::make_system_metrics_source(std::make_shared<rtd::system_metrics>(),
                                                           sources.metrics_topic),
                           sources.metrics_refresh);
+        if (auto const org = vm["github-org"].as<std::string>(); !org.empty()) {
+            // Seed 000's defaults: REFRESH_INTERVAL and CACHE_TTL (30 s each).
+            auto const p = rtd::copilot_poller(
+                {.api_url = vm["github-api-url"].as<std::string>(), .org = org}, refresh_defaults);
+            refresher.add(rtd::make_copilot_source(p), p.refresh);
+            cfg.logger.log(rtpush::log_level::info, "poller",
+                           {{"name", p.name},
+                            {"url", p.url},
+                            {"topic", p.topic.key()},
+                            {"token", std::getenv("GITHUB_TOKEN") ? "GITHUB_TOKEN" : "none"}});
+        }
         for (auto const& p : sources.pollers) {
             refresher.add(rtd::make_http_source(p), p.refresh);
             cfg.logger.log(rtpush::log_level::info, "poller",
