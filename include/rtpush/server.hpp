@@ -90,6 +90,11 @@ public:
     /// Copies of the alerts the filter wants, newest first.
     std::vector<alert> alerts(const alert_filter& f = {}) const;
     std::optional<alert> find_alert(std::string_view id) const;
+    /// Installs what `POST /api/alerts/evaluate` runs: the program's alert rules, evaluated
+    /// now, returning `{"raised": [alert...], "resolved": [alert...]}`. Without one the route
+    /// answers 404. Call before start(); the function is called on an io thread, possibly
+    /// while the program's own schedule evaluates too, so it must be thread-safe.
+    void on_alert_evaluation(std::function<boost::json::object()> evaluate);
 
     /// Answers one REST request (the routes of docs/protocol.md). Exposed so that programs
     /// embedding rtpush in their own HTTP server can forward /api requests. Runs on the

@@ -114,4 +114,91 @@ BOOST_AUTO_TEST_CASE(shared_rules_fill_the_scope_into_the_payload) {
     BOOST_TEST(p.event == "attendance:update");
 }
 
+BOOST_AUTO_TEST_CASE(batch_bodies) {
+    auto items = [](std::string_view body) {
+        auto r = d::parse_batch(body, 32);
+        if (auto* f = std::get_if<d::request_fault>(&r))
+            BOOST_FAIL("refused: " + f->error.message);
+        return std::get<boost::json::array>(std::move(r));
+    };
+    auto refused = [](std::string_view body) {
+        auto r = d::parse_batch(body, 32);
+        BOOST_REQUIRE(std::holds_alternative<d::request_fault>(r));
+        return std::get<d::request_fault>(r).error.message;
+    };
+    BOOST_TEST(items(R"([{"a":1},2])").size() == 2u);
+    BOOST_TEST(items(R"({"items":[{"a":1}]})").size() == 1u);
+    BOOST_TEST(refused(R"({"a":1})").rfind("body must be a JSON array", 0) == 0);
+    BOOST_TEST(refused(R"({"items":[1],"x":2})").rfind("body must be a JSON array", 0) == 0);
+    BOOST_TEST(refused("[]") == "the batch is empty");
+    BOOST_TEST(refused("[1,").rfind("malformed JSON body", 0) == 0);
+    std::string big = "[";
+    for (std::size_t i = 0; i <= d::max_batch_items; ++i)
+        big += i ? ",1" : "1";
+    big += "]";
+    BOOST_TEST(refused(big).find("at most") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(batch_items_follow_the_single_route_rules) {
+    // An item is read exactly as the body of POST /api/broadcast/backlog: the same schema.
+    auto const good = boost::json::parse(
+        R"({"organization_id":"acme","total_items":12,"avg_wait_time_minutes":3,"items_over_sla":1,"sla_compliance_percentage":90})");
+    auto r = d::parse_broadcast_value("backlog", {}, good, schemas);
+    BOOST_REQUIRE(std::holds_alternative<d::broadcast_request>(r));
+    BOOST_TEST(std::get<d::broadcast_request>(r).pub.topic.key() == "backlog:org:acme");
+    auto bad = good;
+    bad.as_object()["items_over_sla"] = 99;
+    auto f = d::parse_broadcast_value("backlog", {}, bad, schemas);
+    BOOST_REQUIRE(std::holds_alternative<d::request_fault>(f));
+    BOOST_TEST(std::get<d::request_fault>(f).error.field == "items_over_sla");
+    auto g = d::parse_broadcast_value("backlog", {}, boost::json::value(3), schemas);
+    BOOST_REQUIRE(std::holds_alternative<d::request_fault>(g));
+    BOOST_TEST(std::get<d::request_fault>(g).error.message == "body must be a JSON object");
+}
+
+BOOST_AUTO_TEST_CASE(seed_003_ingest_paths) {
+    BOOST_TEST(d::seed_ingest_channel("/api/schedulesbacklog/ingest") == "backlog");
+    BOOST_TEST(d::seed_ingest_channel("/api/schedulesbacklog/batch-ingest") == "backlog");
+    BOOST_TEST(d::seed_ingest_channel("/api/intraday/attendance/ingest") == "attendance");
+    BOOST_TEST(d::seed_ingest_channel("/api/intraday/attendance/batch-ingest") == "attendance");
+    BOOST_TEST(d::seed_ingest_channel("/api/broadcast").empty());
+}
+
+BOOST_AUTO_TEST_CASE(ingested_kpi_changes) {
+    auto const prev = boost::json::parse(
+        R"({"organization_id":"acme","health_score":80,"utilization":{"current_utilization":70.5,"target":80},"sla_risk":0.2,"changes":{"health_score_change":1}})");
+    auto const cur = boost::json::parse(
+        R"({"organization_id":"acme","health_score":85,"utilization":{"current_utilization":72.5,"target":80},"sla_risk":0.5,"headcount_gap":{"gap":-2}})");
+    auto const c = d::ingest_changes(prev, cur);
+    BOOST_TEST(c.at("health_score_change").as_int64() == 5);
+    BOOST_TEST(c.at("utilization_change").as_double() == 2.0);
+    BOOST_TEST(c.at("sla_risk_change").as_double() == 0.3, boost::test_tools::tolerance(1e-9));
+    BOOST_TEST(!c.contains("headcount_gap_change")); // nothing to compare with
+    BOOST_TEST(!c.contains("changes_change"));
+    BOOST_TEST(c.size() == 3u);
+    BOOST_TEST(d::ingest_changes(nullptr, cur).empty()); // the first value of a topic
+}
+
+BOOST_AUTO_TEST_CASE(backlog_trend_from_the_previous_snapshot) {
+    auto const b = [](int total) {
+        return boost::json::value{{"total_items", total}};
+    };
+    BOOST_TEST(d::backlog_trend(nullptr, b(10)) == "stable"); // the first one
+    BOOST_TEST(d::backlog_trend(b(10), b(12)) == "growing");
+    BOOST_TEST(d::backlog_trend(b(10), b(9)) == "decreasing");
+    BOOST_TEST(d::backlog_trend(b(10), b(10)) == "stable");
+    // Within 5% of a large count: stable.
+    BOOST_TEST(d::backlog_trend(b(1000), b(1040)) == "stable");
+    BOOST_TEST(d::backlog_trend(b(1000), b(1050)) == "growing");
+    BOOST_TEST(d::backlog_trend(b(1000), b(950)) == "decreasing");
+    // Derived only when the producer left it out.
+    boost::json::value given{{"total_items", 20}, {"backlog_trend", "stable"}};
+    d::derive_ingest_fields("backlog", b(10), given);
+    BOOST_TEST(given.at("backlog_trend").as_string() == "stable");
+    boost::json::value missing{{"total_items", 20}};
+    d::derive_ingest_fields("backlog", b(10), missing);
+    BOOST_TEST(missing.at("backlog_trend").as_string() == "growing");
+    BOOST_TEST(!missing.as_object().contains("changes")); // a KPI's field only
+}
+
 BOOST_AUTO_TEST_SUITE_END()

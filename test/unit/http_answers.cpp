@@ -44,4 +44,30 @@ BOOST_AUTO_TEST_CASE(cors_only_for_allowed_origins) {
     BOOST_TEST(d::success_list("x", boost::json::array{1, 2}).at("total_count").as_uint64() == 2u);
 }
 
+BOOST_AUTO_TEST_CASE(batch_answer_from_the_items_answers) {
+    auto ok = d::json_response(http::status::ok, boost::json::parse(R"({"success":true,"seq":4})"));
+    auto bad = d::fault_response({{"total_items", "must be an integer"}, true});
+    auto down = d::json_error(http::status::service_unavailable, "ENGINE_UNAVAILABLE", "down");
+    auto [st, body] = d::batch_answer({ok, bad});
+    BOOST_TEST(static_cast<unsigned>(st) == 207u);
+    BOOST_TEST(body.at("published").as_uint64() == 1u);
+    BOOST_TEST(body.at("failed").as_uint64() == 1u);
+    BOOST_TEST(body.at("success").as_bool() == false);
+    auto const& r = body.at("results").as_array();
+    BOOST_TEST(r[0].at("index").as_uint64() == 0u);
+    BOOST_TEST(r[0].at("success").as_bool());
+    BOOST_TEST(r[0].at("seq").as_int64() == 4);
+    BOOST_TEST(r[1].at("index").as_uint64() == 1u);
+    BOOST_TEST(r[1].at("status").as_uint64() == 400u);
+    BOOST_TEST(!r[1].at("success").as_bool());
+    BOOST_TEST(r[1].at("error").at("field").as_string() == "total_items");
+    BOOST_TEST(static_cast<unsigned>(d::batch_answer({ok, ok}).first) == 200u);
+    BOOST_TEST(d::batch_answer({ok, ok}).second.at("success").as_bool());
+    BOOST_TEST(static_cast<unsigned>(d::batch_answer({bad, bad}).first) == 400u);
+    BOOST_TEST(static_cast<unsigned>(d::batch_answer({bad, down}).first) == 503u);
+    // A fault that names no field is a plain error.
+    auto const plain = d::fault_response({{"", "body must be a JSON object"}, false});
+    BOOST_TEST(boost::json::parse(plain.body()).at("error").as_object().count("field") == 0u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,4 +1,5 @@
 // rtd's data sources, the parts free of I/O: /proc parsers and the config file.
+#include "../../tools/rtd/copilot.hpp"
 #include "../../tools/rtd/sources_config.hpp"
 #include "../../tools/rtd/system_metrics.hpp"
 
@@ -140,6 +141,44 @@ BOOST_AUTO_TEST_CASE(config_errors_name_the_setting) {
     BOOST_TEST(config_error(R"({"refresh_interval":"30"})").starts_with("refresh_interval:"));
     BOOST_TEST(config_error(R"({"system_metrics":3})").starts_with("system_metrics:"));
     BOOST_TEST(config_error(R"({"pollers":{}})").starts_with("pollers:"));
+}
+
+BOOST_AUTO_TEST_CASE(copilot_kpis_of_the_latest_day) {
+    // The shape of GET /orgs/{org}/copilot/metrics (docs.github.com), two days, oldest first.
+    auto const body = boost::json::parse(R"([
+      {"date":"2026-12-04","total_active_users":5,"total_engaged_users":4},
+      {"date":"2026-12-05","total_active_users":24,"total_engaged_users":20,
+       "copilot_ide_code_completions":{"total_engaged_users":20,"editors":[
+         {"name":"vscode","models":[{"name":"default","languages":[
+           {"name":"python","total_code_suggestions":200,"total_code_acceptances":50,
+            "total_code_lines_suggested":300,"total_code_lines_accepted":80},
+           {"name":"go","total_code_suggestions":100,"total_code_acceptances":40,
+            "total_code_lines_suggested":100,"total_code_lines_accepted":40}]}]},
+         {"name":"neovim","models":[{"name":"default","languages":[
+           {"name":"rust","total_code_suggestions":100,"total_code_acceptances":10}]}]}]},
+       "copilot_ide_chat":{"editors":[{"name":"vscode","models":[{"total_chats":45}]}]},
+       "copilot_dotcom_chat":{"models":[{"name":"default","total_chats":38}]}}])");
+    auto const k = rtd::copilot_kpis(body);
+    BOOST_TEST(k.at("days").as_uint64() == 2u);
+    BOOST_TEST(k.at("date").as_string() == "2026-12-05");
+    BOOST_TEST(k.at("total_active_users").as_uint64() == 24u);
+    BOOST_TEST(k.at("total_engaged_users").as_uint64() == 20u);
+    BOOST_TEST(k.at("total_code_suggestions").as_uint64() == 400u);
+    BOOST_TEST(k.at("total_code_acceptances").as_uint64() == 100u);
+    BOOST_TEST(k.at("acceptance_rate").as_double() == 25.0);
+    BOOST_TEST(k.at("total_lines_suggested").as_uint64() == 400u);
+    BOOST_TEST(k.at("total_lines_accepted").as_uint64() == 120u);
+    BOOST_TEST(k.at("total_chats").as_uint64() == 83u);
+    BOOST_TEST(rtd::copilot_kpis(boost::json::array{}).at("days").as_uint64() == 0u);
+    BOOST_CHECK_THROW(rtd::copilot_kpis(boost::json::object{}), std::runtime_error);
+}
+
+BOOST_AUTO_TEST_CASE(copilot_poller_preset) {
+    auto const p =
+        rtd::copilot_poller({.api_url = "https://ghe.example/api/v3/", .org = "acme"}, {});
+    BOOST_TEST(p.url == "https://ghe.example/api/v3/orgs/acme/copilot/metrics");
+    BOOST_TEST(p.topic.key() == "dashboard");
+    BOOST_TEST(p.bearer_token_env == "GITHUB_TOKEN");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

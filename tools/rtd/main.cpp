@@ -1,5 +1,6 @@
 // rtd: the rtpush server daemon.
 #include "alert_rules.hpp"
+#include "copilot.hpp"
 #include "demo.hpp"
 #include "json_logger.hpp"
 #include "sources_config.hpp"
@@ -22,6 +23,7 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <mutex>
 #include <thread>
 
 namespace po = boost::program_options;
@@ -73,6 +75,22 @@ const std::pair<const char*, const char*> env_map[] = {
     {"RTD_REDIS_CERT", "redis-cert"},
     {"RTD_REDIS_KEY", "redis-key"},
     {"RTD_NODE_ID", "node-id"},
+    // The seeds' names (seed 004: SERVER_PORT, CLIENT_URL, REDIS_HOST; seed 002:
+    // WS_METRICS_INTERVAL).
+    {"SERVER_PORT", "port"},
+    {"CLIENT_URL", "allowed-origin"},
+    {"REDIS_HOST", "redis-url"},
+    {"WS_METRICS_INTERVAL", "metrics-interval"},
+    // Seed 000's Copilot metrics source (GITHUB_TOKEN is read by the poller at each fetch).
+    {"GITHUB_ORG", "github-org"},
+    {"GITHUB_API_URL", "github-api-url"},
+};
+
+// A seed's name gives way to rtd's own when both are set (two values of one option would be
+// refused as a duplicate). CLIENT_URL and FRONTEND_URL both add allowed origins.
+const std::pair<const char*, const char*> env_yields_to[] = {
+    {"SERVER_PORT", "PORT"},
+    {"REDIS_HOST", "RTD_REDIS_URL"},
 };
 
 // The config file: JSON; the data sources' and alert rules' settings (docs/configuration.md).
@@ -104,11 +122,24 @@ file_config load_config(const std::string& path, rtpush::refresh_options default
     return c;
 }
 
+// The alert rules and their engine's state, shared by the schedule (run_alert_rules) and
+// POST /api/alerts/evaluate, which run on different threads: one evaluation at a time.
+struct alert_rule_runner {
+    const rtd::alert_rules_config& cfg;
+    rtd::rule_engine engine;
+    std::mutex mutex;
+};
+
 // One evaluation of every rule on every topic it covers that has a value: triggers and
 // resolutions go through the server's alert lifecycle. Alerts belong to an organization, so
-// topics published without one are not evaluated.
-void evaluate_rules(rtpush::server& srv, const rtd::alert_rules_config& cfg,
-                    rtd::rule_engine& engine, const rtpush::logger& log) {
+// topics published without one are not evaluated. Returns the alerts raised and resolved
+// (POST /api/alerts/evaluate's answer).
+boost::json::object evaluate_rules(rtpush::server& srv, alert_rule_runner& runner,
+                                   const rtpush::logger& log) {
+    std::lock_guard lock(runner.mutex);
+    auto const& cfg = runner.cfg;
+    auto& engine = runner.engine;
+    boost::json::array raised, resolved;
     auto is_active = [&srv](const std::string& id) {
         auto a = srv.find_alert(id);
         return a && a->status != rtpush::alert_status::resolved;
@@ -137,6 +168,7 @@ void evaluate_rules(rtpush::server& srv, const rtd::alert_rules_config& cfg,
                 auto const res = srv.trigger_alert(rtd::rule_alert(r, t, *value));
                 if (res) {
                     engine.triggered(r, key, res.value->id);
+                    raised.push_back(res.value->data);
                     fields["alert_id"] = res.value->id;
                     log.log(rtpush::log_level::info, "alert_triggered", fields);
                 } else {
@@ -148,22 +180,27 @@ void evaluate_rules(rtpush::server& srv, const rtd::alert_rules_config& cfg,
                 fields["alert_id"] = act->alert_id;
                 if (!res)
                     fields["error"] = res.message; // e.g. resolved by someone meanwhile
+                else
+                    resolved.push_back(res.value->data);
                 log.log(rtpush::log_level::info, "alert_resolved", fields);
             }
         }
     }
+    boost::json::object o;
+    o["rules"] = cfg.rules.size();
+    o["raised"] = std::move(raised);
+    o["resolved"] = std::move(resolved);
+    return o;
 }
 
 // Seed 003's rules engine: every rule evaluated every `interval` until the server stops.
-boost::asio::awaitable<void> run_alert_rules(rtpush::server& srv,
-                                             const rtd::alert_rules_config& cfg,
+boost::asio::awaitable<void> run_alert_rules(rtpush::server& srv, alert_rule_runner& runner,
                                              const rtpush::logger& log) {
-    rtd::rule_engine engine;
     boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
     for (;;) {
-        timer.expires_after(cfg.interval);
+        timer.expires_after(runner.cfg.interval);
         co_await timer.async_wait(boost::asio::use_awaitable); // throws when cancelled at stop
-        evaluate_rules(srv, cfg, engine, log);
+        evaluate_rules(srv, runner, log);
     }
 }
 
@@ -189,7 +226,7 @@ int main(int argc, char** argv) {
         ("help,h", "show this help and exit")
         ("version", "print the version and exit")
         ("host", po::value<std::string>()->default_value("0.0.0.0"), "address to listen on [HOST]")
-        ("port,p", po::value<unsigned>()->default_value(3001), "port for HTTP and WebSocket; 0 picks one [PORT]")
+        ("port,p", po::value<unsigned>()->default_value(3001), "port for HTTP and WebSocket; 0 picks one [PORT, SERVER_PORT]")
         ("ws-path", po::value<std::string>()->default_value("/ws"), "WebSocket endpoint path [RTD_WS_PATH]")
         ("threads", po::value<unsigned>()->default_value(0), "io threads, 0 = one per core [RTD_THREADS]")
         ("heartbeat-interval", po::value<double>()->default_value(30), "seconds between heartbeats and pings [HEARTBEAT_INTERVAL]")
@@ -205,7 +242,7 @@ int main(int argc, char** argv) {
         ("tls-key", po::value<std::string>()->default_value(""), "PEM private key of --tls-cert [RTD_TLS_KEY]")
         ("deflate", po::value<bool>()->default_value(false)->implicit_value(true), "permessage-deflate for clients that offer it (a broadcast is compressed once) [RTD_DEFLATE]")
         ("deflate-threshold", po::value<std::size_t>()->default_value(512), "messages under this many bytes go uncompressed [RTD_DEFLATE_THRESHOLD]")
-        ("allowed-origin", po::value<std::vector<std::string>>()->composing(), "browser Origin allowed to connect (repeatable, comma-separated, * = any); none: no check [FRONTEND_URL]")
+        ("allowed-origin", po::value<std::vector<std::string>>()->composing(), "browser Origin allowed to connect (repeatable, comma-separated, * = any); none: no check [FRONTEND_URL, CLIENT_URL]")
         ("feed-path", po::value<std::vector<std::string>>()->composing(), "PATH=CHANNEL[,CHANNEL...]: a plain WebSocket feed whose clients are subscribed to the channels on connect and get {type: <channel>, data, timestamp} (seed 002: /ws/metrics=metrics; repeatable)")
         ("cork-delay", po::value<double>()->default_value(20), "milliseconds an io thread under load may hold writes back to send several frames per system call; 0 = never [RTD_CORK_DELAY]")
         ("cork-threshold", po::value<double>()->default_value(50000), "frames per second per io thread above which writes are corked [RTD_CORK_THRESHOLD]")
@@ -218,7 +255,7 @@ int main(int argc, char** argv) {
         ("ack-attempts", po::value<unsigned>()->default_value(10), "deliveries of an un-acked message to one client before giving up")
         ("ack-ttl", po::value<double>()->default_value(600), "seconds a requires_ack broadcast is tracked (GET /api/broadcast/{id})")
         ("engine", po::value<std::string>()->default_value("memory"), "memory (one node) | redis (N nodes sharing Redis) [RTD_ENGINE]")
-        ("redis-url", po::value<std::string>()->default_value("redis://127.0.0.1:6379/0"), "Redis of the redis engine: redis[s]://[[user]:password@]host[:port][/db] (rediss: TLS); prefer the variable for a password [RTD_REDIS_URL]")
+        ("redis-url", po::value<std::string>()->default_value("redis://127.0.0.1:6379/0"), "Redis of the redis engine: redis[s]://[[user]:password@]host[:port][/db] (rediss: TLS); prefer the variable for a password [RTD_REDIS_URL, REDIS_HOST: also selects --engine redis]")
         ("redis-ca", po::value<std::string>()->default_value(""), "rediss://: PEM file of the CA that signed Redis's certificate; empty: the system's CAs [RTD_REDIS_CA]")
         ("redis-cert", po::value<std::string>()->default_value(""), "rediss://: client certificate (PEM), for a Redis with tls-auth-clients yes [RTD_REDIS_CERT]")
         ("redis-key", po::value<std::string>()->default_value(""), "rediss://: the client certificate's private key (PEM) [RTD_REDIS_KEY]")
@@ -230,6 +267,9 @@ int main(int argc, char** argv) {
         ("demo-interval", po::value<unsigned>()->default_value(2000), "milliseconds between demo rounds [RTD_DEMO_INTERVAL]")
         ("config", po::value<std::string>()->default_value(""), "JSON file of data sources and alert rules: system_metrics, pollers, alerts [RTD_CONFIG]")
         ("system-metrics", po::value<bool>()->default_value(false)->implicit_value(true), "publish this machine's metrics on channel `metrics` [RTD_SYSTEM_METRICS]")
+        ("github-org", po::value<std::string>()->default_value(""), "poll this organization's GitHub Copilot metrics (seed 000) onto channel `dashboard`, with the token in GITHUB_TOKEN [GITHUB_ORG]")
+        ("github-api-url", po::value<std::string>()->default_value("https://api.github.com"), "GitHub API of --github-org; Enterprise Server: https://HOST/api/v3 [GITHUB_API_URL]")
+        ("metrics-interval", po::value<unsigned>()->default_value(5000), "milliseconds between system metrics; set, it implies --system-metrics [WS_METRICS_INTERVAL]")
         ("refresh-interval", po::value<double>()->default_value(30), "default seconds between a source's fetches [REFRESH_INTERVAL]")
         ("cache-ttl", po::value<double>()->default_value(30), "default seconds a source's value serves refreshes [CACHE_TTL]")
         ("jwt-secret", po::value<std::string>()->default_value(""), "HS256 secret of client tokens; prefer the variable (flags show in ps) [RTD_JWT_SECRET]")
@@ -247,6 +287,9 @@ int main(int argc, char** argv) {
         po::store(po::parse_command_line(argc, argv, opts), vm);
         po::store(po::parse_environment(opts,
                                         [](const std::string& env) -> std::string {
+                                            for (auto const& [e, primary] : env_yields_to)
+                                                if (env == e && std::getenv(primary))
+                                                    return {};
                                             for (auto const& [e, flag] : env_map)
                                                 if (env == e)
                                                     return flag;
@@ -401,6 +444,16 @@ int main(int argc, char** argv) {
     }
     refresh_defaults.refresh_interval = std::chrono::milliseconds(static_cast<long>(ri * 1000));
     refresh_defaults.cache_ttl = std::chrono::milliseconds(static_cast<long>(ttl * 1000));
+    if (auto const api = vm["github-api-url"].as<std::string>();
+        api.rfind("http://", 0) != 0 && api.rfind("https://", 0) != 0) {
+        std::cerr << "rtd: --github-api-url must be an http:// or https:// URL\n";
+        return 2;
+    }
+    if (auto const org = vm["github-org"].as<std::string>();
+        !org.empty() && !rtpush::valid_identifier(org)) {
+        std::cerr << "rtd: --github-org must be an organization name ([A-Za-z0-9_.-])\n";
+        return 2;
+    }
     rtd::sources_config sources;
     rtd::alert_rules_config alert_rules;
     try {
@@ -411,15 +464,33 @@ int main(int argc, char** argv) {
         std::cerr << "rtd: config: " << e.what() << "\n";
         return 2;
     }
-    if (vm["system-metrics"].as<bool>() && !sources.system_metrics) {
+    auto const metrics_interval = std::chrono::milliseconds(vm["metrics-interval"].as<unsigned>());
+    if (metrics_interval.count() == 0) {
+        std::cerr << "rtd: --metrics-interval must be positive\n";
+        return 2;
+    }
+    bool const metrics_interval_set = !vm["metrics-interval"].defaulted();
+    // Seed 002's WS_METRICS_INTERVAL: the source fetches (and publishes) at this period, and a
+    // refresh within it is served from the cache. Set, it wins over the config file's.
+    if ((vm["system-metrics"].as<bool>() || metrics_interval_set) && !sources.system_metrics) {
         sources.system_metrics = true;
         sources.metrics_refresh = refresh_defaults;
-        sources.metrics_refresh.refresh_interval = std::chrono::seconds(5);
-        sources.metrics_refresh.cache_ttl = std::chrono::seconds(5);
         sources.metrics_refresh.on_demand = true;
+        sources.metrics_refresh.refresh_interval = metrics_interval;
+        sources.metrics_refresh.cache_ttl = metrics_interval;
+    } else if (sources.system_metrics && metrics_interval_set) {
+        sources.metrics_refresh.refresh_interval = metrics_interval;
+        sources.metrics_refresh.cache_ttl = metrics_interval;
     }
 
-    auto const engine_name = vm["engine"].as<std::string>();
+    // Seed 004's REDIS_HOST names the Redis it uses: it selects the Redis engine unless an
+    // engine was chosen. A bare host[:port] (no scheme) is taken as redis://.
+    auto engine_name = vm["engine"].as<std::string>();
+    if (vm["engine"].defaulted() && std::getenv("REDIS_HOST") && !std::getenv("RTD_REDIS_URL"))
+        engine_name = "redis";
+    std::string redis_url = vm["redis-url"].as<std::string>();
+    if (redis_url.find("://") == std::string::npos)
+        redis_url = "redis://" + redis_url;
     if (engine_name != "memory" && engine_name != "redis") {
         std::cerr << "rtd: --engine must be memory or redis\n";
         return 2;
@@ -428,7 +499,7 @@ int main(int argc, char** argv) {
     rtpush::redis_config redis_cfg;
     if (engine_name == "redis") {
         boost::system::error_code ec;
-        auto const url = rtpush::detail::parse_redis_url(vm["redis-url"].as<std::string>(), ec);
+        auto const url = rtpush::detail::parse_redis_url(redis_url, ec);
         if (ec) {
             std::cerr << "rtd: --redis-url must be redis[s]://[[user]:password@]host[:port][/db]\n";
             return 2;
@@ -445,7 +516,7 @@ int main(int argc, char** argv) {
             std::cerr << "rtd: --redis-ca and --redis-cert need a rediss:// --redis-url\n";
             return 2;
         }
-        redis_cfg.url = vm["redis-url"].as<std::string>();
+        redis_cfg.url = redis_url;
         redis_cfg.prefix = vm["redis-prefix"].as<std::string>();
         redis_cfg.node_id = vm["node-id"].as<std::string>();
         redis_cfg.history_size = cfg.history.history_size;
@@ -460,6 +531,8 @@ int main(int argc, char** argv) {
 
     rtpush::detail::raise_fd_limit(cfg.max_connections);
     try {
+        // Before the server, whose POST /api/alerts/evaluate calls it until wait() returns.
+        alert_rule_runner rule_runner{alert_rules, {}, {}};
         rtpush::server srv(cfg);
 #ifdef RTPUSH_HAS_REDIS
         // Declared after the server: destroyed first, once wait() has returned.
@@ -504,6 +577,17 @@ int main(int argc, char** argv) {
             refresher.add(rtd::make_system_metrics_source(std::make_shared<rtd::system_metrics>(),
                                                           sources.metrics_topic),
                           sources.metrics_refresh);
+        if (auto const org = vm["github-org"].as<std::string>(); !org.empty()) {
+            // Seed 000's defaults: REFRESH_INTERVAL and CACHE_TTL (30 s each).
+            auto const p = rtd::copilot_poller(
+                {.api_url = vm["github-api-url"].as<std::string>(), .org = org}, refresh_defaults);
+            refresher.add(rtd::make_copilot_source(p), p.refresh);
+            cfg.logger.log(rtpush::log_level::info, "poller",
+                           {{"name", p.name},
+                            {"url", p.url},
+                            {"topic", p.topic.key()},
+                            {"token", std::getenv("GITHUB_TOKEN") ? "GITHUB_TOKEN" : "none"}});
+        }
         for (auto const& p : sources.pollers) {
             refresher.add(rtd::make_http_source(p), p.refresh);
             cfg.logger.log(rtpush::log_level::info, "poller",
@@ -515,8 +599,11 @@ int main(int argc, char** argv) {
                            {{"message", "--allow-anonymous: clients without a token may read "
                                         "every organization's data; trusted networks only"}});
         if (!alert_rules.rules.empty()) {
-            srv.spawn([&srv, &alert_rules,
-                       &cfg] { return run_alert_rules(srv, alert_rules, cfg.logger); },
+            srv.on_alert_evaluation([&srv, &rule_runner, &cfg] {
+                return evaluate_rules(srv, rule_runner, cfg.logger);
+            });
+            srv.spawn([&srv, &rule_runner,
+                       &cfg] { return run_alert_rules(srv, rule_runner, cfg.logger); },
                       "alert_rules");
             cfg.logger.log(rtpush::log_level::info, "alert_rules",
                            {{"rules", alert_rules.rules.size()},

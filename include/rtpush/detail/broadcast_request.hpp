@@ -10,9 +10,11 @@
 #include <rtpush/detail/access.hpp>
 #include <rtpush/ingest.hpp>
 #include <rtpush/protocol.hpp>
+#include <rtpush/source.hpp>
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -113,20 +115,15 @@ inline std::optional<request_fault> apply_ingest_rules(publication& p, const std
 /// body is the data, its scope fields the target; seed 001), empty for the generic
 /// `POST /api/broadcast` (`{event?, channel?, target|scope?, phase?, priority?, data}`).
 /// `?requires_ack=true` or a boolean `requires_ack` member asks for acknowledged delivery.
+/// The same with the body already parsed: one item of a batch (parse_batch).
 inline std::variant<broadcast_request, request_fault>
-parse_broadcast(std::string_view shortcut, const query_map& query, std::string_view body_text,
-                std::size_t max_depth, const ingest_validator& ingest) {
+parse_broadcast_value(std::string_view shortcut, const query_map& query, boost::json::value body,
+                      const ingest_validator& ingest) {
     auto bad = [](std::string m) {
         return request_fault{{"", std::move(m)}, false};
     };
-    boost::system::error_code ec;
-    boost::json::parse_options opt;
-    opt.max_depth = max_depth;
-    auto body = boost::json::parse(body_text, ec, {}, opt);
-    if (ec || !body.is_object() || !finite_numbers(body))
-        return bad(ec                 ? "malformed JSON body: " + ec.message()
-                   : body.is_object() ? "a number is out of range"
-                                      : "body must be a JSON object");
+    if (!body.is_object() || !finite_numbers(body))
+        return bad(body.is_object() ? "a number is out of range" : "body must be a JSON object");
     auto& b = body.get_object();
     broadcast_request r;
     if (auto it = query.find("requires_ack"); it != query.end())
@@ -176,6 +173,128 @@ parse_broadcast(std::string_view shortcut, const query_map& query, std::string_v
     if (auto f = apply_ingest_rules(p, r.kind, r.alert_update, ingest))
         return *f;
     return r;
+}
+
+inline std::variant<broadcast_request, request_fault>
+parse_broadcast(std::string_view shortcut, const query_map& query, std::string_view body_text,
+                std::size_t max_depth, const ingest_validator& ingest) {
+    boost::system::error_code ec;
+    boost::json::parse_options opt;
+    opt.max_depth = max_depth;
+    auto body = boost::json::parse(body_text, ec, {}, opt);
+    if (ec)
+        return request_fault{{"", "malformed JSON body: " + ec.message()}, false};
+    return parse_broadcast_value(shortcut, query, std::move(body), ingest);
+}
+
+/// Seed 003's `changes` of an ingested KPI payload against the topic's previous one (what the
+/// refresher does for its sources, rtpush::kpi_changes): `<field>_change` for each field that
+/// is numeric in both. A metric given as an object (`utilization: {current_utilization: 71.5,
+/// ...}`) counts by its first numeric member, its headline value; seed 003 computed
+/// `utilization_change` from it.
+inline boost::json::object ingest_changes(const boost::json::value& previous,
+                                          const boost::json::value& current) {
+    auto headlines = [](const boost::json::value& v) {
+        boost::json::object out;
+        if (auto const* o = v.if_object())
+            for (auto const& [k, x] : *o) {
+                if (k == "changes")
+                    continue;
+                if (x.is_number()) {
+                    out[k] = x;
+                } else if (auto const* m = x.if_object()) {
+                    for (auto const& [mk, mx] : *m)
+                        if (mx.is_number()) {
+                            out[k] = mx;
+                            break;
+                        }
+                }
+            }
+        return boost::json::value(std::move(out));
+    };
+    if (!previous.is_object() || !current.is_object())
+        return {};
+    return kpi_changes(headlines(previous), headlines(current));
+}
+
+/// Seed 003's `backlog_trend` when the producer leaves it out, from the scope's previous
+/// snapshot (the hub keeps one value per topic): `growing` when `total_items` rose by more than
+/// 5% of the previous count (and by at least one item), `decreasing` when it fell by as much,
+/// else `stable`; the first snapshot of a scope is `stable`. The 5% band keeps a queue that
+/// moves by an item or two around a large count from flapping between trends.
+inline std::string_view backlog_trend(const boost::json::value& previous,
+                                      const boost::json::value& current) {
+    auto total = [](const boost::json::value& v) -> std::optional<double> {
+        auto const* o = v.if_object();
+        auto const* t = o ? o->if_contains("total_items") : nullptr;
+        if (!t || !t->is_number())
+            return std::nullopt;
+        return t->to_number<double>();
+    };
+    auto const before = total(previous), now = total(current);
+    if (!before || !now)
+        return "stable";
+    double const band = std::max(1.0, *before * 0.05);
+    if (*now - *before >= band)
+        return "growing";
+    if (*before - *now >= band)
+        return "decreasing";
+    return "stable";
+}
+
+/// What the server derives for an ingested payload of `kind` from the topic's previous value
+/// when the producer left it out: a KPI's `changes`, a backlog's `backlog_trend`.
+inline void derive_ingest_fields(std::string_view kind, const boost::json::value& previous,
+                                 boost::json::value& data) {
+    auto* o = data.if_object();
+    if (!o)
+        return;
+    if (kind == "kpi" && !o->contains("changes"))
+        (*o)["changes"] = ingest_changes(previous, data);
+    if (kind == "backlog" && !o->contains("backlog_trend"))
+        (*o)["backlog_trend"] = backlog_trend(previous, data);
+}
+
+/// Seed 003's own ingest paths, aliases of the shortcut routes: the channel they publish on,
+/// empty for any other path. `/api/schedulesbacklog/ingest` is `POST /api/broadcast/backlog`,
+/// `.../batch-ingest` its batch.
+inline std::string_view seed_ingest_channel(std::string_view path) {
+    if (path == "/api/schedulesbacklog/ingest" || path == "/api/schedulesbacklog/batch-ingest")
+        return "backlog";
+    if (path == "/api/intraday/attendance/ingest" ||
+        path == "/api/intraday/attendance/batch-ingest")
+        return "attendance";
+    return {};
+}
+
+/// A batch holds at most this many items: each is validated and published in turn while the
+/// request waits, so the bound keeps one request's time and answer size in proportion.
+inline constexpr std::size_t max_batch_items = 1000;
+
+/// Reads a batch body: a JSON array of broadcast bodies, or `{"items": [...]}`. Each item is
+/// then read by parse_broadcast_value like a single request's body.
+inline std::variant<boost::json::array, request_fault> parse_batch(std::string_view body_text,
+                                                                   std::size_t max_depth) {
+    auto bad = [](std::string m) {
+        return request_fault{{"", std::move(m)}, false};
+    };
+    boost::system::error_code ec;
+    boost::json::parse_options opt;
+    opt.max_depth = max_depth;
+    auto body = boost::json::parse(body_text, ec, {}, opt);
+    if (ec)
+        return bad("malformed JSON body: " + ec.message());
+    if (auto* o = body.if_object())
+        if (auto* items = o->if_contains("items"); items && o->size() == 1)
+            body = std::move(*items);
+    if (!body.is_array())
+        return bad("body must be a JSON array of items (or {\"items\": [...]})");
+    auto& a = body.get_array();
+    if (a.empty())
+        return bad("the batch is empty");
+    if (a.size() > max_batch_items)
+        return bad("a batch holds at most " + std::to_string(max_batch_items) + " items");
+    return std::move(a);
 }
 
 } // namespace rtpush::detail

@@ -5,6 +5,7 @@
 #ifndef RTPUSH_DETAIL_HTTP_ANSWERS_HPP
 #define RTPUSH_DETAIL_HTTP_ANSWERS_HPP
 
+#include <rtpush/detail/broadcast_request.hpp>
 #include <rtpush/detail/http_util.hpp>
 #include <rtpush/ingest.hpp>
 #include <rtpush/log.hpp>
@@ -136,6 +137,58 @@ inline boost::json::object success_list(std::string_view key, boost::json::array
     o["total_count"] = a.size();
     o[key] = std::move(a);
     return o;
+}
+
+/// A refused broadcast (detail/broadcast_request.hpp): 400, naming the field when one is at
+/// fault.
+inline http_response fault_response(const request_fault& f, unsigned version = 11) {
+    namespace http = boost::beast::http;
+    return f.names_field
+               ? field_error(http::status::bad_request, "INVALID_MESSAGE", f.error, version)
+               : json_error(http::status::bad_request, "INVALID_MESSAGE", f.error.message, version);
+}
+
+/// A batch's answer from the answers its items would have had as single requests: each
+/// item's body with its `index`, `status` and `success`; 200 when every item was published,
+/// 207 (Multi-Status) when some were, else 400 when every refusal was the item's own fault
+/// (503 when the engine refused them: the caller may retry the whole batch).
+inline std::pair<boost::beast::http::status, boost::json::object>
+batch_answer(const std::vector<http_response>& answers) {
+    namespace http = boost::beast::http;
+    boost::json::array results;
+    std::size_t published = 0;
+    bool all_client_faults = true;
+    for (std::size_t i = 0; i < answers.size(); ++i) {
+        auto const& a = answers[i];
+        boost::system::error_code ec;
+        auto v = boost::json::parse(a.body(), ec);
+        boost::json::object o;
+        if (!ec && v.is_object())
+            o = std::move(v.get_object());
+        bool const ok = a.result_int() < 300;
+        published += ok;
+        if (!ok && a.result_int() >= 500)
+            all_client_faults = false;
+        boost::json::object item;
+        item["index"] = i;
+        item["status"] = a.result_int();
+        item["success"] = ok;
+        for (auto& [k, x] : o)
+            if (k != "success")
+                item[k] = std::move(x);
+        results.push_back(std::move(item));
+    }
+    boost::json::object body;
+    body["success"] = published == answers.size();
+    body["total"] = answers.size();
+    body["published"] = published;
+    body["failed"] = answers.size() - published;
+    body["results"] = std::move(results);
+    auto const status = published == answers.size() ? http::status::ok
+                        : published > 0             ? http::status::multi_status
+                        : all_client_faults         ? http::status::bad_request
+                                                    : http::status::service_unavailable;
+    return {status, std::move(body)};
 }
 
 } // namespace rtpush::detail

@@ -88,6 +88,10 @@ inline std::vector<alert> server::alerts(const alert_filter& f) const {
 inline std::optional<alert> server::find_alert(std::string_view id) const {
     return impl_->find_alert(id);
 }
+
+inline void server::on_alert_evaluation(std::function<boost::json::object()> evaluate) {
+    impl_->alert_evaluator_ = std::move(evaluate);
+}
 inline boost::asio::awaitable<server::http_response> server::handle(const http_request& req) {
     return impl_->handle(req);
 }
@@ -480,6 +484,7 @@ inline boost::asio::awaitable<void> server_impl::housekeeping_loop() {
 #include <rtpush/detail/io/socketio_polling.hpp>
 #include <rtpush/impl/server_publish.hpp>
 #include <rtpush/impl/server_routes.hpp>
+#include <rtpush/impl/server_seed_routes.hpp>
 #include <rtpush/impl/server_stats.hpp>
 
 #endif

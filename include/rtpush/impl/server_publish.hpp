@@ -100,6 +100,21 @@ inline boost::asio::awaitable<http_response> server_impl::publish_broadcast(broa
     }
     // The topic's key, once: for the ack registry and the answer.
     std::string const key = p.topic.key();
+    // Seed 003's derived fields (a KPI's `changes`, a backlog's trend) against the topic's
+    // retained value, as a data source's KPIs get theirs. Two producers of one topic racing may
+    // both compare with the same previous value; one producer per scope (seed 003's services)
+    // never does.
+    if (b.kind == "kpi" || b.kind == "backlog") {
+        boost::json::value previous;
+        for (auto const& v : hub_.snapshot(p.topic)) {
+            auto const& o = v.as_object();
+            auto const* phase = o.if_contains("phase");
+            if (o.at("topic").as_string() == key &&
+                (phase ? std::string_view(phase->as_string()) : std::string_view()) == p.phase)
+                previous = o.at("data");
+        }
+        derive_ingest_fields(b.kind, previous, p.data);
+    }
     if (b.requires_ack)
         p.ack_id = acks_->create(key);
     std::string const ack_id = p.ack_id;

@@ -61,25 +61,36 @@ inline boost::json::object index_json(const std::string& ws_path) {
     o["name"] = "rtpush";
     o["version"] = version_string;
     o["websocket"] = ws_path;
-    o["endpoints"] = {"GET / (dashboard page)",
-                      "GET /client/rtpush.js, /client/rtpush-react.js (the JavaScript client)",
-                      "GET /metrics (Prometheus)",
-                      "GET /sse?channel=&org=&dept=&queue= (Server-Sent Events)",
-                      "GET /api/health",
-                      "GET /api/kpis?channel=&org=&dept=&queue=",
-                      "GET /api/dashboard?channel=&org=&dept=&queue=",
-                      "GET /api/stats",
-                      "GET /api/connections",
-                      "GET /api/connections/{id}",
-                      "GET /api/rooms",
-                      "POST /api/broadcast",
-                      "POST /api/refresh/{channel}?org=&dept=&queue=",
-                      "POST /api/broadcast/{channel}",
-                      "GET /api/broadcast/{id}",
-                      "GET /api/alerts?status=&org=&dept=&queue=&rule_id=",
-                      "GET /api/alerts/{id}",
-                      "POST /api/alerts/{id}/acknowledge",
-                      "POST /api/alerts/{id}/resolve"};
+    o["endpoints"] = {
+        "GET / (dashboard page)",
+        "GET /client/rtpush.js, /client/rtpush-react.js (the JavaScript client)",
+        "GET /metrics (Prometheus)",
+        "GET /sse?channel=&org=&dept=&queue= (Server-Sent Events)",
+        "GET /api/health",
+        "GET /api/kpis?channel=&org=&dept=&queue=",
+        "GET /api/dashboard?channel=&org=&dept=&queue=",
+        "GET /api/stats",
+        "GET /api/connections",
+        "GET /api/connections/{id}",
+        "GET /api/rooms",
+        "POST /api/broadcast",
+        "POST /api/refresh/{channel}?org=&dept=&queue=",
+        "POST /api/broadcast/{channel}",
+        "GET /api/broadcast/{id}",
+        "GET /api/alerts?status=&org=&dept=&queue=&rule_id=",
+        "GET /api/alerts/{id}",
+        "POST /api/alerts/{id}/acknowledge",
+        "POST /api/alerts/{id}/resolve",
+        "POST /api/alerts/evaluate",
+        "POST /api/broadcast/{channel}/batch",
+        "POST /api/schedulesbacklog/ingest, /api/schedulesbacklog/batch-ingest",
+        "POST /api/intraday/attendance/ingest, /api/intraday/attendance/batch-ingest",
+        "GET /api/rooms/{room}/presence",
+        "GET /api/v1/health (deep: engine and data sources; 503 names the failing part)",
+        "GET /api/v1/info",
+        "GET /api/v1/metrics (latest system metrics)",
+        "GET /api/v1/metrics/{region} (426: WebSocket events metrics:get, metrics:subscribe)",
+        "GET /api/v1/ws/stats"};
     return o;
 }
 
@@ -174,6 +185,20 @@ inline const std::vector<server_impl::route>& server_impl::routes() {
         {verb::get, "/api/alerts/{id}", true, &s::route_alert},
         {verb::post, "/api/alerts/{id}/acknowledge", true, &s::route_alert_step},
         {verb::post, "/api/alerts/{id}/resolve", true, &s::route_alert_step},
+        // The seeds' routes (impl/server_seed_routes.hpp). Health and info stay open like
+        // /api/health; presence checks the room's read rule itself, like /api/kpis.
+        {verb::get, "/api/v1/health", false, &s::route_v1_health},
+        {verb::get, "/api/v1/info", false, &s::route_v1_info},
+        {verb::get, "/api/v1/metrics", false, &s::route_v1_metrics},
+        {verb::get, "/api/v1/metrics/{region}", false, &s::route_region_metrics},
+        {verb::get, "/api/v1/ws/stats", true, &s::route_ws_stats},
+        {verb::post, "/api/broadcast/{channel}/batch", true, &s::route_broadcast_batch},
+        {verb::post, "/api/schedulesbacklog/ingest", true, &s::route_broadcast},
+        {verb::post, "/api/schedulesbacklog/batch-ingest", true, &s::route_broadcast_batch},
+        {verb::post, "/api/intraday/attendance/ingest", true, &s::route_broadcast},
+        {verb::post, "/api/intraday/attendance/batch-ingest", true, &s::route_broadcast_batch},
+        {verb::post, "/api/alerts/evaluate", true, &s::route_alerts_evaluate},
+        {verb::get, "/api/rooms/{room}/presence", false, &s::route_presence},
     };
     return table;
 }
@@ -325,6 +350,27 @@ inline boost::asio::awaitable<http_response> server_impl::route_connection(route
     co_return json_error(http::status::not_found, "NOT_FOUND", "no connection " + id, r.version());
 }
 
+// With authentication required (or an admin key set): the admin key or a Bearer token whose
+// identity may read the topic (detail/access.hpp). Shared by the reads of tenant data.
+inline std::optional<http_response> server_impl::read_refusal(route_request& r,
+                                                              const topic& t) const {
+    if (r.admin && !(cfg_.auth_required && cfg_.admin_key.empty()))
+        return std::nullopt;
+    std::optional<jwt_claims> claims;
+    query_map const no_query; // no tokens in REST URLs (logs)
+    auto const why = request_token(r.req, no_query, claims);
+    bool const ok = claims && !may_read(identity::of(*claims), t);
+    if (ok || (!cfg_.auth_required && cfg_.admin_key.empty()))
+        return std::nullopt;
+    auto res = json_error(http::status::unauthorized, claims ? "UNAUTHORIZED" : "AUTH_FAILED",
+                          !why.empty() ? why
+                          : claims     ? "this token may not read " + t.key()
+                                       : "this route needs a Bearer token or the admin key",
+                          r.version());
+    res.set(http::field::www_authenticate, "Bearer");
+    return res;
+}
+
 // GET /api/kpis and /api/dashboard: a tenant's retained data, as over WebSocket.
 inline boost::asio::awaitable<http_response> server_impl::route_retained(route_request& r) {
     unsigned const v = r.version();
@@ -337,24 +383,8 @@ inline boost::asio::awaitable<http_response> server_impl::route_retained(route_r
                              "invalid channel or scope (identifiers are [A-Za-z0-9_.@-], a dept "
                              "needs an org, a queue needs a dept)",
                              v);
-    // With authentication required (or an admin key set): the admin key or a Bearer token of
-    // the topic's organization.
-    if (!r.admin || (cfg_.auth_required && cfg_.admin_key.empty())) {
-        std::optional<jwt_claims> claims;
-        query_map const no_query; // no tokens in REST URLs (logs)
-        auto const why = request_token(r.req, no_query, claims);
-        bool const ok = claims && !may_read(identity::of(*claims), t);
-        if (!ok && (cfg_.auth_required || !cfg_.admin_key.empty())) {
-            auto res =
-                json_error(http::status::unauthorized, claims ? "UNAUTHORIZED" : "AUTH_FAILED",
-                           !why.empty() ? why
-                           : claims     ? "this token may not read " + t.key()
-                                        : "this route needs a Bearer token or the admin key",
-                           v);
-            res.set(http::field::www_authenticate, "Bearer");
-            co_return res;
-        }
-    }
+    if (auto refusal = read_refusal(r, t))
+        co_return std::move(*refusal);
     // With an engine this node may not hold the channel (no client of it here): load it from
     // the cluster first. Bounded: a node without Redis answers with what it holds.
     if (hub_.get_engine())
@@ -396,16 +426,15 @@ inline boost::asio::awaitable<http_response> server_impl::route_rooms(route_requ
                             r.version());
 }
 
-// POST /api/broadcast and POST /api/broadcast/{channel} (docs/protocol.md, "REST").
+// POST /api/broadcast and POST /api/broadcast/{channel} (docs/protocol.md, "REST"), and seed
+// 003's single ingest paths (detail/broadcast_request.hpp, seed_ingest_channel).
 inline boost::asio::awaitable<http_response> server_impl::route_broadcast(route_request& r) {
-    std::string_view const shortcut = r.params.empty() ? std::string_view{} : r.params[0];
+    std::string_view const shortcut =
+        r.params.empty() ? seed_ingest_channel(r.path) : std::string_view(r.params[0]);
     auto parsed =
         parse_broadcast(shortcut, r.query, r.req.body(), cfg_.max_json_depth, cfg_.ingest);
     if (auto* fault = std::get_if<request_fault>(&parsed))
-        co_return fault->names_field
-            ? field_error(http::status::bad_request, "INVALID_MESSAGE", fault->error, r.version())
-            : json_error(http::status::bad_request, "INVALID_MESSAGE", fault->error.message,
-                         r.version());
+        co_return fault_response(*fault, r.version());
     co_return co_await publish_broadcast(std::get<broadcast_request>(std::move(parsed)),
                                          r.version());
 }

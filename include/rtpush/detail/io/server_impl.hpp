@@ -2,7 +2,8 @@
 // rtpush: the server's state and its private work, behind rtpush::server's one pointer.
 // Its members are defined by job: lifecycle (impl/server.hpp), the handshake
 // (detail/io/handshake.hpp), REST routes (impl/server_routes.hpp), publishing and alerts
-// (impl/server_publish.hpp), counters and metrics (impl/server_stats.hpp).
+// (impl/server_publish.hpp), counters and metrics (impl/server_stats.hpp), the seeds' routes
+// (impl/server_seed_routes.hpp).
 //
 #ifndef RTPUSH_DETAIL_IO_SERVER_IMPL_HPP
 #define RTPUSH_DETAIL_IO_SERVER_IMPL_HPP
@@ -202,6 +203,18 @@ public:
     boost::asio::awaitable<http_response> route_alerts(route_request& r);
     boost::asio::awaitable<http_response> route_alert(route_request& r);
     boost::asio::awaitable<http_response> route_alert_step(route_request& r);
+    /// Refuses a read of tenant data of `t` (the admin key, else a Bearer token that may read
+    /// it, when authentication is on); nothing when the read is allowed.
+    std::optional<http_response> read_refusal(route_request& r, const topic& t) const;
+    // The seeds' routes (impl/server_seed_routes.hpp).
+    boost::asio::awaitable<http_response> route_v1_health(route_request& r);
+    boost::asio::awaitable<http_response> route_v1_info(route_request& r);
+    boost::asio::awaitable<http_response> route_v1_metrics(route_request& r);
+    boost::asio::awaitable<http_response> route_region_metrics(route_request& r);
+    boost::asio::awaitable<http_response> route_ws_stats(route_request& r);
+    boost::asio::awaitable<http_response> route_broadcast_batch(route_request& r);
+    boost::asio::awaitable<http_response> route_alerts_evaluate(route_request& r);
+    boost::asio::awaitable<http_response> route_presence(route_request& r);
 
     // ---- publishing and alerts (impl/server_publish.hpp)
     /// Publishes a parsed broadcast (or takes it through the alert lifecycle): the answer.
@@ -250,6 +263,8 @@ public:
     keyed_rate_limiter handshake_limiter_; // per client IP
     mutable std::mutex alerts_mutex_;
     alert_book alerts_;
+    // POST /api/alerts/evaluate: the program's rules run now (set before start()).
+    std::function<boost::json::object()> alert_evaluator_;
 };
 
 template <class F>
