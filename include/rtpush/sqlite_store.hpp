@@ -26,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -115,6 +116,10 @@ private:
     mutable std::mutex reader_mutex_;
     std::unique_ptr<statements> stmts_;
     std::map<std::string, detail::history_window, std::less<>> windows_; // writer only
+    // After a crash: how far each topic's first seq skips (see publish), and the topics
+    // that have skipped; under order_mutex_.
+    std::uint64_t crash_gap_ = 0;
+    std::set<std::string, std::less<>> skipped_;
 
     std::mutex order_mutex_; // seq assignment, delivery and queuing in one step
     mutable std::mutex queue_mutex_;

@@ -5,6 +5,7 @@
 
 #include <boost/system/system_error.hpp>
 
+#include <charconv>
 #include <climits>
 #include <exception>
 #include <filesystem>
@@ -167,6 +168,23 @@ inline void sqlite_store::open() {
          "COMMIT");
     if (auto const f = single("SELECT value FROM meta WHERE key='format'"); f != "rtpush-1")
         fail(error::store_corrupt, path_ + ": unknown store format '" + f + "'");
+    // A run that did not stop cleanly may have delivered publications it never committed:
+    // at most two queues' worth (the batch being written and the queue behind it).
+    if (single("SELECT value FROM meta WHERE key='clean'") == "0") {
+        auto const bound = single("SELECT value FROM meta WHERE key='max_pending'");
+        std::uint64_t n = cfg_.max_pending;
+        if (!bound.empty() &&
+            std::from_chars(bound.data(), bound.data() + bound.size(), n).ec != std::errc{})
+            fail(error::store_corrupt, path_ + ": meta max_pending is not a number");
+        crash_gap_ = 2 * n + 1;
+    }
+    {
+        detail::sqlite_statement s(db_, "INSERT OR REPLACE INTO meta VALUES('clean', '0'), "
+                                        "('max_pending', ?1)");
+        s.bind(1, std::to_string(cfg_.max_pending));
+        if (int const rc = s.run(); rc != SQLITE_OK)
+            fail(detail::sqlite_error_kind(rc), path_ + ": " + sqlite3_errmsg(db_));
+    }
     // The epoch names this history: kept, clients' offsets stay valid across restarts.
     if (auto const epoch = single("SELECT value FROM meta WHERE key='epoch'"); !epoch.empty()) {
         hub_.reset(epoch);
@@ -234,8 +252,11 @@ inline void sqlite_store::load() {
         hub_.set_latest(std::move(p), static_cast<std::uint64_t>(s.integer(1)),
                         std::string(s.text(2)));
     });
-    cfg_.logger.log(log_level::info, "store_loaded",
-                    {{"path", path_}, {"epoch", hub_.epoch()}, {"topics", windows_.size()}});
+    cfg_.logger.log(crash_gap_ ? log_level::warning : log_level::info, "store_loaded",
+                    {{"path", path_},
+                     {"epoch", hub_.epoch()},
+                     {"topics", windows_.size()},
+                     {"clean_stop", crash_gap_ == 0}});
 }
 
 inline boost::system::error_code
@@ -257,6 +278,11 @@ sqlite_store::publish(const publication& p, const std::string& timestamp, publis
             return error::engine_unavailable;
     }
     w.seq = hub_.head(w.key) + 1;
+    // Seqs the crashed run may have given to publications that subscribers got but the disk
+    // did not are never given again in this epoch: the topic's first seq skips past them, so
+    // a client that saw one is told its history is lost instead of skipping a new one.
+    if (crash_gap_ && skipped_.insert(w.key).second)
+        w.seq += crash_gap_;
     hub_.apply(p, w.seq, timestamp); // fan-out now; the disk comes after
     {
         std::lock_guard lock(queue_mutex_);
@@ -324,6 +350,9 @@ inline void sqlite_store::write_loop() {
                 break;
         }
     }
+    // Everything delivered is on disk: the next start need not skip seqs.
+    if (failed_ == 0)
+        sqlite3_exec(db_, "UPDATE meta SET value='1' WHERE key='clean'", nullptr, nullptr, nullptr);
 }
 
 inline boost::system::error_code sqlite_store::write_batch(std::vector<pending_write>& batch) {
