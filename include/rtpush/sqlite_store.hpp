@@ -41,8 +41,10 @@ struct sqlite_store_config {
     /// The history kept per topic: the same limits as the hub's memory history.
     hub_config history;
     /// How long the writer waits after the first publication of a batch for more to join its
-    /// transaction: one fsync then covers them all (group commit).
-    std::chrono::milliseconds commit_delay{2};
+    /// transaction. 0: it commits at once, and what is published during a commit forms the
+    /// next batch (group commit without a wait: one publisher on a keep-alive connection, which
+    /// sends its next publication only after the answer, waited 2 ms more per publication).
+    std::chrono::milliseconds commit_delay{0};
     /// Publications waiting for the disk; beyond, publish() refuses with
     /// error::engine_unavailable (a stalled disk never grows memory without bound).
     std::size_t max_pending = 100000;
