@@ -140,6 +140,11 @@ struct server_config {
 
     rtpush::hub_config history; ///< per-topic history for recovery
     rtpush::ack_config acks;    ///< re-sending of publications with `requires_ack`
+    /// Keep the latest values, the history and the epoch in this directory (SQLite; link
+    /// rtpush::sqlite), so that a restart loses nothing answered (docs/operations.md,
+    /// "Durable state"). Empty: memory only. A directory that cannot be used is an error of
+    /// the server's constructor, never a silent memory-only run.
+    std::string data_dir;
 
     /// Schemas of POST /api/broadcast/{kpi,backlog,attendance,alert} bodies and of the
     /// generic broadcast's seed 003 events (docs/protocol.md, "Ingest"); `{}` validates none.

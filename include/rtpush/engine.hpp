@@ -7,6 +7,7 @@
 #ifndef RTPUSH_ENGINE_HPP
 #define RTPUSH_ENGINE_HPP
 
+#include <rtpush/history.hpp>
 #include <rtpush/protocol.hpp>
 
 #include <boost/json/object.hpp>
@@ -43,6 +44,15 @@ public:
 
     /// Fields for /health and /api/stats, e.g. {"engine":"redis","redis_up":true}.
     virtual boost::json::object status() const = 0;
+
+    /// Reads past publications (GET /api/history) into `out` when the engine keeps them
+    /// (the durable store does); false when it does not, and the hub's memory history
+    /// answers instead. An error that lost the read is set in `ec`.
+    virtual bool history(const history_query& q, history_page& out,
+                         boost::system::error_code& ec) const {
+        (void)q, (void)out, (void)ec;
+        return false;
+    }
 };
 
 } // namespace rtpush

@@ -35,6 +35,9 @@ enum class error {
     // engine errors
     engine_unavailable = 200, ///< the cross-node engine (Redis) cannot take a publication now
     redis_error,              ///< Redis answered with an error reply
+    // durable store errors
+    store_failed = 300, ///< the data directory cannot be opened, read or written
+    store_corrupt,      ///< the data directory's database is not a valid rtpush store
 };
 
 /// The category of rtpush errors; its name is "rtpush".

@@ -8,6 +8,7 @@
 #include <rtpush/detail/recovery.hpp>
 #include <rtpush/detail/send_queue.hpp>
 #include <rtpush/engine.hpp>
+#include <rtpush/history.hpp>
 #include <rtpush/protocol.hpp>
 #include <rtpush/topic.hpp>
 
@@ -124,6 +125,11 @@ public:
                                       std::vector<detail::frame_ptr>& out,
                                       std::size_t max_frames = SIZE_MAX,
                                       std::size_t max_bytes = SIZE_MAX);
+
+    /// Past publications of `q.topic` and its narrower topics from the memory history
+    /// (GET /api/history without a durable store); the cursor is the hub's publication
+    /// counter, so a page continues where the previous one ended even as topics interleave.
+    history_page history(const history_query& q) const;
 
     /// Publications of `t` held in its history (for tests and statistics).
     std::size_t history_size(const topic& t) const;

@@ -50,7 +50,9 @@ BOOST_AUTO_TEST_CASE(messages) {
                      E::timeout,
                      E::bad_url,
                      E::engine_unavailable,
-                     E::redis_error};
+                     E::redis_error,
+                     E::store_failed,
+                     E::store_corrupt};
     std::set<std::string> seen;
     for (auto e : all) {
         auto const m = make_error_code(e).message();

@@ -75,6 +75,7 @@ const std::pair<const char*, const char*> env_map[] = {
     {"RTD_REDIS_CERT", "redis-cert"},
     {"RTD_REDIS_KEY", "redis-key"},
     {"RTD_NODE_ID", "node-id"},
+    {"RTD_DATA_DIR", "data-dir"},
     // The seeds' names (seed 004: SERVER_PORT, CLIENT_URL, REDIS_HOST; seed 002:
     // WS_METRICS_INTERVAL).
     {"SERVER_PORT", "port"},
@@ -254,6 +255,7 @@ int main(int argc, char** argv) {
         ("ack-resend", po::value<double>()->default_value(2), "seconds before an un-acked requires_ack message is re-sent (then doubling, up to 30 s)")
         ("ack-attempts", po::value<unsigned>()->default_value(10), "deliveries of an un-acked message to one client before giving up")
         ("ack-ttl", po::value<double>()->default_value(600), "seconds a requires_ack broadcast is tracked (GET /api/broadcast/{id})")
+        ("data-dir", po::value<std::string>()->default_value(""), "keep retained values, history and the epoch in this directory (SQLite), so that a restart loses nothing answered; empty: memory only [RTD_DATA_DIR]")
         ("engine", po::value<std::string>()->default_value("memory"), "memory (one node) | redis (N nodes sharing Redis) [RTD_ENGINE]")
         ("redis-url", po::value<std::string>()->default_value("redis://127.0.0.1:6379/0"), "Redis of the redis engine: redis[s]://[[user]:password@]host[:port][/db] (rediss: TLS); prefer the variable for a password [RTD_REDIS_URL, REDIS_HOST: also selects --engine redis]")
         ("redis-ca", po::value<std::string>()->default_value(""), "rediss://: PEM file of the CA that signed Redis's certificate; empty: the system's CAs [RTD_REDIS_CA]")
@@ -493,6 +495,13 @@ int main(int argc, char** argv) {
         redis_url = "redis://" + redis_url;
     if (engine_name != "memory" && engine_name != "redis") {
         std::cerr << "rtd: --engine must be memory or redis\n";
+        return 2;
+    }
+    cfg.data_dir = vm["data-dir"].as<std::string>();
+    if (!cfg.data_dir.empty() && engine_name == "redis") {
+        // Redis orders and keeps the cluster's state; a second store would disagree with it.
+        std::cerr << "rtd: --data-dir is for the memory engine (Redis keeps the state of "
+                     "--engine redis)\n";
         return 2;
     }
 #ifdef RTPUSH_HAS_REDIS

@@ -48,6 +48,10 @@ public:
             return "the engine (Redis) is unavailable";
         case error::redis_error:
             return "Redis answered with an error";
+        case error::store_failed:
+            return "the durable store cannot read or write its data directory";
+        case error::store_corrupt:
+            return "the durable store's database is corrupt or not an rtpush store";
         }
         return "unknown rtpush error";
     }

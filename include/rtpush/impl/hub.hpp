@@ -295,6 +295,69 @@ inline std::size_t hub::history_size(const topic& t) const {
     return it == topics_.end() ? 0 : it->second.history.size();
 }
 
+inline history_page hub::history(const history_query& q) const {
+    std::string const key = q.topic.key();
+    auto const steady_now = std::chrono::steady_clock::now();
+    auto const sys_now = std::chrono::system_clock::now();
+    auto unix_ms = [&](std::chrono::steady_clock::time_point at) {
+        auto const t = sys_now - std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                     steady_now - at);
+        return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+    };
+    struct hit {
+        std::uint64_t counter;
+        const std::string* key;
+        const history_entry* entry;
+    };
+    std::vector<hit> hits;
+    history_page page;
+    std::lock_guard lock(mutex_);
+    for (auto it = topics_.lower_bound(key); it != topics_.end() && it->first.starts_with(key);
+         ++it) {
+        if (!key_within(it->first, key))
+            continue;
+        for (auto const& h : it->second.history) {
+            auto const c = static_cast<std::int64_t>(h.counter);
+            if (q.cursor && (q.oldest_first ? c <= *q.cursor : c >= *q.cursor))
+                continue;
+            auto const ms = unix_ms(h.at);
+            if ((q.since_ms && ms < *q.since_ms) || (q.until_ms && ms > *q.until_ms))
+                continue;
+            hits.push_back({h.counter, &it->first, &h});
+        }
+    }
+    std::sort(hits.begin(), hits.end(), [&](const hit& a, const hit& b) {
+        return q.oldest_first ? a.counter < b.counter : a.counter > b.counter;
+    });
+    if (hits.size() > q.limit)
+        hits.resize(q.limit);
+    for (auto const& h : hits) {
+        // The frame is what subscribers got: its payload is the `update` message.
+        auto const& bytes = h.entry->update->bytes;
+        std::size_t const len =
+            bytes.size() >= 2 ? static_cast<unsigned char>(bytes[1]) & 0x7fu : 0;
+        std::size_t const header = len == 127 ? 10 : len == 126 ? 4 : 2;
+        boost::system::error_code ec;
+        auto v =
+            boost::json::parse(std::string_view(bytes).substr(std::min(header, bytes.size())), ec);
+        if (ec || !v.is_object())
+            continue;
+        auto& m = v.get_object();
+        auto const t = parse_topic(*h.key, ec);
+        boost::json::object o;
+        o["topic"] = *h.key;
+        o["channel"] = t.channel;
+        o["scope"] = scope_to_json(t.scope);
+        for (auto const* name : {"event", "phase", "seq", "epoch", "data", "timestamp"})
+            if (auto* f = m.if_contains(name))
+                o[name] = std::move(*f);
+        page.items.push_back(std::move(o));
+    }
+    if (page.items.size() == q.limit && !hits.empty())
+        page.next_cursor = static_cast<std::int64_t>(hits.back().counter);
+    return page;
+}
+
 inline boost::json::array hub::snapshot(const topic& sub) const {
     std::string const key = sub.key();
     boost::json::array a;

@@ -7,6 +7,9 @@
 
 #include <rtpush/detail/io/server_impl.hpp>
 #include <rtpush/version.hpp>
+#ifdef RTPUSH_HAS_SQLITE
+#include <rtpush/sqlite_store.hpp>
+#endif
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -115,6 +118,9 @@ inline server_impl::server_impl(server_config cfg)
     , hub_(cfg_.history)
     , handshake_limiter_(cfg_.max_handshakes_per_ip, std::max(1.0, cfg_.max_handshakes_per_ip))
     , alerts_(cfg_.max_alerts) {
+    // First: the store gives the hub its epoch, which the ack ids below start with.
+    if (!cfg_.data_dir.empty())
+        open_store();
     unsigned n = cfg_.threads ? cfg_.threads : std::thread::hardware_concurrency();
     if (n == 0)
         n = 1;
@@ -190,6 +196,26 @@ inline void server_impl::wait() {
     for (auto& t : threads_)
         if (t.joinable())
             t.join();
+    // Nothing publishes any more: the store commits its last batch and its writer ends.
+    if (store_) {
+        hub_.set_engine(nullptr);
+        store_.reset();
+    }
+}
+
+inline void server_impl::open_store() {
+#ifdef RTPUSH_HAS_SQLITE
+    auto s = std::make_unique<sqlite_store>(hub_, sqlite_store_config{.data_dir = cfg_.data_dir,
+                                                                      .history = cfg_.history,
+                                                                      .logger = cfg_.logger});
+    hub_.set_engine(s.get());
+    store_ = std::move(s);
+#else
+    // Never a silent memory-only run: the caller asked for durable state.
+    throw boost::system::system_error(
+        error::store_failed,
+        "server_config::data_dir needs the durable store: link rtpush::sqlite");
+#endif
 }
 
 inline void server_impl::stop() {

@@ -5,6 +5,7 @@
 
 #include <rtpush/detail/client_assets.hpp>
 #include <rtpush/detail/dashboard_page.hpp>
+#include <rtpush/detail/history_query.hpp>
 #include <rtpush/detail/io/async_hub.hpp>
 #include <rtpush/detail/io/server_impl.hpp>
 #include <rtpush/version.hpp>
@@ -69,6 +70,7 @@ inline boost::json::object index_json(const std::string& ws_path) {
         "GET /api/health",
         "GET /api/kpis?channel=&org=&dept=&queue=",
         "GET /api/dashboard?channel=&org=&dept=&queue=",
+        "GET /api/history?channel=&org=&dept=&queue=&since=&until=&limit=&cursor=",
         "GET /api/stats",
         "GET /api/connections",
         "GET /api/connections/{id}",
@@ -117,6 +119,24 @@ inline boost::json::object retained_json(const hub& h, const topic& t, bool want
         o["data"] = items.front().at("data");
     o["items"] = std::move(items);
     o["timestamp"] = iso8601_now();
+    return o;
+}
+
+inline boost::json::object history_json(const history_query& q, history_page page,
+                                        const std::string& epoch) {
+    boost::json::object o;
+    o["success"] = true;
+    o["channel"] = q.topic.channel;
+    o["scope"] = scope_to_json(q.topic.scope);
+    o["topic"] = q.topic.key();
+    o["epoch"] = epoch;
+    o["order"] = q.oldest_first ? "oldest" : "newest";
+    o["count"] = page.items.size();
+    o["items"] = std::move(page.items);
+    if (page.next_cursor)
+        o["next_cursor"] = *page.next_cursor;
+    else
+        o["next_cursor"] = nullptr;
     return o;
 }
 
@@ -173,6 +193,7 @@ inline const std::vector<server_impl::route>& server_impl::routes() {
         {verb::get, "/api/health", false, &s::route_health},
         {verb::get, "/api/kpis", false, &s::route_retained},
         {verb::get, "/api/dashboard", false, &s::route_retained},
+        {verb::get, "/api/history", false, &s::route_history},
         {verb::get, "/api/stats", true, &s::route_stats},
         {verb::get, "/api/connections", true, &s::route_connections},
         {verb::get, "/api/connections/{id}", true, &s::route_connection},
@@ -394,6 +415,29 @@ inline boost::asio::awaitable<http_response> server_impl::route_retained(route_r
         co_return json_error(http::status::not_found, "NOT_FOUND",
                              "no data for " + t.key() + " yet", v);
     co_return json_response(http::status::ok, body, v);
+}
+
+// GET /api/history: past publications of a topic and its narrower ones, from the durable
+// store (all it keeps) or else the memory history (what recovery could replay), paged.
+inline boost::asio::awaitable<http_response> server_impl::route_history(route_request& r) {
+    unsigned const v = r.version();
+    history_query q;
+    if (auto e = parse_history_query(r.query, q))
+        co_return field_error(http::status::bad_request, "INVALID_MESSAGE", {e->field, e->message},
+                              v);
+    if (auto refused = read_refusal(r, q.topic))
+        co_return std::move(*refused);
+    history_page page;
+    boost::system::error_code ec;
+    // A store's read is one indexed range of at most max_history_limit rows: short enough for
+    // the io thread.
+    auto* e = hub_.get_engine();
+    if (!e || !e->history(q, page, ec))
+        page = hub_.history(q);
+    if (ec)
+        co_return json_error(http::status::service_unavailable, "INTERNAL_ERROR",
+                             "the history cannot be read: " + ec.message(), v);
+    co_return json_response(http::status::ok, history_json(q, std::move(page), hub_.epoch()), v);
 }
 
 // POST /api/refresh/{channel}?org=: the admin's `refresh` (rtctl refresh CHANNEL), what a

@@ -215,7 +215,7 @@ inline std::string server_impl::metrics_text(const queue_depths& q) const {
              static_cast<std::uint64_t>(shards_.size()));
     w.metric("rtpush_connections", "gauge", "Open connections (WebSocket and SSE streams).",
              static_cast<std::uint64_t>(connection_count()));
-    if (auto* e = hub_.get_engine()) {
+    if (auto* e = hub_.get_engine(); e && e->status().contains("redis_up")) {
         auto const st = e->status();
         auto const* up = st.if_contains("redis_up");
         w.metric("rtpush_redis_up", "gauge",

@@ -196,6 +196,7 @@ public:
     boost::asio::awaitable<http_response> route_connections(route_request& r);
     boost::asio::awaitable<http_response> route_connection(route_request& r);
     boost::asio::awaitable<http_response> route_retained(route_request& r);
+    boost::asio::awaitable<http_response> route_history(route_request& r);
     boost::asio::awaitable<http_response> route_refresh(route_request& r);
     boost::asio::awaitable<http_response> route_rooms(route_request& r);
     boost::asio::awaitable<http_response> route_broadcast(route_request& r);
@@ -244,6 +245,9 @@ public:
     server_config cfg_;
     std::optional<boost::asio::ssl::context> tls_; // set when cfg_ names a certificate
     rtpush::hub hub_;
+    // The durable store (server_config::data_dir) as the hub's engine; reset by wait().
+    std::unique_ptr<rtpush::engine> store_;
+    void open_store();
     // Publications with requires_ack; before the shards, so that it outlives every session.
     std::unique_ptr<ack_registry> acks_;
     socketio_session_store sio_sessions_{cfg_.socketio_recovery_window};
