@@ -8,104 +8,17 @@
 // polling refused with Engine.IO's error body, garbage packets of every kind (a clear close or
 // error; the server keeps serving the others), and seed 001's JSON lines over plain /ws.
 // Exit 0 = pass, 1 = fail, 77 = skipped (npm install failed). Every child is killed by pid.
-import {execFileSync, spawn, spawnSync} from "node:child_process";
-import {createHmac} from "node:crypto";
-import {existsSync} from "node:fs";
-import {dirname, join} from "node:path";
-import {createInterface} from "node:readline";
-import {fileURLToPath} from "node:url";
+import {check, connected, emitAck, finish, io, jwt, limit, next, rawSocket, rtctlOf, sleep, startRtd as startRtdOf,
+        waitFor} from "./harness.mjs";
 
 const [RTD, RTCTL] = process.argv.slice(2);
 if (!RTD || !RTCTL) {
   console.error("usage: socketio.mjs RTD RTCTL");
   process.exit(2);
 }
-const HERE = dirname(fileURLToPath(import.meta.url));
-const failures = [];
-let passed = 0;
-const children = new Set();
-const deadline = setTimeout(() => { console.log("FAIL the test ran out of time"); finish(1); }, 100000);
-
-function check(cond, what) {
-  console.log((cond ? "ok   " : "FAIL ") + what);
-  if (cond) passed++;
-  else failures.push(what);
-}
-function finish(code) {
-  clearTimeout(deadline);
-  for (const p of children) { try { process.kill(p.pid, "SIGKILL"); } catch { /* gone */ } }
-  console.log(`${passed} passed, ${failures.length} failed`);
-  process.exit(code);
-}
-
-if (["socket.io-client", "ws"].some((p) => !existsSync(join(HERE, "node_modules", p, "package.json")))) {
-  console.log("# npm install (socket.io-client, ws)");
-  const r = spawnSync("npm", ["install", "--no-audit", "--no-fund"], {cwd: HERE, stdio: "inherit", timeout: 240000});
-  if (r.status !== 0 || !existsSync(join(HERE, "node_modules", "socket.io-client"))) {
-    console.log("SKIP: npm install failed");
-    process.exit(77);
-  }
-}
-const {io} = await import("socket.io-client");
-const {WebSocket} = await import("ws");
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-function startRtd(extra = []) {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(RTD, ["--host", "127.0.0.1", "--port", "0", "--heartbeat-interval", "1", ...extra],
-                       {stdio: ["ignore", "pipe", "inherit"]});
-    children.add(proc);
-    proc.on("exit", () => children.delete(proc));
-    const timer = setTimeout(() => reject(new Error("rtd did not start")), 15000);
-    createInterface({input: proc.stdout}).on("line", (line) => {
-      try {
-        const ev = JSON.parse(line);
-        if (ev.event === "listening") { clearTimeout(timer); resolve({proc, port: ev.port}); }
-      } catch { /* not JSON */ }
-    });
-    proc.on("exit", (code) => { clearTimeout(timer); reject(new Error("rtd exited with " + code)); });
-  });
-}
-const rtctl = (port, ...args) =>
-  execFileSync(RTCTL, ["--server", `http://127.0.0.1:${port}`, ...args], {encoding: "utf8", timeout: 10000});
-
-// Resolves with the first (event, args) that `pred` accepts, or null after `ms`.
-function next(socket, event, ms = 5000, pred = () => true) {
-  return new Promise((resolve) => {
-    const t = setTimeout(() => { socket.off(event, h); resolve(null); }, ms);
-    const h = (...args) => { if (pred(...args)) { clearTimeout(t); socket.off(event, h); resolve(args); } };
-    socket.on(event, h);
-  });
-}
-const connected = (socket, ms = 5000) => Promise.race([
-  next(socket, "connect", ms).then((a) => (a ? {ok: true} : {ok: false, err: "timeout"})),
-  next(socket, "connect_error", ms).then((a) => (a ? {ok: false, err: a[0]} : {ok: false, err: "timeout"})),
-]);
-const emitAck = (socket, ...args) => socket.timeout(5000).emitWithAck(...args).catch((e) => ({timeout: String(e)}));
-
-function jwt(secret, claims) {
-  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
-  const head = b64({alg: "HS256", typ: "JWT"}) + "." + b64(claims);
-  return head + "." + createHmac("sha256", secret).update(head).digest("base64url");
-}
-
-// A raw Engine.IO client over ws: every text frame it receives, and how it closed.
-function rawSocket(url) {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(url);
-    const got = [];
-    const r = {ws, got, closed: null};
-    ws.on("message", (d, binary) => got.push(binary ? "<binary>" : d.toString()));
-    ws.on("close", (code, reason) => { r.closed = {code, reason: reason.toString()}; });
-    ws.on("open", () => resolve(r));
-    ws.on("error", () => resolve(r));
-  });
-}
-async function waitFor(cond, ms = 4000) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) { if (cond()) return true; await sleep(20); }
-  return false;
-}
+limit(100000);
+const startRtd = (extra = []) => startRtdOf(RTD, extra);
+const rtctl = rtctlOf(RTCTL);
 
 try {
   const open = await startRtd(["--feed-path", "/ws/metrics=metrics"]);
@@ -406,4 +319,4 @@ try {
 } catch (e) {
   check(false, "unexpected: " + (e?.stack ?? e));
 }
-finish(failures.length ? 1 : 0);
+finish();
