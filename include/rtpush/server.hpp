@@ -72,7 +72,8 @@ public:
     void spawn(std::function<boost::asio::awaitable<void>()> task, std::string name = "task");
 
     /// Server statistics in the shape of seed 001's /api/stats (computed on the caller's
-    /// thread from counters; connection and room details come from handle()).
+    /// thread from counters; connection and room details come from handle()) (docs/protocol.md,
+    /// "Seed parity").
     boost::json::object counters() const;
 
     /// GET /metrics: the server's counters in the Prometheus text format (docs/protocol.md).

@@ -32,7 +32,7 @@ async function checks(name, port) {
   const base = `http://127.0.0.1:${port}`;
   const token = jwt(SECRET, {sub: "u1", org: "org_123", exp: Math.floor(Date.now() / 1000) + 600});
 
-  // Seed 001's client: path '/ws', default transports (polling, then WebSocket).
+  // Seed 001's client: path '/ws', default transports (polling, then WebSocket) (docs/protocol.md, "Seed parity").
   const a = io(base, {path: "/ws", auth: {token}, reconnectionDelay: 100, reconnectionDelayMax: 200});
   check((await connected(a)).ok && typeof a.id === "string" && a.recovered === false, `${name}: connects with path '/ws'`);
   const upgraded = await waitFor(() => a.io.engine.transport.name === "websocket", 5000);

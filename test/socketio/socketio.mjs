@@ -24,7 +24,7 @@ try {
   const open = await startRtd(["--feed-path", "/ws/metrics=metrics"]);
   const base = `http://127.0.0.1:${open.port}`;
 
-  // Seed 001's client flow, on the WebSocket path.
+  // Seed 001's client flow, on the WebSocket path (docs/protocol.md, "Seed parity").
   const a = io(base, {path: "/ws", transports: ["websocket"], reconnection: false});
   const ca = await connected(a);
   check(ca.ok && typeof a.id === "string", "seed 001 client connects with path '/ws' (id " + a.id + ")");
@@ -164,7 +164,7 @@ try {
   check(JSON.stringify(dseen) === "[1]", "... and gets nothing of its old subscriptions: " + JSON.stringify(dseen));
   d.close();
 
-  // Seed 004's metrics events over Socket.IO: regions are scopes of the `metrics` channel.
+  // Seed 004's metrics events over Socket.IO: regions are scopes of the `metrics` channel (docs/protocol.md, "Coming from Socket.IO").
   const m4 = io(base, {transports: ["websocket"], reconnection: false});
   check((await connected(m4)).ok, "seed 004 client connects");
   const m4err = next(m4, "metrics:error");
@@ -194,7 +194,7 @@ try {
   check(typeof (await m4bad)?.[0]?.message === "string", "metrics:get with a bad region name: metrics:error");
   m4.close();
 
-  // Seed 002's plain WebSocket feed at /ws/metrics: subscribed on connect, flat messages.
+  // Seed 002's plain WebSocket feed at /ws/metrics: subscribed on connect, flat messages (docs/protocol.md, "Feed paths").
   const feed = await rawSocket(`ws://127.0.0.1:${open.port}/ws/metrics`);
   await waitFor(() => feed.got.length >= 1);
   const fconn = JSON.parse(feed.got[0] ?? "{}");
@@ -277,7 +277,7 @@ try {
   rtctl(open.port, "broadcast", "kpi", "--org", "org_123", "--data", '{"health_score": 87}');
   check((await still)?.[0]?.health_score === 87, "after all the garbage the first client is still served");
 
-  // Seed 001's manual test lines, verbatim, over plain /ws (JSON lines, no Socket.IO).
+  // Seed 001's manual test lines, verbatim, over plain /ws (JSON lines, no Socket.IO) (docs/protocol.md, "Coming from Socket.IO").
   {
     const r = await rawSocket(`ws://127.0.0.1:${open.port}/ws`);
     await waitFor(() => r.got.length >= 1);

@@ -1,4 +1,5 @@
-// Unit tests for detail/health.hpp: which part fails the deep health check (seed 004).
+// Unit tests for detail/health.hpp: which part fails the deep health check (seed 004)
+// (docs/protocol.md, "Seed parity").
 #include <rtpush/detail/health.hpp>
 
 #include <boost/test/unit_test.hpp>

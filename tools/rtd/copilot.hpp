@@ -1,6 +1,7 @@
 // rtd: seed 000's data source as a preset: an organization's GitHub Copilot metrics
 // (`GET {GITHUB_API_URL}/orgs/{GITHUB_ORG}/copilot/metrics`, with `GITHUB_TOKEN`) polled by the
-// HTTP poller and published on channel `dashboard`: the latest day's KPIs first, the days after.
+// HTTP poller and published on channel `dashboard`: the latest day's KPIs first, the days after
+// (docs/protocol.md, "Seed parity").
 #ifndef RTD_COPILOT_HPP
 #define RTD_COPILOT_HPP
 
@@ -89,7 +90,7 @@ inline boost::json::object copilot_kpis(const boost::json::value& body) {
 }
 
 /// The poller of the preset: channel `dashboard` (seed 000's), GitHub's JSON media type and
-/// API version, the token from `token_env`.
+/// API version, the token from `token_env` (docs/protocol.md, "Seed parity").
 inline poller_config copilot_poller(const copilot_settings& s, rtpush::refresh_options refresh) {
     poller_config p;
     p.name = "copilot";

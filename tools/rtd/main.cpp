@@ -77,18 +77,20 @@ const std::pair<const char*, const char*> env_map[] = {
     {"RTD_NODE_ID", "node-id"},
     {"RTD_DATA_DIR", "data-dir"},
     // The seeds' names (seed 004: SERVER_PORT, CLIENT_URL, REDIS_HOST; seed 002:
-    // WS_METRICS_INTERVAL).
+    // WS_METRICS_INTERVAL) (docs/protocol.md, "Seed parity").
     {"SERVER_PORT", "port"},
     {"CLIENT_URL", "allowed-origin"},
     {"REDIS_HOST", "redis-url"},
     {"WS_METRICS_INTERVAL", "metrics-interval"},
-    // Seed 000's Copilot metrics source (GITHUB_TOKEN is read by the poller at each fetch).
+    // Seed 000's Copilot metrics source (GITHUB_TOKEN is read by the poller at each fetch)
+    // (docs/protocol.md, "Seed parity").
     {"GITHUB_ORG", "github-org"},
     {"GITHUB_API_URL", "github-api-url"},
 };
 
 // A seed's name gives way to rtd's own when both are set (two values of one option would be
-// refused as a duplicate). CLIENT_URL and FRONTEND_URL both add allowed origins.
+// refused as a duplicate). CLIENT_URL and FRONTEND_URL both add allowed origins (docs/protocol.md,
+// "Seed parity").
 const std::pair<const char*, const char*> env_yields_to[] = {
     {"SERVER_PORT", "PORT"},
     {"REDIS_HOST", "RTD_REDIS_URL"},
@@ -194,7 +196,8 @@ boost::json::object evaluate_rules(rtpush::server& srv, alert_rule_runner& runne
     return o;
 }
 
-// Seed 003's rules engine: every rule evaluated every `interval` until the server stops.
+// Seed 003's rules engine: every rule evaluated every `interval` until the server stops
+// (docs/protocol.md, "Seed parity").
 boost::asio::awaitable<void> run_alert_rules(rtpush::server& srv, alert_rule_runner& runner,
                                              const rtpush::logger& log) {
     boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
@@ -473,7 +476,8 @@ int main(int argc, char** argv) {
     }
     bool const metrics_interval_set = !vm["metrics-interval"].defaulted();
     // Seed 002's WS_METRICS_INTERVAL: the source fetches (and publishes) at this period, and a
-    // refresh within it is served from the cache. Set, it wins over the config file's.
+    // refresh within it is served from the cache. Set, it wins over the config file's
+    // (docs/protocol.md, "Seed parity").
     if ((vm["system-metrics"].as<bool>() || metrics_interval_set) && !sources.system_metrics) {
         sources.system_metrics = true;
         sources.metrics_refresh = refresh_defaults;
@@ -486,7 +490,8 @@ int main(int argc, char** argv) {
     }
 
     // Seed 004's REDIS_HOST names the Redis it uses: it selects the Redis engine unless an
-    // engine was chosen. A bare host[:port] (no scheme) is taken as redis://.
+    // engine was chosen. A bare host[:port] (no scheme) is taken as redis:// (docs/protocol.md,
+    // "Seed parity").
     auto engine_name = vm["engine"].as<std::string>();
     if (vm["engine"].defaulted() && std::getenv("REDIS_HOST") && !std::getenv("RTD_REDIS_URL"))
         engine_name = "redis";
@@ -587,7 +592,8 @@ int main(int argc, char** argv) {
                                                           sources.metrics_topic),
                           sources.metrics_refresh);
         if (auto const org = vm["github-org"].as<std::string>(); !org.empty()) {
-            // Seed 000's defaults: REFRESH_INTERVAL and CACHE_TTL (30 s each).
+            // Seed 000's defaults: REFRESH_INTERVAL and CACHE_TTL (30 s each) (docs/protocol.md,
+            // "Seed parity").
             auto const p = rtd::copilot_poller(
                 {.api_url = vm["github-api-url"].as<std::string>(), .org = org}, refresh_defaults);
             refresher.add(rtd::make_copilot_source(p), p.refresh);

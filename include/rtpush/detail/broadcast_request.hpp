@@ -98,7 +98,7 @@ inline std::optional<request_fault> apply_ingest_rules(publication& p, const std
         if (auto e = ingest.validate(schema, p.data))
             return request_fault{std::move(*e), true};
         // The payload's own scope fields are its room (seed 003); a payload without a time
-        // gets the server's.
+        // gets the server's (docs/protocol.md, "Seed parity").
         p.topic.scope = scope_from_json(d);
         if (!alert && !d.contains("timestamp"))
             d["timestamp"] = iso8601_now();
@@ -115,7 +115,8 @@ inline std::optional<request_fault> apply_ingest_rules(publication& p, const std
 /// body is the data, its scope fields the target; seed 001), empty for the generic
 /// `POST /api/broadcast` (`{event?, channel?, target|scope?, phase?, priority?, data}`).
 /// `?requires_ack=true` or a boolean `requires_ack` member asks for acknowledged delivery.
-/// The same with the body already parsed: one item of a batch (parse_batch).
+/// The same with the body already parsed: one item of a batch (parse_batch) (docs/protocol.md,
+/// "Seed parity").
 inline std::variant<broadcast_request, request_fault>
 parse_broadcast_value(std::string_view shortcut, const query_map& query, boost::json::value body,
                       const ingest_validator& ingest) {
@@ -158,7 +159,7 @@ parse_broadcast_value(std::string_view shortcut, const query_map& query, boost::
             if (auto const* t = b.if_contains(k); t && t->is_object())
                 p.topic.scope = scope_from_json(t->get_object());
         // Seed 003's events carry seed 003's payloads: validated like the shortcuts. Other
-        // events (and none) are free-form.
+        // events (and none) are free-form (docs/protocol.md, "Seed parity").
         r.kind = ingest_validator::kind_of_event(p.event);
         p.phase = str("phase");
         if (auto const* d = b.if_contains("data"))
@@ -191,7 +192,7 @@ parse_broadcast(std::string_view shortcut, const query_map& query, std::string_v
 /// refresher does for its sources, rtpush::kpi_changes): `<field>_change` for each field that
 /// is numeric in both. A metric given as an object (`utilization: {current_utilization: 71.5,
 /// ...}`) counts by its first numeric member, its headline value; seed 003 computed
-/// `utilization_change` from it.
+/// `utilization_change` from it (docs/protocol.md, "Seed parity").
 inline boost::json::object ingest_changes(const boost::json::value& previous,
                                           const boost::json::value& current) {
     auto headlines = [](const boost::json::value& v) {
@@ -221,7 +222,8 @@ inline boost::json::object ingest_changes(const boost::json::value& previous,
 /// snapshot (the hub keeps one value per topic): `growing` when `total_items` rose by more than
 /// 5% of the previous count (and by at least one item), `decreasing` when it fell by as much,
 /// else `stable`; the first snapshot of a scope is `stable`. The 5% band keeps a queue that
-/// moves by an item or two around a large count from flapping between trends.
+/// moves by an item or two around a large count from flapping between trends (docs/protocol.md,
+/// "Seed parity").
 inline std::string_view backlog_trend(const boost::json::value& previous,
                                       const boost::json::value& current) {
     auto total = [](const boost::json::value& v) -> std::optional<double> {
@@ -257,7 +259,7 @@ inline void derive_ingest_fields(std::string_view kind, const boost::json::value
 
 /// Seed 003's own ingest paths, aliases of the shortcut routes: the channel they publish on,
 /// empty for any other path. `/api/schedulesbacklog/ingest` is `POST /api/broadcast/backlog`,
-/// `.../batch-ingest` its batch.
+/// `.../batch-ingest` its batch (docs/protocol.md, "Seed parity").
 inline std::string_view seed_ingest_channel(std::string_view path) {
     if (path == "/api/schedulesbacklog/ingest" || path == "/api/schedulesbacklog/batch-ingest")
         return "backlog";

@@ -121,7 +121,8 @@ public:
     /// Handles one text message: rtpush's envelope (`type`), else a seed's JSON line
     /// (`{"event": ..., "data": ...}`, detail/seed_events.hpp), else an error answer.
     void handle_text(std::string_view text);
-    /// Handles one message given as a JSON object with its `type` (a seed event's message).
+    /// Handles one message given as a JSON object with its `type` (a seed event's message)
+    /// (docs/protocol.md, "Seed parity").
     void handle_object(const boost::json::object& o);
     /// Handles one parsed client message.
     void handle_message(client_message& m);
@@ -168,7 +169,8 @@ private:
     bool may_access(const topic& t, const boost::json::value& id);
     /// Tells the tracker who this connection is now; returns what the client has not acked.
     std::vector<frame_ptr> identify();
-    /// A seed's JSON line; false when `text` is not one.
+    /// A seed's JSON line; false when `text` is not one (docs/protocol.md, "Coming from
+    /// Socket.IO").
     bool handle_seed_line(std::string_view text);
 };
 

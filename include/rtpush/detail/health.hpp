@@ -1,7 +1,7 @@
 //
 // rtpush: the deep health check (seed 004's `GET /api/v1/health`): which part of the server is
 // failing, decided from the engine's status and the data sources' statistics. Free of I/O.
-//
+// (docs/protocol.md, "Seed parity")
 #ifndef RTPUSH_DETAIL_HEALTH_HPP
 #define RTPUSH_DETAIL_HEALTH_HPP
 

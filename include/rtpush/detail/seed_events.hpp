@@ -51,7 +51,8 @@ inline constexpr std::string_view seed004_channel = "metrics";
 ///   - subscribe / unsubscribe with a string: that channel, unscoped.
 ///   - client:ping: client_ping.
 ///   - seed 004: metrics:subscribe / metrics:unsubscribe / metrics:get `{source?}`.
-///   - any other rtpush message name: the data's fields with that `type`.
+///   - any other rtpush message name: the data's fields with that `type` (docs/protocol.md, "Coming
+///   from Socket.IO").
 inline seed_event read_seed_event(std::string_view name, const boost::json::value& data) {
     seed_event r;
     if (name == "client:ping") {
@@ -147,7 +148,7 @@ inline seed_event read_seed_event(std::string_view name, const boost::json::valu
 /// `{api, source, data, updatedAt}`, or nullopt when it has no data (`metrics:error`); for
 /// every region `{api, data: [{api, source, data, updatedAt}...], count}`. `api` is the
 /// data's own `api` field when it has one (seed 004's pollers name their API), else
-/// the channel.
+/// the channel (docs/protocol.md, "Coming from Socket.IO").
 inline std::optional<boost::json::object> seed004_metrics_data(const boost::json::object& snapshot,
                                                                std::string_view source) {
     auto entry = [](const boost::json::object& item) {
@@ -161,7 +162,7 @@ inline std::optional<boost::json::object> seed004_metrics_data(const boost::json
             scope && scope->is_object() ? scope->get_object().if_contains("org") : nullptr;
         e["source"] = org ? *org : boost::json::value(nullptr);
         // A payload already in seed 004's update shape ({api, source, data, timestamp})
-        // gives its inner data; any other is the data itself.
+        // gives its inner data; any other is the data itself (docs/protocol.md, "Seed parity").
         auto const* inner = api && data->get_object().contains("source")
                                 ? data->get_object().if_contains("data")
                                 : nullptr;

@@ -135,7 +135,8 @@ private:
     void on_event(sio::sio_packet& p);
     void refuse(sio::errc e);
     /// Seed 004's `metrics:get`: rtpush's `get` (its access rules), answered as `metrics:data`
-    /// or `metrics:error`, in the ACK when the client asked for one.
+    /// or `metrics:error`, in the ACK when the client asked for one (docs/protocol.md, "Coming from
+    /// Socket.IO").
     void metrics_get(seed_event& ev, std::optional<std::uint64_t> ack_id);
     /// Resubscribes a kept session at the positions the client's offset gives; false (and
     /// nothing changed) when it cannot be resumed without a loss.

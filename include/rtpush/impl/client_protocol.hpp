@@ -24,7 +24,7 @@ void client_protocol<Self>::handle_object(const boost::json::object& o) {
 template <class Self>
 bool client_protocol<Self>::handle_seed_line(std::string_view text) {
     // Only what failed rtpush's parse gets here: a seed's line costs a second parse, an
-    // rtpush message none.
+    // rtpush message none (docs/protocol.md, "Seed parity").
     boost::json::parse_options opt;
     opt.max_depth = env().cfg.max_json_depth;
     boost::system::error_code ec;
@@ -135,7 +135,8 @@ void client_protocol<Self>::publish(client_message& m) {
         return;
     publication p{m.topic, m.event, m.phase, priority::medium, std::move(m.data), {}};
     // The rules of a REST broadcast (detail/broadcast_request.hpp): seed 003's events carry
-    // seed 003's payloads. Alerts have a lifecycle that only the server's routes drive.
+    // seed 003's payloads. Alerts have a lifecycle that only the server's routes drive
+    // (docs/protocol.md, "Seed parity").
     std::string const kind = ingest_validator::kind_of_event(p.event);
     if (kind == "alert") {
         self().send_error(error::invalid_message,
@@ -198,7 +199,8 @@ void client_protocol<Self>::refresh(client_message& m) {
         return;
     }
     st().rare_part().last_refresh = now;
-    // A bare refresh (seed 000) refreshes everything this client is subscribed to.
+    // A bare refresh (seed 000) refreshes everything this client is subscribed to
+    // (docs/protocol.md, "Seed parity").
     std::vector<topic> targets;
     if (!m.topic.channel.empty())
         targets.push_back(m.topic);
@@ -330,7 +332,8 @@ void client_protocol<Self>::authenticate(client_message& m) {
     auto& e = env();
     auto& s = st();
     if (e.cfg.jwt_secret.empty()) {
-        // Without a token secret, seed 001's identification is taken as given.
+        // Without a token secret, seed 001's identification is taken as given (docs/protocol.md,
+        // "Seed parity").
         if (m.data.is_object()) {
             auto const& d = m.data.get_object();
             if (auto const* u = d.if_contains("user_id"); u && u->is_string())

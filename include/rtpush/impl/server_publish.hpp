@@ -80,7 +80,7 @@ inline boost::asio::awaitable<http_response> server_impl::publish_broadcast(broa
     if (b.is_alert()) {
         // Alerts go through their lifecycle, which publishes them (and refuses what it
         // cannot do: an unknown id, an illegal transition). requires_ack (seed 001's use of
-        // it: alerts) rides the lifecycle's publication.
+        // it: alerts) rides the lifecycle's publication (docs/protocol.md, "Seed parity").
         std::string const ack_id =
             b.requires_ack ? acks_->create(topic{"alerts", p.topic.scope}.key()) : std::string();
         alert_result r;
@@ -103,7 +103,7 @@ inline boost::asio::awaitable<http_response> server_impl::publish_broadcast(broa
     // Seed 003's derived fields (a KPI's `changes`, a backlog's trend) against the topic's
     // retained value, as a data source's KPIs get theirs. Two producers of one topic racing may
     // both compare with the same previous value; one producer per scope (seed 003's services)
-    // never does.
+    // never does (docs/protocol.md, "Seed parity").
     if (b.kind == "kpi" || b.kind == "backlog") {
         boost::json::value previous;
         for (auto const& v : hub_.snapshot(p.topic)) {

@@ -97,7 +97,8 @@ inline boost::json::object index_json(const std::string& ws_path) {
 }
 
 // Seed 000's REST fallback: the retained values of `t` and every narrower topic, the `kpis`
-// phase (want_kpis) or the full data (`complete` and unphased values).
+// phase (want_kpis) or the full data (`complete` and unphased values) (docs/protocol.md, "Seed
+// parity").
 inline boost::json::object retained_json(const hub& h, const topic& t, bool want_kpis) {
     boost::json::array items;
     for (auto& v : h.snapshot(t)) {
@@ -114,7 +115,8 @@ inline boost::json::object retained_json(const hub& h, const topic& t, bool want
     o["topic"] = t.key();
     o["epoch"] = h.epoch();
     o["count"] = items.size();
-    // One topic (the usual dashboard): its data directly, as seed 000's routes answered.
+    // One topic (the usual dashboard): its data directly, as seed 000's routes answered
+    // (docs/protocol.md, "Seed parity").
     if (items.size() == 1)
         o["data"] = items.front().at("data");
     o["items"] = std::move(items);
@@ -253,7 +255,7 @@ inline boost::asio::awaitable<http_response> server_impl::handle(const http_requ
 inline boost::asio::awaitable<http_response>
 server_impl::handle(const http_request& req, std::string path, query_map query) {
     route_request r{req, std::move(path), std::move(query), {}, false};
-    // Seed 001 served these under /api/ws/...: accept both.
+    // Seed 001 served these under /api/ws/...: accept both (docs/protocol.md, "Seed parity").
     if (r.path.rfind("/api/ws/", 0) == 0)
         r.path = "/api/" + r.path.substr(8);
     while (r.path.size() > 1 && r.path.back() == '/')

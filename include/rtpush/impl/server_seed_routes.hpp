@@ -1,7 +1,7 @@
 #ifndef RTPUSH_IMPL_SERVER_SEED_ROUTES_HPP
 #define RTPUSH_IMPL_SERVER_SEED_ROUTES_HPP
 
-// The routes the seed back ends served that rtd answers too (docs/protocol.md, "Seed routes"):
+// The routes the seed back ends served that rtd answers too (docs/protocol.md, "Seed parity"):
 // seed 004's /api/v1 (deep health, info, the region routes moved to WebSocket), seed 002's
 // WebSocket stats and system metrics, seed 003's batch ingest and manual alert evaluation,
 // and presence. Listed in the route table of impl/server_routes.hpp like every route.
@@ -18,7 +18,8 @@
 
 namespace rtpush::detail {
 
-// The channel of seed 002's system metrics (rtd's `--system-metrics` source publishes on it).
+// The channel of seed 002's system metrics (rtd's `--system-metrics` source publishes on it)
+// (docs/protocol.md, "Seed parity").
 inline constexpr std::string_view system_metrics_channel = "metrics";
 
 // The refresher's per-source statistics, or null when no refresher runs.
@@ -102,7 +103,8 @@ inline boost::json::object info_json(const server_config& cfg, const boost::json
 }
 
 // GET /api/v1/info: seed 004's "system configuration and enabled features". Names no secret,
-// only whether one is set: the route is open like the health check.
+// only whether one is set: the route is open like the health check (docs/protocol.md, "Seed
+// parity").
 inline boost::asio::awaitable<http_response> server_impl::route_v1_info(route_request& r) {
     boost::json::object engine;
     engine_fields(engine);
@@ -117,7 +119,7 @@ inline boost::asio::awaitable<http_response> server_impl::route_v1_info(route_re
 
 // GET /api/v1/metrics: seed 002's HTTP fallback, the latest system metrics. A source that runs
 // on demand may hold no value yet while nobody subscribes: it is asked for one and awaited,
-// bounded, before the answer says there is none.
+// bounded, before the answer says there is none (docs/protocol.md, "Coming from Socket.IO").
 inline boost::asio::awaitable<http_response> server_impl::route_v1_metrics(route_request& r) {
     topic const t{std::string(system_metrics_channel), {}};
     auto latest = [&] {
@@ -137,7 +139,8 @@ inline boost::asio::awaitable<http_response> server_impl::route_v1_metrics(route
                              "no system metrics: the source does not run (rtd --system-metrics) "
                              "or has not produced a value",
                              r.version());
-    // The metrics themselves, as seed 002 answered, with where they came from.
+    // The metrics themselves, as seed 002 answered, with where they came from (docs/protocol.md,
+    // "Seed parity").
     boost::json::object o;
     o["success"] = true;
     o["data"] = body.contains("data") ? body.at("data") : body.at("items").at(0).at("data");
@@ -175,7 +178,7 @@ inline boost::json::object upgrade_required_json(const std::string& region,
 }
 
 // GET /api/v1/metrics/{region}: seed 004 moved region metrics to WebSocket and answers 426
-// naming the events to use instead.
+// naming the events to use instead (docs/protocol.md, "Seed parity").
 inline boost::asio::awaitable<http_response> server_impl::route_region_metrics(route_request& r) {
     std::string const& region = r.params[0];
     if (!valid_identifier(region))
@@ -188,7 +191,7 @@ inline boost::asio::awaitable<http_response> server_impl::route_region_metrics(r
 }
 
 // GET /api/v1/ws/stats: seed 002's connection statistics: the clients with their channels,
-// subscriptions per channel, and the system metrics interval.
+// subscriptions per channel, and the system metrics interval (docs/protocol.md, "Seed parity").
 inline boost::asio::awaitable<http_response> server_impl::route_ws_stats(route_request& r) {
     auto parts = co_await visit_shards([](shard& sh) {
         boost::json::array a;
@@ -235,7 +238,8 @@ inline boost::asio::awaitable<http_response> server_impl::route_ws_stats(route_r
 
 // POST /api/broadcast/{channel}/batch and seed 003's batch-ingest paths: every item read as the
 // body of POST /api/broadcast/{channel} (the same parse and ingest rules) and published in
-// order; the answer has one result per item, each what the single route would have answered.
+// order; the answer has one result per item, each what the single route would have answered
+// (docs/protocol.md, "Seed parity").
 inline boost::asio::awaitable<http_response> server_impl::route_broadcast_batch(route_request& r) {
     unsigned const v = r.version();
     std::string const channel =
@@ -258,7 +262,8 @@ inline boost::asio::awaitable<http_response> server_impl::route_broadcast_batch(
     co_return json_response(status, body, v);
 }
 
-// POST /api/alerts/evaluate: seed 003's manual evaluation, the program's rules run now.
+// POST /api/alerts/evaluate: seed 003's manual evaluation, the program's rules run now
+// (docs/protocol.md, "Seed parity").
 inline boost::asio::awaitable<http_response> server_impl::route_alerts_evaluate(route_request& r) {
     if (!alert_evaluator_)
         co_return json_error(http::status::not_found, "NOT_FOUND",

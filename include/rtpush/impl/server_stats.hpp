@@ -3,7 +3,7 @@
 
 // What the server counts, and how it shows it: /api/health, /api/stats (seed 001's shape),
 // /metrics (Prometheus text, detail/prometheus.hpp). Per-connection details are read on each
-// shard's own thread (server_impl::visit_shards).
+// shard's own thread (server_impl::visit_shards) (docs/protocol.md, "Seed parity").
 
 #include <rtpush/detail/io/server_impl.hpp>
 #include <rtpush/detail/prometheus.hpp>

@@ -549,7 +549,8 @@ server_impl::upgrade_check(shard& sh, const http_request& req, bool upgrade,
                            upgrade_state& up) {
     namespace http = boost::beast::http;
     // Socket.IO: at /socket.io/, and on the WebSocket path when the query says EIO (seed
-    // 001's client connects with `path: '/ws'`). Its token comes in the CONNECT packet.
+    // 001's client connects with `path: '/ws'`). Its token comes in the CONNECT packet
+    // (docs/protocol.md, "Coming from Socket.IO").
     up.socketio = socketio_request(path, query);
     if (up.socketio) {
         sio::handshake_query hq;

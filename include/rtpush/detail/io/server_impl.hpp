@@ -104,7 +104,8 @@ public:
         const feed_path* feed = nullptr;    ///< a feed path's WebSocket (session::speak_feed)
     };
     /// A Socket.IO request: at /socket.io/, or on the WebSocket path when the query has EIO
-    /// (socket.io-client asks for `path + '/'`: seed 001's `path: '/ws'` is `/ws/`).
+    /// (socket.io-client asks for `path + '/'`: seed 001's `path: '/ws'` is `/ws/`)
+    /// (docs/protocol.md, "Coming from Socket.IO").
     bool socketio_request(std::string_view path, const query_map& query) const {
         if (path == "/socket.io/" || path == "/socket.io")
             return true;
