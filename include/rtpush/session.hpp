@@ -64,11 +64,13 @@ public:
 
     /// The connection speaks Socket.IO (Engine.IO v4 over this WebSocket) instead of rtpush's
     /// own messages (docs/protocol.md, "Coming from Socket.IO"). Before start().
-    /// `upgrade_from`: the id of a polling session on this shard that this WebSocket takes
+    /// `upgrade_from`, `upgrade_sid`: the id and the whole sid of a polling session on this
+    /// shard that this WebSocket takes
     /// over (Engine.IO's upgrade; the client sends no new handshake).
-    void speak_socketio(std::uint64_t upgrade_from = 0) {
+    void speak_socketio(std::uint64_t upgrade_from = 0, std::string upgrade_sid = {}) {
         cold().sio = std::make_unique<detail::socketio_state>();
         cold_->sio->upgrade_from = upgrade_from;
+        cold_->sio->upgrade_sid = std::move(upgrade_sid);
     }
     bool socketio() const noexcept { return cold_ && cold_->sio; }
     /// The connection came on a feed path: subscribed to its channels at start, publications
@@ -145,6 +147,9 @@ private:
     friend class detail::socketio_protocol<session>;
     detail::socketio_state& sio_state() noexcept { return *cold_->sio; }
     void on_probe();
+    /// The polling session this WebSocket upgrades, when its whole sid (secret part included)
+    /// names a live one; else null.
+    std::shared_ptr<detail::polling_session> polling_to_take() const;
     void push_twin(const detail::frame_ptr& f) { push_maybe_deflated(f); }
     void on_upgrade();
     /// A Socket.IO connection's own packet (CONNECT, ACK, pong...).

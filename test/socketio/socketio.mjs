@@ -231,6 +231,18 @@ try {
   check(afterGarbage.status === 400, "... and the session is gone");
   const upgrade = await fetch(base + "/socket.io/?EIO=4&transport=websocket");
   check(upgrade.status === 400 && (await upgrade.json()).code === 3, "transport=websocket without an upgrade: 400 code 3");
+  // An upgrade must name the whole sid: the same shard and id with another secret is refused
+  // and the polling session it aimed at goes on.
+  const victimOpen = await (await fetch(base + "/socket.io/?EIO=4&transport=polling")).text();
+  const victim = JSON.parse(victimOpen.slice(1)).sid;
+  const forged = victim.slice(0, victim.lastIndexOf(".") + 1) + "0000000000000000";
+  const thief = await rawSocket(`ws://127.0.0.1:${open.port}/socket.io/?EIO=4&transport=websocket&sid=${forged}`);
+  thief.ws.send("2probe");
+  await waitFor(() => thief.closed !== null);
+  check(thief.closed?.code === 1008 && !thief.got.includes("3probe"),
+        "an upgrade with a forged sid secret: no 3probe, closed 1008: " + JSON.stringify(thief.closed));
+  const victimPost = await fetch(base + `/socket.io/?EIO=4&transport=polling&sid=${victim}`, {method: "POST", body: "40"});
+  check(victimPost.status === 200, "... and the polling session it aimed at is still there");
   const v3 = await fetch(base + "/socket.io/?EIO=3&transport=polling");
   check(v3.status === 400 && (await v3.json()).code === 5, "EIO=3: 400 unsupported protocol version");
 

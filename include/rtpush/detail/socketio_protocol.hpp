@@ -38,6 +38,7 @@ struct socketio_state {
     std::optional<std::uint64_t> answering; ///< an EVENT with this ack id is being handled
     boost::json::array answers;             ///< ... and the rtpush answers it gathered
     std::uint64_t upgrade_from = 0;         ///< the polling session this WebSocket takes over
+    std::string upgrade_sid;                ///< ... its whole sid, checked before taking it
     // Connection state recovery (detail/socketio_recovery.hpp):
     std::string pid;                  ///< the private session id given in CONNECT
     std::unique_ptr<written_log> log; ///< the publications written (from the first one on)
@@ -172,9 +173,12 @@ void socketio_protocol<Self>::on_engine_io(std::string_view text) {
         return refuse(e);
     switch (p.type) {
     case sio::eio_type::ping: // a probe ("2probe"), or an Engine.IO v3 habit
-        self().send_packet(sio::encode_eio(sio::eio_type::pong, p.data));
-        if (p.data == "probe")
+        if (p.data == "probe") {
             self().on_probe();
+            if (self().closing())
+                break; // no session to upgrade: no "3probe"
+        }
+        self().send_packet(sio::encode_eio(sio::eio_type::pong, p.data));
         break;
     case sio::eio_type::upgrade:
         self().on_upgrade();

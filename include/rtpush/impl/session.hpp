@@ -811,27 +811,33 @@ inline bool session::inflate(detail::frame_event& ev) {
     return false;
 }
 
+inline std::shared_ptr<detail::polling_session> session::polling_to_take() const {
+    // The id finds the session; only the whole sid, with its random part, proves the client
+    // owns it (as for a polling request, detail/io/socketio_polling.hpp).
+    auto p = shard_.find_polling(cold_->sio->upgrade_from);
+    return p && !p->ended() && p->sid() == cold_->sio->upgrade_sid ? p : nullptr;
+}
+
 inline void session::on_probe() {
-    auto const from = sio_state().upgrade_from;
-    if (!from)
+    if (!sio_state().upgrade_from)
         return;
-    if (auto p = shard_.find_polling(from); p && !p->ended())
+    if (auto p = polling_to_take())
         p->release_poll();
     else
         close(1008, "Session ID unknown");
 }
 
 inline void session::on_upgrade() {
-    auto const from = std::exchange(sio_state().upgrade_from, 0);
-    if (!from)
+    if (!sio_state().upgrade_from)
         return;
-    auto p = shard_.find_polling(from);
-    if (!p || p->ended())
+    auto p = polling_to_take();
+    sio_state().upgrade_from = 0;
+    if (!p)
         return close(1008, "Session ID unknown");
     // The polling session's subscriptions, identity and queued packets move here, in order;
     // then only this WebSocket carries the session.
     take_over(p->state());
-    sio_state().connected = p->namespace_connected();
+    sio_state().connected = p->sio_state().connected;
     sio_state().pid = std::move(p->sio_state().pid);
     sio_state().log = std::move(p->sio_state().log);
     std::vector<detail::frame_ptr> queued;

@@ -281,7 +281,7 @@ inline void server_impl::start_session(shard& sh, upgrade_state& up, void* block
         throw;
     }
     if (up.socketio)
-        s->speak_socketio(up.socketio_upgrade);
+        s->speak_socketio(up.socketio_upgrade, std::move(up.socketio_sid));
     else if (up.feed)
         s->speak_feed(*up.feed);
     if (cfg_.logger.enabled(log_level::info))
@@ -563,6 +563,7 @@ server_impl::upgrade_check(shard& sh, const http_request& req, bool upgrade,
             (!parse_polling_sid(hq.sid, up.socketio_shard, up.socketio_upgrade) ||
              up.socketio_shard >= shards_.size() || up.socketio_upgrade == 0))
             e = sio::eio_error::unknown_sid;
+        up.socketio_sid = hq.sid;
         if (e) {
             sh.counters().errors.fetch_add(1, std::memory_order_relaxed);
             auto res = engine_io_error(req, *e, why);

@@ -72,7 +72,6 @@ public:
     void release_poll() { send_packet(sio::encode_eio(sio::eio_type::noop)); }
     client_state& state() noexcept { return client_; }
     socketio_state& sio_state() noexcept { return sio_; }
-    bool namespace_connected() const noexcept { return sio_.connected; }
     void take_queued(std::vector<frame_ptr>& out) {
         queue_.take(out, SIZE_MAX, SIZE_MAX);
         queue_.shrink();

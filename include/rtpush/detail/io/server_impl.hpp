@@ -101,6 +101,7 @@ public:
         bool socketio = false; ///< Socket.IO over this WebSocket (session::speak_socketio)
         std::uint64_t socketio_upgrade = 0; ///< ... taking over this polling session
         std::size_t socketio_shard = 0;     ///< ... which lives on this shard
+        std::string socketio_sid;           ///< ... under this whole sid
         const feed_path* feed = nullptr;    ///< a feed path's WebSocket (session::speak_feed)
     };
     /// A Socket.IO request: at /socket.io/, or on the WebSocket path when the query has EIO
