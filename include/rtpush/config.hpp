@@ -4,6 +4,7 @@
 #ifndef RTPUSH_CONFIG_HPP
 #define RTPUSH_CONFIG_HPP
 
+#include <rtpush/cork_policy.hpp>
 #include <rtpush/ingest.hpp>
 #include <rtpush/log.hpp>
 #include <rtpush/overflow_policy.hpp>
@@ -91,10 +92,12 @@ struct server_config {
     overflow_policy queue_policy = overflow_policy::disconnect;
     std::size_t write_batch_frames = 256; ///< frames gathered into one write
     std::size_t write_batch_bytes = 256 << 10;
-    /// Corking (docs/architecture.md): an io thread queuing more than `cork_threshold` frames
-    /// per second writes at most every `cork_delay`, so each system call carries several
-    /// frames; below it, it writes at once. A zero delay turns corking off.
+    /// Corking (docs/architecture.md, "Corking"): an io thread whose writes would take most of
+    /// its time holds them back, up to `cork_delay`, so that each system call carries several
+    /// frames; a quiet one writes at once. A zero delay turns corking off. `cork_threshold`
+    /// (frames per second per io thread) is used by the `fixed` policy only.
     std::chrono::milliseconds cork_delay{20};
+    cork_policy cork_mode = cork_policy::adaptive;
     double cork_threshold = 50000;
 
     bool allow_client_publish = false; ///< accept `publish` from WebSocket clients

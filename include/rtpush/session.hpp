@@ -53,8 +53,16 @@ public:
     using socket_type = boost::asio::ip::tcp::socket;
     using tls_stream = boost::asio::ssl::stream<boost::beast::tcp_stream>;
 
+    /// The plain socket, bound to the shard's io_context executor (see detail::shard_socket).
+    using plain_socket = detail::shard_socket;
+    /// Moves an accepted socket's descriptor to a socket of the shard's io_context (closed if
+    /// `s` is: a TLS session talks through its stream).
+    template <class Socket>
+    static plain_socket adopt(detail::shard& sh, Socket& s);
+
+    /// `sock`: the connection's socket on the shard's io_context (adopt() moves one there);
     /// `tls`: the connection's TLS stream, after its handshake (then `sock` is unused).
-    session(detail::shard& sh, rtpush::hub& h, const server_config& cfg, socket_type sock,
+    session(detail::shard& sh, rtpush::hub& h, const server_config& cfg, plain_socket sock,
             std::uint64_t id, std::string leftover, std::string org, std::string remote,
             std::optional<jwt_claims> claims = std::nullopt,
             std::unique_ptr<tls_stream> tls = nullptr, bool deflate = false);
@@ -86,7 +94,9 @@ public:
     /// handler, after which nothing refers to the session: `done` may delete it. Network errors
     /// end the connection, they are never thrown. (A function pointer and a context, not a
     /// std::function: every idle connection carries it.)
-    void start(done_handler done, void* context);
+    /// `handshake`: the HTTP 101 answer not yet written, sent in one gathered write with the
+    /// greeting (a system call less per connection).
+    void start(done_handler done, void* context, std::string handshake = {});
 
     /// Queues a frame; applies the overflow policy when the queue is full.
     void push(const detail::frame_ptr& f) override;
@@ -174,12 +184,6 @@ private:
     };
     poster_type poster() const noexcept { return {&shard_, id_}; }
 
-    /// The plain socket, bound to the shard's io_context executor rather than
-    /// any_io_executor: the readiness wait that an idle connection keeps pending then carries
-    /// an 8-byte executor instead of two type-erased ones.
-    using plain_socket = boost::asio::basic_stream_socket<boost::asio::ip::tcp,
-                                                          boost::asio::io_context::executor_type>;
-    static plain_socket adopt(detail::shard& sh, socket_type& s);
     /// Calls f with the socket the connection runs on (the TLS stream's, or the plain one).
     template <class F>
     void with_socket(F&& f) {

@@ -831,10 +831,12 @@ BOOST_AUTO_TEST_CASE(two_hundred_clients_receive_everything_in_order) {
 
 BOOST_AUTO_TEST_CASE(corked_writes_carry_several_frames_in_order) {
     // Publications 5 ms apart: an uncorked shard flushes each one on its own (one write per
-    // frame). Corked (any load counts here), a write carries everything of 100 ms.
+    // frame). Corked (the fixed policy, where any load counts here), each subscriber's group
+    // is written once per 100 ms with everything queued for it meanwhile, in order.
     auto cfg = default_config();
     cfg.threads = 1;
     cfg.cork_delay = 100ms;
+    cfg.cork_mode = rtpush::cork_policy::fixed;
     cfg.cork_threshold = 1;
     server_fixture fx(cfg);
     constexpr int clients = 20;

@@ -1,7 +1,11 @@
 // Unit tests for detail/http_answers.hpp: the JSON answers and CORS every route shares.
 #include <rtpush/detail/http_answers.hpp>
 
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/write.hpp>
 #include <boost/test/unit_test.hpp>
+
+#include <sstream>
 
 namespace d = rtpush::detail;
 namespace http = boost::beast::http;
@@ -68,6 +72,22 @@ BOOST_AUTO_TEST_CASE(batch_answer_from_the_items_answers) {
     // A fault that names no field is a plain error.
     auto const plain = d::fault_response({{"", "body must be a JSON object"}, false});
     BOOST_TEST(boost::json::parse(plain.body()).at("error").as_object().count("field") == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(response_head_is_what_beast_writes) {
+    // The upgrade's 101 is sent by the session with its greeting: the same bytes as a write
+    // of the response would have sent.
+    http::response<http::empty_body> res{http::status::switching_protocols, 11};
+    res.set(http::field::server, "rtd/test");
+    res.set(http::field::upgrade, "websocket");
+    res.set(http::field::connection, "Upgrade");
+    res.set(http::field::sec_websocket_accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    res.set("X-Custom", "a b");
+    std::ostringstream beast;
+    beast << res;
+    BOOST_TEST(d::response_head(res.base()) == beast.str());
+    BOOST_TEST(d::response_head(res.base()).starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
+    BOOST_TEST(d::response_head(res.base()).ends_with("\r\n\r\n"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -59,6 +59,7 @@ const std::pair<const char*, const char*> env_map[] = {
     {"RTD_MAX_HANDSHAKES_PER_IP", "max-handshakes-per-ip"},
     {"RTD_MAX_MESSAGES_PER_SECOND", "max-messages-per-second"},
     {"RTD_CORK_DELAY", "cork-delay"},
+    {"RTD_CORK", "cork"},
     {"RTD_CORK_THRESHOLD", "cork-threshold"},
     {"RTD_HANDSHAKE_TIMEOUT", "handshake-timeout"},
     {"CACHE_TTL", "cache-ttl"},
@@ -249,7 +250,8 @@ int main(int argc, char** argv) {
         ("allowed-origin", po::value<std::vector<std::string>>()->composing(), "browser Origin allowed to connect (repeatable, comma-separated, * = any); none: no check [FRONTEND_URL, CLIENT_URL]")
         ("feed-path", po::value<std::vector<std::string>>()->composing(), "PATH=CHANNEL[,CHANNEL...]: a plain WebSocket feed whose clients are subscribed to the channels on connect and get {type: <channel>, data, timestamp} (seed 002: /ws/metrics=metrics; repeatable)")
         ("cork-delay", po::value<double>()->default_value(20), "milliseconds an io thread under load may hold writes back to send several frames per system call; 0 = never [RTD_CORK_DELAY]")
-        ("cork-threshold", po::value<double>()->default_value(50000), "frames per second per io thread above which writes are corked [RTD_CORK_THRESHOLD]")
+        ("cork", po::value<std::string>()->default_value("adaptive"), "adaptive: hold writes back only as long as the load needs (docs/architecture.md, Corking); fixed: hold them cork-delay above cork-threshold [RTD_CORK]")
+        ("cork-threshold", po::value<double>()->default_value(50000), "frames per second per io thread above which --cork fixed holds writes back [RTD_CORK_THRESHOLD]")
         ("queue-limit", po::value<std::size_t>()->default_value(4096), "outbound frames queued per client")
         ("queue-policy", po::value<std::string>()->default_value("disconnect"), "full queue: disconnect | drop-oldest [RTD_QUEUE_POLICY]")
         ("history-size", po::value<std::size_t>()->default_value(1000), "publications kept per topic for recovery; 0 = none [RTD_HISTORY_SIZE]")
@@ -414,6 +416,12 @@ int main(int argc, char** argv) {
     }
     cfg.cork_delay = std::chrono::milliseconds(static_cast<long>(cork_delay));
     cfg.cork_threshold = vm["cork-threshold"].as<double>();
+    if (auto const& mode = vm["cork"].as<std::string>(); mode == "fixed") {
+        cfg.cork_mode = rtpush::cork_policy::fixed;
+    } else if (mode != "adaptive") {
+        std::cerr << "rtd: --cork must be adaptive or fixed, not '" << mode << "'\n";
+        return 2;
+    }
     cfg.max_json_depth = vm["max-json-depth"].as<std::size_t>();
     auto const hs_timeout = vm["handshake-timeout"].as<double>();
     if (!(hs_timeout > 0) || cfg.max_handshakes_per_ip < 0 || cfg.max_messages_per_second < 0) {

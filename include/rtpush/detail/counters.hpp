@@ -80,6 +80,8 @@ struct shard_counters {
     /// Write states of quiet sessions freed by the shard's tick (after a heartbeat, nearly
     /// every session's): the server trims the heap after a wave of them.
     std::atomic<std::uint64_t> idle_released{0};
+    /// How long the shard holds writes back now (docs/architecture.md, "Corking"), in µs.
+    std::atomic<std::uint64_t> cork_delay_us{0};
 };
 
 /// shard_counters read and summed over shards (for /api/stats and /metrics).
@@ -93,6 +95,7 @@ struct counter_totals {
     std::array<std::uint64_t, fanout_bounds_ns.size()> fanout_buckets{};
     std::uint64_t fanout_count = 0, fanout_ns_sum = 0;
     std::uint64_t compressed = 0;
+    std::uint64_t cork_delay_us = 0; ///< the longest of the shards'
 
     void add(const shard_counters& c) noexcept {
         auto get = [](auto const& a) {
@@ -120,6 +123,7 @@ struct counter_totals {
         fanout_ns_sum += get(c.fanout_ns_sum);
         rate_limited += get(c.rate_limited);
         compressed += get(c.compressed);
+        cork_delay_us = std::max(cork_delay_us, get(c.cork_delay_us));
     }
 };
 

@@ -191,6 +191,24 @@ batch_answer(const std::vector<http_response>& answers) {
     return {status, std::move(body)};
 }
 
+/// The bytes of a bodiless response (a 101 to a WebSocket upgrade) as Beast would write them,
+/// so that the session can send them in one gathered write with its first frames.
+inline std::string response_head(const boost::beast::http::response_header<>& res) {
+    std::string out = "HTTP/1.1 ";
+    out += std::to_string(res.result_int());
+    out += ' ';
+    out.append(res.reason());
+    out += "\r\n";
+    for (auto const& f : res) {
+        out.append(f.name_string());
+        out += ": ";
+        out.append(f.value());
+        out += "\r\n";
+    }
+    out += "\r\n";
+    return out;
+}
+
 } // namespace rtpush::detail
 
 #endif

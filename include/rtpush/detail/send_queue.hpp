@@ -26,6 +26,9 @@ struct outbound_frame {
     /// Goes in the bulk lane, which every other data frame overtakes: a `medium` or `low`
     /// publication (a `complete` phase), and the final close frame (it must come last).
     bool bulk = false;
+    /// Not a message: the HTTP answer to the upgrade, written together with the session's
+    /// first frames (one send call for both). Not counted as a message sent.
+    bool handshake = false;
     /// Publications: the topic key and the phase slot (0 kpis, 1 none, 2 complete). A frame
     /// of the fast lane never overtakes a bulk frame of the same topic and phase, so a topic's
     /// updates of one phase keep their `seq` order; `kpis` overtaking `complete` is the point.

@@ -132,7 +132,7 @@ inline server_impl::server_impl(server_config cfg)
         shards_.back()->orgs = &org_connections_;
         shards_.back()->acks = acks_.get();
         shards_.back()->sio_sessions = &sio_sessions_;
-        shards_.back()->set_cork(cfg_.cork_delay, cfg_.cork_threshold);
+        shards_.back()->set_cork(cfg_.cork_delay, cfg_.cork_threshold, cfg_.cork_mode);
         shards_.back()->bind_protocol(hub_, cfg_);
         raw.push_back(shards_.back().get());
     }
@@ -162,6 +162,10 @@ inline void server_impl::start() {
         acceptor_.emplace(s0.get_executor());
         acceptor_->open(ep.protocol());
         acceptor_->set_option(net::socket_base::reuse_address(true));
+        // Frames go out as soon as they are written (the write path batches them itself).
+        // Linux gives accepted sockets the listener's TCP_NODELAY: no setsockopt per
+        // connection (see accepted_socket).
+        acceptor_->set_option(net::ip::tcp::no_delay(true));
         acceptor_->bind(ep);
         acceptor_->listen(net::socket_base::max_listen_connections);
         port_ = acceptor_->local_endpoint().port();
@@ -372,10 +376,13 @@ inline boost::asio::awaitable<void> server_impl::accept_loop() {
     namespace net = boost::asio;
     std::size_t next = 0;
     net::steady_timer backoff(shards_.front()->get_executor());
+    net::ip::tcp::endpoint peer;
     for (;;) {
         auto& sh = *shards_[next++ % shards_.size()];
-        auto [ec, sock] =
-            co_await acceptor_->async_accept(sh.get_executor(), net::as_tuple(net::use_awaitable));
+        // Accepted straight into the shard's socket type, with the peer's address from
+        // accept() itself (see detail::shard_socket).
+        auto [ec, sock] = co_await acceptor_->async_accept(sh.get_executor(), peer,
+                                                           net::as_tuple(net::use_awaitable));
         if (stopping_ || ec == net::error::operation_aborted || !acceptor_->is_open())
             co_return;
         if (ec) {
@@ -391,8 +398,9 @@ inline boost::asio::awaitable<void> server_impl::accept_loop() {
         // report it before a posted wait exists, and a readiness wait does not look back
         // (Asio starts waits without a speculative check): such connections take the
         // coroutine, whose first read does.
+        accepted_socket(sock);
         if (!tls_ && &sh == shards_.front().get())
-            await_request(sh, std::move(sock));
+            await_request(sh, std::move(sock), peer);
         else
             spawn_connection(sh, handle_connection(sh, std::move(sock)));
     }

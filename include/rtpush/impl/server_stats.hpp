@@ -110,6 +110,7 @@ inline boost::json::object server_impl::counters() const {
     o["messages_sent"] = t.frames_sent;
     o["bytes_sent"] = t.bytes_sent;
     o["writes"] = t.writes;
+    o["cork_delay_ms"] = static_cast<double>(t.cork_delay_us) / 1000.0;
     o["messages_per_second"] = messages_per_second_.load();
     boost::json::object by_event;
     for (auto const& [k, v] : hs.messages_by_event)
@@ -248,6 +249,9 @@ inline std::string server_impl::metrics_text(const queue_depths& q) const {
              bytes);
     w.metric("rtpush_writes_total", "counter", "Gathered socket writes (each carries 1+ frames).",
              writes);
+    w.metric("rtpush_cork_delay_seconds", "gauge",
+             "How long the busiest io thread holds writes back to batch them (0 when quiet).",
+             static_cast<double>(t.cork_delay_us) / 1e6);
     w.metric("rtpush_errors_total", "counter",
              "Protocol errors: error messages sent to clients and protocol violations.", errors);
     w.metric("rtpush_topics", "gauge", "Topics with a retained value or history.",

@@ -19,13 +19,13 @@
 namespace rtpush {
 
 inline session::session(detail::shard& sh, rtpush::hub& h, const server_config& cfg,
-                        socket_type sock, std::uint64_t id, std::string leftover, std::string org,
+                        plain_socket sock, std::uint64_t id, std::string leftover, std::string org,
                         std::string remote, std::optional<jwt_claims> claims,
                         std::unique_ptr<tls_stream> tls, bool deflate)
     : shard_(sh)
     , hub_(h)
     , cfg_(cfg)
-    , socket_(adopt(sh, sock))
+    , socket_(std::move(sock))
     , queue_(cfg.queue_max_frames, cfg.queue_max_bytes, cfg.queue_policy)
     , reader_(cfg.max_message_size, true)
     , id_(id)
@@ -63,17 +63,19 @@ inline session::session(detail::shard& sh, rtpush::hub& h, const server_config& 
         client_.org.clear();
     if (claims)
         accept_claims(std::move(*claims));
+    // TCP_NODELAY is set where the socket comes from (server_impl::accepted_socket).
     boost::system::error_code ec;
-    with_socket([&](auto& s) { s.set_option(boost::asio::ip::tcp::no_delay(true), ec); });
     if (this->tls()) {
         this->tls()->next_layer().expires_never();
         cold().tls_rbuf.resize(8 * 1024);
     } else {
-        socket_.non_blocking(true, ec); // reads are attempted after readiness, never block
+        if (!socket_.non_blocking())        // the fast path set it already (one ioctl each)
+            socket_.non_blocking(true, ec); // reads are attempted after readiness, never block
     }
 }
 
-inline session::plain_socket session::adopt(detail::shard& sh, socket_type& s) {
+template <class Socket>
+inline session::plain_socket session::adopt(detail::shard& sh, Socket& s) {
     // The accepted socket's descriptor moves to a socket of the shard's own executor type.
     plain_socket out(sh.context());
     if (!s.is_open())
@@ -138,11 +140,17 @@ inline session::~session() {
     shard_.remove_session(id_);
 }
 
-inline void session::start(done_handler done, void* context) {
+inline void session::start(done_handler done, void* context, std::string handshake) {
     done_ = done;
     done_context_ = context;
     shard_.add_session(id_, this);
     begin_direct();
+    if (!handshake.empty()) {
+        auto f = std::make_shared<detail::outbound_frame>();
+        f->bytes = std::move(handshake);
+        f->handshake = true;
+        push_frame(f); // first in line: before the greeting and any reply
+    }
     if (socketio()) {
         if (!sio_state().upgrade_from) // an upgrade answers the probe instead
             send_packet(open_packet());
@@ -398,7 +406,12 @@ inline void session::count_sent(std::span<const detail::frame_ptr> frames,
     // Counted locally first: one relaxed add per touched bucket per write, not per frame.
     constexpr auto& bounds = detail::latency_bounds_us;
     std::array<std::uint64_t, bounds.size()> buckets{};
+    std::size_t messages = frames.size();
     for (auto const& f : frames) {
+        if (f->handshake) [[unlikely]] {
+            --messages;
+            continue;
+        }
         bytes += f->bytes.size();
         if (!f->timed)
             continue;
@@ -415,8 +428,8 @@ inline void session::count_sent(std::span<const detail::frame_ptr> frames,
     if (socketio()) [[unlikely]]
         for (auto const& f : frames)
             sio_written(f);
-    sent_ += frames.size();
-    counters.frames_sent.fetch_add(frames.size(), std::memory_order_relaxed);
+    sent_ += messages;
+    counters.frames_sent.fetch_add(messages, std::memory_order_relaxed);
     counters.bytes_sent.fetch_add(bytes, std::memory_order_relaxed);
     if (lat_n) {
         for (std::size_t i = 0; i < buckets.size(); ++i)

@@ -30,6 +30,11 @@ struct peer_address {
     std::string ip;
     std::string remote;
 };
+inline peer_address peer_of(const boost::asio::ip::tcp::endpoint& ep) {
+    auto ip = ep.address().to_string();
+    auto remote = ip + ":" + std::to_string(ep.port());
+    return {std::move(ip), std::move(remote)};
+}
 inline peer_address peer_of(const boost::asio::ip::tcp::socket& sock) {
     boost::system::error_code ec;
     auto const ep = sock.remote_endpoint(ec);
@@ -75,7 +80,9 @@ inline void server_impl::accept_connection(boost::asio::ip::tcp::socket socket,
         return;
     }
     // The socket belongs to the caller's io_context: move its descriptor to one of ours.
+    // Not from our listener: TCP_NODELAY is set here (see accepted_socket).
     boost::system::error_code ec;
+    socket.set_option(net::ip::tcp::no_delay(true), ec);
     auto const protocol = socket.local_endpoint(ec).protocol();
     if (ec) {
         socket.close(ec);
@@ -105,7 +112,8 @@ inline void server_impl::accept_connection(boost::asio::ip::tcp::socket socket,
     });
 }
 
-inline void server_impl::await_request(shard& sh, boost::asio::ip::tcp::socket sock) {
+inline void server_impl::await_request(shard& sh, shard_socket sock,
+                                       const boost::asio::ip::tcp::endpoint& peer) {
     // A readiness wait, not a coroutine with its frames, stream and buffers: a connection
     // costs little until its request is there, however many arrive at once (see
     // handle_request_now). The wait is made in the block that becomes the session, so a
@@ -113,9 +121,28 @@ inline void server_impl::await_request(shard& sh, boost::asio::ip::tcp::socket s
     // tick enforces the handshake timeout.
     static_assert(sizeof(request_wait) <= sizeof(session) &&
                   alignof(request_wait) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
+    // Non-blocking first: the wait then needs no ioctl of its own, nor the reads.
+    boost::system::error_code ec;
+    sock.non_blocking(true, ec);
+    if (ec) {
+        sock.close(ec);
+        return;
+    }
+    // A client sends its request as soon as its connect returns, so under load the request
+    // is often there when the connection is accepted: read it now, without a wait (a wait
+    // also re-arms the descriptor in epoll: a system call).
+    std::size_t const ready = sock.read_some(boost::asio::buffer(sh.read_buffer()), ec);
+    if (!ec) {
+        request_now(sh, std::move(sock), peer, ::operator new(sizeof(session)), ready);
+        return;
+    }
+    if (ec != boost::asio::error::would_block && ec != boost::asio::error::try_again) {
+        sock.close(ec); // EOF or reset before a request
+        return;
+    }
     void* const block = ::operator new(sizeof(session));
-    auto* w = new (block)
-        request_wait(std::move(sock), std::chrono::steady_clock::now() + cfg_.handshake_timeout);
+    auto* w = new (block) request_wait(std::move(sock), peer,
+                                       std::chrono::steady_clock::now() + cfg_.handshake_timeout);
     sh.add_wait(w);
     ++sh.live_tasks;
     w->socket.async_wait(
@@ -125,6 +152,7 @@ inline void server_impl::await_request(shard& sh, boost::asio::ip::tcp::socket s
                 sh.remove_wait(w);
                 --sh.live_tasks;
                 auto s = std::move(w->socket);
+                auto const peer = w->peer;
                 w->~request_wait();
                 void* const block = w;
                 if (ec || sh.stopping) { // silent past the timeout, or shutdown
@@ -133,19 +161,35 @@ inline void server_impl::await_request(shard& sh, boost::asio::ip::tcp::socket s
                     ::operator delete(block, sizeof(session));
                     return;
                 }
-                try {
-                    handle_request_now(sh, std::move(s), block);
-                } catch (std::exception const& e) {
-                    cfg_.logger.log(log_level::error, "connection_failed", {{"what", e.what()}});
+                boost::system::error_code rec;
+                std::size_t n = s.read_some(boost::asio::buffer(sh.read_buffer()), rec);
+                if (rec == boost::asio::error::would_block || rec == boost::asio::error::try_again)
+                    n = 0; // a spurious wakeup: handled as a partial request
+                else if (rec) {
+                    s.close(rec); // EOF or reset before a request
+                    ::operator delete(block, sizeof(session));
+                    return;
                 }
+                request_now(sh, std::move(s), peer, block, n);
             }));
 }
 
-inline void server_impl::handle_request_now(shard& sh, boost::asio::ip::tcp::socket sock,
-                                            void* block) {
-    // Nearly every WebSocket client sends its whole upgrade request in one segment. Read
-    // into the shard's buffer, parse, check and answer it and start the session, all in
-    // this handler: whatever the handshake allocates is freed before the next connection's
+inline void server_impl::request_now(shard& sh, shard_socket sock,
+                                     const boost::asio::ip::tcp::endpoint& peer, void* block,
+                                     std::size_t n) noexcept {
+    try {
+        handle_request_now(sh, std::move(sock), peer, block, n);
+    } catch (std::exception const& e) {
+        cfg_.logger.log(log_level::error, "connection_failed", {{"what", e.what()}});
+    }
+}
+
+inline void server_impl::handle_request_now(shard& sh, shard_socket sock,
+                                            const boost::asio::ip::tcp::endpoint& peer, void* block,
+                                            std::size_t n) {
+    // Nearly every WebSocket client sends its whole upgrade request in one segment. Its
+    // bytes are in the shard's buffer: parse, check and answer it and start the session, all
+    // in this handler: whatever the handshake allocates is freed before the next connection's
     // turn, so it leaves no holes between sessions however far behind the server is (with
     // a coroutine per handshake, a backlog of thousands in flight left their buffers
     // scattered between the sessions made meanwhile: up to 1 KiB more per connection).
@@ -159,18 +203,8 @@ inline void server_impl::handle_request_now(shard& sh, boost::asio::ip::tcp::soc
                 ::operator delete(p, sizeof(session));
         }
     } guard{block};
-    auto& buf = sh.read_buffer();
+    auto& buf = sh.read_buffer(); // the request's first `n` bytes (await_request read them)
     boost::system::error_code ec;
-    sock.non_blocking(true, ec);
-    std::size_t n = 0;
-    if (!ec)
-        n = sock.read_some(net::buffer(buf), ec);
-    if (ec == net::error::would_block || ec == net::error::try_again)
-        ec = {}; // a spurious wakeup: n == 0
-    if (ec) {
-        sock.close(ec); // EOF or reset before a request
-        return;
-    }
     auto const t0 = std::chrono::steady_clock::now();
     http::request_parser<http::string_body> parser;
     parser.header_limit(16 * 1024);
@@ -195,7 +229,7 @@ inline void server_impl::handle_request_now(shard& sh, boost::asio::ip::tcp::soc
         return;
     }
     auto const& req = parser.get();
-    auto const [remote_ip, remote] = peer_of(sock);
+    auto const [remote_ip, remote] = peer_of(peer);
     upgrade_state up;
     if (auto refusal = upgrade_check(sh, req, true, path, query, remote, remote_ip, up)) {
         refusal->keep_alive(false);
@@ -207,18 +241,10 @@ inline void server_impl::handle_request_now(shard& sh, boost::asio::ip::tcp::soc
         sock.close(ec);
         return;
     }
-    auto res = switching_protocols(req, up);
-    http::write(sock, res, ec);
-    if (ec) {
-        // Would block on an empty socket buffer (not seen), or the peer is gone.
-        sh.counters().errors.fetch_add(1, std::memory_order_relaxed);
-        cfg_.logger.log(log_level::info, "handshake_failed",
-                        {{"remote", remote}, {"what", ec.message()}});
-        sock.close(ec);
-        return;
-    }
+    // The 101 goes out with the session's greeting, in one gathered send (session::start).
+    up.handshake = response_head(switching_protocols(req, up));
     finish_upgrade(up, query, remote, std::string(buf.data() + used, n - used));
-    up.socket.emplace(std::move(sock));
+    up.shard_sock.emplace(std::move(sock));
     start_session(sh, up, std::exchange(guard.p, nullptr));
 }
 
@@ -267,9 +293,15 @@ inline void server_impl::start_session(shard& sh, upgrade_state& up, void* block
     // the shard (which shutdown waits on), and deletes itself through `done` at its end
     // (`delete`: `block`, when given, is ::operator new(sizeof(session))).
     auto make = [&](void* where) {
-        return new (where) session(sh, hub_, cfg_, std::move(*up.socket), id,
-                                   std::move(up.leftover), std::move(up.org), std::move(up.remote),
-                                   std::move(up.claims), std::move(up.tls), up.deflate);
+        // The fast path's socket is already the shard's (unless a Socket.IO upgrade moved the
+        // connection to another shard): adopt() re-registers only what must move.
+        auto sock = up.shard_sock && &up.shard_sock->get_executor().context() == &sh.context()
+                        ? std::move(*up.shard_sock)
+                    : up.shard_sock ? session::adopt(sh, *up.shard_sock)
+                                    : session::adopt(sh, *up.socket);
+        return new (where)
+            session(sh, hub_, cfg_, std::move(sock), id, std::move(up.leftover), std::move(up.org),
+                    std::move(up.remote), std::move(up.claims), std::move(up.tls), up.deflate);
     };
     session* s = nullptr;
     if (!block)
@@ -308,7 +340,7 @@ inline void server_impl::start_session(shard& sh, upgrade_state& up, void* block
                                          .count()}});
             delete ended;
         },
-        this);
+        this, std::move(up.handshake));
 }
 
 // Registers a socket in its HTTP phase with the shard (shutdown cancels it) for a scope.

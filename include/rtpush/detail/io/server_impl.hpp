@@ -91,6 +91,10 @@ public:
     // ---- the handshake (detail/io/handshake.hpp)
     struct upgrade_state {
         std::optional<boost::asio::ip::tcp::socket> socket;
+        /// The fast path's socket (handle_request_now), still registered with its shard.
+        std::optional<shard_socket> shard_sock;
+        /// ... and its 101 answer, which the session writes with its greeting (session::start).
+        std::string handshake;
         std::string leftover;
         std::string org;
         std::string remote;
@@ -118,14 +122,28 @@ public:
     bool websocket_path(std::string_view path) const {
         return path == cfg_.ws_path || find_feed_path(cfg_.feed_paths, path);
     }
+    /// Options of a socket from the listener: TCP_NODELAY where the listener's is not
+    /// inherited (Linux inherits it: nothing to do there).
+    template <class Socket>
+    static void accepted_socket([[maybe_unused]] Socket& s) {
+#if !defined(__linux__)
+        boost::system::error_code ec;
+        s.set_option(boost::asio::ip::tcp::no_delay(true), ec);
+#endif
+    }
     void accept_connection(boost::asio::ip::tcp::socket socket, http_request request,
                            std::string buffered);
     /// A plain connection just accepted: wait (cheaply) until its request has arrived, then
     /// handle_request_now(); on the shard's thread.
-    void await_request(shard& sh, boost::asio::ip::tcp::socket sock);
+    void await_request(shard& sh, shard_socket sock, const boost::asio::ip::tcp::endpoint& peer);
     /// The request is readable: a complete WebSocket upgrade is answered and becomes a
     /// session within this handler; anything else continues in handle_connection().
-    void handle_request_now(shard& sh, boost::asio::ip::tcp::socket sock, void* block);
+    void handle_request_now(shard& sh, shard_socket sock,
+                            const boost::asio::ip::tcp::endpoint& peer, void* block, std::size_t n);
+    /// handle_request_now, its exceptions logged (it runs from a wait's handler or the accept
+    /// loop, neither of which may end on one).
+    void request_now(shard& sh, shard_socket sock, const boost::asio::ip::tcp::endpoint& peer,
+                     void* block, std::size_t n) noexcept;
     boost::asio::awaitable<void> handle_connection(shard& sh, boost::asio::ip::tcp::socket sock,
                                                    std::optional<http_request> first = {},
                                                    std::string buffered = {});

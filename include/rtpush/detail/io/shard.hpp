@@ -66,16 +66,28 @@ struct delivery {
     std::uint64_t counter = 0; ///< hub-wide order; see hub::initial_frames
 };
 
+/// A plain socket bound to its shard's io_context executor rather than any_io_executor: the
+/// type the accept loop accepts into and a session keeps (session::plain_socket). A
+/// connection then keeps the registration of its accept from request to session (moving a
+/// descriptor between socket types re-registers it: two epoll_ctl and two ioctl calls), and
+/// the readiness wait an idle connection keeps pending carries an 8-byte executor instead of
+/// two type-erased ones.
+using shard_socket =
+    boost::asio::basic_stream_socket<boost::asio::ip::tcp, boost::asio::io_context::executor_type>;
+
 /// A plain connection accepted and waiting for its HTTP request (server::await_request).
 /// Listed in its shard, oldest first, so that the shard's tick closes those silent past the
 /// handshake timeout without a timer each; the wait's handler unlinks and destroys it. It
 /// lives in the block that then holds the connection's session, and its wait operation in
 /// `slot`: waiting leaves nothing behind in the heap.
 struct request_wait {
-    request_wait(boost::asio::ip::tcp::socket s, std::chrono::steady_clock::time_point d)
+    request_wait(shard_socket s, const boost::asio::ip::tcp::endpoint& p,
+                 std::chrono::steady_clock::time_point d)
         : socket(std::move(s))
+        , peer(p)
         , deadline(d) {}
-    boost::asio::ip::tcp::socket socket;
+    shard_socket socket;
+    boost::asio::ip::tcp::endpoint peer; ///< from accept: no getpeername() later
     std::chrono::steady_clock::time_point deadline;
     request_wait* prev = nullptr;
     request_wait* next = nullptr;
@@ -125,10 +137,9 @@ public:
         timers.push_back(&cork_timer_);
     }
 
-    /// See write_cork: under `threshold` frames per second flush at once, above it at most
-    /// every `max_delay`. Call before the shard runs.
-    void set_cork(std::chrono::microseconds max_delay, double threshold) {
-        cork_ = write_cork(max_delay, threshold);
+    /// See write_cork. Call before the shard runs.
+    void set_cork(std::chrono::microseconds max_delay, double threshold, cork_policy policy) {
+        cork_ = write_cork(max_delay, threshold, policy);
     }
     const write_cork& cork() const noexcept { return cork_; }
 
@@ -158,6 +169,7 @@ public:
     /// Queues `d.frame` once on every session subscribed to one of its keys.
     void deliver(const delivery& d) {
         auto const t0 = std::chrono::steady_clock::now();
+        cork_.observe(t0);
         std::uint64_t const pushed = subs_.deliver(d.keys, d.key_count, d.counter, d.frame);
         // rtpush_fanout_duration_seconds: two clock reads per publication per thread, against
         // a loop over every subscriber of the topic. The second also dates the cork's count.
@@ -175,29 +187,39 @@ public:
             cork_.count(pushed, t1);
     }
 
-    /// Remembers a subscriber with queued frames; one scheduled flush then starts the writes
-    /// of all of them, after every delivery already posted to this shard has been queued (and,
-    /// under load, up to the cork's delay later, so that each write carries more frames).
+    /// Remembers a subscriber with queued frames. Without a cork delay one posted flush then
+    /// starts the writes of all of them, after every delivery already posted to this shard
+    /// has been queued. With one (under load, see write_cork), the subscribers are flushed in
+    /// `cork_groups` groups, one group per `delay / cork_groups`: each is written once per
+    /// delay with everything queued meanwhile, and the thread writes evenly instead of in one
+    /// burst per delay that the last subscriber of the burst would wait for.
     void mark_dirty(subscriber* s) {
-        dirty_.push_back(s);
-        if (flush_scheduled_)
+        dirty_[cork_group(s)].push_back(s);
+        ++dirty_count_;
+        if (!cork_.corked() || stopping) {
+            if (!flush_posted_) {
+                flush_posted_ = true;
+                boost::asio::post(ioc_, [this] {
+                    flush_posted_ = false;
+                    flush_all();
+                });
+            }
             return;
-        flush_scheduled_ = true;
-        auto const now = write_cork::clock::now();
-        auto const at = cork_.flush_at(now);
-        if (at <= now || stopping) {
-            boost::asio::post(ioc_, [this] { flush_dirty(); });
-        } else {
-            cork_timer_.expires_at(at);
-            // Also on cancellation (shutdown): queued frames, close frames among them, go out.
-            cork_timer_.async_wait([this](boost::system::error_code) { flush_dirty(); });
+        }
+        if (!ticking_) {
+            ticking_ = true;
+            next_tick_ = write_cork::clock::now() + cork_tick();
+            arm_cork_tick();
         }
     }
 
     void forget_dirty(subscriber* s) {
-        auto it = std::find(dirty_.begin(), dirty_.end(), s);
-        if (it != dirty_.end())
-            dirty_.erase(it);
+        auto& group = dirty_[cork_group(s)];
+        auto it = std::find(group.begin(), group.end(), s);
+        if (it != group.end()) {
+            group.erase(it);
+            --dirty_count_;
+        }
     }
 
     /// permessage-deflate state of the whole shard, made on first use: messages are
@@ -340,13 +362,60 @@ private:
         draining_.clear();
     }
 
-    void flush_dirty() {
-        flush_scheduled_ = false;
-        cork_.flushed(write_cork::clock::now());
-        flushing_.swap(dirty_);
-        for (subscriber* s : flushing_)
-            s->flush();
-        flushing_.clear();
+    /// Subscribers are spread over the groups by a hash of their address (stable for their
+    /// life, so each is written once per delay; sessions are allocated apart by their size).
+    static constexpr std::size_t cork_groups = 16;
+    static std::size_t cork_group(const subscriber* s) noexcept {
+        auto const p = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(s));
+        return static_cast<std::size_t>((p * 0x9E3779B97F4A7C15ull) >> 60);
+    }
+
+    std::chrono::microseconds cork_tick() const noexcept {
+        return cork_.delay() / static_cast<std::int64_t>(cork_groups);
+    }
+
+    void arm_cork_tick() {
+        cork_timer_.expires_at(next_tick_);
+        // Also on cancellation (shutdown): queued frames, close frames among them, go out.
+        cork_timer_.async_wait([this](boost::system::error_code ec) { on_cork_tick(ec); });
+    }
+
+    void on_cork_tick(boost::system::error_code ec) {
+        ticking_ = false;
+        if (ec || stopping || !cork_.corked()) {
+            flush_all();
+            return;
+        }
+        flush_groups(next_group_, next_group_ + 1);
+        next_group_ = (next_group_ + 1) % cork_groups;
+        if (dirty_count_ == 0)
+            return;
+        // Keep the cadence (a late tick does not push the next ones back), never in the past.
+        auto const now = write_cork::clock::now();
+        next_tick_ = std::max(next_tick_ + cork_tick(), now);
+        ticking_ = true;
+        arm_cork_tick();
+    }
+
+    void flush_all() { flush_groups(0, cork_groups); }
+
+    void flush_groups(std::size_t first, std::size_t last) {
+        if (dirty_count_ == 0)
+            return;
+        auto const t0 = write_cork::clock::now();
+        std::uint64_t writes = 0;
+        for (std::size_t g = first; g < last; ++g) {
+            flushing_.swap(dirty_[g]);
+            dirty_count_ -= flushing_.size();
+            writes += flushing_.size();
+            for (subscriber* s : flushing_)
+                s->flush();
+            flushing_.clear();
+        }
+        auto const t1 = write_cork::clock::now();
+        cork_.wrote(writes, t1 - t0, t1);
+        counters_.cork_delay_us.store(static_cast<std::uint64_t>(cork_.delay().count()),
+                                      std::memory_order_relaxed);
     }
 
     std::size_t index_;
@@ -362,9 +431,13 @@ private:
     std::vector<std::shared_ptr<const delivery>> inbox_; // under inbox_mutex_
     bool drain_posted_ = false;                          // under inbox_mutex_
     std::vector<std::shared_ptr<const delivery>> draining_;
-    std::vector<subscriber*> dirty_;
+    std::array<std::vector<subscriber*>, cork_groups> dirty_;
+    std::size_t dirty_count_ = 0;
     std::vector<subscriber*> flushing_;
-    bool flush_scheduled_ = false;
+    bool flush_posted_ = false;
+    bool ticking_ = false;
+    std::size_t next_group_ = 0;
+    write_cork::clock::time_point next_tick_{};
     write_cork cork_;
     boost::asio::steady_timer cork_timer_;
     std::vector<char> read_buffer_;
