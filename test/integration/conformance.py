@@ -174,7 +174,8 @@ def pings():
 
 def reserved():
     # RFC 6455 5.2: RSV bits without an extension, reserved opcodes: fail with 1002.
-    for rsv, name in ((RSV1, "RSV1"), (RSV2, "RSV2"), (RSV3, "RSV3"), (RSV1 | RSV2 | RSV3, "all RSV")):
+    for rsv, name in ((RSV1, "RSV1"), (RSV2, "RSV2"), (RSV3, "RSV3"),
+                      (RSV1 | RSV2 | RSV3, "all RSV")):
         c = connect()
         c.send(TEXT, b"ok")
         echoed(c, TEXT, b"ok", f"a message before {name}")
@@ -335,7 +336,8 @@ def permessage_deflate():
     for op, payload in ((TEXT, text), (BINARY, bytes(range(256)) * 8)):
         (data,) = deflate_frames(payload)
         c.send(op, data, rsv=RSV1)
-        echoed(c, op, payload, f"7692 7.2 a compressed {'text' if op == TEXT else 'binary'} message")
+        kind = "text" if op == TEXT else "binary"
+        echoed(c, op, payload, f"7692 7.2 a compressed {kind} message")
     pieces = deflate_frames(text, pieces=3)
     c.send(TEXT, pieces[0], rsv=RSV1, fin=False)
     c.send(PING, b"in between")
@@ -346,7 +348,8 @@ def permessage_deflate():
     c.send(TEXT, data, rsv=RSV1)
     echoed(c, TEXT, text, "7692 7.2.3.4 a message ending in a final DEFLATE block")
     c.send(TEXT, b"plain on a deflate connection")
-    echoed(c, TEXT, b"plain on a deflate connection", "7692 6 an uncompressed message (RSV1 clear)")
+    echoed(c, TEXT, b"plain on a deflate connection",
+           "7692 6 an uncompressed message (RSV1 clear)")
     # No context takeover: each echo inflates on its own (message() uses a fresh inflater);
     # the client compressed each message on its own too.
     for i in range(3):
@@ -359,12 +362,13 @@ def permessage_deflate():
     c.send(CLOSE, struct.pack(">H", 1000))
     closed_with(c, 1000, "close after compressed messages")
 
-    for bad_offer, why in (("permessage-deflate; server_max_window_bits=10", "a smaller server window"),
-                           ("permessage-deflate; unknown_param", "an unknown parameter"),
-                           ("permessage-deflate; client_no_context_takeover; client_no_context_takeover",
+    pmd = "permessage-deflate; "
+    for bad_offer, why in ((pmd + "server_max_window_bits=10", "a smaller server window"),
+                           (pmd + "unknown_param", "an unknown parameter"),
+                           (pmd + "client_no_context_takeover; client_no_context_takeover",
                             "a repeated parameter"),
-                           ("permessage-deflate; client_max_window_bits=16", "a window of 16 bits"),
-                           ("permessage-deflate; server_no_context_takeover=1", "a value where none belongs")):
+                           (pmd + "client_max_window_bits=16", "a window of 16 bits"),
+                           (pmd + "server_no_context_takeover=1", "a value where none belongs")):
         c = connect(offer=bad_offer)
         check(c.status == 101 and "sec-websocket-extensions" not in c.headers,
               f"7692 5.1 an offer with {why} is declined, the connection still opens")
@@ -410,7 +414,8 @@ async def python_websockets():
                 await ws.send(payload)
                 ok = ok and await asyncio.wait_for(ws.recv(), 5) == payload
             await asyncio.wait_for(await ws.ping(b"are you there"), 5)
-            check(ok, f"websockets ({compression or 'no compression'}): text and binary echoed, ping answered")
+            check(ok, f"websockets ({compression or 'no compression'}): text and binary "
+                      "echoed, ping answered")
         check(ws.close_code == 1000, f"websockets ({compression}): closed with 1000")
 
 
