@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -33,6 +34,14 @@ struct client_config {
     std::vector<std::pair<std::string, std::string>> headers; ///< added to every handshake
     std::vector<topic> subscriptions; ///< subscribed (and recovered) on every connection
     std::string auth_message;         ///< JSON text sent after `connected`, before subscribing
+    /// Fresh tokens for a server that requires them (docs/security.md, "A token's lifetime on
+    /// an open connection"): called before every connection attempt, its token sent as
+    /// `Authorization: Bearer` (after `headers`), and on the server's `token_expiring`, its
+    /// token sent as `authenticate` on the open connection, which then outlives the old token
+    /// with its subscriptions. Called on the client's executor (a slow provider holds the client
+    /// up meanwhile); an exception or an empty token ends the attempt or the connection like a
+    /// network failure: backoff, then the next attempt asks again.
+    std::function<std::string()> token_provider;
     /// Sent in `hello` on every connection (after auth_message): the server then re-sends
     /// what this client has not acked, across reconnects (docs/protocol.md, "Acknowledged
     /// delivery"). Empty: an authenticated client is known by its user id, others not at all.
@@ -139,6 +148,7 @@ private:
     boost::asio::awaitable<void> handle_message(std::string text);
     boost::asio::awaitable<void> push(client_event ev);
     client_event make_state(client_state s) const;
+    std::string fresh_token(); // from token_provider; throws when it gives none
     void set_deadline(std::chrono::steady_clock::time_point tp);
 
     boost::asio::any_io_executor ex_;

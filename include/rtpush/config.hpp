@@ -101,6 +101,11 @@ struct server_config {
     double cork_threshold = 50000;
 
     bool allow_client_publish = false; ///< accept `publish` from WebSocket clients
+    /// Conformance echo (docs/protocol.md, "Conformance"): a WebSocket upgrade on any path
+    /// becomes a session that echoes every text and binary message, through the same reader,
+    /// limits and permessage-deflate, and speaks nothing else: no `connected`, no `heartbeat`
+    /// (pings only), no Socket.IO or feed paths. For conformance suites (examples/echo_server).
+    bool echo = false;
 
     /// permessage-deflate (RFC 7692) for clients that offer it, without context takeover:
     /// a broadcast is compressed once and shared (docs/protocol.md, "Compression"). Off by

@@ -3,8 +3,12 @@
 and rtcat waits -w seconds after stdin ends for the replies. A listener (--subscribe,
 --reconnect) stays connected after stdin ends until SIGINT/SIGTERM. The wscat flags: -H, -o,
 -s, -p, --auth, -L, --slash, -P, --no-color (under a pseudo-terminal), --cert/--key (against a
-Python server that requires a client certificate).
+Python server that requires a client certificate). --token-command: a connection, plain or
+--reconnect (rtpush::client's token provider), re-authenticates on `token_expiring` and outlives
+its tokens; a fixed --token does not.
 Usage: rtcat_pipe.py PATH_TO_RTD PATH_TO_RTCAT
+       rtcat_pipe.py --mint SECRET COUNT_FILE   (the token command: prints a token that rtd's
+                                                 30 s leeway lets live 3-4 s more)
 """
 import asyncio
 import http
@@ -23,6 +27,31 @@ import websockets
 
 from rtdtest import check, failures, make_pki
 from rtdtest import start_rtd as start_rtd_with
+
+TOKEN_SECRET = "token-command-secret"
+
+
+def mint(secret, count_file):
+    """An HS256 token for alice of acme whose exp lies 26 s in the past: rtd accepts it for
+    its leeway (30 s), so a connection holding it ends 3-4 s from now unless it
+    re-authenticates."""
+    import base64
+    import hashlib
+    import hmac
+
+    def b64(b):
+        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = b64(json.dumps({"sub": "alice", "org": "acme", "exp": int(time.time()) - 26}).encode())
+    sig = b64(hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest())
+    with open(count_file, "a") as f:
+        f.write("minted\n")
+    return f"{head}.{body}.{sig}"
+
+
+if len(sys.argv) == 4 and sys.argv[1] == "--mint":
+    print(mint(sys.argv[2], sys.argv[3]))
+    sys.exit(0)
 
 RTD, RTCAT = sys.argv[1], sys.argv[2]
 
@@ -294,6 +323,67 @@ try:
     finally:
         orig.terminate()
         orig.wait(timeout=10)
+
+    # --token-command: every connection and every `token_expiring` asks the command for a
+    # token; the connection outlives each token (3-4 s) by re-authenticating on it.
+    trd, tport = start_rtd_with(RTD, "--jwt-secret", TOKEN_SECRET, "--token-expiry-warning", "2",
+                                "--demo", "--demo-interval", "200")
+    try:
+        turl = f"ws://127.0.0.1:{tport}/ws"
+        count = tempfile.NamedTemporaryFile("w+", delete=False)
+        count.close()
+        command = f"{sys.executable} {os.path.abspath(__file__)} --mint {TOKEN_SECRET} {count.name}"
+        runs = []
+        for mode in (["--reconnect", "--token-command", command],
+                     ["--token-command", command],
+                     ["--reconnect", "--token", None]):
+            if mode[-1] is None:  # minted now: it lives 3-4 s from here
+                mode[-1] = mint(TOKEN_SECRET, count.name)
+            out_f, err_f = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+            cat = subprocess.Popen([RTCAT, "-c", turl, "--json", "--subscribe", "kpi:acme",
+                                    *mode], stdin=subprocess.DEVNULL, stdout=out_f,
+                                   stderr=err_f, text=True)
+            time.sleep(7)
+            cat.send_signal(signal.SIGTERM)
+            try:
+                code = cat.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                cat.kill()
+                code = "hung"
+            out_f.seek(0)
+            err_f.seek(0)
+            msgs = [json.loads(l) for l in out_f.read().splitlines() if l.startswith("{")]
+            runs.append((" ".join(a for a in mode if a.startswith("--")), code, msgs,
+                         err_f.read()))
+        with open(count.name) as f:
+            minted = len(f.readlines())
+        os.unlink(count.name)
+        for mode, code, msgs, err in runs[:2]:
+            expiring = of_type(msgs, "token_expiring")
+            ups = of_type(msgs, "update")
+            check(code == 0 and len(expiring) >= 2,
+                  f"{mode}: token_expiring at least twice in 7 s ({len(expiring)}, exit {code})")
+            check("reconnecting" not in err and "Disconnected" not in err and
+                  len(of_type(msgs, "connected")) == 1,
+                  f"{mode}: one connection outlives its tokens ({err[-300:]!r})")
+            check(len(ups) >= 20, f"{mode}: updates kept arriving ({len(ups)})")
+        check("# re-authenticated" in runs[1][3], "plain --token-command says it re-authenticated")
+        check(minted >= 2 * 3 + 1,
+              f"the command was asked at connect and at each warning ({minted})")
+        _, _, msgs, err = runs[2]
+        check("reconnecting" in err and "1008" in err,
+              f"a fixed --token: closed at its expiry, reconnects ({err[-300:]!r})")
+    finally:
+        trd.terminate()
+        trd.wait(timeout=10)
+    r, _ = rtcat(["-c", url, "--token-command", "true", "-w", "0"])
+    check(r.returncode == 1 and "printed no token" in r.stderr,
+          f"--token-command printing nothing: a clear error ({r.stderr!r})")
+    r, _ = rtcat(["-c", url, "--token-command", "exit 3", "-w", "0"])
+    check(r.returncode == 1 and "status 3" in r.stderr,
+          f"--token-command failing: its status named ({r.stderr!r})")
+    r, _ = rtcat(["-c", url, "--token-command", "true", "--token", "t"])
+    check(r.returncode == 2, "--token-command with --token exits 2")
 
     # bad input
     r, _ = rtcat(["-c", "http://x"])

@@ -1,8 +1,10 @@
 """Shared pieces of the Python end-to-end tests: checks that print ok/FAIL lines, and rtd
 started on a free loopback port (read from its JSON "listening" log line), a throwaway PKI."""
+import base64
 import collections
 import json
 import os
+import socket
 import struct
 import subprocess
 import threading
@@ -43,6 +45,58 @@ class FrameReader:
         self._need(off + n)
         payload, self.buf = self.buf[off:off + n], self.buf[off + n:]
         return bool(b0 & 0x80), bool(b0 & 0x40), b0 & 0x0F, payload
+
+
+def client_frame(op, payload, fin=True, rsv=0, mask=True):
+    """A client-to-server frame: `op`, FIN unless fin=False, the RSV bits `rsv` (0x40 RSV1,
+    0x20 RSV2, 0x10 RSV3), masked with a random key unless mask=False."""
+    n = len(payload)
+    head = bytes([(0x80 if fin else 0) | rsv | op])
+    m = 0x80 if mask else 0
+    if n < 126:
+        head += bytes([m | n])
+    elif n < 65536:
+        head += bytes([m | 126]) + struct.pack(">H", n)
+    else:
+        head += bytes([m | 127]) + struct.pack(">Q", n)
+    if not mask:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+class RawClient(FrameReader):
+    """A WebSocket client on a plain socket: exact control over the bytes sent and the frames
+    read. `status` and `headers` (lower-case names) are the server's answer to the upgrade."""
+
+    def __init__(self, port, path="/ws", offer=None, version="13", timeout=10):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.key = base64.b64encode(os.urandom(16)).decode()
+        req = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: {self.key}\r\n"
+               f"Sec-WebSocket-Version: {version}\r\n")
+        if offer:
+            req += f"Sec-WebSocket-Extensions: {offer}\r\n"
+        self.s.sendall((req + "\r\n").encode())
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            chunk = self.s.recv(4096)
+            if not chunk:
+                raise RuntimeError("closed during the handshake")
+            self.buf += chunk
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        self.status = int(lines[0].split()[1])
+        self.headers = {}
+        for line in lines[1:]:
+            k, v = line.split(":", 1)
+            self.headers[k.strip().lower()] = v.strip()
+
+    def send(self, op, payload, **kw):
+        self.s.sendall(client_frame(op, payload, **kw))
+
+    def close(self):
+        self.s.close()
 
 
 def start_rtd(rtd, *args, port=0):

@@ -380,6 +380,51 @@ BOOST_AUTO_TEST_CASE(invalid_utf8_text) {
     BOOST_TEST(ev.kind == frame_event::message);
 }
 
+BOOST_AUTO_TEST_CASE(invalid_utf8_fails_fast_inside_a_fragmented_message) {
+    // Each case: fragments that are fine so far, then one that fails at once (1007), although
+    // it is not the message's final fragment.
+    std::vector<std::vector<std::string>> const cases{
+        {"ok", "\xFF"},           // a byte that never starts a character
+        {"\xCE\xBA\xF4", "\x90"}, // F4 90 (above U+10FFFF), split after F4
+        {"\xED", "\xA0"},         // a surrogate, split after its lead byte
+        {"\xE0", "\x80"},         // overlong, split after its lead byte
+        {"a", "\xC3", "("},       // a character cut by ASCII in the next fragment
+    };
+    for (auto const& fragments : cases) {
+        d::frame_reader r(1024, true);
+        frame_event ev;
+        for (std::size_t i = 0; i < fragments.size(); ++i) {
+            std::string f =
+                client_frame(i == 0 ? opcode::text : opcode::continuation, fragments[i], false);
+            r.read(f.data(), f.size(), ev);
+            BOOST_TEST(
+                (ev.kind == (i + 1 < fragments.size() ? frame_event::none : frame_event::fail)));
+        }
+        BOOST_TEST(ev.code == 1007);
+        BOOST_TEST((ev.err == E::invalid_utf8));
+    }
+    // A character split over three fragments is fine; one left unfinished at the end is not.
+    std::string good = client_frame(opcode::text, "\xF0", false);
+    good += client_frame(opcode::continuation, "\x9F\x98", false);
+    good += client_frame(opcode::continuation, "\x80");
+    std::string bad = client_frame(opcode::text, "a\xF0\x9F", false);
+    bad += client_frame(opcode::continuation, "\x98");
+    for (auto* bytes : {&good, &bad}) {
+        d::frame_reader r(1024, true);
+        frame_event ev;
+        std::size_t off = 0;
+        while (off < bytes->size() && ev.kind != frame_event::fail)
+            off += r.read(bytes->data() + off, bytes->size() - off, ev);
+        if (bytes == &good) {
+            BOOST_TEST(ev.kind == frame_event::message);
+            BOOST_TEST(ev.payload == "\xF0\x9F\x98\x80");
+        } else {
+            BOOST_TEST(ev.kind == frame_event::fail);
+            BOOST_TEST(ev.code == 1007);
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(close_frames) {
     // empty close: code 1005 (no status)
     {

@@ -26,9 +26,16 @@ BOOST_AUTO_TEST_CASE(timestamps) {
     BOOST_TEST(valid_timestamp("2026-01-31T10:00:00.123Z"));
     BOOST_TEST(valid_timestamp("2026-01-31T10:00:00+01:00"));
     BOOST_TEST(valid_timestamp("2026-01-31T10:00:00.5-05:30"));
-    BOOST_TEST(!valid_timestamp("2026-01-31T10:00:00"));      // no zone
-    BOOST_TEST(!valid_timestamp("2026-01-31 10:00:00Z"));     // no T
-    BOOST_TEST(!valid_timestamp("2026-13-01T10:00:00Z"));     // month 13
+    BOOST_TEST(!valid_timestamp("2026-01-31T10:00:00"));  // no zone
+    BOOST_TEST(!valid_timestamp("2026-01-31 10:00:00Z")); // no T
+    BOOST_TEST(!valid_timestamp("2026-13-01T10:00:00Z")); // month 13
+    BOOST_TEST(!valid_timestamp("2026-02-30T10:00:00Z")); // no such day
+    BOOST_TEST(!valid_timestamp("2026-04-31T10:00:00Z"));
+    BOOST_TEST(!valid_timestamp("2026-02-29T10:00:00Z")); // not a leap year
+    BOOST_TEST(!valid_timestamp("1900-02-29T10:00:00Z"));
+    BOOST_TEST(valid_timestamp("2024-02-29T10:00:00Z"));
+    BOOST_TEST(valid_timestamp("2000-02-29T10:00:00Z"));
+    BOOST_TEST(valid_timestamp("2026-12-31T23:59:60Z"));      // a leap second
     BOOST_TEST(!valid_timestamp("2026-01-31T24:00:00Z"));     // hour 24
     BOOST_TEST(!valid_timestamp("2026-01-31T10:00Z"));        // no seconds
     BOOST_TEST(!valid_timestamp("2026-01-31T10:00:00.Z"));    // empty fraction

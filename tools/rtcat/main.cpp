@@ -11,11 +11,14 @@
 #include <boost/program_options.hpp>
 
 #include <openssl/evp.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -41,8 +44,9 @@ struct options {
     bool color = true;
     bool json = false;
     bool reconnect = false;
-    std::string client_id; // sent in `hello`: un-acked messages follow across reconnects
-    bool ack = true;       // answer messages that carry an `ackId`
+    std::string client_id;     // sent in `hello`: un-acked messages follow across reconnects
+    std::string token_command; // --token-command: prints a fresh token
+    bool ack = true;           // answer messages that carry an `ackId`
     bool tty_out = false;
     bool tty_in = false;
 };
@@ -149,6 +153,34 @@ std::string ack_id_of(const std::string& text) {
     return ec ? std::string{} : ack_id_of(v);
 }
 
+// The token a --token-command prints (surrounding white space removed); throws with the
+// command's exit status when it fails or prints nothing.
+std::string token_from_command(const std::string& command) {
+    FILE* p = ::popen(command.c_str(), "r");
+    if (!p)
+        throw std::runtime_error("--token-command: cannot run '" + command + "'");
+    std::string out;
+    char buf[4096];
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0 && out.size() < (64 << 10);)
+        out.append(buf, n);
+    int const status = ::pclose(p);
+    if (status != 0)
+        throw std::runtime_error("--token-command '" + command + "' failed (status " +
+                                 std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : status) +
+                                 ")");
+    auto const first = out.find_first_not_of(" \t\r\n");
+    if (first == std::string::npos)
+        throw std::runtime_error("--token-command '" + command + "' printed no token");
+    return out.substr(first, out.find_last_not_of(" \t\r\n") + 1 - first);
+}
+
+bool is_type(const std::string& text, std::string_view type) {
+    boost::system::error_code ec;
+    auto const v = boost::json::parse(text, ec);
+    auto const* t = !ec && v.is_object() ? v.get_object().if_contains("type") : nullptr;
+    return t && t->is_string() && t->get_string() == type;
+}
+
 std::string ack_message(const std::string& id) {
     boost::json::object o;
     o["type"] = "ack";
@@ -211,6 +243,10 @@ public:
             c.subscriptions = opt_.subscriptions;
             c.client_id = opt_.client_id;
             c.auto_ack = opt_.ack;
+            if (!opt_.token_command.empty())
+                c.token_provider = [cmd = opt_.token_command] {
+                    return token_from_command(cmd);
+                };
             client_.emplace(ioc.get_executor(), std::move(c));
         }
     }
@@ -378,9 +414,13 @@ private:
     // Connects, following redirections with -L (at most 10). False: reported, exit code 1.
     net::awaitable<bool> connect_plain() {
         std::string url = opt_.url;
+        auto headers = opt_.headers;
         for (int hops = 0;; ++hops) {
             try {
-                co_await conn_->async_connect(url, opt_.headers);
+                if (!opt_.token_command.empty() && hops == 0)
+                    headers.emplace_back("Authorization",
+                                         "Bearer " + token_from_command(opt_.token_command));
+                co_await conn_->async_connect(url, headers);
                 co_return true;
             } catch (std::exception const& e) {
                 auto const status = conn_->handshake_status();
@@ -439,6 +479,20 @@ private:
             using kind = rtpush::client_connection::event;
             if (ev.kind == kind::message) {
                 print_incoming(opt_, ev.payload);
+                if (!opt_.token_command.empty() && is_type(ev.payload, "token_expiring")) {
+                    // Re-authenticate: the connection and its subscriptions stay.
+                    std::string msg;
+                    try {
+                        msg = rtpush::detail::authenticate_message(
+                            token_from_command(opt_.token_command));
+                    } catch (std::exception const& e) {
+                        print_note(opt_, std::string("error: ") + e.what());
+                    }
+                    if (!msg.empty()) {
+                        co_await conn_->async_send(msg);
+                        print_note(opt_, "# re-authenticated");
+                    }
+                }
                 if (std::string const id = ack_id_of(ev.payload); !id.empty()) {
                     if (opt_.ack) {
                         std::string const ack = ack_message(id);
@@ -563,6 +617,7 @@ int main(int argc, char** argv) {
         ("key", po::value<std::string>(), "wss://: the client certificate's private key (PEM)")
         ("subscribe", po::value<std::vector<std::string>>()->composing(), "subscribe to CHANNEL[:org[:dept[:queue]]] (repeatable)")
         ("token", po::value<std::string>(), "send \"Authorization: Bearer TOKEN\"")
+        ("token-command", po::value<std::string>(), "run this shell command for a token (what it prints) at every connection, and again to re-authenticate when the server says the token is expiring (token_expiring): the connection stays")
         ("json", "print each message as one compact JSON line")
         ("reconnect", "stay connected: backoff, resubscribe and recover (rtpush::client)")
         ("client-id", po::value<std::string>(), "send hello {clientId}: the server re-sends messages not yet acked, also after a reconnect")
@@ -636,6 +691,12 @@ int main(int argc, char** argv) {
         }
         o.headers.emplace_back("Authorization", "Basic " + base64(a));
     }
+    if (vm.count("token-command") && (vm.count("token") || vm.count("auth"))) {
+        std::cerr << "rtcat: --token-command, --token and --auth all set Authorization; give one\n";
+        return 2;
+    }
+    if (vm.count("token-command"))
+        o.token_command = vm["token-command"].as<std::string>();
     if (vm.count("token"))
         o.headers.emplace_back("Authorization", "Bearer " + vm["token"].as<std::string>());
     if (vm.count("execute"))

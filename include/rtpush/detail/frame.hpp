@@ -89,43 +89,64 @@ inline std::string close_payload(std::uint16_t code, std::string_view reason) {
     return p;
 }
 
-/// Strict UTF-8 validation (no overlongs, no surrogates, nothing above U+10FFFF).
-inline bool valid_utf8(std::string_view s) noexcept {
-    auto const* p = reinterpret_cast<const unsigned char*>(s.data());
-    auto const* const end = p + s.size();
-    while (p < end) {
-        unsigned char c = *p;
-        if (c < 0x80) {
-            ++p;
-            continue;
-        }
-        int n;
-        std::uint32_t cp;
-        if ((c & 0xE0) == 0xC0) {
-            n = 1;
-            cp = c & 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            n = 2;
-            cp = c & 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
+/// Strict UTF-8 validation (no overlongs, no surrogates, nothing above U+10FFFF) of text that
+/// may arrive in pieces: a character split between two `feed` calls (two fragments of one
+/// message) is checked as its bytes come, and a byte that no valid text could continue with
+/// fails at once, not when the message ends (RFC 6455 section 8.1, "fail fast"). One byte of
+/// state, so a frame reader carries it for free.
+class utf8_validator {
+public:
+    /// False at the first byte that cannot belong to valid UTF-8 (and from then on).
+    bool feed(std::string_view s) noexcept {
+        auto const* p = reinterpret_cast<const unsigned char*>(s.data());
+        auto const* const end = p + s.size();
+        unsigned need = state_ & 3, range = state_ >> 2;
+        if (state_ == bad)
             return false;
+        for (; p < end; ++p) {
+            unsigned char const c = *p;
+            if (need == 0) {
+                if (c < 0x80)
+                    continue;
+                // The lead byte says how many continuation bytes follow and, for E0, ED, F0
+                // and F4, narrows the first one (overlongs, surrogates, above U+10FFFF).
+                if (c >= 0xC2 && c <= 0xDF)
+                    need = 1, range = 0;
+                else if (c >= 0xE0 && c <= 0xEF)
+                    need = 2, range = c == 0xE0 ? 1 : c == 0xED ? 2 : 0;
+                else if (c >= 0xF0 && c <= 0xF4)
+                    need = 3, range = c == 0xF0 ? 3 : c == 0xF4 ? 4 : 0;
+                else
+                    return fail();
+                continue;
+            }
+            static constexpr unsigned char lo[5] = {0x80, 0xA0, 0x80, 0x90, 0x80};
+            static constexpr unsigned char hi[5] = {0xBF, 0xBF, 0x9F, 0xBF, 0x8F};
+            if (c < lo[range] || c > hi[range])
+                return fail();
+            --need;
+            range = 0;
         }
-        if (end - p <= n)
-            return false;
-        for (int i = 1; i <= n; ++i) {
-            if ((p[i] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[i] & 0x3F);
-        }
-        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        p += n + 1;
+        state_ = static_cast<std::uint8_t>(need | (range << 2));
+        return true;
     }
-    return true;
+    /// No character is left unfinished (the end of a message).
+    bool complete() const noexcept { return state_ == 0; }
+    void reset() noexcept { state_ = 0; }
+
+private:
+    static constexpr std::uint8_t bad = 0xFF;
+    bool fail() noexcept {
+        state_ = bad;
+        return false;
+    }
+    std::uint8_t state_ = 0; // continuation bytes still needed (bits 0-1), range of the next (2-4)
+};
+
+/// Strict UTF-8 validation of a whole text.
+inline bool valid_utf8(std::string_view s) noexcept {
+    utf8_validator v;
+    return v.feed(s) && v.complete();
 }
 
 /// True for close codes a peer may send (RFC 6455 section 7.4).
@@ -274,15 +295,23 @@ public:
             in_message_ = true;
             message_op_ = op;
             message_compressed_ = rsv1;
+            utf8_.reset();
             if (!message_)
                 message_ = std::make_unique<std::string>();
             message_->clear();
+        }
+        // Each fragment is checked as it comes: invalid text fails now, not at the last
+        // fragment (fail fast, RFC 6455 section 8.1). Compressed text is checked inflated.
+        bool const check_text = message_op_ == opcode::text && !message_compressed_;
+        if (check_text && !utf8_.feed(body)) {
+            ev.err = rtpush::error::invalid_utf8;
+            return fail(ev, 1007);
         }
         message_->append(body);
         if (!fin)
             return consumed;
         in_message_ = false;
-        if (message_op_ == opcode::text && !message_compressed_ && !valid_utf8(*message_)) {
+        if (check_text && !utf8_.complete()) {
             ev.err = rtpush::error::invalid_utf8;
             return fail(ev, 1007);
         }
@@ -314,6 +343,7 @@ private:
     bool compressed_ok_ = false;      // permessage-deflate negotiated
     bool message_compressed_ = false; // the message being reassembled had RSV1
     opcode message_op_ = opcode::text;
+    utf8_validator utf8_; // the text reassembled so far (one byte, in the padding)
     // A message in several frames is reassembled here; made for the first such message,
     // so the reader of a session that never receives one is 24 bytes, not 48.
     std::unique_ptr<std::string> message_;

@@ -124,7 +124,26 @@ inline std::string hello_message(std::string_view client_id) {
     o["clientId"] = client_id;
     return boost::json::serialize(o);
 }
+inline std::string authenticate_message(std::string_view token) {
+    boost::json::object o;
+    o["type"] = "authenticate";
+    o["token"] = token;
+    return boost::json::serialize(o);
+}
 } // namespace detail
+
+inline std::string client::fresh_token() {
+    std::string token;
+    try {
+        token = cfg_.token_provider();
+    } catch (std::exception const& e) {
+        throw boost::system::system_error(error::auth_failed,
+                                          std::string("token provider failed: ") + e.what());
+    }
+    if (token.empty())
+        throw boost::system::system_error(error::auth_failed, "token provider gave no token");
+    return token;
+}
 
 inline bool client::remember_ack(const std::string& id) {
     if (!seen_acks_.insert(id).second)
@@ -224,6 +243,13 @@ inline boost::asio::awaitable<void> client::handle_message(std::string text) {
         }
         co_return;
     }
+    if (type == "token_expiring" && cfg_.token_provider) {
+        // Re-authenticate on this connection: it and its subscriptions stay.
+        co_await push(std::move(e));
+        std::string const msg = detail::authenticate_message(fresh_token());
+        co_await conn_->async_send(msg);
+        co_return;
+    }
     if (type == "subscribed") {
         client_event s = make_state(client_state::subscribed);
         if (auto const* k = o.if_contains("topic"); k && k->is_string())
@@ -241,7 +267,13 @@ inline boost::asio::awaitable<void> client::handle_message(std::string text) {
 
 inline boost::asio::awaitable<void> client::run_connection(std::string url) {
     conn_ = std::make_unique<client_connection>(ex_, cfg_.max_message_size, cfg_.tls);
-    co_await conn_->async_connect(url, cfg_.headers);
+    if (cfg_.token_provider) {
+        auto headers = cfg_.headers;
+        headers.emplace_back("Authorization", "Bearer " + fresh_token());
+        co_await conn_->async_connect(url, headers);
+    } else {
+        co_await conn_->async_connect(url, cfg_.headers);
+    }
     connected_ = true;
     backoff_.connected(std::chrono::steady_clock::now());
     // No deadline until the server says its heartbeat interval (in `connected`).

@@ -72,7 +72,13 @@ inline bool valid_timestamp(std::string_view s) noexcept {
         (s[10] != 'T' && s[10] != 't') || !detail::digits(s, 11, 2, h) || s[13] != ':' ||
         !detail::digits(s, 14, 2, mi) || s[16] != ':' || !detail::digits(s, 17, 2, se))
         return false;
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+    // A day the month has (2026-02-30 is no date, yet was accepted); second 60 is a leap
+    // second.
+    bool const leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    int const month_days = mo == 2                                     ? (leap ? 29 : 28)
+                           : mo == 4 || mo == 6 || mo == 9 || mo == 11 ? 30
+                                                                       : 31;
+    if (mo < 1 || mo > 12 || d < 1 || d > month_days || h > 23 || mi > 59 || se > 60)
         return false;
     std::size_t i = 19;
     if (i < s.size() && s[i] == '.') {

@@ -634,6 +634,10 @@ inline void session::on_heartbeat(const detail::frame_ptr& heartbeat, const deta
             push_frame(eio_ping);
         return;
     }
+    if (cfg_.echo) { // pings only: the echo sends no message it was not sent
+        queue_.push_control(ping);
+        return schedule_write();
+    }
     // An idle plain session (nearly all of them at a heartbeat) sends the ping and the
     // heartbeat in one non-blocking send, without a queue, a write batch or an asynchronous
     // operation: those, made for every connection at once and freed a second later, are what
@@ -683,6 +687,8 @@ inline boost::json::object session::info() const {
 }
 
 inline void session::send_json(std::string text) {
+    if (cfg_.echo)
+        return; // it speaks no rtpush message, not even an error before a close
     if (socketio())
         return sio_json(std::move(text));
     push(detail::make_shared_frame(detail::make_frame(detail::opcode::text, text)));
@@ -747,18 +753,20 @@ inline std::size_t session::handle_frames(char* data, std::size_t size) {
                 }
                 break;
             }
-            if (ev.op != detail::opcode::text) {
+            if (cfg_.echo) // text or binary, as it came (compressed again if it is large)
+                push_maybe_deflated(
+                    detail::make_shared_frame(detail::make_frame(ev.op, ev.payload)));
+            else if (ev.op != detail::opcode::text)
                 send_error(error::invalid_message, "binary frames are not part of the protocol",
                            {});
-                break;
-            }
-            try {
-                on_text(ev.payload);
-            } catch (std::exception const& e) {
-                cfg_.logger.log(log_level::error, "message_failed",
-                                {{"client", client_id()}, {"what", e.what()}});
-                send_error(error::internal_error, "internal error", {});
-            }
+            else
+                try {
+                    on_text(ev.payload);
+                } catch (std::exception const& e) {
+                    cfg_.logger.log(log_level::error, "message_failed",
+                                    {{"client", client_id()}, {"what", e.what()}});
+                    send_error(error::internal_error, "internal error", {});
+                }
             if (ev.compressed && shard_.inflate_buffer().capacity() > 256 * 1024)
                 shard_.inflate_buffer() = std::string(); // a large message leaves nothing behind
             break;

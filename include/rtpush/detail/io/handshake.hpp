@@ -610,9 +610,10 @@ server_impl::upgrade_check(shard& sh, const http_request& req, bool upgrade,
                                req[http::field::sec_websocket_key],
                                req[http::field::sec_websocket_version],
                                query_param(query, scope_names[0])};
-    up.feed = up.socketio ? nullptr : find_feed_path(cfg_.feed_paths, path);
-    auto f = check_upgrade_request(wire, up.socketio || up.feed ? std::string_view(path)
-                                                                : std::string_view(cfg_.ws_path));
+    up.feed = up.socketio || cfg_.echo ? nullptr : find_feed_path(cfg_.feed_paths, path);
+    auto f = check_upgrade_request(wire, up.socketio || up.feed || cfg_.echo
+                                             ? std::string_view(path)
+                                             : std::string_view(cfg_.ws_path));
     if (!f) {
         auto rules = admission();
         rules.stopping = sh.stopping;

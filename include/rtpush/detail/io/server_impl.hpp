@@ -112,15 +112,17 @@ public:
     /// (socket.io-client asks for `path + '/'`: seed 001's `path: '/ws'` is `/ws/`)
     /// (docs/protocol.md, "Coming from Socket.IO").
     bool socketio_request(std::string_view path, const query_map& query) const {
+        if (cfg_.echo)
+            return false;
         if (path == "/socket.io/" || path == "/socket.io")
             return true;
         if (path.ends_with('/'))
             path.remove_suffix(1);
         return path == cfg_.ws_path && query.contains("EIO");
     }
-    /// The WebSocket paths: rtpush's, and the feed paths.
+    /// The WebSocket paths: rtpush's, and the feed paths (any path for the echo).
     bool websocket_path(std::string_view path) const {
-        return path == cfg_.ws_path || find_feed_path(cfg_.feed_paths, path);
+        return cfg_.echo || path == cfg_.ws_path || find_feed_path(cfg_.feed_paths, path);
     }
     /// Options of a socket from the listener: TCP_NODELAY where the listener's is not
     /// inherited (Linux inherits it: nothing to do there).
