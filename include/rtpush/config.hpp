@@ -64,7 +64,14 @@ struct server_config {
     /// false: no listening socket; connections come only through server::accept_connection
     /// (rtpush embedded in another HTTP server, examples/embed_beast).
     bool listen = true;
-    std::string ws_path = "/ws";        ///< path of the WebSocket endpoint
+    /// SO_REUSEPORT on the listening socket: several rtd processes bind the same port and the
+    /// kernel spreads connections over them (docs/operations.md, "Several processes on one
+    /// port"); with the Redis engine they are one cluster. Linux and the BSDs.
+    bool reuse_port = false;
+    std::string ws_path = "/ws"; ///< path of the WebSocket endpoint
+    /// The channel of GET /api/kpis and /api/dashboard without `channel` (rtd: `dashboard`
+    /// when it polls seed 000's Copilot metrics, which publish there).
+    std::string rest_default_channel = "kpi";
     std::string sse_path = "/sse";      ///< Server-Sent Events fallback; empty: none
     std::vector<feed_path> feed_paths;  ///< plain WebSocket feeds (seed 002), besides ws_path
     std::string server_name = "rtpush"; ///< sent in `connected` and the Server header

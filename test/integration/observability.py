@@ -8,9 +8,6 @@ open/close lines with reason and duration. promtool checks the text when it is i
 Usage: observability.py PATH_TO_RTD
 """
 import asyncio
-import base64
-import hashlib
-import hmac
 import http.server
 import json
 import os
@@ -27,7 +24,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import websockets  # noqa: E402  (Debian python3-websockets, /usr/bin/python3)
 
-from rtdtest import check, failures  # noqa: E402
+from rtdtest import check, failures, hs256_token  # noqa: E402
 
 RTD = sys.argv[1]
 SECRET = "observability-secret"
@@ -112,11 +109,7 @@ def handshake(port, path="/ws", headers=None):
 
 
 def jwt(claims):
-    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = b64(json.dumps(claims).encode())
-    sig = hmac.new(SECRET.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
-    return f"{head}.{body}.{b64(sig)}"
+    return hs256_token(SECRET, claims)
 
 
 def rejected(rtd, reason):

@@ -25,7 +25,7 @@ import time
 
 import websockets
 
-from rtdtest import check, failures, make_pki
+from rtdtest import check, failures, hs256_token, make_pki
 from rtdtest import start_rtd as start_rtd_with
 
 TOKEN_SECRET = "token-command-secret"
@@ -35,18 +35,9 @@ def mint(secret, count_file):
     """An HS256 token for alice of acme whose exp lies 26 s in the past: rtd accepts it for
     its leeway (30 s), so a connection holding it ends 3-4 s from now unless it
     re-authenticates."""
-    import base64
-    import hashlib
-    import hmac
-
-    def b64(b):
-        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = b64(json.dumps({"sub": "alice", "org": "acme", "exp": int(time.time()) - 26}).encode())
-    sig = b64(hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest())
     with open(count_file, "a") as f:
         f.write("minted\n")
-    return f"{head}.{body}.{sig}"
+    return hs256_token(secret, {"sub": "alice", "org": "acme", "exp": int(time.time()) - 26})
 
 
 if len(sys.argv) == 4 and sys.argv[1] == "--mint":

@@ -7,7 +7,7 @@ both and the system metrics source, then drives rtctl and the
 REST fallback: poller KPIs and `changes`, refresh, broadcast with KEY=VALUE pairs, --json,
 --server, exit codes, and an invalid config file. The auth defaults: `rtd --jwt-secret S`
 alone refuses anonymous WebSocket subscriptions (UNAUTHORIZED), SSE streams and REST reads of
-tenant data; `--allow-anonymous` opens them again.
+tenant data; `--allow-anonymous` opens them again. `--reuse-port`: two processes on one port.
 Usage: rtd_tools.py PATH_TO_RTD PATH_TO_RTCTL
 """
 import asyncio
@@ -21,6 +21,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+
+from rtdtest import RawClient
 
 RTD, RTCTL = sys.argv[1], sys.argv[2]
 failures = []
@@ -128,6 +130,55 @@ def start_rtd_env(*args, env=None):
         if ev.get("event") == "listening":
             return rtd, ev["port"]
     raise RuntimeError("rtd did not start")
+
+
+def reuse_port():
+    """--reuse-port: two rtd processes bound to one port, the kernel spreading connections over
+    both; without it the second cannot bind and says why."""
+    def start(port, *args):
+        p = subprocess.Popen([RTD, "--host", "127.0.0.1", "--port", str(port), *args],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for out in p.stdout:
+            ev = json.loads(out)
+            if ev.get("event") == "listening":
+                return p, ev["port"]
+        return p, None
+
+    def sockets(pid):
+        n = 0
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+            except OSError:
+                pass
+        return n
+
+    a, port = start(0, "--reuse-port")
+    b, port_b = start(port, "--reuse-port")
+    conns = []
+    try:
+        check(port_b == port, "a second rtd --reuse-port binds the same port")
+        before = (sockets(a.pid), sockets(b.pid))
+        greeted = 0
+        for _ in range(40):
+            c = RawClient(port, timeout=5)
+            conns.append(c)
+            payload = c.frame()[3]
+            greeted += c.status == 101 and b'"connected"' in payload
+        check(greeted == 40, f"every connection upgraded and greeted ({greeted}/40)")
+        grown = (sockets(a.pid) - before[0], sockets(b.pid) - before[1])
+        check(grown[0] > 0 and grown[1] > 0 and sum(grown) == 40,
+              f"the kernel spread the connections over both processes {grown}")
+        c, _ = start(port)
+        err = c.stderr.read() if c.wait(timeout=15) else ""
+        check(c.returncode != 0 and "address" in err.lower(),
+              f"without --reuse-port the port in use is refused, saying so ({err.strip()[:80]})")
+    finally:
+        for c in conns:
+            c.close()
+        for p in (a, b):
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=15)
 
 
 def sse_status(port, path, headers=None):
@@ -369,6 +420,7 @@ httpd.serve_forever()
 
     security()
     auth_defaults()
+    reuse_port()
 
     if failures:
         print(f"{len(failures)} failure(s)")

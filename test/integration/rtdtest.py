@@ -99,6 +99,19 @@ class RawClient(FrameReader):
         self.s.close()
 
 
+def hs256_token(secret, claims):
+    """A JWT signed with HS256, as rtd's --jwt-secret verifies it."""
+    import hashlib
+    import hmac
+
+    def b64(b):
+        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = b64(json.dumps(claims).encode())
+    sig = b64(hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest())
+    return f"{head}.{body}.{sig}"
+
+
 def start_rtd(rtd, *args, port=0):
     """Starts rtd with `args`; returns (process, port). Its log keeps being drained so that a
     chatty rtd never blocks on a full pipe."""

@@ -10,12 +10,15 @@ them (HTTP requests, a Python websockets client):
 - seed 003: batch ingest (POST /api/broadcast/{backlog,attendance}/batch and the seed's
   batch-ingest and ingest paths) answering per item, POST /api/alerts/evaluate;
 - presence: GET /api/rooms/{room}/presence with the room's read rule (admin key).
+- seed 001: `--profile seed001` (ping 25 s / timeout 60 s, compression, auth required, 100
+  connections per organization; explicit flags win; a JWT secret needed);
 - seed 000: PORT (wins over SERVER_PORT), REFRESH_INTERVAL; the Copilot metrics preset
   (GITHUB_ORG, GITHUB_API_URL, GITHUB_TOKEN) against a local server playing the GitHub API;
 Usage: seed_parity.py PATH_TO_RTD
 """
 import asyncio
 import collections
+import http.client
 import http.server
 import json
 import os
@@ -31,7 +34,7 @@ import urllib.request
 
 import websockets
 
-from rtdtest import check, failures, start_rtd
+from rtdtest import check, failures, hs256_token, start_rtd
 
 RTD = sys.argv[1]
 KEY = "seed-admin-key"
@@ -269,6 +272,9 @@ def seed000_copilot():
         asyncio.run(ws())
         st, body, _ = call(port, "GET", "/api/kpis?channel=dashboard")
         check(st == 200 and body["data"]["date"] == "2026-12-06", "GET /api/kpis?channel=dashboard")
+        st, body, _ = call(port, "GET", "/api/kpis")
+        check(st == 200 and body["data"]["date"] == "2026-12-06",
+              "GET /api/kpis without a channel answers for `dashboard`, as seed 000's")
         st, body, _ = call(port, "GET", "/api/dashboard?channel=dashboard")
         check(st == 200 and len(body["data"]) == 3, "GET /api/dashboard?channel=dashboard: the days")
         check(state["auth"] and all(a == ("Bearer ghp_test123", "application/vnd.github+json",
@@ -485,10 +491,85 @@ def seed003_and_presence(tmp):
         stop(proc)
 
 
+def seed001_profile():
+    """`rtd --profile seed001`: seed 001's limits and timings in one switch."""
+    secret = "seed001-secret"
+    p = subprocess.run([RTD, "--port", "0", "--profile", "seed001"], capture_output=True,
+                       text=True, timeout=20, env={k: v for k, v in os.environ.items()
+                                                   if k != "RTD_JWT_SECRET"})
+    check(p.returncode == 2 and "--jwt-secret" in p.stderr,
+          f"--profile seed001 requires a JWT secret, and says so ({p.stderr.strip()[:80]})")
+    p = subprocess.run([RTD, "--port", "0", "--profile", "nosuch"], capture_output=True,
+                       text=True, timeout=20)
+    check(p.returncode == 2 and "unknown --profile 'nosuch'" in p.stderr, "an unknown profile is refused")
+
+    proc, port = start_env({"RTD_JWT_SECRET": secret}, "--port", "0", "--profile", "seed001")
+    token = hs256_token(secret, {"sub": "u1", "org": "acme", "exp": int(time.time()) + 600})
+
+    async def run():
+        url = f"ws://127.0.0.1:{port}/ws"
+        async with websockets.connect(url) as ws:
+            hello = await connected(ws)
+            check(hello["heartbeatInterval"] == 25000, "seed001: heartbeat (ping) every 25 s")
+            await ws.send(json.dumps({"type": "subscribe", "channel": "kpi", "scope": {"org": "acme"}}))
+            m = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            check(m["type"] == "error" and m["code"] == "UNAUTHORIZED",
+                  "seed001: authentication required")
+        async with websockets.connect(f"{url}?token={token}", compression="deflate") as ws:
+            await connected(ws)
+            check(any("permessage-deflate" in str(e.name) for e in ws.extensions),
+                  "seed001: permessage-deflate negotiated")
+        held = []
+        try:
+            for _ in range(100):
+                ws = await websockets.connect(f"{url}?token={token}")
+                await connected(ws)
+                held.append(ws)
+            refused = ""
+            try:
+                ws = await websockets.connect(f"{url}?token={token}")
+                held.append(ws)
+                while True:
+                    m = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                    if m.get("type") == "error":
+                        refused = m["code"]
+                        break
+            except websockets.ConnectionClosed as e:
+                refused = refused or f"closed {e.code}"
+            check(refused == "CONNECTION_LIMIT",
+                  f"seed001: the 101st connection of an organization is refused ({refused})")
+        finally:
+            for ws in held:
+                await ws.close()
+
+    try:
+        asyncio.run(run())
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("GET", "/socket.io/?EIO=4&transport=polling")
+        body = c.getresponse().read().decode()
+        opened = json.loads(body[1:]) if body.startswith("0{") else {}
+        check(opened.get("pingInterval") == 25000 and opened.get("pingTimeout") == 60000,
+              f"seed001: Socket.IO pingInterval 25 s, pingTimeout 60 s ({body[:80]})")
+    finally:
+        stop(proc)
+
+    proc, port = start_env({"RTD_JWT_SECRET": secret}, "--port", "0", "--profile", "seed001",
+                           "--heartbeat-interval", "10")
+
+    async def explicit():
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws:
+            return (await connected(ws))["heartbeatInterval"]
+    try:
+        check(asyncio.run(explicit()) == 10000, "a flag given explicitly wins over the profile")
+    finally:
+        stop(proc)
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="rtd_seeds_")
     seed000_env(tmp)
     seed000_copilot()
+    seed001_profile()
     seed004_env_and_health(tmp)
     seed004_redis_host()
     seed002_metrics()

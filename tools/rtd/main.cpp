@@ -18,12 +18,14 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/program_options.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <deque>
 #include <fstream>
 #include <iostream>
 #include <iterator>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 
 namespace po = boost::program_options;
@@ -60,6 +62,9 @@ const std::pair<const char*, const char*> env_map[] = {
     {"RTD_MAX_MESSAGES_PER_SECOND", "max-messages-per-second"},
     {"RTD_CORK_DELAY", "cork-delay"},
     {"RTD_CORK", "cork"},
+    {"RTD_REUSE_PORT", "reuse-port"},
+    {"RTD_PROFILE", "profile"},
+    {"RTD_IDLE_TIMEOUT", "idle-timeout"},
     {"RTD_CORK_THRESHOLD", "cork-threshold"},
     {"RTD_HANDSHAKE_TIMEOUT", "handshake-timeout"},
     {"CACHE_TTL", "cache-ttl"},
@@ -92,6 +97,20 @@ const std::pair<const char*, const char*> env_map[] = {
 // A seed's name gives way to rtd's own when both are set (two values of one option would be
 // refused as a duplicate). CLIENT_URL and FRONTEND_URL both add allowed origins (docs/protocol.md,
 // "Seed parity").
+// --profile NAME: defaults of a back end rtd replaces, under every flag and variable given
+// (docs/configuration.md, "Profiles").
+struct profile {
+    const char* name;
+    std::vector<std::string> defaults; ///< as command-line arguments
+};
+const profile profiles[] = {
+    // Seed 001's Socket.IO server: per-org limit 100, 1000 connections, ping 25 s / timeout
+    // 60 s, compression above 1 KB, authentication required.
+    {"seed001",
+     {"--max-connections-per-org=100", "--max-connections=1000", "--heartbeat-interval=25",
+      "--idle-timeout=60", "--deflate=true", "--deflate-threshold=1024", "--auth-required=true"}},
+};
+
 const std::pair<const char*, const char*> env_yields_to[] = {
     {"SERVER_PORT", "PORT"},
     {"REDIS_HOST", "RTD_REDIS_URL"},
@@ -232,9 +251,12 @@ int main(int argc, char** argv) {
         ("version", "print the version and exit")
         ("host", po::value<std::string>()->default_value("0.0.0.0"), "address to listen on [HOST]")
         ("port,p", po::value<unsigned>()->default_value(3001), "port for HTTP and WebSocket; 0 picks one [PORT, SERVER_PORT]")
+        ("reuse-port", po::value<bool>()->default_value(false)->implicit_value(true), "SO_REUSEPORT: several rtd processes share the port, the kernel spreads connections over them [RTD_REUSE_PORT]")
         ("ws-path", po::value<std::string>()->default_value("/ws"), "WebSocket endpoint path [RTD_WS_PATH]")
         ("threads", po::value<unsigned>()->default_value(0), "io threads, 0 = one per core [RTD_THREADS]")
         ("heartbeat-interval", po::value<double>()->default_value(30), "seconds between heartbeats and pings [HEARTBEAT_INTERVAL]")
+        ("idle-timeout", po::value<double>()->default_value(0), "seconds of silence after which a client is dropped (and Socket.IO's pingTimeout); 0 = 2.5 heartbeats [RTD_IDLE_TIMEOUT]")
+        ("profile", po::value<std::string>()->default_value(""), "defaults of a back end rtd replaces, under any flag given: seed001 (docs/configuration.md, Profiles) [RTD_PROFILE]")
         ("max-connections", po::value<std::size_t>()->default_value(100000), "total WebSocket connections [RTD_MAX_CONNECTIONS]")
         ("max-message-size", po::value<std::size_t>()->default_value(1048576), "bytes per client message; above: close 1009 [RTD_MAX_MESSAGE_SIZE]")
         ("max-subscriptions", po::value<std::size_t>()->default_value(256), "subscriptions per client")
@@ -303,6 +325,14 @@ int main(int argc, char** argv) {
                                             return {};
                                         }),
                   vm);
+        if (auto const& name = vm["profile"].as<std::string>(); !name.empty()) {
+            auto const* p = std::find_if(std::begin(profiles), std::end(profiles),
+                                         [&](const profile& x) { return name == x.name; });
+            if (p == std::end(profiles))
+                throw std::invalid_argument("unknown --profile '" + name + "' (known: seed001)");
+            // Stored last: a value already given by a flag or a variable is kept.
+            po::store(po::command_line_parser(p->defaults).options(opts).run(), vm);
+        }
         po::notify(vm);
     } catch (std::exception const& e) {
         std::cerr << "rtd: " << e.what() << "\nTry 'rtd --help'.\n";
@@ -342,9 +372,17 @@ int main(int argc, char** argv) {
     cfg.logger = rtd::make_json_logger(level);
     cfg.host = vm["host"].as<std::string>();
     cfg.port = static_cast<std::uint16_t>(port);
+    cfg.reuse_port = vm["reuse-port"].as<bool>();
     cfg.ws_path = vm["ws-path"].as<std::string>();
     cfg.threads = vm["threads"].as<unsigned>();
     cfg.heartbeat_interval = std::chrono::milliseconds(static_cast<long>(hb * 1000));
+    auto const idle = vm["idle-timeout"].as<double>();
+    if (idle < 0 ||
+        (idle > 0 && idle * 1000 < static_cast<double>(cfg.heartbeat_interval.count()))) {
+        std::cerr << "rtd: --idle-timeout must be 0 or at least the heartbeat interval\n";
+        return 2;
+    }
+    cfg.idle_timeout = std::chrono::milliseconds(static_cast<long>(idle * 1000));
     cfg.max_connections = vm["max-connections"].as<std::size_t>();
     cfg.max_message_size = vm["max-message-size"].as<std::size_t>();
     cfg.max_subscriptions = vm["max-subscriptions"].as<std::size_t>();
@@ -466,6 +504,8 @@ int main(int argc, char** argv) {
         !org.empty() && !rtpush::valid_identifier(org)) {
         std::cerr << "rtd: --github-org must be an organization name ([A-Za-z0-9_.-])\n";
         return 2;
+    } else if (!org.empty()) {
+        cfg.rest_default_channel = "dashboard"; // seed 000's /api/kpis answers for it
     }
     rtd::sources_config sources;
     rtd::alert_rules_config alert_rules;

@@ -151,7 +151,10 @@ std::string socketio_protocol<Self>::open_packet(bool polling) {
     oc.ping_interval = cfg.heartbeat_interval;
     // The server drops a silent peer after idle_timeout (2.5 heartbeats by default); the
     // client waits pingInterval + pingTimeout for a ping before it gives up on the server.
-    oc.ping_timeout = std::max(std::chrono::milliseconds(20000), cfg.heartbeat_interval);
+    // An idle timeout set explicitly is the pingTimeout (seed 001's 60 s, docs/configuration.md).
+    oc.ping_timeout = cfg.idle_timeout.count() > 0
+                          ? cfg.idle_timeout
+                          : std::max(std::chrono::milliseconds(20000), cfg.heartbeat_interval);
     oc.max_payload = cfg.max_message_size;
     oc.allow_upgrade = polling;
     return sio::encode_open(self().client_id(), oc, !polling);

@@ -162,6 +162,20 @@ inline void server_impl::start() {
         acceptor_.emplace(s0.get_executor());
         acceptor_->open(ep.protocol());
         acceptor_->set_option(net::socket_base::reuse_address(true));
+        if (cfg_.reuse_port) {
+#if defined(SO_REUSEPORT)
+            int const one = 1;
+            if (::setsockopt(acceptor_->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one,
+                             sizeof one) != 0)
+                throw boost::system::system_error(
+                    boost::system::error_code(errno, boost::system::system_category()),
+                    "SO_REUSEPORT");
+#else
+            throw boost::system::system_error(
+                boost::system::errc::make_error_code(boost::system::errc::not_supported),
+                "SO_REUSEPORT");
+#endif
+        }
         // Frames go out as soon as they are written (the write path batches them itself).
         // Linux gives accepted sockets the listener's TCP_NODELAY: no setsockopt per
         // connection (see accepted_socket).

@@ -399,7 +399,7 @@ inline boost::asio::awaitable<http_response> server_impl::route_retained(route_r
     unsigned const v = r.version();
     topic t;
     auto const ch = r.query.find("channel");
-    t.channel = ch != r.query.end() ? ch->second : "kpi";
+    t.channel = ch != r.query.end() ? ch->second : cfg_.rest_default_channel;
     t.scope = scope_from_query(r.query);
     if (validate(t))
         co_return json_error(http::status::bad_request, "INVALID_MESSAGE",
