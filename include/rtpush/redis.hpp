@@ -8,6 +8,7 @@
 
 #include <rtpush/detail/backoff.hpp>
 #include <rtpush/detail/redis_proto.hpp>
+#include <rtpush/detail/redis_topology.hpp>
 #include <rtpush/engine.hpp>
 #include <rtpush/hub.hpp>
 #include <rtpush/log.hpp>
@@ -97,7 +98,8 @@ private:
     }
 
     boost::asio::any_io_executor ex_;
-    detail::redis_url url_;
+    detail::redis_endpoints endpoints_;
+    detail::redis_url url_; // endpoints_.url, or the master a Sentinel named
     std::chrono::milliseconds connect_timeout_, command_timeout_;
     boost::asio::ip::tcp::socket socket_;
     boost::asio::ssl::context* tls_context_;
@@ -119,6 +121,16 @@ struct redis_config {
     /// verify it (and its name against the URL's host), and a client certificate for a Redis
     /// with `tls-auth-clients yes` (its default).
     tls_client_options tls;
+    /// Sentinel (docs/operations.md, "Redis Sentinel"): the Sentinels ("host:port"), asked in
+    /// turn for the master named `master_name`; `url` then gives only the credentials, the db
+    /// and TLS. The URL redis[s]+sentinel://host:port,.../MASTER[/db] says the same in one line.
+    std::vector<std::string> sentinels;
+    std::string master_name;
+    std::string sentinel_password; ///< AUTH of the Sentinels (their requirepass); empty: none
+    /// Replicas that must hold a publication before it is delivered and answered (WAIT), so
+    /// that a failover loses nothing answered 2xx; -1: 1 with Sentinels, 0 otherwise.
+    int wait_replicas = -1;
+    std::chrono::milliseconds wait_timeout{1000}; ///< then the publication is answered 503
     std::string prefix = "rtpush";   ///< of every key and channel: several clusters may share one
     std::string node_id;             ///< this node's name in the cluster view; empty: host-pid
     std::size_t history_size = 1000; ///< stream length per topic (XADD MAXLEN ~)
@@ -190,12 +202,26 @@ private:
     void demand(const std::string& channel, std::size_t subscriptions); // on the executor
     void adopt_epoch(const std::string& epoch);
     void went_down();
+    // Sentinel and replicated publishing (impl/redis_failover.hpp).
+    struct replicated;
+    boost::asio::awaitable<detail::redis_url> discover_master();
+    boost::asio::awaitable<void> sentinel_watch();
+    boost::asio::awaitable<void> watch_switches(redis_connection& s);
+    void master_switched(const detail::host_port& to);
+    detail::redis_url sentinel_url(const detail::host_port& hp) const;
+    void publish_replicated(std::vector<std::string> args, std::string channel, std::string body,
+                            publish_handler done);
+    void send_wait();
+    void count_replicas(const detail::redis_reply& info); // of INFO replication
+    void finish_publish(boost::system::error_code ec, const std::string& why, std::uint64_t seq,
+                        const publish_handler& done);
     std::string key(std::string_view kind, std::string_view name) const;
     std::string pubsub_channel(std::string_view channel) const { return key("c", channel); }
 
     rtpush::hub& hub_;
     redis_config cfg_;
-    detail::redis_url url_;
+    detail::redis_endpoints endpoints_;
+    detail::redis_url url_; // endpoints_.url, or the master a Sentinel named
     std::unique_ptr<boost::asio::ssl::context> tls_context_; // for rediss://
     boost::asio::any_io_executor ex_;
     std::atomic<bool> up_{false};
@@ -207,9 +233,19 @@ private:
     std::map<std::string, channel_state, std::less<>> channels_;
     boost::json::array cluster_;
     std::uint64_t published_ = 0, publish_errors_ = 0, gaps_filled_ = 0, reconnects_ = 0;
+    std::uint64_t master_switches_ = 0;
 
     std::deque<event> events_; // executor only
     std::unique_ptr<boost::asio::steady_timer> event_signal_;
+
+    unsigned wait_replicas_ = 0;
+    std::atomic<unsigned> replicas_online_{0}; // of the master, from INFO replication
+    std::size_t sentinel_first_ = 0;           // executor only: the Sentinel that answered last
+    bool switched_ = false;                    // executor only: a Sentinel named a new master
+    std::unique_ptr<boost::asio::steady_timer> retry_; // between sessions; a switch ends it
+    std::vector<std::shared_ptr<replicated>> batch_;   // executor only: publications before WAIT
+    bool wait_posted_ = false;
+    std::string master_; // under mutex_: the master a Sentinel named, for status()
 };
 
 } // namespace rtpush

@@ -1,4 +1,5 @@
 #include <rtpush/detail/redis_proto.hpp>
+#include <rtpush/detail/redis_topology.hpp>
 
 #include <boost/test/unit_test.hpp>
 
@@ -168,6 +169,96 @@ BOOST_AUTO_TEST_CASE(arrival_order) {
     BOOST_TEST((d::classify(5, 2) == a::duplicate));
     BOOST_TEST((d::classify(5, 9) == a::gap));
     BOOST_TEST((d::classify(0, 3) == a::gap)); // a node that never saw the topic's start
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(redis_topology)
+
+d::redis_reply bulk(std::string s) {
+    d::redis_reply r;
+    r.type = kind::string;
+    r.str = std::move(s);
+    return r;
+}
+
+d::redis_reply array_of(std::vector<d::redis_reply> e) {
+    d::redis_reply r;
+    r.type = kind::array;
+    r.elements = std::move(e);
+    return r;
+}
+
+BOOST_AUTO_TEST_CASE(host_lists) {
+    std::vector<d::host_port> v;
+    BOOST_TEST(d::parse_host_list("10.0.0.1:26379,sentinel-b,[::1]:26380", 26379, v));
+    BOOST_TEST(v.size() == 3u);
+    BOOST_TEST(v[1].host == "sentinel-b");
+    BOOST_TEST(v[1].port == 26379);
+    BOOST_TEST(v[2].host == "::1");
+    BOOST_TEST(v[2].to_string() == "[::1]:26380");
+    for (auto bad : {"", "a:1,", ",a:1", "a:0", "a:65536", "a:x", "a b:1", "[::1", "a:"})
+        BOOST_TEST(!d::parse_host_list(bad, 26379, v), bad);
+}
+
+BOOST_AUTO_TEST_CASE(sentinel_url) {
+    boost::system::error_code ec;
+    auto ep = d::parse_redis_endpoints(
+        "rediss+sentinel://app:p%40ss@s1:5000,s2,[::1]:5002/mymaster/3", ec);
+    BOOST_TEST(!ec);
+    BOOST_TEST(ep.sentinel());
+    BOOST_TEST(ep.master_name == "mymaster");
+    BOOST_TEST(ep.sentinels.size() == 3u);
+    BOOST_TEST(ep.sentinels[1].port == d::sentinel_default_port);
+    BOOST_TEST(ep.url.tls);
+    BOOST_TEST(ep.url.user == "app");
+    BOOST_TEST(ep.url.password == "p@ss");
+    BOOST_TEST(ep.url.db == 3u);
+    auto one = d::parse_redis_endpoints("redis://h:1/2", ec);
+    BOOST_TEST((!ec && !one.sentinel() && one.url.port == 1));
+    for (auto bad : {"redis+sentinel://s1:5000", "redis+sentinel://s1:5000/", "redis+sentinel:///m",
+                     "redis+sentinel://s1:5000/m/x", "sentinel://s1/m"}) {
+        d::parse_redis_endpoints(bad, ec);
+        BOOST_TEST((ec == rtpush::error::bad_url), bad);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(settings) {
+    std::string why;
+    auto ep = d::resolve_redis_endpoints("redis://:pw@ignored:1/2", {"a:1", "b"}, "m", why);
+    BOOST_TEST(why.empty());
+    BOOST_TEST((ep.sentinel() && ep.master_name == "m" && ep.url.password == "pw"));
+    BOOST_TEST(ep.sentinels[1].port == d::sentinel_default_port);
+    d::resolve_redis_endpoints("redis://h", {"a:1"}, "", why);
+    BOOST_TEST(why.find("--redis-master-name") != std::string::npos, why);
+    d::resolve_redis_endpoints("redis://h", {}, "m", why);
+    BOOST_TEST(why.find("--redis-sentinels") != std::string::npos, why);
+    d::resolve_redis_endpoints("redis://h", {"a:x"}, "m", why);
+    BOOST_TEST(why.find("'a:x'") != std::string::npos, why);
+    d::resolve_redis_endpoints("redis+sentinel://a/m", {"b:1"}, "m", why);
+    BOOST_TEST(why.find("twice") != std::string::npos, why);
+    d::resolve_redis_endpoints("http://h", {}, "", why);
+    BOOST_TEST(why.find("+sentinel://") != std::string::npos, why);
+}
+
+BOOST_AUTO_TEST_CASE(sentinel_replies) {
+    auto m = d::sentinel_master(array_of({bulk("127.0.0.1"), bulk("6380")}));
+    BOOST_TEST((m && m->host == "127.0.0.1" && m->port == 6380));
+    BOOST_TEST(!d::sentinel_master(d::redis_reply{})); // nil: unknown master name
+    BOOST_TEST(!d::sentinel_master(array_of({bulk("h"), bulk("0")})));
+    auto sw = d::switch_master("mymaster 127.0.0.1 6379 127.0.0.1 6380", "mymaster");
+    BOOST_TEST((sw && sw->port == 6380));
+    BOOST_TEST(!d::switch_master("other 127.0.0.1 6379 127.0.0.1 6380", "mymaster"));
+    BOOST_TEST(!d::switch_master("mymaster 127.0.0.1 6379", "mymaster"));
+    BOOST_TEST(d::is_master_role(array_of({bulk("master"), d::redis_reply{}})));
+    BOOST_TEST(!d::is_master_role(array_of({bulk("slave")})));
+    BOOST_TEST(d::is_demoted_error("READONLY You can't write against a read only replica."));
+    BOOST_TEST(!d::is_demoted_error("ERR unknown command"));
+    BOOST_TEST(d::online_replicas("# Replication\r\nrole:master\r\nconnected_slaves:2\r\n"
+                                  "slave0:ip=10.0.0.2,port=6379,state=online,offset=5,lag=0\r\n"
+                                  "slave1:ip=10.0.0.3,port=6379,state=wait_bgsave,offset=0\r\n"
+                                  "slaves_x:state=online\r\n") == 1u);
+    BOOST_TEST(d::online_replicas("role:master\r\nconnected_slaves:0\r\n") == 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

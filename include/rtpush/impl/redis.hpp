@@ -275,7 +275,8 @@ inline void redis_connection::close() {
 namespace detail {
 
 // KEYS: epoch, topic hash, topic stream, the channel's set of topics.
-// ARGV: epoch if none yet, topic key, phase field, publication, MAXLEN, pub/sub channel.
+// ARGV: epoch if none yet, topic key, phase field, publication, MAXLEN, pub/sub channel (empty:
+// the caller publishes once replicas hold it, and gets {seq, epoch}).
 // One script so that the seq, the stream entry, the latest value and the pub/sub message are
 // one step: every node sees the same order, and the stream holds exactly what was published.
 inline constexpr std::string_view redis_publish_script = R"lua(
@@ -288,6 +289,9 @@ local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
 redis.call('HSET', KEYS[2], ARGV[3], seq .. ' ' .. ARGV[4])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], seq .. '-0', 'm', ARGV[4])
 redis.call('SADD', KEYS[4], ARGV[2])
+if ARGV[6] == '' then
+  return {seq, e}
+end
 redis.call('PUBLISH', ARGV[6], e .. ' ' .. seq .. ' ' .. ARGV[4])
 return seq
 )lua";
@@ -319,11 +323,15 @@ inline redis_engine::redis_engine(rtpush::hub& h, boost::asio::any_io_executor e
     : hub_(h)
     , cfg_(std::move(cfg))
     , ex_(std::move(ex))
-    , event_signal_(std::make_unique<boost::asio::steady_timer>(ex_)) {
-    boost::system::error_code ec;
-    url_ = detail::parse_redis_url(cfg_.url, ec);
-    if (ec)
-        throw std::invalid_argument("not a redis:// URL: " + cfg_.url);
+    , event_signal_(std::make_unique<boost::asio::steady_timer>(ex_))
+    , retry_(std::make_unique<boost::asio::steady_timer>(ex_)) {
+    std::string why;
+    endpoints_ = detail::resolve_redis_endpoints(cfg_.url, cfg_.sentinels, cfg_.master_name, why);
+    if (!why.empty())
+        throw std::invalid_argument(why);
+    url_ = endpoints_.url;
+    wait_replicas_ = cfg_.wait_replicas >= 0 ? static_cast<unsigned>(cfg_.wait_replicas)
+                                             : (endpoints_.sentinel() ? 1u : 0u);
     if (url_.tls) // built once: the CA and client certificate are read here, errors thrown now
         tls_context_ =
             std::make_unique<boost::asio::ssl::context>(make_client_tls_context(cfg_.tls));
@@ -334,6 +342,8 @@ inline redis_engine::redis_engine(rtpush::hub& h, boost::asio::any_io_executor e
     }
     hub_.set_engine(this);
     spawn([this] { return run(); }, "redis");
+    if (endpoints_.sentinel())
+        spawn([this] { return sentinel_watch(); }, "redis-sentinel");
 }
 
 inline redis_engine::~redis_engine() {
@@ -366,14 +376,10 @@ redis_engine::publish(const publication& p, const std::string& timestamp, publis
                             phase = std::move(phase), channel = std::move(channel),
                             done = std::move(done)]() mutable {
         if (!cmd_ || !up_) { // Redis went away in between: the publisher is told
-            {
-                std::lock_guard lock(mutex_);
-                ++publish_errors_;
-            }
-            if (done)
-                done(error::engine_unavailable, 0);
+            finish_publish(error::engine_unavailable, "Redis is down", 0, done);
             return;
         }
+        bool const replicated = wait_replicas_ > 0;
         std::vector<std::string> args{"EVALSHA",
                                       script_sha_,
                                       "4",
@@ -384,37 +390,55 @@ redis_engine::publish(const publication& p, const std::string& timestamp, publis
                                       detail::random_hex(8),
                                       topic_key,
                                       std::move(phase),
-                                      std::move(body),
+                                      body,
                                       std::to_string(std::max<std::size_t>(cfg_.history_size, 1)),
-                                      pubsub_channel(channel)};
+                                      replicated ? std::string() : pubsub_channel(channel)};
+        if (replicated) {
+            publish_replicated(std::move(args), pubsub_channel(channel), std::move(body),
+                               std::move(done));
+            return;
+        }
         cmd_->send(std::move(args), [this, done = std::move(done)](boost::system::error_code ec,
                                                                    detail::redis_reply r) {
-            bool const failed = ec || r.is_error() || r.type != detail::redis_reply::kind::integer;
-            {
-                std::lock_guard lock(mutex_);
-                if (failed) {
-                    ++publish_errors_;
-                    // operation_aborted: the connection was closed (shutdown, or its failure
-                    // is logged as redis_down)
-                    cfg_.logger.log(ec == boost::asio::error::operation_aborted
-                                        ? log_level::debug
-                                        : log_level::warning,
-                                    "redis_publish_failed", {{"error", ec ? ec.message() : r.str}});
-                } else
-                    ++published_;
-            }
-            if (!done)
-                return;
-            if (!failed)
-                done({}, static_cast<std::uint64_t>(r.integer));
-            else if (ec) // the connection failed (or timed out) after the command went out:
+            if (ec) // the connection failed (or timed out) after the command went out:
                 // Redis may have run it, so not "unavailable" (that means: not published)
-                done(ec == error::timeout ? ec : boost::asio::error::connection_aborted, 0);
+                finish_publish(ec == error::timeout ? ec : boost::asio::error::connection_aborted,
+                               ec.message(), 0, done);
+            else if (r.is_error() || r.type != detail::redis_reply::kind::integer)
+                finish_publish(error::redis_error, r.str, 0, done);
             else
-                done(error::redis_error, 0);
+                finish_publish({}, {}, static_cast<std::uint64_t>(r.integer), done);
         });
     });
     return {};
+}
+
+inline void redis_engine::finish_publish(boost::system::error_code ec, const std::string& why,
+                                         std::uint64_t seq, const publish_handler& done) {
+    {
+        std::lock_guard lock(mutex_);
+        if (!ec)
+            ++published_;
+        else {
+            ++publish_errors_;
+            // Aborted: the connection was closed (shutdown, or its failure is logged as
+            // redis_down); unavailable: refused before it was sent.
+            bool const quiet = ec == boost::asio::error::connection_aborted ||
+                               ec == boost::asio::error::operation_aborted ||
+                               ec == error::engine_unavailable;
+            cfg_.logger.log(quiet ? log_level::debug : log_level::warning, "redis_publish_failed",
+                            {{"error", why}});
+        }
+    }
+    if (ec == error::redis_error && detail::is_demoted_error(why))
+        // A demoted master keeps its clients: find the master again (docs/operations.md,
+        // "Redis Sentinel").
+        boost::asio::post(ex_, [this] {
+            if (cmd_)
+                cmd_->close();
+        });
+    if (done)
+        done(ec, seq);
 }
 
 inline bool redis_engine::prepare(const std::string& channel, std::function<void()> ready) {
@@ -463,13 +487,31 @@ inline boost::json::object redis_engine::status() const {
     o["engine"] = "redis";
     o["redis_up"] = up_.load();
     o["node_id"] = cfg_.node_id;
-    o["redis"] = std::string(url_.tls ? "rediss://" : "redis://") + url_.host + ":" +
-                 std::to_string(url_.port) + "/" + std::to_string(url_.db);
     std::lock_guard lock(mutex_);
+    if (endpoints_.sentinel()) {
+        o["redis_topology"] = "sentinel";
+        o["redis_master_name"] = endpoints_.master_name;
+        // The master a Sentinel named last; empty while there is none.
+        o["redis"] = master_;
+        boost::json::array sentinels;
+        for (auto const& s : endpoints_.sentinels)
+            sentinels.push_back(boost::json::string(s.to_string()));
+        o["redis_sentinels"] = std::move(sentinels);
+    } else {
+        o["redis_topology"] = "single";
+        o["redis"] = std::string(url_.tls ? "rediss://" : "redis://") + url_.host + ":" +
+                     std::to_string(url_.port) + "/" + std::to_string(url_.db);
+    }
     o["redis_published"] = published_;
     o["redis_publish_errors"] = publish_errors_;
     o["redis_gaps_filled"] = gaps_filled_;
     o["redis_reconnects"] = reconnects_;
+    if (endpoints_.sentinel())
+        o["redis_master_switches"] = master_switches_;
+    if (wait_replicas_ > 0) {
+        o["redis_wait_replicas"] = wait_replicas_;
+        o["redis_replicas_online"] = replicas_online_.load();
+    }
     o["cluster"] = cluster_;
     return o;
 }
@@ -485,6 +527,8 @@ inline void redis_engine::went_down() {
         if (was_up)
             ++reconnects_;
         cluster_.clear();
+        if (endpoints_.sentinel())
+            master_.clear(); // until a Sentinel names one again
         for (auto& [name, c] : channels_) {
             c.subscribed = false;
             c.loaded = false;
@@ -499,7 +543,6 @@ inline void redis_engine::went_down() {
 
 inline boost::asio::awaitable<void> redis_engine::run() {
     detail::backoff b(cfg_.reconnect);
-    boost::asio::steady_timer t(ex_);
     bool told = false; // of a failure to connect: once, then the retries are debug lines
     for (;;) {
         std::string why;
@@ -516,13 +559,18 @@ inline boost::asio::awaitable<void> redis_engine::run() {
                             "redis_down", detail::log_fields("error", why, "host", url_.host));
             told = true;
         }
-        if (up_)
-            b.reset(); // it was up: try again soon
+        if (up_ || switched_)
+            b.reset(); // it was up, or a Sentinel named a new master: try again soon
+        switched_ = false;
         went_down();
         if (stopping)
             co_return;
-        t.expires_after(b.next());
-        co_await t.async_wait(boost::asio::use_awaitable); // throws when cancelled
+        // Ended early by a switch of master (sentinel_watch), or by the server's cancellation.
+        retry_->expires_after(b.next());
+        co_await retry_->async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+        auto cs2 = co_await boost::asio::this_coro::cancellation_state;
+        if (cs2.cancelled() != boost::asio::cancellation_type::none)
+            co_return;
     }
 }
 
@@ -553,6 +601,8 @@ inline void redis_engine::subscribe_wanted(redis_connection& sub) {
 
 inline boost::asio::awaitable<void> redis_engine::session() {
     using namespace boost::asio::experimental::awaitable_operators;
+    if (endpoints_.sentinel())
+        url_ = co_await discover_master();
     redis_connection cmd(ex_, url_, cfg_.connect_timeout, cfg_.command_timeout, tls_context_.get(),
                          cfg_.tls.verify);
     redis_connection sub(ex_, url_, cfg_.connect_timeout, cfg_.command_timeout, tls_context_.get(),
@@ -560,6 +610,15 @@ inline boost::asio::awaitable<void> redis_engine::session() {
     co_await cmd.async_connect();
     co_await sub.async_connect();
     auto work = [&]() -> boost::asio::awaitable<void> {
+        if (endpoints_.sentinel()) {
+            // A Sentinel's answer may be stale (a failover under way): write only to a master.
+            auto role_args = detail::redis_cmd("ROLE");
+            auto role = co_await cmd.async_exec(std::move(role_args));
+            if (!detail::is_master_role(role))
+                throw boost::system::system_error(error::engine_unavailable,
+                                                  url_.host + ":" + std::to_string(url_.port) +
+                                                      " is not a master (yet)");
+        }
         auto load_args =
             detail::redis_cmd("SCRIPT", "LOAD", std::string(detail::redis_publish_script));
         auto sha = co_await cmd.async_exec(std::move(load_args));
@@ -574,6 +633,10 @@ inline boost::asio::awaitable<void> redis_engine::session() {
         if (epoch.type != detail::redis_reply::kind::string)
             throw boost::system::system_error(error::redis_error, "no epoch");
         adopt_epoch(epoch.str);
+        if (wait_replicas_ > 0) { // before the first publication: how many replicas to wait for
+            auto info_args = detail::redis_cmd("INFO", "replication");
+            count_replicas(co_await cmd.async_exec(std::move(info_args)));
+        }
         events_.clear(); // loads follow the SUBSCRIBE confirmations
         cmd_ = &cmd;
         sub_ = &sub;
@@ -747,6 +810,10 @@ inline boost::asio::awaitable<void> redis_engine::announce_loop(redis_connection
                                 std::chrono::system_clock::now().time_since_epoch())
                                 .count();
         auto const nodes = key("nodes", "all");
+        if (wait_replicas_ > 0) { // replicas come (back) and go: count them again
+            auto info_args = detail::redis_cmd("INFO", "replication");
+            count_replicas(co_await cmd.async_exec(std::move(info_args)));
+        }
         auto set_args =
             detail::redis_cmd("SET", key("node", cfg_.node_id), boost::json::serialize(info), "PX",
                               std::to_string(ttl.count()));
@@ -784,5 +851,7 @@ inline boost::asio::awaitable<void> redis_engine::announce_loop(redis_connection
 }
 
 } // namespace rtpush
+
+#include <rtpush/impl/redis_failover.hpp>
 
 #endif
