@@ -77,6 +77,7 @@ const std::pair<const char*, const char*> env_map[] = {
     {"RTD_REDIS_SENTINELS", "redis-sentinels"},
     {"RTD_REDIS_MASTER_NAME", "redis-master-name"},
     {"RTD_REDIS_SENTINEL_PASSWORD", "redis-sentinel-password"},
+    {"RTD_REDIS_CLUSTER", "redis-cluster"},
     {"RTD_NODE_ID", "node-id"},
     {"RTD_DATA_DIR", "data-dir"},
     // The seeds' names (seed 004: SERVER_PORT, CLIENT_URL, REDIS_HOST; seed 002:
@@ -271,7 +272,8 @@ int main(int argc, char** argv) {
         ("redis-sentinels", po::value<std::string>()->default_value(""), "Sentinels of the redis engine, host:port,...: Redis is the master they name (--redis-master-name) and follows its failovers; --redis-url then gives only credentials, db and TLS. Or in one URL: redis[s]+sentinel://[[user]:password@]host:port,.../MASTER[/db] [RTD_REDIS_SENTINELS]")
         ("redis-master-name", po::value<std::string>()->default_value(""), "the name the Sentinels know the master by [RTD_REDIS_MASTER_NAME]")
         ("redis-sentinel-password", po::value<std::string>()->default_value(""), "AUTH of the Sentinels (their requirepass), if any [RTD_REDIS_SENTINEL_PASSWORD]")
-        ("redis-wait-replicas", po::value<int>()->default_value(-1), "replicas that must hold a publication before it is delivered and answered 2xx (WAIT); -1: 1 with Sentinels, else 0")
+        ("redis-cluster", po::value<std::string>()->default_value(""), "some nodes of a Redis Cluster, host:port,...: channels spread over its masters (sharded pub/sub), MOVED/ASK and failovers followed; --redis-url then gives only credentials and TLS. Or in one URL: redis[s]+cluster://[[user]:password@]host:port,... [RTD_REDIS_CLUSTER]")
+        ("redis-wait-replicas", po::value<int>()->default_value(-1), "replicas that must hold a publication before it is delivered and answered 2xx (WAIT); -1: 1 with Sentinels or a Cluster, else 0")
         ("redis-prefix", po::value<std::string>()->default_value("rtpush"), "prefix of the engine's Redis keys and channels (one per cluster) [RTD_REDIS_PREFIX]")
         ("node-id", po::value<std::string>()->default_value(""), "this node's name in the cluster view; empty: hostname:port [RTD_NODE_ID]")
         ("allow-publish", po::value<bool>()->default_value(false)->implicit_value(true), "accept `publish` from WebSocket clients [RTD_ALLOW_PUBLISH]")
@@ -519,19 +521,26 @@ int main(int argc, char** argv) {
 #ifdef RTPUSH_HAS_REDIS
     rtpush::redis_config redis_cfg;
     if (engine_name == "redis") {
-        std::string const sentinels = vm["redis-sentinels"].as<std::string>();
-        for (std::size_t at = 0; !sentinels.empty() && at <= sentinels.size();) {
-            auto const comma = std::min(sentinels.find(',', at), sentinels.size());
-            redis_cfg.sentinels.push_back(sentinels.substr(at, comma - at));
-            at = comma + 1;
-        }
+        auto const list = [&](const char* option) {
+            std::vector<std::string> out;
+            std::string const v = vm[option].as<std::string>();
+            for (std::size_t at = 0; !v.empty() && at <= v.size();) {
+                auto const comma = std::min(v.find(',', at), v.size());
+                out.push_back(v.substr(at, comma - at));
+                at = comma + 1;
+            }
+            return out;
+        };
+        redis_cfg.sentinels = list("redis-sentinels");
+        redis_cfg.cluster = list("redis-cluster");
         redis_cfg.master_name = vm["redis-master-name"].as<std::string>();
         redis_cfg.sentinel_password = vm["redis-sentinel-password"].as<std::string>();
         redis_cfg.wait_replicas = vm["redis-wait-replicas"].as<int>();
         std::string why;
-        auto const url = rtpush::detail::resolve_redis_endpoints(redis_url, redis_cfg.sentinels,
-                                                                 redis_cfg.master_name, why)
-                             .url;
+        auto const url =
+            rtpush::detail::resolve_redis_endpoints(redis_url, redis_cfg.sentinels,
+                                                    redis_cfg.master_name, redis_cfg.cluster, why)
+                .url;
         if (!why.empty()) {
             std::cerr << "rtd: " << why << "\n";
             return 2;

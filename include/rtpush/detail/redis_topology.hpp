@@ -80,29 +80,40 @@ inline bool parse_host_list(std::string_view s, std::uint16_t default_port,
     return !out.empty();
 }
 
-/// Where the engine finds Redis: one server (`url`), or a master known to Sentinels.
+/// Where the engine finds Redis: one server (`url`), a master known to Sentinels, or a
+/// Redis Cluster.
 struct redis_endpoints {
-    /// The server of a single Redis; with Sentinels only its credentials, db and TLS count.
+    /// The server of a single Redis; else only its credentials, db and TLS count.
     redis_url url;
-    std::vector<host_port> sentinels; ///< empty: a single Redis
+    std::vector<host_port> sentinels; ///< empty: no Sentinel
     std::string master_name;
+    std::vector<host_port> cluster; ///< some nodes of a Redis Cluster; empty: none
 
     bool sentinel() const noexcept { return !sentinels.empty(); }
+    bool is_cluster() const noexcept { return !cluster.empty(); }
 };
 
 inline constexpr std::uint16_t sentinel_default_port = 26379;
 
-/// Parses redis[s]://... (rtpush::detail::parse_redis_url) or the Sentinel form
+/// Parses redis[s]://... (rtpush::detail::parse_redis_url), the Sentinel form
 /// redis[s]+sentinel://[[user]:password@]host[:port][,host[:port]...]/MASTER[/db]
-/// (docs/operations.md, "Redis Sentinel"). error::bad_url when it is neither.
+/// (docs/operations.md, "Redis Sentinel") or the Cluster form
+/// redis[s]+cluster://[[user]:password@]host:port[,host:port...] ("Redis Cluster").
+/// error::bad_url when it is none of them.
 inline redis_endpoints parse_redis_endpoints(std::string_view s, boost::system::error_code& ec) {
     redis_endpoints out;
-    bool tls = false;
+    bool tls = false, cluster = false;
     if (s.starts_with("redis+sentinel://"))
         s.remove_prefix(17);
     else if (s.starts_with("rediss+sentinel://")) {
         s.remove_prefix(18);
         tls = true;
+    } else if (s.starts_with("redis+cluster://")) {
+        s.remove_prefix(16);
+        cluster = true;
+    } else if (s.starts_with("rediss+cluster://")) {
+        s.remove_prefix(17);
+        tls = cluster = true;
     } else {
         out.url = parse_redis_url(s, ec);
         return out;
@@ -112,6 +123,24 @@ inline redis_endpoints parse_redis_endpoints(std::string_view s, boost::system::
         return redis_endpoints{};
     };
     auto const slash = s.find('/');
+    if (cluster) {
+        auto authority = s.substr(0, slash);
+        std::string_view creds;
+        if (auto const at = authority.rfind('@'); at != std::string_view::npos) {
+            creds = authority.substr(0, at + 1);
+            authority = authority.substr(at + 1);
+        }
+        // A Redis Cluster has database 0 only.
+        if (slash != std::string_view::npos && s.substr(slash) != "/" && s.substr(slash) != "/0")
+            return fail();
+        if (!parse_host_list(authority, 6379, out.cluster))
+            return fail();
+        out.url = parse_redis_url(
+            std::string(tls ? "rediss://" : "redis://") + std::string(creds) + "cluster", ec);
+        if (ec)
+            return fail();
+        return out;
+    }
     if (slash == std::string_view::npos)
         return fail(); // the master's name is required
     std::string_view authority = s.substr(0, slash), path = s.substr(slash + 1);
@@ -142,17 +171,41 @@ inline redis_endpoints parse_redis_endpoints(std::string_view s, boost::system::
     return out;
 }
 
-/// The endpoints of the engine's settings: the URL, or the Sentinels and master name given
-/// beside it (then the URL gives only credentials, db and TLS). Empty `why` when valid.
+/// The endpoints of the engine's settings: the URL, or the Sentinels and master name, or the
+/// Cluster's nodes given beside it (then the URL gives only credentials, db and TLS). Empty
+/// `why` when valid.
 inline redis_endpoints resolve_redis_endpoints(std::string_view url,
                                                const std::vector<std::string>& sentinels,
-                                               const std::string& master_name, std::string& why) {
+                                               const std::string& master_name,
+                                               const std::vector<std::string>& cluster,
+                                               std::string& why) {
     why.clear();
     boost::system::error_code ec;
     auto ep = parse_redis_endpoints(url, ec);
     if (ec) {
-        why = "the Redis URL must be redis[s]://[[user]:password@]host[:port][/db] or "
-              "redis[s]+sentinel://[[user]:password@]host:port[,host:port...]/MASTER[/db]";
+        why = "the Redis URL must be redis[s]://[[user]:password@]host[:port][/db], "
+              "redis[s]+sentinel://[[user]:password@]host:port[,host:port...]/MASTER[/db] or "
+              "redis[s]+cluster://[[user]:password@]host:port[,host:port...]";
+        return {};
+    }
+    if (!cluster.empty() && ep.is_cluster()) {
+        why = "Cluster nodes are given twice: in the redis+cluster:// URL and as a list";
+        return {};
+    }
+    for (auto const& c : cluster) {
+        auto hp = parse_host_port(c, 6379);
+        if (!hp) {
+            why = "a Cluster node must be host:port, not '" + c + "'";
+            return {};
+        }
+        ep.cluster.push_back(std::move(*hp));
+    }
+    if (ep.is_cluster() && (ep.sentinel() || !sentinels.empty() || !master_name.empty())) {
+        why = "a Redis Cluster fails over by itself: no Sentinels with --redis-cluster";
+        return {};
+    }
+    if (ep.is_cluster() && ep.url.db != 0) {
+        why = "a Redis Cluster has database 0 only";
         return {};
     }
     if (!sentinels.empty() && ep.sentinel()) {

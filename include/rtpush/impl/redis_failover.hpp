@@ -14,46 +14,15 @@
 
 namespace rtpush {
 
-// A publication between its script and the WAIT that says replicas hold it.
-struct redis_engine::replicated {
-    std::string channel; // pub/sub
-    std::string body;
-    engine::publish_handler done;
-    boost::system::error_code ec; // of the script
-    std::string why;
-    std::uint64_t seq = 0;
-    std::string epoch;
-};
-
-namespace detail {
-// One command on a connection of its own (a question to a Sentinel): connect, ask, close.
-inline boost::asio::awaitable<redis_reply> exec_once(redis_connection& c,
-                                                     std::vector<std::string> args) {
-    using namespace boost::asio::experimental::awaitable_operators;
-    co_await c.async_connect();
-    redis_reply r;
-    bool answered = false;
-    std::exception_ptr ep;
-    auto ask = [&]() -> boost::asio::awaitable<void> {
-        r = co_await c.async_exec(std::move(args));
-        answered = true;
-    };
-    co_await (capture(c.async_run(), ep) || capture(ask(), ep));
-    c.close();
-    if (!answered) // else ep is async_run's end, cancelled by the answer
-        std::rethrow_exception(ep ? ep
-                                  : std::make_exception_ptr(boost::system::system_error(
-                                        error::engine_unavailable, "no answer")));
-    co_return r;
-}
-} // namespace detail
-
-inline detail::redis_url redis_engine::sentinel_url(const detail::host_port& hp) const {
-    detail::redis_url u;
-    u.tls = endpoints_.url.tls; // Sentinels speak TLS when the data nodes do
+inline detail::redis_url redis_engine::node_url(const detail::host_port& hp, bool sentinel) const {
+    detail::redis_url u = endpoints_.url; // credentials, db and TLS of the data nodes
+    if (sentinel) {                       // a Sentinel: TLS when the data nodes speak it
+        u = {};
+        u.tls = endpoints_.url.tls;
+        u.password = cfg_.sentinel_password;
+    }
     u.host = hp.host;
     u.port = hp.port;
-    u.password = cfg_.sentinel_password;
     return u;
 }
 
@@ -62,11 +31,11 @@ inline boost::asio::awaitable<detail::redis_url> redis_engine::discover_master()
     std::string why;
     // The one that answered last first, then the others in turn.
     for (std::size_t i = 0; i < n; ++i) {
-        auto const k = (sentinel_first_ + i) % n;
+        auto const k = (seed_first_ + i) % n;
         auto const& s = endpoints_.sentinels[k];
         std::optional<detail::host_port> master;
         try {
-            redis_connection c(ex_, sentinel_url(s), cfg_.connect_timeout, cfg_.command_timeout,
+            redis_connection c(ex_, node_url(s, true), cfg_.connect_timeout, cfg_.command_timeout,
                                tls_context_.get(), cfg_.tls.verify);
             auto args =
                 detail::redis_cmd("SENTINEL", "get-master-addr-by-name", endpoints_.master_name);
@@ -82,13 +51,8 @@ inline boost::asio::awaitable<detail::redis_url> redis_engine::discover_master()
         if (cs.cancelled() != boost::asio::cancellation_type::none)
             throw boost::system::system_error(boost::asio::error::operation_aborted);
         if (master) {
-            sentinel_first_ = k;
-            detail::redis_url u = endpoints_.url;
-            u.host = master->host;
-            u.port = master->port;
-            std::lock_guard lock(mutex_);
-            master_ = master->to_string();
-            co_return u;
+            seed_first_ = k;
+            co_return node_url(*master, false);
         }
     }
     throw boost::system::system_error(error::engine_unavailable,
@@ -103,7 +67,7 @@ inline boost::asio::awaitable<void> redis_engine::sentinel_watch() {
         auto const& s = endpoints_.sentinels[i % n];
         std::string why;
         try {
-            redis_connection c(ex_, sentinel_url(s), cfg_.connect_timeout, cfg_.command_timeout,
+            redis_connection c(ex_, node_url(s, true), cfg_.connect_timeout, cfg_.command_timeout,
                                tls_context_.get(), cfg_.tls.verify);
             co_await c.async_connect();
             c.send_push(detail::redis_cmd("SUBSCRIBE", "+switch-master"));
@@ -143,25 +107,67 @@ inline void redis_engine::master_switched(const detail::host_port& to) {
         std::lock_guard lock(mutex_);
         ++master_switches_;
     }
-    if (cmd_ && url_.host == to.host && url_.port == to.port)
+    if (!shards_.empty() && shards_.front()->addr == to)
         return; // already there
     // Leave the old master (it may still be up, cut off from the Sentinels) and go now rather
     // than after the reconnection's backoff.
     switched_ = true;
-    if (cmd_)
-        cmd_->close();
-    if (sub_)
-        sub_->close();
+    end_session();
     retry_->cancel();
 }
 
-inline void redis_engine::publish_replicated(std::vector<std::string> args, std::string channel,
-                                             std::string body, publish_handler done) {
+inline void redis_engine::publish_to(shard& s, std::shared_ptr<publish_job> job, bool asking) {
+    bool const wait = wait_replicas_ > 0;
+    // On a Cluster the channel's slot keeps a copy of the cluster's epoch; a single Redis
+    // creates its epoch with the first publication when it has none.
+    std::string epoch = keys_.cluster ? hub_.epoch() : detail::random_hex(8);
+    std::vector<std::string> args{"EVALSHA",
+                                  script_sha_,
+                                  "4",
+                                  keys_.channel_epoch(job->channel),
+                                  keys_.topic(job->topic_key),
+                                  keys_.stream(job->topic_key),
+                                  keys_.topics(job->channel),
+                                  std::move(epoch),
+                                  job->topic_key,
+                                  job->phase,
+                                  job->body,
+                                  std::to_string(std::max<std::size_t>(cfg_.history_size, 1)),
+                                  wait ? std::string() : keys_.pubsub(job->channel),
+                                  keys_.publish()};
+    if (asking) // a slot being migrated: this command only, on the importing master
+        s.cmd.send(detail::redis_cmd("ASKING"),
+                   [](boost::system::error_code, detail::redis_reply) {});
+    if (!wait) {
+        s.cmd.send(std::move(args), [this, job](boost::system::error_code ec,
+                                                detail::redis_reply r) {
+            bool ask = false;
+            if (!ec)
+                if (auto* t = redirect_of(r, *job, ask)) {
+                    publish_to(*t, job, ask);
+                    return;
+                }
+            if (ec) // the connection failed (or timed out) after the command went out:
+                // Redis may have run it, so not "unavailable" (that means: not published)
+                finish_publish(ec == error::timeout ? ec : boost::asio::error::connection_aborted,
+                               ec.message(), 0, job->done);
+            else if (r.is_error() || r.type != detail::redis_reply::kind::integer)
+                finish_publish(error::redis_error, r.str, 0, job->done);
+            else
+                finish_publish({}, {}, static_cast<std::uint64_t>(r.integer), job->done);
+        });
+        return;
+    }
     auto p = std::make_shared<replicated>();
-    p->channel = std::move(channel);
-    p->body = std::move(body);
-    p->done = std::move(done);
-    cmd_->send(std::move(args), [p](boost::system::error_code ec, detail::redis_reply r) {
+    p->job = job;
+    s.cmd.send(std::move(args), [this, p](boost::system::error_code ec, detail::redis_reply r) {
+        bool ask = false;
+        if (!ec)
+            if (auto* t = redirect_of(r, *p->job, ask)) {
+                p->moved = true;
+                publish_to(*t, p->job, ask);
+                return;
+            }
         if (ec) {
             p->ec = ec == error::timeout ? ec : boost::asio::error::connection_aborted;
             p->why = ec.message();
@@ -174,72 +180,93 @@ inline void redis_engine::publish_replicated(std::vector<std::string> args, std:
             p->epoch = r.elements[1].str;
         }
     });
-    // One WAIT for every publication taken in this turn of the executor: its answer covers
-    // all the writes before it on the connection.
-    batch_.push_back(std::move(p));
-    if (!wait_posted_) {
-        wait_posted_ = true;
-        boost::asio::post(ex_, [this] { send_wait(); });
+    // One WAIT for every publication taken by this master in this turn of the executor: its
+    // answer covers all the writes before it on the connection.
+    s.batch.push_back(std::move(p));
+    if (!s.wait_posted) {
+        s.wait_posted = true;
+        std::weak_ptr<shard> ws;
+        for (auto const& x : shards_)
+            if (x.get() == &s)
+                ws = x;
+        boost::asio::post(ex_, [this, ws] { send_wait(ws); });
     }
 }
 
-inline void redis_engine::send_wait() {
-    wait_posted_ = false;
-    auto batch = std::make_shared<std::vector<std::shared_ptr<replicated>>>(std::move(batch_));
-    batch_.clear();
+inline void redis_engine::send_wait(std::weak_ptr<shard> ws) {
+    auto sp = ws.lock();
+    if (!sp) // the session ended: settle_batch answered them
+        return;
+    shard& s = *sp;
+    s.wait_posted = false;
+    auto batch = std::make_shared<std::vector<std::shared_ptr<replicated>>>(std::move(s.batch));
+    s.batch.clear();
     // Every online replica, up to wait_replicas_: a master whose replicas are all gone (the
     // replica just promoted, before the old master returns as its replica) still takes
     // publications; nothing could be promoted in its place to lose them.
-    unsigned const need = std::min(wait_replicas_, replicas_online_.load());
-    auto settle = [this, batch, need](boost::system::error_code ec, detail::redis_reply r) {
+    unsigned const need = std::min(wait_replicas_, s.replicas_online);
+    auto settle = [this, batch, need, ws](boost::system::error_code ec, detail::redis_reply r) {
         bool const held = !ec && r.type == detail::redis_reply::kind::integer &&
                           r.integer >= static_cast<long long>(need);
-        if (!held && !ec && cmd_) // a replica may have gone: count them again
-            cmd_->send(detail::redis_cmd("INFO", "replication"),
-                       [this](boost::system::error_code e, detail::redis_reply info) {
-                           if (!e)
-                               count_replicas(info);
-                       });
+        auto sp = ws.lock();
+        if (!held && !ec && sp) // a replica may have gone: count them again
+            sp->cmd.send(detail::redis_cmd("INFO", "replication"),
+                         [this, ws](boost::system::error_code e, detail::redis_reply info) {
+                             if (auto s2 = ws.lock(); s2 && !e)
+                                 count_replicas(*s2, info);
+                         });
         std::string const why = ec ? ec.message()
                                 : r.is_error()
                                     ? r.str
                                     : "WAIT: " + std::to_string(r.integer) + " of " +
                                           std::to_string(need) + " replicas acknowledged in time";
         for (auto& p : *batch) {
+            if (p->moved)
+                continue;
             if (p->ec) {
-                finish_publish(p->ec, p->why, 0, p->done);
+                finish_publish(p->ec, p->why, 0, p->job->done);
                 continue;
             }
             if (!held) {
                 // Redis took it but it may not survive a failover: not delivered now and not
                 // answered 2xx (a later publication of its topic fills it from the stream
                 // while this master lives).
-                finish_publish(error::timeout, why, 0, p->done);
+                finish_publish(error::timeout, why, 0, p->job->done);
                 continue;
             }
-            if (cmd_) // when it fails, every node fills the gap from the stream
-                cmd_->send(
-                    detail::redis_cmd("PUBLISH", p->channel,
-                                      p->epoch + " " + std::to_string(p->seq) + " " + p->body),
+            if (sp) // when it fails, every node fills the gap from the stream
+                sp->cmd.send(
+                    detail::redis_cmd(keys_.publish(), keys_.pubsub(p->job->channel),
+                                      p->epoch + " " + std::to_string(p->seq) + " " + p->job->body),
                     [](boost::system::error_code, detail::redis_reply) {});
-            finish_publish({}, {}, p->seq, p->done);
+            finish_publish({}, {}, p->seq, p->job->done);
         }
     };
-    if (!cmd_) { // the connection is gone: every script has had its error
-        settle(error::engine_unavailable, {});
-        return;
-    }
-    cmd_->send(
+    s.cmd.send(
         detail::redis_cmd("WAIT", std::to_string(need), std::to_string(cfg_.wait_timeout.count())),
         std::move(settle));
 }
 
-inline void redis_engine::count_replicas(const detail::redis_reply& info) {
+inline void redis_engine::settle_batch(shard& s) {
+    auto batch = std::move(s.batch);
+    s.batch.clear();
+    for (auto& p : batch)
+        if (!p->moved)
+            finish_publish(p->ec ? p->ec : boost::asio::error::connection_aborted,
+                           p->ec ? p->why : "the connection closed before WAIT", 0, p->job->done);
+}
+
+inline void redis_engine::count_replicas(shard& s, const detail::redis_reply& info) {
     auto const n = detail::online_replicas(info.str);
-    if (n != replicas_online_)
+    if (n != s.replicas_online)
         cfg_.logger.log(log_level::info, "redis_replicas",
-                        detail::log_fields("online", n, "was", replicas_online_.load()));
-    replicas_online_ = n;
+                        detail::log_fields("master", s.addr.to_string(), "online", n, "was",
+                                           s.replicas_online));
+    s.replicas_online = n;
+    unsigned fewest = n;
+    for (auto const& x : shards_)
+        fewest = std::min(fewest, x->replicas_online);
+    replicas_online_ = fewest;
 }
 
 } // namespace rtpush
