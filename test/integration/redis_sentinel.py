@@ -94,11 +94,12 @@ def refused_settings(sports):
 
 
 class Publisher:
-    """Publishes {"p": name, "v": i} over one WebSocket at a steady rate, each with an id, and
-    records each answer: the seq of a `published`, or the code of an `error`."""
+    """Publishes {"p": name, "v": i} over one WebSocket at a steady rate, each with an id, in
+    turn on `channels`, and records each answer: the seq of a `published`, or the code of an
+    `error`."""
 
-    def __init__(self, port, name, org):
-        self.port, self.name, self.org = port, name, org
+    def __init__(self, port, name, org, channels=("kpi",)):
+        self.port, self.name, self.org, self.channels = port, name, org, channels
         self.sent, self.acked, self.refused, self.ack_time = 0, {}, {}, {}
 
     async def run(self, rate, seconds):
@@ -117,7 +118,8 @@ class Publisher:
             reader = asyncio.create_task(answers())
             t0 = time.time()
             for i in range(1, total + 1):
-                await ws.send(json.dumps({"type": "publish", "channel": "kpi", "id": i,
+                await ws.send(json.dumps({"type": "publish", "id": i,
+                                          "channel": self.channels[i % len(self.channels)],
                                           "scope": {"org": self.org},
                                           "data": {"p": self.name, "v": i}}))
                 self.sent = i

@@ -322,7 +322,12 @@ inline boost::asio::awaitable<void> redis_engine::run() {
         if (stopping)
             co_return;
         // Ended early by a switch of master (sentinel_watch), or by the server's cancellation.
-        retry_->expires_after(b.next());
+        // A Cluster promotes a replica by itself and says so to no one: look again soon
+        // (docs/operations.md, "Redis Cluster").
+        auto delay = b.next();
+        if (endpoints_.is_cluster())
+            delay = std::min(delay, std::chrono::milliseconds(500));
+        retry_->expires_after(delay);
         co_await retry_->async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
         auto cs2 = co_await boost::asio::this_coro::cancellation_state;
         if (cs2.cancelled() != boost::asio::cancellation_type::none)
