@@ -30,7 +30,7 @@ import websockets
 from rtdtest import check, failures, start_rtd
 from redis_cluster import REDIS, Sub, free_port, http, start_redis, up, wait_for
 
-RTD = sys.argv[1]
+RTD = sys.argv[1] if __name__ == "__main__" else None  # imported: bench/cross_node
 MASTER = "mymaster"
 RATE = 1000        # publications per second, both publishers together
 SECONDS = 8        # of publishing

@@ -32,7 +32,7 @@ from redis_sentinel import Publisher, redis_cmd
 
 import websockets
 
-RTD = sys.argv[1]
+RTD = sys.argv[1] if __name__ == "__main__" else None  # imported: bench/cross_node
 PREFIX = "sh"
 RATE = 1000
 
