@@ -117,7 +117,8 @@ inline void redis_engine::master_switched(const detail::host_port& to) {
 }
 
 inline void redis_engine::publish_to(shard& s, std::shared_ptr<publish_job> job, bool asking) {
-    bool const wait = wait_replicas_ > 0;
+    // No online replica to wait for: the script publishes itself (one command, not three).
+    bool const wait = std::min(wait_replicas_, s.replicas_online) > 0;
     // On a Cluster the channel's slot keeps a copy of the cluster's epoch; a single Redis
     // creates its epoch with the first publication when it has none.
     std::string epoch = keys_.cluster ? hub_.epoch() : detail::random_hex(8);
