@@ -8,6 +8,8 @@
 
 #include <rtpush/detail/backoff.hpp>
 #include <rtpush/detail/redis_proto.hpp>
+#include <rtpush/detail/redis_slots.hpp>
+#include <rtpush/detail/redis_topology.hpp>
 #include <rtpush/engine.hpp>
 #include <rtpush/hub.hpp>
 #include <rtpush/log.hpp>
@@ -97,7 +99,8 @@ private:
     }
 
     boost::asio::any_io_executor ex_;
-    detail::redis_url url_;
+    detail::redis_endpoints endpoints_;
+    detail::redis_url url_; // endpoints_.url, or the master a Sentinel named
     std::chrono::milliseconds connect_timeout_, command_timeout_;
     boost::asio::ip::tcp::socket socket_;
     boost::asio::ssl::context* tls_context_;
@@ -119,6 +122,20 @@ struct redis_config {
     /// verify it (and its name against the URL's host), and a client certificate for a Redis
     /// with `tls-auth-clients yes` (its default).
     tls_client_options tls;
+    /// Sentinel (docs/operations.md, "Redis Sentinel"): the Sentinels ("host:port"), asked in
+    /// turn for the master named `master_name`; `url` then gives only the credentials, the db
+    /// and TLS. The URL redis[s]+sentinel://host:port,.../MASTER[/db] says the same in one line.
+    std::vector<std::string> sentinels;
+    std::string master_name;
+    std::string sentinel_password; ///< AUTH of the Sentinels (their requirepass); empty: none
+    /// Redis Cluster (docs/operations.md, "Redis Cluster"): some of its nodes ("host:port"),
+    /// asked in turn for the slot map; `url` then gives only the credentials and TLS. The URL
+    /// redis[s]+cluster://host:port,... says the same.
+    std::vector<std::string> cluster;
+    /// Replicas that must hold a publication before it is delivered and answered (WAIT), so
+    /// that a failover loses nothing answered 2xx; -1: 1 with Sentinels or a Cluster, else 0.
+    int wait_replicas = -1;
+    std::chrono::milliseconds wait_timeout{1000}; ///< then the publication is answered 503
     std::string prefix = "rtpush";   ///< of every key and channel: several clusters may share one
     std::string node_id;             ///< this node's name in the cluster view; empty: host-pid
     std::size_t history_size = 1000; ///< stream length per topic (XADD MAXLEN ~)
@@ -176,40 +193,96 @@ private:
         std::string payload; // message
     };
 
+    struct publish_job { // a publication on its way to Redis
+        std::string channel, topic_key, phase, body;
+        publish_handler done;
+        bool redirected = false; // a MOVED or ASK was followed once already
+    };
+    struct replicated { // a publication between its script and the WAIT that confirms it
+        std::shared_ptr<publish_job> job;
+        boost::system::error_code ec; // of the script
+        std::string why;
+        std::uint64_t seq = 0;
+        std::string epoch;
+        bool moved = false; // redirected: another master's batch answers it
+    };
+    // One master: the one Redis, Sentinel's master, or each master of a Redis Cluster.
+    struct shard {
+        shard(boost::asio::any_io_executor ex, detail::redis_url url, const redis_config& cfg,
+              boost::asio::ssl::context* tls);
+        detail::host_port addr;
+        redis_connection cmd, sub;
+        unsigned replicas_online = 0;                   // from INFO replication
+        std::vector<std::shared_ptr<replicated>> batch; // publications before WAIT
+        bool wait_posted = false;
+    };
+
     boost::asio::awaitable<void> run();
-    boost::asio::awaitable<void> session(); // one connection pair, until it fails
+    boost::asio::awaitable<void> session(); // connections to every master, until one fails
     boost::asio::awaitable<void> push_loop(redis_connection& sub);
-    boost::asio::awaitable<void> apply_loop(redis_connection& cmd);
-    boost::asio::awaitable<void> announce_loop(redis_connection& cmd);
-    boost::asio::awaitable<void> load_channel(redis_connection& cmd, const std::string& channel);
-    boost::asio::awaitable<void> load_topic(redis_connection& cmd, const std::string& topic_key);
-    boost::asio::awaitable<void> fill(redis_connection& cmd, const std::string& topic_key,
-                                      std::uint64_t from, std::uint64_t to);
-    boost::asio::awaitable<void> handle_message(redis_connection& cmd, const std::string& payload);
-    void subscribe_wanted(redis_connection& sub);                       // on the executor
+    boost::asio::awaitable<void> apply_loop();
+    boost::asio::awaitable<void> announce_loop();
+    boost::asio::awaitable<void> load_channel(const std::string& channel);
+    boost::asio::awaitable<void> load_topic(const std::string& channel,
+                                            const std::string& topic_key);
+    boost::asio::awaitable<void> fill(const std::string& topic_key, std::uint64_t from,
+                                      std::uint64_t to);
+    boost::asio::awaitable<void> handle_message(const std::string& payload);
+    void subscribe_wanted();                                            // on the executor
     void demand(const std::string& channel, std::size_t subscriptions); // on the executor
     void adopt_epoch(const std::string& epoch);
     void went_down();
-    std::string key(std::string_view kind, std::string_view name) const;
-    std::string pubsub_channel(std::string_view channel) const { return key("c", channel); }
+    // Routing (executor only): the shard that serves a channel, or the cluster's own keys;
+    // nullptr while there is none.
+    shard* shard_of(std::string_view channel);
+    shard* global_shard();
+    shard* shard_at(const detail::host_port& hp);
+    /// A command on a shard, following one MOVED or ASK (impl/redis_cluster.hpp).
+    boost::asio::awaitable<detail::redis_reply> exec(shard* s, std::vector<std::string> args);
+    void end_session(); // closes every connection: the session starts again
+    // Sentinel, replicated publishing (impl/redis_failover.hpp) and Redis Cluster
+    // (impl/redis_cluster.hpp).
+    boost::asio::awaitable<detail::redis_url> discover_master();
+    boost::asio::awaitable<void> sentinel_watch();
+    boost::asio::awaitable<void> watch_switches(redis_connection& s);
+    void master_switched(const detail::host_port& to);
+    detail::redis_url node_url(const detail::host_port& hp, bool sentinel) const;
+    boost::asio::awaitable<detail::slot_map> discover_slots();
+    void publish_to(shard& s, std::shared_ptr<publish_job> job, bool asking);
+    shard* redirect_of(const detail::redis_reply& r, publish_job& job, bool& asking);
+    void send_wait(std::weak_ptr<shard> ws);
+    void settle_batch(shard& s); // publications whose WAIT will not come
+    void count_replicas(shard& s, const detail::redis_reply& info); // of INFO replication
+    void finish_publish(boost::system::error_code ec, const std::string& why, std::uint64_t seq,
+                        const publish_handler& done);
 
     rtpush::hub& hub_;
     redis_config cfg_;
-    detail::redis_url url_;
+    detail::redis_endpoints endpoints_;
+    detail::redis_url url_; // endpoints_.url, or the master a Sentinel named
+    detail::redis_keys keys_;
     std::unique_ptr<boost::asio::ssl::context> tls_context_; // for rediss://
     boost::asio::any_io_executor ex_;
     std::atomic<bool> up_{false};
     std::string script_sha_;
-    redis_connection* cmd_ = nullptr; // while a session runs (executor only)
-    redis_connection* sub_ = nullptr;
+    std::vector<std::shared_ptr<shard>> shards_; // executor only, while a session runs
+    detail::slot_map slots_;                     // executor only: Redis Cluster's map
 
     mutable std::mutex mutex_; // channels_, cluster_, counters below
     std::map<std::string, channel_state, std::less<>> channels_;
     boost::json::array cluster_;
     std::uint64_t published_ = 0, publish_errors_ = 0, gaps_filled_ = 0, reconnects_ = 0;
+    std::uint64_t master_switches_ = 0, redirects_ = 0;
+    std::string masters_; // the masters in use, for status()
 
     std::deque<event> events_; // executor only
     std::unique_ptr<boost::asio::steady_timer> event_signal_;
+
+    unsigned wait_replicas_ = 0;
+    std::atomic<unsigned> replicas_online_{0}; // the fewest of any master
+    std::size_t seed_first_ = 0;               // executor only: the Sentinel/seed that answered
+    bool switched_ = false;                    // executor only: a Sentinel named a new master
+    std::unique_ptr<boost::asio::steady_timer> retry_; // between sessions; a switch ends it
 };
 
 } // namespace rtpush

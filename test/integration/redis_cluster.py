@@ -33,7 +33,7 @@ import websockets
 
 from rtdtest import check, failures, make_pki, start_rtd
 
-RTD = sys.argv[1]
+RTD = sys.argv[1] if __name__ == "__main__" else None  # imported: its helpers
 RTCTL = sys.argv[2] if len(sys.argv) > 2 else None
 REDIS = shutil.which("redis-server")
 

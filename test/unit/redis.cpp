@@ -1,4 +1,6 @@
 #include <rtpush/detail/redis_proto.hpp>
+#include <rtpush/detail/redis_slots.hpp>
+#include <rtpush/detail/redis_topology.hpp>
 
 #include <boost/test/unit_test.hpp>
 
@@ -168,6 +170,192 @@ BOOST_AUTO_TEST_CASE(arrival_order) {
     BOOST_TEST((d::classify(5, 2) == a::duplicate));
     BOOST_TEST((d::classify(5, 9) == a::gap));
     BOOST_TEST((d::classify(0, 3) == a::gap)); // a node that never saw the topic's start
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(redis_topology)
+
+d::redis_reply bulk(std::string s) {
+    d::redis_reply r;
+    r.type = kind::string;
+    r.str = std::move(s);
+    return r;
+}
+
+d::redis_reply array_of(std::vector<d::redis_reply> e) {
+    d::redis_reply r;
+    r.type = kind::array;
+    r.elements = std::move(e);
+    return r;
+}
+
+BOOST_AUTO_TEST_CASE(host_lists) {
+    std::vector<d::host_port> v;
+    BOOST_TEST(d::parse_host_list("10.0.0.1:26379,sentinel-b,[::1]:26380", 26379, v));
+    BOOST_TEST(v.size() == 3u);
+    BOOST_TEST(v[1].host == "sentinel-b");
+    BOOST_TEST(v[1].port == 26379);
+    BOOST_TEST(v[2].host == "::1");
+    BOOST_TEST(v[2].to_string() == "[::1]:26380");
+    for (auto bad : {"", "a:1,", ",a:1", "a:0", "a:65536", "a:x", "a b:1", "[::1", "a:"})
+        BOOST_TEST(!d::parse_host_list(bad, 26379, v), bad);
+}
+
+BOOST_AUTO_TEST_CASE(sentinel_url) {
+    boost::system::error_code ec;
+    auto ep = d::parse_redis_endpoints(
+        "rediss+sentinel://app:p%40ss@s1:5000,s2,[::1]:5002/mymaster/3", ec);
+    BOOST_TEST(!ec);
+    BOOST_TEST(ep.sentinel());
+    BOOST_TEST(ep.master_name == "mymaster");
+    BOOST_TEST(ep.sentinels.size() == 3u);
+    BOOST_TEST(ep.sentinels[1].port == d::sentinel_default_port);
+    BOOST_TEST(ep.url.tls);
+    BOOST_TEST(ep.url.user == "app");
+    BOOST_TEST(ep.url.password == "p@ss");
+    BOOST_TEST(ep.url.db == 3u);
+    auto one = d::parse_redis_endpoints("redis://h:1/2", ec);
+    BOOST_TEST((!ec && !one.sentinel() && one.url.port == 1));
+    for (auto bad : {"redis+sentinel://s1:5000", "redis+sentinel://s1:5000/", "redis+sentinel:///m",
+                     "redis+sentinel://s1:5000/m/x", "sentinel://s1/m"}) {
+        d::parse_redis_endpoints(bad, ec);
+        BOOST_TEST((ec == rtpush::error::bad_url), bad);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(settings) {
+    std::string why;
+    auto ep = d::resolve_redis_endpoints("redis://:pw@ignored:1/2", {"a:1", "b"}, "m", {}, why);
+    BOOST_TEST(why.empty());
+    BOOST_TEST((ep.sentinel() && ep.master_name == "m" && ep.url.password == "pw"));
+    BOOST_TEST(ep.sentinels[1].port == d::sentinel_default_port);
+    d::resolve_redis_endpoints("redis://h", {"a:1"}, "", {}, why);
+    BOOST_TEST(why.find("--redis-master-name") != std::string::npos, why);
+    d::resolve_redis_endpoints("redis://h", {}, "m", {}, why);
+    BOOST_TEST(why.find("--redis-sentinels") != std::string::npos, why);
+    d::resolve_redis_endpoints("redis://h", {"a:x"}, "m", {}, why);
+    BOOST_TEST(why.find("'a:x'") != std::string::npos, why);
+    d::resolve_redis_endpoints("redis+sentinel://a/m", {"b:1"}, "m", {}, why);
+    BOOST_TEST(why.find("twice") != std::string::npos, why);
+    d::resolve_redis_endpoints("http://h", {}, "", {}, why);
+    BOOST_TEST(why.find("+sentinel://") != std::string::npos, why);
+    BOOST_TEST(why.find("+cluster://") != std::string::npos, why);
+    auto c = d::resolve_redis_endpoints("redis://:pw@x", {}, "", {"n1:7000", "n2:7001"}, why);
+    BOOST_TEST((why.empty() && c.is_cluster() && c.cluster.size() == 2u && c.url.password == "pw"));
+    d::resolve_redis_endpoints("redis://x/1", {}, "", {"n1:7000"}, why);
+    BOOST_TEST(why.find("database 0") != std::string::npos, why);
+    d::resolve_redis_endpoints("redis://x", {"s:1"}, "m", {"n1:7000"}, why);
+    BOOST_TEST(why.find("Sentinels") != std::string::npos, why);
+    d::resolve_redis_endpoints("redis://x", {}, "", {"n1:y"}, why);
+    BOOST_TEST(why.find("'n1:y'") != std::string::npos, why);
+    boost::system::error_code ec;
+    auto u = d::parse_redis_endpoints("rediss+cluster://:pw@n1:7000,n2:7001", ec);
+    BOOST_TEST((!ec && u.is_cluster() && u.url.tls && u.url.password == "pw" &&
+                u.cluster[1].port == 7001));
+    d::parse_redis_endpoints("redis+cluster://n1:7000/3", ec);
+    BOOST_TEST((ec == rtpush::error::bad_url));
+    d::parse_redis_endpoints("redis+cluster:///", ec);
+    BOOST_TEST((ec == rtpush::error::bad_url));
+}
+
+BOOST_AUTO_TEST_CASE(sentinel_replies) {
+    auto m = d::sentinel_master(array_of({bulk("127.0.0.1"), bulk("6380")}));
+    BOOST_TEST((m && m->host == "127.0.0.1" && m->port == 6380));
+    BOOST_TEST(!d::sentinel_master(d::redis_reply{})); // nil: unknown master name
+    BOOST_TEST(!d::sentinel_master(array_of({bulk("h"), bulk("0")})));
+    auto sw = d::switch_master("mymaster 127.0.0.1 6379 127.0.0.1 6380", "mymaster");
+    BOOST_TEST((sw && sw->port == 6380));
+    BOOST_TEST(!d::switch_master("other 127.0.0.1 6379 127.0.0.1 6380", "mymaster"));
+    BOOST_TEST(!d::switch_master("mymaster 127.0.0.1 6379", "mymaster"));
+    BOOST_TEST(d::is_master_role(array_of({bulk("master"), d::redis_reply{}})));
+    BOOST_TEST(!d::is_master_role(array_of({bulk("slave")})));
+    BOOST_TEST(d::is_demoted_error("READONLY You can't write against a read only replica."));
+    BOOST_TEST(!d::is_demoted_error("ERR unknown command"));
+    BOOST_TEST(d::online_replicas("# Replication\r\nrole:master\r\nconnected_slaves:2\r\n"
+                                  "slave0:ip=10.0.0.2,port=6379,state=online,offset=5,lag=0\r\n"
+                                  "slave1:ip=10.0.0.3,port=6379,state=wait_bgsave,offset=0\r\n"
+                                  "slaves_x:state=online\r\n") == 1u);
+    BOOST_TEST(d::online_replicas("role:master\r\nconnected_slaves:0\r\n") == 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(redis_slots)
+using redis_topology::array_of;
+using redis_topology::bulk;
+
+d::redis_reply integer(long long i) {
+    d::redis_reply r;
+    r.type = kind::integer;
+    r.integer = i;
+    return r;
+}
+
+BOOST_AUTO_TEST_CASE(crc16_and_hash_tags) {
+    BOOST_TEST(d::crc16("123456789") == 0x31C3); // the check value of CRC16/XMODEM
+    BOOST_TEST(d::key_slot("123456789") == 12739);
+    BOOST_TEST(d::key_slot("foo") == 12182); // as CLUSTER KEYSLOT foo answers
+    BOOST_TEST(d::key_slot("{user1000}.following") == d::key_slot("{user1000}.followers"));
+    BOOST_TEST(d::key_slot("{user1000}.following") == d::key_slot("user1000"));
+    BOOST_TEST(d::key_slot("foo{}{bar}") == d::key_slot("foo{}{bar}")); // empty tag: whole key
+    BOOST_TEST(d::key_slot("foo{}{bar}") != d::key_slot("bar"));
+    BOOST_TEST(d::key_slot("foo{{bar}}zap") == d::key_slot("{bar"));
+    BOOST_TEST(d::key_slot("foo{bar}{zap}") == d::key_slot("bar"));
+}
+
+BOOST_AUTO_TEST_CASE(key_layout) {
+    d::redis_keys one{"rt", false};
+    BOOST_TEST(one.topic("kpi:org:o1") == "rt:t:kpi:org:o1");
+    BOOST_TEST(one.stream("kpi:org:o1") == "rt:s:kpi:org:o1");
+    BOOST_TEST(one.topics("kpi") == "rt:topics:kpi");
+    BOOST_TEST(one.pubsub("kpi") == "rt:c:kpi");
+    BOOST_TEST(one.channel_epoch("kpi") == "rt:epoch:current");
+    BOOST_TEST(one.channel_of_pubsub("rt:c:kpi") == "kpi");
+    BOOST_TEST(one.channel_of_pubsub("other:c:kpi") == "");
+    d::redis_keys cl{"rt", true};
+    // every key of a channel in the channel's slot
+    auto const slot = cl.slot("kpi");
+    for (auto const& k : {cl.topic("kpi:org:o1"), cl.stream("kpi:org:o1"), cl.topics("kpi"),
+                          cl.pubsub("kpi"), cl.channel_epoch("kpi"), cl.topic("kpi")})
+        BOOST_TEST(d::key_slot(k) == slot, k);
+    BOOST_TEST(d::key_slot(cl.node("n1")) == d::key_slot(cl.nodes()));
+    BOOST_TEST(d::key_slot(cl.epoch()) == d::key_slot(cl.nodes()));
+    BOOST_TEST(cl.channel_of_pubsub(cl.pubsub("kpi")) == "kpi");
+    BOOST_TEST(cl.channel_of_pubsub("{rt:}:c") == "");
+    BOOST_TEST(cl.channel_of_pubsub("rt:c:kpi") == "");
+    BOOST_TEST(cl.slot("kpi") != cl.slot("alerts")); // channels spread over the slots
+}
+
+BOOST_AUTO_TEST_CASE(redirects) {
+    auto m = d::parse_redirect("MOVED 3999 127.0.0.1:6381");
+    BOOST_TEST((m && !m->ask && m->slot == 3999 && m->to.port == 6381));
+    auto a = d::parse_redirect("ASK 12182 10.0.0.9:7002");
+    BOOST_TEST((a && a->ask && a->slot == 12182 && a->to.host == "10.0.0.9"));
+    for (auto bad : {"ERR x", "MOVED", "MOVED 16384 h:1", "MOVED 1 h", "ASK x h:1", "MOVED 1 h:0"})
+        BOOST_TEST(!d::parse_redirect(bad), bad);
+}
+
+BOOST_AUTO_TEST_CASE(cluster_slots_reply) {
+    auto node = [](std::string ip, long long port) {
+        return array_of({bulk(std::move(ip)), integer(port), bulk("id")});
+    };
+    auto const reply = array_of({
+        array_of({integer(0), integer(5460), node("127.0.0.1", 7000), node("127.0.0.1", 7003)}),
+        array_of({integer(5461), integer(10922), node("", 7001)}),
+        array_of({integer(10923), integer(16383), node("127.0.0.1", 7002)}),
+    });
+    d::slot_map m;
+    BOOST_TEST(d::parse_cluster_slots(reply, {"10.1.1.1", 7000}, m));
+    BOOST_TEST(m.masters.size() == 3u);
+    BOOST_TEST(m.complete());
+    BOOST_TEST(m.masters[m.owner[0]].port == 7000);
+    BOOST_TEST(m.masters[m.owner[5461]].host == "10.1.1.1"); // empty ip: the node asked
+    BOOST_TEST(m.masters[m.owner[16383]].port == 7002);
+    auto const partial = array_of({array_of({integer(0), integer(100), node("h", 1)})});
+    BOOST_TEST(d::parse_cluster_slots(partial, {}, m));
+    BOOST_TEST(!m.complete());
+    BOOST_TEST(!d::parse_cluster_slots(array_of({array_of({integer(5), integer(1)})}), {}, m));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -80,6 +80,10 @@ const std::pair<const char*, const char*> env_map[] = {
     {"RTD_REDIS_CA", "redis-ca"},
     {"RTD_REDIS_CERT", "redis-cert"},
     {"RTD_REDIS_KEY", "redis-key"},
+    {"RTD_REDIS_SENTINELS", "redis-sentinels"},
+    {"RTD_REDIS_MASTER_NAME", "redis-master-name"},
+    {"RTD_REDIS_SENTINEL_PASSWORD", "redis-sentinel-password"},
+    {"RTD_REDIS_CLUSTER", "redis-cluster"},
     {"RTD_NODE_ID", "node-id"},
     {"RTD_DATA_DIR", "data-dir"},
     // The seeds' names (seed 004: SERVER_PORT, CLIENT_URL, REDIS_HOST; seed 002:
@@ -284,11 +288,16 @@ int main(int argc, char** argv) {
         ("ack-ttl", po::value<double>()->default_value(600), "seconds a requires_ack broadcast is tracked (GET /api/broadcast/{id})")
         ("data-dir", po::value<std::string>()->default_value(""), "keep retained values, history and the epoch in this directory (SQLite), so that a restart loses nothing answered; empty: memory only [RTD_DATA_DIR]")
         ("engine", po::value<std::string>()->default_value("memory"), "memory (one node) | redis (N nodes sharing Redis) [RTD_ENGINE]")
-        ("redis-url", po::value<std::string>()->default_value("redis://127.0.0.1:6379/0"), "Redis of the redis engine: redis[s]://[[user]:password@]host[:port][/db] (rediss: TLS); prefer the variable for a password [RTD_REDIS_URL, REDIS_HOST: also selects --engine redis]")
+        ("redis-url", po::value<std::string>()->default_value("redis://127.0.0.1:6379/0"), "Redis of the redis engine: redis[s]://[[user]:password@]host[:port][/db] (rediss: TLS), or redis[s]+sentinel://[[user]:password@]host:port,.../MASTER[/db] (Sentinel); prefer the variable for a password [RTD_REDIS_URL, REDIS_HOST: also selects --engine redis]")
         ("redis-ca", po::value<std::string>()->default_value(""), "rediss://: PEM file of the CA that signed Redis's certificate; empty: the system's CAs [RTD_REDIS_CA]")
         ("redis-cert", po::value<std::string>()->default_value(""), "rediss://: client certificate (PEM), for a Redis with tls-auth-clients yes [RTD_REDIS_CERT]")
         ("redis-key", po::value<std::string>()->default_value(""), "rediss://: the client certificate's private key (PEM) [RTD_REDIS_KEY]")
         ("redis-insecure", po::value<bool>()->default_value(false)->implicit_value(true), "rediss://: do not verify Redis's certificate (testing only)")
+        ("redis-sentinels", po::value<std::string>()->default_value(""), "Sentinels of the redis engine, host:port,...: Redis is the master they name (--redis-master-name) and follows its failovers; --redis-url then gives only credentials, db and TLS. Or in one URL: redis[s]+sentinel://[[user]:password@]host:port,.../MASTER[/db] [RTD_REDIS_SENTINELS]")
+        ("redis-master-name", po::value<std::string>()->default_value(""), "the name the Sentinels know the master by [RTD_REDIS_MASTER_NAME]")
+        ("redis-sentinel-password", po::value<std::string>()->default_value(""), "AUTH of the Sentinels (their requirepass), if any [RTD_REDIS_SENTINEL_PASSWORD]")
+        ("redis-cluster", po::value<std::string>()->default_value(""), "some nodes of a Redis Cluster, host:port,...: channels spread over its masters (sharded pub/sub), MOVED/ASK and failovers followed; --redis-url then gives only credentials and TLS. Or in one URL: redis[s]+cluster://[[user]:password@]host:port,... [RTD_REDIS_CLUSTER]")
+        ("redis-wait-replicas", po::value<int>()->default_value(-1), "replicas that must hold a publication before it is delivered and answered 2xx (WAIT); -1: 1 with Sentinels or a Cluster, else 0")
         ("redis-prefix", po::value<std::string>()->default_value("rtpush"), "prefix of the engine's Redis keys and channels (one per cluster) [RTD_REDIS_PREFIX]")
         ("node-id", po::value<std::string>()->default_value(""), "this node's name in the cluster view; empty: hostname:port [RTD_NODE_ID]")
         ("allow-publish", po::value<bool>()->default_value(false)->implicit_value(true), "accept `publish` from WebSocket clients [RTD_ALLOW_PUBLISH]")
@@ -560,10 +569,28 @@ int main(int argc, char** argv) {
 #ifdef RTPUSH_HAS_REDIS
     rtpush::redis_config redis_cfg;
     if (engine_name == "redis") {
-        boost::system::error_code ec;
-        auto const url = rtpush::detail::parse_redis_url(redis_url, ec);
-        if (ec) {
-            std::cerr << "rtd: --redis-url must be redis[s]://[[user]:password@]host[:port][/db]\n";
+        auto const list = [&](const char* option) {
+            std::vector<std::string> out;
+            std::string const v = vm[option].as<std::string>();
+            for (std::size_t at = 0; !v.empty() && at <= v.size();) {
+                auto const comma = std::min(v.find(',', at), v.size());
+                out.push_back(v.substr(at, comma - at));
+                at = comma + 1;
+            }
+            return out;
+        };
+        redis_cfg.sentinels = list("redis-sentinels");
+        redis_cfg.cluster = list("redis-cluster");
+        redis_cfg.master_name = vm["redis-master-name"].as<std::string>();
+        redis_cfg.sentinel_password = vm["redis-sentinel-password"].as<std::string>();
+        redis_cfg.wait_replicas = vm["redis-wait-replicas"].as<int>();
+        std::string why;
+        auto const url =
+            rtpush::detail::resolve_redis_endpoints(redis_url, redis_cfg.sentinels,
+                                                    redis_cfg.master_name, redis_cfg.cluster, why)
+                .url;
+        if (!why.empty()) {
+            std::cerr << "rtd: " << why << "\n";
             return 2;
         }
         redis_cfg.tls.ca_file = vm["redis-ca"].as<std::string>();
