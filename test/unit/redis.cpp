@@ -113,6 +113,18 @@ BOOST_AUTO_TEST_CASE(protocol_error_throws) {
     BOOST_CHECK_THROW(p.next(), std::runtime_error);
 }
 
+BOOST_AUTO_TEST_CASE(array_count_past_the_cap_is_a_protocol_error) {
+    // hiredis would allocate the element table of the declared count at once (2.4 GB here)
+    d::redis_parser p;
+    p.feed("*300000000\r\n");
+    BOOST_CHECK_THROW(p.next(), std::runtime_error);
+    d::redis_parser q; // a count under the cap is an ordinary array
+    q.feed("*2\r\n:1\r\n:2\r\n");
+    auto r = q.next();
+    BOOST_TEST_REQUIRE(r.has_value());
+    BOOST_TEST(r->elements.size() == 2u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(redis_engine_format)

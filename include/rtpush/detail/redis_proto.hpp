@@ -183,6 +183,26 @@ inline redis_reply copy_reply(const redisReply* r) {
     return out;
 }
 
+/// The most elements an array reply may declare. hiredis 0.14 allocates an array's element
+/// table as soon as it reads the header, trusting the declared count: past this, the reply
+/// is a protocol error instead of an allocation of gigabytes. rtpush's replies are far smaller
+/// (bounded XRANGEs, CLUSTER SLOTS).
+inline constexpr int redis_max_array_elements = 1 << 20;
+
+/// hiredis' reply builders with the array count capped (see redis_max_array_elements); made
+/// once from the builders a reader starts with (hiredis' own, shared by every reader).
+inline redisReplyObjectFunctions* capped_reply_functions(const redisReplyObjectFunctions* base) {
+    static void* (*const base_array)(const redisReadTask*, int) = base->createArray;
+    static redisReplyObjectFunctions capped = [&] {
+        redisReplyObjectFunctions f = *base;
+        f.createArray = [](const redisReadTask* task, int elements) -> void* {
+            return elements > redis_max_array_elements ? nullptr : base_array(task, elements);
+        };
+        return f;
+    }();
+    return &capped;
+}
+
 /// Incremental RESP parser (hiredis' redisReader): feed bytes as they arrive, take replies
 /// as they complete. A protocol error is final (the connection must be dropped).
 class redis_parser {
@@ -191,6 +211,7 @@ public:
         : reader_(redisReaderCreate(), &redisReaderFree) {
         if (!reader_)
             throw std::bad_alloc();
+        reader_->fn = capped_reply_functions(reader_->fn);
     }
 
     /// False when the bytes are not RESP.
