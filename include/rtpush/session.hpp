@@ -34,11 +34,13 @@
 namespace rtpush {
 
 /// A WebSocket client connection after its handshake, on its shard's thread (its strand).
-/// The reader is a chain of completion handlers that waits for readability and then reads
-/// into the shard's shared buffer, so an idle subscriber owns no read buffer. The writer is a chain
-/// of completion handlers over a bounded queue of shared frames: whatever was queued while the
-/// previous write was in flight goes out in one gathered write, and an idle session holds no
-/// pending write, no timer and no writer coroutine frame (see docs/architecture.md).
+/// The reader waits for readability through the shard's poller (an epoll instance of the
+/// shard's own, so an idle connection keeps no reactor state and no pending operation) and
+/// then reads into the shard's shared buffer, so an idle subscriber owns no read buffer. The
+/// writer sends from a bounded queue of shared frames: whatever was queued since the previous
+/// write goes out in one gathered, non-blocking send, and only a send the kernel does not take
+/// whole waits for writability. An idle session holds no pending write, no timer and no
+/// coroutine frame (see docs/architecture.md).
 ///
 /// A TLS session (wss://) keeps the same queue and frames, but reads through OpenSSL into a
 /// buffer of its own and writes its batch in coalesced pieces (an SSL stream writes one
@@ -53,17 +55,16 @@ public:
     using socket_type = boost::asio::ip::tcp::socket;
     using tls_stream = boost::asio::ssl::stream<boost::beast::tcp_stream>;
 
-    /// The plain socket, bound to the shard's io_context executor (see detail::shard_socket).
-    using plain_socket = detail::shard_socket;
-    /// Moves an accepted socket's descriptor to a socket of the shard's io_context (closed if
-    /// `s` is: a TLS session talks through its stream).
+    /// Takes an accepted socket's descriptor from its socket object, non-blocking (-1 when the
+    /// socket is closed: a TLS session talks through its stream). A plain session waits for
+    /// readiness through its shard's poller, not Asio's reactor (detail/io/poller.hpp).
     template <class Socket>
-    static plain_socket adopt(detail::shard& sh, Socket& s);
+    static int take_descriptor(Socket& s);
 
-    /// `sock`: the connection's socket on the shard's io_context (adopt() moves one there);
-    /// `tls`: the connection's TLS stream, after its handshake (then `sock` is unused).
-    session(detail::shard& sh, rtpush::hub& h, const server_config& cfg, plain_socket sock,
-            std::uint64_t id, std::string leftover, std::string org, std::string remote,
+    /// `fd`: the connection's socket (take_descriptor()), owned from here on;
+    /// `tls`: the connection's TLS stream, after its handshake (then `fd` is -1).
+    session(detail::shard& sh, rtpush::hub& h, const server_config& cfg, int fd, std::uint64_t id,
+            std::string leftover, std::string org, std::string remote,
             std::optional<jwt_claims> claims = std::nullopt,
             std::unique_ptr<tls_stream> tls = nullptr, bool deflate = false);
     session(const session&) = delete;
@@ -107,6 +108,11 @@ public:
 
     /// Closes the socket at once.
     void abort();
+
+    /// The shard's poller calls this with a session and the events of its socket.
+    static void on_poller_events(void* s, std::uint32_t events) {
+        static_cast<session*>(s)->on_events(events);
+    }
 
     /// Called by the shard's maintenance tick: aborts a close handshake past its deadline.
     void check_close_deadline(std::chrono::steady_clock::time_point now) {
@@ -184,14 +190,12 @@ private:
     };
     poster_type poster() const noexcept { return {&shard_, id_}; }
 
-    /// Calls f with the socket the connection runs on (the TLS stream's, or the plain one).
-    template <class F>
-    void with_socket(F&& f) {
-        if (tls())
-            f(tls()->next_layer().socket());
-        else
-            f(socket_);
-    }
+    /// The poller's report for a plain session's socket.
+    void on_events(std::uint32_t events);
+    /// Tells the shard's poller what the session waits for now, if that changed.
+    void watch();
+    /// Closes the plain socket (the poller forgets it with it).
+    void close_descriptor() noexcept;
     void push_frame(const detail::frame_ptr& f);
     void push_maybe_deflated(const detail::frame_ptr& f);
     // Direct sends: while the session handles its input (or opens), replies gather in the
@@ -216,7 +220,12 @@ private:
     std::size_t handle_frames(char* data, std::size_t size);
     void flush() override;
     void start_write();
-    void write_some();
+    enum class send_result { done, blocked, failed };
+    /// Sends the rest of the write batch (plain sessions), as far as the socket takes it.
+    send_result send_batch(boost::system::error_code& ec);
+    /// After a whole batch went out: counts it; false when writing must not go on (the
+    /// queue is empty, or the session is finishing).
+    bool batch_written();
     void on_write(boost::system::error_code ec);
     void on_text(std::string_view text);
     void send_json(std::string text);
@@ -261,37 +270,13 @@ private:
     rtpush::hub& hub_;
     const server_config& cfg_;
     detail::client_state client_; // who the client is, what it subscribed to
-    plain_socket socket_;
     detail::send_queue queue_;
     detail::frame_reader reader_;
     std::unique_ptr<write_state> write_;
     std::unique_ptr<cold_state> cold_;
     done_handler done_ = nullptr;
     void* done_context_ = nullptr;
-    std::uint64_t id_; // (here: it fills what wait_slot_'s alignment would leave)
-
-    // The memory of the readiness wait. Asio frees an operation before it calls its handler,
-    // so the one wait a session has pending at a time fits in a slot of the session instead
-    // of a heap block of its own per idle connection; anything larger goes to the heap.
-    alignas(std::max_align_t) unsigned char wait_slot_[96];
-    void* wait_allocate(std::size_t size);
-    void wait_deallocate(void* p, std::size_t size) noexcept;
-    template <class T>
-    struct wait_allocator {
-        using value_type = T;
-        session* owner;
-        explicit wait_allocator(session* s) noexcept
-            : owner(s) {}
-        template <class U>
-        wait_allocator(const wait_allocator<U>& o) noexcept
-            : owner(o.owner) {}
-        T* allocate(std::size_t n) { return static_cast<T*>(owner->wait_allocate(n * sizeof(T))); }
-        void deallocate(T* p, std::size_t n) noexcept { owner->wait_deallocate(p, n * sizeof(T)); }
-        template <class U>
-        bool operator==(const wait_allocator<U>& o) const noexcept {
-            return owner == o.owner;
-        }
-    };
+    std::uint64_t id_;
 
     boost::asio::ip::tcp::endpoint remote_ep_; // see remote()
     std::uint32_t write_pos_ = 0;              // first buffer of the batch not yet fully written
@@ -302,6 +287,7 @@ private:
     std::uint64_t received_ = 0;
     std::uint64_t sent_ = 0;
     std::uint16_t close_code_ = 0;
+    int fd_ = -1; // the plain socket (-1: TLS, or closed)
 
     bool closing_ : 1 = false;        // a close frame is queued
     bool close_sent_ : 1 = false;     // ... and written
@@ -309,14 +295,17 @@ private:
     bool reader_done_ : 1 = false;
     bool aborted_ : 1 = false;
     bool writing_ : 1 = false; // a write is in flight
-    bool reading_ : 1 = false; // a readiness wait is in flight
+    bool reading_ : 1 = false; // waiting for readability
     bool finished_ : 1 = false;
-    bool dirty_ : 1 = false;          // queued on the shard's flush list
-    bool tls_shutdown_ : 1 = false;   // TLS close_notify started
-    bool deflate_ : 1 = false;        // permessage-deflate negotiated
-    bool has_remote_ep_ : 1 = false;  // remote_ep_ holds the remote (else cold_->remote)
-    bool wait_slot_used_ : 1 = false; // wait_slot_ holds an operation
-    bool direct_ : 1 = false;         // replies go to the shard's outbox (begin_direct)
+    bool dirty_ : 1 = false;         // queued on the shard's flush list
+    bool tls_shutdown_ : 1 = false;  // TLS close_notify started
+    bool deflate_ : 1 = false;       // permessage-deflate negotiated
+    bool has_remote_ep_ : 1 = false; // remote_ep_ holds the remote (else cold_->remote)
+    bool write_blocked_ : 1 = false; // a plain write waits for writability
+    bool watch_in_ : 1 = false;      // the shard's poller watches fd_ for reads
+    bool watch_out_ : 1 = false;     // ... for writes
+    bool abort_posted_ : 1 = false;  // abort() posted the end of the waits
+    bool direct_ : 1 = false;        // replies go to the shard's outbox (begin_direct)
 };
 
 } // namespace rtpush

@@ -132,6 +132,7 @@ inline server_impl::server_impl(server_config cfg)
         shards_.back()->orgs = &org_connections_;
         shards_.back()->acks = acks_.get();
         shards_.back()->sio_sessions = &sio_sessions_;
+        shards_.back()->poller().on_events(&session::on_poller_events);
         shards_.back()->set_cork(cfg_.cork_delay, cfg_.cork_threshold, cfg_.cork_mode);
         shards_.back()->bind_protocol(hub_, cfg_);
         raw.push_back(shards_.back().get());
@@ -281,6 +282,7 @@ inline void server_impl::shutdown_shard(shard& sh) {
     sh.expire_waits({}, true);
     auto on_drained = [this, &sh](std::exception_ptr) {
         sh.release_work();
+        sh.poller().stop(); // no session waits on it any more (or they are being forced out)
         if (sh.live_tasks > 0 || !sh.sessions().empty())
             sh.context().stop(); // something ignored every request to end; do not hang
     };

@@ -9,8 +9,10 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -18,14 +20,13 @@
 
 namespace rtpush {
 
-inline session::session(detail::shard& sh, rtpush::hub& h, const server_config& cfg,
-                        plain_socket sock, std::uint64_t id, std::string leftover, std::string org,
-                        std::string remote, std::optional<jwt_claims> claims,
-                        std::unique_ptr<tls_stream> tls, bool deflate)
+inline session::session(detail::shard& sh, rtpush::hub& h, const server_config& cfg, int fd,
+                        std::uint64_t id, std::string leftover, std::string org, std::string remote,
+                        std::optional<jwt_claims> claims, std::unique_ptr<tls_stream> tls,
+                        bool deflate)
     : shard_(sh)
     , hub_(h)
     , cfg_(cfg)
-    , socket_(std::move(sock))
     , queue_(cfg.queue_max_frames, cfg.queue_max_bytes, cfg.queue_policy)
     , reader_(cfg.max_message_size, true)
     , id_(id)
@@ -33,6 +34,7 @@ inline session::session(detail::shard& sh, rtpush::hub& h, const server_config& 
     , last_rx_(std::chrono::steady_clock::now())
     , opened_(last_rx_)
     , rate_(cfg.max_messages_per_second, cfg.rate_abuse_factor, last_rx_)
+    , fd_(fd)
     , deflate_(deflate) {
     client_.org = std::move(org);
     reader_.allow_compressed(deflate_);
@@ -63,54 +65,34 @@ inline session::session(detail::shard& sh, rtpush::hub& h, const server_config& 
         client_.org.clear();
     if (claims)
         accept_claims(std::move(*claims));
-    // TCP_NODELAY is set where the socket comes from (server_impl::accepted_socket).
-    boost::system::error_code ec;
+    // TCP_NODELAY is set where the socket comes from (server_impl::accepted_socket), and
+    // the descriptor is non-blocking (take_descriptor).
     if (this->tls()) {
         this->tls()->next_layer().expires_never();
         cold().tls_rbuf.resize(8 * 1024);
-    } else {
-        if (!socket_.non_blocking())        // the fast path set it already (one ioctl each)
-            socket_.non_blocking(true, ec); // reads are attempted after readiness, never block
     }
 }
 
 template <class Socket>
-inline session::plain_socket session::adopt(detail::shard& sh, Socket& s) {
-    // The accepted socket's descriptor moves to a socket of the shard's own executor type.
-    plain_socket out(sh.context());
+inline int session::take_descriptor(Socket& s) {
     if (!s.is_open())
-        return out; // TLS: the session talks through its stream, this socket stays unused
+        return -1; // TLS: the session talks through its stream, this socket stays unused
+    // Reads and sends are attempted without waiting first: the descriptor must not block.
+    // The fast path set the mode already (one ioctl per connection), else it is set here.
     boost::system::error_code ec;
-    auto const ep = s.local_endpoint(ec);
-    auto const protocol = ec ? boost::asio::ip::tcp::v4() : ep.protocol();
-    auto const fd = s.release(ec);
+    if (!s.non_blocking())
+        s.non_blocking(true, ec);
     if (ec)
-        return out; // not transferable: the session then ends as on a closed socket
-    out.assign(protocol, fd, ec);
-    if (ec)
-        detail::close_native(fd);
-    return out;
+        return -1;
+    // Out of Asio's reactor: one epoll_ctl, and its per-descriptor state goes back to its pool.
+    int const fd = s.release(ec);
+    return ec ? -1 : fd;
 }
 
 inline std::string session::remote() const {
     if (!has_remote_ep_)
         return cold_ ? cold_->remote : std::string();
     return remote_ep_.address().to_string() + ":" + std::to_string(remote_ep_.port());
-}
-
-inline void* session::wait_allocate(std::size_t size) {
-    if (!wait_slot_used_ && size <= sizeof(wait_slot_)) {
-        wait_slot_used_ = true;
-        return wait_slot_;
-    }
-    return ::operator new(size);
-}
-
-inline void session::wait_deallocate(void* p, std::size_t size) noexcept {
-    if (p == static_cast<void*>(wait_slot_))
-        wait_slot_used_ = false;
-    else
-        ::operator delete(p, size);
 }
 
 inline const std::string& session::end_reason() const noexcept {
@@ -132,6 +114,7 @@ inline void session::release_idle(std::chrono::steady_clock::time_point now) {
 }
 
 inline session::~session() {
+    close_descriptor();
     if (dirty_)
         shard_.forget_dirty(this);
     if (socketio())
@@ -200,36 +183,83 @@ inline void session::wait_readable() {
         return;
     }
     // Wait for readability, then read into the shard's buffer: a silent subscriber reserves
-    // no read buffer and no coroutine frame, only this pending wait.
+    // no read buffer, no coroutine frame and no operation, only its poller registration.
     reading_ = true;
-    // The wait op lives as long as the connection is idle. Asio's default (recycling) handler
-    // allocator would hand it a cached block sized for a larger operation (the handshake's
-    // writes); wait_allocator puts it in the session's own slot (no heap block at all).
-    socket_.async_wait(
-        socket_type::wait_read,
-        boost::asio::bind_allocator(wait_allocator<void>(this),
-                                    [this](boost::system::error_code ec) { on_readable(ec); }));
+    watch(); // a system call only when the session was not waiting for reads already
+}
+
+inline void session::watch() {
+    using detail::poller;
+    unsigned const want =
+        (reading_ ? poller::readable : 0u) | (write_blocked_ ? poller::writable : 0u);
+    unsigned const had = (watch_in_ ? poller::readable : 0u) | (watch_out_ ? poller::writable : 0u);
+    if (fd_ < 0 || want == had)
+        return;
+    auto const ec = shard_.poller().watch(fd_, this, want, had);
+    if (!ec) {
+        watch_in_ = (want & poller::readable) != 0;
+        watch_out_ = (want & poller::writable) != 0;
+    } else if (!aborted_) {
+        set_end_reason("poll failed: " + ec.message());
+        abort(); // its end runs from the posted completion of the waits
+    }
+}
+
+inline void session::on_events(std::uint32_t events) {
+    if (fd_ < 0)
+        return; // closed by an earlier event of the same poll
+    bool const failed = (events & (EPOLLERR | EPOLLHUP)) != 0;
+    if (write_blocked_ && (failed || (events & EPOLLOUT))) {
+        write_blocked_ = false;
+        boost::system::error_code ec;
+        switch (send_batch(ec)) {
+        case send_result::blocked:
+            write_blocked_ = true;
+            break;
+        case send_result::failed:
+            on_write(ec);
+            break;
+        case send_result::done:
+            watch(); // writability no longer wanted
+            writing_ = false;
+            if (batch_written())
+                start_write();
+            break;
+        }
+    }
+    if (fd_ >= 0 && reading_ && (failed || (events & (EPOLLIN | EPOLLRDHUP))))
+        on_readable({});
+}
+
+inline void session::close_descriptor() noexcept {
+    if (fd_ < 0)
+        return;
+    detail::close_native(fd_); // the poller forgets it with its last descriptor
+    fd_ = -1;
+    watch_in_ = watch_out_ = false;
 }
 
 inline void session::on_readable(boost::system::error_code ec) {
     reading_ = false;
-    if (ec || aborted_) {
+    if (ec || aborted_ || fd_ < 0) {
         reader_finished();
         return;
     }
     auto& buf = shard_.read_buffer();
     begin_direct();
     for (;;) {
-        std::size_t const n = socket_.read_some(boost::asio::buffer(buf), ec);
-        if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again)
+        auto const n = ::recv(fd_, buf.data(), buf.size(), 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
-        if (ec) {
+        if (n <= 0) {
             reader_done_ = true; // EOF or reset
             break;
         }
         last_rx_ = std::chrono::steady_clock::now();
-        consume(buf.data(), n);
-        if (reader_done_ || n < buf.size())
+        consume(buf.data(), static_cast<std::size_t>(n));
+        if (reader_done_ || fd_ < 0 || static_cast<std::size_t>(n) < buf.size())
             break;
     }
     end_direct();
@@ -241,6 +271,7 @@ inline void session::on_readable(boost::system::error_code ec) {
 
 inline void session::reader_finished() {
     reader_done_ = true;
+    watch(); // nothing more to read: a level-triggered end of stream would be reported again
     if (!closing_ && !aborted_) {
         set_end_reason("connection lost");
         abort(); // EOF or error without a close frame: nothing more can be said
@@ -255,8 +286,8 @@ inline void session::maybe_finish() {
         return;
     if (closing_ && !close_sent_ && !aborted_) {
         start_write();
-        if (writing_)
-            return;
+        if (writing_ || finished_)
+            return; // still writing, or the write's end finished the session
     }
     if (tls() && !aborted_ && !tls_shutdown_) {
         // Our close_notify only: the WebSocket close handshake is over, and waiting for the
@@ -273,10 +304,14 @@ inline void session::maybe_finish() {
     finished_ = true;
     boost::system::error_code ec;
     // The server closes the TCP connection first after a close handshake (RFC 6455 7.1.1).
-    with_socket([&](auto& s) {
+    if (tls()) {
+        auto& s = tls()->next_layer().socket();
         s.shutdown(socket_type::shutdown_both, ec);
         s.close(ec);
-    });
+    } else if (fd_ >= 0) {
+        ::shutdown(fd_, SHUT_RDWR);
+        close_descriptor();
+    }
     boost::asio::post(shard_.get_executor(), [this] {
         if (done_)
             done_(done_context_, this);
@@ -380,10 +415,18 @@ inline std::size_t session::send_direct(std::span<const detail::frame_ptr> frame
     std::size_t const k = std::min(frames.size(), max_buffers);
     for (std::size_t i = 0; i < k; ++i)
         out[i] = boost::asio::buffer(frames[i]->bytes);
-    boost::system::error_code ec;
-    std::size_t n = socket_.send(std::span<const boost::asio::const_buffer>(out.data(), k), 0, ec);
-    if (ec)
+    if (fd_ < 0)
+        return 0;
+    std::array<iovec, max_buffers> iov;
+    for (std::size_t i = 0; i < k; ++i)
+        iov[i] = {const_cast<char*>(static_cast<const char*>(out[i].data())), out[i].size()};
+    msghdr msg{};
+    msg.msg_iov = iov.data();
+    msg.msg_iovlen = k;
+    auto const sent = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+    if (sent < 0)
         return 0; // would block, or an error that the write path then reports
+    auto n = static_cast<std::size_t>(sent);
     shard_.counters().writes.fetch_add(1, std::memory_order_relaxed);
     std::size_t whole = 0;
     while (whole < k && n >= frames[whole]->bytes.size()) {
@@ -457,22 +500,39 @@ inline void session::flush() {
 }
 
 inline void session::start_write() {
-    if (writing_ || aborted_ || queue_.empty())
-        return;
-    if (!write_)
-        write_ = std::make_unique<write_state>();
-    auto& batch = write_->batch;
-    auto& buffers = write_->buffers;
-    batch.clear();
-    buffers.clear();
-    queue_.take(batch, cfg_.write_batch_frames, cfg_.write_batch_bytes);
-    for (auto const& f : batch)
-        buffers.emplace_back(f->bytes.data(), f->bytes.size());
-    write_pos_ = 0;
-    if (tls())
-        tls_write_next();
-    else
-        write_some();
+    // A loop rather than a chain of completions: a plain send completes here, at once, unless
+    // the socket is full (then on_events() goes on when it is writable).
+    while (!writing_ && !aborted_ && !queue_.empty()) {
+        if (!write_)
+            write_ = std::make_unique<write_state>();
+        auto& batch = write_->batch;
+        auto& buffers = write_->buffers;
+        batch.clear();
+        buffers.clear();
+        queue_.take(batch, cfg_.write_batch_frames, cfg_.write_batch_bytes);
+        for (auto const& f : batch)
+            buffers.emplace_back(f->bytes.data(), f->bytes.size());
+        write_pos_ = 0;
+        writing_ = true;
+        if (tls()) {
+            tls_write_next();
+            return;
+        }
+        boost::system::error_code ec;
+        switch (send_batch(ec)) {
+        case send_result::blocked:
+            write_blocked_ = true;
+            watch();
+            return;
+        case send_result::failed:
+            on_write(ec);
+            return;
+        case send_result::done:
+            writing_ = false;
+            if (!batch_written())
+                return;
+        }
+    }
 }
 
 inline void session::tls_write_next() {
@@ -507,46 +567,51 @@ inline void session::tls_write_next() {
     });
 }
 
-inline void session::write_some() {
-    // One async_write_some per system call, continued here after a partial write: cheaper
-    // than asio::async_write's composed operation, and `writes` then counts send calls.
-    writing_ = true;
+inline session::send_result session::send_batch(boost::system::error_code& ec) {
+    // One sendmsg per system call's worth of buffers; `writes` counts the calls.
     auto& buffers = write_->buffers;
-    std::span<const boost::asio::const_buffer> const rest(buffers.data() + write_pos_,
-                                                          buffers.size() - write_pos_);
-    socket_.async_write_some(rest, [this](boost::system::error_code ec, std::size_t n) {
+    while (write_pos_ < buffers.size()) {
+        if (fd_ < 0) {
+            ec = boost::asio::error::bad_descriptor;
+            return send_result::failed;
+        }
+        constexpr std::size_t max_iov = 64;
+        std::array<iovec, max_iov> iov;
+        std::size_t const k = std::min(max_iov, buffers.size() - write_pos_);
+        for (std::size_t i = 0; i < k; ++i) {
+            auto const& b = buffers[write_pos_ + i];
+            iov[i] = {const_cast<void*>(b.data()), b.size()};
+        }
+        msghdr msg{};
+        msg.msg_iov = iov.data();
+        msg.msg_iovlen = k;
+        auto const sent = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+        if (sent < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return send_result::blocked;
+            ec = {errno, boost::system::system_category()};
+            return send_result::failed;
+        }
         shard_.counters().writes.fetch_add(1, std::memory_order_relaxed);
-        auto& buffers = write_->buffers;
-        if (!ec) {
-            while (n > 0 && write_pos_ < buffers.size()) {
-                auto& b = buffers[write_pos_];
-                if (n < b.size()) {
-                    b += n;
-                    n = 0;
-                } else {
-                    n -= b.size();
-                    ++write_pos_;
-                }
-            }
-            if (write_pos_ < buffers.size()) {
-                write_some();
-                return;
+        auto n = static_cast<std::size_t>(sent);
+        while (n > 0 && write_pos_ < buffers.size()) {
+            auto& b = buffers[write_pos_];
+            if (n < b.size()) {
+                b += n;
+                n = 0;
+            } else {
+                n -= b.size();
+                ++write_pos_;
             }
         }
-        on_write(ec);
-    });
+    }
+    return send_result::done;
 }
 
-inline void session::on_write(boost::system::error_code ec) {
-    writing_ = false;
+inline bool session::batch_written() {
     auto& batch = write_->batch;
-    if (ec) {
-        batch.clear();
-        set_end_reason(aborted_ ? "aborted" : "write failed: " + ec.message());
-        abort();
-        maybe_finish();
-        return;
-    }
     auto const now = std::chrono::steady_clock::now();
     if (cold_ && cold_->close_frame)
         for (auto const& f : batch)
@@ -556,12 +621,10 @@ inline void session::on_write(boost::system::error_code ec) {
     batch.clear();
     if (close_sent_ && (close_received_ || reader_done_)) {
         maybe_finish(); // close handshake complete (or the peer is gone)
-        return;
+        return false;
     }
-    if (!queue_.empty()) {
-        start_write();
-        return;
-    }
+    if (!queue_.empty())
+        return true;
     // Idle again. A session written to rarely gives back its queue ring and batch vectors;
     // a busy one keeps them rather than allocating them again for every delivery.
     // (release_idle() frees the write state itself once the session stays quiet.)
@@ -574,6 +637,20 @@ inline void session::on_write(boost::system::error_code ec) {
         queue_.shrink();
     }
     w.last_write_at = now;
+    return false;
+}
+
+inline void session::on_write(boost::system::error_code ec) {
+    writing_ = false;
+    if (ec) {
+        write_->batch.clear();
+        set_end_reason(aborted_ ? "aborted" : "write failed: " + ec.message());
+        abort();
+        maybe_finish();
+        return;
+    }
+    if (batch_written())
+        start_write();
 }
 
 inline void session::close(std::uint16_t code, std::string_view reason, bool drop_backlog) {
@@ -607,11 +684,28 @@ inline void session::close(std::uint16_t code, std::string_view reason, bool dro
 inline void session::abort() {
     set_end_reason("aborted");
     aborted_ = true;
-    boost::system::error_code ec;
-    with_socket([&](auto& s) {
+    if (tls()) {
+        boost::system::error_code ec;
+        auto& s = tls()->next_layer().socket();
         s.cancel(ec);
         s.close(ec);
-    });
+        return;
+    }
+    close_descriptor();
+    // The waits end as Asio's cancelled operations would: from a posted handler, with
+    // operation_aborted (the caller may be deep in this session's own code).
+    if ((reading_ || write_blocked_) && !abort_posted_) {
+        abort_posted_ = true;
+        boost::asio::post(shard_.get_executor(), [this] {
+            abort_posted_ = false;
+            if (reading_)
+                on_readable(boost::asio::error::operation_aborted);
+            if (write_blocked_) {
+                write_blocked_ = false;
+                on_write(boost::asio::error::operation_aborted);
+            }
+        });
+    }
 }
 
 inline void session::on_heartbeat(const detail::frame_ptr& heartbeat, const detail::frame_ptr& ping,

@@ -293,14 +293,12 @@ inline void server_impl::start_session(shard& sh, upgrade_state& up, void* block
     // the shard (which shutdown waits on), and deletes itself through `done` at its end
     // (`delete`: `block`, when given, is ::operator new(sizeof(session))).
     auto make = [&](void* where) {
-        // The fast path's socket is already the shard's (unless a Socket.IO upgrade moved the
-        // connection to another shard): adopt() re-registers only what must move.
-        auto sock = up.shard_sock && &up.shard_sock->get_executor().context() == &sh.context()
-                        ? std::move(*up.shard_sock)
-                    : up.shard_sock ? session::adopt(sh, *up.shard_sock)
-                                    : session::adopt(sh, *up.socket);
+        // The descriptor leaves its socket object (and Asio's reactor) for the session, which
+        // waits through its shard's poller, whichever shard the connection came in on.
+        int const fd = up.shard_sock ? session::take_descriptor(*up.shard_sock)
+                                     : session::take_descriptor(*up.socket);
         return new (where)
-            session(sh, hub_, cfg_, std::move(sock), id, std::move(up.leftover), std::move(up.org),
+            session(sh, hub_, cfg_, fd, id, std::move(up.leftover), std::move(up.org),
                     std::move(up.remote), std::move(up.claims), std::move(up.tls), up.deflate);
     };
     session* s = nullptr;

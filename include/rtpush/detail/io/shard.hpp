@@ -7,6 +7,7 @@
 #include <rtpush/detail/ack_tracker.hpp>
 #include <rtpush/detail/counters.hpp>
 #include <rtpush/detail/deflate.hpp>
+#include <rtpush/detail/io/poller.hpp>
 #include <rtpush/detail/protocol_context.hpp>
 #include <rtpush/detail/rate_limit.hpp>
 #include <rtpush/detail/send_queue.hpp>
@@ -132,6 +133,7 @@ public:
         : index_(index)
         , ioc_(1)
         , work_(ioc_.get_executor())
+        , poller_(ioc_)
         , cork_timer_(ioc_) {
         // Cancelled at shutdown like the periodic timers: its handler then flushes at once.
         timers.push_back(&cork_timer_);
@@ -147,6 +149,8 @@ public:
     boost::asio::io_context& context() noexcept { return ioc_; }
     boost::asio::io_context::executor_type get_executor() noexcept { return ioc_.get_executor(); }
     shard_counters& counters() noexcept { return counters_; }
+    /// The readiness of this thread's plain WebSocket sessions (see poller).
+    ::rtpush::detail::poller& poller() noexcept { return poller_; }
 
     /// Called by the hub, from any thread, under the hub's mutex (so in counter order): queues
     /// a delivery for this shard's thread, where one posted drain runs every queued delivery in
@@ -421,6 +425,7 @@ private:
     std::size_t index_;
     boost::asio::io_context ioc_;
     boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+    ::rtpush::detail::poller poller_;
     subscription_index subs_;
     std::optional<protocol_context> protocol_;
     std::unordered_map<std::uint64_t, rtpush::session*> sessions_;
