@@ -62,10 +62,10 @@ public:
     static int take_descriptor(Socket& s);
 
     /// `fd`: the connection's socket (take_descriptor()), owned from here on;
-    /// `tls`: the connection's TLS stream, after its handshake (then `fd` is -1).
-    session(detail::shard& sh, rtpush::hub& h, const server_config& cfg, int fd, std::uint64_t id,
-            std::string leftover, std::string org, std::string remote,
-            std::optional<jwt_claims> claims = std::nullopt,
+    /// `tls`: the connection's TLS stream, after its handshake (then `fd` is -1). The hub and
+    /// the configuration are the shard's (its protocol environment).
+    session(detail::shard& sh, int fd, std::uint64_t id, std::string leftover, std::string org,
+            std::string remote, std::optional<jwt_claims> claims = std::nullopt,
             std::unique_ptr<tls_stream> tls = nullptr, bool deflate = false);
     session(const session&) = delete;
     session& operator=(const session&) = delete;
@@ -88,13 +88,13 @@ public:
     const feed_path* feed() const noexcept { return cold_ ? cold_->feed : nullptr; }
 
     /// Called once at the end with the context given to start(); may delete the session.
-    using done_handler = void (*)(void* context, session* s);
+    using done_handler = detail::session_end::handler;
 
     /// Starts the connection; it then runs on completion handlers until it ends (peer
     /// close, error, close(), abort()), and finally calls `done(context, this)` from a posted
     /// handler, after which nothing refers to the session: `done` may delete it. Network errors
     /// end the connection, they are never thrown. (A function pointer and a context, not a
-    /// std::function: every idle connection carries it.)
+    /// std::function, kept by the shard: its sessions all have the same.)
     /// `handshake`: the HTTP 101 answer not yet written, sent in one gathered write with the
     /// greeting (a system call less per connection).
     void start(done_handler done, void* context, std::string handshake = {});
@@ -129,8 +129,8 @@ public:
     /// Called by the shard's maintenance tick: with auth_required, closes (1008) a connection
     /// still unauthenticated after auth_timeout.
     void check_auth_deadline(std::chrono::steady_clock::time_point now) {
-        if (cfg_.auth_required && !client_.authenticated && !closing_ && !aborted_ &&
-            now - opened_ >= cfg_.auth_timeout)
+        if (cfg().auth_required && !client_.authenticated && !closing_ && !aborted_ &&
+            now - opened_ >= cfg().auth_timeout)
             close(1008, "authentication timeout");
     }
 
@@ -264,22 +264,22 @@ private:
         std::vector<detail::frame_ptr> batch;           // frames of the write in flight
         std::vector<boost::asio::const_buffer> buffers; // ... and their bytes
         std::chrono::steady_clock::time_point last_write_at{};
+        std::uint32_t pos = 0; // first buffer of the batch not yet fully written
     };
 
+    const server_config& cfg() const noexcept { return shard_.protocol().cfg; }
+    detail::message_rate::limits rate_limits() const {
+        return {cfg().max_messages_per_second, cfg().rate_abuse_factor};
+    }
+
     detail::shard& shard_;
-    rtpush::hub& hub_;
-    const server_config& cfg_;
     detail::client_state client_; // who the client is, what it subscribed to
     detail::send_queue queue_;
     detail::frame_reader reader_;
     std::unique_ptr<write_state> write_;
     std::unique_ptr<cold_state> cold_;
-    done_handler done_ = nullptr;
-    void* done_context_ = nullptr;
     std::uint64_t id_;
 
-    boost::asio::ip::tcp::endpoint remote_ep_; // see remote()
-    std::uint32_t write_pos_ = 0;              // first buffer of the batch not yet fully written
     std::chrono::system_clock::time_point last_activity_at_;
     std::chrono::steady_clock::time_point last_rx_;
     std::chrono::steady_clock::time_point opened_;
@@ -287,6 +287,8 @@ private:
     std::uint64_t received_ = 0;
     std::uint64_t sent_ = 0;
     std::uint16_t close_code_ = 0;
+    std::uint16_t remote_port_ = 0; // see remote()
+    std::uint32_t remote_v4_ = 0;
     int fd_ = -1; // the plain socket (-1: TLS, or closed)
 
     bool closing_ : 1 = false;        // a close frame is queued
@@ -300,7 +302,7 @@ private:
     bool dirty_ : 1 = false;         // queued on the shard's flush list
     bool tls_shutdown_ : 1 = false;  // TLS close_notify started
     bool deflate_ : 1 = false;       // permessage-deflate negotiated
-    bool has_remote_ep_ : 1 = false; // remote_ep_ holds the remote (else cold_->remote)
+    bool has_remote_ep_ : 1 = false; // remote_v4_:remote_port_ is the remote (else cold_->remote)
     bool write_blocked_ : 1 = false; // a plain write waits for writability
     bool watch_in_ : 1 = false;      // the shard's poller watches fd_ for reads
     bool watch_out_ : 1 = false;     // ... for writes

@@ -39,24 +39,27 @@ BOOST_AUTO_TEST_CASE(zero_rate_is_unlimited) {
     token_bucket b(0, 1, t0);
     for (int i = 0; i < 1000; ++i)
         BOOST_TEST(b.try_take(t0));
-    message_rate m(0, 3, t0);
+    message_rate::limits const m_limits(0, 3);
+    message_rate m(m_limits, t0);
     for (int i = 0; i < 1000; ++i)
-        BOOST_TEST((m.on_message(t0) == message_rate::verdict::ok));
+        BOOST_TEST((m.on_message(t0, m_limits) == message_rate::verdict::ok));
 }
 
 BOOST_AUTO_TEST_CASE(steady_sender_at_the_rate_is_never_limited) {
-    message_rate m(100, 3, t0);
+    message_rate::limits const m_limits(100, 3);
+    message_rate m(m_limits, t0);
     for (int i = 0; i < 5000; ++i) // 100 per second for 50 s
-        BOOST_TEST((m.on_message(t0 + i * 10ms) == message_rate::verdict::ok));
+        BOOST_TEST((m.on_message(t0 + i * 10ms, m_limits) == message_rate::verdict::ok));
 }
 
 BOOST_AUTO_TEST_CASE(flood_is_limited_then_abuse) {
-    message_rate m(100, 3, t0);
+    message_rate::limits const m_limits(100, 3);
+    message_rate m(m_limits, t0);
     int ok = 0, limited = 0;
     auto v = message_rate::verdict::ok;
     int i = 0;
     for (; i < 1000; ++i) {
-        v = m.on_message(t0 + i * 1ms); // 1000 per second
+        v = m.on_message(t0 + i * 1ms, m_limits); // 1000 per second
         if (v == message_rate::verdict::ok)
             ++ok;
         else if (v == message_rate::verdict::limited)
@@ -74,23 +77,26 @@ BOOST_AUTO_TEST_CASE(flood_is_limited_then_abuse) {
 BOOST_AUTO_TEST_CASE(abuse_threshold_is_the_ceiling_of_the_product) {
     // (1.3 - 1) * 10 is 3.0000000000000004 in double: the 4th refusal within a second is the
     // abuse, not the 3rd (the threshold is worked out in double, not from float copies).
-    message_rate m(10, 1.3, t0);
+    message_rate::limits const m_limits(10, 1.3);
+    message_rate m(m_limits, t0);
     for (int i = 0; i < 10; ++i) // the burst
-        BOOST_TEST((m.on_message(t0) == message_rate::verdict::ok));
+        BOOST_TEST((m.on_message(t0, m_limits) == message_rate::verdict::ok));
     for (int i = 0; i < 3; ++i)
-        BOOST_TEST((m.on_message(t0) == message_rate::verdict::limited));
-    BOOST_TEST((m.on_message(t0) == message_rate::verdict::abuse));
-    message_rate strict(10, 1.0, t0); // no tolerance: the first refusal is abuse
+        BOOST_TEST((m.on_message(t0, m_limits) == message_rate::verdict::limited));
+    BOOST_TEST((m.on_message(t0, m_limits) == message_rate::verdict::abuse));
+    message_rate::limits const strict_limits(10, 1.0);
+    message_rate strict(strict_limits, t0); // no tolerance: the first refusal is abuse
     for (int i = 0; i < 10; ++i)
-        BOOST_TEST((strict.on_message(t0) == message_rate::verdict::ok));
-    BOOST_TEST((strict.on_message(t0) == message_rate::verdict::abuse));
+        BOOST_TEST((strict.on_message(t0, strict_limits) == message_rate::verdict::ok));
+    BOOST_TEST((strict.on_message(t0, strict_limits) == message_rate::verdict::abuse));
 }
 
 BOOST_AUTO_TEST_CASE(moderate_overuse_is_limited_not_abuse) {
-    message_rate m(100, 3, t0);
+    message_rate::limits const m_limits(100, 3);
+    message_rate m(m_limits, t0);
     int limited = 0;
     for (int i = 0; i < 2000; ++i) { // 200 per second for 10 s: twice the rate
-        auto const v = m.on_message(t0 + i * 5ms);
+        auto const v = m.on_message(t0 + i * 5ms, m_limits);
         BOOST_TEST((v != message_rate::verdict::abuse));
         limited += v == message_rate::verdict::limited;
     }

@@ -69,21 +69,29 @@ public:
     using clock = std::chrono::steady_clock;
     enum class verdict { ok, limited, abuse };
 
-    message_rate(double rate, double abuse_factor, clock::time_point now)
-        : rate_(static_cast<float>(rate))
-        , tokens_(std::max(rate_, 1.0f))
-        // The refusals within a second that make an abuser, worked out once in double (the
-        // rule is refused >= (abuse_factor - 1) * rate).
-        , abuse_after_(static_cast<std::uint32_t>(
-              std::clamp(std::ceil((abuse_factor - 1.0) * rate), 0.0, 4294967295.0)))
+    /// The configured limits, the same for every connection: passed in, not kept by each.
+    struct limits {
+        limits(double rate, double abuse_factor)
+            : rate(static_cast<float>(rate))
+            // The refusals within a second that make an abuser, worked out once in double
+            // (the rule is refused >= (abuse_factor - 1) * rate).
+            , abuse_after(static_cast<std::uint32_t>(
+                  std::clamp(std::ceil((abuse_factor - 1.0) * rate), 0.0, 4294967295.0))) {}
+        float rate;
+        std::uint32_t abuse_after;
+    };
+
+    message_rate(const limits& l, clock::time_point now)
+        : tokens_(std::max(l.rate, 1.0f))
         , last_(now.time_since_epoch().count())
         , window_start_(last_) {}
 
-    verdict on_message(clock::time_point now) {
+    verdict on_message(clock::time_point now, const limits& l) {
+        auto const rate_ = l.rate;
         if (rate_ <= 0)
             return verdict::ok;
         // A token bucket of `rate` tokens per second, bursts of `rate` (token_bucket's rule,
-        // inlined: every session holds one of these, so it keeps 32 bytes, not 64).
+        // inlined: every session holds one of these, so it keeps 24 bytes, not 64).
         auto const t = now.time_since_epoch().count();
         if (t > last_) {
             double const secs = std::chrono::duration<double>(clock::duration(t - last_)).count();
@@ -101,7 +109,7 @@ public:
         }
         if (refused_ < UINT32_MAX)
             ++refused_;
-        if (refused_ >= abuse_after_)
+        if (refused_ >= l.abuse_after)
             return verdict::abuse;
         return verdict::limited;
     }
@@ -109,9 +117,7 @@ public:
 private:
     // Single precision: a token count is exact far beyond any per-connection message rate
     // (floats count whole tokens exactly up to 2^24 per second).
-    float rate_;
     float tokens_;
-    std::uint32_t abuse_after_;
     std::uint32_t refused_ = 0;
     clock::rep last_;
     clock::rep window_start_;

@@ -20,20 +20,17 @@
 
 namespace rtpush {
 
-inline session::session(detail::shard& sh, rtpush::hub& h, const server_config& cfg, int fd,
-                        std::uint64_t id, std::string leftover, std::string org, std::string remote,
-                        std::optional<jwt_claims> claims, std::unique_ptr<tls_stream> tls,
-                        bool deflate)
+inline session::session(detail::shard& sh, int fd, std::uint64_t id, std::string leftover,
+                        std::string org, std::string remote, std::optional<jwt_claims> claims,
+                        std::unique_ptr<tls_stream> tls, bool deflate)
     : shard_(sh)
-    , hub_(h)
-    , cfg_(cfg)
-    , queue_(cfg.queue_max_frames, cfg.queue_max_bytes, cfg.queue_policy)
-    , reader_(cfg.max_message_size, true)
+    , queue_(cfg().queue_max_frames, cfg().queue_max_bytes, cfg().queue_policy)
+    , reader_(cfg().max_message_size, true)
     , id_(id)
     , last_activity_at_(std::chrono::system_clock::now())
     , last_rx_(std::chrono::steady_clock::now())
     , opened_(last_rx_)
-    , rate_(cfg.max_messages_per_second, cfg.rate_abuse_factor, last_rx_)
+    , rate_(rate_limits(), last_rx_)
     , fd_(fd)
     , deflate_(deflate) {
     client_.org = std::move(org);
@@ -42,8 +39,8 @@ inline session::session(detail::shard& sh, rtpush::hub& h, const server_config& 
         cold().tls = std::move(tls);
     if (!leftover.empty())
         cold().pending = std::move(leftover);
-    // The remote is kept as an endpoint when it is one formatted the usual way ("addr:port"),
-    // which it is for every accepted connection; anything else is kept as given.
+    // An IPv4 remote formatted the usual way ("addr:port"), which nearly every accepted
+    // connection has, is kept in 6 bytes; anything else (IPv6, a proxy's) is kept as given.
     if (auto const colon = remote.rfind(':'); colon != std::string::npos) {
         boost::system::error_code ec;
         auto const addr = boost::asio::ip::make_address(remote.substr(0, colon), ec);
@@ -51,8 +48,10 @@ inline session::session(detail::shard& sh, rtpush::hub& h, const server_config& 
         auto const digits = std::string_view(remote).substr(colon + 1);
         auto const [end, perr] =
             std::from_chars(digits.data(), digits.data() + digits.size(), port);
-        if (!ec && perr == std::errc{} && end == digits.data() + digits.size() && port <= 65535) {
-            remote_ep_ = boost::asio::ip::tcp::endpoint(addr, static_cast<unsigned short>(port));
+        if (!ec && addr.is_v4() && perr == std::errc{} && end == digits.data() + digits.size() &&
+            port <= 65535) {
+            remote_v4_ = addr.to_v4().to_uint();
+            remote_port_ = static_cast<std::uint16_t>(port);
             has_remote_ep_ = true;
             if (this->remote() != remote)
                 has_remote_ep_ = false;
@@ -61,7 +60,7 @@ inline session::session(detail::shard& sh, rtpush::hub& h, const server_config& 
     if (!has_remote_ep_ && !remote.empty())
         cold().remote = std::move(remote);
     // With authentication required, only a verified token names the organization.
-    if (cfg_.auth_required)
+    if (cfg().auth_required)
         client_.org.clear();
     if (claims)
         accept_claims(std::move(*claims));
@@ -92,7 +91,8 @@ inline int session::take_descriptor(Socket& s) {
 inline std::string session::remote() const {
     if (!has_remote_ep_)
         return cold_ ? cold_->remote : std::string();
-    return remote_ep_.address().to_string() + ":" + std::to_string(remote_ep_.port());
+    return boost::asio::ip::make_address_v4(remote_v4_).to_string() + ":" +
+           std::to_string(remote_port_);
 }
 
 inline const std::string& session::end_reason() const noexcept {
@@ -124,8 +124,7 @@ inline session::~session() {
 }
 
 inline void session::start(done_handler done, void* context, std::string handshake) {
-    done_ = done;
-    done_context_ = context;
+    shard_.session_done = {done, context};
     shard_.add_session(id_, this);
     begin_direct();
     if (!handshake.empty()) {
@@ -142,7 +141,7 @@ inline void session::start(done_handler done, void* context, std::string handsha
         for (auto const& channel : f->channels)
             handle_object(boost::json::object{{"type", "subscribe"}, {"channel", channel}});
     } else
-        send_json(message::connected(client_id(), cfg_.server_name, cfg_.heartbeat_interval));
+        send_json(message::connected(client_id(), cfg().server_name, cfg().heartbeat_interval));
     count_org(); // from the handshake's token or ?org=
     if (cold_ && !cold_->pending.empty()) {
         // bytes the client pipelined behind its handshake
@@ -313,8 +312,8 @@ inline void session::maybe_finish() {
         close_descriptor();
     }
     boost::asio::post(shard_.get_executor(), [this] {
-        if (done_)
-            done_(done_context_, this);
+        if (auto const& end = shard_.session_done; end.handler_fn)
+            end.handler_fn(end.context, this);
     });
 }
 
@@ -338,7 +337,7 @@ inline void session::push_maybe_deflated(const detail::frame_ptr& f) {
     if (deflate_ && !closing_) {
         // The frame's compressed twin, made by the first deflate session and then shared.
         bool made = false;
-        auto d = detail::deflated(f, shard_.deflater(), cfg_.deflate_threshold, &made);
+        auto d = detail::deflated(f, shard_.deflater(), cfg().deflate_threshold, &made);
         if (made)
             shard_.counters().compressed.fetch_add(1, std::memory_order_relaxed);
         push_frame(d);
@@ -364,7 +363,7 @@ inline void session::push_frame(const detail::frame_ptr& f) {
         // The disconnect policy: a consumer this slow loses its connection, not our memory.
         shard_.counters().dropped.fetch_add(1, std::memory_order_relaxed);
         shard_.counters().slow_consumers.fetch_add(1, std::memory_order_relaxed);
-        cfg_.logger.log(
+        cfg().logger.log(
             log_level::warning, "slow_consumer",
             {{"client", client_id()}, {"queued", queue_.size()}, {"bytes", queue_.bytes()}});
         close(1008, "slow consumer: outbound queue full", true);
@@ -509,10 +508,10 @@ inline void session::start_write() {
         auto& buffers = write_->buffers;
         batch.clear();
         buffers.clear();
-        queue_.take(batch, cfg_.write_batch_frames, cfg_.write_batch_bytes);
+        queue_.take(batch, cfg().write_batch_frames, cfg().write_batch_bytes);
         for (auto const& f : batch)
             buffers.emplace_back(f->bytes.data(), f->bytes.size());
-        write_pos_ = 0;
+        write_->pos = 0;
         writing_ = true;
         if (tls()) {
             tls_write_next();
@@ -541,19 +540,20 @@ inline void session::tls_write_next() {
     // is written from its shared bytes.
     constexpr std::size_t record = 16 * 1024;
     auto const& buffers = write_->buffers;
-    if (write_pos_ == buffers.size()) {
+    if (write_->pos == buffers.size()) {
         on_write({});
         return;
     }
     writing_ = true;
-    boost::asio::const_buffer out = buffers[write_pos_];
+    boost::asio::const_buffer out = buffers[write_->pos];
     if (out.size() >= record) {
-        ++write_pos_;
+        ++write_->pos;
     } else {
         auto& wbuf = cold().tls_wbuf;
         wbuf.clear();
-        while (write_pos_ < buffers.size() && wbuf.size() + buffers[write_pos_].size() <= record) {
-            auto const& b = buffers[write_pos_++];
+        while (write_->pos < buffers.size() &&
+               wbuf.size() + buffers[write_->pos].size() <= record) {
+            auto const& b = buffers[write_->pos++];
             wbuf.append(static_cast<const char*>(b.data()), b.size());
         }
         out = boost::asio::buffer(wbuf);
@@ -570,16 +570,16 @@ inline void session::tls_write_next() {
 inline session::send_result session::send_batch(boost::system::error_code& ec) {
     // One sendmsg per system call's worth of buffers; `writes` counts the calls.
     auto& buffers = write_->buffers;
-    while (write_pos_ < buffers.size()) {
+    while (write_->pos < buffers.size()) {
         if (fd_ < 0) {
             ec = boost::asio::error::bad_descriptor;
             return send_result::failed;
         }
         constexpr std::size_t max_iov = 64;
         std::array<iovec, max_iov> iov;
-        std::size_t const k = std::min(max_iov, buffers.size() - write_pos_);
+        std::size_t const k = std::min(max_iov, buffers.size() - write_->pos);
         for (std::size_t i = 0; i < k; ++i) {
-            auto const& b = buffers[write_pos_ + i];
+            auto const& b = buffers[write_->pos + i];
             iov[i] = {const_cast<void*>(b.data()), b.size()};
         }
         msghdr msg{};
@@ -596,14 +596,14 @@ inline session::send_result session::send_batch(boost::system::error_code& ec) {
         }
         shard_.counters().writes.fetch_add(1, std::memory_order_relaxed);
         auto n = static_cast<std::size_t>(sent);
-        while (n > 0 && write_pos_ < buffers.size()) {
-            auto& b = buffers[write_pos_];
+        while (n > 0 && write_->pos < buffers.size()) {
+            auto& b = buffers[write_->pos];
             if (n < b.size()) {
                 b += n;
                 n = 0;
             } else {
                 n -= b.size();
-                ++write_pos_;
+                ++write_->pos;
             }
         }
     }
@@ -677,7 +677,7 @@ inline void session::close(std::uint16_t code, std::string_view reason, bool dro
     // ahead of it for a slow consumer, since that backlog is what made us close.
     if (drop_backlog || queue_.push(c.close_frame) == detail::send_queue::push_result::overflow)
         queue_.push_control(c.close_frame);
-    c.close_deadline = std::chrono::steady_clock::now() + cfg_.close_timeout;
+    c.close_deadline = std::chrono::steady_clock::now() + cfg().close_timeout;
     schedule_write();
 }
 
@@ -712,7 +712,7 @@ inline void session::on_heartbeat(const detail::frame_ptr& heartbeat, const deta
                                   std::chrono::steady_clock::time_point now,
                                   std::chrono::milliseconds idle_timeout) {
     if (now - last_rx_ > idle_timeout) {
-        cfg_.logger.log(log_level::info, "idle_timeout", {{"client", client_id()}});
+        cfg().logger.log(log_level::info, "idle_timeout", {{"client", client_id()}});
         set_end_reason("idle timeout");
         abort();
         return;
@@ -728,7 +728,7 @@ inline void session::on_heartbeat(const detail::frame_ptr& heartbeat, const deta
             push_frame(eio_ping);
         return;
     }
-    if (cfg_.echo) { // pings only: the echo sends no message it was not sent
+    if (cfg().echo) { // pings only: the echo sends no message it was not sent
         queue_.push_control(ping);
         return schedule_write();
     }
@@ -781,7 +781,7 @@ inline boost::json::object session::info() const {
 }
 
 inline void session::send_json(std::string text) {
-    if (cfg_.echo)
+    if (cfg().echo)
         return; // it speaks no rtpush message, not even an error before a close
     if (socketio())
         return sio_json(std::move(text));
@@ -831,23 +831,24 @@ inline std::size_t session::handle_frames(char* data, std::size_t size) {
                 break;
             ++received_;
             last_activity_at_ = std::chrono::system_clock::now();
-            if (auto const v = rate_.on_message(last_rx_); v != detail::message_rate::verdict::ok) {
+            if (auto const v = rate_.on_message(last_rx_, rate_limits());
+                v != detail::message_rate::verdict::ok) {
                 shard_.counters().rate_limited.fetch_add(1, std::memory_order_relaxed);
                 if (v == detail::message_rate::verdict::abuse) {
-                    cfg_.logger.log(log_level::warning, "rate_abuse",
-                                    {{"client", client_id()}, {"remote", remote()}});
+                    cfg().logger.log(log_level::warning, "rate_abuse",
+                                     {{"client", client_id()}, {"remote", remote()}});
                     close(1008, "message rate limit exceeded");
                 } else {
                     send_error(error::rate_limit_exceeded,
                                "more than " +
                                    std::to_string(static_cast<long long>(
-                                       std::ceil(cfg_.max_messages_per_second))) +
+                                       std::ceil(cfg().max_messages_per_second))) +
                                    " messages per second; message dropped",
                                {});
                 }
                 break;
             }
-            if (cfg_.echo) // text or binary, as it came (compressed again if it is large)
+            if (cfg().echo) // text or binary, as it came (compressed again if it is large)
                 push_maybe_deflated(
                     detail::make_shared_frame(detail::make_frame(ev.op, ev.payload)));
             else if (ev.op != detail::opcode::text)
@@ -857,8 +858,8 @@ inline std::size_t session::handle_frames(char* data, std::size_t size) {
                 try {
                     on_text(ev.payload);
                 } catch (std::exception const& e) {
-                    cfg_.logger.log(log_level::error, "message_failed",
-                                    {{"client", client_id()}, {"what", e.what()}});
+                    cfg().logger.log(log_level::error, "message_failed",
+                                     {{"client", client_id()}, {"what", e.what()}});
                     send_error(error::internal_error, "internal error", {});
                 }
             if (ev.compressed && shard_.inflate_buffer().capacity() > 256 * 1024)
@@ -881,13 +882,13 @@ inline std::size_t session::handle_frames(char* data, std::size_t size) {
             break;
         case detail::frame_event::fail:
             shard_.counters().errors.fetch_add(1, std::memory_order_relaxed);
-            cfg_.logger.log(log_level::info, "protocol_error",
-                            {{"client", client_id()},
-                             {"code", ev.code},
-                             {"reason", make_error_code(ev.err).message()}});
+            cfg().logger.log(log_level::info, "protocol_error",
+                             {{"client", client_id()},
+                              {"code", ev.code},
+                              {"reason", make_error_code(ev.err).message()}});
             if (ev.err == error::message_too_large && !closing_)
                 send_error(error::message_too_large,
-                           "message exceeds " + std::to_string(cfg_.max_message_size) + " bytes",
+                           "message exceeds " + std::to_string(cfg().max_message_size) + " bytes",
                            {});
             close(ev.code, make_error_code(ev.err).message());
             reader_done_ = true;
@@ -901,7 +902,7 @@ inline bool session::inflate(detail::frame_event& ev) {
     // Inflated into the shard's buffer, never past the message limit: a compression bomb
     // costs at most max_message_size, then the connection is closed with 1009.
     auto& out = shard_.inflate_buffer();
-    auto const r = shard_.inflater().inflate(ev.payload, cfg_.max_message_size, out);
+    auto const r = shard_.inflater().inflate(ev.payload, cfg().max_message_size, out);
     using result = detail::inflater::result;
     if (r == result::ok && (ev.op != detail::opcode::text || detail::valid_utf8(out))) {
         ev.payload = out;
@@ -912,11 +913,11 @@ inline bool session::inflate(detail::frame_event& ev) {
     std::string_view const why = r == result::too_large  ? "message too large once inflated"
                                  : r == result::bad_data ? "invalid compressed data"
                                                          : "invalid UTF-8 once inflated";
-    cfg_.logger.log(log_level::info, "protocol_error",
-                    {{"client", client_id()}, {"code", code}, {"reason", why}});
+    cfg().logger.log(log_level::info, "protocol_error",
+                     {{"client", client_id()}, {"code", code}, {"reason", why}});
     if (r == result::too_large)
         send_error(error::message_too_large,
-                   "message exceeds " + std::to_string(cfg_.max_message_size) +
+                   "message exceeds " + std::to_string(cfg().max_message_size) +
                        " bytes once inflated",
                    {});
     if (out.capacity() > 256 * 1024)

@@ -298,8 +298,8 @@ inline void server_impl::start_session(shard& sh, upgrade_state& up, void* block
         int const fd = up.shard_sock ? session::take_descriptor(*up.shard_sock)
                                      : session::take_descriptor(*up.socket);
         return new (where)
-            session(sh, hub_, cfg_, fd, id, std::move(up.leftover), std::move(up.org),
-                    std::move(up.remote), std::move(up.claims), std::move(up.tls), up.deflate);
+            session(sh, fd, id, std::move(up.leftover), std::move(up.org), std::move(up.remote),
+                    std::move(up.claims), std::move(up.tls), up.deflate);
     };
     session* s = nullptr;
     if (!block)

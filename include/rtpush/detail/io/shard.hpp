@@ -59,6 +59,13 @@ inline void close_native(boost::asio::ip::tcp::socket::native_handle_type fd) no
 class sse_session;
 class polling_session;
 
+/// What the server does when one of its WebSocket sessions has ended (session::start).
+struct session_end {
+    using handler = void (*)(void* context, rtpush::session* s);
+    handler handler_fn = nullptr;
+    void* context = nullptr;
+};
+
 /// One publication on its way to the subscribers of one io thread.
 struct delivery {
     frame_ptr frame;
@@ -335,6 +342,9 @@ public:
     /// Timers of the shard's periodic tasks, cancelled at shutdown so none waits a full period.
     std::vector<boost::asio::steady_timer*> timers;
     void release_work() { work_.reset(); }
+
+    /// Called when a session of this shard has ended (see session::start).
+    session_end session_done;
 
     /// The server's per-organization connection counts, shared by every shard.
     org_connections* orgs = nullptr;
