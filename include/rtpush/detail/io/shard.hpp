@@ -75,11 +75,9 @@ struct delivery {
 };
 
 /// A plain socket bound to its shard's io_context executor rather than any_io_executor: the
-/// type the accept loop accepts into and a session keeps (session::plain_socket). A
-/// connection then keeps the registration of its accept from request to session (moving a
-/// descriptor between socket types re-registers it: two epoll_ctl and two ioctl calls), and
-/// the readiness wait an idle connection keeps pending carries an 8-byte executor instead of
-/// two type-erased ones.
+/// type the accept loop accepts into, whose request wait (request_wait) then carries an
+/// 8-byte executor instead of two type-erased ones. At the upgrade the session takes its
+/// descriptor (session::take_descriptor) and waits through the shard's poller.
 using shard_socket =
     boost::asio::basic_stream_socket<boost::asio::ip::tcp, boost::asio::io_context::executor_type>;
 
