@@ -160,6 +160,12 @@ struct server_config {
     /// "Durable state"). Empty: memory only. A directory that cannot be used is an error of
     /// the server's constructor, never a silent memory-only run.
     std::string data_dir;
+    /// With data_dir: fsync at every commit (SQLite synchronous=FULL), so that an answered
+    /// publication survives a power cut too. false (the default): WAL with synchronous=NORMAL,
+    /// fsync at checkpoints only: an answered publication survives a crash or `kill -9` of the
+    /// process (it is in the operating system's cache), and the store commits an order of
+    /// magnitude more publications per second (docs/operations.md, "Durable state").
+    bool fsync_every_commit = false;
 
     /// Schemas of POST /api/broadcast/{kpi,backlog,attendance,alert} bodies and of the
     /// generic broadcast's seed 003 events (docs/protocol.md, "Ingest"); `{}` validates none.

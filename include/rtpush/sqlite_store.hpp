@@ -49,8 +49,9 @@ struct sqlite_store_config {
     /// error::engine_unavailable (a stalled disk never grows memory without bound).
     std::size_t max_pending = 100000;
     /// fsync on every commit (SQLite synchronous=FULL): an answered publication survives a
-    /// power cut, not only a crash of the process. false: NORMAL, a crash only.
-    bool sync_full = true;
+    /// power cut, not only a crash of the process. false: NORMAL (fsync at checkpoints), a
+    /// crash of the process only (see server_config::fsync_every_commit).
+    bool sync_full = false;
     rtpush::logger logger;
 };
 

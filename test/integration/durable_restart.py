@@ -177,15 +177,23 @@ def main():
         st, last = publish(port, "acme", 9)
         proc.terminate()
         check(proc.wait(timeout=20) == 0, "SIGTERM: rtd exits 0")
-        proc, port = start()
+        proc, port = start("--fsync", "commit")  # an fsync per commit: the same guarantees
         st, kpis = http(port, "GET", "/api/dashboard?channel=kpi&org=acme")
         check(kpis.get("data") == {"v": 9} and kpis.get("epoch") == epoch,
               "after a clean stop the last value and the epoch are there")
         st, res = publish(port, "acme", 10)
         check(st == 200 and res["seq"] == last["seq"] + 1,
               f"after a clean stop seqs continue ({last['seq']} then {res.get('seq')})")
+        kill9(proc)
+        proc, port = start()
+        st, kpis = http(port, "GET", "/api/dashboard?channel=kpi&org=acme")
+        check(kpis.get("data") == {"v": 10}, f"--fsync commit: the answered 10 survives kill -9 ({kpis})")
         proc.terminate()
         proc.wait(timeout=20)
+        r = subprocess.run([RTD, "--host", "127.0.0.1", "--port", "0", "--data-dir", data,
+                            "--fsync", "sometimes"], capture_output=True, text=True, timeout=30)
+        check(r.returncode == 2 and "--fsync must be checkpoint or commit" in r.stderr,
+              f"a wrong --fsync: exit {r.returncode}, {r.stderr.strip()!r}")
 
         # Start-up errors: a clear message and a non-zero exit, never a memory-only server.
         bad = os.path.join(work, "corrupt")

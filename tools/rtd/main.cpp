@@ -86,6 +86,7 @@ const std::pair<const char*, const char*> env_map[] = {
     {"RTD_REDIS_CLUSTER", "redis-cluster"},
     {"RTD_NODE_ID", "node-id"},
     {"RTD_DATA_DIR", "data-dir"},
+    {"RTD_FSYNC", "fsync"},
     // The seeds' names (seed 004: SERVER_PORT, CLIENT_URL, REDIS_HOST; seed 002:
     // WS_METRICS_INTERVAL) (docs/protocol.md, "Seed parity").
     {"SERVER_PORT", "port"},
@@ -287,6 +288,7 @@ int main(int argc, char** argv) {
         ("ack-attempts", po::value<unsigned>()->default_value(10), "deliveries of an un-acked message to one client before giving up")
         ("ack-ttl", po::value<double>()->default_value(600), "seconds a requires_ack broadcast is tracked (GET /api/broadcast/{id})")
         ("data-dir", po::value<std::string>()->default_value(""), "keep retained values, history and the epoch in this directory (SQLite), so that a restart loses nothing answered; empty: memory only [RTD_DATA_DIR]")
+        ("fsync", po::value<std::string>()->default_value("checkpoint"), "with --data-dir: checkpoint: an answered publication survives a crash or kill -9 of rtd (WAL, synchronous=NORMAL); commit: fsync every commit, it survives a power cut too, at a fraction of the throughput [RTD_FSYNC]")
         ("engine", po::value<std::string>()->default_value("memory"), "memory (one node) | redis (N nodes sharing Redis) [RTD_ENGINE]")
         ("redis-url", po::value<std::string>()->default_value("redis://127.0.0.1:6379/0"), "Redis of the redis engine: redis[s]://[[user]:password@]host[:port][/db] (rediss: TLS), or redis[s]+sentinel://[[user]:password@]host:port,.../MASTER[/db] (Sentinel); prefer the variable for a password [RTD_REDIS_URL, REDIS_HOST: also selects --engine redis]")
         ("redis-ca", po::value<std::string>()->default_value(""), "rediss://: PEM file of the CA that signed Redis's certificate; empty: the system's CAs [RTD_REDIS_CA]")
@@ -463,6 +465,12 @@ int main(int argc, char** argv) {
     }
     cfg.cork_delay = std::chrono::milliseconds(static_cast<long>(cork_delay));
     cfg.cork_threshold = vm["cork-threshold"].as<double>();
+    if (auto const& mode = vm["fsync"].as<std::string>(); mode == "commit") {
+        cfg.fsync_every_commit = true;
+    } else if (mode != "checkpoint") {
+        std::cerr << "rtd: --fsync must be checkpoint or commit, not '" << mode << "'\n";
+        return 2;
+    }
     if (auto const& mode = vm["cork"].as<std::string>(); mode == "fixed") {
         cfg.cork_mode = rtpush::cork_policy::fixed;
     } else if (mode != "adaptive") {
