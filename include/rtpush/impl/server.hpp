@@ -224,11 +224,11 @@ inline void server_impl::wait() {
 
 inline void server_impl::open_store() {
 #ifdef RTPUSH_HAS_SQLITE
-    auto s = std::make_unique<sqlite_store>(hub_, sqlite_store_config{.data_dir = cfg_.data_dir,
-                                                                      .history = cfg_.history,
-                                                                      .sync_full =
-                                                                          cfg_.fsync_every_commit,
-                                                                      .logger = cfg_.logger});
+    auto s = std::make_unique<sqlite_store>(
+        hub_, sqlite_store_config{.data_dir = cfg_.data_dir,
+                                  .history = cfg_.history,
+                                  .sync_full = cfg_.fsync_every_commit,
+                                  .logger = cfg_.logger});
     hub_.set_engine(s.get());
     store_ = std::move(s);
 #else
