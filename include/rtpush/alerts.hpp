@@ -1,6 +1,9 @@
 //
 // rtpush: the alert lifecycle (seed 003): pending -> acknowledged -> resolved, free of I/O.
 //
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
+//
 #ifndef RTPUSH_ALERTS_HPP
 #define RTPUSH_ALERTS_HPP
 

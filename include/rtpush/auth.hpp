@@ -1,6 +1,9 @@
 //
 // rtpush: JSON Web Tokens (HS256) and API keys, verified without I/O.
 //
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
+//
 #ifndef RTPUSH_AUTH_HPP
 #define RTPUSH_AUTH_HPP
 

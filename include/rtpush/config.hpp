@@ -1,6 +1,9 @@
 //
 // rtpush: server configuration as a plain struct with defaults.
 //
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
+//
 #ifndef RTPUSH_CONFIG_HPP
 #define RTPUSH_CONFIG_HPP
 

@@ -2,6 +2,9 @@
 // rtpush: schema validation of ingested payloads (seed 003's KPI, backlog, attendance and
 // alert shapes), free of I/O.
 //
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
+//
 #ifndef RTPUSH_INGEST_HPP
 #define RTPUSH_INGEST_HPP
 

@@ -1,6 +1,9 @@
 //
 // rtpush: protocol v1 messages (docs/protocol.md), parsing and serialisation, free of I/O.
 //
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
+//
 #ifndef RTPUSH_PROTOCOL_HPP
 #define RTPUSH_PROTOCOL_HPP
 

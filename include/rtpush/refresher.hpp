@@ -2,6 +2,9 @@
 // rtpush: the refresher: runs data sources on a schedule and on demand, caches their last good
 // snapshot, and publishes KPIs first and complete data after, only when the content changed.
 //
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
+//
 #ifndef RTPUSH_REFRESHER_HPP
 #define RTPUSH_REFRESHER_HPP
 

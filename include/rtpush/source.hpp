@@ -1,6 +1,9 @@
 //
 // rtpush: data sources: something that produces a snapshot (KPIs + complete data) on request.
 //
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
+//
 #ifndef RTPUSH_SOURCE_HPP
 #define RTPUSH_SOURCE_HPP
 

@@ -1,5 +1,7 @@
 // rtd: threshold alert rules (seed 003's rules engine) from the config file's `alerts`
 // section: the settings onto plain structs, and the evaluation, free of I/O.
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
 #ifndef RTD_ALERT_RULES_HPP
 #define RTD_ALERT_RULES_HPP
 

@@ -1,5 +1,7 @@
 // rtd: the system metrics source (seed 002): CPU, temperature, memory, storage, uptime,
 // hostname, top processes and network interfaces, read from /proc, /sys and statvfs.
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
 #ifndef RTD_SYSTEM_METRICS_HPP
 #define RTD_SYSTEM_METRICS_HPP
 

@@ -1,5 +1,5 @@
-// React hooks with seed 001's names and return shapes (src/hooks/useWebSocket.ts), over one
-// shared RtpushClient per <RtpushProvider>. Plain JavaScript: React.createElement, no JSX.
+// React hooks with seed 001's names and return shapes (docs/getting-started.md, "7. Your own
+// page"; docs/protocol.md, "Seed parity"), over one shared RtpushClient per <RtpushProvider>. Plain JavaScript: React.createElement, no JSX.
 
 import {createContext, createElement, useCallback, useContext, useEffect, useRef, useState} from "react";
 import {RtpushClient, topicKey, normalizeScope} from "./client.js";

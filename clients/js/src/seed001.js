@@ -1,5 +1,6 @@
-// A facade with the interface of seed 001's websocketClient service (src/services/
-// websocketClient.ts): code written for that Socket.IO client runs on rtpush unchanged.
+// A facade with the interface of seed 001's `websocketClient` service (docs/getting-started.md,
+// "7. Your own page"; docs/protocol.md, "Seed parity"): code written for that Socket.IO client
+// runs on rtpush unchanged.
 // Handlers are chosen by the message's `event` (kpi:update, alert:triggered, ...) and get the
 // publication's `data` (then the whole message).
 
@@ -147,5 +148,5 @@ export class Seed001Client {
   }
 }
 
-/// The shared instance, as seed 001's `import { websocketClient } from './services/websocketClient'`.
+/// The shared instance, imported the way seed 001's front end imports its `websocketClient`.
 export const websocketClient = new Seed001Client();

@@ -3,6 +3,9 @@
 // seed 001's long names) and for topic access, shared by the WebSocket session, SSE and the
 // REST reads of tenant data (docs/security.md, "Tenants").
 //
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
+//
 #ifndef RTPUSH_DETAIL_ACCESS_HPP
 #define RTPUSH_DETAIL_ACCESS_HPP
 

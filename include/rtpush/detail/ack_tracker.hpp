@@ -1,6 +1,9 @@
 //
 // rtpush: acknowledged delivery bookkeeping (seed 001's `requires_ack`), free of I/O.
 //
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
+//
 #ifndef RTPUSH_DETAIL_ACK_TRACKER_HPP
 #define RTPUSH_DETAIL_ACK_TRACKER_HPP
 

@@ -5,6 +5,9 @@
 // envelope. Each publication's feed form is made once and shared, as its Socket.IO form is.
 // Free of I/O.
 //
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
+//
 #ifndef RTPUSH_DETAIL_FEED_FORMAT_HPP
 #define RTPUSH_DETAIL_FEED_FORMAT_HPP
 

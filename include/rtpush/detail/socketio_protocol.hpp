@@ -11,6 +11,9 @@
 // Its send_json(rtpush message) calls sio_json(); its push() sends socketio_twin(frame).
 // Free of I/O; the packet codec is detail/socketio.hpp.
 //
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
+//
 #ifndef RTPUSH_DETAIL_SOCKETIO_PROTOCOL_HPP
 #define RTPUSH_DETAIL_SOCKETIO_PROTOCOL_HPP
 

@@ -12,8 +12,8 @@
 namespace rtpush::detail {
 
 inline constexpr std::string_view client_js_react = R"rtpushjs(
-// React hooks with seed 001's names and return shapes (src/hooks/useWebSocket.ts), over one
-// shared RtpushClient per <RtpushProvider>. Plain JavaScript: React.createElement, no JSX.
+// React hooks with seed 001's names and return shapes (docs/getting-started.md, "7. Your own
+// page"; docs/protocol.md, "Seed parity"), over one shared RtpushClient per <RtpushProvider>. Plain JavaScript: React.createElement, no JSX.
 
 import {createContext, createElement, useCallback, useContext, useEffect, useRef, useState} from "react";
 import {RtpushClient, topicKey, normalizeScope} from "./client.js";

@@ -5,6 +5,9 @@
 // (impl/server_publish.hpp), counters and metrics (impl/server_stats.hpp), the seeds' routes
 // (impl/server_seed_routes.hpp).
 //
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
+//
 #ifndef RTPUSH_DETAIL_IO_SERVER_IMPL_HPP
 #define RTPUSH_DETAIL_IO_SERVER_IMPL_HPP
 
