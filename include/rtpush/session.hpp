@@ -268,9 +268,6 @@ private:
     };
 
     const server_config& cfg() const noexcept { return shard_.protocol().cfg; }
-    detail::message_rate::limits rate_limits() const {
-        return {cfg().max_messages_per_second, cfg().rate_abuse_factor};
-    }
 
     detail::shard& shard_;
     detail::client_state client_; // who the client is, what it subscribed to
@@ -302,7 +299,7 @@ private:
     bool dirty_ : 1 = false;         // queued on the shard's flush list
     bool tls_shutdown_ : 1 = false;  // TLS close_notify started
     bool deflate_ : 1 = false;       // permessage-deflate negotiated
-    bool has_remote_ep_ : 1 = false; // remote_v4_:remote_port_ is the remote (else cold_->remote)
+    bool has_remote_v4_ : 1 = false; // remote_v4_:remote_port_ is the remote (else cold_->remote)
     bool write_blocked_ : 1 = false; // a plain write waits for writability
     bool watch_in_ : 1 = false;      // the shard's poller watches fd_ for reads
     bool watch_out_ : 1 = false;     // ... for writes

@@ -87,8 +87,8 @@ public:
         , window_start_(last_) {}
 
     verdict on_message(clock::time_point now, const limits& l) {
-        auto const rate_ = l.rate;
-        if (rate_ <= 0)
+        auto const rate = l.rate;
+        if (rate <= 0)
             return verdict::ok;
         // A token bucket of `rate` tokens per second, bursts of `rate` (token_bucket's rule,
         // inlined: every session holds one of these, so it keeps 24 bytes, not 64).
@@ -96,7 +96,7 @@ public:
         if (t > last_) {
             double const secs = std::chrono::duration<double>(clock::duration(t - last_)).count();
             tokens_ =
-                static_cast<float>(std::min<double>(std::max(rate_, 1.0f), tokens_ + secs * rate_));
+                static_cast<float>(std::min<double>(std::max(rate, 1.0f), tokens_ + secs * rate));
             last_ = t;
         }
         if (tokens_ >= 1.0f) {

@@ -48,15 +48,18 @@ public:
     boost::system::error_code watch(int fd, void* target, unsigned want, unsigned had) {
         if (want == had)
             return {};
+        if (auto ec = open())
+            return ec; // the session ends with it; nothing is thrown from a handler
+        int const epoll_fd = epoll_.native_handle();
         if (want == 0)
-            return ::epoll_ctl(epoll_fd(), EPOLL_CTL_DEL, fd, nullptr) == 0
+            return ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, nullptr) == 0
                        ? boost::system::error_code{}
                        : last_error();
         epoll_event ev{};
         ev.events =
             ((want & readable) ? EPOLLIN | EPOLLRDHUP : 0u) | ((want & writable) ? EPOLLOUT : 0u);
         ev.data.ptr = target;
-        if (::epoll_ctl(epoll_fd(), had ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) != 0)
+        if (::epoll_ctl(epoll_fd, had ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) != 0)
             return last_error();
         arm();
         return {};
@@ -74,19 +77,18 @@ private:
         return {errno, boost::system::system_category()};
     }
 
-    int epoll_fd() {
-        if (!epoll_.is_open()) {
-            int const fd = ::epoll_create1(EPOLL_CLOEXEC);
-            if (fd < 0)
-                throw boost::system::system_error(last_error(), "epoll_create1");
-            boost::system::error_code ec;
-            epoll_.assign(fd, ec);
-            if (ec) {
-                ::close(fd);
-                throw boost::system::system_error(ec, "poller");
-            }
-        }
-        return epoll_.native_handle();
+    /// Makes the epoll instance on first use (a shard without plain sessions has none).
+    boost::system::error_code open() {
+        if (epoll_.is_open())
+            return {};
+        int const fd = ::epoll_create1(EPOLL_CLOEXEC);
+        if (fd < 0)
+            return last_error();
+        boost::system::error_code ec;
+        epoll_.assign(fd, ec);
+        if (ec)
+            ::close(fd);
+        return ec;
     }
 
     void arm() {

@@ -356,7 +356,10 @@ public:
     void bind_protocol(rtpush::hub& h, const server_config& cfg) {
         protocol_.emplace(
             protocol_context{h, cfg, subs_, counters_, acks, orgs, index_, sio_sessions});
+        message_limits_.emplace(cfg.max_messages_per_second, cfg.rate_abuse_factor);
     }
+    /// Every connection's inbound message limits, worked out once (see message_rate).
+    const message_rate::limits& message_limits() const noexcept { return *message_limits_; }
     protocol_context& protocol() noexcept { return *protocol_; }
 
     /// Sockets still in their HTTP phase, closed at shutdown.
@@ -436,6 +439,7 @@ private:
     ::rtpush::detail::poller poller_;
     subscription_index subs_;
     std::optional<protocol_context> protocol_;
+    std::optional<message_rate::limits> message_limits_;
     std::unordered_map<std::uint64_t, rtpush::session*> sessions_;
     std::unordered_map<std::uint64_t, sse_session*> sse_;
     std::unordered_map<std::uint64_t, std::shared_ptr<polling_session>> polling_;
