@@ -11,6 +11,7 @@
 
 #include <boost/json.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -34,9 +35,20 @@ struct alert {
     alert_status status = alert_status::pending;
     std::uint64_t number = 0; ///< 1 for the first alert triggered, 2 for the next, ...
     boost::json::object data;
+    /// Escalation: when the pending alert is next escalated (Unix milliseconds; 0: never),
+    /// and how long each step waits.
+    std::int64_t escalation_due_ms = 0;
+    std::int64_t escalate_after_ms = 0;
     /// The room of the alert: its organization_id, department_id and queue_name.
     rtpush::scope scope() const;
 };
+
+/// Wall-clock Unix milliseconds (the alert book's clock when none is passed in).
+inline std::int64_t unix_ms_now() noexcept {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
 
 /// Why a lifecycle step was refused.
 enum class alert_errc {
@@ -74,6 +86,11 @@ struct alert_filter {
 /// else is allowed: acknowledging twice, or touching a resolved alert, is an illegal
 /// transition. At most `max_alerts` are kept; when full, the oldest resolved alert makes room.
 ///
+/// Escalation: a pending alert nobody acknowledged within its `escalate_after` (seconds, in
+/// its payload, e.g. from its rule; else the book's escalate_after()) is escalated: its
+/// severity one level up (low, medium, high, critical), `escalation_level` counted and
+/// `escalated_at` stamped; again each `escalate_after` while it stays pending, until critical.
+///
 /// Times are passed in (ISO 8601 strings) so that the class stays deterministic. Not
 /// thread-safe: the server guards its book with a mutex.
 class alert_book {
@@ -83,7 +100,8 @@ public:
 
     /// A new pending alert from a seed 003 payload (already validated). Without `alert_id`
     /// the book assigns `al-<n>`; without `triggered_at` it is `now`.
-    alert_result trigger(boost::json::object data, std::string_view now);
+    alert_result trigger(boost::json::object data, std::string_view now,
+                         std::int64_t now_ms = unix_ms_now());
     /// pending -> acknowledged; `by` (may be empty) becomes `acknowledged_by`.
     alert_result acknowledge(std::string_view id, std::string_view by, std::string_view now);
     /// pending or acknowledged -> resolved; `by` becomes `resolved_by`.
@@ -91,7 +109,14 @@ public:
     /// A payload that carries its state (seed 003's broadcastAlert): `status` pending (or
     /// none) triggers; acknowledged or resolved moves the alert named by `alert_id`, with
     /// the payload's `*_by` and `*_at` when given.
-    alert_result apply(boost::json::object data, std::string_view now);
+    alert_result apply(boost::json::object data, std::string_view now,
+                       std::int64_t now_ms = unix_ms_now());
+
+    /// How long a pending alert without its own `escalate_after` waits (0: forever).
+    void escalate_after(std::chrono::milliseconds after) noexcept { escalate_after_ = after; }
+    /// Escalates every pending alert due at `now_ms` (`now`: the same time in ISO 8601); each
+    /// step with the event `alert:escalated`, oldest alert first.
+    std::vector<alert_result> escalate(std::int64_t now_ms, std::string_view now);
 
     const alert* find(std::string_view id) const;
     /// The alerts the filter wants, newest first.
@@ -106,6 +131,7 @@ private:
     std::map<std::string, alert, std::less<>> alerts_;
     std::map<std::uint64_t, std::string> order_; // number -> id: age order
     std::size_t max_;
+    std::chrono::milliseconds escalate_after_{0};
     std::uint64_t next_number_ = 0;
     std::uint64_t next_id_ = 0;
 };

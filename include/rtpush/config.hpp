@@ -151,8 +151,11 @@ struct server_config {
 
     // Limits (docs/security.md); 0 disables each.
     std::size_t max_connections_per_org = 0; ///< once the org is known (CONNECTION_LIMIT, 1008)
-    double max_handshakes_per_ip = 0;        ///< WebSocket handshakes per second per IP (HTTP 429)
-    double max_messages_per_second = 100;    ///< per client (RATE_LIMIT_EXCEEDED)
+    /// Per user, the verified token's `sub`, once the token is known (CONNECTION_LIMIT, 1008;
+    /// an SSE stream: 503); 0 = none. Connections without a token do not count.
+    std::size_t max_connections_per_user = 0;
+    double max_handshakes_per_ip = 0;     ///< WebSocket handshakes per second per IP (HTTP 429)
+    double max_messages_per_second = 100; ///< per client (RATE_LIMIT_EXCEEDED)
     double rate_abuse_factor = 3; ///< sustained sending at this multiple of the rate: close 1008
     std::chrono::milliseconds refresh_min_interval{10000}; ///< per-client `refresh` rate limit
 
@@ -176,6 +179,10 @@ struct server_config {
     /// Alerts kept by the lifecycle (GET /api/alerts); when full, the oldest resolved one
     /// makes room, and a trigger with none resolved is refused (HTTP 503).
     std::size_t max_alerts = 10000;
+    /// A pending alert nobody acknowledged this long is escalated (`alert:escalated`, its
+    /// severity one level up), again each period until critical; an alert's own
+    /// `escalate_after` wins. 0: never (docs/protocol.md, "Alerts").
+    std::chrono::seconds alert_escalation_after{0};
 
     rtpush::logger logger; ///< no sink: silent
 };

@@ -131,6 +131,12 @@ public:
     /// counter, so a page continues where the previous one ended even as topics interleave.
     history_page history(const history_query& q) const;
 
+    /// Past publications as GET /api/history and the WebSocket `history` message read them:
+    /// from the engine when it keeps them (a durable store: all it keeps), else from the
+    /// memory history. A store's read is one indexed range of at most a page's rows, short
+    /// enough for an io thread. `ec` is set when the engine could not read.
+    history_page read_history(const history_query& q, boost::system::error_code& ec) const;
+
     /// Publications of `t` held in its history (for tests and statistics).
     std::size_t history_size(const topic& t) const;
 

@@ -30,8 +30,9 @@ enum class client_message_type {
     get,
     publish,
     authenticate,
-    ack,  ///< acknowledges a publication that required it (`id` = its `ackId`)
-    hello ///< names the client across connections (`clientId`), for acknowledged delivery
+    ack,    ///< acknowledges a publication that required it (`id` = its `ackId`)
+    hello,  ///< names the client across connections (`clientId`), for acknowledged delivery
+    history ///< a page of past publications (docs/protocol.md, "History")
 };
 
 /// Delivery priority of a publication (seed 001's levels).
@@ -44,10 +45,10 @@ inline bool parse_priority(std::string_view s, priority& out) noexcept;
 struct client_message {
     client_message_type type = client_message_type::ping;
     boost::json::value id;   ///< correlation id echoed in the answer (string or number), or null
-    rtpush::topic topic;     ///< subscribe, unsubscribe, refresh, get, publish
+    rtpush::topic topic;     ///< subscribe, unsubscribe, refresh, get, publish, history
     std::string event;       ///< publish: event name (default "<channel>:update")
     std::string phase;       ///< publish: "kpis", "complete" or empty
-    boost::json::value data; ///< publish: payload; authenticate: credentials
+    boost::json::value data; ///< publish: payload; authenticate: credentials; history: the message
     std::optional<detail::recover_position> recover; ///< subscribe: where the client was
     bool requires_ack = false; ///< publish: every receiver must ack (seed 001's requires_ack)
     std::string client_id;     ///< hello, authenticate: the client's own stable name
@@ -126,6 +127,8 @@ inline std::string publication(std::string_view type, const rtpush::publication&
                                std::uint64_t seq, std::string_view epoch,
                                std::string_view timestamp, bool redelivered,
                                std::string_view topic_key);
+/// The connection's token ends in `expires_in` seconds (`expires_at`: its `exp`).
+inline std::string token_expiring(std::int64_t expires_at, std::int64_t expires_in);
 /// The answer to `hello`: the client id and how many acks it still owes.
 inline std::string hello(std::string_view client_id, std::size_t pending,
                          const boost::json::value& id);

@@ -65,6 +65,21 @@ async def subscribe(port, org, recover=None):
     return subscribed, rest
 
 
+async def ws_requests(port, messages):
+    """The answer to each message, sent one after the other on one WebSocket connection."""
+    answers = []
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws:
+        await asyncio.wait_for(ws.recv(), 5)  # connected
+        for msg in messages:
+            await ws.send(json.dumps(msg))
+            while True:
+                m = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                if m.get("id") == msg.get("id"):
+                    answers.append(m)
+                    break
+    return answers
+
+
 def kill9(proc):
     proc.kill()  # SIGKILL: no flush, no shutdown
     proc.wait(timeout=10)
@@ -117,6 +132,23 @@ def main():
                          f"/api/history?channel=kpi&org=acme&limit=5&cursor={page['next_cursor']}")
         check(st == 200 and [i["seq"] for i in page2["items"]] == [2, 1] and
               page2["next_cursor"] is None, "its next page holds 2, 1 and is the last")
+        # The same pages over WebSocket: the `history` message (docs/protocol.md, "History").
+        first = {"type": "history", "id": "h1", "channel": "kpi", "scope": {"org": "acme"}, "limit": 5}
+        h1, = asyncio.run(ws_requests(port, [first]))
+        h2, h3, h4 = asyncio.run(ws_requests(port, [
+            dict(first, id="h2", cursor=h1.get("next_cursor")),
+            dict(first, id="h3", limit=3, order="oldest"),
+            dict(first, id="h4", limit=0)]))
+        check(h1["type"] == "history" and [i["seq"] for i in h1["items"]] == [7, 6, 5, 4, 3] and
+              h1["epoch"] == epoch and h1["next_cursor"] is not None,
+              f"WebSocket history: the same first page ({[i['seq'] for i in h1.get('items', [])]})")
+        check([i["seq"] for i in h2["items"]] == [2, 1] and h2["next_cursor"] is None,
+              f"... its next page with the cursor ({[i['seq'] for i in h2.get('items', [])]})")
+        check(h3["order"] == "oldest" and [i["seq"] for i in h3["items"]] == [1, 2, 3],
+              f"... oldest first ({[i['seq'] for i in h3.get('items', [])]})")
+        check(h4["type"] == "error" and h4["code"] == "INVALID_MESSAGE" and "limit" in h4["message"],
+              f"... a bad limit is an error with its id ({h4})")
+
         # That run was killed: what it delivered without committing may have had seqs 8, 9...
         # The next publication skips them, and recovering across the skip gives a snapshot.
         st, res = publish(port, "acme", 8)
@@ -127,7 +159,6 @@ def main():
               f"recovering across the skip: history_lost and the current value ({sub})")
         st, bad = http(port, "GET", "/api/history?channel=kpi&limit=0")
         check(st == 400 and bad["error"].get("field") == "limit", f"a bad limit is a 400 ({bad})")
-
         # A burst from several threads, killed while batches are being written: whatever was
         # answered 200 must be there after the restart.
         answered, lock, stop = [], threading.Lock(), threading.Event()

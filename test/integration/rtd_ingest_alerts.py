@@ -2,9 +2,10 @@
 """Seed 003's ingest end to end against the rtd binary: schema validation of
 POST /api/broadcast/{kpi,backlog,attendance,alert} and of the generic broadcast's seed 003
 events, with a WebSocket subscriber (Python websockets) that must see the valid payloads and
-nothing of the refused ones; the alert lifecycle over REST and WebSocket; an alert rule from
-the config file (0.2 s interval) firing and resolving; every `rtctl alerts` command; invalid
-rule settings stopping rtd.
+nothing of the refused ones; the alert lifecycle over REST and WebSocket; escalation of an alert
+left pending (its own escalate_after, the server's default, none once acknowledged); an alert
+rule from the config file (0.2 s interval) firing and resolving; every `rtctl alerts` command;
+invalid rule settings stopping rtd.
 Usage: rtd_ingest_alerts.py PATH_TO_RTD PATH_TO_RTCTL
 """
 import asyncio
@@ -236,6 +237,39 @@ async def rule(port):
               and u["data"]["resolved_by"] == "rule:sla-risk", "back inside: alert:resolved by the rule")
 
 
+async def escalation(port):
+    """A pending alert is escalated each escalate_after until critical: alert:escalated with the
+    severity one level up, escalation_level and escalated_at; an acknowledged one is not."""
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws:
+        await json_first(ws)
+        await subscribe(ws, "alerts", "esc")
+        st, ans = call(port, "POST", "/api/broadcast/alert",
+                       {"organization_id": "esc", "severity": "medium", "message": "queue growing",
+                        "escalate_after": 0.5})
+        aid = ans["alert"]["alert_id"]
+        st2, taken = call(port, "POST", "/api/broadcast/alert",
+                          {"organization_id": "esc", "severity": "low", "message": "taken at once"})
+        call(port, "POST", f"/api/alerts/{taken['alert']['alert_id']}/acknowledge", {"by": "ann"})
+        first = await recv_event(ws, "alert:escalated", 4)
+        check(st == 200 and first is not None and first["data"]["alert_id"] == aid
+              and first["data"]["severity"] == "high" and first["data"]["escalation_level"] == 1
+              and "escalated_at" in first["data"] and first["data"]["status"] == "pending"
+              and first["priority"] == "urgent" and first["topic"] == "alerts:org:esc",
+              f"a pending alert is escalated: medium -> high ({first and first['data']})")
+        second = await recv_event(ws, "alert:escalated", 4)
+        check(second is not None and second["data"]["alert_id"] == aid
+              and second["data"]["severity"] == "critical" and second["data"]["escalation_level"] == 2,
+              f"... again: high -> critical ({second and second['data']})")
+        third = await recv_event(ws, "alert:escalated", 2.5)
+        check(third is None, f"... and no further than critical, nor the acknowledged one ({third and third['data']})")
+        st, ans = call(port, "GET", f"/api/alerts/{aid}")
+        check(st == 200 and ans["alert"]["severity"] == "critical" and ans["alert"]["escalation_level"] == 2,
+              "GET /api/alerts/{id} shows the escalated severity")
+        st, ans = call(port, "POST", "/api/broadcast/alert",
+                       {"organization_id": "esc", "severity": "low", "message": "m", "escalate_after": -1})
+        check(st == 400 and ans["error"]["field"] == "escalate_after", f"a negative escalate_after -> 400 ({ans})")
+
+
 def tools(port):
     url = f"http://127.0.0.1:{port}"
     st, ans = call(port, "POST", "/api/broadcast/alert",
@@ -277,7 +311,9 @@ def bad_rules(tmp):
                             "alerts.rules[0].op"),
                            ([{"id": "r", "channel": "kpi", "field": "x", "threshold": 1}],
                             "alerts.rules[0].field"),
-                           ([{"id": "r", "channel": "kpi", "field": "/x"}], "alerts.rules[0].threshold")):
+                           ([{"id": "r", "channel": "kpi", "field": "/x"}], "alerts.rules[0].threshold"),
+                           ([{"id": "r", "channel": "kpi", "field": "/x", "threshold": 1, "escalate_after": "soon"}],
+                            "alerts.rules[0].escalate_after")):
         path = os.path.join(tmp, "bad_rules.json")
         with open(path, "w") as f:
             json.dump({"alerts": {"interval": 1, "rules": rules}}, f)
@@ -292,12 +328,14 @@ def main():
     with open(config, "w") as f:
         json.dump({"alerts": {"interval": 0.2, "rules": [
             {"id": "sla-risk", "name": "SLA risk above 30%", "channel": "kpi", "scope": {"org": "acme"},
-             "field": "/sla_risk/current", "op": ">", "threshold": 0.3, "for": 2, "severity": "high"}]}}, f)
-    rtd, port = start_rtd(RTD, "--config", config)
+             "field": "/sla_risk/current", "op": ">", "threshold": 0.3, "for": 2, "severity": "high",
+             "escalate_after": 0}]}}, f)
+    rtd, port = start_rtd(RTD, "--config", config, "--alert-escalation-after", "1")
     try:
         asyncio.run(ingest(port))
         asyncio.run(lifecycle(port))
         asyncio.run(rule(port))
+        asyncio.run(escalation(port))
         tools(port)
     finally:
         rtd.send_signal(signal.SIGTERM)

@@ -596,6 +596,52 @@ BOOST_AUTO_TEST_CASE(connections_per_org) {
     });
 }
 
+// Per user (the token's sub), across organizations and transports' ways of presenting the
+// token; a fresh token on the same connection is not a second connection.
+BOOST_AUTO_TEST_CASE(connections_per_user) {
+    auto cfg = secure_config();
+    cfg.max_connections_per_user = 2;
+    server_fixture fx(cfg);
+    auto const alice = make_token("alice", "acme");
+    auto const alice_fresh = make_token("alice", "acme", 7200);
+    auto const bob = make_token("bob", "acme");
+    run([&](net::io_context& ioc) -> net::awaitable<void> {
+        client_connection first(ioc.get_executor()), second(ioc.get_executor()),
+            third(ioc.get_executor()), other(ioc.get_executor()), later(ioc.get_executor());
+        co_await good_client(first, fx.url(), alice, "acme");
+        co_await connect(second, fx.url() + "?token=" + alice);
+        co_await first.async_send(auth_msg(alice_fresh)); // the same user again: no new count
+        co_await expect(first, "authenticated");
+        co_await connect(third, fx.url());
+        co_await third.async_send(auth_msg(alice));
+        co_await expect(third, "authenticated");
+        auto e = co_await next(third);
+        BOOST_TEST(e.at("code").as_string() == "CONNECTION_LIMIT");
+        BOOST_TEST(std::string(e.at("message").as_string()).find("user alice") !=
+                   std::string::npos);
+        for (;;) {
+            auto ev = co_await third.async_read_event();
+            if (ev.kind == client_connection::event::close) {
+                BOOST_TEST(ev.code == 1008);
+                BOOST_TEST(ev.payload == "user connection limit reached");
+                break;
+            }
+        }
+        co_await good_client(other, fx.url(), bob, "acme"); // another user of the same org
+        co_await second.async_close();
+        co_await sleep_for(200ms);
+        co_await good_client(later, fx.url(), alice, "acme");
+        publish_n(fx.srv.hub(), "acme", 3);
+        co_await expect_updates(first, 3);
+        co_await expect_updates(other, 3);
+        co_await expect_updates(later, 3);
+    });
+    auto const metrics = http_call(fx.srv.port(), http::verb::get, "/metrics");
+    BOOST_TEST(metrics.raw.find(
+                   R"(rtpush_connections_rejected_total{reason="user_connection_limit"} 1)") !=
+               std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(handshakes_per_ip) {
     auto cfg = default_config();
     cfg.max_handshakes_per_ip = 4;

@@ -325,7 +325,8 @@ def slow_reader(port):
 
 def auth():
     secret = "sse-test-secret"
-    proc, port = start_rtd(RTD, "--jwt-secret", secret, "--auth-required", "--heartbeat-interval", "1")
+    proc, port = start_rtd(RTD, "--jwt-secret", secret, "--auth-required", "--heartbeat-interval", "1",
+                           "--jwt-leeway", "0", "--token-expiry-warning", "2", "--max-connections-per-user", "2")
     try:
         publish(port, 1)
         status, body = get(port, "/sse?channel=kpi&org=acme")
@@ -351,6 +352,56 @@ def auth():
               "rejected{reason=auth_failed} counts the 2 refusals")
         check(metric(port, "rtpush_connections_rejected_total", '{reason="unauthorized"}') == 2,
               "rejected{reason=unauthorized} counts the 2 refusals")
+
+        # Per user (the token's sub): a third stream of the same user is refused, another
+        # user's is not, and a closed stream frees its place.
+        capped = jwt(secret, {"sub": "u9", "org": "acme", "exp": int(time.time()) + 600})
+        two = [Stream(port, "channel=kpi&org=acme&token=" + capped) for _ in range(2)]
+        for t in two:
+            t.until_type("initial")
+        status, body = get(port, "/sse?channel=kpi&org=acme&token=" + capped)
+        check(status == 503 and "CONNECTION_LIMIT" in body and "user u9" in body,
+              f"a third stream of one user: 503 CONNECTION_LIMIT ({status} {body})")
+        s = Stream(port, "channel=kpi&org=acme&token=" + jwt(secret, {"sub": "u10", "org": "acme", "exp": int(time.time()) + 600}))
+        check(s.status == 200, "... another user's stream starts")
+        s.close()
+        two[0].close()
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            probe = Stream(port, "channel=kpi&org=acme&token=" + capped)
+            status = probe.status
+            probe.close()
+            if status != 503:
+                break
+            time.sleep(0.1)
+        check(status == 200, f"... and a closed stream frees its place ({status})")
+        two[1].close()
+        check(metric(port, "rtpush_connections_rejected_total", '{reason="user_connection_limit"}') >= 1,
+              "rejected{reason=user_connection_limit} counts it")
+
+        # Token lifetime: token_expiring, then AUTH_FAILED and the end of the stream at exp; the
+        # client reconnects with a fresh token and its Last-Event-ID and misses nothing.
+        short = jwt(secret, {"sub": "u8", "org": "acme", "exp": int(time.time()) + 3})
+        s = Stream(port, "channel=kpi&org=acme&token=" + short)
+        s.until_type("initial")
+        _, w = s.until_type("token_expiring", timeout=5)
+        check(w["expiresIn"] <= 2 and isinstance(w["expiresAt"], int), f"token_expiring on a stream: {w}")
+        _, e = s.until_type("error", timeout=5)
+        check(e["code"] == "AUTH_FAILED" and "expired" in e["message"], f"at exp: an error ({e})")
+        try:
+            s.event(timeout=3)
+            ended = False
+        except (EOFError, OSError):
+            ended = True
+        check(ended, "... and the stream ends")
+        last = s.last_id
+        s.close()
+        publish(port, 77)
+        fresh = jwt(secret, {"sub": "u8", "org": "acme", "exp": int(time.time()) + 600})
+        s = Stream(port, "channel=kpi&org=acme&token=" + fresh, {"Last-Event-ID": last})
+        _, m = s.until_type("update")
+        check(m["data"]["n"] == 77, f"resumed with a fresh token: the publication made meanwhile ({m['data']})")
+        s.close()
     finally:
         proc.terminate()
         proc.wait(timeout=15)

@@ -199,6 +199,13 @@ async function main() {
   const pub = await c.publish("metrics", {org: "acme"}, {n: 3}, {event: "metrics:custom"});
   check(pub.type === "published" && pub.topic === "metrics:org:acme" && pub.seq > 0, "publish answered published, seq " + pub.seq);
   check(await until(() => got.some((x) => x.data?.n === 3 && x.event === "metrics:custom")), "the published message comes back with its event");
+  const hist = await c.history("metrics", {organization_id: "acme"}, {limit: 2});
+  check(hist.type === "history" && hist.count === 2 && hist.items[0].data?.n === 3 && hist.next_cursor !== null,
+        "history: the newest page first: " + JSON.stringify(hist.items.map((i) => i.data)));
+  const hist2 = await c.history("metrics", {organization_id: "acme"}, {limit: 2, cursor: hist.next_cursor});
+  check(hist2.items[0]?.data?.n === 1, "history: the next page with its cursor: " + JSON.stringify(hist2.items.map((i) => i.data)));
+  const herr = await c.history("metrics", {org: "acme"}, {limit: 5000}).catch((e) => e);
+  check(herr && herr.code === "INVALID_MESSAGE", "history: a bad limit rejects with INVALID_MESSAGE: " + herr?.code);
   const err = await c.get("metrics", {org: "bad org!"}).catch((e) => e);
   check(err && err.code === "INVALID_MESSAGE", "a bad request rejects with the error {code, message}: " + err?.code);
   const other = [];
@@ -394,6 +401,7 @@ const off: () => void = c.subscribe<{n: number}>("kpi", {org: "acme"}, (m: Publi
 off();
 const s: Promise<SnapshotMessage> = c.get("kpi", {organization_id: "acme"});
 void s;
+c.history("kpi", {org: "acme"}, {limit: 10, order: "oldest"}).then((h) => h.items.length + (h.next_cursor ?? 0));
 c.publish("kpi", {org: "acme"}, {x: 1}, {requiresAck: true}).then((p) => p.seq.toFixed(), (e) => e.code);
 websocketClient.initialize({url: "http://localhost:3001", autoConnect: false});
 websocketClient.on({onKPIUpdate: (p) => console.log(p), onDisconnect: (reason: string) => console.log(reason)});

@@ -52,6 +52,11 @@ try {
         "kpi:update from `rtctl broadcast` reaches the seed 001 client: " + JSON.stringify(ea));
   check(eb && JSON.stringify(eb[0]) === JSON.stringify(ea?.[0]), "... and the /socket.io/ client, the same data");
 
+  // The history of a topic, as an event with an ack (docs/protocol.md, "History").
+  const hist = await emitAck(b, "history", {channel: "kpi", scope: {org: "org_123"}, limit: 1});
+  check(hist.success === true && hist.results?.[0]?.type === "history" && hist.results[0].items?.[0]?.data?.health_score === 85,
+        "history event: the newest publication in the ack: " + JSON.stringify(hist).slice(0, 200));
+
   // Unsubscribe, then a publication is not received.
   const unsub = await emitAck(b, "unsubscribe", {channels: ["kpi"], organization_id: "org_123"});
   check(unsub.success === true, "unsubscribe answers in its ack");
@@ -328,6 +333,57 @@ try {
   const cn = await connected(n);
   check(!cn.ok && cn.err?.data?.code === "UNAUTHORIZED", "no token: connect_error with UNAUTHORIZED");
   n.close();
+
+  // Token lifetime (docs/security.md, "Token lifetime"): token_expiring before the token's
+  // exp, then the connection ends unless an `authenticate` event brought a fresh token. The
+  // end is a transport close: a client whose `auth` callback gives a fresh token reconnects
+  // and recovers its session, nothing lost. Over WebSocket and over polling.
+  const expiring = await startRtd(["--jwt-secret", secret, "--jwt-leeway", "0", "--token-expiry-warning", "2"]);
+  const xbase = `http://127.0.0.1:${expiring.port}`;
+  const tokenFor = (ttl) => jwt(secret, {sub: "u1", org: "acme", exp: Math.floor(Date.now() / 1000) + ttl});
+  {
+    const k = io(xbase, {path: "/ws", transports: ["websocket"], reconnection: false, auth: {token: tokenFor(3)}});
+    check((await connected(k)).ok, "expiry: a client with a 3 s token connects");
+    await emitAck(k, "subscribe", {channels: ["kpi"], organization_id: "acme"});
+    const warn = await next(k, "token_expiring", 4000);
+    check(warn && warn[0].expiresIn <= 2 && typeof warn[0].expiresAt === "number",
+          "expiry: token_expiring before the end: " + JSON.stringify(warn?.[0]));
+    const again = await emitAck(k, "authenticate", {token: tokenFor(600)});
+    check(again.success === true, "expiry: authenticate with a fresh token answers success: " + JSON.stringify(again));
+    await sleep(2500);
+    check(k.connected, "expiry: ... and the connection outlives the first token");
+    const kept = next(k, "kpi:update");
+    rtctl(expiring.port, "broadcast", "kpi", "--org", "acme", "--data", '{"n": 1}');
+    check((await kept)?.[0]?.n === 1, "expiry: ... with its subscription");
+    k.close();
+  }
+  for (const [label, transports] of [["WebSocket", ["websocket"]], ["polling", ["polling"]]]) {
+    let token = tokenFor(3);
+    const r = io(xbase, {path: "/ws", transports, reconnectionDelay: 100, reconnectionDelayMax: 200,
+                         auth: (cb) => cb({token})});
+    check((await connected(r)).ok, `expiry (${label}): connects with a 3 s token`);
+    const seen = [];
+    r.on("kpi:update", (d) => seen.push(d.n));
+    await emitAck(r, "subscribe", {channels: ["kpi"], organization_id: "acme"});
+    // The retained value arrives first (and gives the client an offset to recover from).
+    check(await waitFor(() => seen.length === 1), `expiry (${label}): the retained value on subscribe`);
+    const n = seen[0] + 1;
+    const warned = next(r, "token_expiring", 4000);
+    const gone = next(r, "disconnect", 6000);
+    check((await warned) !== null, `expiry (${label}): token_expiring`);
+    token = tokenFor(600); // what the auth callback gives at the reconnection
+    const why = await gone;
+    check(why !== null && why[0] === "transport close", `expiry (${label}): ended at the token's exp (${why?.[0]})`);
+    const back = next(r, "connect", 6000);
+    rtctl(expiring.port, "broadcast", "kpi", "--org", "acme", "--data", JSON.stringify({n}));
+    check((await back) !== null && r.recovered === true,
+          `expiry (${label}): reconnected with the fresh token, socket.recovered === true`);
+    await waitFor(() => seen.length >= 2);
+    await sleep(200);
+    check(JSON.stringify(seen) === JSON.stringify([n - 1, n]),
+          `expiry (${label}): what was published meanwhile arrived, once: ${JSON.stringify(seen)}`);
+    r.close();
+  }
 } catch (e) {
   check(false, "unexpected: " + (e?.stack ?? e));
 }

@@ -82,4 +82,26 @@ BOOST_AUTO_TEST_CASE(a_secret_requires_tokens_unless_anonymous_is_allowed) {
     BOOST_TEST(d::token_required(true, true, true));
 }
 
+BOOST_AUTO_TEST_CASE(a_token_is_warned_once_then_ends_at_exp_plus_leeway) {
+    using step = d::token_expiry::step;
+    using std::chrono::seconds;
+    // exp 1000, leeway 30: the connection ends at 1030; warned from 1030 - 60 = 970.
+    auto at = [](std::int64_t now, bool warned = false, seconds warning = seconds(60)) {
+        return d::token_expiry_at(1000, seconds(30), warning, warned, now);
+    };
+    BOOST_TEST((at(969).what == step::none));
+    BOOST_TEST((at(970).what == step::warn));
+    BOOST_TEST(at(970).expires_in == 60);
+    BOOST_TEST((at(1000).what == step::warn)); // past exp, inside the leeway: still a warning
+    BOOST_TEST(at(1029).expires_in == 1);
+    BOOST_TEST((at(1000, true).what == step::none)); // once per token
+    BOOST_TEST((at(1030, true).what == step::expire));
+    BOOST_TEST((at(5000).what == step::expire));
+    BOOST_TEST((at(1029, false, seconds(0)).what == step::none)); // no warning configured
+    BOOST_TEST((at(1030, false, seconds(0)).what == step::expire));
+    // A token without exp (or no token) never ends the connection.
+    BOOST_TEST(
+        (d::token_expiry_at(0, seconds(30), seconds(60), false, 1 << 30).what == step::none));
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -177,4 +177,59 @@ BOOST_AUTO_TEST_CASE(bounded_by_evicting_resolved_alerts) {
     BOOST_TEST(b.size() == 3u);
 }
 
+BOOST_AUTO_TEST_CASE(pending_alerts_escalate_until_critical) {
+    alert_book book;
+    book.escalate_after(std::chrono::seconds(60));
+    std::int64_t const start = 1'000'000;
+    auto const a = book.trigger(payload(R"({"organization_id":"acme","severity":"medium",
+                                            "message":"m"})"),
+                                t0, start);
+    auto const b = book.trigger(payload(R"({"organization_id":"acme","severity":"low",
+                                            "message":"m","escalate_after":10})"),
+                                t0, start);
+    auto const c = book.trigger(payload(R"({"organization_id":"acme","severity":"low",
+                                            "message":"m"})"),
+                                t0, start);
+    auto const d = book.trigger(payload(R"({"organization_id":"acme","severity":"critical",
+                                            "message":"m"})"),
+                                t0, start);
+    auto const e = book.trigger(payload(R"({"organization_id":"acme","severity":"high",
+                                            "message":"m","escalate_after":0})"),
+                                t0, start);
+    BOOST_TEST(book.acknowledge(c.value->id, "ann", t0));
+    BOOST_TEST(book.escalate(start + 9'999, t0).empty());
+    // b's own 10 s
+    auto r = book.escalate(start + 10'000, "2026-01-31T10:00:10.000Z");
+    BOOST_TEST_REQUIRE(r.size() == 1u);
+    BOOST_TEST(r[0].event == "alert:escalated");
+    BOOST_TEST(r[0].value->id == b.value->id);
+    BOOST_TEST(str(r[0], "severity") == "medium");
+    BOOST_TEST(r[0].value->data.at("escalation_level").as_int64() == 1);
+    BOOST_TEST(str(r[0], "escalated_at") == "2026-01-31T10:00:10.000Z");
+    BOOST_TEST(str(r[0], "status") == "pending");
+    // at 60 s: a (the book's 60 s) and b again (10 s after its last step, long due); oldest first
+    r = book.escalate(start + 60'000, t0);
+    BOOST_TEST_REQUIRE(r.size() == 2u);
+    BOOST_TEST(r[0].value->id == a.value->id);
+    BOOST_TEST(str(r[0], "severity") == "high");
+    BOOST_TEST(r[1].value->id == b.value->id);
+    BOOST_TEST(str(r[1], "severity") == "high");
+    BOOST_TEST(r[1].value->data.at("escalation_level").as_int64() == 2);
+    r = book.escalate(start + 70'000, t0); // b: critical, then no more
+    BOOST_TEST_REQUIRE(r.size() == 1u);
+    BOOST_TEST(str(r[0], "severity") == "critical");
+    BOOST_TEST(book.escalate(start + 1'000'000, t0).size() == 1u); // a: high -> critical
+    BOOST_TEST(book.escalate(start + 9'000'000, t0).empty());
+    // never: the acknowledged one, the critical one, the one whose escalate_after is 0
+    for (auto const* id : {&c.value->id, &d.value->id, &e.value->id})
+        BOOST_TEST(!book.find(*id)->data.contains("escalation_level"));
+    // acknowledging stops it
+    auto const f = book.trigger(payload(R"({"organization_id":"acme","severity":"low",
+                                            "message":"m"})"),
+                                t0, start);
+    BOOST_TEST(book.escalate(start + 60'000, t0).size() == 1u);
+    BOOST_TEST(book.acknowledge(f.value->id, "", t0));
+    BOOST_TEST(book.escalate(start + 600'000, t0).empty());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

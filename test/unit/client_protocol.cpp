@@ -18,10 +18,10 @@ struct fixture {
     rtpush::hub hub{cfg.history};
     d::subscription_index index;
     d::shard_counters counters;
-    d::org_connections orgs;
+    d::connection_quotas quotas;
     d::ack_registry acks;
     std::map<std::string, int> demand;
-    d::protocol_context env{hub, cfg, index, counters, &acks, &orgs, 0};
+    d::protocol_context env{hub, cfg, index, counters, &acks, &quotas, 0};
     fixture() {
         index.on_demand([this](const std::string& ch, int change) { demand[ch] += change; });
     }
@@ -232,18 +232,80 @@ BOOST_AUTO_TEST_CASE(organization_limit_closes_the_connection) {
     fx.cfg.max_connections_per_org = 1;
     fake_connection a(fx), b(fx);
     a.state.org = "acme";
-    a.count_org();
+    a.count_connection();
     BOOST_TEST(a.close_code == 0);
     b.state.org = "acme";
-    b.count_org();
+    b.count_connection();
     BOOST_TEST(b.close_code == 1008);
     BOOST_TEST(b.last_code() == "CONNECTION_LIMIT");
     BOOST_TEST(fx.counters.rejected.load() == 1u);
     a.leave(); // the count goes back
     fake_connection c(fx);
     c.state.org = "acme";
-    c.count_org();
+    c.count_connection();
     BOOST_TEST(c.close_code == 0);
+}
+
+BOOST_AUTO_TEST_CASE(user_limit_closes_the_connection) {
+    fixture fx;
+    fx.cfg.max_connections_per_user = 1;
+    auto as = [](fake_connection& c, std::string user, std::string org) {
+        c.state.authenticated = true;
+        c.state.org = std::move(org);
+        c.state.rare_part().user = std::move(user);
+        c.count_connection();
+    };
+    fake_connection a(fx), b(fx), other(fx), anonymous(fx), anonymous2(fx);
+    as(a, "alice", "acme");
+    a.count_connection(); // counted once, however often asked
+    BOOST_TEST(a.close_code == 0);
+    as(b, "alice", "globex"); // per user, whatever the organization
+    BOOST_TEST(b.close_code == 1008);
+    BOOST_TEST(b.last_code() == "CONNECTION_LIMIT");
+    BOOST_TEST(fx.quotas.users.count("alice") == 1u);
+    as(other, "bob", "acme");
+    BOOST_TEST(other.close_code == 0);
+    anonymous.state.rare_part().user = "alice"; // a name without a token does not count
+    anonymous.count_connection();
+    anonymous2.state.rare_part().user = "alice";
+    anonymous2.count_connection();
+    BOOST_TEST(anonymous2.close_code == 0);
+    a.leave();
+    BOOST_TEST(fx.quotas.users.count("alice") == 0u);
+    BOOST_TEST(fx.quotas.orgs.count("acme") == 1u); // bob's
+}
+
+BOOST_AUTO_TEST_CASE(history_pages_as_the_rest_route) {
+    fixture fx;
+    for (int i = 1; i <= 5; ++i) {
+        rtpush::publication p;
+        p.topic = {"kpi", {"acme", "", ""}};
+        p.data = i;
+        fx.hub.publish(std::move(p));
+    }
+    fake_connection c(fx);
+    c.send(R"({"type":"history","id":"h","channel":"kpi","scope":{"org":"acme"},"limit":2})");
+    auto const& page = c.last();
+    BOOST_TEST(page.at("type").as_string() == "history");
+    BOOST_TEST(page.at("id").as_string() == "h");
+    BOOST_TEST(page.at("count").as_int64() == 2);
+    BOOST_TEST(page.at("items").as_array()[0].at("data").as_int64() == 5);
+    auto const cursor = page.at("next_cursor").as_int64();
+    c.send(
+        R"({"type":"history","id":"h2","channel":"kpi","scope":{"org":"acme"},"limit":"2","cursor":)" +
+        std::to_string(cursor) + "}");
+    BOOST_TEST(c.last().at("items").as_array()[0].at("data").as_int64() == 3);
+    c.send(R"({"type":"history","id":"b","channel":"kpi","scope":{"org":"acme"},"limit":-1})");
+    BOOST_TEST(c.last_code() == "INVALID_MESSAGE");
+    c.send(R"({"type":"history","id":"b","channel":"kpi","order":true})");
+    BOOST_TEST(c.last_code() == "INVALID_MESSAGE");
+    BOOST_TEST(std::string(c.last().at("message").as_string()).find("order") != std::string::npos);
+    // Access as for `get`: an authenticated client stays in its organization.
+    fx.cfg.jwt_secret = "s";
+    fx.cfg.auth_required = true;
+    fake_connection t(fx);
+    t.send(R"({"type":"history","id":"x","channel":"kpi","scope":{"org":"acme"}})");
+    BOOST_TEST(t.last_code() == "UNAUTHORIZED");
 }
 
 BOOST_AUTO_TEST_CASE(acks_by_client_name) {

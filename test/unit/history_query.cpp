@@ -61,6 +61,33 @@ BOOST_AUTO_TEST_CASE(names_the_bad_parameter) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(a_websocket_message_follows_the_same_rules) {
+    rtpush::history_query h;
+    auto const msg = boost::json::parse(R"({"since":1000,"until":"2000","limit":20,"cursor":77,
+                                            "order":"oldest","other":"ignored"})")
+                         .as_object();
+    BOOST_TEST(!d::parse_history_message({"kpi", {"o1", "d1", ""}}, msg, h));
+    BOOST_TEST(h.topic.key() == "kpi:org:o1:dept:d1");
+    BOOST_TEST(*h.since_ms == 1000);
+    BOOST_TEST(*h.until_ms == 2000);
+    BOOST_TEST(h.limit == 20u);
+    BOOST_TEST(*h.cursor == 77);
+    BOOST_TEST(h.oldest_first);
+    std::pair<const char*, std::string> const cases[] = {
+        {R"({"limit":0})", "limit"},      {R"({"limit":1.5})", "limit"},
+        {R"({"since":-1})", "since"},     {R"({"cursor":[1]})", "cursor"},
+        {R"({"order":"up"})", "order"},   {R"({"order":1})", "order"},
+        {R"({"until":"soon"})", "until"},
+    };
+    for (auto const& [text, field] : cases) {
+        rtpush::history_query q;
+        auto const e =
+            d::parse_history_message({"kpi", {}}, boost::json::parse(text).as_object(), q);
+        BOOST_TEST_REQUIRE(e.has_value(), text);
+        BOOST_TEST(e->field == field);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(memory_history_pages_newest_first_across_topics) {
     rtpush::hub h;
     rtpush::topic const a{"kpi", {"o1", "", ""}}, b{"kpi", {"o1", "d1", ""}},

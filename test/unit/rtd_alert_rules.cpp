@@ -120,6 +120,11 @@ BOOST_AUTO_TEST_CASE(alert_payload) {
                                    {"kpi", {"acme", "", ""}}, 9);
     BOOST_TEST(d.at("message").as_string() == "n: /x is 9 (> 5)");
     BOOST_TEST(!d.contains("department_id"));
+    BOOST_TEST(!d.contains("escalate_after")); // the server's setting applies
+    auto const e = rtd::rule_alert(
+        rule(R"({"id":"e","channel":"kpi","field":"/x","threshold":5,"escalate_after":90})"),
+        {"kpi", {"acme", "", ""}}, 9);
+    BOOST_TEST(e.at("escalate_after").as_double() == 90);
 }
 
 BOOST_AUTO_TEST_CASE(for_n_evaluations_then_resolve) {

@@ -17,9 +17,9 @@ struct fixture {
     rtpush::hub hub{cfg.history};
     d::subscription_index index;
     d::shard_counters counters;
-    d::org_connections orgs;
+    d::connection_quotas quotas;
     d::socketio_session_store kept{std::chrono::seconds(60)};
-    d::protocol_context env{hub, cfg, index, counters, nullptr, &orgs, 0, nullptr};
+    d::protocol_context env{hub, cfg, index, counters, nullptr, &quotas, 0, nullptr};
 };
 
 // A Socket.IO connection whose transport records the packets it is given.

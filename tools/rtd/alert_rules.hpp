@@ -88,6 +88,8 @@ struct alert_rule {
     std::string alert_type = "threshold";
     std::string source;  ///< seed 003's alert source; defaults to the channel when it is one
     std::string message; ///< {value}, {threshold}, {field} and {topic} are filled in
+    /// Seconds its pending alerts wait before they are escalated; none: the server's setting.
+    std::optional<double> escalate_after;
 };
 
 struct alert_rules_config {
@@ -118,7 +120,7 @@ inline alert_rules_config parse_alert_rules(const boost::json::value& v) {
         auto const& o = rv.get_object();
         detail::only_keys(o, where,
                           {"id", "name", "channel", "scope", "field", "op", "threshold", "for",
-                           "severity", "alert_type", "source", "message"});
+                           "severity", "alert_type", "source", "message", "escalate_after"});
         alert_rule r;
         r.id = detail::get_string(o, "id", where);
         if (!rtpush::valid_identifier(r.id))
@@ -161,6 +163,12 @@ inline alert_rules_config parse_alert_rules(const boost::json::value& v) {
             bad(where + ".source", "must be kpi, backlog, attendance or schedule");
         r.message = detail::get_string(o, "message", where,
                                        r.name + ": {field} is {value} ({op} {threshold})");
+        if (auto const* e = o.if_contains("escalate_after")) {
+            if (!e->is_number() || e->to_number<double>() < 0 || e->to_number<double>() > 31536000)
+                bad(where + ".escalate_after",
+                    "must be a number of seconds from 0 (never) to 31536000");
+            r.escalate_after = e->to_number<double>();
+        }
         if (r.message.empty())
             bad(where + ".message", "must not be empty");
         c.rules.push_back(std::move(r));
@@ -226,6 +234,8 @@ inline boost::json::object rule_alert(const alert_rule& r, const rtpush::topic& 
     o["threshold_value"] = r.threshold;
     o["comparison"] = to_string(r.op);
     o["topic"] = t.key();
+    if (r.escalate_after)
+        o["escalate_after"] = *r.escalate_after;
     return o;
 }
 

@@ -53,11 +53,14 @@ const std::pair<const char*, const char*> env_map[] = {
     {"RTD_AUTH_REQUIRED", "auth-required"},
     {"RTD_ALLOW_ANONYMOUS", "allow-anonymous"},
     {"RTD_TOKEN_EXPIRY_WARNING", "token-expiry-warning"},
+    {"RTD_JWT_LEEWAY", "jwt-leeway"},
+    {"RTD_ALERT_ESCALATION_AFTER", "alert-escalation-after"},
     {"RTD_SOCKETIO_RECOVERY_WINDOW", "socketio-recovery-window"},
     {"RTD_AUTH_TIMEOUT", "auth-timeout"},
     {"RTD_ADMIN_KEY", "admin-key"},
     {"FRONTEND_URL", "allowed-origin"},
     {"RTD_MAX_CONNECTIONS_PER_ORG", "max-connections-per-org"},
+    {"RTD_MAX_CONNECTIONS_PER_USER", "max-connections-per-user"},
     {"RTD_MAX_HANDSHAKES_PER_IP", "max-handshakes-per-ip"},
     {"RTD_MAX_MESSAGES_PER_SECOND", "max-messages-per-second"},
     {"RTD_CORK_DELAY", "cork-delay"},
@@ -266,6 +269,7 @@ int main(int argc, char** argv) {
         ("max-message-size", po::value<std::size_t>()->default_value(1048576), "bytes per client message; above: close 1009 [RTD_MAX_MESSAGE_SIZE]")
         ("max-subscriptions", po::value<std::size_t>()->default_value(256), "subscriptions per client")
         ("max-connections-per-org", po::value<std::size_t>()->default_value(0), "WebSocket connections per organization, 0 = no limit; above: CONNECTION_LIMIT, close 1008 [RTD_MAX_CONNECTIONS_PER_ORG]")
+        ("max-connections-per-user", po::value<std::size_t>()->default_value(0), "connections per user (the verified token's sub; connections without a token do not count), 0 = no limit; above: CONNECTION_LIMIT, close 1008 (SSE: 503) [RTD_MAX_CONNECTIONS_PER_USER]")
         ("max-handshakes-per-ip", po::value<double>()->default_value(0), "WebSocket handshakes per second per client IP, 0 = no limit; above: HTTP 429 [RTD_MAX_HANDSHAKES_PER_IP]")
         ("max-messages-per-second", po::value<double>()->default_value(100), "messages per second per client, 0 = no limit; above: RATE_LIMIT_EXCEEDED, at 3x: close 1008 [RTD_MAX_MESSAGES_PER_SECOND]")
         ("max-json-depth", po::value<std::size_t>()->default_value(32), "nesting depth of client JSON")
@@ -316,6 +320,8 @@ int main(int argc, char** argv) {
         ("auth-required", po::value<bool>()->default_value(false)->implicit_value(true), "clients must authenticate (token) before anything but ping; implied by --jwt-secret [RTD_AUTH_REQUIRED]")
         ("allow-anonymous", po::value<bool>()->default_value(false)->implicit_value(true), "TRUSTED NETWORKS ONLY: with --jwt-secret, clients without a token may still subscribe, stream and read /api/kpis for any organization [RTD_ALLOW_ANONYMOUS]")
         ("token-expiry-warning", po::value<unsigned>()->default_value(60), "seconds before a connection's token expires that it gets token_expiring (then close 1008 at expiry unless it authenticates again); 0 = no warning [RTD_TOKEN_EXPIRY_WARNING]")
+        ("alert-escalation-after", po::value<unsigned>()->default_value(0), "seconds a pending alert waits for an acknowledgement before it is escalated (alert:escalated, severity one level up, again each period until critical); a rule's escalate_after wins; 0 = never [RTD_ALERT_ESCALATION_AFTER]")
+        ("jwt-leeway", po::value<unsigned>()->default_value(30), "seconds of clock skew allowed on a token's exp and nbf; a connection lives until exp + this [RTD_JWT_LEEWAY]")
         ("socketio-recovery-window", po::value<unsigned>()->default_value(120000), "milliseconds a Socket.IO session that lost its connection is kept for its client to resume it (connection state recovery: socket.recovered, missed events replayed); 0 = off [RTD_SOCKETIO_RECOVERY_WINDOW]")
         ("auth-timeout", po::value<double>()->default_value(10), "seconds an unauthenticated client may stay connected (close 1008) [RTD_AUTH_TIMEOUT]")
         ("admin-key", po::value<std::string>()->default_value(""), "key the admin REST routes require (X-API-Key); empty: open [RTD_ADMIN_KEY]")
@@ -423,6 +429,8 @@ int main(int argc, char** argv) {
     cfg.auth_required = vm["auth-required"].as<bool>();
     cfg.allow_anonymous = vm["allow-anonymous"].as<bool>();
     cfg.token_expiry_warning = std::chrono::seconds(vm["token-expiry-warning"].as<unsigned>());
+    cfg.jwt_leeway = std::chrono::seconds(vm["jwt-leeway"].as<unsigned>());
+    cfg.alert_escalation_after = std::chrono::seconds(vm["alert-escalation-after"].as<unsigned>());
     cfg.socketio_recovery_window =
         std::chrono::milliseconds(vm["socketio-recovery-window"].as<unsigned>());
     cfg.admin_key = vm["admin-key"].as<std::string>();
@@ -456,6 +464,7 @@ int main(int argc, char** argv) {
             cfg.feed_paths.push_back(std::move(f));
         }
     cfg.max_connections_per_org = vm["max-connections-per-org"].as<std::size_t>();
+    cfg.max_connections_per_user = vm["max-connections-per-user"].as<std::size_t>();
     cfg.max_handshakes_per_ip = vm["max-handshakes-per-ip"].as<double>();
     cfg.max_messages_per_second = vm["max-messages-per-second"].as<double>();
     auto const cork_delay = vm["cork-delay"].as<double>();

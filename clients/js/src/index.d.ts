@@ -84,6 +84,26 @@ export interface SnapshotMessage extends ServerMessage {
   items: Publication[];
 }
 
+export interface HistoryMessage extends ServerMessage {
+  type: "history";
+  channel: string;
+  scope: Scope;
+  topic: string;
+  epoch: string;
+  order: "newest" | "oldest";
+  count: number;
+  items: Publication[];
+  next_cursor: number | null;
+}
+
+export interface HistoryOptions {
+  since?: number;
+  until?: number;
+  limit?: number;
+  cursor?: number | null;
+  order?: "newest" | "oldest";
+}
+
 export interface PublishedMessage extends ServerMessage {
   type: "published";
   topic: string;
@@ -134,6 +154,7 @@ export class RtpushClient {
   reconnect(): void;
   subscribe<T = any>(channel: string, scope: Scope | undefined, handler: (msg: Publication<T>) => void): Unsubscribe;
   get(channel: string, scope?: Scope): Promise<SnapshotMessage>;
+  history(channel: string, scope?: Scope, options?: HistoryOptions): Promise<HistoryMessage>;
   refresh(channel?: string, scope?: Scope): Promise<ServerMessage>;
   publish(channel: string, scope: Scope | undefined, data: unknown,
           options?: {event?: string; phase?: Phase; requiresAck?: boolean}): Promise<PublishedMessage>;

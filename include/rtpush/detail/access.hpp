@@ -15,6 +15,8 @@
 #include <boost/json/object.hpp>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -67,6 +69,26 @@ inline scope scope_from_json(const boost::json::object& o) {
 /// configuration (`auth_required`), which every transport reads.
 inline bool token_required(bool has_secret, bool auth_required, bool allow_anonymous) {
     return auth_required || (has_secret && !allow_anonymous);
+}
+
+/// What a connection's token calls for at wall-clock time `now` (seconds since the epoch).
+/// The verifier accepts a token up to `exp + leeway`, so the connection lives as long; it is
+/// warned once, `warning` before that end (docs/security.md, "Token lifetime").
+struct token_expiry {
+    enum class step { none, warn, expire };
+    step what = step::none;
+    std::int64_t expires_in = 0; ///< seconds until the end (warn)
+};
+inline token_expiry token_expiry_at(std::int64_t exp, std::chrono::seconds leeway,
+                                    std::chrono::seconds warning, bool warned, std::int64_t now) {
+    if (exp == 0) // a token without exp, or no token
+        return {};
+    std::int64_t const end = exp + leeway.count();
+    if (now >= end)
+        return {token_expiry::step::expire, 0};
+    if (warned || warning.count() <= 0 || end - now > warning.count())
+        return {};
+    return {token_expiry::step::warn, end - now};
 }
 
 /// Who a connection or a request is, as far as access goes.

@@ -25,7 +25,7 @@ struct client_js_file {
 };
 
 inline constexpr client_js_file client_js_files[] = {
-    {"client.js", "\"b0cabda7ee93ac8c\"", client_js_client.substr(1)},
+    {"client.js", "\"c7da1a039ae6ee7b\"", client_js_client.substr(1)},
     {"index.js", "\"b916e69265ec9238\"", client_js_index.substr(1)},
     {"react.js", "\"73af1aba08e71bed\"", client_js_react.substr(1)},
     {"seed001.js", "\"e5ac1c736e3e9af3\"", client_js_seed001.substr(1)},

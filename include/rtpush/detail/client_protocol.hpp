@@ -14,6 +14,7 @@
 #include <rtpush/detail/ack_tracker.hpp>
 #include <rtpush/detail/broadcast_request.hpp>
 #include <rtpush/detail/counters.hpp>
+#include <rtpush/detail/history_query.hpp>
 #include <rtpush/detail/protocol_context.hpp>
 #include <rtpush/detail/rate_limit.hpp>
 #include <rtpush/detail/seed_events.hpp>
@@ -43,6 +44,7 @@ struct client_state {
         std::string user;
         std::vector<std::string> channels; // the token's allowed channels; empty = any
         std::string counted_org;           // the org this connection counts against
+        std::string counted_user;          // ... and the user (the token's sub)
         std::size_t auth_failures = 0;     // rejected tokens: guessing is bounded per connection
         std::int64_t token_exp = 0;        // the token's `exp` (seconds since the epoch); 0: none
         bool expiry_warned = false;        // token_expiring sent for this token
@@ -126,9 +128,13 @@ public:
     void handle_object(const boost::json::object& o);
     /// Handles one parsed client message.
     void handle_message(client_message& m);
-    /// Counts the connection against its organization once the org is known; over the
-    /// limit it is told and closed (1008).
-    void count_org();
+    /// Counts the connection against its organization once the org is known, and against
+    /// its user once a token names one; over a limit it is told and closed (1008).
+    void count_connection();
+    /// Moves the connection's count in `counts` to `key` (empty: none), where `counted`
+    /// remembers it; false when `key` is at `limit` (0: none).
+    bool count_under(connection_counts& counts, std::string_view key,
+                     std::string client_state::rare_state::*counted, std::size_t limit);
     /// Takes a verified token's identity (and its `exp`: a fresh token on the same
     /// connection extends it, subscriptions kept).
     void accept_claims(jwt_claims c);
@@ -152,6 +158,8 @@ public:
     void subscribe(client_message& m);
     void unsubscribe(client_message& m);
     void get(client_message& m);
+    /// A page of past publications (docs/protocol.md, "History"), the same as GET /api/history.
+    void history(client_message& m);
     void publish(client_message& m);
     void refresh(client_message& m);
     void authenticate(client_message& m);

@@ -16,21 +16,23 @@ namespace rtpush::detail {
 
 /// Why a connection was refused (or closed right after it became known to be over a limit).
 enum class reject_reason {
-    connection_limit,     ///< max_connections
-    org_connection_limit, ///< max_connections_per_org
-    handshake_rate_limit, ///< max_handshakes_per_ip
-    auth_failed,          ///< a token that does not verify, or none where one is required
-    unauthorized,         ///< a valid token that may not read what was asked (SSE)
-    origin_not_allowed,   ///< an Origin outside allowed_origins
-    shutting_down,        ///< the server is stopping
+    connection_limit,      ///< max_connections
+    org_connection_limit,  ///< max_connections_per_org
+    handshake_rate_limit,  ///< max_handshakes_per_ip
+    auth_failed,           ///< a token that does not verify, or none where one is required
+    unauthorized,          ///< a valid token that may not read what was asked (SSE)
+    origin_not_allowed,    ///< an Origin outside allowed_origins
+    shutting_down,         ///< the server is stopping
+    user_connection_limit, ///< max_connections_per_user
 };
-inline constexpr std::size_t reject_reason_count = 7;
+inline constexpr std::size_t reject_reason_count = 8;
 
 /// The `reason` label of rtpush_connections_rejected_total.
 inline constexpr std::string_view to_string(reject_reason r) noexcept {
     constexpr std::string_view names[reject_reason_count] = {
-        "connection_limit", "org_connection_limit", "handshake_rate_limit", "auth_failed",
-        "unauthorized",     "origin_not_allowed",   "shutting_down"};
+        "connection_limit", "org_connection_limit", "handshake_rate_limit",
+        "auth_failed",      "unauthorized",         "origin_not_allowed",
+        "shutting_down",    "user_connection_limit"};
     return names[static_cast<std::size_t>(r)];
 }
 

@@ -1,12 +1,16 @@
 //
-// rtpush: GET /api/history's query string as a history_query. Socket-free; the route table
-// answers the errors (docs/protocol.md, "History").
+// rtpush: a history request (GET /api/history's query string, or the WebSocket `history`
+// message) as a history_query, and the page as its answer. Socket-free; the route table and
+// the connection's protocol answer the errors (docs/protocol.md, "History").
 //
 #ifndef RTPUSH_DETAIL_HISTORY_QUERY_HPP
 #define RTPUSH_DETAIL_HISTORY_QUERY_HPP
 
 #include <rtpush/detail/access.hpp>
 #include <rtpush/history.hpp>
+#include <rtpush/protocol.hpp>
+
+#include <boost/json/object.hpp>
 
 #include <charconv>
 #include <string>
@@ -70,6 +74,57 @@ inline std::optional<history_query_error> parse_history_query(const query_map& p
         q.oldest_first = *order == "oldest";
     }
     return std::nullopt;
+}
+
+/// The same from a WebSocket `history` message: its topic (already read) and its fields
+/// `since`, `until`, `limit`, `cursor` (numbers, or their decimal text) and `order`, under the
+/// rules above.
+inline std::optional<history_query_error>
+parse_history_message(const topic& t, const boost::json::object& o, history_query& q) {
+    query_map params{{"channel", t.channel}};
+    if (!t.scope.org.empty())
+        params["org"] = t.scope.org;
+    if (!t.scope.dept.empty())
+        params["dept"] = t.scope.dept;
+    if (!t.scope.queue.empty())
+        params["queue"] = t.scope.queue;
+    for (const char* name : {"since", "until", "limit", "cursor", "order"}) {
+        auto const* v = o.if_contains(name);
+        if (!v || v->is_null())
+            continue;
+        if (v->is_string())
+            params[name] = std::string(v->get_string());
+        else if (v->is_int64())
+            params[name] = std::to_string(v->get_int64());
+        else if (v->is_uint64())
+            params[name] = std::to_string(v->get_uint64());
+        else
+            return history_query_error{name, std::string(name) + (std::string_view(name) == "order"
+                                                                      ? " must be newest or oldest"
+                                                                      : " must be a non-negative "
+                                                                        "integer")};
+    }
+    return parse_history_query(params, q);
+}
+
+/// A page as both answers carry it: `head`'s fields (the route's `success`, the WebSocket
+/// answer's `type` and `id`), then {channel, scope, topic, epoch, order, count, items,
+/// next_cursor}.
+inline boost::json::object history_json(const history_query& q, history_page page,
+                                        const std::string& epoch, boost::json::object head = {}) {
+    boost::json::object o = std::move(head);
+    o["channel"] = q.topic.channel;
+    o["scope"] = scope_to_json(q.topic.scope);
+    o["topic"] = q.topic.key();
+    o["epoch"] = epoch;
+    o["order"] = q.oldest_first ? "oldest" : "newest";
+    o["count"] = page.items.size();
+    o["items"] = std::move(page.items);
+    if (page.next_cursor)
+        o["next_cursor"] = *page.next_cursor;
+    else
+        o["next_cursor"] = nullptr;
+    return o;
 }
 
 } // namespace rtpush::detail

@@ -28,7 +28,7 @@ struct protocol_context {
     subscription_index& index;
     shard_counters& counters;
     ack_registry* acks = nullptr;
-    org_connections* orgs = nullptr;
+    connection_quotas* quotas = nullptr;
     std::size_t shard = 0; ///< the thread's number (ack re-sends are per thread)
     /// Socket.IO sessions kept for connection state recovery (server-wide); null: none.
     socketio_session_store* sio_sessions = nullptr;

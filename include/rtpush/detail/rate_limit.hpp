@@ -156,40 +156,48 @@ private:
     std::unordered_map<std::string, token_bucket> buckets_;
 };
 
-/// Connections per organization across all shards (one mutex: taken once per connection
-/// when its organization becomes known and once when it ends, never per message).
-class org_connections {
+/// Connections per key (an organization, a user) across all shards (one mutex: taken once
+/// per connection when its key becomes known and once when it ends, never per message).
+class connection_counts {
 public:
-    /// Counts one more connection of `org` unless `limit` (0: none) is reached.
-    bool try_add(const std::string& org, std::size_t limit) {
+    /// Counts one more connection of `key` unless `limit` (0: none) is reached.
+    bool try_add(const std::string& key, std::size_t limit) {
         std::lock_guard<std::mutex> lock(mutex_);
-        auto it = counts_.find(org);
+        auto it = counts_.find(key);
         std::size_t const n = it == counts_.end() ? 0 : it->second;
         if (limit && n >= limit)
             return false;
         if (it == counts_.end())
-            counts_.emplace(org, 1);
+            counts_.emplace(key, 1);
         else
             ++it->second;
         return true;
     }
 
-    void remove(const std::string& org) {
+    void remove(const std::string& key) {
         std::lock_guard<std::mutex> lock(mutex_);
-        auto it = counts_.find(org);
+        auto it = counts_.find(key);
         if (it != counts_.end() && --it->second == 0)
             counts_.erase(it);
     }
 
-    std::size_t count(const std::string& org) const {
+    std::size_t count(const std::string& key) const {
         std::lock_guard<std::mutex> lock(mutex_);
-        auto it = counts_.find(org);
+        auto it = counts_.find(key);
         return it == counts_.end() ? 0 : it->second;
     }
 
 private:
     mutable std::mutex mutex_;
     std::unordered_map<std::string, std::size_t> counts_;
+};
+
+/// The server's connection quotas, shared by every shard: per organization
+/// (max_connections_per_org) and per user, the verified token's `sub`
+/// (max_connections_per_user).
+struct connection_quotas {
+    connection_counts orgs;
+    connection_counts users;
 };
 
 } // namespace rtpush::detail

@@ -53,6 +53,18 @@ inline std::string json_string(const boost::json::object& o, std::string_view k)
     return v && v->is_string() ? std::string(v->get_string()) : std::string{};
 }
 
+/// Seed 003's severities in escalation order.
+inline constexpr std::string_view severities[] = {"low", "medium", "high", "critical"};
+
+/// The level of an alert's severity (0 low .. 3 critical), or -1 for none or another word.
+inline int severity_level(const boost::json::object& data) {
+    auto const s = json_string(data, "severity");
+    for (int i = 0; i < 4; ++i)
+        if (s == severities[i])
+            return i;
+    return -1;
+}
+
 } // namespace detail
 
 inline bool alert_book::make_room() {
@@ -69,7 +81,8 @@ inline bool alert_book::make_room() {
     return false;
 }
 
-inline alert_result alert_book::trigger(boost::json::object data, std::string_view now) {
+inline alert_result alert_book::trigger(boost::json::object data, std::string_view now,
+                                        std::int64_t now_ms) {
     std::string id = detail::json_string(data, "alert_id");
     if (id.empty()) {
         do
@@ -91,6 +104,12 @@ inline alert_result alert_book::trigger(boost::json::object data, std::string_vi
     data["status"] = "pending";
     if (!data.contains("triggered_at"))
         data["triggered_at"] = now;
+    a.escalate_after_ms = escalate_after_.count();
+    if (auto const* e = data.if_contains("escalate_after"); e && e->is_number())
+        a.escalate_after_ms = static_cast<std::int64_t>(e->to_number<double>() * 1000);
+    auto const level = detail::severity_level(data);
+    if (a.escalate_after_ms > 0 && level >= 0 && level < 3)
+        a.escalation_due_ms = now_ms + a.escalate_after_ms;
     a.data = std::move(data);
     order_[a.number] = id;
     auto& stored = alerts_[id] = std::move(a);
@@ -116,6 +135,7 @@ inline alert_result alert_book::transition(std::string_view id, alert_status to,
             alert_errc::illegal_transition,
             "alert " + a.id + " is resolved: it cannot be " + std::string(to_string(to)), &a);
     a.status = to;
+    a.escalation_due_ms = 0; // someone took it: no more escalation
     a.data["status"] = to_string(to);
     a.data[ack ? "acknowledged_at" : "resolved_at"] = at;
     if (!by.empty())
@@ -136,7 +156,38 @@ inline alert_result alert_book::resolve(std::string_view id, std::string_view by
     return transition(id, alert_status::resolved, by, now);
 }
 
-inline alert_result alert_book::apply(boost::json::object data, std::string_view now) {
+inline std::vector<alert_result> alert_book::escalate(std::int64_t now_ms, std::string_view now) {
+    std::vector<alert_result> out;
+    for (auto const& [number, id] : order_) {
+        auto it = alerts_.find(id);
+        if (it == alerts_.end())
+            continue;
+        auto& a = it->second;
+        if (a.status != alert_status::pending || a.escalation_due_ms == 0 ||
+            a.escalation_due_ms > now_ms)
+            continue;
+        auto const level = detail::severity_level(a.data);
+        if (level < 0 || level >= 3) {
+            a.escalation_due_ms = 0;
+            continue;
+        }
+        a.data["severity"] = detail::severities[level + 1];
+        std::int64_t steps = 1;
+        if (auto const* n = a.data.if_contains("escalation_level"); n && n->is_int64())
+            steps = n->get_int64() + 1;
+        a.data["escalation_level"] = steps;
+        a.data["escalated_at"] = now;
+        a.escalation_due_ms = level + 1 < 3 ? now_ms + a.escalate_after_ms : 0;
+        alert_result r;
+        r.value = a;
+        r.event = "alert:escalated";
+        out.push_back(std::move(r));
+    }
+    return out;
+}
+
+inline alert_result alert_book::apply(boost::json::object data, std::string_view now,
+                                      std::int64_t now_ms) {
     alert_status st = alert_status::pending;
     if (auto const s = detail::json_string(data, "status"); !s.empty())
         if (!parse_alert_status(s, st)) {
@@ -146,7 +197,7 @@ inline alert_result alert_book::apply(boost::json::object data, std::string_view
             return r;
         }
     if (st == alert_status::pending)
-        return trigger(std::move(data), now);
+        return trigger(std::move(data), now, now_ms);
     std::string const id = detail::json_string(data, "alert_id");
     if (id.empty()) {
         auto r = detail::alert_error(alert_errc::invalid, "is required to move an alert to " +

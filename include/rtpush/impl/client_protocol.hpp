@@ -76,6 +76,9 @@ void client_protocol<Self>::handle_message(client_message& m) {
     case client_message_type::get:
         get(m);
         break;
+    case client_message_type::history:
+        history(m);
+        break;
     case client_message_type::publish:
         publish(m);
         break;
@@ -117,6 +120,31 @@ void client_protocol<Self>::get(client_message& m) {
     o["items"] = env().hub.snapshot(m.topic);
     if (!m.id.is_null())
         o["id"] = m.id;
+    o["timestamp"] = iso8601_now();
+    self().send_json(boost::json::serialize(o));
+}
+
+template <class Self>
+void client_protocol<Self>::history(client_message& m) {
+    history_query q;
+    if (auto e = parse_history_message(m.topic, m.data.as_object(), q)) {
+        self().send_error(error::invalid_message, e->message, m.id);
+        return;
+    }
+    if (!may_access(q.topic, m.id))
+        return;
+    auto& hub = env().hub;
+    boost::system::error_code ec;
+    auto page = hub.read_history(q, ec);
+    if (ec) {
+        self().send_error(error::internal_error, "the history cannot be read: " + ec.message(),
+                          m.id);
+        return;
+    }
+    boost::json::object head{{"type", "history"}};
+    if (!m.id.is_null())
+        head["id"] = m.id;
+    auto o = history_json(q, std::move(page), hub.epoch(), std::move(head));
     o["timestamp"] = iso8601_now();
     self().send_json(boost::json::serialize(o));
 }
@@ -368,28 +396,24 @@ void client_protocol<Self>::authenticate(client_message& m) {
     if (!m.client_id.empty())
         s.rare_part().ack_client_tag = m.client_id;
     self().send_json(message::authenticated(s.user(), s.org, m.id));
-    count_org();
+    count_connection();
     for (auto const& f : identify())
         self().push(f);
 }
 
 template <class Self>
-void client_protocol<Self>::count_org() {
+void client_protocol<Self>::count_connection() {
     // A connection counts against its organization from the moment the org is known (token,
-    // ?org=, authenticate, first subscription); over the limit it is closed, not refused at
-    // the handshake, since the org is often learnt only after it.
+    // ?org=, authenticate, first subscription), and against its user (the verified token's
+    // `sub`) from its token; over a limit it is closed, not refused at the handshake, since
+    // both are often learnt only after it.
     auto& e = env();
     auto& s = st();
-    if (s.org == (s.rare ? std::string_view(s.rare->counted_org) : std::string_view()) ||
-        self().closing() || !e.orgs)
+    if (self().closing() || !e.quotas)
         return;
-    if (s.rare && !s.rare->counted_org.empty()) {
-        e.orgs->remove(s.rare->counted_org);
-        s.rare->counted_org.clear();
-    }
-    if (s.org.empty())
-        return;
-    if (!e.orgs->try_add(s.org, e.cfg.max_connections_per_org)) {
+    std::string_view const user = s.authenticated ? std::string_view(s.user()) : "";
+    if (!count_under(e.quotas->orgs, s.org, &client_state::rare_state::counted_org,
+                     e.cfg.max_connections_per_org)) {
         e.counters.count_rejected(reject_reason::org_connection_limit);
         self().send_error(error::connection_limit,
                           "connection limit of " + std::to_string(e.cfg.max_connections_per_org) +
@@ -398,7 +422,36 @@ void client_protocol<Self>::count_org() {
         self().close(1008, "organization connection limit reached");
         return;
     }
-    s.rare_part().counted_org = s.org;
+    if (!count_under(e.quotas->users, user, &client_state::rare_state::counted_user,
+                     e.cfg.max_connections_per_user)) {
+        e.counters.count_rejected(reject_reason::user_connection_limit);
+        self().send_error(error::connection_limit,
+                          "connection limit of " + std::to_string(e.cfg.max_connections_per_user) +
+                              " for user " + std::string(user) + " reached",
+                          {});
+        self().close(1008, "user connection limit reached");
+    }
+}
+
+template <class Self>
+bool client_protocol<Self>::count_under(connection_counts& counts, std::string_view key,
+                                        std::string client_state::rare_state::*counted,
+                                        std::size_t limit) {
+    auto& s = st();
+    std::string_view const was = s.rare ? std::string_view(*s.rare.*counted) : "";
+    if (key == was)
+        return true;
+    if (!was.empty()) {
+        counts.remove(*s.rare.*counted);
+        (*s.rare.*counted).clear();
+    }
+    if (key.empty())
+        return true;
+    std::string k(key);
+    if (!counts.try_add(k, limit))
+        return false;
+    s.rare_part().*counted = std::move(k);
+    return true;
 }
 
 template <class Self>
@@ -417,25 +470,17 @@ void client_protocol<Self>::accept_claims(jwt_claims c) {
 template <class Self>
 void client_protocol<Self>::check_token_expiry(std::int64_t now) {
     auto& s = st();
-    if (!s.authenticated || !s.rare || s.rare->token_exp == 0 || self().closing())
+    if (!s.authenticated || !s.rare || self().closing())
         return;
     auto const& cfg = env().cfg;
-    // The verifier accepts a token up to `exp + leeway`; the connection lives as long.
-    std::int64_t const end = s.rare->token_exp + cfg.jwt_leeway.count();
-    if (now >= end) {
+    auto const due = token_expiry_at(s.rare->token_exp, cfg.jwt_leeway, cfg.token_expiry_warning,
+                                     s.rare->expiry_warned, now);
+    if (due.what == token_expiry::step::expire) {
         self().close(1008, "token expired");
-        return;
+    } else if (due.what == token_expiry::step::warn) {
+        s.rare->expiry_warned = true;
+        self().send_json(message::token_expiring(s.rare->token_exp, due.expires_in));
     }
-    if (s.rare->expiry_warned || cfg.token_expiry_warning.count() <= 0 ||
-        end - now > cfg.token_expiry_warning.count())
-        return;
-    s.rare->expiry_warned = true;
-    boost::json::object o;
-    o["type"] = "token_expiring";
-    o["expiresAt"] = s.rare->token_exp;
-    o["expiresIn"] = end - now;
-    o["timestamp"] = iso8601_now();
-    self().send_json(boost::json::serialize(o));
 }
 
 template <class Self>
@@ -505,7 +550,7 @@ void client_protocol<Self>::subscribe(client_message& m) {
         e.index.add(*sub);
         if (s.org.empty() && !s.authenticated) {
             s.org = m.topic.scope.org;
-            count_org();
+            count_connection();
         }
     }
     for (auto& f : frames)
@@ -560,9 +605,13 @@ template <class Self>
 void client_protocol<Self>::leave() {
     auto& e = env();
     auto& s = st();
-    if (s.rare && !s.rare->counted_org.empty() && e.orgs) {
-        e.orgs->remove(s.rare->counted_org);
+    if (s.rare && e.quotas) {
+        if (!s.rare->counted_org.empty())
+            e.quotas->orgs.remove(s.rare->counted_org);
+        if (!s.rare->counted_user.empty())
+            e.quotas->users.remove(s.rare->counted_user);
         s.rare->counted_org.clear();
+        s.rare->counted_user.clear();
     }
     s.for_each_subscription([&](subscription& sub) { e.index.remove(sub); });
     s.first_sub_used = false;

@@ -295,6 +295,15 @@ inline std::size_t hub::history_size(const topic& t) const {
     return it == topics_.end() ? 0 : it->second.history.size();
 }
 
+inline history_page hub::read_history(const history_query& q, boost::system::error_code& ec) const {
+    history_page page;
+    if (auto* e = get_engine(); e && e->history(q, page, ec))
+        return page;
+    if (ec)
+        return page;
+    return history(q);
+}
+
 inline history_page hub::history(const history_query& q) const {
     std::string const key = q.topic.key();
     auto const steady_now = std::chrono::steady_clock::now();

@@ -340,6 +340,8 @@ inline ingest_validator ingest_validator::intraday() {
             s.fields.push_back(f(t, k::timestamp));
         s.fields.push_back(text("acknowledged_by", false));
         s.fields.push_back(text("resolved_by", false));
+        // Seconds a pending alert waits before it is escalated (docs/protocol.md, "Alerts").
+        s.fields.push_back(ranged("escalate_after", k::number, false, 0, 31536000));
         s.checks.push_back(queue_needs_dept);
         iv.set("alert", std::move(s));
     }

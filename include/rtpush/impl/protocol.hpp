@@ -197,6 +197,8 @@ inline client_message parse_client_message(std::string_view text, const parse_li
         m.type = client_message_type::unsubscribe;
     else if (t == "get")
         m.type = client_message_type::get;
+    else if (t == "history")
+        m.type = client_message_type::history; // its paging fields: detail/history_query.hpp
     else if (t == "publish")
         m.type = client_message_type::publish;
     else if (t == "refresh") {
@@ -251,6 +253,8 @@ inline client_message parse_client_message(std::string_view text, const parse_li
         ec = error::invalid_message;
         return m;
     }
+    if (m.type == client_message_type::history)
+        m.data = o; // since, until, limit, cursor, order: read where GET /api/history reads them
     if (m.type == client_message_type::subscribe) {
         if (auto const* r = o.if_contains("recover"); r && !r->is_null()) {
             m.recover.emplace();
@@ -441,6 +445,14 @@ inline std::string authenticated(std::string_view user, std::string_view org,
     o["userId"] = user;
     o["organizationId"] = org;
     detail::put_id(o, id);
+    return boost::json::serialize(o);
+}
+
+inline std::string token_expiring(std::int64_t expires_at, std::int64_t expires_in) {
+    auto o = detail::base("token_expiring");
+    o["expiresAt"] = expires_at;
+    o["expiresIn"] = expires_in;
+    o["timestamp"] = iso8601_now();
     return boost::json::serialize(o);
 }
 

@@ -118,6 +118,7 @@ inline server_impl::server_impl(server_config cfg)
     , hub_(cfg_.history)
     , handshake_limiter_(cfg_.max_handshakes_per_ip, std::max(1.0, cfg_.max_handshakes_per_ip))
     , alerts_(cfg_.max_alerts) {
+    alerts_.escalate_after(cfg_.alert_escalation_after);
     // First: the store gives the hub its epoch, which the ack ids below start with.
     if (!cfg_.data_dir.empty())
         open_store();
@@ -129,7 +130,7 @@ inline server_impl::server_impl(server_config cfg)
     acks_ = std::make_unique<ack_registry>(cfg_.acks, hub_.epoch().substr(0, 8) + "-");
     for (unsigned i = 0; i < n; ++i) {
         shards_.push_back(std::make_unique<shard>(i));
-        shards_.back()->orgs = &org_connections_;
+        shards_.back()->quotas = &quotas_;
         shards_.back()->acks = acks_.get();
         shards_.back()->sio_sessions = &sio_sessions_;
         shards_.back()->poller().on_events(&session::on_poller_events);
@@ -435,7 +436,9 @@ inline boost::asio::awaitable<void> server_impl::heartbeat_loop(shard& sh) {
     auto const tick = std::min<std::chrono::steady_clock::duration>(cfg_.heartbeat_interval,
                                                                     std::chrono::milliseconds(250));
     auto next_heartbeat = std::chrono::steady_clock::now() + cfg_.heartbeat_interval;
+    auto next_escalation = std::chrono::steady_clock::now();
     std::vector<session*> sessions;
+    std::vector<sse_session*> streams;
     std::vector<std::shared_ptr<polling_session>> polling;
     while (!sh.stopping) {
         t.expires_after(tick);
@@ -456,7 +459,21 @@ inline boost::asio::awaitable<void> server_impl::heartbeat_loop(shard& sh) {
             s->check_token_expiry(wall);
             s->release_idle(now);
         }
+        streams.clear();
+        for (auto const& [id, s] : sh.sse_sessions())
+            streams.push_back(s);
+        for (auto* s : streams)
+            s->check_token_expiry(wall);
+        polling.clear();
+        for (auto const& [id, s] : sh.polling_sessions())
+            polling.push_back(s); // a reference: the check may end the session
+        for (auto const& s : polling)
+            s->check_token_expiry(wall);
         resend_unacked(sh, now);
+        if (sh.index() == 0 && now >= next_escalation) {
+            next_escalation = now + std::chrono::seconds(1); // the alerts are the server's
+            escalate_alerts();
+        }
         if (now < next_heartbeat)
             continue;
         next_heartbeat = now + cfg_.heartbeat_interval;

@@ -140,8 +140,9 @@ inline alert_result server_impl::publish_alert_step(alert_result r, std::string 
     auto const* sev = a.data.if_contains("severity");
     bool const severe =
         sev && sev->is_string() && (sev->get_string() == "critical" || sev->get_string() == "high");
-    // A new severe alert is the most urgent thing a dashboard can be told.
-    p.priority = r.event == "alert:triggered" && severe ? priority::urgent : priority::high;
+    // A new (or newly escalated) severe alert is the most urgent thing a dashboard can be told.
+    bool const raised = r.event == "alert:triggered" || r.event == "alert:escalated";
+    p.priority = raised && severe ? priority::urgent : priority::high;
     p.data = a.data;
     p.ack_id = std::move(ack_id);
     auto const res = hub_.publish(std::move(p));
@@ -167,6 +168,12 @@ inline alert_result server_impl::trigger_alert(boost::json::object data) {
     }
     std::lock_guard lock(alerts_mutex_);
     return publish_alert_step(alerts_.trigger(std::move(data), iso8601_now()));
+}
+
+inline void server_impl::escalate_alerts() {
+    std::lock_guard lock(alerts_mutex_);
+    for (auto& r : alerts_.escalate(unix_ms_now(), iso8601_now()))
+        publish_alert_step(std::move(r));
 }
 
 inline alert_result server_impl::acknowledge_alert(std::string_view id, std::string_view by) {

@@ -124,24 +124,6 @@ inline boost::json::object retained_json(const hub& h, const topic& t, bool want
     return o;
 }
 
-inline boost::json::object history_json(const history_query& q, history_page page,
-                                        const std::string& epoch) {
-    boost::json::object o;
-    o["success"] = true;
-    o["channel"] = q.topic.channel;
-    o["scope"] = scope_to_json(q.topic.scope);
-    o["topic"] = q.topic.key();
-    o["epoch"] = epoch;
-    o["order"] = q.oldest_first ? "oldest" : "newest";
-    o["count"] = page.items.size();
-    o["items"] = std::move(page.items);
-    if (page.next_cursor)
-        o["next_cursor"] = *page.next_cursor;
-    else
-        o["next_cursor"] = nullptr;
-    return o;
-}
-
 inline boost::json::object refresh_json(const topic& t) {
     boost::json::object o;
     o["success"] = true;
@@ -429,17 +411,15 @@ inline boost::asio::awaitable<http_response> server_impl::route_history(route_re
                               v);
     if (auto refused = read_refusal(r, q.topic))
         co_return std::move(*refused);
-    history_page page;
     boost::system::error_code ec;
-    // A store's read is one indexed range of at most max_history_limit rows: short enough for
-    // the io thread.
-    auto* e = hub_.get_engine();
-    if (!e || !e->history(q, page, ec))
-        page = hub_.history(q);
+    auto page = hub_.read_history(q, ec);
     if (ec)
         co_return json_error(http::status::service_unavailable, "INTERNAL_ERROR",
                              "the history cannot be read: " + ec.message(), v);
-    co_return json_response(http::status::ok, history_json(q, std::move(page), hub_.epoch()), v);
+    boost::json::object head; // GCC 12: no initializer list temporaries in a coroutine
+    head["success"] = true;
+    co_return json_response(http::status::ok,
+                            history_json(q, std::move(page), hub_.epoch(), std::move(head)), v);
 }
 
 // POST /api/refresh/{channel}?org=: the admin's `refresh` (rtctl refresh CHANNEL), what a

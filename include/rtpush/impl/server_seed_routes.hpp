@@ -94,6 +94,7 @@ inline boost::json::object info_json(const server_config& cfg, const boost::json
     boost::json::object limits;
     limits["max_connections"] = cfg.max_connections;
     limits["max_connections_per_org"] = cfg.max_connections_per_org;
+    limits["max_connections_per_user"] = cfg.max_connections_per_user;
     limits["max_message_size"] = cfg.max_message_size;
     limits["max_subscriptions"] = cfg.max_subscriptions;
     limits["heartbeat_interval_ms"] = cfg.heartbeat_interval.count();

@@ -140,7 +140,7 @@ inline void session::start(done_handler done, void* context, std::string handsha
             handle_object(boost::json::object{{"type", "subscribe"}, {"channel", channel}});
     } else
         send_json(message::connected(client_id(), cfg().server_name, cfg().heartbeat_interval));
-    count_org(); // from the handshake's token or ?org=
+    count_connection(); // from the handshake's token or ?org=
     if (cold_ && !cold_->pending.empty()) {
         // bytes the client pipelined behind its handshake
         std::string first = std::move(cold_->pending);

@@ -246,6 +246,14 @@ export class RtpushClient {
   /// The retained values `scope` covers, without subscribing: the `snapshot` message.
   get(channel, scope) { return this.#request({type: "get", channel, scope: normalizeScope(scope)}); }
 
+  /// A page of past publications, as GET /api/history: {since, until, limit, cursor, order};
+  /// the answer's next_cursor asks for the next page (null: the last).
+  history(channel, scope, {since, until, limit, cursor, order} = {}) {
+    const m = {type: "history", channel, scope: normalizeScope(scope)};
+    for (const [k, v] of Object.entries({since, until, limit, cursor, order})) if (v !== undefined && v !== null) m[k] = v;
+    return this.#request(m);
+  }
+
   /// Asks the data sources to refresh (every subscribed topic without a channel).
   refresh(channel, scope) {
     const m = {type: "refresh"};

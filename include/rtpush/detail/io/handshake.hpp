@@ -500,6 +500,8 @@ server_impl::http_exchange(shard& sh, Stream& stream, boost::beast::tcp_stream& 
             }
             if constexpr (!std::is_same_v<Stream, boost::beast::tcp_stream>) {
                 // An SSE stream is written by sse_session on a plain socket.
+                if (sh.quotas)
+                    uncount_stream(*sh.quotas, p);
                 auto res = json_error(http::status::not_implemented, "INVALID_MESSAGE",
                                       "Server-Sent Events are not served over TLS yet; "
                                       "use the WebSocket endpoint");
@@ -635,6 +637,29 @@ server_impl::upgrade_check(shard& sh, const http_request& req, bool upgrade,
     return to_response(*f);
 }
 
+inline std::optional<refusal> server_impl::count_stream(connection_quotas& q,
+                                                        const sse_params& p) const {
+    namespace http = boost::beast::http;
+    if (!p.org.empty() && !q.orgs.try_add(p.org, cfg_.max_connections_per_org)) {
+        refusal f{http::status::service_unavailable, "CONNECTION_LIMIT",
+                  "connection limit of " + std::to_string(cfg_.max_connections_per_org) +
+                      " for organization " + p.org + " reached"};
+        f.reason = reject_reason::org_connection_limit;
+        return f;
+    }
+    if (p.authenticated && !p.user.empty() &&
+        !q.users.try_add(p.user, cfg_.max_connections_per_user)) {
+        if (!p.org.empty())
+            q.orgs.remove(p.org);
+        refusal f{http::status::service_unavailable, "CONNECTION_LIMIT",
+                  "connection limit of " + std::to_string(cfg_.max_connections_per_user) +
+                      " for user " + p.user + " reached"};
+        f.reason = reject_reason::user_connection_limit;
+        return f;
+    }
+    return std::nullopt;
+}
+
 inline std::optional<http_response>
 server_impl::sse_check(shard& sh, const http_request& req, const query_map& query,
                        const std::string& remote, const std::string& remote_ip, sse_params& p) {
@@ -663,6 +688,7 @@ server_impl::sse_check(shard& sh, const http_request& req, const query_map& quer
             p.authenticated = true;
             p.user = claims->user;
             p.org = claims->org;
+            p.token_exp = claims->exp.value_or(0);
         } else if (!cfg_.auth_required) {
             p.org = sc.org;
         }
@@ -675,12 +701,8 @@ server_impl::sse_check(shard& sh, const http_request& req, const query_map& quer
         if (!last_id.empty() && !sse_ids::parse(last_id, sc, p.topics, hub_.epoch(), p.resume, why))
             f = refusal{http::status::bad_request, "INVALID_MESSAGE", why};
     }
-    if (!f && !p.org.empty() && sh.orgs && !sh.orgs->try_add(p.org, cfg_.max_connections_per_org)) {
-        f = refusal{http::status::service_unavailable, "CONNECTION_LIMIT",
-                    "connection limit of " + std::to_string(cfg_.max_connections_per_org) +
-                        " for organization " + p.org + " reached"};
-        f->reason = reject_reason::org_connection_limit;
-    }
+    if (!f && sh.quotas)
+        f = count_stream(*sh.quotas, p);
     if (f) {
         if (f->reason)
             sh.counters().count_rejected(*f->reason);

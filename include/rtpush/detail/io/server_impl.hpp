@@ -189,6 +189,8 @@ public:
     std::optional<http_response> sse_check(shard& sh, const http_request& req,
                                            const query_map& query, const std::string& remote,
                                            const std::string& remote_ip, sse_params& p);
+    /// Counts a stream against its organization and its user: the refusal when one is full.
+    std::optional<refusal> count_stream(connection_quotas& q, const sse_params& p) const;
     void start_sse(shard& sh, boost::asio::ip::tcp::socket sock, sse_params p);
     /// Verifies the token of a request (Authorization: Bearer, or ?token=): why it failed,
     /// or nothing (then `claims` is set when there was one).
@@ -250,6 +252,8 @@ public:
     alert_result resolve_alert(std::string_view id, std::string_view by);
     std::vector<alert> alerts(const alert_filter& f) const;
     std::optional<alert> find_alert(std::string_view id) const;
+    /// Escalates the pending alerts that waited too long (shard 0's tick, once a second).
+    void escalate_alerts();
     /// Publishes an alert lifecycle step on `alerts` (alerts_mutex_ held).
     alert_result publish_alert_step(alert_result r, std::string ack_id = {});
 
@@ -287,7 +291,7 @@ public:
     std::uint16_t port_ = 0;
     std::chrono::steady_clock::time_point started_at_ = std::chrono::steady_clock::now();
     std::atomic<double> messages_per_second_{0};
-    org_connections org_connections_;
+    connection_quotas quotas_;
     std::mutex handshake_mutex_;
     keyed_rate_limiter handshake_limiter_; // per client IP
     mutable std::mutex alerts_mutex_;

@@ -344,8 +344,8 @@ public:
     /// Called when a session of this shard has ended (see session::start).
     session_end session_done;
 
-    /// The server's per-organization connection counts, shared by every shard.
-    org_connections* orgs = nullptr;
+    /// The server's per-organization and per-user connection counts, shared by every shard.
+    connection_quotas* quotas = nullptr;
     /// The server's acknowledged-delivery bookkeeping, shared by every shard.
     ack_registry* acks = nullptr;
     /// Socket.IO sessions kept for recovery, shared by every shard.
@@ -355,7 +355,7 @@ public:
     /// are set; before the shard runs).
     void bind_protocol(rtpush::hub& h, const server_config& cfg) {
         protocol_.emplace(
-            protocol_context{h, cfg, subs_, counters_, acks, orgs, index_, sio_sessions});
+            protocol_context{h, cfg, subs_, counters_, acks, quotas, index_, sio_sessions});
         message_limits_.emplace(cfg.max_messages_per_second, cfg.rate_abuse_factor);
     }
     /// Every connection's inbound message limits, worked out once (see message_rate).

@@ -6,6 +6,7 @@
 #define RTPUSH_DETAIL_SSE_SESSION_HPP
 
 #include <rtpush/config.hpp>
+#include <rtpush/detail/access.hpp>
 #include <rtpush/detail/io/shard.hpp>
 #include <rtpush/detail/sse.hpp>
 #include <rtpush/hub.hpp>
@@ -34,12 +35,22 @@ struct sse_params {
     std::vector<topic> topics; ///< one per channel, all at the same scope
     /// Where each topic resumes (by key), from Last-Event-ID; empty: a fresh snapshot.
     std::map<std::string, recover_position> resume;
-    std::string org;    ///< the connection counts against it (already counted)
-    std::string user;   ///< from the token, when there was one
-    std::string remote; ///< peer address, for logs and /api/connections
-    std::string head;   ///< the HTTP response head, written first
+    std::string org;            ///< the connection counts against it (already counted)
+    std::string user;           ///< from the token, when there was one
+    std::string remote;         ///< peer address, for logs and /api/connections
+    std::string head;           ///< the HTTP response head, written first
+    std::int64_t token_exp = 0; ///< the token's `exp` (seconds since the epoch); 0: none
     bool authenticated = false;
 };
+
+/// Gives back what a stream counted against its organization and its user (server_impl's
+/// count_stream).
+inline void uncount_stream(connection_quotas& q, const sse_params& p) {
+    if (!p.org.empty())
+        q.orgs.remove(p.org);
+    if (p.authenticated && !p.user.empty())
+        q.users.remove(p.user);
+}
 
 /// A subscriber that writes the hub's messages as `text/event-stream`: each initial/update
 /// as an event whose id is the stream's position (detail::sse_ids), other messages as events
@@ -74,8 +85,8 @@ public:
     sse_session& operator=(const sse_session&) = delete;
 
     ~sse_session() {
-        if (!p_.org.empty() && shard_.orgs)
-            shard_.orgs->remove(p_.org);
+        if (shard_.quotas)
+            uncount_stream(*shard_.quotas, p_);
         if (dirty_)
             shard_.forget_dirty(this);
         for (auto& s : subs_)
@@ -160,6 +171,26 @@ public:
     /// The shard's heartbeat: a comment line (EventSource ignores it; proxies and the TCP
     /// connection see traffic).
     void on_heartbeat(const frame_ptr& heartbeat) { enqueue(heartbeat, ": "); }
+
+    /// The shard's tick (`now`: wall-clock seconds): `token_expiring` once before the stream's
+    /// token ends, then an AUTH_FAILED error and the end of the stream. A stream cannot take a
+    /// fresh token: the client reconnects with one and its Last-Event-ID, missing nothing
+    /// (docs/security.md, "Token lifetime").
+    void check_token_expiry(std::int64_t now) {
+        if (aborted_ || ending_)
+            return;
+        auto const due = token_expiry_at(p_.token_exp, cfg_.jwt_leeway, cfg_.token_expiry_warning,
+                                         expiry_warned_, now);
+        if (due.what == token_expiry::step::warn) {
+            expiry_warned_ = true;
+            send_message(message::token_expiring(p_.token_exp, due.expires_in));
+        } else if (due.what == token_expiry::step::expire) {
+            send_message(message::error(error::auth_failed,
+                                        "token expired: reconnect with a fresh token", {}));
+            ending_ = true; // ends once the queue is written (on_write)
+            end_reason_ = "token expired";
+        }
+    }
 
     /// Ends the stream at once (shutdown, slow reader). Idempotent.
     void abort(std::string_view reason) {
@@ -344,6 +375,10 @@ private:
             maybe_finish();
             return;
         }
+        if (ending_ && items_.empty()) {
+            abort(end_reason_);
+            return;
+        }
         start_write();
     }
 
@@ -404,6 +439,8 @@ private:
     bool dirty_ = false;
     bool aborted_ = false;
     bool finished_ = false;
+    bool ending_ = false;        // closes once the queue is written
+    bool expiry_warned_ = false; // token_expiring sent
 };
 
 } // namespace rtpush::detail
