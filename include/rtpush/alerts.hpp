@@ -11,6 +11,8 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -70,6 +72,8 @@ struct alert_result {
     std::optional<rtpush::alert> value;
     std::string event;
     std::uint64_t seq = 0; ///< filled by the server: the publication's seq on `alerts`
+    /// A trigger into a full book: the id of the resolved alert that made room.
+    std::string evicted;
     explicit operator bool() const noexcept { return ec == alert_errc::ok; }
 };
 
@@ -118,6 +122,10 @@ public:
     /// step with the event `alert:escalated`, oldest alert first.
     std::vector<alert_result> escalate(std::int64_t now_ms, std::string_view now);
 
+    /// Takes back alerts kept by an earlier run (a durable store's), in any order; the book
+    /// goes on numbering and naming after them. Beyond max_alerts the oldest are left out.
+    void restore(std::vector<alert> saved);
+
     const alert* find(std::string_view id) const;
     /// The alerts the filter wants, newest first.
     std::vector<const alert*> list(const alert_filter& f = {}) const;
@@ -126,7 +134,7 @@ public:
 private:
     alert_result transition(std::string_view id, alert_status to, std::string_view by,
                             std::string_view at);
-    bool make_room();
+    bool make_room(std::string* evicted = nullptr);
 
     std::map<std::string, alert, std::less<>> alerts_;
     std::map<std::uint64_t, std::string> order_; // number -> id: age order

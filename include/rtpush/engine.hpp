@@ -7,6 +7,7 @@
 #ifndef RTPUSH_ENGINE_HPP
 #define RTPUSH_ENGINE_HPP
 
+#include <rtpush/alerts.hpp>
 #include <rtpush/history.hpp>
 #include <rtpush/protocol.hpp>
 
@@ -16,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace rtpush {
 
@@ -53,6 +55,15 @@ public:
         (void)q, (void)out, (void)ec;
         return false;
     }
+
+    /// Keeps an alert as it is after a lifecycle step, where the next run finds it (the
+    /// durable store does; docs/operations.md, "Durable state"). Written in order with the
+    /// publications around it. Nothing by default.
+    virtual void save_alert(const alert& a) { (void)a; }
+    /// Forgets an alert the book let go (it made room for a new one).
+    virtual void forget_alert(const std::string& id) { (void)id; }
+    /// The alerts an earlier run kept, for the server's alert book at start-up.
+    virtual std::vector<alert> saved_alerts() const { return {}; }
 };
 
 } // namespace rtpush

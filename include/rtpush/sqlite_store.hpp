@@ -82,6 +82,9 @@ public:
     boost::json::object status() const override;
     bool history(const history_query& q, history_page& out,
                  boost::system::error_code& ec) const override;
+    void save_alert(const alert& a) override;
+    void forget_alert(const std::string& id) override;
+    std::vector<alert> saved_alerts() const override { return loaded_alerts_; }
 
     /// Blocks until everything published before the call is committed (or failed).
     void flush();
@@ -101,7 +104,13 @@ private:
         std::string timestamp;
         std::int64_t at_ms = 0;
         publish_handler done;
+        // An alert's state instead of a publication (save_alert): `key` is its id, `row` its
+        // data (empty: forget it), `seq` its number, `channel` its status, `at_ms` when it is
+        // next escalated and `after_ms` its escalation period.
+        bool alert = false;
+        std::int64_t after_ms = 0;
     };
+    void queue_alert(pending_write w);
     struct statements; // prepared statements of the writer's connection
 
     void open();
@@ -118,6 +127,7 @@ private:
     mutable sqlite3* reader_ = nullptr; // GET /api/history's, under reader_mutex_
     mutable std::mutex reader_mutex_;
     std::unique_ptr<statements> stmts_;
+    std::vector<alert> loaded_alerts_; // what load() found, for the server's alert book
     std::map<std::string, detail::history_window, std::less<>> windows_; // writer only
     // After a crash: how far each topic's first seq skips (see publish), and the topics
     // that have skipped; under order_mutex_.

@@ -2,7 +2,8 @@
 """Nothing answered is lost on restart (docs/operations.md, "Durable state"): rtd with
 --data-dir takes REST publications, is killed with SIGKILL, and restarts on the same directory
 with the same epoch, the latest values (/api/dashboard, `initial`), the history a client recovering
-with its offset gets replayed, and GET /api/history. Publications answered while a burst was
+with its offset gets replayed, GET /api/history and the `history` message, and the alerts with
+their states. Publications answered while a burst was
 being written when the process was killed are all there. A corrupt database or an unusable
 directory stops rtd at start-up with a message, never a memory-only run.
 Usage: durable_restart.py PATH_TO_RTD
@@ -105,6 +106,12 @@ def main():
         sub, initial = asyncio.run(subscribe(port, "acme"))
         check(sub and sub.get("epoch") == epoch and initial and initial[-1]["seq"] == 3,
               f"a client sees seq 3 of epoch {epoch}")
+        # Alerts: the book is kept with the publications (docs/operations.md, "Durable state").
+        alert = {"organization_id": "acme", "severity": "low", "message": "kept", "escalate_after": 3600}
+        st, a1 = http(port, "POST", "/api/broadcast/alert", alert)
+        st2, a2 = http(port, "POST", "/api/broadcast/alert", dict(alert, message="acked"))
+        http(port, "POST", f"/api/alerts/{a2['alert']['alert_id']}/acknowledge", {"by": "ann"})
+        check(st == 200 and st2 == 200, "two alerts triggered, one acknowledged")
         latencies = []
         for i in range(4, 8):
             t0 = time.monotonic()
@@ -119,6 +126,17 @@ def main():
         st, kpis = http(port, "GET", "/api/dashboard?channel=kpi&org=acme")
         check(st == 200 and kpis.get("epoch") == epoch, f"the epoch is kept ({kpis.get('epoch')})")
         check(st == 200 and kpis.get("data") == {"v": 7}, f"/api/dashboard has the last value ({kpis})")
+        st, kept = http(port, "GET", "/api/alerts?org=acme")
+        by_id = {a["alert_id"]: a for a in kept.get("alerts", [])}
+        k1, k2 = by_id.get(a1["alert"]["alert_id"]), by_id.get(a2["alert"]["alert_id"])
+        check(st == 200 and k1 and k1["status"] == "pending" and k1["message"] == "kept" and
+              k2 and k2["status"] == "acknowledged" and k2["acknowledged_by"] == "ann",
+              f"the alerts survive kill -9 with their states ({kept})")
+        st, a3 = http(port, "POST", "/api/broadcast/alert", dict(alert, message="new"))
+        check(st == 200 and a3["alert"]["alert_id"] not in by_id,
+              f"a new alert after the restart gets a new id ({a3['alert']['alert_id']})")
+        st, ans = http(port, "POST", f"/api/alerts/{a1['alert']['alert_id']}/resolve", {"by": "bob"})
+        check(st == 200 and ans["alert"]["status"] == "resolved", "a restored alert goes on with its lifecycle")
         sub, replay = asyncio.run(subscribe(port, "acme", {"epoch": epoch, "offset": 3}))
         check(sub and sub.get("recovered") is True, f"recovery with offset 3 succeeds ({sub})")
         check([m["seq"] for m in replay] == [4, 5, 6, 7] and

@@ -232,4 +232,32 @@ BOOST_AUTO_TEST_CASE(pending_alerts_escalate_until_critical) {
     BOOST_TEST(book.escalate(start + 600'000, t0).empty());
 }
 
+BOOST_AUTO_TEST_CASE(restored_alerts_keep_their_order_and_the_ids_go_on) {
+    alert_book old(10);
+    for (int i = 0; i < 3; ++i)
+        old.trigger(payload(R"({"organization_id":"acme","severity":"low","message":"m"})"), t0);
+    BOOST_TEST(old.resolve("al-1", "", t0));
+    std::vector<rtpush::alert> saved;
+    for (auto const* a : old.list())
+        saved.push_back(*a);
+    alert_book book(2); // smaller: the newest two are taken back
+    book.restore(saved);
+    BOOST_TEST(book.size() == 2u);
+    BOOST_TEST(!book.find("al-1"));
+    auto const listed = book.list();
+    BOOST_TEST_REQUIRE(listed.size() == 2u);
+    BOOST_TEST(listed[0]->id == "al-3"); // newest first, as before
+    // Full, none resolved: refused; once one is resolved it makes room and is named.
+    BOOST_TEST((book.trigger(payload(R"({"organization_id":"acme","severity":"low",
+                                         "message":"m"})"),
+                             t0)
+                    .ec == alert_errc::full));
+    BOOST_TEST(book.resolve("al-2", "", t0));
+    auto const r = book.trigger(payload(R"({"organization_id":"acme","severity":"low",
+                                            "message":"m"})"),
+                                t0);
+    BOOST_TEST(r.value->id == "al-4");
+    BOOST_TEST(r.evicted == "al-2");
+}
+
 BOOST_AUTO_TEST_SUITE_END()

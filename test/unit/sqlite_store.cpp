@@ -165,6 +165,53 @@ BOOST_AUTO_TEST_CASE(stopping_commits_the_last_batch) {
     BOOST_TEST(h2.head(t.key()) == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(alerts_are_kept_with_their_state) {
+    temp_dir dir;
+    {
+        rtpush::hub h;
+        rtpush::sqlite_store store(h, config(dir));
+        BOOST_TEST(store.saved_alerts().empty());
+        rtpush::alert_book book(2);
+        book.escalate_after(std::chrono::seconds(60));
+        auto const t0 = "2026-01-31T10:00:00.000Z";
+        auto const a = book.trigger(boost::json::parse(R"({"organization_id":"acme",
+                                        "severity":"low","message":"a"})")
+                                        .as_object(),
+                                    t0, 1000);
+        store.save_alert(*a.value);
+        auto const b = book.acknowledge(a.value->id, "ann", t0);
+        store.save_alert(*b.value);
+        auto const c = book.trigger(boost::json::parse(R"({"alert_id":"x-1","organization_id":
+                                        "acme","severity":"high","message":"c"})")
+                                        .as_object(),
+                                    t0, 1000);
+        store.save_alert(*c.value);
+        store.save_alert(*book.resolve("x-1", "", t0).value);
+        store.forget_alert("x-1");
+        store.flush();
+    }
+    rtpush::hub h2;
+    rtpush::sqlite_store store2(h2, config(dir));
+    auto const saved = store2.saved_alerts();
+    BOOST_TEST_REQUIRE(saved.size() == 1u); // x-1 was forgotten
+    BOOST_TEST(saved[0].id == "al-1");
+    BOOST_TEST(saved[0].number == 1u);
+    BOOST_TEST((saved[0].status == rtpush::alert_status::acknowledged));
+    BOOST_TEST(saved[0].data.at("acknowledged_by").as_string() == "ann");
+    BOOST_TEST(saved[0].escalate_after_ms == 60000);
+    BOOST_TEST(saved[0].escalation_due_ms == 0); // acknowledged: no more escalation
+    // The book goes on after them: numbers and generated ids are never given twice.
+    rtpush::alert_book book2;
+    book2.restore(saved);
+    auto const d = book2.trigger(
+        boost::json::parse(R"({"organization_id":"acme","severity":"low","message":"d"})")
+            .as_object(),
+        "2026-01-31T11:00:00.000Z");
+    BOOST_TEST(d.value->id == "al-2");
+    BOOST_TEST(d.value->number == 2u);
+    BOOST_TEST(static_cast<bool>(book2.resolve("al-1", "bob", "2026-01-31T11:00:00.000Z")));
+}
+
 BOOST_AUTO_TEST_CASE(history_is_bounded_and_read_in_pages) {
     temp_dir dir;
     rtpush::topic const a{"kpi", {"o1", "", ""}}, b{"kpi", {"o1", "d1", ""}},

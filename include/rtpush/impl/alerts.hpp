@@ -67,12 +67,14 @@ inline int severity_level(const boost::json::object& data) {
 
 } // namespace detail
 
-inline bool alert_book::make_room() {
+inline bool alert_book::make_room(std::string* evicted) {
     if (alerts_.size() < max_)
         return true;
     for (auto it = order_.begin(); it != order_.end(); ++it) {
         auto a = alerts_.find(it->second);
         if (a != alerts_.end() && a->second.status == alert_status::resolved) {
+            if (evicted)
+                *evicted = a->first;
             alerts_.erase(a);
             order_.erase(it);
             return true;
@@ -81,22 +83,43 @@ inline bool alert_book::make_room() {
     return false;
 }
 
+inline void alert_book::restore(std::vector<alert> saved) {
+    std::sort(saved.begin(), saved.end(),
+              [](const alert& a, const alert& b) { return a.number > b.number; });
+    if (saved.size() > max_)
+        saved.resize(max_); // the newest
+    for (auto& a : saved) {
+        next_number_ = std::max(next_number_, a.number);
+        // Generated ids go on after the highest restored one: an id never names two alerts.
+        if (std::string_view id = a.id; id.starts_with("al-")) {
+            std::uint64_t n = 0;
+            auto const [end, ec] = std::from_chars(id.data() + 3, id.data() + id.size(), n);
+            if (ec == std::errc{} && end == id.data() + id.size())
+                next_id_ = std::max(next_id_, n);
+        }
+        order_[a.number] = a.id;
+        auto const id = a.id;
+        alerts_[id] = std::move(a);
+    }
+}
+
 inline alert_result alert_book::trigger(boost::json::object data, std::string_view now,
                                         std::int64_t now_ms) {
     std::string id = detail::json_string(data, "alert_id");
-    if (id.empty()) {
-        do
-            id = "al-" + std::to_string(++next_id_);
-        while (alerts_.count(id));
-    } else if (auto const* a = find(id)) {
+    if (auto const* a = id.empty() ? nullptr : find(id)) {
         // Ids are never reused: a client holding one must not see it name another alert.
         return detail::alert_error(
             alert_errc::duplicate_id,
             "alert " + id + " exists (" + std::string(to_string(a->status)) + ")", a);
     }
-    if (!make_room())
+    std::string evicted;
+    if (!make_room(&evicted))
         return detail::alert_error(alert_errc::full, "too many alerts (" + std::to_string(max_) +
                                                          "), none of them resolved");
+    if (id.empty()) // after the refusals: a refused trigger uses up no id
+        do
+            id = "al-" + std::to_string(++next_id_);
+        while (alerts_.count(id));
     alert a;
     a.id = id;
     a.number = ++next_number_;
@@ -116,6 +139,7 @@ inline alert_result alert_book::trigger(boost::json::object data, std::string_vi
     alert_result r;
     r.value = stored;
     r.event = "alert:triggered";
+    r.evicted = std::move(evicted);
     return r;
 }
 

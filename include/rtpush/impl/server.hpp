@@ -122,6 +122,8 @@ inline server_impl::server_impl(server_config cfg)
     // First: the store gives the hub its epoch, which the ack ids below start with.
     if (!cfg_.data_dir.empty())
         open_store();
+    if (auto* e = hub_.get_engine())
+        alerts_.restore(e->saved_alerts()); // the alert book of the previous run
     unsigned n = cfg_.threads ? cfg_.threads : std::thread::hardware_concurrency();
     if (n == 0)
         n = 1;

@@ -134,6 +134,12 @@ inline alert_result server_impl::publish_alert_step(alert_result r, std::string 
     if (!r)
         return r;
     auto const& a = *r.value;
+    if (auto* e = hub_.get_engine()) {
+        // The alert's state first: the store writes it with (or before) the step's publication.
+        if (!r.evicted.empty())
+            e->forget_alert(r.evicted);
+        e->save_alert(a);
+    }
     publication p;
     p.topic = topic{"alerts", a.scope()};
     p.event = r.event;

@@ -76,7 +76,8 @@ inline error sqlite_error_kind(int rc) noexcept {
 } // namespace detail
 
 struct sqlite_store::statements {
-    detail::sqlite_statement insert_history, upsert_latest, delete_before;
+    detail::sqlite_statement insert_history, upsert_latest, delete_before, upsert_alert,
+        delete_alert;
 };
 
 inline sqlite_store::sqlite_store(hub& h, sqlite_store_config cfg)
@@ -164,6 +165,9 @@ inline void sqlite_store::open() {
          "at INTEGER NOT NULL, ts TEXT NOT NULL, pub TEXT NOT NULL);"
          "CREATE INDEX IF NOT EXISTS history_topic ON history(topic, seq);"
          "CREATE INDEX IF NOT EXISTS history_channel ON history(channel, id);"
+         "CREATE TABLE IF NOT EXISTS alerts(id TEXT PRIMARY KEY, number INTEGER NOT NULL, "
+         "status TEXT NOT NULL, due INTEGER NOT NULL, after INTEGER NOT NULL, "
+         "data TEXT NOT NULL) WITHOUT ROWID;"
          "INSERT OR IGNORE INTO meta VALUES('format', 'rtpush-1');"
          "COMMIT");
     if (auto const f = single("SELECT value FROM meta WHERE key='format'"); f != "rtpush-1")
@@ -202,7 +206,11 @@ inline void sqlite_store::open() {
              "SET seq=excluded.seq, ts=excluded.ts, pub=excluded.pub");
     stmts_->delete_before =
         detail::sqlite_statement(db_, "DELETE FROM history WHERE topic=?1 AND seq<?2");
-    if (!stmts_->insert_history || !stmts_->upsert_latest || !stmts_->delete_before)
+    stmts_->upsert_alert =
+        detail::sqlite_statement(db_, "INSERT OR REPLACE INTO alerts VALUES(?1,?2,?3,?4,?5,?6)");
+    stmts_->delete_alert = detail::sqlite_statement(db_, "DELETE FROM alerts WHERE id=?1");
+    if (!stmts_->insert_history || !stmts_->upsert_latest || !stmts_->delete_before ||
+        !stmts_->upsert_alert || !stmts_->delete_alert)
         fail(error::store_failed, path_ + ": " + sqlite3_errmsg(db_));
     rc = sqlite3_open_v2(path_.c_str(), &reader_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
                          nullptr);
@@ -252,10 +260,24 @@ inline void sqlite_store::load() {
         hub_.set_latest(std::move(p), static_cast<std::uint64_t>(s.integer(1)),
                         std::string(s.text(2)));
     });
+    rows("SELECT id, number, status, due, after, data FROM alerts", [&](auto& s) {
+        alert a;
+        a.id = std::string(s.text(0));
+        a.number = static_cast<std::uint64_t>(s.integer(1));
+        boost::system::error_code ec;
+        auto data = boost::json::parse(s.text(5), ec);
+        if (ec || !data.is_object() || !parse_alert_status(s.text(2), a.status))
+            fail(error::store_corrupt, path_ + ": stored alert " + a.id + " cannot be read");
+        a.escalation_due_ms = s.integer(3);
+        a.escalate_after_ms = s.integer(4);
+        a.data = std::move(data.get_object());
+        loaded_alerts_.push_back(std::move(a));
+    });
     cfg_.logger.log(crash_gap_ ? log_level::warning : log_level::info, "store_loaded",
                     {{"path", path_},
                      {"epoch", hub_.epoch()},
                      {"topics", windows_.size()},
+                     {"alerts", loaded_alerts_.size()},
                      {"clean_stop", crash_gap_ == 0}});
 }
 
@@ -291,6 +313,38 @@ sqlite_store::publish(const publication& p, const std::string& timestamp, publis
     }
     queue_cv_.notify_one();
     return {};
+}
+
+inline void sqlite_store::save_alert(const alert& a) {
+    pending_write w;
+    w.alert = true;
+    w.key = a.id;
+    w.row = boost::json::serialize(a.data);
+    w.seq = a.number;
+    w.channel = std::string(to_string(a.status));
+    w.at_ms = a.escalation_due_ms;
+    w.after_ms = a.escalate_after_ms;
+    queue_alert(std::move(w));
+}
+
+inline void sqlite_store::forget_alert(const std::string& id) {
+    pending_write w;
+    w.alert = true;
+    w.key = id;
+    queue_alert(std::move(w));
+}
+
+inline void sqlite_store::queue_alert(pending_write w) {
+    // Alerts are few: never refused for max_pending; in the queue's order with the step's
+    // publication, which the server queues next.
+    {
+        std::lock_guard lock(queue_mutex_);
+        if (stopping_)
+            return;
+        queue_.push_back(std::move(w));
+        ++queued_total_;
+    }
+    queue_cv_.notify_one();
 }
 
 inline void sqlite_store::write_loop() {
@@ -376,6 +430,23 @@ inline boost::system::error_code sqlite_store::write_batch(std::vector<pending_w
     std::set<std::string_view> touched;
     for (auto const& w : batch) {
         auto const seq = static_cast<std::int64_t>(w.seq);
+        if (w.alert) {
+            if (w.row.empty()) {
+                st.delete_alert.bind(1, w.key);
+                rc = st.delete_alert.run();
+            } else {
+                st.upsert_alert.bind(1, w.key);
+                st.upsert_alert.bind(2, seq);
+                st.upsert_alert.bind(3, w.channel);
+                st.upsert_alert.bind(4, w.at_ms);
+                st.upsert_alert.bind(5, w.after_ms);
+                st.upsert_alert.bind(6, w.row);
+                rc = st.upsert_alert.run();
+            }
+            if (rc != SQLITE_OK)
+                return rollback(rc);
+            continue;
+        }
         if (keep_history) {
             st.insert_history.bind(1, w.key);
             st.insert_history.bind(2, w.channel);
