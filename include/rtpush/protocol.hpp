@@ -30,9 +30,10 @@ enum class client_message_type {
     get,
     publish,
     authenticate,
-    ack,    ///< acknowledges a publication that required it (`id` = its `ackId`)
-    hello,  ///< names the client across connections (`clientId`), for acknowledged delivery
-    history ///< a page of past publications (docs/protocol.md, "History")
+    ack,     ///< acknowledges a publication that required it (`id` = its `ackId`)
+    hello,   ///< names the client across connections (`clientId`), for acknowledged delivery
+    history, ///< a page of past publications (docs/protocol.md, "History")
+    presence ///< who is subscribed to a topic on this node
 };
 
 /// Delivery priority of a publication (seed 001's levels).
@@ -45,7 +46,7 @@ inline bool parse_priority(std::string_view s, priority& out) noexcept;
 struct client_message {
     client_message_type type = client_message_type::ping;
     boost::json::value id;   ///< correlation id echoed in the answer (string or number), or null
-    rtpush::topic topic;     ///< subscribe, unsubscribe, refresh, get, publish, history
+    rtpush::topic topic;     ///< subscribe, unsubscribe, refresh, get, publish, history, presence
     std::string event;       ///< publish: event name (default "<channel>:update")
     std::string phase;       ///< publish: "kpis", "complete" or empty
     boost::json::value data; ///< publish: payload; authenticate: credentials; history: the message
@@ -127,6 +128,9 @@ inline std::string publication(std::string_view type, const rtpush::publication&
                                std::uint64_t seq, std::string_view epoch,
                                std::string_view timestamp, bool redelivered,
                                std::string_view topic_key);
+/// The answer to `presence`: the topic's subscribers on this node.
+inline std::string presence(const topic& t, boost::json::array members,
+                            const boost::json::value& id);
 /// The connection's token ends in `expires_in` seconds (`expires_at`: its `exp`).
 inline std::string token_expiring(std::int64_t expires_at, std::int64_t expires_in);
 /// The answer to `hello`: the client id and how many acks it still owes.

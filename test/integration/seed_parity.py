@@ -9,7 +9,8 @@ them (HTTP requests, a Python websockets client):
   (200 with the latest metrics, 503 without the source), GET /api/v1/ws/stats;
 - seed 003: batch ingest (POST /api/broadcast/{backlog,attendance}/batch and the seed's
   batch-ingest and ingest paths) answering per item, POST /api/alerts/evaluate;
-- presence: GET /api/rooms/{room}/presence with the room's read rule (admin key).
+- presence: GET /api/rooms/{room}/presence with the room's read rule (admin key), and the
+  `presence` message over WebSocket.
 - seed 001: `--profile seed001` (ping 25 s / timeout 60 s, compression, auth required, 100
   connections per organization; explicit flags win; a JWT secret needed);
 - seed 000: PORT (wins over SERVER_PORT), REFRESH_INTERVAL; the Copilot metrics preset
@@ -200,6 +201,86 @@ def seed000_env(tmp):
         stop(proc)
 
 
+def local_api(answer):
+    """A local HTTP server playing a seed's upstream API: `answer(handler)` gives (status, body
+    object) for each GET. Returns the server (its port: server_port; stop: shutdown())."""
+    class Api(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            status, obj = answer(self)
+            body = json.dumps(obj).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    api = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    return api
+
+
+def seed000_cache_ttl(tmp):
+    """CACHE_TTL: a source's value younger than it is served instead of a fetch. An on-demand
+    source (seed 000's API answers cached for 30 s) goes idle when its last subscriber leaves;
+    the next subscriber within CACHE_TTL gets the cached value and the API is not asked again;
+    after CACHE_TTL it is."""
+    hits = []
+
+    def usage(_):
+        hits.append(time.monotonic())
+        return 200, {"active_users": len(hits)}
+
+    api = local_api(usage)
+    config = os.path.join(tmp, "cache_ttl.json")
+    with open(config, "w") as f:
+        json.dump({"pollers": [{"name": "api", "url": f"http://127.0.0.1:{api.server_port}/m",
+                                "channel": "usage", "on_demand": True, "linger": 0.2}]}, f)
+    proc, port = start_env({"REFRESH_INTERVAL": "60", "CACHE_TTL": "2.5"}, "--port", "0",
+                           "--config", config)
+    if port is None:
+        check(False, "rtd with CACHE_TTL starts")
+        api.shutdown()
+        return
+    try:
+        async def watch():
+            """One subscriber for a moment: the value it got on subscribe."""
+            async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as c:
+                await connected(c)
+                await c.send(json.dumps({"type": "subscribe", "channel": "usage"}))
+                end = time.monotonic() + 5
+                while time.monotonic() < end:
+                    m = json.loads(await asyncio.wait_for(c.recv(), 5))
+                    if m["type"] in ("initial", "update"):
+                        return m["data"]
+            return None
+
+        def source():
+            st, body, _ = call(port, "GET", "/api/stats")
+            return body["stats"]["sources"][0]
+
+        first = asyncio.run(watch())
+        check(first == {"active_users": 1} and len(hits) == 1, f"the first subscriber: one fetch ({first})")
+        check(source()["cache_ttl_ms"] == 2500, "CACHE_TTL=2.5: the source's cache lifetime")
+        time.sleep(0.6)  # past the linger: the source is idle
+        again = asyncio.run(watch())
+        time.sleep(0.3)
+        check(again == {"active_users": 1} and len(hits) == 1 and source()["cache_hits"] >= 1,
+              f"a subscriber within CACHE_TTL: the cached value, no fetch ({len(hits)} fetches)")
+        time.sleep(2.5)
+        later = asyncio.run(watch())
+        deadline = time.monotonic() + 3
+        while later != {"active_users": 2} and time.monotonic() < deadline:
+            later = asyncio.run(watch())
+        check(len(hits) == 2 and later == {"active_users": 2},
+              f"after CACHE_TTL: fetched again ({len(hits)} fetches, {later})")
+    finally:
+        stop(proc)
+        api.shutdown()
+
+
 def copilot_day(date, active, suggested, accepted):
     return {"date": date, "total_active_users": active, "total_engaged_users": active - 1,
             "copilot_ide_code_completions": {"editors": [{"name": "vscode", "models": [
@@ -216,25 +297,14 @@ def seed000_copilot():
     state = {"days": [copilot_day("2026-12-04", 10, 100, 20),
                       copilot_day("2026-12-05", 24, 400, 100)], "auth": [], "paths": []}
 
-    class Api(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            state["auth"].append((self.headers.get("Authorization"),
-                                  self.headers.get("Accept"),
-                                  self.headers.get("X-GitHub-Api-Version")))
-            state["paths"].append(self.path)
-            body = json.dumps(state["days"]).encode()
-            self.send_response(200 if self.path == "/api/v3/orgs/acme-org/copilot/metrics"
-                               else 404)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def github(req):
+        state["auth"].append((req.headers.get("Authorization"), req.headers.get("Accept"),
+                              req.headers.get("X-GitHub-Api-Version")))
+        state["paths"].append(req.path)
+        ok = req.path == "/api/v3/orgs/acme-org/copilot/metrics"
+        return 200 if ok else 404, state["days"]
 
-        def log_message(self, *args):
-            pass
-
-    api = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Api)
-    threading.Thread(target=api.serve_forever, daemon=True).start()
+    api = local_api(github)
     proc, port = start_env({"GITHUB_ORG": "acme-org", "GITHUB_TOKEN": "ghp_test123",
                             "GITHUB_API_URL": f"http://127.0.0.1:{api.server_port}/api/v3",
                             "REFRESH_INTERVAL": "0.3", "CACHE_TTL": "0.3"}, "--port", "0")
@@ -472,6 +542,21 @@ async def presence(port):
         check(st == 401, "presence without the admin key or a token -> 401")
         st, body, _ = call(port, "GET", "/api/rooms/kpi:org:/presence", key=KEY)
         check(st == 400, "presence of an invalid room -> 400")
+        # The same over a connection: the `presence` message (docs/protocol.md).
+        await b.send(json.dumps({"type": "presence", "id": "pr", "channel": "kpi", "scope": {"org": "acme"}}))
+        await b.send(json.dumps({"type": "presence", "id": "bad", "channel": "kpi", "scope": {"org": "a b"}}))
+        answers = {}
+        end = time.monotonic() + 5
+        while time.monotonic() < end and len(answers) < 2:
+            m = json.loads(await asyncio.wait_for(b.recv(), 5))
+            if m.get("id") in ("pr", "bad"):
+                answers[m["id"]] = m
+        pr, bad = answers.get("pr", {}), answers.get("bad", {})
+        check(pr.get("type") == "presence" and pr.get("topic") == "kpi:org:acme" and pr.get("count") == 1
+              and [p["client_id"] for p in pr.get("members", [])] == [ha["clientId"]],
+              f"the presence message lists the room's subscriber ({pr})")
+        check(bad.get("type") == "error" and bad.get("code") == "INVALID_MESSAGE",
+              f"presence of an invalid room over WebSocket: INVALID_MESSAGE ({bad})")
 
 
 def seed003_and_presence(tmp):
@@ -568,6 +653,7 @@ def seed001_profile():
 def main():
     tmp = tempfile.mkdtemp(prefix="rtd_seeds_")
     seed000_env(tmp)
+    seed000_cache_ttl(tmp)
     seed000_copilot()
     seed001_profile()
     seed004_env_and_health(tmp)

@@ -57,6 +57,43 @@ try {
   check(hist.success === true && hist.results?.[0]?.type === "history" && hist.results[0].items?.[0]?.data?.health_score === 85,
         "history event: the newest publication in the ack: " + JSON.stringify(hist).slice(0, 200));
 
+  // Acknowledged delivery (requires_ack): the event asks the listener's callback for an
+  // answer, which acks it; over WebSocket and over polling (docs/protocol.md, "Coming from Socket.IO").
+  {
+    const ackOrg = "org_ack";
+    const acker = io(base, {transports: ["websocket"], reconnection: false});
+    const poller = io(base, {transports: ["polling"], reconnection: false});
+    const silent = io(base, {transports: ["websocket"], reconnection: false});
+    const up = await Promise.all([acker, poller, silent].map((c) => connected(c)));
+    check(up.every((u) => u.ok), "acked delivery: three clients connect");
+    for (const c of [acker, poller, silent])
+      await emitAck(c, "subscribe", {channels: ["notifications"], organization_id: ackOrg});
+    const listen = (c, answer) => new Promise((resolve) => c.once("system:notification", (...args) => {
+      const ack = args[args.length - 1];
+      resolve({data: args[0], n: args.length, ackType: typeof ack});
+      if (answer && typeof ack === "function") ack({received: true});
+    }));
+    const [ga, gp, gs] = [listen(acker, true), listen(poller, true), listen(silent, false)];
+    const res = await fetch(base + "/api/broadcast", {method: "POST", headers: {"content-type": "application/json"},
+      body: JSON.stringify({channel: "notifications", event: "system:notification", target: {organization_id: ackOrg},
+                            data: {msg: "maintenance"}, requires_ack: true})});
+    const body = await res.json();
+    const [ra, rp, rs] = await Promise.all([ga, gp, gs]);
+    check(res.status === 200 && typeof body.id === "string", "acked delivery: POST requires_ack answers an id " + JSON.stringify(body));
+    check(ra.data?.msg === "maintenance" && ra.n === 2 && ra.ackType === "function",
+          "acked delivery: the listener gets (data, ack) over WebSocket: " + JSON.stringify(ra));
+    check(rp.ackType === "function" && rs.ackType === "function", "... and over polling");
+    let st = {};
+    for (let i = 0; i < 40; ++i) {
+      st = await (await fetch(`${base}/api/broadcast/${body.id}`)).json();
+      if (st.acked >= 2) break;
+      await sleep(100);
+    }
+    check(st.targeted === 3 && st.acked === 2 && st.pending === 1 && st.not_acked?.length === 1,
+          "acked delivery: the two answers ack it, the silent client is pending: " + JSON.stringify(st));
+    for (const c of [acker, poller, silent]) c.close();
+  }
+
   // Unsubscribe, then a publication is not received.
   const unsub = await emitAck(b, "unsubscribe", {channels: ["kpi"], organization_id: "org_123"});
   check(unsub.success === true, "unsubscribe answers in its ack");

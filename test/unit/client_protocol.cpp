@@ -13,6 +13,17 @@ using rtpush::client_message;
 
 namespace {
 
+// A room listing that answers at once with what it was given.
+struct fake_directory final : d::presence_directory {
+    boost::json::array members;
+    std::vector<std::pair<std::size_t, std::string>> asked;
+    void async_members(std::size_t shard, std::string key,
+                       std::function<void(boost::json::array)> done) override {
+        asked.emplace_back(shard, std::move(key));
+        done(members);
+    }
+};
+
 struct fixture {
     rtpush::server_config cfg;
     rtpush::hub hub{cfg.history};
@@ -55,10 +66,13 @@ struct fake_connection final : d::subscriber, d::client_protocol<fake_connection
     std::size_t queued_bytes() const { return 0; }
     d::subscriber* as_subscriber() { return this; }
     struct poster_type {
+        fake_connection* conn;
         template <class F>
-        void post(F) const {} // nothing waits on an engine here
+        void post(F f) const {
+            f(conn); // at once: nothing runs in between here
+        }
     };
-    poster_type poster() const { return {}; }
+    poster_type poster() const { return {const_cast<fake_connection*>(this)}; }
 
     const boost::json::object& last() const { return sent.back(); }
     std::string last_code() const {
@@ -273,6 +287,31 @@ BOOST_AUTO_TEST_CASE(user_limit_closes_the_connection) {
     a.leave();
     BOOST_TEST(fx.quotas.users.count("alice") == 0u);
     BOOST_TEST(fx.quotas.orgs.count("acme") == 1u); // bob's
+}
+
+BOOST_AUTO_TEST_CASE(presence_asks_the_directory_and_answers_with_the_id) {
+    fixture fx;
+    fake_connection c(fx);
+    c.send(R"({"type":"presence","id":"p","channel":"kpi","scope":{"org":"acme"}})");
+    BOOST_TEST(c.last_code() == "INVALID_MESSAGE"); // no directory: not available
+    fake_directory dir;
+    dir.members.push_back(boost::json::object{{"client_id", "c9"}});
+    fx.env.presence = &dir;
+    c.send(R"({"type":"presence","id":"p","channel":"kpi","scope":{"org":"acme"}})");
+    BOOST_TEST_REQUIRE(dir.asked.size() == 1u);
+    BOOST_TEST(dir.asked[0].second == "kpi:org:acme");
+    BOOST_TEST(c.last().at("type").as_string() == "presence");
+    BOOST_TEST(c.last().at("id").as_string() == "p");
+    BOOST_TEST(c.last().at("topic").as_string() == "kpi:org:acme");
+    BOOST_TEST(c.last().at("count").as_int64() == 1);
+    BOOST_TEST(c.last().at("members").as_array()[0].at("client_id").as_string() == "c9");
+    // Access as for `get`.
+    fx.cfg.jwt_secret = "s";
+    fx.cfg.auth_required = true;
+    fake_connection t(fx);
+    t.send(R"({"type":"presence","id":"x","channel":"kpi","scope":{"org":"acme"}})");
+    BOOST_TEST(t.last_code() == "UNAUTHORIZED");
+    BOOST_TEST(dir.asked.size() == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(history_pages_as_the_rest_route) {

@@ -19,7 +19,8 @@ struct fixture {
     d::shard_counters counters;
     d::connection_quotas quotas;
     d::socketio_session_store kept{std::chrono::seconds(60)};
-    d::protocol_context env{hub, cfg, index, counters, nullptr, &quotas, 0, nullptr};
+    d::ack_registry acks;
+    d::protocol_context env{hub, cfg, index, counters, &acks, &quotas, 0, nullptr};
 };
 
 // A Socket.IO connection whose transport records the packets it is given.
@@ -51,7 +52,7 @@ struct sio_connection final : d::subscriber,
         send_json(rtpush::message::error(code, msg, id));
     }
     void push(const d::frame_ptr& f) override {
-        if (auto t = d::socketio_twin(f); t && !sio_hold(t))
+        if (auto t = sio_frame(f); t && !sio_hold(t))
             push_twin(t);
     }
     void push_twin(const d::frame_ptr& t) { // written at once
@@ -188,6 +189,44 @@ BOOST_AUTO_TEST_CASE(connect_subscribe_with_ack_and_receive_once_serialised) {
     BOOST_TEST(std::string(d::frame_payload(a->bytes)) ==
                "42[\"kpi:update\",{\"health\":85},\"" + fx.hub.epoch() + "~kpi:org:acme~1\"]");
     BOOST_TEST(a->topic == frames[0]->topic);
+}
+
+// requires_ack: the connection's own packet asks the listener's callback; its answer acks.
+BOOST_AUTO_TEST_CASE(a_publication_to_ack_asks_the_callback) {
+    fixture fx;
+    sio_connection c(fx);
+    c.on_engine_io("40");
+    rtpush::publication p{rtpush::topic{"alerts", {"acme", "", ""}},
+                          "alert:triggered",
+                          "",
+                          rtpush::priority::high,
+                          boost::json::parse(R"({"n":1})"),
+                          {}};
+    std::string const key = p.topic.key();
+    p.ack_id = fx.acks.create(key);
+    auto const f = d::publication_frame(
+        d::make_frame(d::opcode::text, rtpush::message::publication("update", p, 1, fx.hub.epoch(),
+                                                                    "t", false, key)),
+        p, key, 1, true, 1);
+    c.push(f);
+    c.push(f); // a second delivery (a re-send) asks again, under its own id
+    BOOST_REQUIRE(c.packets.size() >= 3u);
+    auto const n = c.packets.size();
+    BOOST_TEST(c.packets[n - 2] == R"(421["alert:triggered",{"n":1}])"); // no offset
+    BOOST_TEST(c.packets[n - 1] == R"(422["alert:triggered",{"n":1}])");
+    BOOST_TEST(d::socketio_twin(f)->bytes != d::make_frame(d::opcode::text, c.packets[n - 1]));
+    auto status = [&] {
+        return *fx.acks.tracker.lookup(p.ack_id);
+    };
+    BOOST_TEST(status().targeted == 1u);
+    BOOST_TEST(status().acked == 0u);
+    c.on_engine_io("439[]"); // an answer to nothing asked: ignored
+    BOOST_TEST(c.close_code == 0);
+    c.on_engine_io("432[{\"ok\":true}]");
+    BOOST_TEST(status().acked == 1u);
+    c.on_engine_io("431[]"); // the first request's answer after the second's: a duplicate
+    BOOST_TEST(status().acked == 1u);
+    BOOST_TEST(c.sio.ack_requests.empty());
 }
 
 BOOST_AUTO_TEST_CASE(seed004_metrics_get_and_subscribe) {

@@ -160,6 +160,8 @@ public:
     void get(client_message& m);
     /// A page of past publications (docs/protocol.md, "History"), the same as GET /api/history.
     void history(client_message& m);
+    /// Who is subscribed to the topic on this node, as GET /api/rooms/{room}/presence says.
+    void presence(client_message& m);
     void publish(client_message& m);
     void refresh(client_message& m);
     void authenticate(client_message& m);

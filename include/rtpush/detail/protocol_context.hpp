@@ -9,7 +9,11 @@
 #include <rtpush/detail/rate_limit.hpp>
 #include <rtpush/detail/subscription_index.hpp>
 
+#include <boost/json/array.hpp>
+
 #include <cstddef>
+#include <functional>
+#include <string>
 
 namespace rtpush {
 class hub;
@@ -19,6 +23,20 @@ struct server_config;
 namespace rtpush::detail {
 
 class socketio_session_store;
+
+/// Who is subscribed to a room across every io thread: the server answers a connection's
+/// `presence` request through it.
+class presence_directory {
+public:
+    /// The members of room `key` ({client_id, user_id, organization_id, authenticated,
+    /// transport, connected_at}), gathered from every io thread; `done` is called on io thread
+    /// `shard` (the caller's), unless the server stops first.
+    virtual void async_members(std::size_t shard, std::string key,
+                               std::function<void(boost::json::array)> done) = 0;
+
+protected:
+    ~presence_directory() = default;
+};
 
 /// The environment of a connection's protocol (detail/client_protocol.hpp): the hub, the
 /// configuration, and the io thread's index, counters and shared registries.
@@ -32,6 +50,8 @@ struct protocol_context {
     std::size_t shard = 0; ///< the thread's number (ack re-sends are per thread)
     /// Socket.IO sessions kept for connection state recovery (server-wide); null: none.
     socketio_session_store* sio_sessions = nullptr;
+    /// The server's room listing, for `presence`; null: the request is refused.
+    presence_directory* presence = nullptr;
 };
 
 } // namespace rtpush::detail

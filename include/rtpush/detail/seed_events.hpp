@@ -36,7 +36,7 @@ struct seed_event {
 inline bool rtpush_message_name(std::string_view n) noexcept {
     return n == "subscribe" || n == "unsubscribe" || n == "get" || n == "publish" ||
            n == "refresh" || n == "ping" || n == "authenticate" || n == "ack" || n == "hello" ||
-           n == "history";
+           n == "history" || n == "presence";
 }
 
 /// Seed 004's regions are the first level of scope of its `metrics` channel: `{source:
@@ -81,10 +81,10 @@ inline seed_event read_seed_event(std::string_view name, const boost::json::valu
     if (name.starts_with("client:"))
         name.remove_prefix(7); // client:subscribe, client:unsubscribe
     if (!rtpush_message_name(name)) {
-        r.why =
-            "unknown event '" + std::string(name) +
-            "' (events: subscribe, unsubscribe, authenticate, get, history, publish, refresh, "
-            "ping, ack, hello, client:ping, metrics:get, metrics:subscribe, metrics:unsubscribe)";
+        r.why = "unknown event '" + std::string(name) +
+                "' (events: subscribe, unsubscribe, authenticate, get, history, presence, publish, "
+                "refresh, ping, ack, hello, client:ping, metrics:get, metrics:subscribe, "
+                "metrics:unsubscribe)";
         return r;
     }
     if (data.is_string() && (name == "subscribe" || name == "unsubscribe")) {

@@ -55,10 +55,9 @@ struct outbound_frame {
 };
 using frame_ptr = std::shared_ptr<const outbound_frame>;
 
-/// Installs `bytes` (a whole frame: the same message in another transport's form) as `f`'s
-/// twin in `slot`, one of f's atomic twin members, unless another thread did it first; returns
-/// the twin that is shared from then on. The twin keeps f's lane, topic, phase, seq and timing.
-inline frame_ptr share_twin(const frame_ptr& f, std::atomic<frame_ptr>& slot, std::string bytes) {
+/// `bytes` (a whole frame: the same message in another form) as a frame of its own that keeps
+/// f's lane, topic, phase, seq and timing.
+inline frame_ptr twin_of(const frame_ptr& f, std::string bytes) {
     auto t = std::make_shared<outbound_frame>();
     t->bytes = std::move(bytes);
     t->created = f->created;
@@ -67,8 +66,14 @@ inline frame_ptr share_twin(const frame_ptr& f, std::atomic<frame_ptr>& slot, st
     t->topic = f->topic;
     t->phase = f->phase;
     t->seq = f->seq;
+    return t;
+}
+
+/// Installs `bytes` as `f`'s twin (twin_of) in `slot`, one of f's atomic twin members, unless
+/// another thread did it first; returns the twin that is shared from then on.
+inline frame_ptr share_twin(const frame_ptr& f, std::atomic<frame_ptr>& slot, std::string bytes) {
     frame_ptr expected;
-    frame_ptr made = std::move(t);
+    frame_ptr made = twin_of(f, std::move(bytes));
     if (!slot.compare_exchange_strong(expected, made, std::memory_order_acq_rel))
         return expected; // another thread made it first
     return made;

@@ -27,6 +27,7 @@
 #include <boost/json.hpp>
 
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
@@ -48,15 +49,26 @@ struct socketio_state {
     bool client_left = false;         ///< the client disconnected on purpose: keep nothing
     bool holding = false;             ///< resuming: publications wait for the CONNECT answer
     std::vector<frame_ptr> held;
+    // Acknowledged delivery: the ack ids of the publications sent with an ack request, by the
+    // request's id (the client's callback answers `43<id>[...]`).
+    std::uint64_t last_ack_request = 0;
+    std::map<std::uint64_t, std::string> ack_requests;
 };
+
+/// Ack requests a connection keeps unanswered; beyond, the oldest is forgotten (its
+/// publication is re-sent and asks again).
+inline constexpr std::size_t max_socketio_ack_requests = 1024;
 
 /// The Socket.IO EVENT of one rtpush server message (serialised JSON): a publication
 /// (`update`, `initial`) becomes `42["<event>",<data>,"<offset>"]`, under the name the
 /// producer gave it (`kpi:update`, `alert:triggered`) and tagged with its recovery offset
 /// (`<epoch>~<topic>~<seq>`, which a listener sees as its last argument); every other
 /// message `42["<type>",<the message>]` (`subscribed`, `error`, `refreshing`...). Empty when
-/// the text is not an rtpush message.
-inline std::string socketio_event_of(std::string_view json_text) {
+/// the text is not an rtpush message. With `ack_request`, a publication asks the client's
+/// callback for an answer instead, `42<id>["<event>",<data>]`, untagged as Socket.IO's own
+/// acked events are (the listener is `(data, ack) => ...`).
+inline std::string socketio_event_of(std::string_view json_text,
+                                     std::optional<std::uint64_t> ack_request = {}) {
     boost::system::error_code ec;
     auto v = boost::json::parse(json_text, ec);
     if (ec || !v.is_object())
@@ -80,7 +92,10 @@ inline std::string socketio_event_of(std::string_view json_text) {
             offset = sio::make_offset(epoch->get_string(), topic->get_string(),
                                       static_cast<std::uint64_t>(seq->get_int64()));
         sio::event_options opt;
-        opt.offset = offset;
+        if (ack_request)
+            opt.ack_id = ack_request;
+        else
+            opt.offset = offset;
         if (ev && ev->is_string() && data)
             return sio::encode_event(ev->get_string(), boost::json::serialize(*data), opt);
     }
@@ -110,6 +125,11 @@ public:
     /// An rtpush answer (serialised JSON) of the client protocol: gathered into the ACK of the
     /// EVENT being handled, or sent as an EVENT.
     void sio_json(std::string text);
+    /// What this connection sends for a frame: its shared Socket.IO twin, or, for a
+    /// publication that must be acknowledged (`requires_ack`), a packet of its own asking the
+    /// client's callback for an answer, which acks it (docs/protocol.md, "Coming from
+    /// Socket.IO"). Null when the frame has no Socket.IO form.
+    frame_ptr sio_frame(const frame_ptr& f);
     /// A publication's Socket.IO frame on its way to the transport: true when it is held
     /// back (a session being resumed answers CONNECT first).
     bool sio_hold(const frame_ptr& twin);
@@ -137,6 +157,7 @@ private:
     void on_socketio(std::string_view text);
     void on_connect(const sio::sio_packet& p);
     void on_event(sio::sio_packet& p);
+    void on_ack(const sio::sio_packet& p);
     void refuse(sio::errc e);
     /// Seed 004's `metrics:get`: rtpush's `get` (its access rules), answered as `metrics:data`
     /// or `metrics:error`, in the ACK when the client asked for one (docs/protocol.md, "Coming from
@@ -233,7 +254,10 @@ void socketio_protocol<Self>::on_socketio(std::string_view text) {
         if (st.connected) // packets of a namespace not joined are ignored (reference)
             on_event(p);
         break;
-    case sio::sio_type::ack: // rtpush never asks a Socket.IO client for an answer
+    case sio::sio_type::ack:
+        if (st.connected)
+            on_ack(p);
+        break;
     default:
         break;
     }
@@ -396,6 +420,39 @@ void socketio_protocol<Self>::metrics_get(seed_event& ev, std::optional<std::uin
         s.send_packet(sio::encode_ack(*ack_id, "[" + text + "]"));
     else
         s.send_packet(sio::encode_event(name, text));
+}
+
+template <class Self>
+frame_ptr socketio_protocol<Self>::sio_frame(const frame_ptr& f) {
+    if (f->ack_id.empty()) [[likely]]
+        return socketio_twin(f);
+    auto& s = self();
+    auto& st = s.sio_state();
+    // Targeted even when it cannot go out now: re-sent after a reconnect, as to WebSocket
+    // clients.
+    s.track_ack(f);
+    auto const request = ++st.last_ack_request;
+    auto packet = socketio_event_of(frame_payload(f->bytes), request);
+    if (packet.empty())
+        return nullptr;
+    st.ack_requests.emplace(request, f->ack_id);
+    if (st.ack_requests.size() > max_socketio_ack_requests)
+        st.ack_requests.erase(st.ack_requests.begin());
+    return twin_of(f, make_frame(opcode::text, packet)); // this connection's own, not shared
+}
+
+template <class Self>
+void socketio_protocol<Self>::on_ack(const sio::sio_packet& p) {
+    auto& s = self();
+    auto& st = s.sio_state();
+    auto const it = p.ack_id ? st.ack_requests.find(*p.ack_id) : st.ack_requests.end();
+    if (it == st.ack_requests.end())
+        return; // an answer to nothing asked: ignored, as the reference server does
+    client_message m;
+    m.type = client_message_type::ack;
+    m.id = boost::json::string(it->second);
+    st.ack_requests.erase(it);
+    s.handle_message(m);
 }
 
 template <class Self>

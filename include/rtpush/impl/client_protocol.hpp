@@ -79,6 +79,9 @@ void client_protocol<Self>::handle_message(client_message& m) {
     case client_message_type::history:
         history(m);
         break;
+    case client_message_type::presence:
+        presence(m);
+        break;
     case client_message_type::publish:
         publish(m);
         break;
@@ -147,6 +150,28 @@ void client_protocol<Self>::history(client_message& m) {
     auto o = history_json(q, std::move(page), hub.epoch(), std::move(head));
     o["timestamp"] = iso8601_now();
     self().send_json(boost::json::serialize(o));
+}
+
+template <class Self>
+void client_protocol<Self>::presence(client_message& m) {
+    auto& e = env();
+    if (!may_access(m.topic, m.id))
+        return;
+    if (!e.presence) {
+        self().send_error(error::invalid_message, "presence is not available here", m.id);
+        return;
+    }
+    // Gathered from every io thread; the answer comes back through the poster, which finds
+    // the connection again (it may have gone meanwhile).
+    e.presence->async_members(
+        e.shard, m.topic.key(),
+        [back = self().poster(), t = m.topic, id = m.id](boost::json::array members) mutable {
+            back.post([t = std::move(t), id = std::move(id),
+                       members = std::move(members)](Self* s) mutable {
+                if (s)
+                    s->send_json(message::presence(t, std::move(members), id));
+            });
+        });
 }
 
 template <class Self>

@@ -199,6 +199,8 @@ inline client_message parse_client_message(std::string_view text, const parse_li
         m.type = client_message_type::get;
     else if (t == "history")
         m.type = client_message_type::history; // its paging fields: detail/history_query.hpp
+    else if (t == "presence")
+        m.type = client_message_type::presence;
     else if (t == "publish")
         m.type = client_message_type::publish;
     else if (t == "refresh") {
@@ -445,6 +447,19 @@ inline std::string authenticated(std::string_view user, std::string_view org,
     o["userId"] = user;
     o["organizationId"] = org;
     detail::put_id(o, id);
+    return boost::json::serialize(o);
+}
+
+inline std::string presence(const topic& t, boost::json::array members,
+                            const boost::json::value& id) {
+    auto o = detail::base("presence");
+    o["channel"] = t.channel;
+    o["scope"] = scope_to_json(t.scope);
+    o["topic"] = t.key();
+    o["count"] = members.size();
+    o["members"] = std::move(members);
+    detail::put_id(o, id);
+    o["timestamp"] = iso8601_now();
     return boost::json::serialize(o);
 }
 

@@ -261,6 +261,9 @@ inline boost::asio::awaitable<void> refresher_state::run(std::shared_ptr<refresh
                 self->log_.log(log_level::debug, "source_idle", {{"source", e->src.name}});
             set_active(false);
             fresh_start = true;
+            // The next subscriber gets a refresh at once: from the cache while the value is
+            // younger than cache_ttl, else fetched (not the old value until the next interval).
+            e->due = now;
             until = clock::time_point::max();
         } else if (now >= e->due) {
             set_active(true);
@@ -298,6 +301,7 @@ inline boost::json::array refresher_state::stats() const {
         o["active"] = c.active;
         o["on_demand"] = e->opt.on_demand;
         o["refresh_interval_ms"] = e->opt.refresh_interval.count();
+        o["cache_ttl_ms"] = e->opt.cache_ttl.count();
         o["successes"] = c.successes;
         // Self-describing, so that /metrics renders it without knowing the bounds.
         boost::json::object d;

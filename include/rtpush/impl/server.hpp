@@ -135,6 +135,7 @@ inline server_impl::server_impl(server_config cfg)
         shards_.back()->quotas = &quotas_;
         shards_.back()->acks = acks_.get();
         shards_.back()->sio_sessions = &sio_sessions_;
+        shards_.back()->presence = this;
         shards_.back()->poller().on_events(&session::on_poller_events);
         shards_.back()->set_cork(cfg_.cork_delay, cfg_.cork_threshold, cfg_.cork_mode);
         shards_.back()->bind_protocol(hub_, cfg_);

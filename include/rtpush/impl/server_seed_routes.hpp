@@ -287,6 +287,19 @@ inline boost::asio::awaitable<http_response> server_impl::route_presence(route_r
     if (auto refusal = read_refusal(r, t))
         co_return std::move(*refusal);
     std::string const key = t.key();
+    auto members = co_await room_members(key);
+    boost::json::object o;
+    o["success"] = true;
+    o["room"] = key;
+    o["channel"] = t.channel;
+    o["scope"] = scope_to_json(t.scope);
+    o["node_only"] = hub_.get_engine() != nullptr; // other nodes' clients are not listed
+    o["total_count"] = members.size();
+    o["presence"] = std::move(members);
+    co_return json_response(http::status::ok, o, r.version());
+}
+
+inline boost::asio::awaitable<boost::json::array> server_impl::room_members(std::string key) {
     auto parts = co_await visit_shards([&key](shard& sh) {
         boost::json::array a;
         auto add = [&](boost::json::object info, std::string_view transport) {
@@ -312,15 +325,18 @@ inline boost::asio::awaitable<http_response> server_impl::route_presence(route_r
     for (auto& part : parts)
         for (auto& x : part)
             members.push_back(std::move(x));
-    boost::json::object o;
-    o["success"] = true;
-    o["room"] = key;
-    o["channel"] = t.channel;
-    o["scope"] = scope_to_json(t.scope);
-    o["node_only"] = hub_.get_engine() != nullptr; // other nodes' clients are not listed
-    o["total_count"] = members.size();
-    o["presence"] = std::move(members);
-    co_return json_response(http::status::ok, o, r.version());
+    co_return members;
+}
+
+inline void server_impl::async_members(std::size_t shard_index, std::string key,
+                                       std::function<void(boost::json::array)> done) {
+    // On the caller's io thread, counted there: shutdown waits for it or cancels it.
+    auto task = [](server_impl* self, std::string key,
+                   std::function<void(boost::json::array)> done) -> boost::asio::awaitable<void> {
+        auto members = co_await self->room_members(std::move(key));
+        done(std::move(members));
+    };
+    spawn_on(*shards_.at(shard_index), task(this, std::move(key), std::move(done)), "presence");
 }
 
 } // namespace rtpush::detail

@@ -618,6 +618,9 @@ inline void session::on_upgrade() {
     sio_state().connected = p->sio_state().connected;
     sio_state().pid = std::move(p->sio_state().pid);
     sio_state().log = std::move(p->sio_state().log);
+    // Packets already queued there may ask for acks: their answers come here.
+    sio_state().last_ack_request = p->sio_state().last_ack_request;
+    sio_state().ack_requests = std::move(p->sio_state().ack_requests);
     std::vector<detail::frame_ptr> queued;
     p->take_queued(queued);
     for (auto const& f : queued)

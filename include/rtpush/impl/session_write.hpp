@@ -38,9 +38,8 @@ inline ::ssize_t send_gathered(int fd, std::span<const boost::asio::const_buffer
 
 inline void session::push(const detail::frame_ptr& f) {
     if (socketio()) [[unlikely]] {
-        // Its Socket.IO form, shared. A Socket.IO client has no rtpush acks to send: such a
-        // publication is delivered, not tracked (docs/protocol.md, "Coming from Socket.IO").
-        if (auto t = detail::socketio_twin(f); t && !sio_hold(t))
+        // Its Socket.IO form: shared, or this connection's own when it asks for an ack.
+        if (auto t = sio_frame(f); t && !sio_hold(t))
             push_maybe_deflated(t);
         return;
     }

@@ -158,7 +158,7 @@ public:
     const std::string& end_reason() const noexcept { return end_reason_; }
 
     void push(const frame_ptr& f) override {
-        if (auto t = socketio_twin(f); t && !sio_hold(t))
+        if (auto t = sio_frame(f); t && !sio_hold(t))
             queue_frame(t);
     }
     void flush() override {}

@@ -60,7 +60,7 @@ struct route_request {
     unsigned version() const noexcept { return req.version(); }
 };
 
-class server_impl {
+class server_impl final : public presence_directory {
 public:
     explicit server_impl(server_config cfg);
     server_impl(const server_impl&) = delete;
@@ -243,6 +243,11 @@ public:
     boost::asio::awaitable<http_response> route_broadcast_batch(route_request& r);
     boost::asio::awaitable<http_response> route_alerts_evaluate(route_request& r);
     boost::asio::awaitable<http_response> route_presence(route_request& r);
+    /// The members of a room on this node, from every io thread (presence: the REST route and
+    /// the `presence` message).
+    boost::asio::awaitable<boost::json::array> room_members(std::string key);
+    void async_members(std::size_t shard, std::string key,
+                       std::function<void(boost::json::array)> done) override;
 
     // ---- publishing and alerts (impl/server_publish.hpp)
     /// Publishes a parsed broadcast (or takes it through the alert lifecycle): the answer.

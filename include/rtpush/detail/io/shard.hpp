@@ -350,12 +350,14 @@ public:
     ack_registry* acks = nullptr;
     /// Socket.IO sessions kept for recovery, shared by every shard.
     socketio_session_store* sio_sessions = nullptr;
+    /// The server's room listing (presence requests).
+    presence_directory* presence = nullptr;
 
     /// Gives this thread's connections their protocol environment (after `orgs` and `acks`
     /// are set; before the shard runs).
     void bind_protocol(rtpush::hub& h, const server_config& cfg) {
-        protocol_.emplace(
-            protocol_context{h, cfg, subs_, counters_, acks, quotas, index_, sio_sessions});
+        protocol_.emplace(protocol_context{h, cfg, subs_, counters_, acks, quotas, index_,
+                                           sio_sessions, presence});
         message_limits_.emplace(cfg.max_messages_per_second, cfg.rate_abuse_factor);
     }
     /// Every connection's inbound message limits, worked out once (see message_rate).
