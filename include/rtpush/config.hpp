@@ -179,6 +179,10 @@ struct server_config {
     /// Alerts kept by the lifecycle (GET /api/alerts); when full, the oldest resolved one
     /// makes room, and a trigger with none resolved is refused (HTTP 503).
     std::size_t max_alerts = 10000;
+    /// Channels whose subscribers are told when a client subscribes to one of its topics
+    /// (`join`) and when it unsubscribes or goes (`leave`); "*" = every channel; empty: none
+    /// (docs/protocol.md, "Presence").
+    std::vector<std::string> join_leave_channels;
     /// A pending alert nobody acknowledged this long is escalated (`alert:escalated`, its
     /// severity one level up), again each period until critical; an alert's own
     /// `escalate_after` wins. 0: never (docs/protocol.md, "Alerts").

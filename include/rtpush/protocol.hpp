@@ -131,6 +131,9 @@ inline std::string publication(std::string_view type, const rtpush::publication&
 /// The answer to `presence`: the topic's subscribers on this node.
 inline std::string presence(const topic& t, boost::json::array members,
                             const boost::json::value& id);
+/// `join` or `leave` of topic `t` by a client (its id, user and organization).
+inline std::string membership(std::string_view type, const topic& t, std::string_view client_id,
+                              std::string_view user, std::string_view org);
 /// The connection's token ends in `expires_in` seconds (`expires_at`: its `exp`).
 inline std::string token_expiring(std::int64_t expires_at, std::int64_t expires_in);
 /// The answer to `hello`: the client id and how many acks it still owes.

@@ -557,6 +557,39 @@ async def presence(port):
               f"the presence message lists the room's subscriber ({pr})")
         check(bad.get("type") == "error" and bad.get("code") == "INVALID_MESSAGE",
               f"presence of an invalid room over WebSocket: INVALID_MESSAGE ({bad})")
+        # join and leave on a channel rtd was told to announce (--join-leave room).
+        await subscribe(a, "room", "acme")
+
+        async def membership(ws, want, limit=3):
+            end = time.monotonic() + limit
+            while time.monotonic() < end:
+                try:
+                    m = json.loads(await asyncio.wait_for(ws.recv(), max(0.05, end - time.monotonic())))
+                except asyncio.TimeoutError:
+                    return None
+                if m.get("type") in ("join", "leave"):
+                    return m if m["type"] == want else {"unexpected": m}
+            return None
+
+        own = await membership(a, "join")
+        check(own and own["client"]["client_id"] == ha["clientId"], f"join: the subscriber itself is told too ({own})")
+        await subscribe(a, "kpi", "initech")  # kpi is not announced
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as c:
+            hc = await connected(c)
+            await subscribe(c, "room", "acme")
+            j = await membership(a, "join")
+            check(j and j.get("topic") == "room:org:acme" and j["client"]["client_id"] == hc["clientId"],
+                  f"join: a subscriber of room:org:acme is told who joined ({j})")
+            await c.send(json.dumps({"type": "unsubscribe", "channel": "room", "scope": {"org": "acme"}}))
+            lv = await membership(a, "leave")
+            check(lv and lv["client"]["client_id"] == hc["clientId"], f"leave on unsubscribe ({lv})")
+            await subscribe(c, "kpi", "initech")
+            none = await membership(a, "join", 0.5)
+            check(none is None, f"a channel not announced: no join ({none})")
+            await subscribe(c, "room", "acme")
+            await membership(a, "join")
+        lv = await membership(a, "leave")
+        check(lv and lv["client"]["client_id"] == hc["clientId"], f"leave when the connection ends ({lv})")
 
 
 def seed003_and_presence(tmp):
@@ -567,7 +600,7 @@ def seed003_and_presence(tmp):
             {"id": "sla-risk", "channel": "kpi", "scope": {"org": "acme"},
              "field": "/sla_risk/current", "op": ">", "threshold": 0.3, "for": 1,
              "severity": "high"}]}}, f)
-    proc, port = start_rtd(RTD, "--config", config, "--admin-key", KEY)
+    proc, port = start_rtd(RTD, "--config", config, "--admin-key", KEY, "--join-leave", "room")
     try:
         asyncio.run(seed003_batch(port))
         asyncio.run(seed003_evaluate(port))

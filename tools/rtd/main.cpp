@@ -55,6 +55,7 @@ const std::pair<const char*, const char*> env_map[] = {
     {"RTD_TOKEN_EXPIRY_WARNING", "token-expiry-warning"},
     {"RTD_JWT_LEEWAY", "jwt-leeway"},
     {"RTD_ALERT_ESCALATION_AFTER", "alert-escalation-after"},
+    {"RTD_JOIN_LEAVE", "join-leave"},
     {"RTD_SOCKETIO_RECOVERY_WINDOW", "socketio-recovery-window"},
     {"RTD_AUTH_TIMEOUT", "auth-timeout"},
     {"RTD_ADMIN_KEY", "admin-key"},
@@ -320,6 +321,7 @@ int main(int argc, char** argv) {
         ("auth-required", po::value<bool>()->default_value(false)->implicit_value(true), "clients must authenticate (token) before anything but ping; implied by --jwt-secret [RTD_AUTH_REQUIRED]")
         ("allow-anonymous", po::value<bool>()->default_value(false)->implicit_value(true), "TRUSTED NETWORKS ONLY: with --jwt-secret, clients without a token may still subscribe, stream and read /api/kpis for any organization [RTD_ALLOW_ANONYMOUS]")
         ("token-expiry-warning", po::value<unsigned>()->default_value(60), "seconds before a connection's token expires that it gets token_expiring (then close 1008 at expiry unless it authenticates again); 0 = no warning [RTD_TOKEN_EXPIRY_WARNING]")
+        ("join-leave", po::value<std::vector<std::string>>()->composing(), "channels (repeatable, comma-separated, * = every channel) whose subscribers get join and leave messages when a client subscribes to or leaves one of their topics [RTD_JOIN_LEAVE]")
         ("alert-escalation-after", po::value<unsigned>()->default_value(0), "seconds a pending alert waits for an acknowledgement before it is escalated (alert:escalated, severity one level up, again each period until critical); a rule's escalate_after wins; 0 = never [RTD_ALERT_ESCALATION_AFTER]")
         ("jwt-leeway", po::value<unsigned>()->default_value(30), "seconds of clock skew allowed on a token's exp and nbf; a connection lives until exp + this [RTD_JWT_LEEWAY]")
         ("socketio-recovery-window", po::value<unsigned>()->default_value(120000), "milliseconds a Socket.IO session that lost its connection is kept for its client to resume it (connection state recovery: socket.recovered, missed events replayed); 0 = off [RTD_SOCKETIO_RECOVERY_WINDOW]")
@@ -446,6 +448,10 @@ int main(int argc, char** argv) {
         for (auto const& v : vm["allowed-origin"].as<std::vector<std::string>>()) {
             for_each_listed(v, [&](std::string_view o) { cfg.allowed_origins.emplace_back(o); });
         }
+    if (vm.count("join-leave"))
+        for (auto const& v : vm["join-leave"].as<std::vector<std::string>>())
+            for_each_listed(v,
+                            [&](std::string_view c) { cfg.join_leave_channels.emplace_back(c); });
     if (vm.count("feed-path"))
         for (auto const& v : vm["feed-path"].as<std::vector<std::string>>()) {
             auto const eq = v.find('=');

@@ -162,6 +162,9 @@ public:
     void history(client_message& m);
     /// Who is subscribed to the topic on this node, as GET /api/rooms/{room}/presence says.
     void presence(client_message& m);
+    /// Tells the subscribers of `key`'s topic that this client joined or left it, when its
+    /// channel is one of join_leave_channels.
+    void announce(std::string_view key, std::string_view what);
     void publish(client_message& m);
     void refresh(client_message& m);
     void authenticate(client_message& m);

@@ -175,6 +175,21 @@ void client_protocol<Self>::presence(client_message& m) {
 }
 
 template <class Self>
+void client_protocol<Self>::announce(std::string_view key, std::string_view what) {
+    auto& e = env();
+    auto const& channels = e.cfg.join_leave_channels;
+    if (channels.empty()) [[likely]]
+        return;
+    boost::system::error_code ec;
+    auto const t = parse_topic(key, ec);
+    if (ec || std::none_of(channels.begin(), channels.end(),
+                           [&](const std::string& c) { return c == "*" || c == t.channel; }))
+        return;
+    auto const& s = st();
+    e.hub.notify(t, message::membership(what, t, self().client_id(), s.user(), s.org));
+}
+
+template <class Self>
 void client_protocol<Self>::publish(client_message& m) {
     auto& e = env();
     if (!e.cfg.allow_client_publish && !st().can_publish) {
@@ -573,6 +588,7 @@ void client_protocol<Self>::subscribe(client_message& m) {
         sub->owner = self().as_subscriber();
         sub->since = since;
         e.index.add(*sub);
+        announce(sub->key, "join");
         if (s.org.empty() && !s.authenticated) {
             s.org = m.topic.scope.org;
             count_connection();
@@ -592,6 +608,7 @@ void client_protocol<Self>::unsubscribe(client_message& m) {
         return;
     }
     env().index.remove(*sub);
+    announce(key, "leave");
     if (sub == &s.first_sub) {
         s.first_sub_used = false;
         s.first_sub = subscription{};
@@ -638,7 +655,10 @@ void client_protocol<Self>::leave() {
         s.rare->counted_org.clear();
         s.rare->counted_user.clear();
     }
-    s.for_each_subscription([&](subscription& sub) { e.index.remove(sub); });
+    s.for_each_subscription([&](subscription& sub) {
+        e.index.remove(sub);
+        announce(sub.key, "leave");
+    });
     s.first_sub_used = false;
     s.more_subs.reset();
     if (s.rare && !s.rare->ack_key.empty() && e.acks) {

@@ -463,6 +463,21 @@ inline std::string presence(const topic& t, boost::json::array members,
     return boost::json::serialize(o);
 }
 
+inline std::string membership(std::string_view type, const topic& t, std::string_view client_id,
+                              std::string_view user, std::string_view org) {
+    auto o = detail::base(type);
+    o["channel"] = t.channel;
+    o["scope"] = scope_to_json(t.scope);
+    o["topic"] = t.key();
+    boost::json::object who;
+    who["client_id"] = client_id;
+    who["user_id"] = user;
+    who["organization_id"] = org;
+    o["client"] = std::move(who);
+    o["timestamp"] = iso8601_now();
+    return boost::json::serialize(o);
+}
+
 inline std::string token_expiring(std::int64_t expires_at, std::int64_t expires_in) {
     auto o = detail::base("token_expiring");
     o["expiresAt"] = expires_at;
