@@ -73,7 +73,8 @@ inline bool token_required(bool has_secret, bool auth_required, bool allow_anony
 
 /// What a connection's token calls for at wall-clock time `now` (seconds since the epoch).
 /// The verifier accepts a token up to `exp + leeway`, so the connection lives as long; it is
-/// warned once, `warning` before that end (docs/security.md, "Token lifetime").
+/// warned once, `warning` before that end (docs/security.md, "A token's lifetime on an open
+/// connection").
 struct token_expiry {
     enum class step { none, warn, expire };
     step what = step::none;

@@ -175,7 +175,7 @@ public:
     /// The shard's tick (`now`: wall-clock seconds): `token_expiring` once before the stream's
     /// token ends, then an AUTH_FAILED error and the end of the stream. A stream cannot take a
     /// fresh token: the client reconnects with one and its Last-Event-ID, missing nothing
-    /// (docs/security.md, "Token lifetime").
+    /// (docs/security.md, "A token's lifetime on an open connection").
     void check_token_expiry(std::int64_t now) {
         if (aborted_ || ending_)
             return;
