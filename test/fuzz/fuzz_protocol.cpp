@@ -10,6 +10,7 @@
 // accepted by our own decoder, with the recovery position the tracker holds.
 #include "check.hpp"
 
+#include <rtpush/detail/history_query.hpp>
 #include <rtpush/detail/recovery.hpp>
 #include <rtpush/protocol.hpp>
 
@@ -40,7 +41,7 @@ boost::json::object parse_object(std::string_view text) {
 void check_message(const rtpush::client_message& m) {
     using T = rtpush::client_message_type;
     bool const has_topic = m.type == T::subscribe || m.type == T::unsubscribe || m.type == T::get ||
-                           m.type == T::publish ||
+                           m.type == T::publish || m.type == T::history || m.type == T::presence ||
                            (m.type == T::refresh && !m.topic.channel.empty());
     if (!has_topic) {
         FUZZ_CHECK(m.topic == rtpush::topic{});
@@ -57,6 +58,23 @@ void check_message(const rtpush::client_message& m) {
     parse_object(rtpush::message::unsubscribed(m.topic, m.id));
     parse_object(rtpush::message::refreshing(m.topic));
     parse_object(rtpush::message::published(m.topic, 7, m.id));
+    if (m.type == T::history) {
+        // The paging fields pass the route's rules or name the bad one; the page's answer is JSON.
+        FUZZ_CHECK(m.data.is_object());
+        rtpush::history_query q;
+        if (auto e = d::parse_history_message(m.topic, m.data.get_object(), q)) {
+            FUZZ_CHECK(!e->field.empty() && !e->message.empty());
+        } else {
+            FUZZ_CHECK(q.topic == m.topic);
+            FUZZ_CHECK(q.limit >= 1 && q.limit <= d::max_history_limit);
+            auto const page = d::history_json(q, {}, "e");
+            FUZZ_CHECK(is_string(page.at("topic"), m.topic.key()));
+        }
+    }
+    if (m.type == T::presence) {
+        auto const pr = parse_object(rtpush::message::presence(m.topic, {}, m.id));
+        FUZZ_CHECK(is_string(pr.at("topic"), m.topic.key()));
+    }
     if (m.type == T::publish) {
         rtpush::publication p;
         p.topic = m.topic;
