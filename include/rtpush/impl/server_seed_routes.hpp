@@ -330,13 +330,17 @@ inline boost::asio::awaitable<boost::json::array> server_impl::room_members(std:
 
 inline void server_impl::async_members(std::size_t shard_index, std::string key,
                                        std::function<void(boost::json::array)> done) {
-    // On the caller's io thread, counted there: shutdown waits for it or cancels it.
+    // On the caller's io thread, counted there: shutdown waits for it. None once stopping
+    // (the other io threads may no longer answer); the connection is going anyway.
+    auto& sh = *shards_.at(shard_index);
+    if (stopping_ || sh.stopping)
+        return;
     auto task = [](server_impl* self, std::string key,
                    std::function<void(boost::json::array)> done) -> boost::asio::awaitable<void> {
         auto members = co_await self->room_members(std::move(key));
         done(std::move(members));
     };
-    spawn_on(*shards_.at(shard_index), task(this, std::move(key), std::move(done)), "presence");
+    spawn_on(sh, task(this, std::move(key), std::move(done)), "presence");
 }
 
 } // namespace rtpush::detail
