@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Seed 003's ingest end to end against the rtd binary: schema validation of
+"""Seed 003's ingest (docs/protocol.md, "Ingest (seed 003)" and "Alerts") end to end against
+the rtd binary: schema validation of
 POST /api/broadcast/{kpi,backlog,attendance,alert} and of the generic broadcast's seed 003
 events, with a WebSocket subscriber (Python websockets) that must see the valid payloads and
 nothing of the refused ones; the alert lifecycle over REST and WebSocket; escalation of an alert

@@ -568,8 +568,8 @@ int main(int argc, char** argv) {
         if (vm.count("event"))
             body["event"] = opt("event");
         else if (args[1] == "alert" || args[1] == "alerts") {
-            // Seed 003's alerts: through the server's alert lifecycle on channel `alerts`
-            // (the payload's `status`, pending when absent, says which step).
+            // Alerts go through the server's alert lifecycle on channel `alerts` (the payload's
+            // `status`, pending when absent, says which step; docs/protocol.md, "Alerts").
             body["channel"] = "alerts";
             body["event"] = "alert:triggered";
         }

@@ -1,5 +1,6 @@
-// rtd: the built-in demo publisher behind scripts/demo: an intraday console (seeds 001, 003)
-// for a few organisations, departments and queues, with KPIs first and complete data after.
+// rtd: the built-in demo publisher behind scripts/demo: an intraday console (seeds 001, 003;
+// docs/protocol.md, "Seed parity") for a few organisations, departments and queues, with KPIs
+// first and complete data after.
 #ifndef RTD_DEMO_HPP
 #define RTD_DEMO_HPP
 

@@ -1,5 +1,6 @@
-// rtd: the HTTP JSON poller (seeds 000 and 004): GETs an http:// or https:// URL, publishes the
-// JSON body as the `complete` phase and the fields chosen by JSON pointers as the `kpis` phase.
+// rtd: the HTTP JSON poller (seeds 000 and 004; docs/configuration.md, "Data sources"): GETs
+// an http:// or https:// URL, publishes the JSON body as the `complete` phase and the fields
+// chosen by JSON pointers as the `kpis` phase.
 #ifndef RTD_HTTP_POLLER_HPP
 #define RTD_HTTP_POLLER_HPP
 

@@ -4,7 +4,7 @@ export interface Scope {
   org?: string;
   dept?: string;
   queue?: string;
-  /** seed 001's synonyms */
+  /** seed 001's synonyms (docs/protocol.md, "Topics and scopes") */
   organization_id?: string;
   department_id?: string;
   queue_name?: string;

@@ -53,7 +53,7 @@ inline std::string json_string(const boost::json::object& o, std::string_view k)
     return v && v->is_string() ? std::string(v->get_string()) : std::string{};
 }
 
-/// Seed 003's severities in escalation order.
+/// The alert severities in escalation order (docs/protocol.md, "Alerts").
 inline constexpr std::string_view severities[] = {"low", "medium", "high", "critical"};
 
 /// The level of an alert's severity (0 low .. 3 critical), or -1 for none or another word.

@@ -52,7 +52,8 @@ inline bool read_string(const boost::json::object& o, std::string_view key, std:
 }
 
 // Reads channel and scope; accepts seed 001's field names (organization_id, department_id,
-// queue_name) beside org/dept/queue so clients written for that back end port one to one.
+// queue_name) beside org/dept/queue so clients written for that back end port one to one
+// (docs/protocol.md, "Topics and scopes" and "Seed parity").
 inline bool read_topic(const boost::json::object& o, topic& t, std::string& detail) {
     auto const* ch = o.if_contains("channel");
     if (!ch || !ch->is_string()) {
@@ -204,7 +205,8 @@ inline client_message parse_client_message(std::string_view text, const parse_li
     else if (t == "publish")
         m.type = client_message_type::publish;
     else if (t == "refresh") {
-        // seed 000 sends a bare {"type":"refresh"}: the channel is then optional
+        // A bare {"type":"refresh"} (seed 000's, docs/protocol.md "Client → server"): the
+        // channel is then optional
         m.type = client_message_type::refresh;
         needs_topic = o.contains("channel");
     } else if (t == "ping") {

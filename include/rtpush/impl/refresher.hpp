@@ -195,7 +195,7 @@ inline void refresher_state::succeeded(refresh_entry& e, snapshot s) {
         ++(changed ? e.counters.publishes : e.counters.unchanged);
     }
     if (!changed)
-        return; // seed 004: same content, nothing to tell anyone
+        return; // same content, nothing to tell anyone (docs/configuration.md, "Data sources")
     if (!s.kpis.is_null()) {
         publication p;
         p.topic = e.src.topic;
