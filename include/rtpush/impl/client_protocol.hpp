@@ -647,13 +647,9 @@ template <class Self>
 void client_protocol<Self>::leave() {
     auto& e = env();
     auto& s = st();
-    if (s.rare && e.quotas) {
-        if (!s.rare->counted_org.empty())
-            e.quotas->orgs.remove(s.rare->counted_org);
-        if (!s.rare->counted_user.empty())
-            e.quotas->users.remove(s.rare->counted_user);
-        s.rare->counted_org.clear();
-        s.rare->counted_user.clear();
+    if (e.quotas) { // an empty key gives the counts back
+        count_under(e.quotas->orgs, {}, &client_state::rare_state::counted_org, 0);
+        count_under(e.quotas->users, {}, &client_state::rare_state::counted_user, 0);
     }
     s.for_each_subscription([&](subscription& sub) {
         e.index.remove(sub);

@@ -614,9 +614,7 @@ inline boost::asio::awaitable<void> redis_engine::announce_loop() {
         info.erase("cluster");
         info["node_id"] = cfg_.node_id;
         info["announced_at"] = iso8601_now();
-        auto const now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                std::chrono::system_clock::now().time_since_epoch())
-                                .count();
+        auto const now_ms = unix_ms_now();
         auto const nodes = keys_.nodes();
         if (wait_replicas_ > 0) // replicas come (back) and go: count them again
             for (auto& s : shards_) {

@@ -469,7 +469,7 @@ inline boost::asio::awaitable<void> server_impl::heartbeat_loop(shard& sh) {
             s->check_token_expiry(wall);
         polling.clear();
         for (auto const& [id, s] : sh.polling_sessions())
-            polling.push_back(s); // a reference: the check may end the session
+            polling.push_back(s); // a reference: the checks below may end the session
         for (auto const& s : polling)
             s->check_token_expiry(wall);
         resend_unacked(sh, now);
@@ -486,9 +486,7 @@ inline boost::asio::awaitable<void> server_impl::heartbeat_loop(shard& sh) {
             s->on_heartbeat(hb, ping, now, cfg_.idle_timeout);
         for (auto const& [id, s] : sh.sse_sessions())
             s->on_heartbeat(hb);
-        polling.clear();
-        for (auto const& [id, s] : sh.polling_sessions())
-            polling.push_back(s); // a reference: the tick may end the session
+        // The same list: a session the expiry check ended ignores its heartbeat.
         for (auto const& s : polling)
             s->on_heartbeat(now, cfg_.idle_timeout);
     }

@@ -143,9 +143,7 @@ inline alert_result server_impl::publish_alert_step(alert_result r, std::string 
     publication p;
     p.topic = topic{"alerts", a.scope()};
     p.event = r.event;
-    auto const* sev = a.data.if_contains("severity");
-    bool const severe =
-        sev && sev->is_string() && (sev->get_string() == "critical" || sev->get_string() == "high");
+    bool const severe = severity_level(a.data) >= 2; // high or critical
     // A new (or newly escalated) severe alert is the most urgent thing a dashboard can be told.
     bool const raised = r.event == "alert:triggered" || r.event == "alert:escalated";
     p.priority = raised && severe ? priority::urgent : priority::high;

@@ -55,12 +55,6 @@ private:
     sqlite3_stmt* s_ = nullptr;
 };
 
-inline std::int64_t unix_ms_now() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
 inline int phase_index(std::string_view phase) noexcept {
     return phase == "kpis" ? 0 : phase == "complete" ? 2 : 1;
 }
@@ -220,7 +214,7 @@ inline void sqlite_store::open() {
 }
 
 inline void sqlite_store::load() {
-    auto const now = detail::unix_ms_now();
+    auto const now = unix_ms_now();
     {
         // What aged out while the server was down is not loaded.
         detail::sqlite_statement s(db_, "DELETE FROM history WHERE at<?1");
@@ -289,7 +283,7 @@ sqlite_store::publish(const publication& p, const std::string& timestamp, publis
     w.row = detail::encode_publication(p);
     w.phase = detail::phase_index(p.phase);
     w.timestamp = timestamp;
-    w.at_ms = detail::unix_ms_now();
+    w.at_ms = unix_ms_now();
     w.done = std::move(done);
     // One lock around ordering, delivery and queuing: per topic, the writer sees seqs in the
     // order subscribers got them.
@@ -396,7 +390,7 @@ inline void sqlite_store::write_loop() {
         if (auto const now = std::chrono::steady_clock::now();
             now - last_sweep >= std::chrono::seconds(1)) {
             last_sweep = now;
-            sweep(detail::unix_ms_now());
+            sweep(unix_ms_now());
         }
         if (stop) {
             std::lock_guard lock(queue_mutex_);
@@ -467,7 +461,7 @@ inline boost::system::error_code sqlite_store::write_batch(std::vector<pending_w
         if ((rc = st.upsert_latest.run()) != SQLITE_OK)
             return rollback(rc);
     }
-    auto const now = detail::unix_ms_now();
+    auto const now = unix_ms_now();
     for (auto key : touched) {
         auto it = windows_.find(key);
         auto const first_kept = it->second.trim(cfg_.history, now);
