@@ -154,6 +154,9 @@ struct server_config {
     /// Per user, the verified token's `sub`, once the token is known (CONNECTION_LIMIT, 1008;
     /// an SSE stream: 503); 0 = none. Connections without a token do not count.
     std::size_t max_connections_per_user = 0;
+    /// Subscribers per room (a topic key) on this node (ROOM_FULL above; an SSE stream: 503);
+    /// 0 = none. Seed 001's `room_max_size` (docs/security.md, "Limits").
+    std::size_t room_max_size = 0;
     double max_handshakes_per_ip = 0;     ///< WebSocket handshakes per second per IP (HTTP 429)
     double max_messages_per_second = 100; ///< per client (RATE_LIMIT_EXCEEDED)
     double rate_abuse_factor = 3; ///< sustained sending at this multiple of the rate: close 1008

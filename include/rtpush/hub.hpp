@@ -5,6 +5,7 @@
 #define RTPUSH_HUB_HPP
 
 #include <rtpush/config.hpp>
+#include <rtpush/detail/audience.hpp>
 #include <rtpush/detail/recovery.hpp>
 #include <rtpush/detail/send_queue.hpp>
 #include <rtpush/engine.hpp>
@@ -22,6 +23,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -106,6 +108,12 @@ public:
 
     /// Sends a message that is not kept (e.g. `refreshing`) to the subscribers of `t`.
     void notify(const topic& t, std::string json_text);
+
+    /// Sends `p` to the connections of `to` (every one, an organization's, listed ids; on
+    /// this node), whatever they subscribed to: an `update` without `seq` (it is not part of
+    /// the topic's history), neither retained nor recorded. error::invalid_message for a bad
+    /// topic or data (docs/protocol.md, "Targeting connections").
+    boost::system::error_code deliver_to(std::shared_ptr<const detail::audience> to, publication p);
 
     /// Appends the `initial` frames of every retained topic that a subscription to `sub`
     /// covers, each topic's `kpis` phase before its `complete` phase, and returns the hub's
@@ -205,7 +213,8 @@ private:
         return phase == "kpis" ? 0 : phase == "complete" ? 2 : 1;
     }
     // mutex_ held for these
-    void fan_out(const topic& t, detail::frame_ptr frame, std::uint64_t counter);
+    void fan_out(const topic& t, detail::frame_ptr frame, std::uint64_t counter,
+                 std::shared_ptr<const detail::audience> to = nullptr);
     void append_initial(const std::string& key, std::vector<detail::frame_ptr>& out);
     void prune(topic_state& st, std::chrono::steady_clock::time_point now);
     void commit(topic_state& st, publication p, std::uint64_t seq, std::string ts,

@@ -115,6 +115,11 @@ inline std::string refreshing(const topic& t);
 /// `ack_id`: the `ackId` every receiver must ack (a publish with `requires_ack`).
 inline std::string published(const topic& t, std::uint64_t seq, const boost::json::value& id,
                              std::string_view ack_id = {});
+/// A publication sent to connections rather than to a topic's subscribers (hub::deliver_to):
+/// an `update` like a topic's, without `seq`, `offset` and `epoch`, since it is not in the
+/// topic's history; `redelivered` marks a re-send of one that must be acked.
+inline std::string targeted(const rtpush::publication& p, std::string_view timestamp,
+                            std::string_view topic_key, bool redelivered = false);
 inline std::string authenticated(std::string_view user, std::string_view org,
                                  const boost::json::value& id);
 /// `type` is "initial" or "update". `offset` equals `seq` (the position in the topic's stream).

@@ -142,6 +142,9 @@ public:
     std::string client_id() const { return "c" + std::to_string(id_); }
     std::uint64_t id() const noexcept { return id_; }
     const std::string& organization() const noexcept { return client_.org; }
+    /// A Socket.IO connection upgraded from long-polling is also known by the polling
+    /// session's id, which its client took as its `socket.id`; empty otherwise.
+    std::string_view socketio_alias() const noexcept;
     bool authenticated() const noexcept { return client_.authenticated; }
     /// The peer's "address:port" as the handshake saw it (kept as an endpoint, formatted here).
     std::string remote() const;

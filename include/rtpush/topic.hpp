@@ -30,6 +30,10 @@ struct scope {
     friend bool operator==(const scope&, const scope&) = default;
 };
 
+/// The channel whose subscribers get every channel's publications of their scope (seed 001's
+/// `all`; docs/protocol.md, "Topics and scopes"): live only, no snapshot or recovery of its own.
+inline constexpr std::string_view all_channel = "all";
+
 /// A channel plus a scope: the unit of subscription and of publication.
 struct topic {
     std::string channel;

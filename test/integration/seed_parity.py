@@ -668,6 +668,11 @@ def seed001_profile():
         opened = json.loads(body[1:]) if body.startswith("0{") else {}
         check(opened.get("pingInterval") == 25000 and opened.get("pingTimeout") == 60000,
               f"seed001: Socket.IO pingInterval 25 s, pingTimeout 60 s ({body[:80]})")
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("GET", "/api/v1/info")
+        limits = json.loads(c.getresponse().read()).get("limits", {})
+        check(limits.get("room_max_size") == 1000 and limits.get("max_connections") == 1000,
+              f"seed001: 1000 subscribers per room, 1000 connections ({limits})")
     finally:
         stop(proc)
 

@@ -94,6 +94,118 @@ try {
     for (const c of [acker, poller, silent]) c.close();
   }
 
+  // Targeting connections rather than topics (docs/protocol.md, "Targeting connections"):
+  // seed 001's `io.emit` (a system event without a target), its org room
+  // (target.organization_id) and target.socket_ids; over WebSocket, over polling, after an
+  // upgrade (by the id the client was given while polling), and on plain /ws.
+  {
+    const post = async (body) => {
+      const r = await fetch(base + "/api/ws/broadcast", {method: "POST", headers: {"content-type": "application/json"},
+                                                          body: JSON.stringify(body)});
+      return {status: r.status, body: await r.json()};
+    };
+    const ws1 = io(base, {path: "/ws", transports: ["websocket"], reconnection: false});
+    const pl1 = io(base, {transports: ["polling"], reconnection: false});
+    const up1 = io(base, {reconnection: false}); // polling first, then upgraded
+    const other = io(base, {transports: ["websocket"], reconnection: false});
+    const clients = {ws1, pl1, up1, other};
+    const ups = await Promise.all(Object.values(clients).map((c) => connected(c)));
+    check(ups.every((u) => u.ok), "targeting: four Socket.IO clients connect");
+    await waitFor(() => up1.io.engine.transport.name === "websocket");
+    check(up1.io.engine.transport.name === "websocket", "targeting: the default client upgraded to WebSocket");
+    for (const c of [ws1, pl1, up1]) await emitAck(c, "authenticate", {user_id: "u1", organization_id: "org_t1"});
+    await emitAck(other, "authenticate", {user_id: "u2", organization_id: "org_t2"});
+    const seen = {};
+    for (const [name, c] of Object.entries(clients)) {
+      seen[name] = [];
+      c.onAny((ev, data) => { if (ev.startsWith("system:")) seen[name].push(data.n); });
+    }
+    const plain = await rawSocket(`ws://127.0.0.1:${open.port}/ws?org=org_t1`);
+    await waitFor(() => plain.got.length >= 1);
+    const plainSeen = () => plain.got.map((t) => JSON.parse(t)).filter((m) => m.type === "update" && m.event?.startsWith("system:"));
+    const everyone = await post({event: "system:broadcast", data: {n: 1}});
+    check(everyone.status === 200 && everyone.body.target?.everyone === true && !("seq" in everyone.body),
+          "targeting: a system event without a target goes to every connection: " + JSON.stringify(everyone.body));
+    const room = await post({event: "system:maintenance", data: {n: 2}, target: {organization_id: "org_t1"}});
+    check(room.status === 200 && room.body.target?.organization_id === "org_t1", "targeting: an organization's connections");
+    const ids = await post({event: "system:notification", data: {n: 3}, target: {socket_ids: [pl1.id, up1.id, "c999999"]}});
+    check(ids.status === 200 && ids.body.target?.socket_ids?.length === 3, "targeting: listed socket ids");
+    const fenced = await post({event: "system:notification", data: {n: 4},
+                               target: {socket_ids: [other.id, ws1.id], organization_id: "org_t2"}});
+    check(fenced.status === 200, "targeting: listed socket ids within an organization");
+    await post({event: "system:broadcast", data: {n: 5}});
+    await waitFor(() => Object.values(seen).every((l) => l.includes(5)) && plainSeen().some((m) => m.data.n === 5));
+    await sleep(100);
+    const want = {ws1: [1, 2, 5], pl1: [1, 2, 3, 5], up1: [1, 2, 3, 5], other: [1, 4, 5]};
+    for (const name of Object.keys(want))
+      check(JSON.stringify(seen[name]) === JSON.stringify(want[name]),
+            `targeting: ${name} got ${JSON.stringify(seen[name])}, wants ${JSON.stringify(want[name])}`);
+    const pm = plainSeen();
+    check(JSON.stringify(pm.map((m) => m.data.n)) === "[1,2,5]" && pm.every((m) => !("seq" in m)),
+          "targeting: a plain /ws client of the organization gets the everyone and org messages, without seq: " +
+          JSON.stringify(pm.map((m) => m.data.n)));
+    const bad = [
+      [{event: "system:notification", data: {}, target: {socket_ids: "c1"}}, "socket_ids must be"],
+      [{event: "system:notification", data: {}, target: {socket_ids: []}}, "socket_ids must be"],
+      [{event: "system:notification", data: {}, target: {organization_id: "o", department_id: "d"}}, "need a channel"],
+      [{event: "alert:triggered", data: {alert_id: "x"}, target: {socket_ids: ["c1"]}}, "an alert goes"],
+    ];
+    for (const [body, why] of bad) {
+      const r = await post(body);
+      check(r.status === 400 && r.body.error?.code === "INVALID_MESSAGE" && r.body.error?.field === "target" &&
+             r.body.error.message.includes(why), "targeting: refused with 400 naming target: " + JSON.stringify(r.body));
+    }
+    // Seed 001's `all` channel: every channel of the scope (and narrower), nothing of others.
+    const allSub = await emitAck(ws1, "subscribe", {channels: ["all"], organization_id: "org_t1"});
+    check(allSub.success === true, "the all channel: subscribed " + JSON.stringify(allSub));
+    const allSeen = [];
+    ws1.onAny((ev, data) => { if (!ev.startsWith("system:")) allSeen.push(`${ev}:${data.n}`); });
+    rtctl(open.port, "broadcast", "kpi", "--org", "org_t1", "--data", '{"n": 1}');
+    rtctl(open.port, "broadcast", "backlog", "--org", "org_t2", "--data", '{"n": 2}');
+    rtctl(open.port, "broadcast", "notifications", "--org", "org_t1", "--dept", "d1", "--event", "notice:new", "--data", '{"n": 3}');
+    rtctl(open.port, "broadcast", "kpi", "--data", '{"n": 4}');
+    rtctl(open.port, "broadcast", "attendance", "--org", "org_t1", "--event", "attendance:checkin", "--data", '{"n": 5}');
+    await waitFor(() => allSeen.length >= 3);
+    await sleep(200);
+    check(JSON.stringify(allSeen) === '["kpi:update:1","notice:new:3","attendance:checkin:5"]',
+          "the all channel: every channel of org_t1 and its departments, nothing else: " + JSON.stringify(allSeen));
+    plain.ws.close();
+    for (const c of Object.values(clients)) c.close();
+  }
+
+  // room_max_size: a full room refuses a subscriber with ROOM_FULL (an SSE stream with 503),
+  // and takes one again once a member leaves (docs/security.md, "Limits").
+  {
+    const small = await startRtd(["--room-max-size", "2"]);
+    const sbase = `http://127.0.0.1:${small.port}`;
+    const members = [0, 1, 2].map(() => io(sbase, {transports: ["websocket"], reconnection: false}));
+    await Promise.all(members.map((c) => connected(c)));
+    const answers = [];
+    for (const c of members) answers.push(await emitAck(c, "subscribe", {channels: ["kpi"], organization_id: "org_r"}));
+    check(answers[0].success === true && answers[1].success === true, "room_max_size 2: two subscribers enter");
+    check(answers[2].success === false && answers[2].results?.[0]?.code === "ROOM_FULL",
+          "room_max_size 2: the third gets ROOM_FULL: " + JSON.stringify(answers[2]));
+    const other = await emitAck(members[2], "subscribe", {channels: ["kpi"], organization_id: "org_s"});
+    check(other.success === true, "room_max_size: another room has room");
+    const sse = await fetch(`${sbase}/sse?channel=kpi&org=org_r`);
+    const sseBody = await sse.json();
+    check(sse.status === 503 && sseBody.error?.code === "ROOM_FULL", "room_max_size: an SSE stream to a full room gets 503 ROOM_FULL: " +
+          sse.status + " " + JSON.stringify(sseBody));
+    await emitAck(members[0], "unsubscribe", {channels: ["kpi"], organization_id: "org_r"});
+    const again = await emitAck(members[2], "subscribe", {channels: ["kpi"], organization_id: "org_r"});
+    check(again.success === true, "room_max_size: a place freed by unsubscribe is taken");
+    members[1].close(); // a place freed by the connection's end
+    await sleep(300);
+    const sse2 = new AbortController();
+    const stream = await fetch(`${sbase}/sse?channel=kpi&org=org_r`, {signal: sse2.signal});
+    check(stream.status === 200, "room_max_size: a place freed by a disconnect is taken by an SSE stream");
+    const full = await emitAck(members[0], "subscribe", {channels: ["kpi"], organization_id: "org_r"});
+    check(full.success === false && full.results?.[0]?.code === "ROOM_FULL", "room_max_size: ... which counts as a member");
+    sse2.abort();
+    for (const c of members) c.close();
+    small.proc.kill();
+  }
+
   // Unsubscribe, then a publication is not received.
   const unsub = await emitAck(b, "unsubscribe", {channels: ["kpi"], organization_id: "org_123"});
   check(unsub.success === true, "unsubscribe answers in its ack");

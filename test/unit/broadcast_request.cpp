@@ -48,6 +48,69 @@ BOOST_AUTO_TEST_CASE(generic_broadcast) {
     BOOST_TEST(c.requires_ack);
 }
 
+BOOST_AUTO_TEST_CASE(targets_that_name_connections) {
+    using kind = d::audience::kind;
+    // A system event without a channel: every connection, or an organization's.
+    auto const all = ok(R"({"event":"system:broadcast","data":{"n":1}})");
+    BOOST_REQUIRE(all.to);
+    BOOST_TEST((all.to->who == kind::everyone));
+    BOOST_TEST(all.pub.topic.channel == "system");
+    auto const org =
+        ok(R"({"event":"system:maintenance","target":{"organization_id":"acme"},"data":1})");
+    BOOST_REQUIRE(org.to);
+    BOOST_TEST((org.to->who == kind::organization));
+    BOOST_TEST(org.to->org == "acme");
+    // ... with a channel it is the channel's publication, for its subscribers.
+    auto const topical = ok(R"({"event":"system:maintenance","channel":"notifications","data":1})");
+    BOOST_TEST(!topical.to);
+    BOOST_TEST(!ok(R"({"event":"news:update","target":{"organization_id":"a"},"data":{}})").to);
+    // Listed ids, sorted and without repeats; any event; `client_ids` is the same field.
+    auto const ids =
+        ok(R"({"event":"notice:x","target":{"socket_ids":["c9","abc","c9"]},"data":{}})");
+    BOOST_REQUIRE(ids.to);
+    BOOST_TEST((ids.to->who == kind::clients));
+    BOOST_TEST(ids.to->client_ids == (std::vector<std::string>{"abc", "c9"}));
+    BOOST_TEST(ids.pub.topic.channel == "notice");
+    auto const bare = ok(R"({"target":{"client_ids":["c1"]},"data":{}})");
+    BOOST_REQUIRE(bare.to);
+    BOOST_TEST(bare.pub.topic.channel == "system"); // no event, no channel
+    // Refused, naming the target.
+    for (
+        auto const* body :
+        {R"({"event":"x","target":{"socket_ids":"c1"},"data":1})",
+         R"({"event":"x","target":{"socket_ids":[]},"data":1})",
+         R"({"event":"x","target":{"socket_ids":[1]},"data":1})",
+         R"({"event":"x","target":{"socket_ids":[""]},"data":1})",
+         R"({"event":"system:x","target":{"organization_id":"a","department_id":"d"},"data":1})",
+         R"({"event":"alert:triggered","target":{"socket_ids":["c1"]},"data":{"alert_id":"a"}})"}) {
+        auto const f = fault(body);
+        BOOST_TEST(f.names_field);
+        BOOST_TEST(f.error.field == "target");
+    }
+    std::string many = R"({"event":"x","target":{"socket_ids":[)";
+    for (std::size_t i = 0; i <= d::max_audience_clients; ++i)
+        many += (i ? ",\"c" : "\"c") + std::to_string(i) + "\"";
+    many += "]},\"data\":1}";
+    BOOST_TEST(fault(many).error.message.find("at most") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(an_audience_includes_connections_by_id_alias_and_organization) {
+    d::audience everyone;
+    BOOST_TEST(everyone.includes("c1", "", ""));
+    d::audience org{d::audience::kind::organization, "acme", {}};
+    BOOST_TEST(org.includes("c1", "", "acme"));
+    BOOST_TEST(!org.includes("c1", "", "other"));
+    BOOST_TEST(!org.includes("c1", "", ""));
+    d::audience ids{d::audience::kind::clients, "", {"c1", "sid-7"}};
+    BOOST_TEST(ids.includes("c1", "", "x"));
+    BOOST_TEST(ids.includes("c2", "sid-7", "x")); // a Socket.IO client known by its polling id
+    BOOST_TEST(!ids.includes("c2", "", "x"));
+    d::audience fenced{d::audience::kind::clients, "acme", {"c1"}};
+    BOOST_TEST(fenced.includes("c1", "", "acme"));
+    BOOST_TEST(!fenced.includes("c1", "", "other")); // listed, but of another tenant
+    BOOST_TEST(fenced.to_json().at("socket_ids").as_array().size() == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(bad_bodies_are_refused_with_the_reason) {
     BOOST_TEST(fault("{").error.message.rfind("malformed JSON body", 0) == 0);
     BOOST_TEST(fault("[1]").error.message == "body must be a JSON object");

@@ -77,6 +77,42 @@ BOOST_AUTO_TEST_CASE(deliver_reaches_wider_subscriptions_once_each) {
     BOOST_TEST(late.frames.size() == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(the_all_channel_gets_every_channel_of_its_scope) {
+    d::subscription_index idx;
+    recorder all_org, all_other, all_top, kpi_and_all;
+    std::deque<d::subscription> subs{make("all:org:a", all_org), make("all:org:b", all_other),
+                                     make("all", all_top), make("kpi:org:a", kpi_and_all),
+                                     make("all:org:a", kpi_and_all)};
+    for (auto& s : subs)
+        idx.add(s);
+    auto const f = d::make_shared_frame(std::string("x"));
+    rtpush::topic const kpi{"kpi", {"a", "d", ""}};
+    BOOST_TEST(idx.deliver(kpi.subscriber_keys(), 3, 1, f) == 3u);
+    BOOST_TEST(all_org.frames.size() == 1u);
+    BOOST_TEST(all_top.frames.size() == 1u);
+    BOOST_TEST(kpi_and_all.frames.size() == 1u); // once, though it holds both
+    BOOST_TEST(all_other.frames.empty());
+    rtpush::topic const backlog{"backlog", {}};
+    BOOST_TEST(idx.deliver(backlog.subscriber_keys(), 1, 2, f) == 1u); // only the widest
+    BOOST_TEST(all_top.frames.size() == 2u);
+    // A publication on `all` itself reaches its subscribers once.
+    rtpush::topic const on_all{"all", {"a", "", ""}};
+    BOOST_TEST(idx.deliver(on_all.subscriber_keys(), 2, 3, f) == 3u);
+    // Without `all` subscribers nothing else is looked up.
+    for (auto& s : subs)
+        idx.remove(s);
+    recorder kpi_only;
+    auto k = make("kpi", kpi_only);
+    idx.add(k);
+    BOOST_TEST(idx.deliver(kpi.subscriber_keys(), 3, 4, f) == 1u);
+    // "allx" is another channel, not `all`.
+    recorder allx;
+    auto x = make("allx:org:a", allx);
+    idx.add(x);
+    BOOST_TEST(idx.deliver(kpi.subscriber_keys(), 3, 5, f) == 1u);
+    BOOST_TEST(allx.frames.empty());
+}
+
 BOOST_AUTO_TEST_CASE(removal_swaps_and_keeps_positions) {
     d::subscription_index idx;
     recorder r;

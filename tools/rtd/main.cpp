@@ -62,6 +62,7 @@ const std::pair<const char*, const char*> env_map[] = {
     {"FRONTEND_URL", "allowed-origin"},
     {"RTD_MAX_CONNECTIONS_PER_ORG", "max-connections-per-org"},
     {"RTD_MAX_CONNECTIONS_PER_USER", "max-connections-per-user"},
+    {"RTD_ROOM_MAX_SIZE", "room-max-size"},
     {"RTD_MAX_HANDSHAKES_PER_IP", "max-handshakes-per-ip"},
     {"RTD_MAX_MESSAGES_PER_SECOND", "max-messages-per-second"},
     {"RTD_CORK_DELAY", "cork-delay"},
@@ -114,10 +115,11 @@ struct profile {
 };
 const profile profiles[] = {
     // Seed 001's Socket.IO server: per-org limit 100, 1000 connections, ping 25 s / timeout
-    // 60 s, compression above 1 KB, authentication required.
+    // 60 s, compression above 1 KB, authentication required, 1000 subscribers per room.
     {"seed001",
      {"--max-connections-per-org=100", "--max-connections=1000", "--heartbeat-interval=25",
-      "--idle-timeout=60", "--deflate=true", "--deflate-threshold=1024", "--auth-required=true"}},
+      "--idle-timeout=60", "--deflate=true", "--deflate-threshold=1024", "--auth-required=true",
+      "--room-max-size=1000"}},
 };
 
 const std::pair<const char*, const char*> env_yields_to[] = {
@@ -271,6 +273,7 @@ int main(int argc, char** argv) {
         ("max-subscriptions", po::value<std::size_t>()->default_value(256), "subscriptions per client")
         ("max-connections-per-org", po::value<std::size_t>()->default_value(0), "WebSocket connections per organization, 0 = no limit; above: CONNECTION_LIMIT, close 1008 [RTD_MAX_CONNECTIONS_PER_ORG]")
         ("max-connections-per-user", po::value<std::size_t>()->default_value(0), "connections per user (the verified token's sub; connections without a token do not count), 0 = no limit; above: CONNECTION_LIMIT, close 1008 (SSE: 503) [RTD_MAX_CONNECTIONS_PER_USER]")
+        ("room-max-size", po::value<std::size_t>()->default_value(0), "subscribers per room (topic) on this node, 0 = no limit; above: ROOM_FULL (SSE: 503) [RTD_ROOM_MAX_SIZE]")
         ("max-handshakes-per-ip", po::value<double>()->default_value(0), "WebSocket handshakes per second per client IP, 0 = no limit; above: HTTP 429 [RTD_MAX_HANDSHAKES_PER_IP]")
         ("max-messages-per-second", po::value<double>()->default_value(100), "messages per second per client, 0 = no limit; above: RATE_LIMIT_EXCEEDED, at 3x: close 1008 [RTD_MAX_MESSAGES_PER_SECOND]")
         ("max-json-depth", po::value<std::size_t>()->default_value(32), "nesting depth of client JSON")
@@ -471,6 +474,7 @@ int main(int argc, char** argv) {
         }
     cfg.max_connections_per_org = vm["max-connections-per-org"].as<std::size_t>();
     cfg.max_connections_per_user = vm["max-connections-per-user"].as<std::size_t>();
+    cfg.room_max_size = vm["room-max-size"].as<std::size_t>();
     cfg.max_handshakes_per_ip = vm["max-handshakes-per-ip"].as<double>();
     cfg.max_messages_per_second = vm["max-messages-per-second"].as<double>();
     auto const cork_delay = vm["cork-delay"].as<double>();

@@ -8,6 +8,7 @@
 #define RTPUSH_DETAIL_BROADCAST_REQUEST_HPP
 
 #include <rtpush/detail/access.hpp>
+#include <rtpush/detail/audience.hpp>
 #include <rtpush/ingest.hpp>
 #include <rtpush/protocol.hpp>
 #include <rtpush/source.hpp>
@@ -15,6 +16,7 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,6 +30,9 @@ struct broadcast_request {
     std::string kind;          ///< the ingest family ("kpi", "backlog", "attendance", "alert")
     bool alert_update = false; ///< an alert payload that acknowledges or resolves a known alert
     bool requires_ack = false;
+    /// Set when the broadcast names connections rather than a topic (read_audience): it goes
+    /// to them, whatever they subscribed to, and is neither retained nor kept in history.
+    std::shared_ptr<const audience> to;
     /// Alerts go through the alert lifecycle, which publishes them.
     bool is_alert() const noexcept { return kind == "alert"; }
 };
@@ -111,6 +116,62 @@ inline std::optional<request_fault> apply_ingest_rules(publication& p, const std
     return std::nullopt;
 }
 
+/// Seed 001's targets that name connections instead of a topic (docs/protocol.md, "Targeting
+/// connections"), read from a generic broadcast's body into `r.to`:
+/// - `target.socket_ids` (or `client_ids`): those connections (with `organization_id`, only
+///   those of that organization);
+/// - a `system:*` event without a `channel`: every connection, or every connection of the
+///   organization `target.organization_id` names (seed 001's `io.emit` and its `org:X` room).
+/// Anything else is a topic's publication, for the topic's subscribers.
+inline std::optional<request_fault> read_audience(const boost::json::object& body,
+                                                  broadcast_request& r) {
+    auto bad = [](std::string m) {
+        return request_fault{{"target", std::move(m)}, true};
+    };
+    auto& p = r.pub;
+    boost::json::object const* target = nullptr;
+    for (auto const* k : {"target", "scope"})
+        if (auto const* t = body.if_contains(k); t && t->is_object())
+            target = &t->get_object();
+    boost::json::value const* ids = nullptr;
+    if (target)
+        for (auto const* k : {"socket_ids", "client_ids"})
+            if (auto const* v = target->if_contains(k))
+                ids = v;
+    bool const system_event = p.event.rfind("system:", 0) == 0 && !body.contains("channel");
+    if (!ids && !system_event)
+        return std::nullopt;
+    if (r.is_alert())
+        return bad("an alert goes to its scope's subscribers, not to listed connections");
+    if (!p.topic.scope.dept.empty() || !p.topic.scope.queue.empty())
+        return bad("connections are targeted by id or organization: department_id and "
+                   "queue_name need a channel");
+    auto to = std::make_shared<audience>();
+    to->org = p.topic.scope.org;
+    if (ids) {
+        if (!ids->is_array() || ids->get_array().empty())
+            return bad("socket_ids must be a non-empty array of client ids");
+        if (ids->get_array().size() > max_audience_clients)
+            return bad("socket_ids lists at most " + std::to_string(max_audience_clients) +
+                       " client ids");
+        for (auto const& id : ids->get_array()) {
+            if (!id.is_string() || id.get_string().empty() || id.get_string().size() > 128)
+                return bad("socket_ids must be a non-empty array of client ids");
+            to->client_ids.emplace_back(id.get_string());
+        }
+        std::sort(to->client_ids.begin(), to->client_ids.end());
+        to->client_ids.erase(std::unique(to->client_ids.begin(), to->client_ids.end()),
+                             to->client_ids.end());
+        to->who = audience::kind::clients;
+    } else {
+        to->who = to->org.empty() ? audience::kind::everyone : audience::kind::organization;
+    }
+    if (p.topic.channel.empty())
+        p.topic.channel = audience::default_channel;
+    r.to = std::move(to);
+    return std::nullopt;
+}
+
 /// Reads a REST broadcast: `shortcut` is the channel of `POST /api/broadcast/{channel}` (the
 /// body is the data, its scope fields the target; seed 001), empty for the generic
 /// `POST /api/broadcast` (`{event?, channel?, target|scope?, phase?, priority?, data}`).
@@ -170,6 +231,8 @@ parse_broadcast_value(std::string_view shortcut, const query_map& query, boost::
             return bad("priority is low, medium, high or urgent");
         if (!p.phase.empty() && p.phase != "kpis" && p.phase != "complete")
             return bad("phase is \"kpis\" or \"complete\"");
+        if (auto f = read_audience(b, r))
+            return *f;
     }
     if (auto f = apply_ingest_rules(p, r.kind, r.alert_update, ingest))
         return *f;

@@ -135,6 +135,10 @@ public:
     /// remembers it; false when `key` is at `limit` (0: none).
     bool count_under(connection_counts& counts, std::string_view key,
                      std::string client_state::rare_state::*counted, std::size_t limit);
+    /// Counts one more subscriber of room `key` against room_max_size; false when it is
+    /// full. leave_room gives the place back.
+    bool enter_room(const std::string& key);
+    void leave_room(const std::string& key);
     /// Takes a verified token's identity (and its `exp`: a fresh token on the same
     /// connection extends it, subscriptions kept).
     void accept_claims(jwt_claims c);

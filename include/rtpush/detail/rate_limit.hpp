@@ -193,11 +193,13 @@ private:
 };
 
 /// The server's connection quotas, shared by every shard: per organization
-/// (max_connections_per_org) and per user, the verified token's `sub`
-/// (max_connections_per_user).
+/// (max_connections_per_org), per user, the verified token's `sub`
+/// (max_connections_per_user), and the subscribers of each room (room_max_size).
 struct connection_quotas {
     connection_counts orgs;
     connection_counts users;
+    /// Subscribers per room (topic key), counted only with a room_max_size.
+    connection_counts rooms;
 };
 
 } // namespace rtpush::detail

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -65,6 +66,8 @@ public:
         auto& v = subs_[s.key];
         s.index = v.size();
         v.push_back(&s);
+        if (of_all_channel(s.key))
+            ++all_subs_;
         if (demand_)
             demand_(s.channel(), +1);
     }
@@ -82,6 +85,8 @@ public:
         v.pop_back();
         if (v.empty())
             subs_.erase(it);
+        if (of_all_channel(s.key))
+            --all_subs_;
         if (demand_)
             demand_(s.channel(), -1);
         return true;
@@ -100,33 +105,54 @@ public:
     }
 
     /// Pushes `frame` once to every subscriber of one of `keys` (the publication's topic
-    /// and its wider ones). Skips what a subscriber's `initial` already held (since >=
-    /// counter) and a second copy for a subscriber of both a scope and a narrower one.
-    /// Returns the number of pushes.
+    /// and its wider ones), and of the same scopes of the `all` channel. Skips what a
+    /// subscriber's `initial` already held (since >= counter) and a second copy for a
+    /// subscriber of both a scope and a narrower one. Returns the number of pushes.
     std::uint64_t deliver(const std::array<std::string, 4>& keys, int key_count,
                           std::uint64_t counter, const frame_ptr& frame) {
         std::uint64_t pushed = 0;
-        for (int i = 0; i < key_count; ++i) {
-            auto it = subs_.find(keys[i]);
-            if (it == subs_.end())
-                continue;
-            for (subscription* s : it->second) {
-                subscriber* o = s->owner;
-                if (s->since >= counter || o->last_delivery == counter)
-                    continue;
-                o->last_delivery = counter;
-                o->push(frame);
-                ++pushed;
+        for (int i = 0; i < key_count; ++i)
+            pushed += deliver_key(keys[i], counter, frame);
+        // The `all` keys are made only on a thread that has such subscribers (counted here,
+        // on this thread: one added before this delivery is seen by it).
+        if (all_subs_ && key_count > 0 && keys[0] != all_channel)
+            for (int i = 0; i < key_count; ++i) {
+                all_key_.assign(all_channel);
+                all_key_.append(keys[i], keys[0].size());
+                pushed += deliver_key(all_key_, counter, frame);
             }
-        }
         return pushed;
     }
 
     const map_type& entries() const noexcept { return subs_; }
 
 private:
+    static bool of_all_channel(std::string_view key) noexcept {
+        return key.starts_with(all_channel) &&
+               (key.size() == all_channel.size() || key[all_channel.size()] == ':');
+    }
+
+    std::uint64_t deliver_key(const std::string& key, std::uint64_t counter,
+                              const frame_ptr& frame) {
+        auto it = subs_.find(key);
+        if (it == subs_.end())
+            return 0;
+        std::uint64_t pushed = 0;
+        for (subscription* s : it->second) {
+            subscriber* o = s->owner;
+            if (s->since >= counter || o->last_delivery == counter)
+                continue;
+            o->last_delivery = counter;
+            o->push(frame);
+            ++pushed;
+        }
+        return pushed;
+    }
+
     map_type subs_;
     demand_handler demand_;
+    std::size_t all_subs_ = 0; ///< subscriptions to the `all` channel
+    std::string all_key_;      ///< reused: an `all` key being looked up
 };
 
 } // namespace rtpush::detail

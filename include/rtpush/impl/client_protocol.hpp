@@ -495,6 +495,19 @@ bool client_protocol<Self>::count_under(connection_counts& counts, std::string_v
 }
 
 template <class Self>
+bool client_protocol<Self>::enter_room(const std::string& key) {
+    auto& e = env();
+    return !e.cfg.room_max_size || !e.quotas || e.quotas->rooms.try_add(key, e.cfg.room_max_size);
+}
+
+template <class Self>
+void client_protocol<Self>::leave_room(const std::string& key) {
+    auto& e = env();
+    if (e.cfg.room_max_size && e.quotas)
+        e.quotas->rooms.remove(key);
+}
+
+template <class Self>
 void client_protocol<Self>::accept_claims(jwt_claims c) {
     auto& s = st();
     s.authenticated = true;
@@ -545,6 +558,13 @@ void client_protocol<Self>::subscribe(client_message& m) {
         self().send_error(
             error::subscription_failed,
             "subscription limit of " + std::to_string(e.cfg.max_subscriptions) + " reached", m.id);
+        return;
+    }
+    if (!existing && !enter_room(key)) {
+        self().send_error(error::room_full,
+                          "room " + key + " is full (" + std::to_string(e.cfg.room_max_size) +
+                              " subscribers)",
+                          m.id);
         return;
     }
     // Snapshot (or replay) and registration happen together on this thread: deliveries
@@ -608,6 +628,7 @@ void client_protocol<Self>::unsubscribe(client_message& m) {
         return;
     }
     env().index.remove(*sub);
+    leave_room(key);
     announce(key, "leave");
     if (sub == &s.first_sub) {
         s.first_sub_used = false;
@@ -653,6 +674,7 @@ void client_protocol<Self>::leave() {
     }
     s.for_each_subscription([&](subscription& sub) {
         e.index.remove(sub);
+        leave_room(sub.key);
         announce(sub.key, "leave");
     });
     s.first_sub_used = false;

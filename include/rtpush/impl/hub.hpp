@@ -56,15 +56,19 @@ inline void hub::attach(std::vector<detail::shard*> shards) {
     shards_ = std::move(shards);
 }
 
-inline void hub::fan_out(const topic& t, detail::frame_ptr frame, std::uint64_t counter) {
+inline void hub::fan_out(const topic& t, detail::frame_ptr frame, std::uint64_t counter,
+                         std::shared_ptr<const detail::audience> to) {
     if (shards_.empty())
         return;
     // One allocation per publication, shared by the shards. Queuing under the mutex keeps
     // each shard's inbox in counter (and so per-topic seq) order (see shard::enqueue).
     auto d = std::make_shared<detail::delivery>();
     d->frame = std::move(frame);
-    d->keys = t.subscriber_keys();
-    d->key_count = t.scope.depth() + 1;
+    if (to)
+        d->to = std::move(to);
+    else
+        d->keys = t.subscriber_keys();
+    d->key_count = d->to ? 0 : t.scope.depth() + 1;
     d->counter = counter;
     for (detail::shard* s : shards_)
         s->enqueue(d);
@@ -198,6 +202,31 @@ inline void hub::notify(const topic& t, std::string json_text) {
         fan_out(t, std::move(frame), ++counter_);
 }
 
+inline boost::system::error_code hub::deliver_to(std::shared_ptr<const detail::audience> to,
+                                                 publication p) {
+    if (auto ec = validate(p.topic))
+        return ec;
+    if (!finite_numbers(p.data))
+        return error::invalid_message;
+    if (p.event.empty())
+        p.event = p.topic.channel + ":update";
+    std::string const key = p.topic.key();
+    std::string const ts = iso8601_now();
+    detail::frame_ptr redelivery; // a re-send is the same message marked `redelivered`
+    if (!p.ack_id.empty())
+        redelivery = detail::publication_frame(
+            detail::make_frame(detail::opcode::text, message::targeted(p, ts, key, true)), p, key,
+            phase_slot(p.phase), false, 0);
+    auto frame = detail::publication_frame(
+        detail::make_frame(detail::opcode::text, message::targeted(p, ts, key)), p, key,
+        phase_slot(p.phase), true, 0, std::move(redelivery));
+    std::lock_guard lock(mutex_);
+    ++total_;
+    ++by_event_[p.event];
+    fan_out(p.topic, std::move(frame), ++counter_, std::move(to));
+    return {};
+}
+
 inline void hub::prune(topic_state& st, std::chrono::steady_clock::time_point now) {
     // Oldest first, so the history stays a run of consecutive seqs ending at the head. An idle
     // topic is pruned when it is next published or recovered from.
@@ -248,6 +277,8 @@ inline hub::subscribe_result hub::subscribe_frames(const topic& sub,
     r.counter = counter_;
     if (pos.epoch != epoch_)
         r.recovery = detail::recovery_result::epoch_mismatch;
+    else if (sub.channel == all_channel) // no history of its own: a fresh start
+        r.recovery = detail::recovery_result::history_lost;
     // Every topic the subscription covers must be recoverable; otherwise the subscriber
     // gets a fresh snapshot of all of them (never a silent gap in one).
     std::vector<const history_entry*> replay;

@@ -517,6 +517,24 @@ inline std::string publication(std::string_view type, const rtpush::publication&
     return publication(type, p, seq, epoch, timestamp, redelivered, p.topic.key());
 }
 
+inline std::string targeted(const rtpush::publication& p, std::string_view timestamp,
+                            std::string_view topic_key, bool redelivered) {
+    auto o = detail::base("update");
+    o["event"] = p.event.empty() ? p.topic.channel + ":update" : p.event;
+    detail::put_topic(o, p.topic, topic_key);
+    if (!p.phase.empty())
+        o["phase"] = p.phase;
+    o["priority"] = to_string(p.priority);
+    o["data"] = p.data;
+    o["timestamp"] = timestamp;
+    if (!p.ack_id.empty()) {
+        o["ackId"] = p.ack_id;
+        if (redelivered)
+            o["redelivered"] = true;
+    }
+    return boost::json::serialize(o);
+}
+
 inline std::string hello(std::string_view client_id, std::size_t pending,
                          const boost::json::value& id) {
     auto o = detail::base("hello");

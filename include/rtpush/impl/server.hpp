@@ -136,6 +136,10 @@ inline server_impl::server_impl(server_config cfg)
         shards_.back()->acks = acks_.get();
         shards_.back()->sio_sessions = &sio_sessions_;
         shards_.back()->presence = this;
+        shards_.back()->deliver_to = [sh = shards_.back().get()](const audience& to,
+                                                                 const frame_ptr& f) {
+            return deliver_to(*sh, to, f);
+        };
         shards_.back()->poller().on_events(&session::on_poller_events);
         shards_.back()->set_cork(cfg_.cork_delay, cfg_.cork_threshold, cfg_.cork_mode);
         shards_.back()->bind_protocol(hub_, cfg_);
@@ -490,6 +494,28 @@ inline boost::asio::awaitable<void> server_impl::heartbeat_loop(shard& sh) {
         for (auto const& s : polling)
             s->on_heartbeat(now, cfg_.idle_timeout);
     }
+}
+
+inline std::uint64_t server_impl::deliver_to(shard& sh, const audience& to, const frame_ptr& f) {
+    // Every transport's connections: a Socket.IO client upgraded from polling is also known by
+    // the id its client was given then (socket.id).
+    std::uint64_t pushed = 0;
+    for (auto const& [id, s] : sh.sessions())
+        if (to.includes(s->client_id(), s->socketio_alias(), s->organization())) {
+            s->push(f);
+            ++pushed;
+        }
+    for (auto const& [id, s] : sh.sse_sessions())
+        if (to.includes(s->client_id(), {}, s->organization())) {
+            s->push(f);
+            ++pushed;
+        }
+    for (auto const& [id, s] : sh.polling_sessions())
+        if (!s->ended() && to.includes(s->client_id(), {}, s->organization())) {
+            s->push(f);
+            ++pushed;
+        }
+    return pushed;
 }
 
 inline void server_impl::resend_unacked(shard& sh, std::chrono::steady_clock::time_point now) {

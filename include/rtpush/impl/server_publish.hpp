@@ -100,6 +100,20 @@ inline boost::asio::awaitable<http_response> server_impl::publish_broadcast(broa
     }
     // The topic's key, once: for the ack registry and the answer.
     std::string const key = p.topic.key();
+    if (b.to) { // to connections, not to a topic (docs/protocol.md, "Targeting connections")
+        if (b.requires_ack)
+            p.ack_id = acks_->create(key);
+        std::string const ack_id = p.ack_id;
+        auto const to = b.to;
+        if (auto ec = hub_.deliver_to(b.to, std::move(p))) {
+            acks_->cancel(ack_id);
+            co_return broadcast_error(ec, version);
+        }
+        auto o = broadcast_json(key, 0, hub_.epoch(), ack_id);
+        o.erase("seq");
+        o["target"] = to->to_json();
+        co_return json_response(http::status::ok, o, version);
+    }
     // Seed 003's derived fields (a KPI's `changes`, a backlog's trend) against the topic's
     // retained value, as a data source's KPIs get theirs. Two producers of one topic racing may
     // both compare with the same previous value; one producer per scope (seed 003's services)

@@ -97,6 +97,7 @@ inline boost::json::object info_json(const server_config& cfg, const boost::json
     limits["max_connections_per_user"] = cfg.max_connections_per_user;
     limits["max_message_size"] = cfg.max_message_size;
     limits["max_subscriptions"] = cfg.max_subscriptions;
+    limits["room_max_size"] = cfg.room_max_size;
     limits["heartbeat_interval_ms"] = cfg.heartbeat_interval.count();
     o["limits"] = std::move(limits);
     o["timestamp"] = iso8601_now();

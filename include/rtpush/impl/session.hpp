@@ -589,6 +589,10 @@ inline bool session::inflate(detail::frame_event& ev) {
     return false;
 }
 
+inline std::string_view session::socketio_alias() const noexcept {
+    return socketio() ? std::string_view(cold_->sio->upgrade_sid) : std::string_view();
+}
+
 inline std::shared_ptr<detail::polling_session> session::polling_to_take() const {
     // The id finds the session; only the whole sid, with its random part, proves the client
     // owns it (as for a polling request, detail/io/socketio_polling.hpp).

@@ -637,8 +637,7 @@ server_impl::upgrade_check(shard& sh, const http_request& req, bool upgrade,
     return to_response(*f);
 }
 
-inline std::optional<refusal> server_impl::count_stream(connection_quotas& q,
-                                                        const sse_params& p) const {
+inline std::optional<refusal> server_impl::count_stream(connection_quotas& q, sse_params& p) const {
     namespace http = boost::beast::http;
     if (!p.org.empty() && !q.orgs.try_add(p.org, cfg_.max_connections_per_org)) {
         refusal f{http::status::service_unavailable, "CONNECTION_LIMIT",
@@ -657,6 +656,20 @@ inline std::optional<refusal> server_impl::count_stream(connection_quotas& q,
         f.reason = reject_reason::user_connection_limit;
         return f;
     }
+    if (cfg_.room_max_size)
+        for (std::size_t i = 0; i < p.topics.size(); ++i) {
+            auto const key = p.topics[i].key();
+            if (q.rooms.try_add(key, cfg_.room_max_size))
+                continue;
+            for (std::size_t j = 0; j < i; ++j)
+                q.rooms.remove(p.topics[j].key());
+            p.rooms_counted = false;
+            uncount_stream(q, p);
+            return refusal{http::status::service_unavailable, "ROOM_FULL",
+                           "room " + key + " is full (" + std::to_string(cfg_.room_max_size) +
+                               " subscribers)"};
+        }
+    p.rooms_counted = cfg_.room_max_size != 0;
     return std::nullopt;
 }
 

@@ -62,6 +62,7 @@ public:
     std::string client_id() const { return sid_; }
     std::string remote() const { return remote_; }
     bool ended() const noexcept { return ended_; }
+    const std::string& organization() const noexcept { return client_.org; }
 
     /// The handshake's answer: the open packet, offering the upgrade to WebSocket.
     std::string open() { return open_packet(true); }

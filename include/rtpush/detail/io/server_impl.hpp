@@ -190,7 +190,7 @@ public:
                                            const query_map& query, const std::string& remote,
                                            const std::string& remote_ip, sse_params& p);
     /// Counts a stream against its organization and its user: the refusal when one is full.
-    std::optional<refusal> count_stream(connection_quotas& q, const sse_params& p) const;
+    std::optional<refusal> count_stream(connection_quotas& q, sse_params& p) const;
     void start_sse(shard& sh, boost::asio::ip::tcp::socket sock, sse_params p);
     /// Verifies the token of a request (Authorization: Bearer, or ?token=): why it failed,
     /// or nothing (then `claims` is set when there was one).
@@ -259,6 +259,8 @@ public:
     std::optional<alert> find_alert(std::string_view id) const;
     /// Escalates the pending alerts that waited too long (shard 0's tick, once a second).
     void escalate_alerts();
+    /// A shard's part of hub::deliver_to: the frame to each of its connections in `to`.
+    static std::uint64_t deliver_to(shard& sh, const audience& to, const frame_ptr& f);
     /// Publishes an alert lifecycle step on `alerts` (alerts_mutex_ held).
     alert_result publish_alert_step(alert_result r, std::string ack_id = {});
 

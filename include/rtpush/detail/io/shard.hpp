@@ -5,6 +5,7 @@
 #define RTPUSH_DETAIL_SHARD_HPP
 
 #include <rtpush/detail/ack_tracker.hpp>
+#include <rtpush/detail/audience.hpp>
 #include <rtpush/detail/counters.hpp>
 #include <rtpush/detail/deflate.hpp>
 #include <rtpush/detail/io/poller.hpp>
@@ -26,6 +27,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -72,6 +74,8 @@ struct delivery {
     std::array<std::string, 4> keys; ///< subscription keys that receive it, widest first
     int key_count = 0;
     std::uint64_t counter = 0; ///< hub-wide order; see hub::initial_frames
+    /// Set for a delivery to connections rather than to a topic's subscribers (`keys` unused).
+    std::shared_ptr<const audience> to;
 };
 
 /// A plain socket bound to its shard's io_context executor rather than any_io_executor: the
@@ -179,7 +183,8 @@ public:
     void deliver(const delivery& d) {
         auto const t0 = std::chrono::steady_clock::now();
         cork_.observe(t0);
-        std::uint64_t const pushed = subs_.deliver(d.keys, d.key_count, d.counter, d.frame);
+        std::uint64_t const pushed = d.to ? (deliver_to ? deliver_to(*d.to, d.frame) : 0)
+                                          : subs_.deliver(d.keys, d.key_count, d.counter, d.frame);
         // rtpush_fanout_duration_seconds: two clock reads per publication per thread, against
         // a loop over every subscriber of the topic. The second also dates the cork's count.
         auto const t1 = std::chrono::steady_clock::now();
@@ -343,6 +348,10 @@ public:
 
     /// Called when a session of this shard has ended (see session::start).
     session_end session_done;
+    /// A delivery to connections (hub::deliver_to): pushes the frame to every connection of
+    /// this thread that is one of the audience, and returns how many. The server sets it: it
+    /// knows the transports (impl/server.hpp, server_impl::deliver_to).
+    std::function<std::uint64_t(const audience&, const frame_ptr&)> deliver_to;
 
     /// The server's per-organization and per-user connection counts, shared by every shard.
     connection_quotas* quotas = nullptr;

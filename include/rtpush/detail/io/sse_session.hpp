@@ -41,15 +41,19 @@ struct sse_params {
     std::string head;           ///< the HTTP response head, written first
     std::int64_t token_exp = 0; ///< the token's `exp` (seconds since the epoch); 0: none
     bool authenticated = false;
+    bool rooms_counted = false; ///< each topic counts against room_max_size
 };
 
-/// Gives back what a stream counted against its organization and its user (server_impl's
-/// count_stream).
+/// Gives back what a stream counted against its organization, its user and its rooms
+/// (server_impl's count_stream).
 inline void uncount_stream(connection_quotas& q, const sse_params& p) {
     if (!p.org.empty())
         q.orgs.remove(p.org);
     if (p.authenticated && !p.user.empty())
         q.users.remove(p.user);
+    if (p.rooms_counted)
+        for (auto const& t : p.topics)
+            q.rooms.remove(t.key());
 }
 
 /// A subscriber that writes the hub's messages as `text/event-stream`: each initial/update
