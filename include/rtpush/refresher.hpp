@@ -43,6 +43,9 @@ struct refresh_options {
     /// for `linger` after the last one left. false: always run.
     bool on_demand = false;
     std::chrono::milliseconds linger{30000};
+    /// Adds `changed_fields` (rtpush::changed_fields against the previous value) to each
+    /// changed complete data object after the first; the source's stats name them always.
+    bool changed_fields = false;
     rtpush::priority kpis_priority = rtpush::priority::high; ///< overtakes queued bulk frames
     rtpush::priority complete_priority = rtpush::priority::medium;
 };

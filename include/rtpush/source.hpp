@@ -58,6 +58,16 @@ inline boost::json::object pick_kpis(const boost::json::value& complete,
 inline boost::json::object kpi_changes(const boost::json::value& previous,
                                        const boost::json::value& current);
 
+/// Which fields changed from `previous` to `current` (seed 004's change detection names them;
+/// docs/configuration.md, "Data sources"): the JSON pointers of the members added, removed or
+/// changed, looking into objects down to `depth` levels (a changed array, or anything deeper,
+/// counts as one change of the member holding it), in the order of `current` then the
+/// removed ones; at most `max_fields`, then "..." ends the list. Empty when nothing changed;
+/// ["" ] when either value is not an object and they differ.
+inline boost::json::array changed_fields(const boost::json::value& previous,
+                                         const boost::json::value& current, int depth = 2,
+                                         std::size_t max_fields = 32);
+
 /// A 64-bit FNV-1a hash of the snapshot's serialised content (seed 004's change detection).
 /// Equal content gives an equal hash; fields in a different order count as a change.
 inline std::uint64_t content_hash(const snapshot& s);

@@ -281,6 +281,54 @@ def seed000_cache_ttl(tmp):
         api.shutdown()
 
 
+def seed004_changed_fields(tmp):
+    """Seed 004's poller change detection names what changed: a poller with `changed_fields`
+    pushes the list in its complete data, and /api/stats names the last change's fields."""
+    state = {"body": {"region": "us-east", "status": "ok", "latency": {"p50": 10, "p99": 30}}}
+    api = local_api(lambda _: (200, state["body"]))
+    config = os.path.join(tmp, "changed_fields.json")
+    with open(config, "w") as f:
+        json.dump({"pollers": [{"name": "regions", "url": f"http://127.0.0.1:{api.server_port}/m",
+                                "channel": "regions", "interval": 0.2, "changed_fields": True}]}, f)
+    proc, port = start_env({}, "--port", "0", "--config", config)
+    if port is None:
+        check(False, "rtd with a changed_fields poller starts")
+        api.shutdown()
+        return
+    try:
+        async def ws():
+            async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as c:
+                await connected(c)
+                await c.send(json.dumps({"type": "subscribe", "channel": "regions"}))
+                first = None
+                end = time.monotonic() + 5
+                while time.monotonic() < end and first is None:
+                    m = json.loads(await asyncio.wait_for(c.recv(), 5))
+                    if m["type"] in ("initial", "update"):
+                        first = m["data"]
+                check(first is not None and "changed_fields" not in first,
+                      f"the first value names no change ({first})")
+                state["body"] = {"region": "us-east", "status": "degraded",
+                                 "latency": {"p50": 11, "p99": 30}}
+                changed = None
+                end = time.monotonic() + 5
+                while time.monotonic() < end and changed is None:
+                    m = json.loads(await asyncio.wait_for(c.recv(), 5))
+                    if m["type"] == "update":
+                        changed = m["data"]
+                check(changed is not None and changed.get("changed_fields") == ["/status", "/latency/p50"]
+                      and changed["status"] == "degraded",
+                      f"a change at the API: pushed with the fields that changed ({changed})")
+        asyncio.run(ws())
+        st, body, _ = call(port, "GET", "/api/stats")
+        src = body["stats"]["sources"][0]
+        check(src["last_changed_fields"] == ["/status", "/latency/p50"] and src["last_change_at"],
+              f"/api/stats names the last change's fields ({src.get('last_changed_fields')})")
+    finally:
+        stop(proc)
+        api.shutdown()
+
+
 def copilot_day(date, active, suggested, accepted):
     return {"date": date, "total_active_users": active, "total_engaged_users": active - 1,
             "copilot_ide_code_completions": {"editors": [{"name": "vscode", "models": [
@@ -692,6 +740,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="rtd_seeds_")
     seed000_env(tmp)
     seed000_cache_ttl(tmp)
+    seed004_changed_fields(tmp)
     seed000_copilot()
     seed001_profile()
     seed004_env_and_health(tmp)

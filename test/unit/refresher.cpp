@@ -161,6 +161,31 @@ BOOST_AUTO_TEST_CASE(publishes_kpis_then_complete_with_changes) {
     BOOST_TEST(c.at("phase").as_string() == "complete");
     BOOST_TEST(c.at("seq").as_uint64() == 4u);
     BOOST_TEST(c.at("data").at("rows").as_array().size() == 3u);
+    // Seed 004's change detection names what changed: in the complete data and the stats.
+    BOOST_TEST(!c.at("data").as_object().contains("changed_fields")); // not asked for
+
+    BOOST_TEST(stat(r, "last_changed_fields") == json::parse(R"(["/n","/rows"])"));
+    BOOST_TEST(stat(r, "last_change_at").is_string());
+}
+
+BOOST_AUTO_TEST_CASE(changed_fields_in_the_complete_data_when_asked) {
+    net::io_context ioc;
+    rtpush::hub h;
+    upstream u;
+    rtpush::refresher r(h, ioc.get_executor(), spawner(ioc));
+    auto o = idle_options();
+    o.changed_fields = true;
+    r.add(make_source(u), o);
+    run(ioc, [&]() -> net::awaitable<void> {
+        co_await r.async_refresh("s");
+        u.value = 7;
+        co_await r.async_refresh("s");
+        r.stop();
+    });
+    auto const items = h.snapshot(rtpush::topic{"dash", {"acme", "", ""}});
+    BOOST_TEST_REQUIRE(items.size() == 2u);
+    BOOST_TEST(items.at(1).at("data").at("changed_fields") == json::parse(R"(["/n","/rows"])"));
+    BOOST_TEST(!items.at(0).at("data").as_object().contains("changed_fields")); // KPIs: `changes`
 }
 
 BOOST_AUTO_TEST_CASE(unchanged_content_is_not_published) {

@@ -42,6 +42,29 @@ BOOST_AUTO_TEST_CASE(changes_of_large_unsigned) {
     BOOST_TEST(c.at("n_change").is_double());
 }
 
+BOOST_AUTO_TEST_CASE(changed_fields_name_what_changed) {
+    auto const prev = json::parse(
+        R"({"status":"ok","latency":{"p50":10,"p99":40,"deep":{"x":1}},"regions":[1,2],"gone":1,"a/b":1})");
+    auto const cur = json::parse(
+        R"({"status":"ok","latency":{"p50":11,"p99":40,"deep":{"x":2}},"regions":[1,3],"new":true,"a/b":2})");
+    // Into objects two levels down; arrays and deeper objects count as one change.
+    BOOST_TEST(
+        rtpush::changed_fields(prev, cur) ==
+        json::parse(R"(["/latency/p50","/latency/deep","/regions","/new","/a~1b","/gone"])"));
+    BOOST_TEST(rtpush::changed_fields(prev, cur, 1) ==
+               json::parse(R"(["/latency","/regions","/new","/a~1b","/gone"])"));
+    BOOST_TEST(rtpush::changed_fields(prev, prev).empty());
+    BOOST_TEST(rtpush::changed_fields(json::value(1), json::value(2)) == json::parse(R"([""])"));
+    // Bounded: the list ends with "..." past max_fields.
+    json::object many_a, many_b;
+    for (int i = 0; i < 10; ++i) {
+        many_a["f" + std::to_string(i)] = i;
+        many_b["f" + std::to_string(i)] = i + 1;
+    }
+    auto const bounded = rtpush::changed_fields(many_a, many_b, 2, 3);
+    BOOST_TEST(bounded == json::parse(R"(["/f0","/f1","/f2","..."])"));
+}
+
 BOOST_AUTO_TEST_CASE(pick_kpis_by_pointer) {
     auto const complete =
         json::parse(R"({"summary":{"health":91,"list":[5,6]},"total":3,"a/b":1})");

@@ -84,6 +84,7 @@ inline rtpush::refresh_options get_refresh(const boost::json::object& o, const s
     r.retry_max = get_seconds(o, "retry_max", where, r.retry_max, false);
     r.on_demand = get_bool(o, "on_demand", where, r.on_demand);
     r.linger = get_seconds(o, "linger", where, r.linger, true);
+    r.changed_fields = get_bool(o, "changed_fields", where, r.changed_fields);
     return r;
 }
 
@@ -152,7 +153,8 @@ inline sources_config parse_sources_config(const boost::json::object& root,
             detail::only_keys(o, where,
                               {"name", "url", "ca_file", "channel", "scope", "event", "headers",
                                "bearer_token_env", "kpis", "data", "timeout", "interval", "jitter",
-                               "cache_ttl", "retry_initial", "retry_max", "on_demand", "linger"});
+                               "cache_ttl", "retry_initial", "retry_max", "on_demand", "linger",
+                               "changed_fields"});
             poller_config p;
             p.name = detail::get_string(o, "name", where);
             if (p.name.empty())

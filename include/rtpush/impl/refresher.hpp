@@ -39,6 +39,9 @@ struct refresh_counters {
     double duration_sum = 0;     ///< seconds
     unsigned consecutive_errors = 0;
     std::string last_error, last_error_at, last_success_at;
+    /// The last change: when, and which fields of the complete data (changed_fields).
+    std::string last_change_at;
+    boost::json::array last_changed_fields;
     bool active = false;
 };
 
@@ -188,11 +191,22 @@ inline void refresher_state::succeeded(refresh_entry& e, snapshot s) {
     bool const changed = !e.has_value || h != e.hash;
     e.fetched_at = now;
     e.due = now + interval(e);
+    // Which fields changed, for the complete data's `changed_fields` and the source's stats
+    // (seed 004's change detection; docs/configuration.md, "Data sources"). The first value
+    // changes everything: no list.
+    boost::json::array fields;
+    if (changed && e.has_value)
+        fields = rtpush::changed_fields(e.last.complete.is_null() ? e.last.kpis : e.last.complete,
+                                        s.complete.is_null() ? s.kpis : s.complete);
     {
         std::lock_guard lock(mutex_);
         e.counters.consecutive_errors = 0;
         e.counters.last_success_at = iso8601_now();
         ++(changed ? e.counters.publishes : e.counters.unchanged);
+        if (changed) {
+            e.counters.last_change_at = e.counters.last_success_at;
+            e.counters.last_changed_fields = fields;
+        }
     }
     if (!changed)
         return; // same content, nothing to tell anyone (docs/configuration.md, "Data sources")
@@ -215,6 +229,9 @@ inline void refresher_state::succeeded(refresh_entry& e, snapshot s) {
         p.phase = "complete";
         p.priority = e.opt.complete_priority;
         p.data = s.complete;
+        if (e.opt.changed_fields && e.has_value && p.data.is_object() &&
+            !p.data.get_object().contains("changed_fields"))
+            p.data.get_object()["changed_fields"] = fields;
         hub_.publish(std::move(p));
     }
     e.last = std::move(s);
@@ -303,6 +320,9 @@ inline boost::json::array refresher_state::stats() const {
         o["refresh_interval_ms"] = e->opt.refresh_interval.count();
         o["cache_ttl_ms"] = e->opt.cache_ttl.count();
         o["successes"] = c.successes;
+        o["last_change_at"] = c.last_change_at.empty() ? boost::json::value(nullptr)
+                                                       : boost::json::value(c.last_change_at);
+        o["last_changed_fields"] = c.last_changed_fields;
         // Self-describing, so that /metrics renders it without knowing the bounds.
         boost::json::object d;
         boost::json::array le, counts;

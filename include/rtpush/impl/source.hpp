@@ -45,6 +45,42 @@ inline boost::json::object kpi_changes(const boost::json::value& previous,
 }
 
 namespace detail {
+inline void collect_changed_fields(const boost::json::value& previous,
+                                   const boost::json::value& current, const std::string& at,
+                                   int depth, std::size_t max_fields, boost::json::array& out) {
+    auto note = [&](std::string p) {
+        if (out.size() < max_fields)
+            out.emplace_back(p);
+        else if (out.size() == max_fields)
+            out.emplace_back("...");
+    };
+    if (!previous.is_object() || !current.is_object() || depth <= 0) {
+        if (previous != current)
+            note(at);
+        return;
+    }
+    auto const& before = previous.get_object();
+    auto const& after = current.get_object();
+    // A member's name as a JSON pointer token (RFC 6901: '~' and '/' escaped).
+    auto token = [](std::string_view k) {
+        std::string t;
+        for (char c : k)
+            t += c == '~' ? std::string("~0") : c == '/' ? std::string("~1") : std::string(1, c);
+        return t;
+    };
+    for (auto const& [k, v] : after) {
+        auto const* p = before.if_contains(k);
+        std::string const path = at + "/" + token(k);
+        if (!p)
+            note(path);
+        else if (*p != v)
+            collect_changed_fields(*p, v, path, depth - 1, max_fields, out);
+    }
+    for (auto const& [k, v] : before)
+        if (!after.contains(k))
+            note(at + "/" + token(k));
+}
+
 inline std::uint64_t fnv1a(std::uint64_t h, std::string_view s) noexcept {
     for (unsigned char c : s) {
         h ^= c;
@@ -53,6 +89,14 @@ inline std::uint64_t fnv1a(std::uint64_t h, std::string_view s) noexcept {
     return h;
 }
 } // namespace detail
+
+inline boost::json::array changed_fields(const boost::json::value& previous,
+                                         const boost::json::value& current, int depth,
+                                         std::size_t max_fields) {
+    boost::json::array out;
+    detail::collect_changed_fields(previous, current, "", depth, max_fields, out);
+    return out;
+}
 
 inline std::uint64_t content_hash(const snapshot& s) {
     std::uint64_t h = 0xcbf29ce484222325ull;
