@@ -8,6 +8,7 @@
 #define RTPUSH_ENGINE_HPP
 
 #include <rtpush/alerts.hpp>
+#include <rtpush/error.hpp>
 #include <rtpush/history.hpp>
 #include <rtpush/protocol.hpp>
 
@@ -43,6 +44,15 @@ public:
     /// thread), and this returns false. A subscription waits for it so that its `initial` and
     /// recovery see what every node sees.
     virtual bool prepare(const std::string& channel, std::function<void()> ready) = 0;
+
+    /// Whether the engine carries relay() messages to every node (the Redis engine does).
+    virtual bool relays() const { return false; }
+    /// Sends `text` (detail/relay.hpp) to every node, this one included, which hands it to
+    /// hub::relayed(). error::engine_unavailable when it cannot take it now.
+    virtual boost::system::error_code relay(std::string text) {
+        (void)text;
+        return error::engine_unavailable;
+    }
 
     /// Fields for /health and /api/stats, e.g. {"engine":"redis","redis_up":true}.
     virtual boost::json::object status() const = 0;

@@ -115,6 +115,14 @@ public:
     /// topic or data (docs/protocol.md, "Targeting connections").
     boost::system::error_code deliver_to(std::shared_ptr<const detail::audience> to, publication p);
 
+    /// notify() on every node: through the engine when it relays (detail/relay.hpp), else on
+    /// this one. For `join`/`leave`, whose topic's subscribers may be anywhere.
+    void announce(const topic& t, std::string json_text);
+
+    /// Engine side: a message another node (or this one) relayed, for this node's
+    /// connections. Ignores what it cannot read.
+    void relayed(std::string_view text);
+
     /// Appends the `initial` frames of every retained topic that a subscription to `sub`
     /// covers, each topic's `kpis` phase before its `complete` phase, and returns the hub's
     /// publication counter at that instant: a publication with a greater counter is not in
@@ -215,6 +223,9 @@ private:
     // mutex_ held for these
     void fan_out(const topic& t, detail::frame_ptr frame, std::uint64_t counter,
                  std::shared_ptr<const detail::audience> to = nullptr);
+    // mutex_ not held
+    void deliver_here(std::shared_ptr<const detail::audience> to, publication p,
+                      const std::string& timestamp);
     void append_initial(const std::string& key, std::vector<detail::frame_ptr>& out);
     void prune(topic_state& st, std::chrono::steady_clock::time_point now);
     void commit(topic_state& st, publication p, std::uint64_t seq, std::string ts,

@@ -175,6 +175,8 @@ public:
     boost::system::error_code publish(const publication& p, const std::string& timestamp,
                                       publish_handler done) override;
     bool prepare(const std::string& channel, std::function<void()> ready) override;
+    bool relays() const override { return true; }
+    boost::system::error_code relay(std::string text) override;
     boost::json::object status() const override;
 
     bool up() const noexcept { return up_.load(); }
@@ -261,6 +263,7 @@ private:
     detail::redis_endpoints endpoints_;
     detail::redis_url url_; // endpoints_.url, or the master a Sentinel named
     detail::redis_keys keys_;
+    std::string relay_channel_; ///< keys_.relay(), compared with every pushed message
     std::unique_ptr<boost::asio::ssl::context> tls_context_; // for rediss://
     boost::asio::any_io_executor ex_;
     std::atomic<bool> up_{false};

@@ -360,6 +360,58 @@ async def acks_across_nodes(a, b):
         check(not more, f"acked: no more re-sends ({len(more)})")
 
 
+async def relayed_across_nodes(a, b):
+    """What is not a topic's publication crosses nodes through the relay channel: a broadcast
+    to every connection or to an organization's (docs/protocol.md, "Targeting connections")
+    reaches the connections of both nodes once; join/leave notices reach a room's subscribers
+    on the other node; listed client ids stay on the node that took the request."""
+    async def client(port, org):
+        ws = await websockets.connect(f"ws://127.0.0.1:{port}/ws?org={org}")
+        hello = json.loads(await ws.recv())
+        return ws, hello["clientId"]
+
+    async def drain(ws, pred, limit=1.0):
+        got = []
+        try:
+            while True:
+                m = json.loads(await asyncio.wait_for(ws.recv(), limit))
+                if pred(m):
+                    got.append(m)
+        except asyncio.TimeoutError:
+            pass
+        return got
+
+    (x, xid), (y, yid), (z, zid) = [await client(p, o) for p, o in ((a, "acme"), (b, "acme"), (b, "other"))]
+    try:
+        check(http(a, "/api/broadcast", {"event": "system:notice", "data": {"n": 1}})[0] == 200,
+              "relay: a broadcast to every connection, on A")
+        check(http(b, "/api/broadcast", {"event": "system:notice", "data": {"n": 2},
+                                         "target": {"organization_id": "acme"}})[0] == 200,
+              "relay: a broadcast to organization acme, on B")
+        check(http(a, "/api/broadcast", {"event": "system:notice", "data": {"n": 3},
+                                         "target": {"socket_ids": [xid]}})[0] == 200,
+              "relay: a broadcast to a listed id, on A")
+        notices = lambda m: m.get("type") == "update" and m.get("event") == "system:notice"
+        # Sorted: broadcasts from two nodes (and the listed one, which does not go through
+        # Redis) have no order between them.
+        got = [sorted(m["data"]["n"] for m in await drain(ws, notices)) for ws in (x, y, z)]
+        check(got == [[1, 2, 3], [1, 2], [1]],
+              f"relay: everyone on A and B once, acme on both, the listed id on A only ({got})")
+        # join/leave (--join-leave room): a subscriber on A learns who joins and leaves on B.
+        await x.send(json.dumps({"type": "subscribe", "channel": "room", "scope": {"org": "acme"}}))
+        await drain(x, lambda m: False, 0.5)
+        await y.send(json.dumps({"type": "subscribe", "channel": "room", "scope": {"org": "acme"}}))
+        await asyncio.sleep(0.3)
+        await y.send(json.dumps({"type": "unsubscribe", "channel": "room", "scope": {"org": "acme"}}))
+        seen = await drain(x, lambda m: m.get("type") in ("join", "leave"))
+        who = [(m["type"], m["client"]["client_id"]) for m in seen]
+        check(who == [("join", yid), ("leave", yid)],
+              f"relay: join and leave on B reach the room's subscriber on A, once each ({who})")
+    finally:
+        for ws in (x, y, z):
+            await ws.close()
+
+
 def slow_redis(workdir):
     """A broadcast is answered when Redis has taken it: a Redis busy for a second delays the
     answer (200, with the seq); a node stopped while Redis is busy answers 503 and exits."""
@@ -601,12 +653,14 @@ def main():
             p.wait(10)
 
         (pf, f), (pg, g) = [start_rtd(RTD, "--engine", "redis", "--redis-url", url, "--redis-prefix",
-                                      "acks", "--node-id", n, "--ack-resend", "0.4")
+                                      "acks", "--node-id", n, "--ack-resend", "0.4",
+                                      "--join-leave", "room")
                             for n in ("node-f", "node-g")]
         procs += [pf, pg]
         check(wait_for(lambda: up(f) and up(g)), "nodes F, G up")
         asyncio.run(acks_across_nodes(f, g))
         sse_across_nodes(f, g)
+        asyncio.run(relayed_across_nodes(f, g))
         for p in (pf, pg):
             p.terminate()
             p.wait(10)

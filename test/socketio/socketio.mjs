@@ -115,6 +115,17 @@ try {
     check(up1.io.engine.transport.name === "websocket", "targeting: the default client upgraded to WebSocket");
     for (const c of [ws1, pl1, up1]) await emitAck(c, "authenticate", {user_id: "u1", organization_id: "org_t1"});
     await emitAck(other, "authenticate", {user_id: "u2", organization_id: "org_t2"});
+    // A client still on long-polling is a connection like the others: listed, and present in
+    // the rooms it joined.
+    const conns = await (await fetch(base + "/api/connections?organization_id=org_t1")).json();
+    const polled = conns.connections?.find((c) => c.socket_id === pl1.id);
+    check(polled?.transport === "polling" && polled.user_id === "u1" && typeof polled.connected_at === "string" &&
+          conns.connections.some((c) => c.transport === "socketio"),
+          "/api/connections lists a polling client (and the Socket.IO ones): " + JSON.stringify(polled));
+    await emitAck(pl1, "subscribe", {channels: ["lobby"], organization_id: "org_t1"});
+    const pres = await (await fetch(base + "/api/rooms/lobby:org:org_t1/presence")).json();
+    check(pres.presence?.length === 1 && pres.presence[0].client_id === pl1.id && pres.presence[0].transport === "polling",
+          "presence lists a polling subscriber: " + JSON.stringify(pres.presence));
     const seen = {};
     for (const [name, c] of Object.entries(clients)) {
       seen[name] = [];

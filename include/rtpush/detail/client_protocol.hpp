@@ -76,6 +76,16 @@ struct client_state {
     identity who() const {
         return identity{authenticated, org, rare ? rare->channels : std::vector<std::string>{}};
     }
+    /// What /api/connections and presence show of the client, whatever its transport:
+    /// user_id, organization_id, authenticated, subscriptions.
+    void describe(boost::json::object& o) const {
+        o["user_id"] = user();
+        o["organization_id"] = org;
+        o["authenticated"] = authenticated;
+        boost::json::array subs;
+        for_each_subscription([&](const subscription& s) { subs.emplace_back(s.key); });
+        o["subscriptions"] = std::move(subs);
+    }
     std::size_t subscription_count() const noexcept {
         return (first_sub_used ? 1 : 0) + (more_subs ? more_subs->size() : 0);
     }

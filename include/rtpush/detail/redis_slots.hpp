@@ -92,6 +92,9 @@ struct redis_keys {
         auto const head = prefix + ":c:";
         return name.starts_with(head) ? std::string(name.substr(head.size())) : std::string();
     }
+    /// The classic pub/sub channel of relayed messages (detail/relay.hpp): every node
+    /// subscribes to it, and a PUBLISH reaches every node, of a Cluster too.
+    std::string relay() const { return (cluster ? "{" + prefix + "}" : prefix) + ":relay"; }
     std::string node(std::string_view id) const {
         return (cluster ? "{" + prefix + "}" : prefix) + ":node:" + std::string(id);
     }

@@ -186,7 +186,7 @@ void client_protocol<Self>::announce(std::string_view key, std::string_view what
                            [&](const std::string& c) { return c == "*" || c == t.channel; }))
         return;
     auto const& s = st();
-    e.hub.notify(t, message::membership(what, t, self().client_id(), s.user(), s.org));
+    e.hub.announce(t, message::membership(what, t, self().client_id(), s.user(), s.org));
 }
 
 template <class Self>

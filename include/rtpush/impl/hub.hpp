@@ -3,6 +3,7 @@
 
 #include <rtpush/detail/frame.hpp>
 #include <rtpush/detail/io/shard.hpp>
+#include <rtpush/detail/relay.hpp>
 
 #include <boost/asio/post.hpp>
 #include <openssl/rand.h>
@@ -210,8 +211,18 @@ inline boost::system::error_code hub::deliver_to(std::shared_ptr<const detail::a
         return error::invalid_message;
     if (p.event.empty())
         p.event = p.topic.channel + ":update";
-    std::string const key = p.topic.key();
     std::string const ts = iso8601_now();
+    // Every node's connections, this one's through the echo; client ids are a node's own, so
+    // listed ones are this node's (docs/protocol.md, "Targeting connections").
+    if (engine_ && engine_->relays() && to->who != detail::audience::kind::clients)
+        return engine_->relay(detail::encode_relay_delivery(*to, p, ts));
+    deliver_here(std::move(to), std::move(p), ts);
+    return {};
+}
+
+inline void hub::deliver_here(std::shared_ptr<const detail::audience> to, publication p,
+                              const std::string& ts) {
+    std::string const key = p.topic.key();
     detail::frame_ptr redelivery; // a re-send is the same message marked `redelivered`
     if (!p.ack_id.empty())
         redelivery = detail::publication_frame(
@@ -224,7 +235,31 @@ inline boost::system::error_code hub::deliver_to(std::shared_ptr<const detail::a
     ++total_;
     ++by_event_[p.event];
     fan_out(p.topic, std::move(frame), ++counter_, std::move(to));
-    return {};
+}
+
+inline void hub::announce(const topic& t, std::string json_text) {
+    // Not kept: when the engine cannot take it now, the other nodes miss this notice and
+    // this node's subscribers get it directly.
+    if (engine_ && engine_->relays() &&
+        !engine_->relay(detail::encode_relay_notice(t.key(), json_text)))
+        return;
+    notify(t, std::move(json_text));
+}
+
+inline void hub::relayed(std::string_view text) {
+    auto r = detail::decode_relay(text);
+    if (!r)
+        return;
+    if (r->what == detail::relayed::kind::delivery) {
+        if (validate(r->pub.topic))
+            return;
+        deliver_here(std::move(r->to), std::move(r->pub), r->timestamp);
+        return;
+    }
+    boost::system::error_code ec;
+    auto const t = parse_topic(r->topic_key, ec);
+    if (!ec)
+        notify(t, std::move(r->text));
 }
 
 inline void hub::prune(topic_state& st, std::chrono::steady_clock::time_point now) {

@@ -88,6 +88,7 @@ inline redis_engine::redis_engine(rtpush::hub& h, boost::asio::any_io_executor e
         throw std::invalid_argument(why);
     url_ = endpoints_.url;
     keys_ = {cfg_.prefix, endpoints_.is_cluster()};
+    relay_channel_ = keys_.relay();
     bool const replicas = endpoints_.sentinel() || endpoints_.is_cluster();
     wait_replicas_ =
         cfg_.wait_replicas >= 0 ? static_cast<unsigned>(cfg_.wait_replicas) : (replicas ? 1u : 0u);
@@ -350,7 +351,22 @@ inline void redis_engine::adopt_epoch(const std::string& epoch) {
     event_signal_->cancel();
 }
 
+inline boost::system::error_code redis_engine::relay(std::string text) {
+    if (!up_)
+        return error::engine_unavailable;
+    // Fire and forget, as the notices and targeted broadcasts it carries are: not kept.
+    boost::asio::post(ex_, [this, text = std::move(text)]() mutable {
+        if (!up_)
+            return;
+        global_shard()->cmd.send(detail::redis_cmd("PUBLISH", relay_channel_, std::move(text)),
+                                 [](boost::system::error_code, const redis_connection::reply&) {});
+    });
+    return {};
+}
+
 inline void redis_engine::subscribe_wanted() {
+    // Classic SUBSCRIBE even on a Cluster: a relayed message is for every node.
+    global_shard()->sub.send_push(detail::redis_cmd("SUBSCRIBE", relay_channel_));
     std::lock_guard lock(mutex_);
     for (auto& [name, c] : channels_) {
         c.loaded = false;
@@ -468,6 +484,10 @@ inline boost::asio::awaitable<void> redis_engine::push_loop(redis_connection& su
         if (!r.is_array() || r.elements.size() < 3)
             continue;
         auto const& kind = r.elements[0].str;
+        if (kind == "message" && r.elements[1].str == relay_channel_) {
+            hub_.relayed(r.elements[2].str); // for this node's connections, at once
+            continue;
+        }
         if (kind == "message" || kind == "smessage") {
             events_.push_back({event::kind::message, {}, std::move(r.elements[2].str)});
             event_signal_->cancel();

@@ -323,6 +323,9 @@ inline boost::asio::awaitable<http_response> server_impl::route_connections(rout
         for (auto const& [sid, sse] : sh.sse_sessions())
             if (want_org.empty() || sse->organization() == want_org)
                 a.push_back(sse->info());
+        for (auto const& [sid, p] : sh.polling_sessions())
+            if (!p->ended() && (want_org.empty() || p->organization() == want_org))
+                a.push_back(p->info());
         return a;
     });
     boost::json::array all;

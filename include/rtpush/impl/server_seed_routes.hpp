@@ -320,6 +320,9 @@ inline boost::asio::awaitable<boost::json::array> server_impl::room_members(std:
             add(sess->info(), "websocket");
         for (auto const& [id, sse] : sh.sse_sessions())
             add(sse->info(), "sse");
+        for (auto const& [id, p] : sh.polling_sessions())
+            if (!p->ended())
+                add(p->info(), "polling");
         return a;
     });
     boost::json::array members;

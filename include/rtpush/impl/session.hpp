@@ -418,14 +418,9 @@ inline void session::on_heartbeat(const detail::frame_ptr& heartbeat, const deta
 inline boost::json::object session::info() const {
     boost::json::object o;
     o["socket_id"] = client_id();
-    o["user_id"] = client_.user();
-    o["organization_id"] = client_.org;
-    o["authenticated"] = client_.authenticated;
+    client_.describe(o);
     o["status"] = closing_ ? "closing" : "connected";
-    boost::json::array subs;
-    client_.for_each_subscription(
-        [&](const detail::subscription& s) { subs.push_back(boost::json::string(s.key)); });
-    o["subscriptions"] = std::move(subs);
+    o["transport"] = socketio() ? "socketio" : "websocket";
     // The wall-clock time of the connection, from its steady-clock age: a session does not
     // keep both (8 bytes for every connection, for this report).
     o["connected_at"] = iso8601(std::chrono::system_clock::now() -

@@ -54,7 +54,8 @@ public:
         , remote_(std::move(remote))
         , queue_(cfg.queue_max_frames, cfg.queue_max_bytes, cfg.queue_policy)
         , wake_(sh.get_executor())
-        , last_seen_(std::chrono::steady_clock::now()) {}
+        , last_seen_(std::chrono::steady_clock::now())
+        , connected_at_(std::chrono::system_clock::now()) {}
     ~polling_session() { leave(); }
 
     const std::string& sid() const noexcept { return sid_; }
@@ -63,6 +64,20 @@ public:
     std::string remote() const { return remote_; }
     bool ended() const noexcept { return ended_; }
     const std::string& organization() const noexcept { return client_.org; }
+
+    /// The connection as /api/connections shows it (a WebSocket session's info(), less what
+    /// a polling transport does not have).
+    boost::json::object info() const {
+        boost::json::object o;
+        o["socket_id"] = client_id();
+        client_.describe(o);
+        o["status"] = ended_ ? "closing" : "connected";
+        o["transport"] = "polling";
+        o["connected_at"] = iso8601(connected_at_);
+        o["remote_address"] = remote_;
+        o["queued"] = queue_.size();
+        return o;
+    }
 
     /// The handshake's answer: the open packet, offering the upgrade to WebSocket.
     std::string open() { return open_packet(true); }
@@ -220,6 +235,7 @@ private:
     send_queue queue_;
     boost::asio::steady_timer wake_;
     std::chrono::steady_clock::time_point last_seen_;
+    std::chrono::system_clock::time_point connected_at_; ///< for /api/connections
     std::string end_reason_;
     bool get_waiting_ = false;
     bool ended_ = false;
