@@ -54,6 +54,12 @@ public:
         return error::engine_unavailable;
     }
 
+    /// This node's name among the nodes relay() reaches; empty without relaying.
+    virtual std::string node() const { return {}; }
+    /// How many nodes relay() reaches now, this one included (those that announced
+    /// themselves lately): a presence query waits for as many answers.
+    virtual std::size_t live_nodes() const { return 1; }
+
     /// Fields for /health and /api/stats, e.g. {"engine":"redis","redis_up":true}.
     virtual boost::json::object status() const = 0;
 

@@ -7,6 +7,7 @@
 #include <rtpush/config.hpp>
 #include <rtpush/detail/audience.hpp>
 #include <rtpush/detail/recovery.hpp>
+#include <rtpush/detail/relay.hpp>
 #include <rtpush/detail/send_queue.hpp>
 #include <rtpush/engine.hpp>
 #include <rtpush/history.hpp>
@@ -122,6 +123,11 @@ public:
     /// Engine side: a message another node (or this one) relayed, for this node's
     /// connections. Ignores what it cannot read.
     void relayed(std::string_view text);
+    /// Who handles the presence queries and answers relayed to this node (the server); set
+    /// before the engine runs.
+    void on_presence_relay(std::function<void(detail::relayed)> h) {
+        presence_relay_ = std::move(h);
+    }
 
     /// Appends the `initial` frames of every retained topic that a subscription to `sub`
     /// covers, each topic's `kpis` phase before its `complete` phase, and returns the hub's
@@ -242,6 +248,7 @@ private:
     std::map<std::string, refresh_handler, std::less<>> channel_refresh_;
     std::string epoch_;
     rtpush::engine* engine_ = nullptr;
+    std::function<void(detail::relayed)> presence_relay_; ///< see on_presence_relay
 
     struct demand_watch {
         std::uint64_t id;

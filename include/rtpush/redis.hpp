@@ -176,6 +176,11 @@ public:
                                       publish_handler done) override;
     bool prepare(const std::string& channel, std::function<void()> ready) override;
     bool relays() const override { return true; }
+    std::string node() const override { return cfg_.node_id; }
+    std::size_t live_nodes() const override {
+        std::lock_guard lock(mutex_);
+        return std::max<std::size_t>(cluster_.size(), 1);
+    }
     boost::system::error_code relay(std::string text) override;
     boost::json::object status() const override;
 

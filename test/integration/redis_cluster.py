@@ -402,8 +402,20 @@ async def relayed_across_nodes(a, b):
         await drain(x, lambda m: False, 0.5)
         await y.send(json.dumps({"type": "subscribe", "channel": "room", "scope": {"org": "acme"}}))
         await asyncio.sleep(0.3)
+        # Presence lists the room's members of every node (each node answers a relayed query).
+        st, body = http(a, "/api/rooms/room:org:acme/presence")
+        listed = sorted((m["client_id"], m["node_id"]) for m in body.get("presence", []))
+        check(st == 200 and listed == sorted([(xid, "node-f"), (yid, "node-g")])
+              and body.get("node_only") is False and body.get("nodes") == 2,
+              f"relay: presence on A lists the room's members on A and B ({st} {body})")
+        await x.send(json.dumps({"type": "presence", "channel": "room", "scope": {"org": "acme"}, "id": "p"}))
+        got = await drain(x, lambda m: m.get("type") in ("presence", "join", "leave"))
+        answer = [m for m in got if m["type"] == "presence"]
+        count = answer[0]["count"] if answer else None
+        check(count == 2, f"relay: the presence message counts both nodes' members ({count})")
         await y.send(json.dumps({"type": "unsubscribe", "channel": "room", "scope": {"org": "acme"}}))
-        seen = await drain(x, lambda m: m.get("type") in ("join", "leave"))
+        seen = [m for m in got if m["type"] != "presence"]
+        seen += await drain(x, lambda m: m.get("type") in ("join", "leave"))
         who = [(m["type"], m["client"]["client_id"]) for m in seen]
         check(who == [("join", yid), ("leave", yid)],
               f"relay: join and leave on B reach the room's subscriber on A, once each ({who})")

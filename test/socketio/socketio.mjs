@@ -493,6 +493,21 @@ try {
   const cn = await connected(n);
   check(!cn.ok && cn.err?.data?.code === "UNAUTHORIZED", "no token: connect_error with UNAUTHORIZED");
   n.close();
+  // Seed 001's authenticate without a token ({user_id, organization_id}) is refused once a JWT
+  // secret is configured, also as a JSON line on plain /ws; the connection may still send one.
+  {
+    const r = await rawSocket(`ws://127.0.0.1:${locked.port}/ws`);
+    r.ws.send('{"event":"authenticate","data":{"user_id":"user_123","organization_id":"org_123"}}');
+    r.ws.send('{"event":"subscribe","data":{"channels":["kpi"],"organization_id":"org_123"}}');
+    await waitFor(() => r.got.filter((t) => t.includes('"error"')).length >= 2);
+    const errs = r.got.map((t) => JSON.parse(t)).filter((m) => m.type === "error").map((m) => m.code);
+    check(errs[0] === "AUTH_FAILED" && errs[1] === "UNAUTHORIZED" && !r.got.some((t) => t.includes('"authenticated"')),
+          "a secret configured: authenticate without a token is refused, and so is what follows: " + JSON.stringify(errs));
+    r.ws.send(JSON.stringify({event: "authenticate", data: {token: good}}));
+    await waitFor(() => r.got.some((t) => t.includes('"authenticated"')));
+    check(r.got.some((t) => t.includes('"authenticated"')), "... then a token authenticates the same connection");
+    r.ws.close();
+  }
 
   // Token lifetime (docs/security.md, "Token lifetime"): token_expiring before the token's
   // exp, then the connection ends unless an `authenticate` event brought a fresh token. The

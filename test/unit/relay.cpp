@@ -41,10 +41,29 @@ BOOST_AUTO_TEST_CASE(a_notice_round_trips) {
     BOOST_TEST(r->text == R"({"type":"join"})");
 }
 
+BOOST_AUTO_TEST_CASE(presence_queries_and_answers_round_trip) {
+    auto const q = d::decode_relay(d::encode_presence_query("n1-3", "n1", "room:org:a"));
+    BOOST_REQUIRE(q);
+    BOOST_TEST((q->what == d::relayed::kind::presence_query));
+    BOOST_TEST(q->id == "n1-3");
+    BOOST_TEST(q->from == "n1");
+    BOOST_TEST(q->topic_key == "room:org:a");
+    boost::json::array members{boost::json::object{{"client_id", "c4"}}};
+    auto const a = d::decode_relay(d::encode_presence_answer("n1-3", "n1", "n2", members));
+    BOOST_REQUIRE(a);
+    BOOST_TEST((a->what == d::relayed::kind::presence_answer));
+    BOOST_TEST(a->to_node == "n1");
+    BOOST_TEST(a->node == "n2");
+    BOOST_TEST(a->members == members);
+}
+
 BOOST_AUTO_TEST_CASE(what_it_did_not_write_is_ignored) {
     for (
         auto const* text :
         {"", "not json", "[]", R"({"k":"x"})", R"({"k":"n","t":"a"})", R"({"k":"n","m":"x"})",
+         R"({"k":"q","id":"1","from":"n"})", R"({"k":"q","from":"n","key":"k"})",
+         R"({"k":"a","id":"1","to":"n","node":"m"})",
+         R"({"k":"a","id":"1","to":"n","node":"m","members":{}})",
          R"({"k":"d","to":{"kind":"everyone"},"ts":"t"})",
          R"({"k":"d","to":{"kind":"organization"},"p":"{}","ts":"t"})",
          R"({"k":"d","to":{"kind":"clients","socket_ids":[1]},"p":"{}","ts":"t"})",

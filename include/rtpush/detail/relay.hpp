@@ -1,9 +1,9 @@
 //
-// rtpush: what one node tells every node's connections through a cross-node engine, besides
-// publications: a targeted broadcast (detail/audience.hpp) and a notice to a topic's
-// subscribers that is not kept (`join`/`leave`). Each node hands them to its own connections
-// (hub::relayed; docs/operations.md, "Several nodes"). The wire text and its reading, free of
-// I/O.
+// rtpush: what one node tells every node through a cross-node engine, besides publications:
+// a targeted broadcast (detail/audience.hpp) and a notice to a topic's subscribers that is not
+// kept (`join`/`leave`), which each node hands to its own connections; and the question of a
+// room's members with each node's answer (presence across nodes). hub::relayed reads them
+// (docs/operations.md, "Several nodes (Redis)"). The wire text and its reading, free of I/O.
 //
 #ifndef RTPUSH_DETAIL_RELAY_HPP
 #define RTPUSH_DETAIL_RELAY_HPP
@@ -23,16 +23,43 @@ namespace rtpush::detail {
 
 /// A relayed message, read back.
 struct relayed {
-    enum class kind { delivery, notice };
+    enum class kind { delivery, notice, presence_query, presence_answer };
     kind what = kind::notice;
     // kind::delivery: hub::deliver_to's arguments and the origin's time.
     std::shared_ptr<const audience> to;
     publication pub;
     std::string timestamp;
     // kind::notice: hub::notify's.
-    std::string topic_key;
+    std::string topic_key; ///< also the room of a presence query
     std::string text;
+    // kind::presence_query and presence_answer: the query's id, the asking node (`from`), the
+    // answering node (`node`; the answer is for `to_node`) and its members.
+    std::string id, from, to_node, node;
+    boost::json::array members;
 };
+
+/// Who is in room `key` on each node? {"k":"q","id":..,"from":<node>,"key":..}
+inline std::string encode_presence_query(std::string_view id, std::string_view from,
+                                         std::string_view key) {
+    boost::json::object o;
+    o["k"] = "q";
+    o["id"] = id;
+    o["from"] = from;
+    o["key"] = key;
+    return boost::json::serialize(o);
+}
+
+/// One node's answer: {"k":"a","id":..,"to":<asking node>,"node":<this node>,"members":[..]}
+inline std::string encode_presence_answer(std::string_view id, std::string_view to,
+                                          std::string_view node, boost::json::array members) {
+    boost::json::object o;
+    o["k"] = "a";
+    o["id"] = id;
+    o["to"] = to;
+    o["node"] = node;
+    o["members"] = std::move(members);
+    return boost::json::serialize(o);
+}
 
 /// A targeted broadcast: {"k":"d","to":{...},"p":"<publication>","ts":"..."}.
 inline std::string encode_relay_delivery(const audience& to, const publication& p,
@@ -76,6 +103,30 @@ inline std::optional<relayed> decode_relay(std::string_view text) {
     };
     auto const k = str(o, "k");
     relayed r;
+    if (k == "q" || k == "a") {
+        auto id = str(o, "id");
+        if (!id)
+            return std::nullopt;
+        r.id = std::move(*id);
+        if (k == "q") {
+            auto from = str(o, "from"), key = str(o, "key");
+            if (!from || !key)
+                return std::nullopt;
+            r.what = relayed::kind::presence_query;
+            r.from = std::move(*from);
+            r.topic_key = std::move(*key);
+            return r;
+        }
+        auto to = str(o, "to"), node = str(o, "node");
+        auto* members = v.get_object().if_contains("members");
+        if (!to || !node || !members || !members->is_array())
+            return std::nullopt;
+        r.what = relayed::kind::presence_answer;
+        r.to_node = std::move(*to);
+        r.node = std::move(*node);
+        r.members = std::move(members->get_array());
+        return r;
+    }
     if (k == "n") {
         auto t = str(o, "t"), m = str(o, "m");
         if (!t || !m)

@@ -256,6 +256,12 @@ inline void hub::relayed(std::string_view text) {
         deliver_here(std::move(r->to), std::move(r->pub), r->timestamp);
         return;
     }
+    if (r->what == detail::relayed::kind::presence_query ||
+        r->what == detail::relayed::kind::presence_answer) {
+        if (presence_relay_)
+            presence_relay_(std::move(*r));
+        return;
+    }
     boost::system::error_code ec;
     auto const t = parse_topic(r->topic_key, ec);
     if (!ec)

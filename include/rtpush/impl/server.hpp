@@ -130,6 +130,7 @@ inline server_impl::server_impl(server_config cfg)
     std::vector<shard*> raw;
     // Ack ids start with the hub's epoch: an id from before a restart is unknown, never another's.
     acks_ = std::make_unique<ack_registry>(cfg_.acks, hub_.epoch().substr(0, 8) + "-");
+    hub_.on_presence_relay([this](relayed r) { on_presence_relay(std::move(r)); });
     for (unsigned i = 0; i < n; ++i) {
         shards_.push_back(std::make_unique<shard>(i));
         shards_.back()->quotas = &quotas_;

@@ -288,15 +288,16 @@ inline boost::asio::awaitable<http_response> server_impl::route_presence(route_r
     if (auto refusal = read_refusal(r, t))
         co_return std::move(*refusal);
     std::string const key = t.key();
-    auto members = co_await room_members(key);
+    auto found = co_await members_everywhere(key);
     boost::json::object o;
     o["success"] = true;
     o["room"] = key;
     o["channel"] = t.channel;
     o["scope"] = scope_to_json(t.scope);
-    o["node_only"] = hub_.get_engine() != nullptr; // other nodes' clients are not listed
-    o["total_count"] = members.size();
-    o["presence"] = std::move(members);
+    o["node_only"] = !found.complete; // some node did not answer: its clients are missing
+    o["nodes"] = found.nodes;
+    o["total_count"] = found.members.size();
+    o["presence"] = std::move(found.members);
     co_return json_response(http::status::ok, o, r.version());
 }
 
@@ -332,6 +333,82 @@ inline boost::asio::awaitable<boost::json::array> server_impl::room_members(std:
     co_return members;
 }
 
+inline boost::asio::awaitable<server_impl::room_presence>
+server_impl::members_everywhere(std::string key) {
+    namespace net = boost::asio;
+    room_presence out;
+    auto* e = hub_.get_engine();
+    if (!e || !e->relays()) {
+        out.members = co_await room_members(std::move(key));
+        co_return out;
+    }
+    // Every node (this one too, through the echo) answers with its own members; the answers
+    // come to on_presence_relay, which wakes this wait when the last expected one is in.
+    auto q = std::make_shared<presence_query>(co_await net::this_coro::executor);
+    std::string const node = e->node();
+    std::string id;
+    {
+        std::lock_guard lock(presence_mutex_);
+        id = node + "-" + std::to_string(++presence_seq_);
+        q->expected = e->live_nodes();
+        presence_queries_.emplace(id, q);
+    }
+    q->done.expires_after(presence_wait);
+    if (e->relay(encode_presence_query(id, node, key))) {
+        // The engine is down: this node's members only.
+        {
+            std::lock_guard lock(presence_mutex_);
+            presence_queries_.erase(id);
+        }
+        out.members = co_await room_members(std::move(key));
+        out.complete = false;
+        co_return out;
+    }
+    co_await q->done.async_wait(net::as_tuple(net::use_awaitable));
+    std::lock_guard lock(presence_mutex_);
+    presence_queries_.erase(id);
+    out.members = std::move(q->members);
+    out.nodes = q->answered;
+    out.complete = q->answered >= q->expected;
+    co_return out;
+}
+
+inline void server_impl::on_presence_relay(relayed r) {
+    namespace net = boost::asio;
+    auto* e = hub_.get_engine();
+    if (!e || stopping_)
+        return;
+    if (r.what == relayed::kind::presence_query) {
+        // Answered from shard 0, which gathers the members from every io thread.
+        auto& sh = *shards_.front();
+        net::post(sh.get_executor(), [this, &sh, r = std::move(r)]() mutable {
+            if (stopping_ || sh.stopping)
+                return;
+            auto task = [](server_impl* self, relayed r) -> net::awaitable<void> {
+                auto members = co_await self->room_members(r.topic_key);
+                if (auto* e = self->hub_.get_engine())
+                    e->relay(encode_presence_answer(r.id, r.from, e->node(), std::move(members)));
+            };
+            spawn_on(sh, task(this, std::move(r)), "presence-answer");
+        });
+        return;
+    }
+    if (r.to_node != e->node())
+        return; // another node's question
+    std::lock_guard lock(presence_mutex_);
+    auto it = presence_queries_.find(r.id);
+    if (it == presence_queries_.end())
+        return; // answered too late: the query is over
+    auto& q = *it->second;
+    for (auto& m : r.members) {
+        if (auto* o = m.if_object())
+            (*o)["node_id"] = r.node;
+        q.members.push_back(std::move(m));
+    }
+    if (++q.answered >= q.expected)
+        net::post(q.done.get_executor(), [q = it->second] { q->done.cancel(); });
+}
+
 inline void server_impl::async_members(std::size_t shard_index, std::string key,
                                        std::function<void(boost::json::array)> done) {
     // On the caller's io thread, counted there: shutdown waits for it. None once stopping
@@ -341,8 +418,8 @@ inline void server_impl::async_members(std::size_t shard_index, std::string key,
         return;
     auto task = [](server_impl* self, std::string key,
                    std::function<void(boost::json::array)> done) -> boost::asio::awaitable<void> {
-        auto members = co_await self->room_members(std::move(key));
-        done(std::move(members));
+        auto found = co_await self->members_everywhere(std::move(key));
+        done(std::move(found.members));
     };
     spawn_on(sh, task(this, std::move(key), std::move(done)), "presence");
 }

@@ -31,6 +31,7 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/empty_body.hpp>
@@ -45,6 +46,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <variant>
 #include <vector>
 
@@ -63,6 +65,8 @@ struct route_request {
 class server_impl final : public presence_directory {
 public:
     explicit server_impl(server_config cfg);
+    /// Stops the hub's calls into this server (its engine's tasks ended with the server's).
+    ~server_impl() { hub_.on_presence_relay({}); }
     server_impl(const server_impl&) = delete;
     server_impl& operator=(const server_impl&) = delete;
 
@@ -246,6 +250,17 @@ public:
     /// The members of a room on this node, from every io thread (presence: the REST route and
     /// the `presence` message).
     boost::asio::awaitable<boost::json::array> room_members(std::string key);
+    /// A room's members on every node: with an engine that relays, each node answers a
+    /// relayed query (waited for up to presence_wait); else this node's. `complete` is false
+    /// when some node did not answer in time.
+    struct room_presence {
+        boost::json::array members;
+        bool complete = true;
+        std::size_t nodes = 1;
+    };
+    boost::asio::awaitable<room_presence> members_everywhere(std::string key);
+    /// A presence query or answer another node relayed (the engine's thread).
+    void on_presence_relay(relayed r);
     void async_members(std::size_t shard, std::string key,
                        std::function<void(boost::json::array)> done) override;
 
@@ -305,6 +320,19 @@ public:
     alert_book alerts_;
     // POST /api/alerts/evaluate: the program's rules run now (set before start()).
     std::function<boost::json::object()> alert_evaluator_;
+    // Presence queries this node asked the others, by id, until answered or timed out.
+    struct presence_query {
+        explicit presence_query(const boost::asio::any_io_executor& ex)
+            : done(ex) {}
+        boost::asio::steady_timer done; ///< cancelled when every node answered
+        std::size_t expected = 1;
+        std::size_t answered = 0;
+        boost::json::array members;
+    };
+    static constexpr std::chrono::milliseconds presence_wait{1000};
+    std::mutex presence_mutex_;
+    std::uint64_t presence_seq_ = 0; // under presence_mutex_
+    std::unordered_map<std::string, std::shared_ptr<presence_query>> presence_queries_;
 };
 
 template <class F>
