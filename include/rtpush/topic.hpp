@@ -52,6 +52,13 @@ struct topic {
     friend bool operator==(const topic&, const topic&) = default;
 };
 
+/// Whether a refresh asked for `asked` reaches a data source publishing on `source`: one
+/// covers the other (an organization's refresh reaches its queues' sources, a queue's
+/// refresh the organization's source).
+inline bool refresh_reaches(const topic& asked, const topic& source) noexcept {
+    return asked.covers(source) || source.covers(asked);
+}
+
 /// Longest accepted channel or scope identifier.
 inline constexpr std::size_t max_identifier_size = 128;
 

@@ -289,7 +289,9 @@ def seed004_changed_fields(tmp):
     config = os.path.join(tmp, "changed_fields.json")
     with open(config, "w") as f:
         json.dump({"pollers": [{"name": "regions", "url": f"http://127.0.0.1:{api.server_port}/m",
-                                "channel": "regions", "interval": 0.2, "changed_fields": True}]}, f)
+                                "channel": "regions", "interval": 0.2, "changed_fields": True},
+                               {"name": "kpis", "url": f"http://127.0.0.1:{api.server_port}/k",
+                                "channel": "kpi", "scope": {"org": "org_123"}, "interval": 3600}]}, f)
     proc, port = start_env({}, "--port", "0", "--config", config)
     if port is None:
         check(False, "rtd with a changed_fields poller starts")
@@ -324,6 +326,24 @@ def seed004_changed_fields(tmp):
         src = body["stats"]["sources"][0]
         check(src["last_changed_fields"] == ["/status", "/latency/p50"] and src["last_change_at"],
               f"/api/stats names the last change's fields ({src.get('last_changed_fields')})")
+        # Seed 003's manual KPI computation: the kpi sources of the scope fetch now.
+        def kpi_fetches():
+            return next(s["fetches"] for s in call(port, "GET", "/api/stats")[1]["stats"]["sources"]
+                        if s["name"] == "kpis")
+        before = kpi_fetches()
+        st, body, _ = call(port, "POST", "/api/intraday/kpi/compute",
+                           {"organization_id": "org_123", "queue_name": "support",
+                            "department_id": "d1", "as_of_time": "2026-01-31T10:00:00Z"})
+        deadline = time.monotonic() + 3
+        while kpi_fetches() == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        check(st == 202 and kpi_fetches() == before + 1,
+              f"POST /api/intraday/kpi/compute: 202, the scope's kpi source fetches ({st} {body})")
+        st, body, _ = call(port, "POST", "/api/intraday/kpi/compute", {"organization_id": "org_9"})
+        check(st == 404 and body["error"]["code"] == "ROOM_NOT_FOUND",
+              f"... 404 ROOM_NOT_FOUND for a scope without a kpi source ({st})")
+        st, body, _ = call(port, "POST", "/api/intraday/kpi/compute", {"organization_id": "bad org!"})
+        check(st == 400, f"... 400 for an invalid scope ({st})")
     finally:
         stop(proc)
         api.shutdown()

@@ -63,6 +63,16 @@ BOOST_AUTO_TEST_CASE(subscriber_keys_widest_first) {
     BOOST_TEST(k[2] == make_topic("c", "o", "d").key());
 }
 
+BOOST_AUTO_TEST_CASE(a_refresh_reaches_wider_and_narrower_sources) {
+    rtpush::topic const org{"kpi", {"a", "", ""}}, queue{"kpi", {"a", "d", "q"}};
+    rtpush::topic const other{"kpi", {"b", "", ""}}, backlog{"backlog", {"a", "", ""}};
+    BOOST_TEST(rtpush::refresh_reaches(org, queue));
+    BOOST_TEST(rtpush::refresh_reaches(queue, org));
+    BOOST_TEST(rtpush::refresh_reaches(org, org));
+    BOOST_TEST(!rtpush::refresh_reaches(org, other));
+    BOOST_TEST(!rtpush::refresh_reaches(org, backlog));
+}
+
 BOOST_AUTO_TEST_CASE(covers) {
     auto const channel = make_topic("kpi");
     auto const org = make_topic("kpi", "a");

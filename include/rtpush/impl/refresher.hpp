@@ -366,8 +366,7 @@ inline std::size_t refresher_state::request(const topic& t) {
     {
         std::lock_guard lock(mutex_);
         for (auto const& e : entries_)
-            if (e->src.topic.channel == t.channel &&
-                (t.covers(e->src.topic) || e->src.topic.covers(t)))
+            if (refresh_reaches(t, e->src.topic))
                 es.push_back(e);
     }
     // The requester told the subscribers of `t` (and wider scopes) that a refresh runs; those

@@ -84,6 +84,7 @@ inline boost::json::object index_json(const std::string& ws_path) {
         "POST /api/alerts/{id}/acknowledge",
         "POST /api/alerts/{id}/resolve",
         "POST /api/alerts/evaluate",
+        "POST /api/intraday/kpi/compute",
         "POST /api/broadcast/{channel}/batch",
         "POST /api/schedulesbacklog/ingest, /api/schedulesbacklog/batch-ingest",
         "POST /api/intraday/attendance/ingest, /api/intraday/attendance/batch-ingest",
@@ -203,6 +204,7 @@ inline const std::vector<server_impl::route>& server_impl::routes() {
         {verb::post, "/api/intraday/attendance/ingest", true, &s::route_broadcast},
         {verb::post, "/api/intraday/attendance/batch-ingest", true, &s::route_broadcast_batch},
         {verb::post, "/api/alerts/evaluate", true, &s::route_alerts_evaluate},
+        {verb::post, "/api/intraday/kpi/compute", true, &s::route_kpi_compute},
         {verb::get, "/api/rooms/{room}/presence", false, &s::route_presence},
     };
     return table;
@@ -432,11 +434,15 @@ inline boost::asio::awaitable<http_response> server_impl::route_refresh(route_re
     if (validate(t))
         co_return json_error(http::status::bad_request, "INVALID_MESSAGE",
                              "invalid channel or scope", r.version());
+    co_return refresh_now(t, r.version());
+}
+
+inline http_response server_impl::refresh_now(const topic& t, unsigned version) {
     hub_.notify(t, message::refreshing(t));
     if (!hub_.request_refresh(t))
-        co_return json_error(http::status::not_found, "ROOM_NOT_FOUND",
-                             "no data source refreshes " + t.channel, r.version());
-    co_return json_response(http::status::accepted, refresh_json(t), r.version());
+        return json_error(http::status::not_found, "ROOM_NOT_FOUND",
+                          "no data source refreshes " + t.channel, version);
+    return json_response(http::status::accepted, refresh_json(t), version);
 }
 
 // GET /api/rooms: every subscribed key with its members, summed over the shards.

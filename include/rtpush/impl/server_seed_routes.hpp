@@ -276,6 +276,43 @@ inline boost::asio::awaitable<http_response> server_impl::route_alerts_evaluate(
     co_return json_response(http::status::ok, result, r.version());
 }
 
+// POST /api/intraday/kpi/compute {organization_id?, department_id?, queue_name?}: seed 003's
+// manual computation. rtd's KPIs come from its data sources (or a producer's ingest): the
+// `kpi` sources of the scope, or of narrower and wider ones, fetch now, as POST
+// /api/refresh/kpi makes them (docs/protocol.md, "Seed parity").
+inline boost::asio::awaitable<http_response> server_impl::route_kpi_compute(route_request& r) {
+    unsigned const v = r.version();
+    scope s;
+    if (!r.req.body().empty()) {
+        boost::system::error_code ec;
+        auto body = boost::json::parse(r.req.body(), ec);
+        if (ec || !body.is_object())
+            co_return field_error(
+                http::status::bad_request, "INVALID_MESSAGE",
+                {"", ec ? "malformed JSON body: " + ec.message() : "body must be a JSON object"},
+                v);
+        s = scope_from_json(body.get_object());
+    }
+    topic const t{"kpi", s};
+    if (validate(t))
+        co_return json_error(http::status::bad_request, "INVALID_MESSAGE", "invalid scope", v);
+    // Only a source the refresh reaches computes anything: another scope's is a 404 here.
+    bool reached = false;
+    auto const stats = hub_.extra_stats();
+    if (auto const* sources = stats.if_contains("sources"); sources && sources->is_array())
+        for (auto const& src : sources->get_array()) {
+            boost::system::error_code ec;
+            auto const* key = src.is_object() ? src.get_object().if_contains("topic") : nullptr;
+            if (key && key->is_string())
+                if (auto const st = parse_topic(key->get_string(), ec); !ec)
+                    reached = reached || refresh_reaches(t, st);
+        }
+    if (!reached)
+        co_return json_error(http::status::not_found, "ROOM_NOT_FOUND",
+                             "no data source computes " + t.key(), v);
+    co_return refresh_now(t, v);
+}
+
 // GET /api/rooms/{room}/presence: who is subscribed to the room on this node, with the read
 // rule of the room's data (a token of another organization may not list its clients).
 inline boost::asio::awaitable<http_response> server_impl::route_presence(route_request& r) {

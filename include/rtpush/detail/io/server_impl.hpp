@@ -229,6 +229,9 @@ public:
     boost::asio::awaitable<http_response> route_retained(route_request& r);
     boost::asio::awaitable<http_response> route_history(route_request& r);
     boost::asio::awaitable<http_response> route_refresh(route_request& r);
+    /// `refreshing` to the subscribers of `t`, then its data sources fetch: 202, or 404
+    /// ROOM_NOT_FOUND without one (an admin refresh, seed 003's KPI computation).
+    http_response refresh_now(const topic& t, unsigned version);
     boost::asio::awaitable<http_response> route_rooms(route_request& r);
     boost::asio::awaitable<http_response> route_broadcast(route_request& r);
     boost::asio::awaitable<http_response> route_broadcast_status(route_request& r);
@@ -246,6 +249,7 @@ public:
     boost::asio::awaitable<http_response> route_ws_stats(route_request& r);
     boost::asio::awaitable<http_response> route_broadcast_batch(route_request& r);
     boost::asio::awaitable<http_response> route_alerts_evaluate(route_request& r);
+    boost::asio::awaitable<http_response> route_kpi_compute(route_request& r);
     boost::asio::awaitable<http_response> route_presence(route_request& r);
     /// The members of a room on this node, from every io thread (presence: the REST route and
     /// the `presence` message).
