@@ -170,6 +170,15 @@ private:
     /// names a live one; else null.
     std::shared_ptr<detail::polling_session> polling_to_take() const;
     void push_twin(const detail::frame_ptr& f) { push_maybe_deflated(f); }
+    /// An answer that comes later (see client_protocol): over Socket.IO it goes in the ACK of
+    /// the EVENT that asked for it.
+    std::uint64_t hold_answer() { return socketio() ? sio_hold_answer() : 0; }
+    void send_answer(std::uint64_t token, std::string text) {
+        if (token)
+            sio_answer(token, std::move(text));
+        else
+            send_json(std::move(text));
+    }
     void on_upgrade();
     /// A Socket.IO connection's own packet (CONNECT, ACK, pong...).
     void send_packet(std::string packet) {

@@ -126,6 +126,13 @@ try {
     const pres = await (await fetch(base + "/api/rooms/lobby:org:org_t1/presence")).json();
     check(pres.presence?.length === 1 && pres.presence[0].client_id === pl1.id && pres.presence[0].transport === "polling",
           "presence lists a polling subscriber: " + JSON.stringify(pres.presence));
+    // The presence event's answer comes later than the EVENT is handled: it is in its ACK.
+    for (const c of [ws1, pl1]) {
+      const asked = await emitAck(c, "presence", {channel: "lobby", scope: {org: "org_t1"}});
+      check(asked.success === true && asked.results?.[0]?.type === "presence" && asked.results[0].count === 1 &&
+            asked.results[0].members?.[0]?.client_id === pl1.id,
+            "the presence event answers in its ack: " + JSON.stringify(asked).slice(0, 200));
+    }
     const seen = {};
     for (const [name, c] of Object.entries(clients)) {
       seen[name] = [];

@@ -55,6 +55,8 @@ struct fake_connection final : d::subscriber, d::client_protocol<fake_connection
     std::string client_id() const { return "c7"; }
     std::string remote() const { return "127.0.0.1:1"; }
     void send_json(std::string text) { sent.push_back(boost::json::parse(text).as_object()); }
+    std::uint64_t hold_answer() { return 0; } // no Socket.IO ACK to hold: answers as sent
+    void send_answer(std::uint64_t, std::string text) { send_json(std::move(text)); }
     void send_error(rtpush::error code, std::string_view msg, const boost::json::value& id) {
         send_json(rtpush::message::error(code, msg, id));
     }

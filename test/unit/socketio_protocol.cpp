@@ -48,6 +48,8 @@ struct sio_connection final : d::subscriber,
     void on_probe() { ++probes; }
     void on_upgrade() { ++upgrades; }
     void send_json(std::string text) { sio_json(std::move(text)); }
+    std::uint64_t hold_answer() { return sio_hold_answer(); }
+    void send_answer(std::uint64_t token, std::string text) { sio_answer(token, std::move(text)); }
     void send_error(rtpush::error code, std::string_view msg, const boost::json::value& id) {
         send_json(rtpush::message::error(code, msg, id));
     }

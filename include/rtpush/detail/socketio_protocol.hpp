@@ -53,6 +53,15 @@ struct socketio_state {
     // request's id (the client's callback answers `43<id>[...]`).
     std::uint64_t last_ack_request = 0;
     std::map<std::uint64_t, std::string> ack_requests;
+    // Answers that come after their EVENT was handled (`presence`, a `publish` through an
+    // engine): the EVENT's ACK waits for them (sio_hold_answer, sio_answer).
+    std::uint32_t answers_held = 0; ///< taken while `answering`
+    struct held_ack {
+        std::uint64_t ack = 0;
+        std::uint32_t waiting = 0;
+        boost::json::array answers;
+    };
+    std::vector<held_ack> held_acks;
 };
 
 /// Ack requests a connection keeps unanswered; beyond, the oldest is forgotten (its
@@ -133,6 +142,18 @@ public:
     /// A publication's Socket.IO frame on its way to the transport: true when it is held
     /// back (a session being resumed answers CONNECT first).
     bool sio_hold(const frame_ptr& twin);
+    /// While an EVENT with an ack id is handled: its ACK is to wait for one more answer, which
+    /// comes later through sio_answer(token). 0 (no ACK to hold) outside such an EVENT: the
+    /// answer then comes as an event, like any message.
+    std::uint64_t sio_hold_answer() {
+        auto& st = self().sio_state();
+        if (!st.answering)
+            return 0;
+        ++st.answers_held;
+        return *st.answering + 1;
+    }
+    /// An answer sio_hold_answer() announced (token 0: sent as sio_json sends it).
+    void sio_answer(std::uint64_t token, std::string text);
     /// Frames the transport wrote (or handed to a polling GET): the publications among them
     /// go to the recovery log.
     void sio_written(const frame_ptr& f) {
@@ -158,6 +179,8 @@ private:
     void on_connect(const sio::sio_packet& p);
     void on_event(sio::sio_packet& p);
     void on_ack(const sio::sio_packet& p);
+    /// `ACK <ack>` with {success: no answer is an error, results: answers}.
+    void send_ack(std::uint64_t ack, boost::json::array answers);
     void refuse(sio::errc e);
     /// Seed 004's `metrics:get`: rtpush's `get` (its access rules), answered as `metrics:data`
     /// or `metrics:error`, in the ACK when the client asked for one (docs/protocol.md, "Coming from
@@ -517,16 +540,54 @@ void socketio_protocol<Self>::on_event(sio::sio_packet& p) {
         s.handle_object(m);
     if (!p.ack_id)
         return;
+    auto answers = std::move(st.answers);
+    st.answers = {};
+    st.answering.reset();
+    if (st.answers_held) { // the ACK goes once the answers still to come are in
+        st.held_acks.push_back({*p.ack_id, st.answers_held, std::move(answers)});
+        st.answers_held = 0;
+        return;
+    }
+    send_ack(*p.ack_id, std::move(answers));
+}
+
+template <class Self>
+void socketio_protocol<Self>::send_ack(std::uint64_t ack, boost::json::array answers) {
     bool ok = true;
-    for (auto const& a : st.answers)
+    for (auto const& a : answers)
         if (a.is_object() && a.get_object().contains("code"))
             ok = false;
     boost::json::object answer;
     answer["success"] = ok;
-    answer["results"] = std::move(st.answers);
-    st.answers = {};
-    st.answering.reset();
-    s.send_packet(sio::encode_ack(*p.ack_id, "[" + boost::json::serialize(answer) + "]"));
+    answer["results"] = std::move(answers);
+    self().send_packet(sio::encode_ack(ack, "[" + boost::json::serialize(answer) + "]"));
+}
+
+template <class Self>
+void socketio_protocol<Self>::sio_answer(std::uint64_t token, std::string text) {
+    auto& st = self().sio_state();
+    if (token == 0)
+        return sio_json(std::move(text));
+    std::uint64_t const ack = token - 1;
+    boost::system::error_code ec;
+    auto v = boost::json::parse(text, ec);
+    if (ec)
+        return;
+    if (st.answering && *st.answering == ack) { // its EVENT is still being handled
+        st.answers.push_back(std::move(v));
+        --st.answers_held;
+        return;
+    }
+    auto it = std::find_if(st.held_acks.begin(), st.held_acks.end(),
+                           [ack](const auto& h) { return h.ack == ack; });
+    if (it == st.held_acks.end())
+        return sio_json(std::move(text));
+    it->answers.push_back(std::move(v));
+    if (--it->waiting == 0) {
+        auto answers = std::move(it->answers);
+        st.held_acks.erase(it);
+        send_ack(ack, std::move(answers));
+    }
 }
 
 template <class Self>

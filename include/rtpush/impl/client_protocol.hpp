@@ -161,17 +161,19 @@ void client_protocol<Self>::presence(client_message& m) {
         self().send_error(error::invalid_message, "presence is not available here", m.id);
         return;
     }
-    // Gathered from every io thread; the answer comes back through the poster, which finds
-    // the connection again (it may have gone meanwhile).
-    e.presence->async_members(
-        e.shard, m.topic.key(),
-        [back = self().poster(), t = m.topic, id = m.id](boost::json::array members) mutable {
-            back.post([t = std::move(t), id = std::move(id),
-                       members = std::move(members)](Self* s) mutable {
-                if (s)
-                    s->send_json(message::presence(t, std::move(members), id));
-            });
-        });
+    // Gathered from every io thread (and node); the answer comes back through the poster,
+    // which finds the connection again (it may have gone meanwhile). Over Socket.IO it is in
+    // the ACK of the EVENT that asked (hold_answer).
+    e.presence->async_members(e.shard, m.topic.key(),
+                              [back = self().poster(), t = m.topic, id = m.id,
+                               token = self().hold_answer()](boost::json::array members) mutable {
+                                  back.post([t = std::move(t), id = std::move(id), token,
+                                             members = std::move(members)](Self* s) mutable {
+                                      if (s)
+                                          s->send_answer(
+                                              token, message::presence(t, std::move(members), id));
+                                  });
+                              });
 }
 
 template <class Self>
@@ -226,18 +228,22 @@ void client_protocol<Self>::publish(client_message& m) {
     // With an engine the answer waits for the cluster's seq (or the error that lost the
     // publication): `published` means Redis has it. Back on the connection's thread, if
     // the connection is still there.
-    auto answer = [back = self().poster(), acks = e.acks, t = p.topic, mid = m.id,
-                   ack_id](boost::system::error_code ec, std::uint64_t seq) {
-        back.post([acks, t, mid, ack_id, ec, seq](Self* s) {
+    // Over Socket.IO, the later answer goes in the ACK of the EVENT that asked (hold_answer).
+    std::uint64_t const token = e.hub.get_engine() ? self().hold_answer() : 0;
+    auto answer = [back = self().poster(), acks = e.acks, t = p.topic, mid = m.id, ack_id,
+                   token](boost::system::error_code ec, std::uint64_t seq) {
+        back.post([acks, t, mid, ack_id, ec, seq, token](Self* s) {
             if (ec && acks)
                 acks->cancel(ack_id);
             if (!s)
                 return;
             if (ec)
-                s->send_error(error::engine_unavailable,
-                              "the publication may not have been taken: " + ec.message(), mid);
+                s->send_answer(token, message::error(error::engine_unavailable,
+                                                     "the publication may not have been taken: " +
+                                                         ec.message(),
+                                                     mid));
             else
-                s->send_json(message::published(t, seq, mid, ack_id));
+                s->send_answer(token, message::published(t, seq, mid, ack_id));
         });
     };
     topic const t = p.topic;
@@ -245,11 +251,14 @@ void client_protocol<Self>::publish(client_message& m) {
     if (r.ec) {
         if (e.acks)
             e.acks->cancel(ack_id);
-        self().send_error(r.ec == error::engine_unavailable ? error::engine_unavailable
-                                                            : error::invalid_message,
-                          r.ec.message(), m.id);
+        auto const code =
+            r.ec == error::engine_unavailable ? error::engine_unavailable : error::invalid_message;
+        if (token) // the held answer, refused at once
+            self().send_answer(token, message::error(code, r.ec.message(), m.id));
+        else
+            self().send_error(code, r.ec.message(), m.id);
     } else if (!r.pending) {
-        self().send_json(message::published(t, r.seq, m.id, ack_id));
+        self().send_answer(token, message::published(t, r.seq, m.id, ack_id));
     }
 }
 

@@ -198,6 +198,8 @@ private:
         queue_frame(make_shared_frame(make_frame(opcode::text, packet)));
     }
     void push_twin(const frame_ptr& f) { queue_frame(f); }
+    std::uint64_t hold_answer() { return sio_hold_answer(); }
+    void send_answer(std::uint64_t token, std::string text) { sio_answer(token, std::move(text)); }
     void on_probe() {}   // probes come over WebSocket
     void on_upgrade() {} // ... and so does the upgrade
     void close(std::uint16_t, std::string_view why) { end(why); }
