@@ -151,10 +151,11 @@ try {
     const fenced = await post({event: "system:notification", data: {n: 4},
                                target: {socket_ids: [other.id, ws1.id], organization_id: "org_t2"}});
     check(fenced.status === 200, "targeting: listed socket ids within an organization");
+    rtctl(open.port, "notify", "--to", `${pl1.id},c999999`, "--data", '{"n": 4.5}'); // rtctl's way to ids
     await post({event: "system:broadcast", data: {n: 5}});
     await waitFor(() => Object.values(seen).every((l) => l.includes(5)) && plainSeen().some((m) => m.data.n === 5));
     await sleep(100);
-    const want = {ws1: [1, 2, 5], pl1: [1, 2, 3, 5], up1: [1, 2, 3, 5], other: [1, 4, 5]};
+    const want = {ws1: [1, 2, 5], pl1: [1, 2, 3, 4.5, 5], up1: [1, 2, 3, 5], other: [1, 4, 5]};
     for (const name of Object.keys(want))
       check(JSON.stringify(seen[name]) === JSON.stringify(want[name]),
             `targeting: ${name} got ${JSON.stringify(seen[name])}, wants ${JSON.stringify(want[name])}`);

@@ -39,6 +39,8 @@ Usage:
   rtctl [--url URL] broadcast CHANNEL [--org ORG [--dept DEPT [--queue QUEUE]]]
                     [--event NAME] [--phase kpis|complete] [--priority low|medium|high|urgent]
                     [--data JSON | --data @FILE | --data -] [--requires-ack] [KEY=VALUE ...]
+  rtctl [--url URL] notify [--org ORG | --to ID[,ID...]] [--event NAME] [--priority ...]
+                    [--data JSON | --data @FILE | --data -] [--requires-ack] [KEY=VALUE ...]
   rtctl [--url URL] delivery ID
   rtctl [--url URL] refresh CHANNEL [--org ORG [--dept DEPT [--queue QUEUE]]]
   rtctl [--url URL] alerts [list] [--status pending|acknowledged|resolved|active]
@@ -62,6 +64,9 @@ Examples:
 --server URL is the same as --url; the URL defaults to $RTD_URL or http://127.0.0.1:3001.
 An https:// URL checks the server's certificate against the system's CAs, or the CAs of
 --ca FILE (or $RTD_CA); --no-check (-n) skips the check (testing only).
+`notify` sends to connections rather than to a topic's subscribers: every connection, those of
+--org, or the client ids of --to (comma-separated; with --org, only those of that organization);
+the event defaults to system:notification (docs/protocol.md, "Targeting connections").
 `broadcast alert` (or `alerts`) without --event enters the alert lifecycle (alert:triggered).
 `broadcast --requires-ack` re-sends the message to each targeted client until it acks; the
 answer's id is what `delivery ID` reports on: targeted, acked, pending and who has not acked.
@@ -374,6 +379,41 @@ std::string make_token(const std::string& secret, const std::string& sub, const 
 
 } // namespace
 
+// A broadcast's `data`: --data (JSON, @FILE or -; `{}` without it), plus the KEY=VALUE
+// arguments from args[first] on. 0, or the exit status of a usage error (said on stderr).
+int add_data(const po::variables_map& vm, const std::vector<std::string>& args, std::size_t first,
+             boost::json::object& body) {
+    for (std::size_t i = first; i < args.size(); ++i)
+        if (args[i].find('=') == std::string::npos || args[i][0] == '=') {
+            std::cerr << "rtctl: '" << args[i] << "' is not KEY=VALUE\n";
+            return 2;
+        }
+    try {
+        std::string const text =
+            vm.count("data") ? read_data(vm["data"].as<std::string>()) : std::string("{}");
+        body["data"] = boost::json::parse(text);
+    } catch (std::exception const& e) {
+        std::cerr << "rtctl: --data is not valid JSON: " << e.what() << "\n";
+        return 2;
+    }
+    if (args.size() > first) {
+        if (!body["data"].is_object()) {
+            std::cerr << "rtctl: KEY=VALUE pairs need --data to be a JSON object\n";
+            return 2;
+        }
+        auto& data = body["data"].get_object();
+        for (std::size_t i = first; i < args.size(); ++i) {
+            auto const eq = args[i].find('=');
+            std::string const value = args[i].substr(eq + 1);
+            boost::system::error_code jec;
+            auto parsed = boost::json::parse(value, jec);
+            // health_score=92 is a number, ok=true a boolean, status=green a string
+            data[args[i].substr(0, eq)] = jec ? boost::json::value(value) : std::move(parsed);
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char** argv) {
     po::options_description opts;
     // clang-format off
@@ -392,6 +432,7 @@ int main(int argc, char** argv) {
         ("priority", po::value<std::string>(), "")
         ("data", po::value<std::string>(), "")
         ("requires-ack", "")
+        ("to", po::value<std::string>(), "")
         ("api-key", po::value<std::string>(), "")
         ("ca", po::value<std::string>(), "")
         ("no-check,n", "")
@@ -553,16 +594,42 @@ int main(int argc, char** argv) {
                        "/api/alerts/" + args[2] + (sub == "resolve" ? "/resolve" : "/acknowledge"),
                        boost::json::serialize(body));
     }
+    if (cmd == "notify") {
+        boost::json::object body;
+        body["event"] = vm.count("event") ? opt("event") : std::string("system:notification");
+        boost::json::object target;
+        if (vm.count("org"))
+            target["organization_id"] = opt("org");
+        if (vm.count("to")) {
+            boost::json::array ids;
+            std::string const list = opt("to");
+            for (std::size_t b = 0; b <= list.size();) {
+                auto const e = std::min(list.find(',', b), list.size());
+                if (e > b)
+                    ids.emplace_back(list.substr(b, e - b));
+                b = e + 1;
+            }
+            target["socket_ids"] = std::move(ids);
+        } else if (!body["event"].as_string().starts_with("system:")) {
+            std::cerr << "rtctl: notify without --to needs a system:* event (the others go to a "
+                         "topic: rtctl broadcast)\n";
+            return 2;
+        }
+        if (!target.empty())
+            body["target"] = std::move(target);
+        if (vm.count("priority"))
+            body["priority"] = opt("priority");
+        if (vm.count("requires-ack"))
+            body["requires_ack"] = true;
+        if (int const rc = add_data(vm, args, 1, body))
+            return rc;
+        return request(ep, http::verb::post, "/api/broadcast", boost::json::serialize(body));
+    }
     if (cmd == "broadcast") {
         if (args.size() < 2) {
             std::cerr << "rtctl: broadcast needs a CHANNEL\n";
             return 2;
         }
-        for (std::size_t i = 2; i < args.size(); ++i)
-            if (args[i].find('=') == std::string::npos || args[i][0] == '=') {
-                std::cerr << "rtctl: '" << args[i] << "' is not KEY=VALUE\n";
-                return 2;
-            }
         boost::json::object body;
         body["channel"] = args[1];
         if (vm.count("event"))
@@ -587,28 +654,8 @@ int main(int argc, char** argv) {
             body["priority"] = opt("priority");
         if (vm.count("requires-ack"))
             body["requires_ack"] = true;
-        try {
-            std::string const text = vm.count("data") ? read_data(opt("data")) : std::string("{}");
-            body["data"] = boost::json::parse(text);
-        } catch (std::exception const& e) {
-            std::cerr << "rtctl: --data is not valid JSON: " << e.what() << "\n";
-            return 2;
-        }
-        if (args.size() > 2) {
-            if (!body["data"].is_object()) {
-                std::cerr << "rtctl: KEY=VALUE pairs need --data to be a JSON object\n";
-                return 2;
-            }
-            auto& data = body["data"].get_object();
-            for (std::size_t i = 2; i < args.size(); ++i) {
-                auto const eq = args[i].find('=');
-                std::string const value = args[i].substr(eq + 1);
-                boost::system::error_code jec;
-                auto parsed = boost::json::parse(value, jec);
-                // health_score=92 is a number, ok=true a boolean, status=green a string
-                data[args[i].substr(0, eq)] = jec ? boost::json::value(value) : std::move(parsed);
-            }
-        }
+        if (int const rc = add_data(vm, args, 2, body))
+            return rc;
         return request(ep, http::verb::post, "/api/broadcast", boost::json::serialize(body));
     }
     std::cerr << "rtctl: unknown command '" << cmd << "'\n\n" << usage;
