@@ -28,6 +28,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <deque>
 #include <fstream>
 #include <iostream>
 #include <optional>
@@ -165,6 +166,7 @@ bool find_int(std::string_view text, std::string_view key, std::int64_t& out) {
 
 struct stats {
     histogram latency_us;
+    histogram answer_us; ///< --publish-via http: request written to its answer read
     std::uint64_t received = 0, bytes = 0, gaps = 0, duplicates = 0, out_of_order = 0;
     std::uint64_t connect_failures = 0, handshake_failures = 0, disconnects = 0, handshakes = 0;
     std::uint64_t reconnects = 0; ///< connections re-established after a drop (--reconnect)
@@ -457,7 +459,8 @@ public:
     }
 
     // Reads the answers of the pipelined requests: counts errors and frees window room.
-    net::awaitable<void> http_responses(tcp::socket& s, std::size_t& in_flight, bool& broken) {
+    net::awaitable<void> http_responses(tcp::socket& s, std::size_t& in_flight, bool& broken,
+                                        std::deque<clock_type::time_point>& sent_at) {
         std::string buf;
         for (;;) {
             auto const end = buf.find("\r\n\r\n");
@@ -488,6 +491,13 @@ public:
                     broken = true;
                     co_return;
                 }
+            }
+            if (!sent_at.empty()) { // answers come in the order of the pipelined requests
+                st_.answer_us.record(static_cast<std::uint64_t>(
+                    std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() -
+                                                                          sent_at.front())
+                        .count()));
+                sent_at.pop_front();
             }
             if (buf.compare(0, 12, "HTTP/1.1 200") == 0) {
                 ++accepted_;
@@ -531,6 +541,7 @@ public:
         // shared with the reader coroutine of the current connection
         auto in_flight = std::make_shared<std::size_t>(0);
         auto broken = std::make_shared<bool>(true);
+        auto sent_at = std::make_shared<std::deque<clock_type::time_point>>();
         while (clock_type::now() < end && !stop) {
             if (*broken) {
                 if (s) {
@@ -541,6 +552,7 @@ public:
                 s.emplace(ioc_);
                 in_flight = std::make_shared<std::size_t>(0);
                 broken = std::make_shared<bool>(false);
+                sent_at = std::make_shared<std::deque<clock_type::time_point>>();
                 tcp::endpoint target = target_;
                 if (o_.publish_port != 0)
                     target.port(o_.publish_port);
@@ -553,18 +565,21 @@ public:
                 }
                 boost::system::error_code oec;
                 s->set_option(tcp::no_delay(true), oec);
-                auto reader = [this, sock = &*s, in_flight, broken]() -> net::awaitable<void> {
-                    co_await http_responses(*sock, *in_flight, *broken);
+                auto reader = [this, sock = &*s, in_flight, broken,
+                               sent_at]() -> net::awaitable<void> {
+                    co_await http_responses(*sock, *in_flight, *broken, *sent_at);
                 };
                 net::co_spawn(ioc_, reader, [](std::exception_ptr) {});
             }
             double const elapsed = std::chrono::duration<double>(clock_type::now() - start).count();
             auto const due = static_cast<std::uint64_t>(elapsed * o_.publish_rate);
             batch.clear();
+            auto const now = clock_type::now();
             while (sent < due && *in_flight < 256) {
                 ++sent;
                 ++*in_flight;
                 batch += http_request(sent, pad);
+                sent_at->push_back(now);
             }
             if (!batch.empty()) {
                 auto [ec, n] = co_await net::async_write(*s, net::buffer(batch),
@@ -1035,6 +1050,19 @@ int main(int argc, char** argv) {
     lat["p999"] = ms(h.quantile(0.999));
     lat["max"] = ms(h.max());
     report["latency_ms"] = lat;
+    if (st.answer_us.count()) {
+        // How long the server took to answer a publication (with rtd --data-dir: its commit).
+        auto const& a = st.answer_us;
+        std::printf(
+            "  answers ms    p50 %.2f  p90 %.2f  p99 %.2f  max %.2f (POST /api/broadcast)\n",
+            ms(a.quantile(0.5)), ms(a.quantile(0.9)), ms(a.quantile(0.99)), ms(a.max()));
+        boost::json::object ans;
+        ans["p50"] = ms(a.quantile(0.5));
+        ans["p90"] = ms(a.quantile(0.9));
+        ans["p99"] = ms(a.quantile(0.99));
+        ans["max"] = ms(a.max());
+        report["publish_answer_ms"] = ans;
+    }
     report["rtload_cpu_seconds"] = self_cpu;
     if (srv0 && srv1) {
         double const user = srv1->user - srv0->user, sys = srv1->sys - srv0->sys;
