@@ -101,6 +101,16 @@ using seq_list = std::vector<std::uint64_t>;
 
 BOOST_AUTO_TEST_SUITE(hub)
 
+BOOST_AUTO_TEST_CASE(random_hex_ids) {
+    auto const a = rtpush::detail::random_hex(3), b = rtpush::detail::random_hex(3);
+    BOOST_TEST(a.size() == 6u);
+    BOOST_TEST(a.find_first_not_of("0123456789abcdef") == std::string::npos);
+    BOOST_TEST(a != b); // 2^-24 to fail by chance
+    rtpush::hub h1, h2;
+    BOOST_TEST(h1.epoch().size() == 16u);
+    BOOST_TEST(h1.epoch() != h2.epoch());
+}
+
 // ---- the hub alone (no shards attached) ----
 
 BOOST_AUTO_TEST_CASE(publish_seq_per_topic) {

@@ -6,7 +6,7 @@
 #include <rtpush/detail/relay.hpp>
 
 #include <boost/asio/post.hpp>
-#include <openssl/rand.h>
+#include <rtpush/detail/random_hex.hpp>
 
 #include <algorithm>
 #include <cstdio>
@@ -14,17 +14,8 @@
 namespace rtpush {
 
 inline hub::hub(hub_config cfg)
-    : cfg_(cfg) {
-    unsigned char r[8] = {};
-    if (RAND_bytes(r, sizeof r) != 1) {
-        auto const t = std::chrono::steady_clock::now().time_since_epoch().count();
-        std::memcpy(r, &t, sizeof r);
-    }
-    char buf[17];
-    for (int i = 0; i < 8; ++i)
-        std::snprintf(buf + 2 * i, 3, "%02x", r[i]);
-    epoch_.assign(buf, 16);
-}
+    : cfg_(cfg)
+    , epoch_(detail::random_hex(8)) {}
 
 namespace detail {
 // A publication's frame carries what the session's priority lanes need (see send_queue).

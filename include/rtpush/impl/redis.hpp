@@ -1,6 +1,7 @@
 #ifndef RTPUSH_IMPL_REDIS_HPP
 #define RTPUSH_IMPL_REDIS_HPP
 
+#include <rtpush/detail/random_hex.hpp>
 #include <rtpush/hub.hpp>
 #include <rtpush/server.hpp>
 
@@ -45,22 +46,6 @@ end
 redis.call(ARGV[7], ARGV[6], e .. ' ' .. seq .. ' ' .. ARGV[4])
 return seq
 )lua";
-
-inline std::string random_hex(std::size_t bytes) {
-    std::vector<unsigned char> r(bytes);
-    if (RAND_bytes(r.data(), static_cast<int>(r.size())) != 1) {
-        auto const t = std::chrono::steady_clock::now().time_since_epoch().count();
-        for (std::size_t i = 0; i < r.size(); ++i)
-            r[i] = static_cast<unsigned char>(t >> (8 * (i % 8)));
-    }
-    std::string s;
-    char buf[3];
-    for (auto c : r) {
-        std::snprintf(buf, sizeof buf, "%02x", c);
-        s += buf;
-    }
-    return s;
-}
 
 inline std::string phase_field(std::string_view phase) {
     return phase.empty() ? "none" : std::string(phase);

@@ -128,8 +128,11 @@ inline server_impl::server_impl(server_config cfg)
     if (n == 0)
         n = 1;
     std::vector<shard*> raw;
-    // Ack ids start with the hub's epoch: an id from before a restart is unknown, never another's.
-    acks_ = std::make_unique<ack_registry>(cfg_.acks, hub_.epoch().substr(0, 8) + "-");
+    // Ack ids start with the hub's epoch and a tag of this process: an id from before a
+    // restart (which keeps the epoch with a data directory) or of another node sharing the
+    // epoch (the Redis engine) is unknown here, never another broadcast's.
+    acks_ = std::make_unique<ack_registry>(cfg_.acks,
+                                           hub_.epoch().substr(0, 8) + "-" + random_hex(3) + "-");
     hub_.on_presence_relay([this](relayed r) { on_presence_relay(std::move(r)); });
     for (unsigned i = 0; i < n; ++i) {
         shards_.push_back(std::make_unique<shard>(i));
