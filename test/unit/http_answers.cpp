@@ -27,6 +27,18 @@ BOOST_AUTO_TEST_CASE(errors_carry_a_code_and_a_printable_message) {
     BOOST_TEST(fb.at("error").at("message").as_string() == "total_items: must be an integer");
 }
 
+BOOST_AUTO_TEST_CASE(an_optional_object_body) {
+    auto const none = d::optional_object_body("", 11);
+    BOOST_TEST(std::get<boost::json::object>(none).empty());
+    auto const some = d::optional_object_body(R"({"by":"ann"})", 11);
+    BOOST_TEST(std::get<boost::json::object>(some).at("by").as_string() == "ann");
+    for (auto const* bad : {"[1]", "{", "\"x\""}) {
+        auto const r = d::optional_object_body(bad, 11);
+        BOOST_REQUIRE(std::holds_alternative<d::http_response>(r));
+        BOOST_TEST(std::get<d::http_response>(r).result_int() == 400u);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(method_not_allowed_names_the_methods) {
     d::http_request req{http::verb::put, "/api/stats", 11};
     auto const r = d::method_not_allowed(req, "/api/stats", "GET");

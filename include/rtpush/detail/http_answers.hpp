@@ -18,6 +18,7 @@
 #include <chrono>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 namespace rtpush::detail {
@@ -59,6 +60,22 @@ inline http_response field_error(boost::beast::http::status status, std::string_
     boost::json::object o;
     o["error"] = std::move(err);
     return json_response(status, o, version);
+}
+
+/// An optional JSON object body (an admin route's options): an empty body is an empty
+/// object; anything but an object is the 400 answer to send instead.
+inline std::variant<boost::json::object, http_response> optional_object_body(std::string_view body,
+                                                                             unsigned version) {
+    if (body.empty())
+        return boost::json::object{};
+    boost::system::error_code ec;
+    auto v = boost::json::parse(body, ec);
+    if (ec || !v.is_object())
+        return field_error(
+            boost::beast::http::status::bad_request, "INVALID_MESSAGE",
+            {"", ec ? "malformed JSON body: " + ec.message() : "body must be a JSON object"},
+            version);
+    return std::move(v.get_object());
 }
 
 /// 405 with the methods the path takes.

@@ -537,23 +537,17 @@ inline boost::asio::awaitable<http_response> server_impl::route_alert_step(route
     std::string const& id = r.params[0];
     bool const acknowledge = r.path.ends_with("/acknowledge");
     std::string by;
-    if (!r.req.body().empty()) {
-        boost::system::error_code ec;
-        auto body = boost::json::parse(r.req.body(), ec);
-        if (ec || !body.is_object())
-            co_return field_error(
-                http::status::bad_request, "INVALID_MESSAGE",
-                {"", ec ? "malformed JSON body: " + ec.message() : "body must be a JSON object"},
-                v);
-        auto const& o = body.get_object();
-        for (auto const* k : {"by", acknowledge ? "acknowledged_by" : "resolved_by"})
-            if (auto const* b = o.if_contains(k)) {
-                if (!b->is_string() || b->get_string().empty() || b->get_string().size() > 4096)
-                    co_return field_error(http::status::bad_request, "INVALID_MESSAGE",
-                                          {k, "must be a non-empty string"}, v);
-                by = std::string(b->get_string());
-            }
-    }
+    auto body = optional_object_body(r.req.body(), v);
+    if (auto* refused = std::get_if<http_response>(&body))
+        co_return std::move(*refused);
+    auto const& o = std::get<boost::json::object>(body);
+    for (auto const* k : {"by", acknowledge ? "acknowledged_by" : "resolved_by"})
+        if (auto const* b = o.if_contains(k)) {
+            if (!b->is_string() || b->get_string().empty() || b->get_string().size() > 4096)
+                co_return field_error(http::status::bad_request, "INVALID_MESSAGE",
+                                      {k, "must be a non-empty string"}, v);
+            by = std::string(b->get_string());
+        }
     auto res = acknowledge ? acknowledge_alert(id, by) : resolve_alert(id, by);
     if (!res)
         co_return alert_error_response(res, v);

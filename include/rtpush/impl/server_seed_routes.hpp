@@ -282,18 +282,10 @@ inline boost::asio::awaitable<http_response> server_impl::route_alerts_evaluate(
 // /api/refresh/kpi makes them (docs/protocol.md, "Seed parity").
 inline boost::asio::awaitable<http_response> server_impl::route_kpi_compute(route_request& r) {
     unsigned const v = r.version();
-    scope s;
-    if (!r.req.body().empty()) {
-        boost::system::error_code ec;
-        auto body = boost::json::parse(r.req.body(), ec);
-        if (ec || !body.is_object())
-            co_return field_error(
-                http::status::bad_request, "INVALID_MESSAGE",
-                {"", ec ? "malformed JSON body: " + ec.message() : "body must be a JSON object"},
-                v);
-        s = scope_from_json(body.get_object());
-    }
-    topic const t{"kpi", s};
+    auto body = optional_object_body(r.req.body(), v);
+    if (auto* refused = std::get_if<http_response>(&body))
+        co_return std::move(*refused);
+    topic const t{"kpi", scope_from_json(std::get<boost::json::object>(body))};
     if (validate(t))
         co_return json_error(http::status::bad_request, "INVALID_MESSAGE", "invalid scope", v);
     // Only a source the refresh reaches computes anything: another scope's is a 404 here.
