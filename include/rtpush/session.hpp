@@ -140,6 +140,8 @@ public:
                       std::chrono::milliseconds idle_timeout);
 
     std::string client_id() const { return "c" + std::to_string(id_); }
+    /// The Engine.IO sid of a Socket.IO connection opened on WebSocket: its client id.
+    std::string engine_sid() const { return client_id(); }
     std::uint64_t id() const noexcept { return id_; }
     const std::string& organization() const noexcept { return client_.org; }
     /// A Socket.IO connection upgraded from long-polling is also known by the polling

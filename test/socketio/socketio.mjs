@@ -117,11 +117,17 @@ try {
     await emitAck(other, "authenticate", {user_id: "u2", organization_id: "org_t2"});
     // A client still on long-polling is a connection like the others: listed, and present in
     // the rooms it joined.
+    // socket.id is public (listed, relayed): the Engine.IO sid's secret part is not in it.
+    check(/^c[0-9]+$/.test(pl1.id) && /^c[0-9]+$/.test(up1.id) && pl1.io.engine.id !== pl1.id,
+          `a polling client's socket.id is its public id (${pl1.id}), not its Engine.IO sid`);
     const conns = await (await fetch(base + "/api/connections?organization_id=org_t1")).json();
     const polled = conns.connections?.find((c) => c.socket_id === pl1.id);
     check(polled?.transport === "polling" && polled.user_id === "u1" && typeof polled.connected_at === "string" &&
           conns.connections.some((c) => c.transport === "socketio"),
           "/api/connections lists a polling client (and the Socket.IO ones): " + JSON.stringify(polled));
+    check(!JSON.stringify(conns).includes(pl1.io.engine.id), "... without any Engine.IO sid");
+    check(conns.connections.some((c) => c.socket_id === up1.id && c.transport === "socketio"),
+          "... and the upgraded client under the socket.id it knows");
     await emitAck(pl1, "subscribe", {channels: ["lobby"], organization_id: "org_t1"});
     const pres = await (await fetch(base + "/api/rooms/lobby:org:org_t1/presence")).json();
     check(pres.presence?.length === 1 && pres.presence[0].client_id === pl1.id && pres.presence[0].transport === "polling",

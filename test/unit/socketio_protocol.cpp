@@ -42,6 +42,7 @@ struct sio_connection final : d::subscriber,
     d::socketio_state& sio_state() { return sio; }
     std::uint64_t id() const { return 3; }
     std::string client_id() const { return "c3"; }
+    std::string engine_sid() const { return client_id(); }
     std::string remote() const { return "127.0.0.1:1"; }
     void send_packet(std::string p) { packets.push_back(std::move(p)); }
     int probes = 0, upgrades = 0;

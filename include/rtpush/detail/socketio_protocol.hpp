@@ -43,6 +43,7 @@ struct socketio_state {
     boost::json::array answers;             ///< ... and the rtpush answers it gathered
     std::uint64_t upgrade_from = 0;         ///< the polling session this WebSocket takes over
     std::string upgrade_sid;                ///< ... its whole sid, checked before taking it
+    std::string socket_id; ///< taken over: the id its client was given while polling
     // Connection state recovery (detail/socketio_recovery.hpp):
     std::string pid;                  ///< the private session id given in CONNECT
     std::unique_ptr<written_log> log; ///< the publications written (from the first one on)
@@ -204,7 +205,7 @@ std::string socketio_protocol<Self>::open_packet(bool polling) {
                           : std::max(std::chrono::milliseconds(20000), cfg.heartbeat_interval);
     oc.max_payload = cfg.max_message_size;
     oc.allow_upgrade = polling;
-    return sio::encode_open(self().client_id(), oc, !polling);
+    return sio::encode_open(self().engine_sid(), oc, !polling);
 }
 
 template <class Self>

@@ -195,9 +195,11 @@ inline void refresher_state::succeeded(refresh_entry& e, snapshot s) {
     // (seed 004's change detection; docs/configuration.md, "Data sources"). The first value
     // changes everything: no list.
     boost::json::array fields;
-    if (changed && e.has_value)
-        fields = rtpush::changed_fields(e.last.complete.is_null() ? e.last.kpis : e.last.complete,
-                                        s.complete.is_null() ? s.kpis : s.complete);
+    if (changed && e.has_value) {
+        fields = rtpush::changed_fields(e.last.complete, s.complete);
+        if (fields.empty()) // the KPIs changed alone (or only the members' order did: none)
+            fields = rtpush::changed_fields(e.last.kpis, s.kpis);
+    }
     {
         std::lock_guard lock(mutex_);
         e.counters.consecutive_errors = 0;

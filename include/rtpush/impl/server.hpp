@@ -502,24 +502,27 @@ inline boost::asio::awaitable<void> server_impl::heartbeat_loop(shard& sh) {
 
 inline std::uint64_t server_impl::deliver_to(shard& sh, const audience& to, const frame_ptr& f) {
     // Every transport's connections: a Socket.IO client upgraded from polling is also known by
-    // the id its client was given then (socket.id).
-    std::uint64_t pushed = 0;
+    // the id its client was given then (socket.id). Chosen first, pushed after: a push may end
+    // its connection (a slow consumer), which leaves the shard's maps.
+    std::vector<session*> sessions;
     for (auto const& [id, s] : sh.sessions())
-        if (to.includes(s->client_id(), s->socketio_alias(), s->organization())) {
-            s->push(f);
-            ++pushed;
-        }
+        if (to.includes(s->client_id(), s->socketio_alias(), s->organization()))
+            sessions.push_back(s);
+    std::vector<sse_session*> streams;
     for (auto const& [id, s] : sh.sse_sessions())
-        if (to.includes(s->client_id(), {}, s->organization())) {
-            s->push(f);
-            ++pushed;
-        }
+        if (to.includes(s->client_id(), {}, s->organization()))
+            streams.push_back(s);
+    std::vector<std::shared_ptr<polling_session>> polling;
     for (auto const& [id, s] : sh.polling_sessions())
-        if (!s->ended() && to.includes(s->client_id(), {}, s->organization())) {
-            s->push(f);
-            ++pushed;
-        }
-    return pushed;
+        if (!s->ended() && to.includes(s->client_id(), {}, s->organization()))
+            polling.push_back(s);
+    for (auto* s : sessions)
+        s->push(f);
+    for (auto* s : streams)
+        s->push(f);
+    for (auto const& s : polling)
+        s->push(f);
+    return sessions.size() + streams.size() + polling.size();
 }
 
 inline void server_impl::resend_unacked(shard& sh, std::chrono::steady_clock::time_point now) {

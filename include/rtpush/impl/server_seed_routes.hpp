@@ -398,7 +398,7 @@ server_impl::members_everywhere(std::string key) {
     presence_queries_.erase(id);
     out.members = std::move(q->members);
     out.nodes = q->answered;
-    out.complete = q->answered >= q->expected;
+    out.complete = q->answered >= q->expected && q->self_answered;
     co_return out;
 }
 
@@ -434,7 +434,9 @@ inline void server_impl::on_presence_relay(relayed r) {
             (*o)["node_id"] = r.node;
         q.members.push_back(std::move(m));
     }
-    if (++q.answered >= q.expected)
+    if (r.node == e->node())
+        q.self_answered = true;
+    if (++q.answered >= q.expected && q.self_answered)
         net::post(q.done.get_executor(), [q = it->second] { q->done.cancel(); });
 }
 

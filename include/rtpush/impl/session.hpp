@@ -417,7 +417,9 @@ inline void session::on_heartbeat(const detail::frame_ptr& heartbeat, const deta
 
 inline boost::json::object session::info() const {
     boost::json::object o;
-    o["socket_id"] = client_id();
+    // A Socket.IO client upgraded from polling knows itself by the id it got then.
+    auto const alias = socketio_alias();
+    o["socket_id"] = alias.empty() ? client_id() : std::string(alias);
     client_.describe(o);
     o["status"] = closing_ ? "closing" : "connected";
     o["transport"] = socketio() ? "socketio" : "websocket";
@@ -585,7 +587,9 @@ inline bool session::inflate(detail::frame_event& ev) {
 }
 
 inline std::string_view session::socketio_alias() const noexcept {
-    return socketio() ? std::string_view(cold_->sio->upgrade_sid) : std::string_view();
+    // Set once the polling session is taken over (on_upgrade), not at the probe: a probing
+    // WebSocket is not the client's connection yet.
+    return socketio() ? std::string_view(cold_->sio->socket_id) : std::string_view();
 }
 
 inline std::shared_ptr<detail::polling_session> session::polling_to_take() const {
@@ -614,6 +618,7 @@ inline void session::on_upgrade() {
     // The polling session's subscriptions, identity and queued packets move here, in order;
     // then only this WebSocket carries the session.
     take_over(p->state());
+    sio_state().socket_id = p->client_id();
     sio_state().connected = p->sio_state().connected;
     sio_state().pid = std::move(p->sio_state().pid);
     sio_state().log = std::move(p->sio_state().log);

@@ -60,7 +60,10 @@ public:
 
     const std::string& sid() const noexcept { return sid_; }
     std::uint64_t id() const noexcept { return id_; }
-    std::string client_id() const { return sid_; }
+    /// The connection's public id (`socket.id`, /api/connections, presence, targeting);
+    /// the Engine.IO sid, with its secret part, is the transport's own (engine_sid).
+    std::string client_id() const { return "c" + std::to_string(id_); }
+    const std::string& engine_sid() const noexcept { return sid_; }
     std::string remote() const { return remote_; }
     bool ended() const noexcept { return ended_; }
     const std::string& organization() const noexcept { return client_.org; }

@@ -331,6 +331,7 @@ public:
         boost::asio::steady_timer done; ///< cancelled when every node answered
         std::size_t expected = 1;
         std::size_t answered = 0;
+        bool self_answered = false; ///< the cluster view may not list this node yet
         boost::json::array members;
     };
     static constexpr std::chrono::milliseconds presence_wait{1000};

@@ -71,8 +71,9 @@ server_impl::socketio_poll(shard& sh, const http_request& req, const std::string
         auto s = std::make_shared<polling_session>(sh, cfg_, id, sid, remote);
         sh.add_polling(id, s);
         sh.counters().accepted.fetch_add(1, std::memory_order_relaxed);
-        cfg_.logger.log(log_level::info, "connection_open",
-                        {{"client", sid}, {"transport", "socketio-polling"}, {"remote", remote}});
+        cfg_.logger.log(
+            log_level::info, "connection_open",
+            {{"client", s->client_id()}, {"transport", "socketio-polling"}, {"remote", remote}});
         co_return text(s->open(), "text/plain; charset=UTF-8");
     }
     std::size_t shard_index = 0;
