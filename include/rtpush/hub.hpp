@@ -229,6 +229,11 @@ private:
     // mutex_ held for these
     void fan_out(const topic& t, detail::frame_ptr frame, std::uint64_t counter,
                  std::shared_ptr<const detail::audience> to = nullptr);
+    /// A publication's frame (and, when it must be acked, its re-send form) from `text(bool
+    /// redelivered)`, the message's JSON text.
+    template <class Text>
+    detail::frame_ptr delivery_frame(const publication& p, const std::string& key,
+                                     std::uint64_t seq, Text text);
     // mutex_ not held
     void deliver_here(std::shared_ptr<const detail::audience> to, publication p,
                       const std::string& timestamp);

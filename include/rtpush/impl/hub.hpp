@@ -95,21 +95,25 @@ inline hub::publish_result hub::publish(publication p, engine::publish_handler d
     return r;
 }
 
-inline void hub::commit(topic_state& st, publication p, std::uint64_t seq, std::string ts,
-                        const std::string& key) {
-    // Serialise and frame once; every subscriber gets a reference to these bytes.
-    // A publication that must be acked also gets its re-send form, built once: every re-send
-    // to every client shares it.
+template <class Text>
+detail::frame_ptr hub::delivery_frame(const publication& p, const std::string& key,
+                                      std::uint64_t seq, Text text) {
+    // Serialise and frame once; every subscriber gets a reference to these bytes. A
+    // publication that must be acked also gets its re-send form (`redelivered`), built once:
+    // every re-send to every client shares it.
     detail::frame_ptr redelivery;
     if (!p.ack_id.empty())
-        redelivery = detail::publication_frame(
-            detail::make_frame(detail::opcode::text,
-                               message::publication("update", p, seq, epoch_, ts, true, key)),
-            p, key, phase_slot(p.phase), false, seq);
-    auto frame = detail::publication_frame(
-        detail::make_frame(detail::opcode::text,
-                           message::publication("update", p, seq, epoch_, ts, false, key)),
-        p, key, phase_slot(p.phase), true, seq, std::move(redelivery));
+        redelivery = detail::publication_frame(detail::make_frame(detail::opcode::text, text(true)),
+                                               p, key, phase_slot(p.phase), false, seq);
+    return detail::publication_frame(detail::make_frame(detail::opcode::text, text(false)), p, key,
+                                     phase_slot(p.phase), true, seq, std::move(redelivery));
+}
+
+inline void hub::commit(topic_state& st, publication p, std::uint64_t seq, std::string ts,
+                        const std::string& key) {
+    auto frame = delivery_frame(p, key, seq, [&](bool redelivered) {
+        return message::publication("update", p, seq, epoch_, ts, redelivered, key);
+    });
     ++total_;
     ++by_event_[p.event];
     std::uint64_t const counter = ++counter_;
@@ -214,14 +218,8 @@ inline boost::system::error_code hub::deliver_to(std::shared_ptr<const detail::a
 inline void hub::deliver_here(std::shared_ptr<const detail::audience> to, publication p,
                               const std::string& ts) {
     std::string const key = p.topic.key();
-    detail::frame_ptr redelivery; // a re-send is the same message marked `redelivered`
-    if (!p.ack_id.empty())
-        redelivery = detail::publication_frame(
-            detail::make_frame(detail::opcode::text, message::targeted(p, ts, key, true)), p, key,
-            phase_slot(p.phase), false, 0);
-    auto frame = detail::publication_frame(
-        detail::make_frame(detail::opcode::text, message::targeted(p, ts, key)), p, key,
-        phase_slot(p.phase), true, 0, std::move(redelivery));
+    auto frame = delivery_frame(
+        p, key, 0, [&](bool redelivered) { return message::targeted(p, ts, key, redelivered); });
     std::lock_guard lock(mutex_);
     ++total_;
     ++by_event_[p.event];
