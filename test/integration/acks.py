@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md,
+# "Seed parity", lists what each does and what rtd answers for it.
 """Acknowledged delivery end to end against rtd (docs/protocol.md, "Acknowledged delivery"):
 a client that does not ack gets the message re-sent, an ack stops the re-sends, a client that
 disconnects before acking gets it after reconnecting (named by `hello {clientId}`), and

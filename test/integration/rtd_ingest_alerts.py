@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md,
+# "Seed parity", lists what each does and what rtd answers for it.
 """Seed 003's ingest (docs/protocol.md, "Ingest (seed 003)" and "Alerts") end to end against
 the rtd binary: schema validation of
 POST /api/broadcast/{kpi,backlog,attendance,alert} and of the generic broadcast's seed 003

@@ -1,5 +1,7 @@
 // Security over loopback (docs/security.md): each attack fails, and a well-behaved client on
 // the same server keeps receiving every message.
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
 #include "harness.hpp"
 
 #include <boost/asio/steady_timer.hpp>

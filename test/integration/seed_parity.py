@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md,
+# "Seed parity", lists what each does and what rtd answers for it.
 """The seeds' REST routes and variables against the rtd binary, the way the seeds' users call
 them (HTTP requests, a Python websockets client):
 - seed 004: SERVER_PORT, CLIENT_URL (Origin check), REDIS_HOST (selects the Redis engine: an

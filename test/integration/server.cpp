@@ -1,4 +1,6 @@
 // Loopback integration tests: a real rtpush::server and real WebSocket and HTTP clients.
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
 #include "harness.hpp"
 
 #include <boost/asio/read.hpp>

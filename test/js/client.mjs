@@ -8,6 +8,8 @@
 // React hooks on one shared connection, the SSE fallback, `tsc --noEmit` on a .ts user, and
 // the package `npm pack` makes (files, exports, types; the core module's minified size).
 // Exit 0 = pass, 1 = fail, 77 = skipped (npm install failed). Every child is killed by pid.
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
 import {spawn, spawnSync} from "node:child_process";
 import {createHmac} from "node:crypto";
 import {existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync} from "node:fs";

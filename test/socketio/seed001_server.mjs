@@ -3,6 +3,8 @@
 // `<channel>:org:<org>`, acks for subscribe, connection state recovery on), plus the one REST
 // route the test publishes with (POST /api/broadcast {channel, event, target, data}).
 // Usage: node seed001_server.mjs SECRET. Prints {"event":"listening","port":N}.
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
 import {createHmac, timingSafeEqual} from "node:crypto";
 import {createServer} from "node:http";
 import {Server} from "socket.io";

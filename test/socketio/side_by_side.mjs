@@ -7,6 +7,8 @@
 // none after `disconnect()`), and a malformed packet (the server drops that connection only).
 //
 // Usage: node side_by_side.mjs RTD. Exit 0 = pass, 1 = fail, 77 = skipped (npm install failed).
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
 import {check, connected, emitAck, finish, HERE, io, jwt, limit, next, rawSocket, sleep, startRtd, startServer,
         waitFor} from "./harness.mjs";
 import {join} from "node:path";

@@ -8,6 +8,8 @@
 // polling refused with Engine.IO's error body, garbage packets of every kind (a clear close or
 // error; the server keeps serving the others), and seed 001's JSON lines over plain /ws.
 // Exit 0 = pass, 1 = fail, 77 = skipped (npm install failed). Every child is killed by pid.
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
 import {check, connected, emitAck, finish, io, jwt, limit, next, rawSocket, rtctlOf, sleep, startRtd as startRtdOf,
         waitFor} from "./harness.mjs";
 

@@ -1,5 +1,7 @@
 // Unit tests for detail/client_protocol.hpp: the protocol's rules over a connection without a
 // socket (what a transport provides is recorded).
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
 #include <rtpush/config.hpp>
 #include <rtpush/detail/client_protocol.hpp>
 #include <rtpush/hub.hpp>

@@ -1,4 +1,6 @@
 // The ingest schemas (seed 003's payloads) and the field checks they are made of.
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
 #include <rtpush/ingest.hpp>
 
 #include <boost/test/unit_test.hpp>

@@ -1,5 +1,7 @@
 // The refresher on an io_context with a hub and no sockets: single-flight, cache, change
 // detection, failure and recovery, schedule and demand.
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
 #include <rtpush/refresher.hpp>
 
 #include <boost/asio/co_spawn.hpp>

@@ -1,4 +1,6 @@
 // rtd's alert rules: the config section and the evaluation (for N, resolve, manual resolution).
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
 #include "../../tools/rtd/alert_rules.hpp"
 
 #include <boost/test/unit_test.hpp>

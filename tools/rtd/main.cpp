@@ -1,4 +1,6 @@
 // rtd: the rtpush server daemon.
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
 #include "alert_rules.hpp"
 #include "copilot.hpp"
 #include "demo.hpp"

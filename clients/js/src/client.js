@@ -3,6 +3,8 @@
 // with full jitter, resubscription with `recover` (epoch and offsets), deduplication by
 // (topic, seq) and by ackId, gap detection, automatic acks, a heartbeat watchdog, and a
 // read-only Server-Sent Events fallback when WebSocket cannot get through.
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
 
 const RECONNECT = {initialDelay: 500, maxDelay: 30000, multiplier: 2, resetAfter: 60000};
 

@@ -3,6 +3,8 @@
 // (`POST /api/broadcast`, `POST /api/broadcast/{channel}`) and a client's `publish` message
 // apply the same rules: the target scope, seed 003's ingest schemas, the event an alert step
 // implies (docs/protocol.md, "REST" and "Ingest"). Free of I/O.
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
 //
 #ifndef RTPUSH_DETAIL_BROADCAST_REQUEST_HPP
 #define RTPUSH_DETAIL_BROADCAST_REQUEST_HPP

@@ -25,10 +25,10 @@ struct client_js_file {
 };
 
 inline constexpr client_js_file client_js_files[] = {
-    {"client.js", "\"c7da1a039ae6ee7b\"", client_js_client.substr(1)},
+    {"client.js", "\"a2ca03dfa04f8bc1\"", client_js_client.substr(1)},
     {"index.js", "\"b916e69265ec9238\"", client_js_index.substr(1)},
     {"react.js", "\"73af1aba08e71bed\"", client_js_react.substr(1)},
-    {"seed001.js", "\"e5ac1c736e3e9af3\"", client_js_seed001.substr(1)},
+    {"seed001.js", "\"05aa8728e63fb2aa\"", client_js_seed001.substr(1)},
 };
 
 } // namespace rtpush::detail

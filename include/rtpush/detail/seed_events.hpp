@@ -4,6 +4,8 @@
 // {"channels":["kpi"],"organization_id":"org_123"}}` as a JSON line, or the same event as a
 // Socket.IO EVENT; both become one rtpush `subscribe` per channel, which the client protocol
 // (detail/client_protocol.hpp) then handles like any other. Free of I/O.
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
 //
 #ifndef RTPUSH_DETAIL_SEED_EVENTS_HPP
 #define RTPUSH_DETAIL_SEED_EVENTS_HPP

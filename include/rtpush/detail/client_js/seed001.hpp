@@ -17,6 +17,8 @@ inline constexpr std::string_view client_js_seed001 = R"rtpushjs(
 // runs on rtpush unchanged.
 // Handlers are chosen by the message's `event` (kpi:update, alert:triggered, ...) and get the
 // publication's `data` (then the whole message).
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
 
 import {RtpushClient, topicKey} from "./client.js";
 
