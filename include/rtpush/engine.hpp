@@ -18,9 +18,28 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace rtpush {
+
+/// Where a client stands with a broadcast that must be acknowledged.
+enum class ack_state : int { waiting = 0, acked = 1, given_up = 2 };
+
+/// A broadcast with `requires_ack` as the durable store keeps it, so that a restart still
+/// re-sends it to the clients that have not acked (docs/operations.md, "Durable state").
+struct ack_record {
+    std::string id;
+    std::string topic;           ///< its topic key
+    std::int64_t created_ms = 0; ///< Unix milliseconds (its ttl counts from here)
+    /// The message a re-send sends (`redelivered`), JSON text; empty until it was first sent.
+    std::string message;
+    int phase = 1;     ///< its phase slot (0 kpis, 1 none, 2 complete)
+    bool bulk = false; ///< sent in the bulk lane (a medium or low priority)
+    std::uint64_t seq = 0;
+    /// Each client it was sent to (by its ack key) and where that client stands.
+    std::vector<std::pair<std::string, ack_state>> targets;
+};
 
 /// What a hub needs from a cross-node engine. Every member may be called from any thread.
 class engine {
@@ -80,6 +99,19 @@ public:
     virtual void forget_alert(const std::string& id) { (void)id; }
     /// The alerts an earlier run kept, for the server's alert book at start-up.
     virtual std::vector<alert> saved_alerts() const { return {}; }
+
+    /// Keeps a broadcast that must be acknowledged (its `targets` are not read: see
+    /// save_ack_target), in order with the publications around it; nothing by default.
+    virtual void save_ack(const ack_record& r) { (void)r; }
+    /// Keeps where `client` stands with broadcast `id`.
+    virtual void save_ack_target(const std::string& id, const std::string& client,
+                                 ack_state state) {
+        (void)id, (void)client, (void)state;
+    }
+    /// Forgets a broadcast and its targets (acked by all, expired, or evicted).
+    virtual void forget_ack(const std::string& id) { (void)id; }
+    /// The acknowledged-delivery state an earlier run kept, oldest broadcast first.
+    virtual std::vector<ack_record> saved_acks() const { return {}; }
 };
 
 } // namespace rtpush

@@ -85,6 +85,11 @@ public:
     void save_alert(const alert& a) override;
     void forget_alert(const std::string& id) override;
     std::vector<alert> saved_alerts() const override { return loaded_alerts_; }
+    void save_ack(const ack_record& r) override;
+    void save_ack_target(const std::string& id, const std::string& client,
+                         ack_state state) override;
+    void forget_ack(const std::string& id) override;
+    std::vector<ack_record> saved_acks() const override { return loaded_acks_; }
 
     /// Blocks until everything published before the call is committed (or failed).
     void flush();
@@ -104,13 +109,22 @@ private:
         std::string timestamp;
         std::int64_t at_ms = 0;
         publish_handler done;
-        // An alert's state instead of a publication (save_alert): `key` is its id, `row` its
-        // data (empty: forget it), `seq` its number, `channel` its status, `at_ms` when it is
-        // next escalated and `after_ms` its escalation period.
-        bool alert = false;
+        // What else the queue carries, in order with the publications:
+        // - alert: an alert's state (save_alert): `key` is its id, `row` its data (empty:
+        //   forget it), `seq` its number, `channel` its status, `at_ms` when it is next
+        //   escalated and `after_ms` its escalation period;
+        // - ack: a broadcast to be acked (save_ack): `key` its id, `channel` its topic, `row`
+        //   its message, `at_ms` when it was created, `phase`, `seq`, `after_ms` 1 when bulk;
+        // - ack_target: `key` the broadcast, `channel` the client, `phase` its ack_state;
+        // - ack_forget: `key` the broadcast.
+        enum class kind { publication, alert, ack, ack_target, ack_forget };
+        kind what = kind::publication;
         std::int64_t after_ms = 0;
     };
-    void queue_alert(pending_write w);
+    // Queues what is not a publication: never refused for max_pending (they are few, and a
+    // lost one would be a lost answer).
+    void queue_state(pending_write w);
+    void write_ack(const pending_write& w, int& rc);
     struct statements; // prepared statements of the writer's connection
 
     void open();
@@ -127,7 +141,8 @@ private:
     mutable sqlite3* reader_ = nullptr; // GET /api/history's, under reader_mutex_
     mutable std::mutex reader_mutex_;
     std::unique_ptr<statements> stmts_;
-    std::vector<alert> loaded_alerts_; // what load() found, for the server's alert book
+    std::vector<alert> loaded_alerts_;    // what load() found, for the server's alert book
+    std::vector<ack_record> loaded_acks_; // ... and for its ack tracker
     std::map<std::string, detail::history_window, std::less<>> windows_; // writer only
     // After a crash: how far each topic's first seq skips (see publish), and the topics
     // that have skipped; under order_mutex_.

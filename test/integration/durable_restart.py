@@ -2,8 +2,8 @@
 """Nothing answered is lost on restart (docs/operations.md, "Durable state"): rtd with
 --data-dir takes REST publications, is killed with SIGKILL, and restarts on the same directory
 with the same epoch, the latest values (/api/dashboard, `initial`), the history a client recovering
-with its offset gets replayed, GET /api/history and the `history` message, and the alerts with
-their states. Publications answered while a burst was
+with its offset gets replayed, GET /api/history and the `history` message, the alerts with
+their states, and the broadcasts a client has not acked (re-sent when it says hello). Publications answered while a burst was
 being written when the process was killed are all there. A corrupt database or an unusable
 directory stops rtd at start-up with a message, never a memory-only run.
 Usage: durable_restart.py PATH_TO_RTD
@@ -66,6 +66,32 @@ async def subscribe(port, org, recover=None):
     return subscribed, rest
 
 
+async def ack_client(port, client_id, ack=False):
+    """Says hello as `client_id` and subscribes to org `ackorg`'s notices; returns (the hello
+    answer, the updates with an ackId within a second), acking them when `ack`."""
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws:
+        await asyncio.wait_for(ws.recv(), 5)  # connected
+        await ws.send(json.dumps({"type": "hello", "clientId": client_id, "id": "h"}))
+        await ws.send(json.dumps({"type": "subscribe", "channel": "notices",
+                                  "scope": {"org": "ackorg"}, "id": "s"}))
+        hello, updates, errors = None, [], []
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:
+            try:
+                m = json.loads(await asyncio.wait_for(ws.recv(), end - time.monotonic()))
+            except asyncio.TimeoutError:
+                break
+            if m.get("type") == "hello":
+                hello = m
+            elif m.get("type") == "update" and "ackId" in m:
+                updates.append(m)
+                if ack:
+                    await ws.send(json.dumps({"type": "ack", "id": m["ackId"]}))
+            elif m.get("type") == "error":
+                errors.append(m)
+        return hello, updates, errors
+
+
 async def ws_requests(port, messages):
     """The answer to each message, sent one after the other on one WebSocket connection."""
     answers = []
@@ -112,6 +138,20 @@ def main():
         st2, a2 = http(port, "POST", "/api/broadcast/alert", dict(alert, message="acked"))
         http(port, "POST", f"/api/alerts/{a2['alert']['alert_id']}/acknowledge", {"by": "ann"})
         check(st == 200 and st2 == 200, "two alerts triggered, one acknowledged")
+        # Acknowledged delivery: two clients get a broadcast that must be acked; one acks it.
+        async def two_ack_clients():
+            lazy = asyncio.create_task(ack_client(port, "lazy-1"))
+            eager = asyncio.create_task(ack_client(port, "eager-1", ack=True))
+            await asyncio.sleep(0.3)  # both subscribed
+            res = http(port, "POST", "/api/broadcast",
+                       {"channel": "notices", "target": {"organization_id": "ackorg"},
+                        "data": {"n": 1}, "requires_ack": True})
+            return res, await lazy, await eager
+        (st, sent), lazy, eager = asyncio.run(two_ack_clients())
+        ack_id = sent.get("id")
+        check(st == 200 and ack_id and [u["ackId"] for u in lazy[1]] == [ack_id] and
+              [u["ackId"] for u in eager[1]] == [ack_id], f"a requires_ack broadcast reached both ({sent})")
+        time.sleep(0.3)  # the store commits each client's standing within milliseconds
         latencies = []
         for i in range(4, 8):
             t0 = time.monotonic()
@@ -123,6 +163,17 @@ def main():
         kill9(proc)
 
         proc, port = start()
+        # The client that did not ack gets it again once it says who it is; the other does not.
+        hello, again, errors = asyncio.run(ack_client(port, "lazy-1", ack=True))
+        check(hello and hello.get("pending") == 1 and [u["ackId"] for u in again] == [ack_id] and
+              again[0].get("redelivered") is True and again[0]["data"] == {"n": 1} and not errors,
+              f"after kill -9 the un-acked broadcast is re-sent and its ack taken ({hello}, {again}, {errors})")
+        hello, again, _ = asyncio.run(ack_client(port, "eager-1"))
+        check(hello and hello.get("pending") == 0 and not again,
+              f"... and not to the client that had acked it ({hello}, {again})")
+        st, report = http(port, "GET", f"/api/broadcast/{ack_id}")
+        check(st == 200 and report.get("targeted") == 2 and report.get("acked") == 2,
+              f"its delivery report spans the restart ({report})")
         st, kpis = http(port, "GET", "/api/dashboard?channel=kpi&org=acme")
         check(st == 200 and kpis.get("epoch") == epoch, f"the epoch is kept ({kpis.get('epoch')})")
         check(st == 200 and kpis.get("data") == {"v": 7}, f"/api/dashboard has the last value ({kpis})")

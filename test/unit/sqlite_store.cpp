@@ -1,3 +1,4 @@
+#include <rtpush/detail/ack_tracker.hpp>
 #include <rtpush/sqlite_store.hpp>
 
 #include <boost/test/unit_test.hpp>
@@ -210,6 +211,81 @@ BOOST_AUTO_TEST_CASE(alerts_are_kept_with_their_state) {
     BOOST_TEST(d.value->id == "al-2");
     BOOST_TEST(d.value->number == 2u);
     BOOST_TEST(static_cast<bool>(book2.resolve("al-1", "bob", "2026-01-31T11:00:00.000Z")));
+}
+
+BOOST_AUTO_TEST_CASE(pending_acks_are_kept_and_resent_after_a_restart) {
+    using rtpush::detail::ack_tracker;
+    temp_dir dir;
+    auto const now = ack_tracker::clock::now();
+    auto frame = [](std::string id, std::string text) {
+        auto f = std::make_shared<rtpush::detail::outbound_frame>();
+        f->bytes = rtpush::detail::make_frame(rtpush::detail::opcode::text, text);
+        f->ack_id = std::move(id);
+        f->topic = "alerts:o1";
+        f->phase = 1;
+        f->seq = 7;
+        f->bulk = true;
+        return rtpush::detail::frame_ptr(f);
+    };
+    std::string kept, cancelled, given_up;
+    std::string const long_text(300, 'x'); // a frame header of 4 bytes
+    {
+        rtpush::hub h;
+        rtpush::sqlite_store store(h, config(dir));
+        BOOST_TEST(store.saved_acks().empty());
+        ack_tracker t(rtpush::ack_config{.max_attempts = 2}, "e-a-");
+        t.journal(&store);
+        kept = t.create("alerts:o1", now);
+        BOOST_TEST(t.delivered(kept, "client:a", frame(kept, long_text), now));
+        BOOST_TEST(t.delivered(kept, "user:o1/bob", frame(kept, "{}"), now));
+        BOOST_TEST(t.delivered(kept, "conn:3", frame(kept, "{}"), now)); // ends with its connection
+        BOOST_TEST((t.ack(kept, "user:o1/bob") == ack_tracker::ack_result::acked));
+        cancelled = t.create("alerts:o1", now);
+        t.cancel(cancelled);
+        given_up = t.create("alerts:o1", now);
+        t.delivered(given_up, "client:z", frame(given_up, "{\"v\":2}"), now);
+        t.attach("client:z", 0, 1, now); // its second attempt
+        // Past max_attempts: given up, and kept so (client:a is offline: never given up).
+        t.due(0, now + std::chrono::minutes(1)); // within the ttl
+        store.flush();
+    }
+    rtpush::hub h2;
+    rtpush::sqlite_store store2(h2, config(dir));
+    auto saved = store2.saved_acks();
+    BOOST_TEST_REQUIRE(saved.size() == 2u); // the cancelled one is forgotten
+    BOOST_TEST(saved[0].id == kept);
+    BOOST_TEST(saved[0].message == long_text);
+    BOOST_TEST(saved[0].bulk);
+    BOOST_TEST(saved[0].seq == 7u);
+    BOOST_TEST(saved[0].targets.size() == 2u); // not conn:3
+    BOOST_TEST(saved[1].id == given_up);
+
+    ack_tracker t2(rtpush::ack_config{}, "e-b-");
+    t2.restore(std::move(saved), now);
+    auto const st = t2.lookup(kept);
+    BOOST_TEST_REQUIRE(st.has_value());
+    BOOST_TEST(st->targeted == 2u);
+    BOOST_TEST(st->acked == 1u);
+    BOOST_TEST(st->not_acked == std::vector<std::string>{"client:a"});
+    BOOST_TEST(t2.lookup(given_up)->given_up == 1u);
+    BOOST_TEST(!t2.lookup(cancelled).has_value());
+    BOOST_TEST(!t2.known("client:z"));
+    // The client comes back: it is sent what it has not acked, as it was sent before.
+    BOOST_TEST(t2.known("client:a"));
+    auto const missed = t2.attach("client:a", 0, 9, now, false);
+    BOOST_TEST_REQUIRE(missed.size() == 1u);
+    BOOST_TEST(rtpush::detail::frame_payload(missed[0]->bytes) == long_text);
+    BOOST_TEST(missed[0]->ack_id == kept);
+    BOOST_TEST(missed[0]->bulk);
+    BOOST_TEST((t2.ack(kept, "client:a") == ack_tracker::ack_result::acked));
+    BOOST_TEST(t2.attach("user:o1/bob", 0, 10, now, false).empty());
+    // This run's ttl counts from when the broadcast was created, not from the restart.
+    ack_tracker t3(rtpush::ack_config{.ttl = std::chrono::minutes(5)}, "e-c-");
+    auto old = store2.saved_acks();
+    old[0].created_ms -= 10 * 60 * 1000;
+    t3.restore(std::move(old), now);
+    BOOST_TEST(!t3.lookup(kept).has_value());
+    BOOST_TEST(t3.lookup(given_up).has_value());
 }
 
 BOOST_AUTO_TEST_CASE(history_is_bounded_and_read_in_pages) {

@@ -8,7 +8,9 @@
 #define RTPUSH_DETAIL_ACK_TRACKER_HPP
 
 #include <rtpush/config.hpp>
+#include <rtpush/detail/frame.hpp>
 #include <rtpush/detail/send_queue.hpp>
+#include <rtpush/engine.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -26,11 +28,16 @@ namespace rtpush {
 
 namespace detail {
 
+/// The ack keys of clients known only by their connection (client_protocol::ack_key): such
+/// a client never comes back, so a restart need not keep where it stands.
+inline constexpr std::string_view connection_ack_prefix = "conn:";
+
 /// Which broadcasts each client was sent, which it acked, and when to send the rest again.
 /// Clients are named by a key the session chooses (client id, user id or connection); a
 /// client is reachable through the (shard, session) it is attached to, or offline. Plain
 /// data, no clock of its own and no locking: the caller passes `now` and serialises calls
-/// (ack_registry).
+/// (ack_registry). With a journal (the durable store), every change that a restart must
+/// find is handed to it as it happens, and restore() takes it back.
 class ack_tracker {
 public:
     using clock = std::chrono::steady_clock;
@@ -72,6 +79,55 @@ public:
 
     const ack_config& config() const noexcept { return cfg_; }
 
+    /// From now on every broadcast, its re-send message and each client's standing are kept
+    /// in `store` (engine::save_ack ...); nullptr: memory only.
+    void journal(engine* store) noexcept { journal_ = store; }
+
+    /// Takes back what an earlier run kept (engine::saved_acks, oldest first): the
+    /// broadcasts, with their age, and each client's standing. Clients are offline until they
+    /// identify themselves again (attach), which sends them what they have not acked. Then
+    /// this run's limits apply (max_broadcasts, ttl).
+    void restore(std::vector<ack_record> saved, clock::time_point now) {
+        auto const now_ms = unix_ms_now();
+        for (auto& a : saved) {
+            if (records_.find(a.id) != records_.end())
+                continue;
+            auto& r = records_[a.id];
+            r.topic = std::move(a.topic);
+            r.created_ms = a.created_ms;
+            r.created =
+                now - std::chrono::milliseconds(std::max<std::int64_t>(0, now_ms - a.created_ms));
+            if (!a.message.empty()) {
+                auto f = std::make_shared<outbound_frame>();
+                f->bytes = make_frame(opcode::text, a.message);
+                f->ack_id = a.id;
+                f->topic = r.topic;
+                f->phase = a.phase;
+                f->bulk = a.bulk;
+                f->seq = a.seq;
+                r.frame = std::move(f);
+            }
+            for (auto& [client, state] : a.targets) {
+                auto& t = r.targets[client];
+                t.attempts = 1;
+                if (state == ack_state::acked) {
+                    t.acked = true;
+                    ++r.acked;
+                } else if (state == ack_state::given_up) {
+                    t.given_up = true;
+                    ++r.given_up;
+                } else {
+                    clients_[client].pending.push_back(a.id);
+                }
+                ++tracked_;
+            }
+            order_.push_back(a.id);
+        }
+        while (records_.size() > cfg_.max_broadcasts && !order_.empty())
+            forget(order_.front());
+        expire(now);
+    }
+
     /// A new broadcast on `topic`: its id (unique for this tracker's prefix). Beyond
     /// max_broadcasts the oldest one is forgotten.
     std::string create(std::string topic, clock::time_point now) {
@@ -82,6 +138,7 @@ public:
         r.topic = std::move(topic);
         r.created = now;
         order_.push_back(id);
+        keep(id, r);
         return id;
     }
 
@@ -97,6 +154,7 @@ public:
         auto& r = records_[key];
         r.topic = std::move(topic);
         r.created = now;
+        keep(key, r);
         order_.push_back(std::move(key));
         return true;
     }
@@ -117,8 +175,10 @@ public:
         if (it == records_.end())
             return false;
         auto& r = it->second;
-        if (!r.frame)
+        if (!r.frame) {
             r.frame = frame;
+            keep(it->first, r);
+        }
         if (r.targets.find(client) != r.targets.end())
             return true;
         while (tracked_ >= cfg_.max_tracked && !order_.empty() && order_.front() != it->first)
@@ -129,12 +189,13 @@ public:
         ++tracked_;
         t->second.attempts = 1;
         t->second.next = now + delay(1);
+        keep(it->first, client, ack_state::waiting);
         auto& c = clients_[client];
         c.pending.push_back(it->first);
         while (c.pending.size() > cfg_.max_pending_per_client) {
             // Bounded memory for a client that never acks: its oldest is given up.
             if (auto old = records_.find(c.pending.front()); old != records_.end())
-                give_up(old->second, client);
+                give_up(old->first, old->second, client);
             c.pending.pop_front();
         }
         return true;
@@ -154,6 +215,7 @@ public:
             --r.given_up;
         t->second.acked = true;
         ++r.acked;
+        keep(it->first, client, ack_state::acked);
         drop_pending(client, it->first);
         return ack_result::acked;
     }
@@ -226,7 +288,7 @@ public:
                     continue;
                 }
                 if (t.attempts >= cfg_.max_attempts) {
-                    give_up(it->second, key);
+                    give_up(it->first, it->second, key);
                     p = c.pending.erase(p);
                     continue;
                 }
@@ -304,7 +366,8 @@ private:
     struct record {
         std::string topic;
         clock::time_point created{};
-        frame_ptr frame; // what a re-send sends (the `redelivered` form)
+        std::int64_t created_ms = 0; // the same in Unix time: what a restart counts the ttl from
+        frame_ptr frame;             // what a re-send sends (the `redelivered` form)
         std::map<std::string, target, std::less<>> targets;
         std::size_t acked = 0;
         std::size_t given_up = 0;
@@ -316,12 +379,36 @@ private:
         std::deque<std::string> pending; // broadcast ids without an ack, oldest first
     };
 
-    void give_up(record& r, const std::string& client) {
+    void give_up(const std::string& id, record& r, const std::string& client) {
         auto t = r.targets.find(client);
         if (t == r.targets.end() || t->second.acked || t->second.given_up)
             return;
         t->second.given_up = true;
         ++r.given_up;
+        keep(id, client, ack_state::given_up);
+    }
+
+    // The journal's side of each change (see journal()).
+    void keep(const std::string& id, record& r) {
+        if (!journal_)
+            return;
+        if (r.created_ms == 0)
+            r.created_ms = unix_ms_now();
+        ack_record a;
+        a.id = id;
+        a.topic = r.topic;
+        a.created_ms = r.created_ms;
+        if (r.frame) {
+            a.message = std::string(frame_payload(r.frame->bytes));
+            a.phase = r.frame->phase;
+            a.bulk = r.frame->bulk;
+            a.seq = r.frame->seq;
+        }
+        journal_->save_ack(a);
+    }
+    void keep(const std::string& id, const std::string& client, ack_state state) {
+        if (journal_ && !client.starts_with(connection_ack_prefix))
+            journal_->save_ack_target(id, client, state);
     }
 
     void drop_pending(const std::string& client, const std::string& id) {
@@ -342,6 +429,8 @@ private:
                     drop_pending(k, id);
             tracked_ -= it->second.targets.size();
             records_.erase(it);
+            if (journal_)
+                journal_->forget_ack(id);
         }
         if (!order_.empty() && order_.front() == id)
             order_.pop_front();
@@ -356,6 +445,7 @@ private:
     std::map<std::string, record, std::less<>> records_;
     std::deque<std::string> order_; // ids, oldest first
     std::unordered_map<std::string, client_state> clients_;
+    engine* journal_ = nullptr;
 };
 
 /// The tracker shared by every shard of a server, behind one mutex. Only publications with

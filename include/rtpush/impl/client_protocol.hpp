@@ -301,7 +301,7 @@ std::string client_protocol<Self>::ack_key() {
         return "client:" + s.rare->ack_client_tag;
     if (s.rare && !s.rare->user.empty())
         return "user:" + s.org + "/" + s.rare->user;
-    return "conn:" + self().client_id();
+    return std::string(connection_ack_prefix) + self().client_id();
 }
 
 template <class Self>

@@ -133,6 +133,12 @@ inline server_impl::server_impl(server_config cfg)
     // epoch (the Redis engine) is unknown here, never another broadcast's.
     acks_ = std::make_unique<ack_registry>(cfg_.acks,
                                            hub_.epoch().substr(0, 8) + "-" + random_hex(3) + "-");
+    if (store_) {
+        // What was not acked before the restart is re-sent as clients come back; from now on
+        // the store keeps each step (docs/operations.md, "Durable state").
+        acks_->tracker.restore(store_->saved_acks(), std::chrono::steady_clock::now());
+        acks_->tracker.journal(store_.get());
+    }
     hub_.on_presence_relay([this](relayed r) { on_presence_relay(std::move(r)); });
     for (unsigned i = 0; i < n; ++i) {
         shards_.push_back(std::make_unique<shard>(i));

@@ -71,7 +71,7 @@ inline error sqlite_error_kind(int rc) noexcept {
 
 struct sqlite_store::statements {
     detail::sqlite_statement insert_history, upsert_latest, delete_before, upsert_alert,
-        delete_alert;
+        delete_alert, upsert_ack, upsert_ack_target, delete_ack, delete_ack_targets;
 };
 
 inline sqlite_store::sqlite_store(hub& h, sqlite_store_config cfg)
@@ -162,6 +162,11 @@ inline void sqlite_store::open() {
          "CREATE TABLE IF NOT EXISTS alerts(id TEXT PRIMARY KEY, number INTEGER NOT NULL, "
          "status TEXT NOT NULL, due INTEGER NOT NULL, after INTEGER NOT NULL, "
          "data TEXT NOT NULL) WITHOUT ROWID;"
+         "CREATE TABLE IF NOT EXISTS acks(id TEXT NOT NULL UNIQUE, topic TEXT NOT NULL, "
+         "created INTEGER NOT NULL, phase INTEGER NOT NULL, bulk INTEGER NOT NULL, "
+         "seq INTEGER NOT NULL, message TEXT NOT NULL);"
+         "CREATE TABLE IF NOT EXISTS ack_targets(id TEXT NOT NULL, client TEXT NOT NULL, "
+         "state INTEGER NOT NULL, PRIMARY KEY(id, client)) WITHOUT ROWID;"
          "INSERT OR IGNORE INTO meta VALUES('format', 'rtpush-1');"
          "COMMIT");
     if (auto const f = single("SELECT value FROM meta WHERE key='format'"); f != "rtpush-1")
@@ -203,8 +208,19 @@ inline void sqlite_store::open() {
     stmts_->upsert_alert =
         detail::sqlite_statement(db_, "INSERT OR REPLACE INTO alerts VALUES(?1,?2,?3,?4,?5,?6)");
     stmts_->delete_alert = detail::sqlite_statement(db_, "DELETE FROM alerts WHERE id=?1");
+    // The rowid keeps the broadcasts in the order they were created (restore reads them so).
+    stmts_->upsert_ack = detail::sqlite_statement(
+        db_, "INSERT INTO acks VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(id) DO UPDATE SET "
+             "phase=excluded.phase, bulk=excluded.bulk, seq=excluded.seq, "
+             "message=excluded.message");
+    stmts_->upsert_ack_target =
+        detail::sqlite_statement(db_, "INSERT OR REPLACE INTO ack_targets VALUES(?1,?2,?3)");
+    stmts_->delete_ack = detail::sqlite_statement(db_, "DELETE FROM acks WHERE id=?1");
+    stmts_->delete_ack_targets =
+        detail::sqlite_statement(db_, "DELETE FROM ack_targets WHERE id=?1");
     if (!stmts_->insert_history || !stmts_->upsert_latest || !stmts_->delete_before ||
-        !stmts_->upsert_alert || !stmts_->delete_alert)
+        !stmts_->upsert_alert || !stmts_->delete_alert || !stmts_->upsert_ack ||
+        !stmts_->upsert_ack_target || !stmts_->delete_ack || !stmts_->delete_ack_targets)
         fail(error::store_failed, path_ + ": " + sqlite3_errmsg(db_));
     rc = sqlite3_open_v2(path_.c_str(), &reader_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
                          nullptr);
@@ -267,11 +283,39 @@ inline void sqlite_store::load() {
         a.data = std::move(data.get_object());
         loaded_alerts_.push_back(std::move(a));
     });
+    {
+        std::map<std::string, std::size_t, std::less<>> where; // id -> its place in loaded_acks_
+        rows("SELECT id, topic, created, phase, bulk, seq, message FROM acks ORDER BY rowid",
+             [&](auto& s) {
+                 ack_record a;
+                 a.id = std::string(s.text(0));
+                 a.topic = std::string(s.text(1));
+                 a.created_ms = s.integer(2);
+                 a.phase = static_cast<int>(s.integer(3));
+                 a.bulk = s.integer(4) != 0;
+                 a.seq = static_cast<std::uint64_t>(s.integer(5));
+                 a.message = std::string(s.text(6));
+                 if (a.phase < 0 || a.phase > 2)
+                     fail(error::store_corrupt, path_ + ": stored ack " + a.id + " cannot be read");
+                 where[a.id] = loaded_acks_.size();
+                 loaded_acks_.push_back(std::move(a));
+             });
+        rows("SELECT id, client, state FROM ack_targets", [&](auto& s) {
+            auto const it = where.find(s.text(0));
+            auto const state = s.integer(2);
+            if (state < 0 || state > 2)
+                fail(error::store_corrupt, path_ + ": a stored ack state cannot be read");
+            if (it != where.end()) // a target whose broadcast was forgotten is of no use
+                loaded_acks_[it->second].targets.emplace_back(std::string(s.text(1)),
+                                                              static_cast<ack_state>(state));
+        });
+    }
     cfg_.logger.log(crash_gap_ ? log_level::warning : log_level::info, "store_loaded",
                     {{"path", path_},
                      {"epoch", hub_.epoch()},
                      {"topics", windows_.size()},
                      {"alerts", loaded_alerts_.size()},
+                     {"acks", loaded_acks_.size()},
                      {"clean_stop", crash_gap_ == 0}});
 }
 
@@ -311,26 +355,56 @@ sqlite_store::publish(const publication& p, const std::string& timestamp, publis
 
 inline void sqlite_store::save_alert(const alert& a) {
     pending_write w;
-    w.alert = true;
+    w.what = pending_write::kind::alert;
     w.key = a.id;
     w.row = boost::json::serialize(a.data);
     w.seq = a.number;
     w.channel = std::string(to_string(a.status));
     w.at_ms = a.escalation_due_ms;
     w.after_ms = a.escalate_after_ms;
-    queue_alert(std::move(w));
+    queue_state(std::move(w));
 }
 
 inline void sqlite_store::forget_alert(const std::string& id) {
     pending_write w;
-    w.alert = true;
+    w.what = pending_write::kind::alert;
     w.key = id;
-    queue_alert(std::move(w));
+    queue_state(std::move(w));
 }
 
-inline void sqlite_store::queue_alert(pending_write w) {
-    // Alerts are few: never refused for max_pending; in the queue's order with the step's
-    // publication, which the server queues next.
+inline void sqlite_store::save_ack(const ack_record& r) {
+    pending_write w;
+    w.what = pending_write::kind::ack;
+    w.key = r.id;
+    w.channel = r.topic;
+    w.row = r.message;
+    w.at_ms = r.created_ms;
+    w.phase = r.phase;
+    w.seq = r.seq;
+    w.after_ms = r.bulk ? 1 : 0;
+    queue_state(std::move(w));
+}
+
+inline void sqlite_store::save_ack_target(const std::string& id, const std::string& client,
+                                          ack_state state) {
+    pending_write w;
+    w.what = pending_write::kind::ack_target;
+    w.key = id;
+    w.channel = client;
+    w.phase = static_cast<int>(state);
+    queue_state(std::move(w));
+}
+
+inline void sqlite_store::forget_ack(const std::string& id) {
+    pending_write w;
+    w.what = pending_write::kind::ack_forget;
+    w.key = id;
+    queue_state(std::move(w));
+}
+
+inline void sqlite_store::queue_state(pending_write w) {
+    // In the queue's order with the publications: an alert step's state goes just before the
+    // publication that announces it, a broadcast to be acked before its publication.
     {
         std::lock_guard lock(queue_mutex_);
         if (stopping_)
@@ -424,7 +498,14 @@ inline boost::system::error_code sqlite_store::write_batch(std::vector<pending_w
     std::set<std::string_view> touched;
     for (auto const& w : batch) {
         auto const seq = static_cast<std::int64_t>(w.seq);
-        if (w.alert) {
+        if (w.what == pending_write::kind::ack || w.what == pending_write::kind::ack_target ||
+            w.what == pending_write::kind::ack_forget) {
+            write_ack(w, rc);
+            if (rc != SQLITE_OK)
+                return rollback(rc);
+            continue;
+        }
+        if (w.what == pending_write::kind::alert) {
             if (w.row.empty()) {
                 st.delete_alert.bind(1, w.key);
                 rc = st.delete_alert.run();
@@ -476,6 +557,35 @@ inline boost::system::error_code sqlite_store::write_batch(std::vector<pending_w
     if ((rc = sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr)) != SQLITE_OK)
         return rollback(rc);
     return {};
+}
+
+inline void sqlite_store::write_ack(const pending_write& w, int& rc) {
+    auto& st = *stmts_;
+    switch (w.what) {
+    case pending_write::kind::ack:
+        st.upsert_ack.bind(1, w.key);
+        st.upsert_ack.bind(2, w.channel);
+        st.upsert_ack.bind(3, w.at_ms);
+        st.upsert_ack.bind(4, std::int64_t{w.phase});
+        st.upsert_ack.bind(5, w.after_ms);
+        st.upsert_ack.bind(6, static_cast<std::int64_t>(w.seq));
+        st.upsert_ack.bind(7, w.row);
+        rc = st.upsert_ack.run();
+        return;
+    case pending_write::kind::ack_target:
+        st.upsert_ack_target.bind(1, w.key);
+        st.upsert_ack_target.bind(2, w.channel);
+        st.upsert_ack_target.bind(3, std::int64_t{w.phase});
+        rc = st.upsert_ack_target.run();
+        return;
+    default:
+        st.delete_ack_targets.bind(1, w.key);
+        if ((rc = st.delete_ack_targets.run()) != SQLITE_OK)
+            return;
+        st.delete_ack.bind(1, w.key);
+        rc = st.delete_ack.run();
+        return;
+    }
 }
 
 inline void sqlite_store::sweep(std::int64_t now_ms) {
