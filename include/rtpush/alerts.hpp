@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,6 +60,7 @@ enum class alert_errc {
     illegal_transition, ///< e.g. acknowledging a resolved alert (HTTP 409)
     duplicate_id,       ///< triggering an id that exists (HTTP 409)
     full,               ///< max_alerts alerts, none of them resolved (HTTP 503)
+    unavailable,        ///< the engine cannot publish the step now, e.g. Redis is down (HTTP 503)
     invalid,            ///< the payload broke the alert schema (HTTP 400)
 };
 
@@ -126,6 +128,25 @@ public:
     /// goes on numbering and naming after them. Beyond max_alerts the oldest are left out.
     void restore(std::vector<alert> saved);
 
+    /// Generated ids are `<prefix><n>`; "al-" by default. Nodes that share a book take one
+    /// each (the server: "al-<node id>-"), so that no two of them name two alerts alike.
+    void id_prefix(std::string prefix) { prefix_ = std::move(prefix); }
+
+    /// Several nodes keep this book (docs/operations.md, "Several nodes (Redis)"): every step
+    /// any of them takes, this one's included, is announced in one order for all, and each
+    /// comes back here through merge(). From then on each step this book takes itself stays
+    /// provisional until merge() brings the cluster's word on its alert.
+    void shared(bool on) noexcept { shared_ = on; }
+
+    /// A step as the cluster ordered it (an `alerts` publication's payload, which carries
+    /// the whole alert). It is taken when it moves the alert further (by status, pending <
+    /// acknowledged < resolved, then by escalation level), or when it is as far as the
+    /// book's own provisional step: of two concurrent steps, the one ordered first wins on
+    /// every node. An alert the book does not hold is added. True when the book changed.
+    /// `evicted`: the id of the resolved alert that made room for a new one, if any.
+    bool merge(boost::json::object data, std::int64_t now_ms = unix_ms_now(),
+               std::string* evicted = nullptr);
+
     const alert* find(std::string_view id) const;
     /// The alerts the filter wants, newest first.
     std::vector<const alert*> list(const alert_filter& f = {}) const;
@@ -136,8 +157,18 @@ private:
                             std::string_view at);
     bool make_room(std::string* evicted = nullptr);
 
+    /// When a pending alert is next escalated after a step at `now_ms`.
+    void schedule_escalation(alert& a, std::int64_t now_ms) const;
+    void provisional(const std::string& id) {
+        if (shared_)
+            provisional_.insert(id);
+    }
+
     std::map<std::string, alert, std::less<>> alerts_;
     std::map<std::uint64_t, std::string> order_; // number -> id: age order
+    std::string prefix_ = "al-";
+    bool shared_ = false;
+    std::set<std::string, std::less<>> provisional_; // shared: ids of this book's own steps
     std::size_t max_;
     std::chrono::milliseconds escalate_after_{0};
     std::uint64_t next_number_ = 0;

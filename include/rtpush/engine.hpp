@@ -78,6 +78,12 @@ public:
     /// How many nodes relay() reaches now, this one included (those that announced
     /// themselves lately): a presence query waits for as many answers.
     virtual std::size_t live_nodes() const { return 1; }
+    /// Whether the engine takes publications now (false: the Redis engine without Redis). An
+    /// alert step is refused rather than taken by this node's book alone.
+    virtual bool available() const { return true; }
+    /// Whether this node does what must happen once per cluster (alert escalation, alert
+    /// rules): true alone; under Redis, for the one node holding the lease.
+    virtual bool leads() const { return true; }
 
     /// Fields for /health and /api/stats, e.g. {"engine":"redis","redis_up":true}.
     virtual boost::json::object status() const = 0;
@@ -91,6 +97,17 @@ public:
         return false;
     }
 
+    /// Called once with a page of past publications, or the error that lost the read.
+    using history_handler = std::function<void(boost::system::error_code, history_page)>;
+    /// Reads past publications without blocking when the engine keeps them where it must be
+    /// asked over the network (the Redis engine: each topic's stream); `done` is called
+    /// once, from the engine's thread. False when it does not (nothing is called): history()
+    /// answers, or the hub's memory history.
+    virtual bool async_history(const history_query& q, history_handler done) {
+        (void)q, (void)done;
+        return false;
+    }
+
     /// Keeps an alert as it is after a lifecycle step, where the next run finds it (the
     /// durable store does; docs/operations.md, "Durable state"). Written in order with the
     /// publications around it. Nothing by default.
@@ -99,6 +116,19 @@ public:
     virtual void forget_alert(const std::string& id) { (void)id; }
     /// The alerts an earlier run kept, for the server's alert book at start-up.
     virtual std::vector<alert> saved_alerts() const { return {}; }
+
+    /// Nodes sharing one alert book (docs/operations.md, "Several nodes (Redis)"): keeps the
+    /// cluster's state of an alert after a step, where a node that starts later finds it.
+    /// `seq` is the step's seq on the alert's topic: a late write of an older step changes
+    /// nothing. The node that leads calls it for each step its book takes.
+    virtual void share_alert(const alert& a, std::uint64_t seq) { (void)a, (void)seq; }
+    /// Forgets a shared alert (the leader's book let it go to make room).
+    virtual void forget_shared_alert(const std::string& id) { (void)id; }
+    /// Who takes the shared alerts (their payloads) each time the engine connects to the
+    /// cluster, from the engine's thread; set before the engine runs.
+    virtual void on_shared_alerts(std::function<void(std::vector<boost::json::object>)> h) {
+        (void)h;
+    }
 
     /// Keeps a broadcast that must be acknowledged (its `targets` are not read: see
     /// save_ack_target), in order with the publications around it; nothing by default.

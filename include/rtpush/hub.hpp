@@ -128,6 +128,20 @@ public:
     void on_presence_relay(std::function<void(detail::relayed)> h) {
         presence_relay_ = std::move(h);
     }
+    /// Calls `h` with each publication on `channel` that an engine delivers (apply), after
+    /// its subscribers got it, on the engine's thread and in the cluster's order: what a node
+    /// keeps of the cluster's shared state (the server's alert book) follows it. One watcher;
+    /// set it before the engine runs.
+    void on_applied(std::string channel,
+                    std::function<void(const publication&, std::uint64_t seq)> h) {
+        applied_channel_ = std::move(channel);
+        applied_ = std::move(h);
+    }
+
+    /// read_history() without blocking where the engine reads elsewhere
+    /// (engine::async_history): true when `done` will be called, from the engine's thread;
+    /// false when read_history() is the way (nothing is called).
+    bool async_history(const history_query& q, rtpush::engine::history_handler done) const;
 
     /// Appends the `initial` frames of every retained topic that a subscription to `sub`
     /// covers, each topic's `kpis` phase before its `complete` phase, and returns the hub's
@@ -254,6 +268,8 @@ private:
     std::string epoch_;
     rtpush::engine* engine_ = nullptr;
     std::function<void(detail::relayed)> presence_relay_; ///< see on_presence_relay
+    std::string applied_channel_;                         ///< see on_applied
+    std::function<void(const publication&, std::uint64_t)> applied_;
 
     struct demand_watch {
         std::uint64_t id;

@@ -10,6 +10,7 @@
 #include <rtpush/detail/redis_proto.hpp>
 #include <rtpush/detail/redis_slots.hpp>
 #include <rtpush/detail/redis_topology.hpp>
+#include <rtpush/detail/stream_history.hpp>
 #include <rtpush/engine.hpp>
 #include <rtpush/hub.hpp>
 #include <rtpush/log.hpp>
@@ -150,8 +151,9 @@ struct redis_config {
 };
 
 /// The Redis engine. Every publication goes through one Lua script that, atomically: takes
-/// the topic's next seq (HINCRBY), appends the publication to the topic's stream (XADD with
-/// the id `<seq>-0`, MAXLEN ~ history_size), keeps it as its phase's latest value (HSET), and
+/// the topic's next seq (HINCRBY) and its place in the channel's order (INCR), appends the
+/// publication to the topic's stream (XADD with the id `<seq>-0` and that place as field
+/// `n`, MAXLEN ~ history_size), keeps it as its phase's latest value (HSET), and
 /// PUBLISHes it on the channel's pub/sub channel with the cluster's epoch. Each node
 /// subscribes to the channels its clients use, and delivers through hub::apply() in seq order:
 /// a duplicate is dropped, a gap is filled from the stream first. So every node delivers
@@ -177,12 +179,23 @@ public:
     bool prepare(const std::string& channel, std::function<void()> ready) override;
     bool relays() const override { return true; }
     std::string node() const override { return cfg_.node_id; }
+    bool leads() const override { return leads_; }
+    bool available() const override { return up_; }
     std::size_t live_nodes() const override {
         std::lock_guard lock(mutex_);
         return std::max<std::size_t>(cluster_.size(), 1);
     }
     boost::system::error_code relay(std::string text) override;
     boost::json::object status() const override;
+    /// GET /api/history and the `history` message from the topics' streams: the same pages,
+    /// and the same cursors, on every node. False while Redis is down (the node answers from
+    /// what it holds).
+    bool async_history(const history_query& q, history_handler done) override;
+    void share_alert(const alert& a, std::uint64_t seq) override;
+    void forget_shared_alert(const std::string& id) override;
+    void on_shared_alerts(std::function<void(std::vector<boost::json::object>)> h) override {
+        shared_alerts_ = std::move(h);
+    }
 
     bool up() const noexcept { return up_.load(); }
     const std::string& node_id() const noexcept { return cfg_.node_id; }
@@ -235,6 +248,7 @@ private:
     boost::asio::awaitable<void> fill(const std::string& topic_key, std::uint64_t from,
                                       std::uint64_t to);
     boost::asio::awaitable<void> handle_message(const std::string& payload);
+    void read_history(history_query q, history_handler done);           // on the executor
     void subscribe_wanted();                                            // on the executor
     void demand(const std::string& channel, std::size_t subscriptions); // on the executor
     void adopt_epoch(const std::string& epoch);
@@ -272,6 +286,8 @@ private:
     std::unique_ptr<boost::asio::ssl::context> tls_context_; // for rediss://
     boost::asio::any_io_executor ex_;
     std::atomic<bool> up_{false};
+    std::atomic<bool> leads_{false}; // holds the cluster's lease (announce_loop renews it)
+    std::function<void(std::vector<boost::json::object>)> shared_alerts_; // on_shared_alerts
     std::string script_sha_;
     std::vector<std::shared_ptr<shard>> shards_; // executor only, while a session runs
     detail::slot_map slots_;                     // executor only: Redis Cluster's map

@@ -91,6 +91,11 @@ public:
     /// Copies of the alerts the filter wants, newest first.
     std::vector<alert> alerts(const alert_filter& f = {}) const;
     std::optional<alert> find_alert(std::string_view id) const;
+    /// Whether this node does what must happen once per cluster: alert escalation, and a
+    /// program's alert rules (rtd's). Always alone; under an engine shared by several nodes
+    /// (Redis), true on the one node that holds the lease (docs/operations.md, "Several nodes
+    /// (Redis)").
+    bool leads() const;
     /// Installs what `POST /api/alerts/evaluate` runs: the program's alert rules, evaluated
     /// now, returning `{"raised": [alert...], "resolved": [alert...]}`. Without one the route
     /// answers 404. Call before start(); the function is called on an io thread, possibly

@@ -71,6 +71,15 @@ def numsub(redis_port, channel):
         return int(data.split(b"\r\n")[3][1:])
 
 
+def redis_command(redis_port, *args):
+    """Sends one command to Redis; returns its raw reply (enough for integers and strings)."""
+    cmd = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
+    with socket.create_connection(("127.0.0.1", redis_port), timeout=2) as s:
+        s.sendall(cmd.encode())
+        time.sleep(0.1)
+        return s.recv(1 << 16).decode(errors="replace")
+
+
 def http(port, path, body=None):
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
                                  data=None if body is None else json.dumps(body).encode(),
@@ -424,6 +433,115 @@ async def relayed_across_nodes(a, b):
             await ws.close()
 
 
+async def alerts_across_nodes(a, b, late, rport):
+    """One alert book for every node (docs/operations.md, "Several nodes (Redis)"): an alert
+    triggered on one node is acknowledged on another and resolved on the first, and every
+    node shows each step; ids never clash; escalation runs once per cluster (the lease), not
+    once per node; a node started later finds the alerts with their states."""
+    def on(port, aid):
+        for al in http(port, "/api/alerts?org=acme")[1].get("alerts", []):
+            if al["alert_id"] == aid:
+                return al
+        return {}
+
+    ws = await websockets.connect(f"ws://127.0.0.1:{b}/ws")
+    try:
+        await ws.recv()  # connected
+        await ws.send(json.dumps({"type": "subscribe", "channel": "alerts",
+                                  "scope": {"org": "acme"}, "id": "s"}))
+        await asyncio.sleep(0.3)
+        alert = {"organization_id": "acme", "severity": "medium", "message": "disk"}
+        st1, r1 = http(a, "/api/broadcast/alert", alert)
+        st2, r2 = http(b, "/api/broadcast/alert", dict(alert, message="cpu"))
+        aid, bid = r1.get("alert", {}).get("alert_id"), r2.get("alert", {}).get("alert_id")
+        check(st1 == 200 and st2 == 200 and aid != bid and aid.startswith("al-node-f-")
+              and bid.startswith("al-node-g-"), f"alerts: ids per node never clash ({aid}, {bid})")
+        check(wait_for(lambda: on(b, aid).get("status") == "pending" and
+                       on(a, bid).get("status") == "pending", 5),
+              "alerts: each node lists the alert triggered on the other")
+        st, ack = http(b, f"/api/alerts/{aid}/acknowledge", {"by": "ann"})
+        check(st == 200, f"alerts: B acknowledges A's alert ({st} {ack})")
+        check(wait_for(lambda: on(a, aid).get("acknowledged_by") == "ann", 5),
+              f"alerts: A sees it acknowledged by ann ({on(a, aid)})")
+        st, res = http(a, f"/api/alerts/{aid}/resolve", {"by": "bob"})
+        check(st == 200, f"alerts: A resolves it ({st} {res})")
+        check(wait_for(lambda: on(b, aid).get("status") == "resolved", 5),
+              f"alerts: B sees it resolved ({on(b, aid)})")
+        st, again = http(b, f"/api/alerts/{aid}/acknowledge", {"by": "eve"})
+        check(st == 409 and on(a, aid).get("status") == "resolved",
+              f"alerts: B refuses a step the cluster's state forbids ({st} {again})")
+        # Escalation: low -> medium -> high -> critical, one step a second, by one node only.
+        st, r3 = http(a, "/api/broadcast/alert", dict(alert, severity="low", message="slow",
+                                                      escalate_after=1))
+        eid = r3["alert"]["alert_id"]
+        steps = []
+        end = time.monotonic() + 5.0
+        while time.monotonic() < end:
+            try:
+                m = json.loads(await asyncio.wait_for(ws.recv(), end - time.monotonic()))
+            except asyncio.TimeoutError:
+                break
+            if m.get("event") == "alert:escalated" and m["data"]["alert_id"] == eid:
+                steps.append((m["data"]["escalation_level"], m["data"]["severity"]))
+        check(steps == [(1, "medium"), (2, "high"), (3, "critical")],
+              f"alerts: escalated once per step for the whole cluster ({steps})")
+        leaders = [http(p, "/api/health")[1].get("leads") for p in (a, b)]
+        check(sorted(leaders) == [False, True], f"alerts: one node holds the lease ({leaders})")
+    finally:
+        await ws.close()
+    # The leader keeps the book in Redis: a node that starts now finds every alert's state
+    # there even when the alerts' history has left the streams (deleted here).
+    check(wait_for(lambda: '"critical"' in redis_command(rport, "HGET", "acks:alerts", eid), 5),
+          f"alerts: the shared book in Redis has the last step ({redis_command(rport, 'HGET', 'acks:alerts', eid)!r})")
+    deleted = redis_command(rport, "DEL", "acks:s:alerts:org:acme")
+    check(deleted.startswith(":1"), f"alerts: the stream of acme's alerts deleted ({deleted!r})")
+    (ph, h) = late()
+    try:
+        check(wait_for(lambda: up(h), 10), "alerts: a late node is up")
+        check(wait_for(lambda: on(h, aid).get("status") == "resolved" and
+                       on(h, bid).get("status") == "pending" and
+                       on(h, eid).get("severity") == "critical", 5),
+              f"alerts: the late node has every alert's state ({on(h, aid)}, {on(h, bid)}, {on(h, eid)})")
+        st, res = http(h, f"/api/alerts/{bid}/resolve", {"by": "late"})
+        check(st == 200 and wait_for(lambda: on(b, bid).get("resolved_by") == "late", 5),
+              f"alerts: the late node takes a step the others see ({st})")
+    finally:
+        ph.terminate()
+        ph.wait(10)
+
+
+async def history_across_nodes(a, b):
+    """GET /api/history and the `history` message read the Redis streams (docs/protocol.md,
+    "History"): a node none of whose clients follow the channel answers the same pages as
+    the node that published, across a topic and its narrower ones in publication order, and a
+    cursor from one node pages on another."""
+    for i in range(1, 6):
+        target = {"organization_id": "hist"}
+        if i % 2 == 0:
+            target["department_id"] = "d"
+        st, _ = http(a, "/api/broadcast", {"channel": "kpi", "target": target, "data": {"v": i}})
+        check(st == 200, f"history: publication {i} on A")
+    values = lambda page: [it["data"]["v"] for it in page.get("items", [])]
+    st, p1 = http(b, "/api/history?channel=kpi&org=hist&limit=2")
+    check(st == 200 and values(p1) == [5, 4] and p1.get("next_cursor") is not None,
+          f"history: B's first page, newest first ({st} {p1})")
+    st, p2 = http(a, f"/api/history?channel=kpi&org=hist&limit=2&cursor={p1['next_cursor']}")
+    check(st == 200 and values(p2) == [3, 2], f"history: B's cursor pages on A ({p2})")
+    st, p3 = http(b, f"/api/history?channel=kpi&org=hist&limit=2&cursor={p2['next_cursor']}")
+    check(st == 200 and values(p3) == [1] and p3.get("next_cursor") is None,
+          f"history: ... and the last page on B ({p3})")
+    topics = [(it["topic"], it["seq"]) for it in p1["items"]]
+    check(topics == [("kpi:org:hist", 3), ("kpi:org:hist:dept:d", 2)],
+          f"history: each item with its topic and seq ({topics})")
+    async with websockets.connect(f"ws://127.0.0.1:{b}/ws") as ws:
+        await ws.recv()  # connected
+        await ws.send(json.dumps({"type": "history", "channel": "kpi", "scope": {"org": "hist"},
+                                  "order": "oldest", "limit": 10, "id": "h"}))
+        m = json.loads(await asyncio.wait_for(ws.recv(), 5))
+    check(m.get("type") == "history" and m.get("id") == "h" and values(m) == [1, 2, 3, 4, 5],
+          f"history: the `history` message on B, oldest first ({m})")
+
+
 def slow_redis(workdir):
     """A broadcast is answered when Redis has taken it: a Redis busy for a second delays the
     answer (200, with the seq); a node stopped while Redis is busy answers 503 and exits."""
@@ -673,6 +791,10 @@ def main():
         asyncio.run(acks_across_nodes(f, g))
         sse_across_nodes(f, g)
         asyncio.run(relayed_across_nodes(f, g))
+        late = lambda: start_rtd(RTD, "--engine", "redis", "--redis-url", url, "--redis-prefix",
+                                 "acks", "--node-id", "node-h")
+        asyncio.run(alerts_across_nodes(f, g, late, rport))
+        asyncio.run(history_across_nodes(f, g))
         for p in (pf, pg):
             p.terminate()
             p.wait(10)
@@ -690,6 +812,13 @@ def main():
         check(st == 503 and body.get("error", {}).get("code", body.get("code")) == "ENGINE_UNAVAILABLE"
               or st == 503, f"publish without Redis: 503 ({st})")
         check(http(b, "/api/health")[0] == 200, "node without Redis keeps serving")
+        st, body = http(b, "/api/broadcast/alert", {"organization_id": "acme", "severity": "low",
+                                                    "message": "while Redis is down"})
+        check(st == 503 and body.get("error", {}).get("code") == "ENGINE_UNAVAILABLE",
+              f"an alert step without Redis: 503 ENGINE_UNAVAILABLE, not taken alone ({st} {body})")
+        check(http(b, "/api/alerts?org=acme")[1].get("total_count") == 0 or
+              all(a["message"] != "while Redis is down" for a in http(b, "/api/alerts?org=acme")[1]["alerts"]),
+              "... and the node's book does not have it")
         redis = start_redis(rport, workdir)
         check(wait_for(lambda: up(b) and up(c), 15), "Redis back: nodes reconnect")
         asyncio.run(after_redis_restart(c, b))

@@ -232,6 +232,67 @@ BOOST_AUTO_TEST_CASE(pending_alerts_escalate_until_critical) {
     BOOST_TEST(book.escalate(start + 600'000, t0).empty());
 }
 
+BOOST_AUTO_TEST_CASE(shared_books_converge_on_the_cluster_order) {
+    // Two nodes' books; `deliver` is the engine handing a step to every node in one order.
+    alert_book a, b;
+    a.id_prefix("al-a-");
+    b.id_prefix("al-b-");
+    a.shared(true);
+    b.shared(true);
+    auto deliver = [&](const rtpush::alert_result& r) {
+        BOOST_TEST_REQUIRE(static_cast<bool>(r));
+        a.merge(r.value->data, 1000);
+        b.merge(r.value->data, 1000);
+    };
+    auto const x = a.trigger(payload(R"({"organization_id":"o","severity":"low"})"), t0, 0);
+    BOOST_TEST(x.value->id == "al-a-1");
+    BOOST_TEST(b.find("al-a-1") == nullptr); // not ordered yet
+    deliver(x);
+    BOOST_TEST_REQUIRE(b.find("al-a-1") != nullptr);
+    BOOST_TEST((b.find("al-a-1")->status == alert_status::pending));
+    BOOST_TEST(b.trigger(payload(R"({"severity":"low"})"), t0).value->id == "al-b-1");
+
+    // Concurrent acknowledgements: each node took its own; the one ordered first wins on both.
+    auto const by_ann = a.acknowledge("al-a-1", "ann", t0);
+    auto const by_bob = b.acknowledge("al-a-1", "bob", t0);
+    deliver(by_ann);
+    deliver(by_bob);
+    for (auto* book : {&a, &b}) {
+        auto const* al = book->find("al-a-1");
+        BOOST_TEST((al->status == alert_status::acknowledged));
+        BOOST_TEST(al->data.at("acknowledged_by").as_string() == "ann");
+    }
+    // A step further wins whatever the order; a step behind changes nothing.
+    auto const resolved = b.resolve("al-a-1", "bob", t0);
+    auto const late_ack = a.acknowledge("al-a-1", "eve", t0); // refused: already acknowledged
+    BOOST_TEST(!late_ack);
+    deliver(resolved);
+    BOOST_TEST(!a.merge(by_ann.value->data, 1000));
+    BOOST_TEST((a.find("al-a-1")->status == alert_status::resolved));
+    BOOST_TEST((b.find("al-a-1")->status == alert_status::resolved));
+
+    // Escalation against an acknowledgement ordered before it: the acknowledgement stands.
+    a.escalate_after(std::chrono::seconds(1)); // every node has the same configuration
+    b.escalate_after(std::chrono::seconds(1));
+    auto const y = a.trigger(payload(R"({"organization_id":"o","severity":"low"})"), t0, 0);
+    deliver(y);
+    BOOST_TEST(b.find(y.value->id)->escalation_due_ms == 2000); // merged at 1000, after 1 s
+    auto const acked = b.acknowledge(y.value->id, "ann", t0);
+    auto const escalated = a.escalate(5000, t0);
+    BOOST_TEST_REQUIRE(escalated.size() == 1u);
+    deliver(acked);
+    deliver(escalated[0]);
+    for (auto* book : {&a, &b}) {
+        auto const* al = book->find(y.value->id);
+        BOOST_TEST((al->status == alert_status::acknowledged));
+        BOOST_TEST(al->escalation_due_ms == 0);
+    }
+    // What is not an alert is left alone.
+    BOOST_TEST(!a.merge(payload(R"({"status":"pending"})")));
+    BOOST_TEST(!a.merge(payload(R"({"alert_id":"z","status":"lost"})")));
+    BOOST_TEST(a.find("z") == nullptr);
+}
+
 BOOST_AUTO_TEST_CASE(restored_alerts_keep_their_order_and_the_ids_go_on) {
     alert_book old(10);
     for (int i = 0; i < 3; ++i)

@@ -1,6 +1,7 @@
 #include <rtpush/detail/redis_proto.hpp>
 #include <rtpush/detail/redis_slots.hpp>
 #include <rtpush/detail/redis_topology.hpp>
+#include <rtpush/detail/stream_history.hpp>
 
 #include <boost/test/unit_test.hpp>
 
@@ -368,6 +369,93 @@ BOOST_AUTO_TEST_CASE(cluster_slots_reply) {
     BOOST_TEST(d::parse_cluster_slots(partial, {}, m));
     BOOST_TEST(!m.complete());
     BOOST_TEST(!d::parse_cluster_slots(array_of({array_of({integer(5), integer(1)})}), {}, m));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(stream_history)
+
+namespace {
+// A stream entry as XREVRANGE gives it: [id, [m, publication, n, order]].
+rtpush::detail::redis_reply entry(std::uint64_t seq, std::uint64_t order, int v,
+                                  std::string ts = "2026-01-31T10:00:00.000Z",
+                                  std::string scope_org = "o1") {
+    using rtpush::detail::redis_reply;
+    rtpush::publication p;
+    p.topic = rtpush::topic{"kpi", {scope_org, "", ""}};
+    p.data = v;
+    auto str = [](std::string s) {
+        redis_reply r;
+        r.type = redis_reply::kind::string;
+        r.str = std::move(s);
+        return r;
+    };
+    redis_reply fields;
+    fields.type = redis_reply::kind::array;
+    fields.elements = {str("m"), str(rtpush::detail::encode_publication(p, ts)), str("n"),
+                       str(std::to_string(order))};
+    redis_reply e;
+    e.type = redis_reply::kind::array;
+    e.elements = {str(std::to_string(seq) + "-0"), std::move(fields)};
+    return e;
+}
+} // namespace
+
+BOOST_AUTO_TEST_CASE(iso8601_times_read_back) {
+    using rtpush::detail::unix_ms_of_iso8601;
+    BOOST_TEST(*unix_ms_of_iso8601("1970-01-01T00:00:00.000Z") == 0);
+    BOOST_TEST(*unix_ms_of_iso8601("2026-01-31T10:00:00.250Z") == 1769853600250);
+    BOOST_TEST(*unix_ms_of_iso8601("2026-01-31T10:00:00Z") == 1769853600000);
+    BOOST_TEST(*unix_ms_of_iso8601("2026-01-31T10:00:00.5Z") == 1769853600500);
+    BOOST_TEST(!unix_ms_of_iso8601("2026-02-30T10:00:00.000Z"));
+    BOOST_TEST(!unix_ms_of_iso8601("2026-01-31 10:00:00.000Z"));
+    BOOST_TEST(!unix_ms_of_iso8601("yesterday"));
+    BOOST_TEST(!unix_ms_of_iso8601(""));
+}
+
+BOOST_AUTO_TEST_CASE(pages_follow_the_channel_order_across_topics) {
+    using namespace rtpush::detail;
+    // Two topics of one channel, interleaved: o1 got orders 1, 3, 5; o1:d got 2, 4.
+    std::vector<stream_entry> all;
+    for (auto [seq, order] : {std::pair{1, 1}, {2, 3}, {3, 5}})
+        all.push_back(*parse_stream_entry(entry(seq, order, order), "kpi:org:o1"));
+    for (auto [seq, order] : {std::pair{1, 2}, {2, 4}})
+        all.push_back(*parse_stream_entry(entry(seq, order, order), "kpi:org:o1:dept:d"));
+    BOOST_TEST(all[0].at_ms == 1769853600000);
+    rtpush::history_query q;
+    q.limit = 2;
+    auto values = [](const rtpush::history_page& p) {
+        std::vector<std::int64_t> v;
+        for (auto const& it : p.items)
+            v.push_back(it.as_object().at("data").as_int64());
+        return v;
+    };
+    auto p1 = stream_history_page(all, q, "ep");
+    BOOST_TEST(values(p1) == (std::vector<std::int64_t>{5, 4}));
+    BOOST_TEST(p1.items[1].as_object().at("topic").as_string() == "kpi:org:o1:dept:d");
+    BOOST_TEST(p1.items[1].as_object().at("seq").as_uint64() == 2u);
+    BOOST_TEST(p1.items[1].as_object().at("epoch").as_string() == "ep");
+    BOOST_TEST_REQUIRE(p1.next_cursor.has_value());
+    q.cursor = p1.next_cursor;
+    auto p2 = stream_history_page(all, q, "ep");
+    BOOST_TEST(values(p2) == (std::vector<std::int64_t>{3, 2}));
+    q.cursor = p2.next_cursor;
+    auto p3 = stream_history_page(all, q, "ep");
+    BOOST_TEST(values(p3) == (std::vector<std::int64_t>{1}));
+    BOOST_TEST(!p3.next_cursor.has_value()); // the last page
+    // Oldest first, and a time window.
+    rtpush::history_query old;
+    old.oldest_first = true;
+    old.limit = 10;
+    BOOST_TEST(values(stream_history_page(all, old, "ep")) ==
+               (std::vector<std::int64_t>{1, 2, 3, 4, 5}));
+    all.push_back(*parse_stream_entry(entry(4, 6, 6, "2026-01-31T11:00:00.000Z"), "kpi:org:o1"));
+    old.since_ms = 1769853600000 + 1;
+    BOOST_TEST(values(stream_history_page(all, old, "ep")) == (std::vector<std::int64_t>{6}));
+    // What is not an entry of ours is skipped.
+    rtpush::detail::redis_reply junk;
+    junk.type = rtpush::detail::redis_reply::kind::array;
+    BOOST_TEST(!parse_stream_entry(junk, "kpi:org:o1").has_value());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

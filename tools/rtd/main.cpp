@@ -230,14 +230,15 @@ boost::json::object evaluate_rules(rtpush::server& srv, alert_rule_runner& runne
 }
 
 // Seed 003's rules engine: every rule evaluated every `interval` until the server stops
-// (docs/protocol.md, "Seed parity").
+// (docs/protocol.md, "Seed parity"), by the node that leads when several share Redis.
 boost::asio::awaitable<void> run_alert_rules(rtpush::server& srv, alert_rule_runner& runner,
                                              const rtpush::logger& log) {
     boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
     for (;;) {
         timer.expires_after(runner.cfg.interval);
         co_await timer.async_wait(boost::asio::use_awaitable); // throws when cancelled at stop
-        evaluate_rules(srv, runner, log);
+        if (srv.leads()) // once per cluster: the other nodes' books follow its steps
+            evaluate_rules(srv, runner, log);
     }
 }
 

@@ -86,7 +86,7 @@ public:
     /// Takes back what an earlier run kept (engine::saved_acks, oldest first): the
     /// broadcasts, with their age, and each client's standing. Clients are offline until they
     /// identify themselves again (attach), which sends them what they have not acked. Then
-    /// this run's limits apply (max_broadcasts, ttl).
+    /// this run's limits apply (max_broadcasts, ttl); what they drop leaves the journal too.
     void restore(std::vector<ack_record> saved, clock::time_point now) {
         auto const now_ms = unix_ms_now();
         for (auto& a : saved) {

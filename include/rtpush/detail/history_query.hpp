@@ -127,6 +127,21 @@ inline boost::json::object history_json(const history_query& q, history_page pag
     return o;
 }
 
+/// The `history` message answering `q` (asked with `id`), or the error that lost the read.
+inline std::string history_answer(const history_query& q, const boost::json::value& id,
+                                  boost::system::error_code ec, history_page page,
+                                  const std::string& epoch) {
+    if (ec)
+        return message::error(error::internal_error, "the history cannot be read: " + ec.message(),
+                              id);
+    boost::json::object head{{"type", "history"}};
+    if (!id.is_null())
+        head["id"] = id;
+    auto o = history_json(q, std::move(page), epoch, std::move(head));
+    o["timestamp"] = iso8601_now();
+    return boost::json::serialize(o);
+}
+
 } // namespace rtpush::detail
 
 #endif

@@ -78,6 +78,10 @@ struct redis_keys {
     std::string topics(std::string_view channel) const {
         return cluster ? tag(channel) + ":topics" : prefix + ":topics:" + std::string(channel);
     }
+    /// The counter that numbers every publication of a channel (the stream entries' `n`).
+    std::string order(std::string_view channel) const {
+        return cluster ? tag(channel) + ":n" : prefix + ":n:" + std::string(channel);
+    }
     std::string pubsub(std::string_view channel) const {
         return cluster ? tag(channel) + ":c" : prefix + ":c:" + std::string(channel);
     }
@@ -98,6 +102,10 @@ struct redis_keys {
     std::string node(std::string_view id) const {
         return (cluster ? "{" + prefix + "}" : prefix) + ":node:" + std::string(id);
     }
+    /// The shared alert book: alert id -> "<seq> <payload>" (engine::share_alert).
+    std::string alerts() const { return (cluster ? "{" + prefix + "}" : prefix) + ":alerts"; }
+    /// The lease of the node that does what must happen once per cluster (engine::leads).
+    std::string leader() const { return (cluster ? "{" + prefix + "}" : prefix) + ":leader"; }
     std::string nodes() const {
         return cluster ? "{" + prefix + "}:nodes:all" : prefix + ":nodes:all";
     }

@@ -91,9 +91,10 @@ inline void alert_book::restore(std::vector<alert> saved) {
     for (auto& a : saved) {
         next_number_ = std::max(next_number_, a.number);
         // Generated ids go on after the highest restored one: an id never names two alerts.
-        if (std::string_view id = a.id; id.starts_with("al-")) {
+        if (std::string_view id = a.id; id.starts_with(prefix_)) {
             std::uint64_t n = 0;
-            auto const [end, ec] = std::from_chars(id.data() + 3, id.data() + id.size(), n);
+            auto const [end, ec] =
+                std::from_chars(id.data() + prefix_.size(), id.data() + id.size(), n);
             if (ec == std::errc{} && end == id.data() + id.size())
                 next_id_ = std::max(next_id_, n);
         }
@@ -118,7 +119,7 @@ inline alert_result alert_book::trigger(boost::json::object data, std::string_vi
                                                          "), none of them resolved");
     if (id.empty()) // after the refusals: a refused trigger uses up no id
         do
-            id = "al-" + std::to_string(++next_id_);
+            id = prefix_ + std::to_string(++next_id_);
         while (alerts_.count(id));
     alert a;
     a.id = id;
@@ -127,20 +128,69 @@ inline alert_result alert_book::trigger(boost::json::object data, std::string_vi
     data["status"] = "pending";
     if (!data.contains("triggered_at"))
         data["triggered_at"] = now;
-    a.escalate_after_ms = escalate_after_.count();
-    if (auto const* e = data.if_contains("escalate_after"); e && e->is_number())
-        a.escalate_after_ms = static_cast<std::int64_t>(e->to_number<double>() * 1000);
-    auto const level = detail::severity_level(data);
-    if (a.escalate_after_ms > 0 && level >= 0 && level < 3)
-        a.escalation_due_ms = now_ms + a.escalate_after_ms;
     a.data = std::move(data);
+    schedule_escalation(a, now_ms);
     order_[a.number] = id;
+    provisional(id);
     auto& stored = alerts_[id] = std::move(a);
     alert_result r;
     r.value = stored;
     r.event = "alert:triggered";
     r.evicted = std::move(evicted);
+    if (!r.evicted.empty())
+        provisional_.erase(r.evicted);
     return r;
+}
+
+inline void alert_book::schedule_escalation(alert& a, std::int64_t now_ms) const {
+    a.escalate_after_ms = escalate_after_.count();
+    if (auto const* e = a.data.if_contains("escalate_after"); e && e->is_number())
+        a.escalate_after_ms = static_cast<std::int64_t>(e->to_number<double>() * 1000);
+    auto const level = detail::severity_level(a.data);
+    a.escalation_due_ms =
+        a.status == alert_status::pending && a.escalate_after_ms > 0 && level >= 0 && level < 3
+            ? now_ms + a.escalate_after_ms
+            : 0;
+}
+
+inline bool alert_book::merge(boost::json::object data, std::int64_t now_ms,
+                              std::string* evicted_id) {
+    std::string const id = detail::json_string(data, "alert_id");
+    alert_status status;
+    if (id.empty() || !parse_alert_status(detail::json_string(data, "status"), status))
+        return false;
+    auto level = [](const boost::json::object& d) -> std::int64_t {
+        auto const* n = d.if_contains("escalation_level");
+        return n && n->is_int64() ? n->get_int64() : 0;
+    };
+    auto it = alerts_.find(id);
+    if (it != alerts_.end()) {
+        auto& a = it->second;
+        auto const have = std::pair(static_cast<int>(a.status), level(a.data));
+        auto const got = std::pair(static_cast<int>(status), level(data));
+        if (got < have || (got == have && provisional_.count(id) == 0))
+            return false;
+        provisional_.erase(id);
+        a.status = status;
+        a.data = std::move(data);
+        schedule_escalation(a, now_ms);
+        return true;
+    }
+    std::string evicted;
+    if (!make_room(&evicted))
+        return false; // full of active alerts: the cluster's others go on without it here
+    provisional_.erase(evicted);
+    if (evicted_id)
+        *evicted_id = std::move(evicted);
+    alert a;
+    a.id = id;
+    a.number = ++next_number_;
+    a.status = status;
+    a.data = std::move(data);
+    schedule_escalation(a, now_ms);
+    order_[a.number] = id;
+    alerts_[id] = std::move(a);
+    return true;
 }
 
 inline alert_result alert_book::transition(std::string_view id, alert_status to,
@@ -160,6 +210,7 @@ inline alert_result alert_book::transition(std::string_view id, alert_status to,
             "alert " + a.id + " is resolved: it cannot be " + std::string(to_string(to)), &a);
     a.status = to;
     a.escalation_due_ms = 0; // someone took it: no more escalation
+    provisional(a.id);
     a.data["status"] = to_string(to);
     a.data[ack ? "acknowledged_at" : "resolved_at"] = at;
     if (!by.empty())
@@ -202,6 +253,7 @@ inline std::vector<alert_result> alert_book::escalate(std::int64_t now_ms, std::
         a.data["escalation_level"] = steps;
         a.data["escalated_at"] = now;
         a.escalation_due_ms = level + 1 < 3 ? now_ms + a.escalate_after_ms : 0;
+        provisional(a.id);
         alert_result r;
         r.value = a;
         r.event = "alert:escalated";

@@ -137,19 +137,25 @@ void client_protocol<Self>::history(client_message& m) {
     if (!may_access(q.topic, m.id))
         return;
     auto& hub = env().hub;
+    // The page comes now, or (from the Redis streams) later from the engine's thread, back
+    // through the poster, which finds the connection again (it may have gone meanwhile).
+    // Either way over Socket.IO it goes in the ACK of the EVENT that asked (hold_answer).
+    auto answer = [q, id = m.id, token = self().hold_answer(),
+                   h = &hub](Self& s, boost::system::error_code ec, history_page page) {
+        s.send_answer(token, history_answer(q, id, ec, std::move(page), h->epoch()));
+    };
+    auto later = [back = self().poster(), answer](boost::system::error_code ec,
+                                                  history_page page) mutable {
+        back.post([answer, ec, page = std::move(page)](Self* s) mutable {
+            if (s)
+                answer(*s, ec, std::move(page));
+        });
+    };
+    if (hub.async_history(q, std::move(later)))
+        return;
     boost::system::error_code ec;
     auto page = hub.read_history(q, ec);
-    if (ec) {
-        self().send_error(error::internal_error, "the history cannot be read: " + ec.message(),
-                          m.id);
-        return;
-    }
-    boost::json::object head{{"type", "history"}};
-    if (!m.id.is_null())
-        head["id"] = m.id;
-    auto o = history_json(q, std::move(page), hub.epoch(), std::move(head));
-    o["timestamp"] = iso8601_now();
-    self().send_json(boost::json::serialize(o));
+    answer(self(), ec, std::move(page));
 }
 
 template <class Self>

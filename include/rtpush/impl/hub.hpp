@@ -140,18 +140,25 @@ inline bool hub::apply(publication p, std::uint64_t seq, std::string timestamp) 
     if (p.event.empty())
         p.event = p.topic.channel + ":update";
     std::string const key = p.topic.key();
-    std::lock_guard lock(mutex_);
-    auto& st = topics_[key];
-    if (seq <= st.seq)
-        return false;
-    if (seq != st.seq + 1) {
-        // The history must stay a run of consecutive seqs: what lies before the jump is of no
-        // use to a recovery any more.
-        st.history.clear();
-        st.history_bytes = 0;
+    std::optional<publication> watched;
+    if (applied_ && p.topic.channel == applied_channel_)
+        watched = p;
+    {
+        std::lock_guard lock(mutex_);
+        auto& st = topics_[key];
+        if (seq <= st.seq)
+            return false;
+        if (seq != st.seq + 1) {
+            // The history must stay a run of consecutive seqs: what lies before the jump is
+            // of no use to a recovery any more.
+            st.history.clear();
+            st.history_bytes = 0;
+        }
+        st.seq = seq;
+        commit(st, std::move(p), seq, std::move(timestamp), key);
     }
-    st.seq = seq;
-    commit(st, std::move(p), seq, std::move(timestamp), key);
+    if (watched) // outside the lock: the watcher may publish
+        applied_(*watched, seq);
     return true;
 }
 
@@ -363,6 +370,11 @@ inline history_page hub::read_history(const history_query& q, boost::system::err
     if (ec)
         return page;
     return history(q);
+}
+
+inline bool hub::async_history(const history_query& q, rtpush::engine::history_handler done) const {
+    auto* e = get_engine();
+    return e && e->async_history(q, std::move(done));
 }
 
 inline history_page hub::history(const history_query& q) const {

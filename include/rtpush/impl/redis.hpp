@@ -25,11 +25,11 @@ namespace rtpush {
 namespace detail {
 
 // KEYS: epoch (on a Cluster the channel's copy), topic hash, topic stream, the channel's set of
-// topics. ARGV: epoch if none yet, topic key, phase field, publication, MAXLEN, pub/sub channel
-// (empty: the caller publishes once replicas hold it, and gets {seq, epoch}), the publish
-// command (PUBLISH, or SPUBLISH on a Cluster). One script so that the seq, the stream entry,
-// the latest value and the pub/sub message are one step: every node sees the same order, and
-// the stream holds exactly what was published.
+// topics, the channel's order counter (history pages across topics). ARGV: epoch if none yet, topic
+// key, phase field, publication, MAXLEN, pub/sub channel (empty: the caller publishes once replicas
+// hold it, and gets {seq, epoch}), the publish command (PUBLISH, or SPUBLISH on a Cluster). One
+// script so that the seq, the stream entry, the latest value and the pub/sub message are one step:
+// every node sees the same order, and the stream holds exactly what was published.
 inline constexpr std::string_view redis_publish_script = R"lua(
 local e = redis.call('GET', KEYS[1])
 if not e then
@@ -37,14 +37,40 @@ if not e then
   redis.call('SET', KEYS[1], e)
 end
 local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
+local n = redis.call('INCR', KEYS[5])
 redis.call('HSET', KEYS[2], ARGV[3], seq .. ' ' .. ARGV[4])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], seq .. '-0', 'm', ARGV[4])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], seq .. '-0', 'm', ARGV[4], 'n', n)
 redis.call('SADD', KEYS[4], ARGV[2])
 if ARGV[6] == '' then
   return {seq, e}
 end
 redis.call(ARGV[7], ARGV[6], e .. ' ' .. seq .. ' ' .. ARGV[4])
 return seq
+)lua";
+
+// KEYS: the lease. ARGV: this node, the lease's time to live (ms). Takes the lease when
+// nobody holds it, renews it when this node does; 1 when this node holds it after the call.
+inline constexpr std::string_view redis_lease_script = R"lua(
+local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+)lua";
+
+// KEYS: the shared alert book. ARGV: the alert's id, the seq of its step, "<seq> <payload>".
+// Sets the alert unless the book holds a later step of it.
+inline constexpr std::string_view redis_share_alert_script = R"lua(
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+if held then
+  local seq = tonumber(string.match(held, '^(%d+) '))
+  if seq and seq >= tonumber(ARGV[2]) then
+    return 0
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
 )lua";
 
 inline std::string phase_field(std::string_view phase) {
@@ -225,6 +251,7 @@ inline boost::json::object redis_engine::status() const {
     o["engine"] = "redis";
     o["redis_up"] = up_.load();
     o["node_id"] = cfg_.node_id;
+    o["leads"] = leads_.load(); // holds the lease of once-per-cluster duties (engine::leads)
     std::lock_guard lock(mutex_);
     if (endpoints_.sentinel() || endpoints_.is_cluster()) {
         boost::json::array seeds;
@@ -266,6 +293,7 @@ inline void redis_engine::went_down() {
     {
         std::lock_guard lock(mutex_);
         bool const was_up = up_.exchange(false);
+        leads_ = false; // the lease runs out by itself; another node takes it
         if (was_up)
             ++reconnects_;
         cluster_.clear();
@@ -431,6 +459,23 @@ inline boost::asio::awaitable<void> redis_engine::session() {
             throw boost::system::system_error(error::redis_error, "no epoch");
         adopt_epoch(epoch.str);
         events_.clear(); // loads follow the SUBSCRIBE confirmations
+        if (shared_alerts_) {
+            // The shared alert book first; the alerts channel's history then replays the
+            // recent steps (a step the book holds already changes nothing).
+            auto hgetall_args = detail::redis_cmd("HGETALL", keys_.alerts());
+            auto book = co_await exec(global_shard(), std::move(hgetall_args));
+            std::vector<boost::json::object> alerts;
+            for (std::size_t i = 1; i < book.elements.size(); i += 2) {
+                std::string_view v = book.elements[i].str, seq;
+                boost::system::error_code ec;
+                if (!detail::split_word(v, seq))
+                    continue;
+                auto j = boost::json::parse(v, ec);
+                if (!ec && j.is_object())
+                    alerts.push_back(std::move(j.get_object()));
+            }
+            shared_alerts_(std::move(alerts));
+        }
         subscribe_wanted();
         up_ = true;
         cfg_.logger.log(log_level::info, "redis_up",
@@ -578,6 +623,100 @@ inline boost::asio::awaitable<void> redis_engine::fill(const std::string& topic_
     }
 }
 
+inline void redis_engine::share_alert(const alert& a, std::uint64_t seq) {
+    auto value = std::to_string(seq) + " " + boost::json::serialize(a.data);
+    boost::asio::post(ex_, [this, id = a.id, seq, value = std::move(value)] {
+        auto* s = global_shard();
+        if (!s || !up_)
+            return; // the next step writes it; a late node also replays the recent steps
+        s->cmd.send(detail::redis_cmd("EVAL", std::string(detail::redis_share_alert_script), "1",
+                                      keys_.alerts(), id, std::to_string(seq), value),
+                    [](boost::system::error_code, detail::redis_reply) {});
+    });
+}
+
+inline void redis_engine::forget_shared_alert(const std::string& id) {
+    boost::asio::post(ex_, [this, id] {
+        if (auto* s = global_shard(); s && up_)
+            s->cmd.send(detail::redis_cmd("HDEL", keys_.alerts(), id),
+                        [](boost::system::error_code, detail::redis_reply) {});
+    });
+}
+
+inline bool redis_engine::async_history(const history_query& q, history_handler done) {
+    if (!up_)
+        return false;
+    boost::asio::post(ex_, [this, q, done = std::move(done)]() mutable {
+        read_history(std::move(q), std::move(done));
+    });
+    return true;
+}
+
+inline void redis_engine::read_history(history_query q, history_handler done) {
+    // The channel's topics, then the streams of those the query covers (one shard holds a
+    // channel's keys), gathered into one page (detail/stream_history.hpp).
+    auto* s = shard_of(q.topic.channel);
+    if (!s || !up_) {
+        done(error::engine_unavailable, {});
+        return;
+    }
+    auto smembers_args = detail::redis_cmd("SMEMBERS", keys_.topics(q.topic.channel));
+    s->cmd.send(std::move(smembers_args), [this, q = std::move(q), done = std::move(done)](
+                                              boost::system::error_code ec,
+                                              detail::redis_reply topics) mutable {
+        if (!ec && topics.is_error())
+            ec = error::redis_error;
+        auto* s = ec ? nullptr : shard_of(q.topic.channel);
+        if (!ec && !s)
+            ec = error::engine_unavailable;
+        if (ec) {
+            done(ec, {});
+            return;
+        }
+        std::string const want = q.topic.key();
+        std::vector<std::string> covered;
+        for (auto& t : topics.elements)
+            if (key_within(t.str, want))
+                covered.push_back(std::move(t.str));
+        if (covered.empty()) {
+            done({}, {});
+            return;
+        }
+        struct gathering {
+            std::size_t left;
+            std::vector<detail::stream_entry> entries;
+            boost::system::error_code ec;
+            history_query q;
+            history_handler done;
+        };
+        auto g = std::make_shared<gathering>(
+            gathering{covered.size(), {}, {}, std::move(q), std::move(done)});
+        std::string const count = std::to_string(std::max<std::size_t>(cfg_.history_size, 1));
+        for (auto& key : covered) {
+            auto range_args =
+                detail::redis_cmd("XREVRANGE", keys_.stream(key), "+", "-", "COUNT", count);
+            s->cmd.send(std::move(range_args),
+                        [this, g, key](boost::system::error_code ec, detail::redis_reply r) {
+                            if (!ec && !r.is_array())
+                                ec = error::redis_error;
+                            if (ec)
+                                g->ec = ec;
+                            else
+                                for (auto const& e : r.elements)
+                                    if (auto entry = detail::parse_stream_entry(e, key))
+                                        g->entries.push_back(std::move(*entry));
+                            if (--g->left > 0)
+                                return;
+                            if (g->ec)
+                                g->done(g->ec, {});
+                            else
+                                g->done({}, detail::stream_history_page(std::move(g->entries), g->q,
+                                                                        hub_.epoch()));
+                        });
+        }
+    });
+}
+
 inline boost::asio::awaitable<void> redis_engine::load_topic(const std::string& channel,
                                                              const std::string& topic_key) {
     // The latest values first, then the stream: the stream then reaches at least as far.
@@ -636,6 +775,13 @@ inline boost::asio::awaitable<void> redis_engine::announce_loop() {
         auto zrem_args =
             detail::redis_cmd("ZREMRANGEBYSCORE", nodes, "-inf", std::to_string(now_ms));
         co_await exec(global_shard(), std::move(zrem_args));
+        // One node at a time does what must happen once per cluster; when it goes, its lease
+        // runs out (three intervals) and the next node to ask takes it.
+        auto lease_args =
+            detail::redis_cmd("EVAL", std::string(detail::redis_lease_script), "1", keys_.leader(),
+                              cfg_.node_id, std::to_string(ttl.count()));
+        auto lease = co_await exec(global_shard(), std::move(lease_args));
+        leads_ = lease.type == detail::redis_reply::kind::integer && lease.integer == 1;
         auto zrange_args = detail::redis_cmd("ZRANGE", nodes, "0", "-1");
         auto ids = co_await exec(global_shard(), std::move(zrange_args));
         boost::json::array cluster;

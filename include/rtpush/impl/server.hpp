@@ -91,6 +91,10 @@ inline std::vector<alert> server::alerts(const alert_filter& f) const {
 inline std::optional<alert> server::find_alert(std::string_view id) const {
     return impl_->find_alert(id);
 }
+inline bool server::leads() const {
+    auto const* e = impl_->hub_.get_engine();
+    return !e || e->leads();
+}
 
 inline void server::on_alert_evaluation(std::function<boost::json::object()> evaluate) {
     impl_->alert_evaluator_ = std::move(evaluate);
@@ -134,10 +138,11 @@ inline server_impl::server_impl(server_config cfg)
     acks_ = std::make_unique<ack_registry>(cfg_.acks,
                                            hub_.epoch().substr(0, 8) + "-" + random_hex(3) + "-");
     if (store_) {
-        // What was not acked before the restart is re-sent as clients come back; from now on
-        // the store keeps each step (docs/operations.md, "Durable state").
-        acks_->tracker.restore(store_->saved_acks(), std::chrono::steady_clock::now());
+        // What was not acked before the restart is re-sent as clients come back; the store
+        // keeps each step (docs/operations.md, "Durable state"), from the restore on: what
+        // this run's limits drop of it is deleted there too.
         acks_->tracker.journal(store_.get());
+        acks_->tracker.restore(store_->saved_acks(), std::chrono::steady_clock::now());
     }
     hub_.on_presence_relay([this](relayed r) { on_presence_relay(std::move(r)); });
     for (unsigned i = 0; i < n; ++i) {
@@ -173,6 +178,7 @@ inline server_impl::server_impl(server_config cfg)
 inline void server_impl::start() {
     if (started_)
         return;
+    share_alert_book(); // before the engine runs: it calls the hub's watcher from then on
     namespace net = boost::asio;
     auto& s0 = *shards_.front();
     if (cfg_.listen) {

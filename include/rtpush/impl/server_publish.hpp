@@ -15,11 +15,14 @@ inline http_response alert_error_response(const alert_result& r, unsigned versio
     if (r.ec == alert_errc::invalid)
         return field_error(http::status::bad_request, "INVALID_MESSAGE", {r.field, r.message},
                            version);
+    bool const unavailable = r.ec == alert_errc::unavailable;
     auto const status = r.ec == alert_errc::not_found ? http::status::not_found
-                        : r.ec == alert_errc::full    ? http::status::service_unavailable
-                                                      : http::status::conflict;
+                        : r.ec == alert_errc::full || unavailable
+                            ? http::status::service_unavailable
+                            : http::status::conflict;
     std::string_view const code = r.ec == alert_errc::not_found ? "NOT_FOUND"
                                   : r.ec == alert_errc::full    ? "ALERT_LIMIT"
+                                  : unavailable                 ? "ENGINE_UNAVAILABLE"
                                                                 : "CONFLICT";
     boost::json::object e;
     e["code"] = code;
@@ -86,8 +89,11 @@ inline boost::asio::awaitable<http_response> server_impl::publish_broadcast(broa
         alert_result r;
         {
             std::lock_guard lock(alerts_mutex_);
-            r = publish_alert_step(alerts_.apply(std::move(p.data.get_object()), iso8601_now()),
-                                   ack_id);
+            if (auto refused = alert_step_refused())
+                r = std::move(*refused);
+            else
+                r = publish_alert_step(alerts_.apply(std::move(p.data.get_object()), iso8601_now()),
+                                       ack_id);
         }
         if (!r) {
             acks_->cancel(ack_id);
@@ -164,6 +170,13 @@ inline alert_result server_impl::publish_alert_step(alert_result r, std::string 
     p.data = a.data;
     p.ack_id = std::move(ack_id);
     auto const res = hub_.publish(std::move(p));
+    if (res.ec == error::engine_unavailable) {
+        // Lost between alert_step_refused() and now (Redis went down): this book took the
+        // step, the cluster did not (docs/operations.md, "Several nodes (Redis)").
+        r.ec = alert_errc::unavailable;
+        r.message = "the step cannot be published now: " + res.ec.message();
+        return r;
+    }
     if (res.ec) {
         // The alert's scope fields are valid identifiers (the schema), so this is a bug.
         r.ec = alert_errc::invalid;
@@ -185,22 +198,83 @@ inline alert_result server_impl::trigger_alert(boost::json::object data) {
         return r;
     }
     std::lock_guard lock(alerts_mutex_);
+    if (auto refused = alert_step_refused())
+        return std::move(*refused);
     return publish_alert_step(alerts_.trigger(std::move(data), iso8601_now()));
 }
 
 inline void server_impl::escalate_alerts() {
+    if (auto const* e = hub_.get_engine(); e && !e->leads())
+        return; // another node escalates, and this book follows its steps
     std::lock_guard lock(alerts_mutex_);
+    if (alert_step_refused())
+        return; // the next tick escalates what is due then
     for (auto& r : alerts_.escalate(unix_ms_now(), iso8601_now()))
         publish_alert_step(std::move(r));
 }
 
+inline std::optional<alert_result> server_impl::alert_step_refused() const {
+    auto const* e = hub_.get_engine();
+    if (!e || e->available())
+        return std::nullopt;
+    alert_result r;
+    r.ec = alert_errc::unavailable;
+    r.message = "alert steps cannot be published now (the engine is unavailable): retry later";
+    return r;
+}
+
+inline void server_impl::share_alert_book() {
+    // Under an engine that reaches every node (Redis), the nodes keep one alert book between
+    // them: each step any node takes is published on `alerts` like any step, and every node,
+    // this one included, merges what the engine delivers, in the cluster's order
+    // (alert_book::merge; docs/operations.md, "Several nodes (Redis)").
+    auto* e = hub_.get_engine();
+    if (!e || !e->relays())
+        return;
+    std::string node = e->node();
+    for (auto& c : node) // an alert id goes in a URL path
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '-')
+            c = '-';
+    {
+        std::lock_guard lock(alerts_mutex_);
+        alerts_.id_prefix("al-" + node + "-");
+        alerts_.shared(true);
+    }
+    // The node that leads also keeps the book in Redis for the nodes that start later.
+    hub_.on_applied("alerts", [this, e](const publication& p, std::uint64_t seq) {
+        if (!p.data.is_object())
+            return;
+        std::lock_guard lock(alerts_mutex_);
+        std::string evicted;
+        if (!alerts_.merge(p.data.get_object(), unix_ms_now(), &evicted) || !e->leads())
+            return;
+        if (!evicted.empty())
+            e->forget_shared_alert(evicted);
+        if (auto const* a = alerts_.find(json_string(p.data.get_object(), "alert_id")))
+            e->share_alert(*a, seq);
+    });
+    e->on_shared_alerts([this](std::vector<boost::json::object> alerts) {
+        std::lock_guard lock(alerts_mutex_);
+        for (auto& a : alerts)
+            alerts_.merge(std::move(a));
+    });
+    // Followed whether or not a client of this node subscribes, from its history on: a node
+    // that starts late loads the alerts' stream (each topic's history window).
+    hub_.add_demand("alerts");
+    e->prepare("alerts", [] {});
+}
+
 inline alert_result server_impl::acknowledge_alert(std::string_view id, std::string_view by) {
     std::lock_guard lock(alerts_mutex_);
+    if (auto refused = alert_step_refused())
+        return std::move(*refused);
     return publish_alert_step(alerts_.acknowledge(id, by, iso8601_now()));
 }
 
 inline alert_result server_impl::resolve_alert(std::string_view id, std::string_view by) {
     std::lock_guard lock(alerts_mutex_);
+    if (auto refused = alert_step_refused())
+        return std::move(*refused);
     return publish_alert_step(alerts_.resolve(id, by, iso8601_now()));
 }
 

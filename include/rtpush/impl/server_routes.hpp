@@ -407,7 +407,8 @@ inline boost::asio::awaitable<http_response> server_impl::route_retained(route_r
 }
 
 // GET /api/history: past publications of a topic and its narrower ones, from the durable
-// store (all it keeps) or else the memory history (what recovery could replay), paged.
+// store (all it keeps), the Redis streams, or else the memory history (what recovery could
+// replay), paged.
 inline boost::asio::awaitable<http_response> server_impl::route_history(route_request& r) {
     unsigned const v = r.version();
     history_query q;
@@ -416,8 +417,8 @@ inline boost::asio::awaitable<http_response> server_impl::route_history(route_re
                               v);
     if (auto refused = read_refusal(r, q.topic))
         co_return std::move(*refused);
-    boost::system::error_code ec;
-    auto page = hub_.read_history(q, ec);
+    auto [ec, page] =
+        co_await async_read_history(hub_, q, boost::asio::as_tuple(boost::asio::use_awaitable));
     if (ec)
         co_return json_error(http::status::service_unavailable, "INTERNAL_ERROR",
                              "the history cannot be read: " + ec.message(), v);

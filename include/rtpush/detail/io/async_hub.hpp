@@ -44,6 +44,30 @@ auto async_publish(hub& h, publication p, std::string topic_key, CompletionToken
         token, std::move(p), std::move(topic_key));
 }
 
+// A page of past publications, completing with (error, page): at once, or from the engine's
+// thread (posted to the caller's executor) when the engine reads elsewhere.
+template <class CompletionToken>
+auto async_read_history(hub& h, history_query q, CompletionToken&& token) {
+    namespace net = boost::asio;
+    return net::async_initiate<CompletionToken, void(boost::system::error_code, history_page)>(
+        [&h](auto handler, history_query q) {
+            auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+            auto complete = [shared](boost::system::error_code ec, history_page page) {
+                auto ex = net::get_associated_executor(*shared);
+                net::post(ex, [shared, ec, page = std::move(page)]() mutable {
+                    auto& handler = *shared;
+                    std::move(handler)(ec, std::move(page));
+                });
+            };
+            if (h.async_history(q, complete))
+                return;
+            boost::system::error_code ec;
+            auto page = h.read_history(q, ec);
+            complete(ec, std::move(page));
+        },
+        token, std::move(q));
+}
+
 // Waits (at most `limit`) until the hub holds the cluster's state of `channel`: a REST read
 // on a node none of whose clients use the channel (see engine::prepare). The node stays
 // subscribed to the channel afterwards, so later reads are current.

@@ -276,8 +276,14 @@ public:
     alert_result resolve_alert(std::string_view id, std::string_view by);
     std::vector<alert> alerts(const alert_filter& f) const;
     std::optional<alert> find_alert(std::string_view id) const;
-    /// Escalates the pending alerts that waited too long (shard 0's tick, once a second).
+    /// Escalates the pending alerts that waited too long (shard 0's tick, once a second), on
+    /// the node that leads.
     void escalate_alerts();
+    /// Under an engine shared by several nodes: the book follows every node's steps.
+    void share_alert_book();
+    /// The refusal of an alert step while the engine cannot publish it (alerts_mutex_ held);
+    /// nullopt when it can.
+    std::optional<alert_result> alert_step_refused() const;
     /// A shard's part of hub::deliver_to: the frame to each of its connections in `to`.
     static std::uint64_t deliver_to(shard& sh, const audience& to, const frame_ptr& f);
     /// Publishes an alert lifecycle step on `alerts` (alerts_mutex_ held).

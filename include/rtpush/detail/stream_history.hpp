@@ -1,0 +1,130 @@
+//
+// rtpush: a page of GET /api/history from the Redis engine's topic streams, free of I/O
+// (docs/protocol.md, "History"; docs/operations.md, "Several nodes (Redis)").
+//
+#ifndef RTPUSH_DETAIL_STREAM_HISTORY_HPP
+#define RTPUSH_DETAIL_STREAM_HISTORY_HPP
+
+#include <rtpush/detail/redis_proto.hpp>
+#include <rtpush/detail/store_codec.hpp>
+#include <rtpush/history.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace rtpush::detail {
+
+/// One entry of a topic's stream: its seq, its place in the channel's order (the publish
+/// script numbers every publication of a channel, whichever topic: the `n` field), and the
+/// publication with its timestamp.
+struct stream_entry {
+    std::string topic_key;
+    std::uint64_t seq = 0;
+    std::int64_t order = 0;
+    std::int64_t at_ms = 0; ///< the timestamp in Unix milliseconds (0: unreadable)
+    stored_publication stored;
+};
+
+/// Unix milliseconds of an ISO 8601 UTC time as iso8601() writes it
+/// ("2026-01-31T10:00:00.000Z"; the fraction may be absent or shorter); nullopt otherwise.
+inline std::optional<std::int64_t> unix_ms_of_iso8601(std::string_view s) {
+    auto digits = [&](std::size_t at, std::size_t n, int& out) {
+        if (at + n > s.size())
+            return false;
+        out = 0;
+        for (std::size_t i = at; i < at + n; ++i) {
+            if (s[i] < '0' || s[i] > '9')
+                return false;
+            out = out * 10 + (s[i] - '0');
+        }
+        return true;
+    };
+    int y, mo, d, h, mi, sec;
+    if (!digits(0, 4, y) || s.size() < 20 || s[4] != '-' || !digits(5, 2, mo) || s[7] != '-' ||
+        !digits(8, 2, d) || s[10] != 'T' || !digits(11, 2, h) || s[13] != ':' ||
+        !digits(14, 2, mi) || s[16] != ':' || !digits(17, 2, sec) || s.back() != 'Z')
+        return std::nullopt;
+    int ms = 0;
+    if (s.size() > 20) {
+        if (s[19] != '.' || s.size() < 22 || s.size() > 24)
+            return std::nullopt;
+        int frac;
+        auto const n = s.size() - 21;
+        if (!digits(20, n, frac))
+            return std::nullopt;
+        ms = n == 1 ? frac * 100 : n == 2 ? frac * 10 : frac;
+    }
+    std::chrono::year_month_day const ymd{std::chrono::year(y),
+                                          std::chrono::month(static_cast<unsigned>(mo)),
+                                          std::chrono::day(static_cast<unsigned>(d))};
+    if (!ymd.ok() || h > 23 || mi > 59 || sec > 60)
+        return std::nullopt;
+    auto const days = std::chrono::sys_days(ymd).time_since_epoch().count();
+    return ((static_cast<std::int64_t>(days) * 24 + h) * 60 + mi) * 60000 +
+           static_cast<std::int64_t>(sec) * 1000 + ms;
+}
+
+/// A stream entry as XRANGE/XREVRANGE give it: [id, [field, value, ...]] with fields `m`
+/// (the publication) and `n` (its place in the channel's order; absent in entries written
+/// before it existed, which then sort first). nullopt for what is not one.
+inline std::optional<stream_entry> parse_stream_entry(const redis_reply& r, std::string topic_key) {
+    if (!r.is_array() || r.elements.size() < 2 || !r.elements[1].is_array())
+        return std::nullopt;
+    stream_entry e;
+    e.topic_key = std::move(topic_key);
+    e.seq = stream_id_seq(r.elements[0].str);
+    std::optional<stored_publication> pub;
+    auto const& fields = r.elements[1].elements;
+    for (std::size_t i = 0; i + 1 < fields.size(); i += 2) {
+        if (fields[i].str == "m")
+            pub = decode_publication(fields[i + 1].str);
+        else if (fields[i].str == "n") {
+            std::uint64_t n = 0;
+            if (parse_seq(fields[i + 1].str, n))
+                e.order = static_cast<std::int64_t>(n);
+        }
+    }
+    if (!pub || e.seq == 0)
+        return std::nullopt;
+    e.stored = std::move(*pub);
+    e.at_ms = unix_ms_of_iso8601(e.stored.timestamp).value_or(0);
+    return e;
+}
+
+/// The page `q` asks for among `entries` (every entry of the topics it covers, in any
+/// order): ordered by the channel's order, newest first unless `oldest_first`, after the
+/// cursor (a place in that order, the same on every node), within since..until.
+inline history_page stream_history_page(std::vector<stream_entry> entries, const history_query& q,
+                                        const std::string& epoch) {
+    std::erase_if(entries, [&](const stream_entry& e) {
+        return (q.cursor && (q.oldest_first ? e.order <= *q.cursor : e.order >= *q.cursor)) ||
+               (q.since_ms && e.at_ms < *q.since_ms) || (q.until_ms && e.at_ms > *q.until_ms);
+    });
+    auto before = [](const stream_entry& a, const stream_entry& b) {
+        return a.order != b.order ? a.order < b.order : a.topic_key < b.topic_key;
+    };
+    if (q.oldest_first)
+        std::sort(entries.begin(), entries.end(), before);
+    else
+        std::sort(entries.begin(), entries.end(),
+                  [&](const stream_entry& a, const stream_entry& b) { return before(b, a); });
+    history_page page;
+    std::size_t const n = std::min(entries.size(), q.limit);
+    for (std::size_t i = 0; i < n; ++i) {
+        auto& e = entries[i];
+        page.items.push_back(
+            history_item(e.stored.pub, e.topic_key, e.seq, epoch, e.stored.timestamp));
+    }
+    if (n > 0 && n < entries.size())
+        page.next_cursor = entries[n - 1].order;
+    return page;
+}
+
+} // namespace rtpush::detail
+
+#endif
