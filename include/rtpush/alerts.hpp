@@ -76,6 +76,8 @@ struct alert_result {
     std::uint64_t seq = 0; ///< filled by the server: the publication's seq on `alerts`
     /// A trigger into a full book: the id of the resolved alert that made room.
     std::string evicted;
+    /// The alert as it was before the step (none for a trigger): what undo() puts back.
+    std::optional<rtpush::alert> before;
     explicit operator bool() const noexcept { return ec == alert_errc::ok; }
 };
 
@@ -143,9 +145,15 @@ public:
     /// acknowledged < resolved, then by escalation level), or when it is as far as the
     /// book's own provisional step: of two concurrent steps, the one ordered first wins on
     /// every node. An alert the book does not hold is added. True when the book changed.
-    /// `evicted`: the id of the resolved alert that made room for a new one, if any.
+    /// `evicted`: the id of the resolved alert that made room for a new one, if any. Fields
+    /// the step does not carry are kept from the book's state (a concurrent step it did not
+    /// see: `acknowledged_by`, and the escalation, which only goes up).
     bool merge(boost::json::object data, std::int64_t now_ms = unix_ms_now(),
                std::string* evicted = nullptr);
+
+    /// Takes back a step that could not be announced (its publication failed): the alert
+    /// is as it was before (a triggered one is gone).
+    void undo(const alert_result& step);
 
     const alert* find(std::string_view id) const;
     /// The alerts the filter wants, newest first.
@@ -159,6 +167,9 @@ private:
 
     /// When a pending alert is next escalated after a step at `now_ms`.
     void schedule_escalation(alert& a, std::int64_t now_ms) const;
+    /// Generated ids go on after `id` when it is one of this book's: an id never names two
+    /// alerts, even after a restart under a node name that stays.
+    void note_id(std::string_view id);
     void provisional(const std::string& id) {
         if (shared_)
             provisional_.insert(id);

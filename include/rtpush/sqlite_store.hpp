@@ -154,8 +154,9 @@ private:
     std::condition_variable queue_cv_;
     std::condition_variable flushed_cv_;
     std::vector<pending_write> queue_;
-    std::uint64_t queued_total_ = 0;    // under queue_mutex_
-    std::uint64_t committed_total_ = 0; // under queue_mutex_ (committed or failed)
+    std::uint64_t queued_total_ = 0;      // under queue_mutex_
+    std::size_t queued_publications_ = 0; // under queue_mutex_: what max_pending bounds
+    std::uint64_t committed_total_ = 0;   // under queue_mutex_ (committed or failed)
     bool stopping_ = false;
     std::thread writer_;
 

@@ -43,6 +43,16 @@ def publish(port, org, value):
                 {"channel": "kpi", "target": {"organization_id": org}, "data": {"v": value}})
 
 
+async def within(ws, seconds):
+    """Each message the connection receives within `seconds`, as it comes."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            yield json.loads(await asyncio.wait_for(ws.recv(), end - time.monotonic()))
+        except asyncio.TimeoutError:
+            return
+
+
 async def subscribe(port, org, recover=None):
     """(subscribed message, the messages after it within a second)."""
     ws = await websockets.connect(f"ws://127.0.0.1:{port}/ws")
@@ -52,12 +62,7 @@ async def subscribe(port, org, recover=None):
         msg["recover"] = recover
     await ws.send(json.dumps(msg))
     subscribed, rest = None, []
-    end = time.monotonic() + 1.0
-    while time.monotonic() < end:
-        try:
-            m = json.loads(await asyncio.wait_for(ws.recv(), end - time.monotonic()))
-        except asyncio.TimeoutError:
-            break
+    async for m in within(ws, 1.0):
         if m.get("type") == "subscribed":
             subscribed = m
         elif m.get("type") in ("initial", "update"):
@@ -75,12 +80,7 @@ async def ack_client(port, client_id, ack=False):
         await ws.send(json.dumps({"type": "subscribe", "channel": "notices",
                                   "scope": {"org": "ackorg"}, "id": "s"}))
         hello, updates, errors = None, [], []
-        end = time.monotonic() + 1.0
-        while time.monotonic() < end:
-            try:
-                m = json.loads(await asyncio.wait_for(ws.recv(), end - time.monotonic()))
-            except asyncio.TimeoutError:
-                break
+        async for m in within(ws, 1.0):
             if m.get("type") == "hello":
                 hello = m
             elif m.get("type") == "update" and "ackId" in m:

@@ -218,6 +218,9 @@ try {
     const sseBody = await sse.json();
     check(sse.status === 503 && sseBody.error?.code === "ROOM_FULL", "room_max_size: an SSE stream to a full room gets 503 ROOM_FULL: " +
           sse.status + " " + JSON.stringify(sseBody));
+    const metrics = await (await fetch(`${sbase}/metrics`)).text();
+    check(/rtpush_connections_rejected_total\{reason="room_full"\} 1\b/.test(metrics),
+          "room_max_size: the refused stream is counted as rejected (room_full)");
     await emitAck(members[0], "unsubscribe", {channels: ["kpi"], organization_id: "org_r"});
     const again = await emitAck(members[2], "subscribe", {channels: ["kpi"], organization_id: "org_r"});
     check(again.success === true, "room_max_size: a place freed by unsubscribe is taken");

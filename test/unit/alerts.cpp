@@ -287,10 +287,55 @@ BOOST_AUTO_TEST_CASE(shared_books_converge_on_the_cluster_order) {
         BOOST_TEST((al->status == alert_status::acknowledged));
         BOOST_TEST(al->escalation_due_ms == 0);
     }
+    // A step that goes further keeps what it did not see: the escalation (b acknowledged at
+    // level 0 while a escalated to level 1) and who acknowledged (a resolve that missed it).
+    auto const w = a.trigger(payload(R"({"organization_id":"o","severity":"low"})"), t0, 0);
+    deliver(w);
+    auto const ack_w = b.acknowledge(w.value->id, "ann", t0);
+    auto const esc_w = a.escalate(10000, t0);
+    BOOST_TEST_REQUIRE(esc_w.size() == 1u);
+    auto const res_w = a.resolve(w.value->id, "bob", t0); // a never saw ann's acknowledgement
+    deliver(esc_w[0]);
+    deliver(ack_w);
+    deliver(res_w);
+    for (auto* book : {&a, &b}) {
+        auto const& d = book->find(w.value->id)->data;
+        BOOST_TEST(d.at("status").as_string() == "resolved");
+        BOOST_TEST(d.at("severity").as_string() == "medium");
+        BOOST_TEST(d.at("escalation_level").as_int64() == 1);
+        BOOST_TEST(d.at("acknowledged_by").as_string() == "ann");
+        BOOST_TEST(d.at("resolved_by").as_string() == "bob");
+    }
+    // A node that restarts under the same name goes on after the ids the cluster knows.
+    alert_book again;
+    again.id_prefix("al-a-");
+    again.shared(true);
+    again.merge(x.value->data);
+    again.merge(w.value->data);
+    BOOST_TEST(again.trigger(payload(R"({"severity":"low"})"), t0).value->id == "al-a-4");
     // What is not an alert is left alone.
     BOOST_TEST(!a.merge(payload(R"({"status":"pending"})")));
     BOOST_TEST(!a.merge(payload(R"({"alert_id":"z","status":"lost"})")));
     BOOST_TEST(a.find("z") == nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(a_step_that_was_not_announced_is_undone) {
+    alert_book book;
+    book.escalate_after(std::chrono::seconds(1));
+    auto const t = book.trigger(payload(R"({"organization_id":"o","severity":"low"})"), t0, 0);
+    auto const ack = book.acknowledge(t.value->id, "ann", t0);
+    book.undo(ack);
+    BOOST_TEST((book.find(t.value->id)->status == alert_status::pending));
+    BOOST_TEST(!book.find(t.value->id)->data.contains("acknowledged_by"));
+    BOOST_TEST(book.find(t.value->id)->escalation_due_ms == 1000); // escalation goes on
+    auto const esc = book.escalate(2000, t0);
+    BOOST_TEST_REQUIRE(esc.size() == 1u);
+    book.undo(esc[0]);
+    BOOST_TEST(book.find(t.value->id)->data.at("severity").as_string() == "low");
+    BOOST_TEST(book.escalate(2000, t0).size() == 1u); // retried at the next tick
+    book.undo(t);
+    BOOST_TEST(book.find(t.value->id) == nullptr);
+    BOOST_TEST(book.list().empty());
 }
 
 BOOST_AUTO_TEST_CASE(restored_alerts_keep_their_order_and_the_ids_go_on) {

@@ -124,6 +124,14 @@ BOOST_AUTO_TEST_CASE(bad_bodies_are_refused_with_the_reason) {
     auto const f = fault(R"({"channel":"kpi","data":1,"requires_ack":"yes"})");
     BOOST_TEST(f.error.message == "'requires_ack' must be a boolean");
     BOOST_TEST(!f.names_field);
+    auto const both = fault(R"({"channel":"kpi","data":1,"target":{"organization_id":"a"},
+                               "scope":{"organization_id":"b"}})");
+    BOOST_TEST(both.error.field == "target");
+    BOOST_TEST(both.error.message == "give 'target' or 'scope', not both");
+    BOOST_TEST(both.names_field);
+    BOOST_TEST(
+        ok(R"({"channel":"kpi","data":1,"scope":{"organization_id":"b"}})").pub.topic.scope.org ==
+        "b");
     std::string deep(100, '[');
     deep += std::string(100, ']');
     BOOST_TEST(fault(R"({"channel":"kpi","data":)" + deep + "}")

@@ -118,6 +118,20 @@ inline std::optional<request_fault> apply_ingest_rules(publication& p, const std
     return std::nullopt;
 }
 
+/// The body's target object: `target` (seed 001's name) or `scope` (its synonym), nullptr
+/// when neither. Both at once is refused rather than one of them guessed.
+inline std::optional<request_fault> read_target(const boost::json::object& body,
+                                                const boost::json::object*& target) {
+    target = nullptr;
+    auto const* t = body.if_contains("target");
+    auto const* s = body.if_contains("scope");
+    if (t && s)
+        return request_fault{{"target", "give 'target' or 'scope', not both"}, true};
+    if (auto const* v = t ? t : s; v && v->is_object())
+        target = &v->get_object();
+    return std::nullopt;
+}
+
 /// Seed 001's targets that name connections instead of a topic (docs/protocol.md, "Targeting
 /// connections"), read from a generic broadcast's body into `r.to`:
 /// - `target.socket_ids` (or `client_ids`): those connections (with `organization_id`, only
@@ -132,9 +146,8 @@ inline std::optional<request_fault> read_audience(const boost::json::object& bod
     };
     auto& p = r.pub;
     boost::json::object const* target = nullptr;
-    for (auto const* k : {"target", "scope"})
-        if (auto const* t = body.if_contains(k); t && t->is_object())
-            target = &t->get_object();
+    if (auto f = read_target(body, target))
+        return f;
     boost::json::value const* ids = nullptr;
     if (target)
         for (auto const* k : {"socket_ids", "client_ids"})
@@ -218,9 +231,11 @@ parse_broadcast_value(std::string_view shortcut, const query_map& query, boost::
         p.topic.channel = str("channel");
         if (p.topic.channel.empty() && !p.event.empty())
             p.topic.channel = p.event.substr(0, p.event.find(':')); // "kpi:update" -> "kpi"
-        for (auto const* k : {"target", "scope"})
-            if (auto const* t = b.if_contains(k); t && t->is_object())
-                p.topic.scope = scope_from_json(t->get_object());
+        boost::json::object const* target = nullptr;
+        if (auto f = read_target(b, target))
+            return *f;
+        if (target)
+            p.topic.scope = scope_from_json(*target);
         // Seed 003's events carry seed 003's payloads: validated like the shortcuts. Other
         // events (and none) are free-form (docs/protocol.md, "Seed parity").
         r.kind = ingest_validator::kind_of_event(p.event);

@@ -24,15 +24,16 @@ enum class reject_reason {
     origin_not_allowed,    ///< an Origin outside allowed_origins
     shutting_down,         ///< the server is stopping
     user_connection_limit, ///< max_connections_per_user
+    room_full,             ///< a stream's room at room_max_size (a WebSocket is told, not refused)
 };
-inline constexpr std::size_t reject_reason_count = 8;
+inline constexpr std::size_t reject_reason_count = 9;
 
 /// The `reason` label of rtpush_connections_rejected_total.
 inline constexpr std::string_view to_string(reject_reason r) noexcept {
     constexpr std::string_view names[reject_reason_count] = {
-        "connection_limit", "org_connection_limit", "handshake_rate_limit",
-        "auth_failed",      "unauthorized",         "origin_not_allowed",
-        "shutting_down",    "user_connection_limit"};
+        "connection_limit", "org_connection_limit",  "handshake_rate_limit",
+        "auth_failed",      "unauthorized",          "origin_not_allowed",
+        "shutting_down",    "user_connection_limit", "room_full"};
     return names[static_cast<std::size_t>(r)];
 }
 

@@ -200,6 +200,20 @@ struct connection_quotas {
     connection_counts users;
     /// Subscribers per room (topic key), counted only with a room_max_size.
     connection_counts rooms;
+
+    /// The rule of room_max_size for every transport: one more subscriber of room `key`;
+    /// false when it holds `max` already (0: no limit, nothing counted).
+    bool enter_room(const std::string& key, std::size_t max) {
+        return max == 0 || rooms.try_add(key, max);
+    }
+    void leave_room(const std::string& key, std::size_t max) {
+        if (max != 0)
+            rooms.remove(key);
+    }
+    /// What a subscriber refused by enter_room() is told (ROOM_FULL).
+    static std::string room_full(const std::string& key, std::size_t max) {
+        return "room " + key + " is full (" + std::to_string(max) + " subscribers)";
+    }
 };
 
 } // namespace rtpush::detail

@@ -5,6 +5,7 @@
 #ifndef RTPUSH_DETAIL_STREAM_HISTORY_HPP
 #define RTPUSH_DETAIL_STREAM_HISTORY_HPP
 
+#include <rtpush/detail/iso8601.hpp>
 #include <rtpush/detail/redis_proto.hpp>
 #include <rtpush/detail/store_codec.hpp>
 #include <rtpush/history.hpp>
@@ -15,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 namespace rtpush::detail {
@@ -29,45 +31,6 @@ struct stream_entry {
     std::int64_t at_ms = 0; ///< the timestamp in Unix milliseconds (0: unreadable)
     stored_publication stored;
 };
-
-/// Unix milliseconds of an ISO 8601 UTC time as iso8601() writes it
-/// ("2026-01-31T10:00:00.000Z"; the fraction may be absent or shorter); nullopt otherwise.
-inline std::optional<std::int64_t> unix_ms_of_iso8601(std::string_view s) {
-    auto digits = [&](std::size_t at, std::size_t n, int& out) {
-        if (at + n > s.size())
-            return false;
-        out = 0;
-        for (std::size_t i = at; i < at + n; ++i) {
-            if (s[i] < '0' || s[i] > '9')
-                return false;
-            out = out * 10 + (s[i] - '0');
-        }
-        return true;
-    };
-    int y, mo, d, h, mi, sec;
-    if (!digits(0, 4, y) || s.size() < 20 || s[4] != '-' || !digits(5, 2, mo) || s[7] != '-' ||
-        !digits(8, 2, d) || s[10] != 'T' || !digits(11, 2, h) || s[13] != ':' ||
-        !digits(14, 2, mi) || s[16] != ':' || !digits(17, 2, sec) || s.back() != 'Z')
-        return std::nullopt;
-    int ms = 0;
-    if (s.size() > 20) {
-        if (s[19] != '.' || s.size() < 22 || s.size() > 24)
-            return std::nullopt;
-        int frac;
-        auto const n = s.size() - 21;
-        if (!digits(20, n, frac))
-            return std::nullopt;
-        ms = n == 1 ? frac * 100 : n == 2 ? frac * 10 : frac;
-    }
-    std::chrono::year_month_day const ymd{std::chrono::year(y),
-                                          std::chrono::month(static_cast<unsigned>(mo)),
-                                          std::chrono::day(static_cast<unsigned>(d))};
-    if (!ymd.ok() || h > 23 || mi > 59 || sec > 60)
-        return std::nullopt;
-    auto const days = std::chrono::sys_days(ymd).time_since_epoch().count();
-    return ((static_cast<std::int64_t>(days) * 24 + h) * 60 + mi) * 60000 +
-           static_cast<std::int64_t>(sec) * 1000 + ms;
-}
 
 /// A stream entry as XRANGE/XREVRANGE give it: [id, [field, value, ...]] with fields `m`
 /// (the publication) and `n` (its place in the channel's order; absent in entries written
@@ -105,8 +68,11 @@ inline history_page stream_history_page(std::vector<stream_entry> entries, const
         return (q.cursor && (q.oldest_first ? e.order <= *q.cursor : e.order >= *q.cursor)) ||
                (q.since_ms && e.at_ms < *q.since_ms) || (q.until_ms && e.at_ms > *q.until_ms);
     });
+    // Entries written before the order existed all have 0: they sort first, by topic and
+    // seq, and a page ending among them has no cursor (the rest of them cannot be told
+    // apart from what the page gave).
     auto before = [](const stream_entry& a, const stream_entry& b) {
-        return a.order != b.order ? a.order < b.order : a.topic_key < b.topic_key;
+        return std::tie(a.order, a.topic_key, a.seq) < std::tie(b.order, b.topic_key, b.seq);
     };
     if (q.oldest_first)
         std::sort(entries.begin(), entries.end(), before);
@@ -120,7 +86,7 @@ inline history_page stream_history_page(std::vector<stream_entry> entries, const
         page.items.push_back(
             history_item(e.stored.pub, e.topic_key, e.seq, epoch, e.stored.timestamp));
     }
-    if (n > 0 && n < entries.size())
+    if (n > 0 && n < entries.size() && entries[n - 1].order > 0)
         page.next_cursor = entries[n - 1].order;
     return page;
 }

@@ -90,18 +90,36 @@ inline void alert_book::restore(std::vector<alert> saved) {
         saved.resize(max_); // the newest
     for (auto& a : saved) {
         next_number_ = std::max(next_number_, a.number);
-        // Generated ids go on after the highest restored one: an id never names two alerts.
-        if (std::string_view id = a.id; id.starts_with(prefix_)) {
-            std::uint64_t n = 0;
-            auto const [end, ec] =
-                std::from_chars(id.data() + prefix_.size(), id.data() + id.size(), n);
-            if (ec == std::errc{} && end == id.data() + id.size())
-                next_id_ = std::max(next_id_, n);
-        }
+        note_id(a.id);
         order_[a.number] = a.id;
         auto const id = a.id;
         alerts_[id] = std::move(a);
     }
+}
+
+inline void alert_book::note_id(std::string_view id) {
+    if (!id.starts_with(prefix_))
+        return;
+    std::uint64_t n = 0;
+    auto const [end, ec] = std::from_chars(id.data() + prefix_.size(), id.data() + id.size(), n);
+    if (ec == std::errc{} && end == id.data() + id.size())
+        next_id_ = std::max(next_id_, n);
+}
+
+inline void alert_book::undo(const alert_result& step) {
+    if (!step.value)
+        return;
+    auto const& id = step.value->id;
+    provisional_.erase(id);
+    auto it = alerts_.find(id);
+    if (it == alerts_.end())
+        return;
+    if (step.before) {
+        it->second = *step.before;
+        return;
+    }
+    order_.erase(it->second.number);
+    alerts_.erase(it);
 }
 
 inline alert_result alert_book::trigger(boost::json::object data, std::string_view now,
@@ -163,14 +181,30 @@ inline bool alert_book::merge(boost::json::object data, std::int64_t now_ms,
         auto const* n = d.if_contains("escalation_level");
         return n && n->is_int64() ? n->get_int64() : 0;
     };
+    // Fields only accumulate along the lifecycle: whichever state stays, it takes what the
+    // other knew and it did not (an acknowledgement a resolve missed), and the escalation of
+    // the one escalated further (it only goes up). So every node ends with the same alert.
+    auto carry = [&](boost::json::object& into, const boost::json::object& from) {
+        for (auto const& [k, v] : from)
+            if (!into.contains(k))
+                into[k] = v;
+        if (level(from) > level(into))
+            for (auto const* k : {"severity", "escalation_level", "escalated_at"})
+                if (auto const* v = from.if_contains(k))
+                    into[k] = *v;
+    };
     auto it = alerts_.find(id);
     if (it != alerts_.end()) {
         auto& a = it->second;
         auto const have = std::pair(static_cast<int>(a.status), level(a.data));
         auto const got = std::pair(static_cast<int>(status), level(data));
-        if (got < have || (got == have && provisional_.count(id) == 0))
-            return false;
+        if (got < have || (got == have && provisional_.count(id) == 0)) {
+            auto const before = a.data;
+            carry(a.data, data);
+            return a.data != before;
+        }
         provisional_.erase(id);
+        carry(data, a.data);
         a.status = status;
         a.data = std::move(data);
         schedule_escalation(a, now_ms);
@@ -182,6 +216,7 @@ inline bool alert_book::merge(boost::json::object data, std::int64_t now_ms,
     provisional_.erase(evicted);
     if (evicted_id)
         *evicted_id = std::move(evicted);
+    note_id(id);
     alert a;
     a.id = id;
     a.number = ++next_number_;
@@ -199,6 +234,7 @@ inline alert_result alert_book::transition(std::string_view id, alert_status to,
     if (it == alerts_.end())
         return detail::alert_error(alert_errc::not_found, "no alert " + std::string(id));
     auto& a = it->second;
+    auto before = a;
     bool const ack = to == alert_status::acknowledged;
     if (a.status == to)
         return detail::alert_error(alert_errc::illegal_transition,
@@ -217,6 +253,7 @@ inline alert_result alert_book::transition(std::string_view id, alert_status to,
         a.data[ack ? "acknowledged_by" : "resolved_by"] = by;
     alert_result r;
     r.value = a;
+    r.before = std::move(before);
     r.event = ack ? "alert:acknowledged" : "alert:resolved";
     return r;
 }
@@ -246,6 +283,7 @@ inline std::vector<alert_result> alert_book::escalate(std::int64_t now_ms, std::
             a.escalation_due_ms = 0;
             continue;
         }
+        auto before = a;
         a.data["severity"] = detail::severities[level + 1];
         std::int64_t steps = 1;
         if (auto const* n = a.data.if_contains("escalation_level"); n && n->is_int64())
@@ -256,6 +294,7 @@ inline std::vector<alert_result> alert_book::escalate(std::int64_t now_ms, std::
         provisional(a.id);
         alert_result r;
         r.value = a;
+        r.before = std::move(before);
         r.event = "alert:escalated";
         out.push_back(std::move(r));
     }

@@ -512,14 +512,14 @@ bool client_protocol<Self>::count_under(connection_counts& counts, std::string_v
 template <class Self>
 bool client_protocol<Self>::enter_room(const std::string& key) {
     auto& e = env();
-    return !e.cfg.room_max_size || !e.quotas || e.quotas->rooms.try_add(key, e.cfg.room_max_size);
+    return !e.quotas || e.quotas->enter_room(key, e.cfg.room_max_size);
 }
 
 template <class Self>
 void client_protocol<Self>::leave_room(const std::string& key) {
     auto& e = env();
-    if (e.cfg.room_max_size && e.quotas)
-        e.quotas->rooms.remove(key);
+    if (e.quotas)
+        e.quotas->leave_room(key, e.cfg.room_max_size);
 }
 
 template <class Self>
@@ -576,9 +576,7 @@ void client_protocol<Self>::subscribe(client_message& m) {
         return;
     }
     if (!existing && !enter_room(key)) {
-        self().send_error(error::room_full,
-                          "room " + key + " is full (" + std::to_string(e.cfg.room_max_size) +
-                              " subscribers)",
+        self().send_error(error::room_full, connection_quotas::room_full(key, e.cfg.room_max_size),
                           m.id);
         return;
     }

@@ -3,6 +3,7 @@
 #ifndef RTPUSH_IMPL_INGEST_HPP
 #define RTPUSH_IMPL_INGEST_HPP
 
+#include <rtpush/detail/iso8601.hpp>
 #include <rtpush/topic.hpp>
 
 #include <algorithm>
@@ -33,18 +34,6 @@ inline std::string range_text(const field_rule& r, std::string_view what) {
 
 inline std::optional<validation_error> field_error(const std::string& where, std::string what) {
     return validation_error{where, std::move(what)};
-}
-
-inline bool digits(std::string_view s, std::size_t at, std::size_t n, int& out) {
-    if (at + n > s.size())
-        return false;
-    out = 0;
-    for (std::size_t i = at; i < at + n; ++i) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        out = out * 10 + (s[i] - '0');
-    }
-    return true;
 }
 
 inline std::optional<validation_error> validate_object(const std::vector<field_rule>& fields,

@@ -242,6 +242,7 @@ inline void server_impl::wait() {
     // Nothing publishes any more: the store commits its last batch and its writer ends.
     if (store_) {
         hub_.set_engine(nullptr);
+        acks_->tracker.journal(nullptr);
         store_.reset();
     }
 }

@@ -154,10 +154,14 @@ inline alert_result server_impl::publish_alert_step(alert_result r, std::string 
     if (!r)
         return r;
     auto const& a = *r.value;
-    if (auto* e = hub_.get_engine()) {
+    auto* e = hub_.get_engine();
+    if (e) {
         // The alert's state first: the store writes it with (or before) the step's publication.
-        if (!r.evicted.empty())
+        if (!r.evicted.empty()) {
             e->forget_alert(r.evicted);
+            if (e->relays() && e->leads())
+                e->forget_shared_alert(r.evicted);
+        }
         e->save_alert(a);
     }
     publication p;
@@ -171,8 +175,15 @@ inline alert_result server_impl::publish_alert_step(alert_result r, std::string 
     p.ack_id = std::move(ack_id);
     auto const res = hub_.publish(std::move(p));
     if (res.ec == error::engine_unavailable) {
-        // Lost between alert_step_refused() and now (Redis went down): this book took the
-        // step, the cluster did not (docs/operations.md, "Several nodes (Redis)").
+        // Not announced (Redis went down since alert_step_refused(), or the store's queue is
+        // full): the book and the store take the step back, so a retry finds it as before.
+        alerts_.undo(r);
+        if (e) {
+            if (r.before)
+                e->save_alert(*r.before);
+            else
+                e->forget_alert(a.id);
+        }
         r.ec = alert_errc::unavailable;
         r.message = "the step cannot be published now: " + res.ec.message();
         return r;
@@ -204,9 +215,18 @@ inline alert_result server_impl::trigger_alert(boost::json::object data) {
 }
 
 inline void server_impl::escalate_alerts() {
-    if (auto const* e = hub_.get_engine(); e && !e->leads())
+    auto* e = hub_.get_engine();
+    bool const leads = !e || e->leads();
+    bool const took_lease = leads && !led_;
+    led_ = leads;
+    if (!leads)
         return; // another node escalates, and this book follows its steps
     std::lock_guard lock(alerts_mutex_);
+    if (took_lease && e && e->relays())
+        // Steps taken while no node held the lease were not written to the shared book:
+        // the new leader writes its whole book (each alert under its topic's last seq).
+        for (auto const* a : alerts_.list())
+            e->share_alert(*a, hub_.head(topic{"alerts", a->scope()}.key()));
     if (alert_step_refused())
         return; // the next tick escalates what is due then
     for (auto& r : alerts_.escalate(unix_ms_now(), iso8601_now()))

@@ -334,7 +334,7 @@ sqlite_store::publish(const publication& p, const std::string& timestamp, publis
     std::lock_guard order(order_mutex_);
     {
         std::lock_guard lock(queue_mutex_);
-        if (stopping_ || queue_.size() >= cfg_.max_pending)
+        if (stopping_ || queued_publications_ >= cfg_.max_pending)
             return error::engine_unavailable;
     }
     w.seq = hub_.head(w.key) + 1;
@@ -348,6 +348,7 @@ sqlite_store::publish(const publication& p, const std::string& timestamp, publis
         std::lock_guard lock(queue_mutex_);
         queue_.push_back(std::move(w));
         ++queued_total_;
+        ++queued_publications_;
     }
     queue_cv_.notify_one();
     return {};
@@ -454,9 +455,14 @@ inline void sqlite_store::write_loop() {
                                         {{"what", e.what()}});
                     }
                 }
+            std::size_t const publications = static_cast<std::size_t>(
+                std::count_if(batch.begin(), batch.end(), [](const pending_write& w) {
+                    return w.what == pending_write::kind::publication;
+                }));
             {
                 std::lock_guard lock(queue_mutex_);
                 committed_total_ += batch.size();
+                queued_publications_ -= publications;
             }
             flushed_cv_.notify_all();
             batch.clear();

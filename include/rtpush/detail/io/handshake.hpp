@@ -656,19 +656,19 @@ inline std::optional<refusal> server_impl::count_stream(connection_quotas& q, ss
         f.reason = reject_reason::user_connection_limit;
         return f;
     }
-    if (cfg_.room_max_size)
-        for (std::size_t i = 0; i < p.topics.size(); ++i) {
-            auto const key = p.topics[i].key();
-            if (q.rooms.try_add(key, cfg_.room_max_size))
-                continue;
-            for (std::size_t j = 0; j < i; ++j)
-                q.rooms.remove(p.topics[j].key());
-            p.rooms_counted = false;
-            uncount_stream(q, p);
-            return refusal{http::status::service_unavailable, "ROOM_FULL",
-                           "room " + key + " is full (" + std::to_string(cfg_.room_max_size) +
-                               " subscribers)"};
-        }
+    for (std::size_t i = 0; cfg_.room_max_size && i < p.topics.size(); ++i) {
+        auto const key = p.topics[i].key();
+        if (q.enter_room(key, cfg_.room_max_size))
+            continue;
+        for (std::size_t j = 0; j < i; ++j)
+            q.leave_room(p.topics[j].key(), cfg_.room_max_size);
+        p.rooms_counted = false;
+        uncount_stream(q, p);
+        refusal f{http::status::service_unavailable, "ROOM_FULL",
+                  connection_quotas::room_full(key, cfg_.room_max_size)};
+        f.reason = reject_reason::room_full;
+        return f;
+    }
     p.rooms_counted = cfg_.room_max_size != 0;
     return std::nullopt;
 }

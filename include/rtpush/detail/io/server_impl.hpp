@@ -279,6 +279,7 @@ public:
     /// Escalates the pending alerts that waited too long (shard 0's tick, once a second), on
     /// the node that leads.
     void escalate_alerts();
+    bool led_ = false; // escalate_alerts' view of the lease at its last tick (shard 0 only)
     /// Under an engine shared by several nodes: the book follows every node's steps.
     void share_alert_book();
     /// The refusal of an alert step while the engine cannot publish it (alerts_mutex_ held);
