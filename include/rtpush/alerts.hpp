@@ -76,8 +76,10 @@ struct alert_result {
     std::uint64_t seq = 0; ///< filled by the server: the publication's seq on `alerts`
     /// A trigger into a full book: the id of the resolved alert that made room.
     std::string evicted;
-    /// The alert as it was before the step (none for a trigger): what undo() puts back.
+    /// The alert as it was before the step (none for a trigger), and the resolved alert a
+    /// trigger evicted to make room: what undo() puts back.
     std::optional<rtpush::alert> before;
+    std::optional<rtpush::alert> evicted_alert;
     explicit operator bool() const noexcept { return ec == alert_errc::ok; }
 };
 
@@ -136,23 +138,28 @@ public:
 
     /// Several nodes keep this book (docs/operations.md, "Several nodes (Redis)"): every step
     /// any of them takes, this one's included, is announced in one order for all, and each
-    /// comes back here through merge(). From then on each step this book takes itself stays
-    /// provisional until merge() brings the cluster's word on its alert.
+    /// comes back here through merge(). Each alert then has a confirmed state, folded from
+    /// those steps in that order (the same on every node), and a step this book takes itself
+    /// shows over it until the next merge() of that alert.
     void shared(bool on) noexcept { shared_ = on; }
 
     /// A step as the cluster ordered it (an `alerts` publication's payload, which carries
-    /// the whole alert). It is taken when it moves the alert further (by status, pending <
-    /// acknowledged < resolved, then by escalation level), or when it is as far as the
-    /// book's own provisional step: of two concurrent steps, the one ordered first wins on
-    /// every node. An alert the book does not hold is added. True when the book changed.
-    /// `evicted`: the id of the resolved alert that made room for a new one, if any. Fields
-    /// the step does not carry are kept from the book's state (a concurrent step it did not
-    /// see: `acknowledged_by`, and the escalation, which only goes up).
-    bool merge(boost::json::object data, std::int64_t now_ms = unix_ms_now(),
+    /// the whole alert, and its `seq` on the alert's topic; 0: unknown), folded into the
+    /// alert's confirmed state: a step that moves the alert further (by status, pending <
+    /// acknowledged < resolved, then by escalation level) wins; of two that go as far, the
+    /// first wins. Fields only accumulate: the state kept takes what the other knew and it
+    /// did not (an acknowledgement a resolve missed), and the escalation of the one escalated
+    /// further. A step at or below the seq already folded is known. An alert the book does
+    /// not hold is added. True when its confirmed state changed (or the book shows another);
+    /// `evicted`: the id of the resolved alert that made room for a new one, if any.
+    bool merge(boost::json::object data, std::uint64_t seq = 0, std::int64_t now_ms = unix_ms_now(),
                std::string* evicted = nullptr);
+    /// The seq of the last step merge() folded into the alert's confirmed state (0: none).
+    std::uint64_t confirmed_seq(std::string_view id) const;
 
-    /// Takes back a step that could not be announced (its publication failed): the alert
-    /// is as it was before (a triggered one is gone).
+    /// Takes back a step that could not be announced (its publication failed): the alert is
+    /// as it was before, or (shared) as the cluster has it; a triggered one is gone and the
+    /// alert it evicted is back.
     void undo(const alert_result& step);
 
     const alert* find(std::string_view id) const;
@@ -180,6 +187,12 @@ private:
     std::string prefix_ = "al-";
     bool shared_ = false;
     std::set<std::string, std::less<>> provisional_; // shared: ids of this book's own steps
+    struct confirmed {
+        alert_status status = alert_status::pending;
+        boost::json::object data;
+        std::uint64_t seq = 0;
+    };
+    std::map<std::string, confirmed, std::less<>> confirmed_; // shared: the cluster's states
     std::size_t max_;
     std::chrono::milliseconds escalate_after_{0};
     std::uint64_t next_number_ = 0;

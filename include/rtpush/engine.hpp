@@ -23,6 +23,13 @@
 
 namespace rtpush {
 
+/// An alert as the nodes' shared book keeps it: its payload, and the seq of the last step
+/// folded into it on the alert's topic (engine::share_alert).
+struct shared_alert {
+    std::uint64_t seq = 0;
+    boost::json::object data;
+};
+
 /// Where a client stands with a broadcast that must be acknowledged.
 enum class ack_state : int { waiting = 0, acked = 1, given_up = 2 };
 
@@ -126,9 +133,7 @@ public:
     virtual void forget_shared_alert(const std::string& id) { (void)id; }
     /// Who takes the shared alerts (their payloads) each time the engine connects to the
     /// cluster, from the engine's thread; set before the engine runs.
-    virtual void on_shared_alerts(std::function<void(std::vector<boost::json::object>)> h) {
-        (void)h;
-    }
+    virtual void on_shared_alerts(std::function<void(std::vector<shared_alert>)> h) { (void)h; }
 
     /// Keeps a broadcast that must be acknowledged (its `targets` are not read: see
     /// save_ack_target), in order with the publications around it; nothing by default.

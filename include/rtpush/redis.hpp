@@ -193,7 +193,7 @@ public:
     bool async_history(const history_query& q, history_handler done) override;
     void share_alert(const alert& a, std::uint64_t seq) override;
     void forget_shared_alert(const std::string& id) override;
-    void on_shared_alerts(std::function<void(std::vector<boost::json::object>)> h) override {
+    void on_shared_alerts(std::function<void(std::vector<shared_alert>)> h) override {
         shared_alerts_ = std::move(h);
     }
 
@@ -287,7 +287,7 @@ private:
     boost::asio::any_io_executor ex_;
     std::atomic<bool> up_{false};
     std::atomic<bool> leads_{false}; // holds the cluster's lease (announce_loop renews it)
-    std::function<void(std::vector<boost::json::object>)> shared_alerts_; // on_shared_alerts
+    std::function<void(std::vector<shared_alert>)> shared_alerts_; // on_shared_alerts
     std::string script_sha_;
     std::vector<std::shared_ptr<shard>> shards_; // executor only, while a session runs
     detail::slot_map slots_;                     // executor only: Redis Cluster's map

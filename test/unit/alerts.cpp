@@ -239,10 +239,12 @@ BOOST_AUTO_TEST_CASE(shared_books_converge_on_the_cluster_order) {
     b.id_prefix("al-b-");
     a.shared(true);
     b.shared(true);
+    std::uint64_t seq = 0; // the steps' order on the alerts' topic
     auto deliver = [&](const rtpush::alert_result& r) {
         BOOST_TEST_REQUIRE(static_cast<bool>(r));
-        a.merge(r.value->data, 1000);
-        b.merge(r.value->data, 1000);
+        ++seq;
+        a.merge(r.value->data, seq, 1000);
+        b.merge(r.value->data, seq, 1000);
     };
     auto const x = a.trigger(payload(R"({"organization_id":"o","severity":"low"})"), t0, 0);
     BOOST_TEST(x.value->id == "al-a-1");
@@ -267,7 +269,8 @@ BOOST_AUTO_TEST_CASE(shared_books_converge_on_the_cluster_order) {
     auto const late_ack = a.acknowledge("al-a-1", "eve", t0); // refused: already acknowledged
     BOOST_TEST(!late_ack);
     deliver(resolved);
-    BOOST_TEST(!a.merge(by_ann.value->data, 1000));
+    BOOST_TEST(!a.merge(by_ann.value->data, 2, 1000));       // a replay of a step folded already
+    BOOST_TEST(!a.merge(by_ann.value->data, seq + 1, 1000)); // a step behind changes nothing
     BOOST_TEST((a.find("al-a-1")->status == alert_status::resolved));
     BOOST_TEST((b.find("al-a-1")->status == alert_status::resolved));
 
@@ -317,6 +320,41 @@ BOOST_AUTO_TEST_CASE(shared_books_converge_on_the_cluster_order) {
     BOOST_TEST(!a.merge(payload(R"({"status":"pending"})")));
     BOOST_TEST(!a.merge(payload(R"({"alert_id":"z","status":"lost"})")));
     BOOST_TEST(a.find("z") == nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(three_books_converge_whatever_each_saw) {
+    // a escalates; b resolves without having seen the escalation; c resolves after it, before
+    // b's resolve reaches it. Every book ends with the same alert.
+    alert_book a, b, c;
+    for (auto* book : {&a, &b, &c}) {
+        book->shared(true);
+        book->escalate_after(std::chrono::seconds(1));
+    }
+    std::uint64_t seq = 0;
+    auto deliver = [&](const rtpush::alert_result& r) {
+        BOOST_TEST_REQUIRE(static_cast<bool>(r));
+        ++seq;
+        for (auto* book : {&a, &b, &c})
+            book->merge(r.value->data, seq, 1000);
+    };
+    auto const t = a.trigger(payload(R"({"organization_id":"o","severity":"low"})"), t0, 0);
+    deliver(t);
+    auto const id = t.value->id;
+    auto const e1 = a.escalate(5000, t0);
+    BOOST_TEST_REQUIRE(e1.size() == 1u);
+    auto const rb = b.resolve(id, "bob", t0);
+    deliver(e1[0]);
+    auto const rc = c.resolve(id, "carl", t0);
+    deliver(rb);
+    deliver(rc);
+    for (auto* book : {&b, &c}) {
+        BOOST_TEST(book->find(id)->data == a.find(id)->data);
+        BOOST_TEST((book->find(id)->status == a.find(id)->status));
+    }
+    auto const& d = a.find(id)->data;
+    BOOST_TEST(d.at("resolved_by").as_string() == "bob"); // the first resolve in the order
+    BOOST_TEST(d.at("severity").as_string() == "medium"); // the escalation stays
+    BOOST_TEST(d.at("escalation_level").as_int64() == 1);
 }
 
 BOOST_AUTO_TEST_CASE(a_step_that_was_not_announced_is_undone) {

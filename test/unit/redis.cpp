@@ -452,6 +452,18 @@ BOOST_AUTO_TEST_CASE(pages_follow_the_channel_order_across_topics) {
     all.push_back(*parse_stream_entry(entry(4, 6, 6, "2026-01-31T11:00:00.000Z"), "kpi:org:o1"));
     old.since_ms = 1769853600000 + 1;
     BOOST_TEST(values(stream_history_page(all, old, "ep")) == (std::vector<std::int64_t>{6}));
+    // Entries written before the order existed (order 0) are never split by a page.
+    std::vector<stream_entry> legacy;
+    for (auto [seq, order] : {std::pair{1, 0}, {2, 0}, {3, 7}})
+        legacy.push_back(*parse_stream_entry(entry(seq, order, seq), "kpi:org:o1"));
+    rtpush::history_query first;
+    first.oldest_first = true;
+    first.limit = 1;
+    auto const l1 = stream_history_page(legacy, first, "ep");
+    BOOST_TEST(values(l1) == (std::vector<std::int64_t>{1, 2}));
+    BOOST_TEST_REQUIRE(l1.next_cursor.has_value());
+    first.cursor = l1.next_cursor;
+    BOOST_TEST(values(stream_history_page(legacy, first, "ep")) == (std::vector<std::int64_t>{3}));
     // What is not an entry of ours is skipped.
     rtpush::detail::redis_reply junk;
     junk.type = rtpush::detail::redis_reply::kind::array;

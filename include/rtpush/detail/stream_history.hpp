@@ -68,9 +68,9 @@ inline history_page stream_history_page(std::vector<stream_entry> entries, const
         return (q.cursor && (q.oldest_first ? e.order <= *q.cursor : e.order >= *q.cursor)) ||
                (q.since_ms && e.at_ms < *q.since_ms) || (q.until_ms && e.at_ms > *q.until_ms);
     });
-    // Entries written before the order existed all have 0: they sort first, by topic and
-    // seq, and a page ending among them has no cursor (the rest of them cannot be told
-    // apart from what the page gave).
+    // Entries written before the order existed all have 0: they sort by topic and seq, and
+    // a page never ends among them (a cursor could not tell them apart), so it takes them
+    // all; they are bounded by the streams' length.
     auto before = [](const stream_entry& a, const stream_entry& b) {
         return std::tie(a.order, a.topic_key, a.seq) < std::tie(b.order, b.topic_key, b.seq);
     };
@@ -80,13 +80,15 @@ inline history_page stream_history_page(std::vector<stream_entry> entries, const
         std::sort(entries.begin(), entries.end(),
                   [&](const stream_entry& a, const stream_entry& b) { return before(b, a); });
     history_page page;
-    std::size_t const n = std::min(entries.size(), q.limit);
+    std::size_t n = std::min(entries.size(), q.limit);
+    while (n > 0 && n < entries.size() && entries[n - 1].order == 0 && entries[n].order == 0)
+        ++n;
     for (std::size_t i = 0; i < n; ++i) {
         auto& e = entries[i];
         page.items.push_back(
             history_item(e.stored.pub, e.topic_key, e.seq, epoch, e.stored.timestamp));
     }
-    if (n > 0 && n < entries.size() && entries[n - 1].order > 0)
+    if (n > 0 && n < entries.size())
         page.next_cursor = entries[n - 1].order;
     return page;
 }

@@ -75,6 +75,8 @@ inline bool alert_book::make_room(std::string* evicted) {
         if (a != alerts_.end() && a->second.status == alert_status::resolved) {
             if (evicted)
                 *evicted = a->first;
+            provisional_.erase(a->first);
+            confirmed_.erase(a->first);
             alerts_.erase(a);
             order_.erase(it);
             return true;
@@ -110,16 +112,34 @@ inline void alert_book::undo(const alert_result& step) {
     if (!step.value)
         return;
     auto const& id = step.value->id;
-    provisional_.erase(id);
-    auto it = alerts_.find(id);
-    if (it == alerts_.end())
-        return;
-    if (step.before) {
-        it->second = *step.before;
-        return;
+    if (auto it = alerts_.find(id); it != alerts_.end()) {
+        provisional_.erase(id);
+        auto c = confirmed_.find(id);
+        if (shared_ && c != confirmed_.end()) {
+            // Whatever this book showed of its own steps: the cluster's state (a step of
+            // this node still in flight shows again when it comes back).
+            it->second.status = c->second.status;
+            it->second.data = c->second.data;
+            if (step.before)
+                it->second.escalation_due_ms = step.before->escalation_due_ms;
+        } else if (step.before) {
+            it->second = *step.before;
+        } else {
+            order_.erase(it->second.number);
+            alerts_.erase(it);
+        }
     }
-    order_.erase(it->second.number);
-    alerts_.erase(it);
+    if (auto const& e = step.evicted_alert; e && alerts_.find(e->id) == alerts_.end()) {
+        order_[e->number] = e->id;
+        alerts_[e->id] = *e;
+        if (shared_)
+            confirmed_[e->id] = confirmed{e->status, e->data, 0};
+    }
+}
+
+inline std::uint64_t alert_book::confirmed_seq(std::string_view id) const {
+    auto c = confirmed_.find(id);
+    return c == confirmed_.end() ? 0 : c->second.seq;
 }
 
 inline alert_result alert_book::trigger(boost::json::object data, std::string_view now,
@@ -132,6 +152,13 @@ inline alert_result alert_book::trigger(boost::json::object data, std::string_vi
             "alert " + id + " exists (" + std::string(to_string(a->status)) + ")", a);
     }
     std::string evicted;
+    std::optional<alert> evicted_alert;
+    if (alerts_.size() >= max_)
+        for (auto const& [n, old] : order_)
+            if (auto const* o = find(old); o && o->status == alert_status::resolved) {
+                evicted_alert = *o; // the one make_room() lets go: undo() puts it back
+                break;
+            }
     if (!make_room(&evicted))
         return detail::alert_error(alert_errc::full, "too many alerts (" + std::to_string(max_) +
                                                          "), none of them resolved");
@@ -156,7 +183,7 @@ inline alert_result alert_book::trigger(boost::json::object data, std::string_vi
     r.event = "alert:triggered";
     r.evicted = std::move(evicted);
     if (!r.evicted.empty())
-        provisional_.erase(r.evicted);
+        r.evicted_alert = std::move(evicted_alert);
     return r;
 }
 
@@ -171,7 +198,7 @@ inline void alert_book::schedule_escalation(alert& a, std::int64_t now_ms) const
             : 0;
 }
 
-inline bool alert_book::merge(boost::json::object data, std::int64_t now_ms,
+inline bool alert_book::merge(boost::json::object data, std::uint64_t seq, std::int64_t now_ms,
                               std::string* evicted_id) {
     std::string const id = detail::json_string(data, "alert_id");
     alert_status status;
@@ -181,50 +208,68 @@ inline bool alert_book::merge(boost::json::object data, std::int64_t now_ms,
         auto const* n = d.if_contains("escalation_level");
         return n && n->is_int64() ? n->get_int64() : 0;
     };
-    // Fields only accumulate along the lifecycle: whichever state stays, it takes what the
-    // other knew and it did not (an acknowledgement a resolve missed), and the escalation of
-    // the one escalated further (it only goes up). So every node ends with the same alert.
+    constexpr const char* escalation[] = {"severity", "escalation_level", "escalated_at"};
+    auto is_escalation = [&](std::string_view k) {
+        return std::find(std::begin(escalation), std::end(escalation), k) != std::end(escalation);
+    };
+    // Fields only accumulate along the lifecycle: the state kept takes what the other knew
+    // and it did not (an acknowledgement a resolve missed), and the escalation of the one
+    // escalated further (it only goes up).
     auto carry = [&](boost::json::object& into, const boost::json::object& from) {
+        bool const higher = level(from) > level(into);
         for (auto const& [k, v] : from)
-            if (!into.contains(k))
+            if (!into.contains(k) && !is_escalation(k))
                 into[k] = v;
-        if (level(from) > level(into))
-            for (auto const* k : {"severity", "escalation_level", "escalated_at"})
+        if (higher)
+            for (auto const* k : escalation)
                 if (auto const* v = from.if_contains(k))
                     into[k] = *v;
     };
-    auto it = alerts_.find(id);
-    if (it != alerts_.end()) {
-        auto& a = it->second;
-        auto const have = std::pair(static_cast<int>(a.status), level(a.data));
-        auto const got = std::pair(static_cast<int>(status), level(data));
-        if (got < have || (got == have && provisional_.count(id) == 0)) {
-            auto const before = a.data;
-            carry(a.data, data);
-            return a.data != before;
-        }
-        provisional_.erase(id);
-        carry(data, a.data);
-        a.status = status;
-        a.data = std::move(data);
-        schedule_escalation(a, now_ms);
-        return true;
-    }
-    std::string evicted;
-    if (!make_room(&evicted))
-        return false; // full of active alerts: the cluster's others go on without it here
-    provisional_.erase(evicted);
-    if (evicted_id)
-        *evicted_id = std::move(evicted);
     note_id(id);
-    alert a;
-    a.id = id;
-    a.number = ++next_number_;
-    a.status = status;
-    a.data = std::move(data);
+    auto c = confirmed_.find(id);
+    bool folded = true; // the confirmed state changed
+    if (c == confirmed_.end()) {
+        c = confirmed_.emplace(id, confirmed{status, std::move(data), seq}).first;
+    } else {
+        if (seq != 0 && seq <= c->second.seq)
+            return false; // folded already (a replay after the shared book was read)
+        auto& held = c->second;
+        auto const before = held.data;
+        auto const have = std::pair(static_cast<int>(held.status), level(held.data));
+        auto const got = std::pair(static_cast<int>(status), level(data));
+        if (got > have) {
+            carry(data, held.data);
+            held.data = std::move(data);
+            held.status = status;
+        } else {
+            carry(held.data, data);
+        }
+        held.seq = std::max(held.seq, seq);
+        folded = held.data != before;
+    }
+    // What the book shows is the confirmed state: a step of this node's own is over.
+    provisional_.erase(id);
+    auto it = alerts_.find(id);
+    if (it == alerts_.end()) {
+        std::string evicted;
+        if (!make_room(&evicted)) {
+            confirmed_.erase(id);
+            return false; // full of active alerts: the cluster's others go on without it here
+        }
+        if (evicted_id)
+            *evicted_id = std::move(evicted);
+        alert a;
+        a.id = id;
+        a.number = ++next_number_;
+        order_[a.number] = id;
+        it = alerts_.emplace(id, std::move(a)).first;
+    } else if (it->second.status == c->second.status && it->second.data == c->second.data) {
+        return folded; // shown already (this node's own step, now confirmed)
+    }
+    auto& a = it->second;
+    a.status = c->second.status;
+    a.data = c->second.data;
     schedule_escalation(a, now_ms);
-    order_[a.number] = id;
-    alerts_[id] = std::move(a);
     return true;
 }
 

@@ -464,15 +464,16 @@ inline boost::asio::awaitable<void> redis_engine::session() {
             // recent steps (a step the book holds already changes nothing).
             auto hgetall_args = detail::redis_cmd("HGETALL", keys_.alerts());
             auto book = co_await exec(global_shard(), std::move(hgetall_args));
-            std::vector<boost::json::object> alerts;
+            std::vector<shared_alert> alerts;
             for (std::size_t i = 1; i < book.elements.size(); i += 2) {
-                std::string_view v = book.elements[i].str, seq;
+                std::string_view v = book.elements[i].str, word;
+                std::uint64_t seq = 0;
                 boost::system::error_code ec;
-                if (!detail::split_word(v, seq))
+                if (!detail::split_word(v, word) || !detail::parse_seq(word, seq))
                     continue;
                 auto j = boost::json::parse(v, ec);
                 if (!ec && j.is_object())
-                    alerts.push_back(std::move(j.get_object()));
+                    alerts.push_back({seq, std::move(j.get_object())});
             }
             shared_alerts_(std::move(alerts));
         }

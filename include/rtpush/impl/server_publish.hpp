@@ -153,27 +153,30 @@ inline boost::asio::awaitable<http_response> server_impl::publish_broadcast(broa
 inline alert_result server_impl::publish_alert_step(alert_result r, std::string ack_id) {
     if (!r)
         return r;
-    auto const& a = *r.value;
+    std::string const id = r.value->id;
     auto* e = hub_.get_engine();
-    if (e) {
-        // The alert's state first: the store writes it with (or before) the step's publication.
-        if (!r.evicted.empty()) {
-            e->forget_alert(r.evicted);
-            if (e->relays() && e->leads())
-                e->forget_shared_alert(r.evicted);
-        }
-        e->save_alert(a);
-    }
+    if (e) // the alert's state first: the store writes it with (or before) the step's publication
+        e->save_alert(*r.value);
     publication p;
-    p.topic = topic{"alerts", a.scope()};
+    p.topic = topic{"alerts", r.value->scope()};
     p.event = r.event;
-    bool const severe = severity_level(a.data) >= 2; // high or critical
+    bool const severe = severity_level(r.value->data) >= 2; // high or critical
     // A new (or newly escalated) severe alert is the most urgent thing a dashboard can be told.
     bool const raised = r.event == "alert:triggered" || r.event == "alert:escalated";
     p.priority = raised && severe ? priority::urgent : priority::high;
-    p.data = a.data;
+    p.data = r.value->data;
     p.ack_id = std::move(ack_id);
-    auto const res = hub_.publish(std::move(p));
+    // Under Redis a publication may also be lost later, in flight: the step is then taken back
+    // too (should Redis have taken it after all, its echo brings it back to every book).
+    engine::publish_handler lost;
+    if (e && e->relays())
+        lost = [this, r](boost::system::error_code ec, std::uint64_t) {
+            if (!ec)
+                return;
+            std::lock_guard lock(alerts_mutex_);
+            alerts_.undo(r);
+        };
+    auto const res = hub_.publish(std::move(p), std::move(lost));
     if (res.ec == error::engine_unavailable) {
         // Not announced (Redis went down since alert_step_refused(), or the store's queue is
         // full): the book and the store take the step back, so a retry finds it as before.
@@ -182,10 +185,13 @@ inline alert_result server_impl::publish_alert_step(alert_result r, std::string 
             if (r.before)
                 e->save_alert(*r.before);
             else
-                e->forget_alert(a.id);
+                e->forget_alert(id);
+            if (r.evicted_alert)
+                e->save_alert(*r.evicted_alert);
         }
         r.ec = alert_errc::unavailable;
         r.message = "the step cannot be published now: " + res.ec.message();
+        r.value = r.before; // the answer shows the alert as it stays
         return r;
     }
     if (res.ec) {
@@ -194,6 +200,11 @@ inline alert_result server_impl::publish_alert_step(alert_result r, std::string 
         r.field = "organization_id";
         r.message = "the alert's scope is not a valid room";
         return r;
+    }
+    if (e && !r.evicted.empty()) { // announced: the alert that made room is let go for good
+        e->forget_alert(r.evicted);
+        if (e->relays() && e->leads())
+            e->forget_shared_alert(r.evicted);
     }
     r.seq = res.seq;
     return r;
@@ -224,9 +235,10 @@ inline void server_impl::escalate_alerts() {
     std::lock_guard lock(alerts_mutex_);
     if (took_lease && e && e->relays())
         // Steps taken while no node held the lease were not written to the shared book:
-        // the new leader writes its whole book (each alert under its topic's last seq).
+        // the new leader writes its whole book.
         for (auto const* a : alerts_.list())
-            e->share_alert(*a, hub_.head(topic{"alerts", a->scope()}.key()));
+            if (auto const seq = alerts_.confirmed_seq(a->id))
+                e->share_alert(*a, seq); // its confirmed state, under the seq it was folded at
     if (alert_step_refused())
         return; // the next tick escalates what is due then
     for (auto& r : alerts_.escalate(unix_ms_now(), iso8601_now()))
@@ -266,17 +278,18 @@ inline void server_impl::share_alert_book() {
             return;
         std::lock_guard lock(alerts_mutex_);
         std::string evicted;
-        if (!alerts_.merge(p.data.get_object(), unix_ms_now(), &evicted) || !e->leads())
+        if (!alerts_.merge(p.data.get_object(), seq, unix_ms_now(), &evicted) || !e->leads())
             return;
         if (!evicted.empty())
             e->forget_shared_alert(evicted);
-        if (auto const* a = alerts_.find(json_string(p.data.get_object(), "alert_id")))
-            e->share_alert(*a, seq);
+        auto const id = json_string(p.data.get_object(), "alert_id");
+        if (auto const* a = alerts_.find(id))
+            e->share_alert(*a, alerts_.confirmed_seq(id));
     });
-    e->on_shared_alerts([this](std::vector<boost::json::object> alerts) {
+    e->on_shared_alerts([this](std::vector<shared_alert> alerts) {
         std::lock_guard lock(alerts_mutex_);
         for (auto& a : alerts)
-            alerts_.merge(std::move(a));
+            alerts_.merge(std::move(a.data), a.seq);
     });
     // Followed whether or not a client of this node subscribes, from its history on: a node
     // that starts late loads the alerts' stream (each topic's history window).
