@@ -286,6 +286,13 @@ BOOST_AUTO_TEST_CASE(pending_acks_are_kept_and_resent_after_a_restart) {
     t3.restore(std::move(old), now);
     BOOST_TEST(!t3.lookup(kept).has_value());
     BOOST_TEST(t3.lookup(given_up).has_value());
+    // ... and so does its bound per client: beyond it the oldest is given up.
+    ack_tracker t4(rtpush::ack_config{.max_pending_per_client = 1}, "e-d-");
+    auto two = store2.saved_acks();
+    two[1].targets = {{"client:a", rtpush::ack_state::waiting}};
+    t4.restore(std::move(two), now);
+    BOOST_TEST(t4.pending("client:a") == 1u);
+    BOOST_TEST(t4.lookup(kept)->given_up == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(history_is_bounded_and_read_in_pages) {

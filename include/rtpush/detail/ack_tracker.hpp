@@ -86,7 +86,8 @@ public:
     /// Takes back what an earlier run kept (engine::saved_acks, oldest first): the
     /// broadcasts, with their age, and each client's standing. Clients are offline until they
     /// identify themselves again (attach), which sends them what they have not acked. Then
-    /// this run's limits apply (max_broadcasts, ttl); what they drop leaves the journal too.
+    /// this run's limits apply (max_broadcasts, max_tracked, ttl, max_pending_per_client);
+    /// what they drop leaves the journal too.
     void restore(std::vector<ack_record> saved, clock::time_point now) {
         auto const now_ms = unix_ms_now();
         for (auto& a : saved) {
@@ -123,9 +124,16 @@ public:
             }
             order_.push_back(a.id);
         }
-        while (records_.size() > cfg_.max_broadcasts && !order_.empty())
+        while ((records_.size() > cfg_.max_broadcasts || tracked_ > cfg_.max_tracked) &&
+               !order_.empty())
             forget(order_.front());
         expire(now);
+        for (auto& [key, c] : clients_) // a client's oldest beyond the bound is given up
+            while (c.pending.size() > cfg_.max_pending_per_client) {
+                if (auto old = records_.find(c.pending.front()); old != records_.end())
+                    give_up(old->first, old->second, key);
+                c.pending.pop_front();
+            }
     }
 
     /// A new broadcast on `topic`: its id (unique for this tracker's prefix). Beyond

@@ -284,6 +284,14 @@ inline void sqlite_store::load() {
         loaded_alerts_.push_back(std::move(a));
     });
     {
+        // A client's standing whose broadcast is gone (a failed batch may leave one) is of
+        // no use: deleted, not only skipped.
+        detail::sqlite_statement s(db_,
+                                   "DELETE FROM ack_targets WHERE id NOT IN (SELECT id FROM acks)");
+        if (int const rc = s.run(); rc != SQLITE_OK)
+            fail(detail::sqlite_error_kind(rc), path_ + ": " + sqlite3_errmsg(db_));
+    }
+    {
         std::map<std::string, std::size_t, std::less<>> where; // id -> its place in loaded_acks_
         rows("SELECT id, topic, created, phase, bulk, seq, message FROM acks ORDER BY rowid",
              [&](auto& s) {
