@@ -1,6 +1,7 @@
 // Unit tests for detail/seed_events.hpp and detail/socketio_protocol.hpp: seed events read
 // into rtpush messages, and Socket.IO packets over a connection without a socket (what the
-// transport is asked to send is recorded).
+// transport is asked to send is recorded). The seeds' events are described in
+// docs/protocol.md, "Seed parity" and "Coming from Socket.IO".
 #include <rtpush/config.hpp>
 #include <rtpush/detail/feed_format.hpp>
 #include <rtpush/detail/socketio_protocol.hpp>

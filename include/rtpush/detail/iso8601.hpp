@@ -1,6 +1,7 @@
 //
-// rtpush: reading ISO 8601 times, free of I/O: seed 003's timestamp rule (ingest) and the
-// times of stored publications (the Redis engine's history pages).
+// rtpush: reading ISO 8601 times, free of I/O: the ingest schemas' timestamp rule
+// (docs/protocol.md, "Ingest (seed 003)") and the times of stored publications (the Redis
+// engine's history pages, docs/protocol.md "History").
 //
 #ifndef RTPUSH_DETAIL_ISO8601_HPP
 #define RTPUSH_DETAIL_ISO8601_HPP

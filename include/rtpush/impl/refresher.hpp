@@ -192,8 +192,8 @@ inline void refresher_state::succeeded(refresh_entry& e, snapshot s) {
     e.fetched_at = now;
     e.due = now + interval(e);
     // Which fields changed, for the complete data's `changed_fields` and the source's stats
-    // (seed 004's change detection; docs/configuration.md, "Data sources"). The first value
-    // changes everything: no list.
+    // (seed 004's change detection, docs/protocol.md "Seed parity"; docs/configuration.md,
+    // "Data sources"). The first value changes everything: no list.
     boost::json::array fields;
     if (changed && e.has_value) {
         fields = rtpush::changed_fields(e.last.complete, s.complete);
