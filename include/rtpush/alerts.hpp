@@ -17,7 +17,6 @@
 #include <cstdint>
 #include <map>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -177,16 +176,11 @@ private:
     /// Generated ids go on after `id` when it is one of this book's: an id never names two
     /// alerts, even after a restart under a node name that stays.
     void note_id(std::string_view id);
-    void provisional(const std::string& id) {
-        if (shared_)
-            provisional_.insert(id);
-    }
 
     std::map<std::string, alert, std::less<>> alerts_;
     std::map<std::uint64_t, std::string> order_; // number -> id: age order
     std::string prefix_ = "al-";
     bool shared_ = false;
-    std::set<std::string, std::less<>> provisional_; // shared: ids of this book's own steps
     struct confirmed {
         alert_status status = alert_status::pending;
         boost::json::object data;

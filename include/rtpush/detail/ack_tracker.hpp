@@ -128,12 +128,8 @@ public:
                !order_.empty())
             forget(order_.front());
         expire(now);
-        for (auto& [key, c] : clients_) // a client's oldest beyond the bound is given up
-            while (c.pending.size() > cfg_.max_pending_per_client) {
-                if (auto old = records_.find(c.pending.front()); old != records_.end())
-                    give_up(old->first, old->second, key);
-                c.pending.pop_front();
-            }
+        for (auto& [key, c] : clients_)
+            bound_pending(key, c);
     }
 
     /// A new broadcast on `topic`: its id (unique for this tracker's prefix). Beyond
@@ -200,12 +196,7 @@ public:
         keep(it->first, client, ack_state::waiting);
         auto& c = clients_[client];
         c.pending.push_back(it->first);
-        while (c.pending.size() > cfg_.max_pending_per_client) {
-            // Bounded memory for a client that never acks: its oldest is given up.
-            if (auto old = records_.find(c.pending.front()); old != records_.end())
-                give_up(old->first, old->second, client);
-            c.pending.pop_front();
-        }
+        bound_pending(client, c);
         return true;
     }
 
@@ -386,6 +377,16 @@ private:
         std::uint64_t session = 0;
         std::deque<std::string> pending; // broadcast ids without an ack, oldest first
     };
+
+    // Bounded memory for a client that never acks: beyond max_pending_per_client its oldest
+    // is given up.
+    void bound_pending(const std::string& client, client_state& c) {
+        while (c.pending.size() > cfg_.max_pending_per_client) {
+            if (auto old = records_.find(c.pending.front()); old != records_.end())
+                give_up(old->first, old->second, client);
+            c.pending.pop_front();
+        }
+    }
 
     void give_up(const std::string& id, record& r, const std::string& client) {
         auto t = r.targets.find(client);

@@ -75,7 +75,6 @@ inline bool alert_book::make_room(std::string* evicted) {
         if (a != alerts_.end() && a->second.status == alert_status::resolved) {
             if (evicted)
                 *evicted = a->first;
-            provisional_.erase(a->first);
             confirmed_.erase(a->first);
             alerts_.erase(a);
             order_.erase(it);
@@ -113,7 +112,6 @@ inline void alert_book::undo(const alert_result& step) {
         return;
     auto const& id = step.value->id;
     if (auto it = alerts_.find(id); it != alerts_.end()) {
-        provisional_.erase(id);
         auto c = confirmed_.find(id);
         if (shared_ && c != confirmed_.end()) {
             // Whatever this book showed of its own steps: the cluster's state (a step of
@@ -176,7 +174,6 @@ inline alert_result alert_book::trigger(boost::json::object data, std::string_vi
     a.data = std::move(data);
     schedule_escalation(a, now_ms);
     order_[a.number] = id;
-    provisional(id);
     auto& stored = alerts_[id] = std::move(a);
     alert_result r;
     r.value = stored;
@@ -248,7 +245,6 @@ inline bool alert_book::merge(boost::json::object data, std::uint64_t seq, std::
         folded = held.data != before;
     }
     // What the book shows is the confirmed state: a step of this node's own is over.
-    provisional_.erase(id);
     auto it = alerts_.find(id);
     if (it == alerts_.end()) {
         std::string evicted;
@@ -291,7 +287,6 @@ inline alert_result alert_book::transition(std::string_view id, alert_status to,
             "alert " + a.id + " is resolved: it cannot be " + std::string(to_string(to)), &a);
     a.status = to;
     a.escalation_due_ms = 0; // someone took it: no more escalation
-    provisional(a.id);
     a.data["status"] = to_string(to);
     a.data[ack ? "acknowledged_at" : "resolved_at"] = at;
     if (!by.empty())
@@ -336,7 +331,6 @@ inline std::vector<alert_result> alert_book::escalate(std::int64_t now_ms, std::
         a.data["escalation_level"] = steps;
         a.data["escalated_at"] = now;
         a.escalation_due_ms = level + 1 < 3 ? now_ms + a.escalate_after_ms : 0;
-        provisional(a.id);
         alert_result r;
         r.value = a;
         r.before = std::move(before);

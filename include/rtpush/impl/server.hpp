@@ -92,8 +92,7 @@ inline std::optional<alert> server::find_alert(std::string_view id) const {
     return impl_->find_alert(id);
 }
 inline bool server::leads() const {
-    auto const* e = impl_->hub_.get_engine();
-    return !e || e->leads();
+    return impl_->leads();
 }
 
 inline void server::on_alert_evaluation(std::function<boost::json::object()> evaluate) {

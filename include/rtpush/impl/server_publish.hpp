@@ -227,10 +227,10 @@ inline alert_result server_impl::trigger_alert(boost::json::object data) {
 
 inline void server_impl::escalate_alerts() {
     auto* e = hub_.get_engine();
-    bool const leads = !e || e->leads();
-    bool const took_lease = leads && !led_;
-    led_ = leads;
-    if (!leads)
+    bool const leading = leads();
+    bool const took_lease = leading && !led_;
+    led_ = leading;
+    if (!leading)
         return; // another node escalates, and this book follows its steps
     std::lock_guard lock(alerts_mutex_);
     if (took_lease && e && e->relays())

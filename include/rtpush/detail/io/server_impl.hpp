@@ -282,6 +282,11 @@ public:
     bool led_ = false; // escalate_alerts' view of the lease at its last tick (shard 0 only)
     /// Under an engine shared by several nodes: the book follows every node's steps.
     void share_alert_book();
+    /// server::leads(): always without an engine, else the engine's lease.
+    bool leads() const {
+        auto const* e = hub_.get_engine();
+        return !e || e->leads();
+    }
     /// The refusal of an alert step while the engine cannot publish it (alerts_mutex_ held);
     /// nullopt when it can.
     std::optional<alert_result> alert_step_refused() const;
