@@ -162,6 +162,16 @@ public:
     /// Frames and bytes waiting in the outbound queue (shard thread only).
     std::size_t queued() const noexcept { return queue_.size(); }
     std::size_t queued_bytes() const noexcept { return queue_.bytes(); }
+    /// An answer that comes later (see client_protocol; public for the poster of
+    /// the polling session this one took over): over Socket.IO it goes in the ACK of
+    /// the EVENT that asked for it.
+    std::uint64_t hold_answer() { return socketio() ? sio_hold_answer() : 0; }
+    void send_answer(std::uint64_t token, std::string text) {
+        if (token)
+            sio_answer(token, std::move(text));
+        else
+            send_json(std::move(text));
+    }
 
 private:
     friend class detail::client_protocol<session>;
@@ -172,15 +182,6 @@ private:
     /// names a live one; else null.
     std::shared_ptr<detail::polling_session> polling_to_take() const;
     void push_twin(const detail::frame_ptr& f) { push_maybe_deflated(f); }
-    /// An answer that comes later (see client_protocol): over Socket.IO it goes in the ACK of
-    /// the EVENT that asked for it.
-    std::uint64_t hold_answer() { return socketio() ? sio_hold_answer() : 0; }
-    void send_answer(std::uint64_t token, std::string text) {
-        if (token)
-            sio_answer(token, std::move(text));
-        else
-            send_json(std::move(text));
-    }
     void on_upgrade();
     /// A Socket.IO connection's own packet (CONNECT, ACK, pong...).
     void send_packet(std::string packet) {

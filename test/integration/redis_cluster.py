@@ -585,8 +585,72 @@ def slow_redis(workdir):
         check(st == 503 and body.get("error", {}).get("code") == "ENGINE_UNAVAILABLE"
               and stopped < 2, f"stopped with a publish in flight: 503, exits in {stopped:.2f} s ({st} {body})")
         t.join()
+        p, n = node(f"redis://127.0.0.1:{rport}/0", "slow2", "slow")
+        procs.append(p)
+        check(wait_for(lambda: up(n)), "node up again")
+        t = threading.Thread(target=busy, args=(1.5,))
+        t.start()
+        time.sleep(0.2)
+        acks, events = asyncio.run(held_ack_across_upgrade(n))
+        t.join()
+        check(len(acks) == 1 and acks[0][0]["success"] is True and
+              acks[0][0]["results"][0].get("type") == "published",
+              f"Socket.IO: a publish's ACK held for Redis while the client upgrades from polling "
+              f"to WebSocket comes on the WebSocket ({acks})")
+        check([e[0] for e in events] == ["subscribed", "board:update"] and events[1][1] == {"v": 7},
+              f"Socket.IO: a subscription waiting for its channel (Redis busy) while the client "
+              f"upgrades is made on the WebSocket, which then gets the channel's updates ({events})")
     finally:
         stop_all(procs, redis, kill=True)
+
+
+async def held_ack_across_upgrade(port):
+    """Engine.IO v4 by hand, to order the steps: connect on polling, send a publish whose ACK
+    waits for Redis (busy), upgrade to WebSocket, then read the WebSocket until the ACK."""
+    import urllib.request
+    base = f"http://127.0.0.1:{port}/socket.io/?EIO=4&transport=polling"
+
+    def get(url):
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.read().decode()
+
+    def post(url, body):
+        req = urllib.request.Request(url, data=body.encode(), method="POST",
+                                     headers={"Content-Type": "text/plain;charset=UTF-8"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.read().decode()
+    opened = json.loads(get(base)[1:])
+    url = f"{base}&sid={opened['sid']}"
+    post(url, "40")
+    check(get(url).startswith("40{"), "Socket.IO over polling: CONNECT answered")
+    post(url, '421["publish",{"channel":"notes","data":{"a":3}}]')
+    post(url, '42["subscribe",{"channels":["board"],"organization_id":"o1"}]')
+    acks, events = [], []
+    ws_url = (f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket&sid={opened['sid']}")
+    async with websockets.connect(ws_url) as ws:
+        await ws.send("2probe")
+        check(await asyncio.wait_for(ws.recv(), 5) == "3probe", "the probe answered")
+        await ws.send("5")
+        deadline = time.time() + 6
+        published = False
+        while time.time() < deadline and len(events) < 2:
+            try:
+                m = await asyncio.wait_for(ws.recv(), max(0.1, deadline - time.time()))
+            except asyncio.TimeoutError:
+                break
+            if m == "2":
+                await ws.send("3")
+            elif m.startswith("431"):
+                acks.append(json.loads(m[3:]))
+            elif m.startswith("42["):
+                events.append(json.loads(m[2:]))
+            if events and events[0][0] == "subscribed" and not published:
+                published = True
+                r = await asyncio.to_thread(http, port, "/api/broadcast",
+                                        {"channel": "board", "scope": {"org": "o1"},
+                                         "event": "board:update", "data": {"v": 7}})
+                check(r[0] == 200, f"published to the subscription's topic ({r})")
+    return acks, events
 
 
 def sse_across_nodes(a, b):

@@ -124,9 +124,12 @@ struct client_state {
 ///   void push(const frame_ptr&);        void close(std::uint16_t, std::string_view);
 ///   bool closing();                     std::size_t queued(), queued_bytes();
 ///   subscriber* as_subscriber();
-///   poster(): a copyable handle whose post(f) runs f(Self*) later on the connection's
-///   thread, with nullptr if the connection has ended meanwhile (for answers that wait on
-///   the hub or an engine, which may come from another thread after the connection ended).
+///   poster(): a copyable handle whose post(f) runs f(c) later on the connection's thread
+///   (for answers that wait on the hub or an engine, which may come from another thread
+///   after the connection ended): c points to the connection that carries the client then,
+///   a Self or, for a polling session upgraded meanwhile, the WebSocket session that took
+///   it over (so f is generic); nullptr if there is none.
+///   std::uint64_t hold_answer();        void send_answer(std::uint64_t, std::string);
 template <class Self>
 class client_protocol {
 public:

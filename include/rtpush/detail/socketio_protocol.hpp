@@ -43,7 +43,8 @@ struct socketio_state {
     boost::json::array answers;             ///< ... and the rtpush answers it gathered
     std::uint64_t upgrade_from = 0;         ///< the polling session this WebSocket takes over
     std::string upgrade_sid;                ///< ... its whole sid, checked before taking it
-    std::string socket_id; ///< taken over: the id its client was given while polling
+    std::string socket_id;       ///< taken over: the id its client was given while polling
+    std::uint64_t took_over = 0; ///< ... and that polling session's id (shard::upgraded_session)
     // Connection state recovery (detail/socketio_recovery.hpp):
     std::string pid;                  ///< the private session id given in CONNECT
     std::unique_ptr<written_log> log; ///< the publications written (from the first one on)

@@ -140,22 +140,19 @@ void client_protocol<Self>::history(client_message& m) {
     // The page comes now, or (from the Redis streams) later from the engine's thread, back
     // through the poster, which finds the connection again (it may have gone meanwhile).
     // Either way over Socket.IO it goes in the ACK of the EVENT that asked (hold_answer).
-    auto answer = [q, id = m.id, token = self().hold_answer(),
-                   h = &hub](Self& s, boost::system::error_code ec, history_page page) {
-        s.send_answer(token, history_answer(q, id, ec, std::move(page), h->epoch()));
-    };
-    auto later = [back = self().poster(), answer](boost::system::error_code ec,
-                                                  history_page page) mutable {
-        back.post([answer, ec, page = std::move(page)](Self* s) mutable {
+    std::uint64_t const token = self().hold_answer();
+    auto later = [back = self().poster(), q, id = m.id, token,
+                  h = &hub](boost::system::error_code ec, history_page page) {
+        back.post([=, page = std::move(page)](auto* s) mutable {
             if (s)
-                answer(*s, ec, std::move(page));
+                s->send_answer(token, history_answer(q, id, ec, std::move(page), h->epoch()));
         });
     };
     if (hub.async_history(q, std::move(later)))
         return;
     boost::system::error_code ec;
     auto page = hub.read_history(q, ec);
-    answer(self(), ec, std::move(page));
+    self().send_answer(token, history_answer(q, m.id, ec, std::move(page), hub.epoch()));
 }
 
 template <class Self>
@@ -172,9 +169,8 @@ void client_protocol<Self>::presence(client_message& m) {
     // the ACK of the EVENT that asked (hold_answer).
     e.presence->async_members(e.shard, m.topic.key(),
                               [back = self().poster(), t = m.topic, id = m.id,
-                               token = self().hold_answer()](boost::json::array members) mutable {
-                                  back.post([t = std::move(t), id = std::move(id), token,
-                                             members = std::move(members)](Self* s) mutable {
+                               token = self().hold_answer()](boost::json::array members) {
+                                  back.post([=, members = std::move(members)](auto* s) mutable {
                                       if (s)
                                           s->send_answer(
                                               token, message::presence(t, std::move(members), id));
@@ -238,7 +234,7 @@ void client_protocol<Self>::publish(client_message& m) {
     std::uint64_t const token = e.hub.get_engine() ? self().hold_answer() : 0;
     auto answer = [back = self().poster(), acks = e.acks, t = p.topic, mid = m.id, ack_id,
                    token](boost::system::error_code ec, std::uint64_t seq) {
-        back.post([acks, t, mid, ack_id, ec, seq, token](Self* s) {
+        back.post([acks, t, mid, ack_id, ec, seq, token](auto* s) {
             if (ec && acks)
                 acks->cancel(ack_id);
             if (!s)
@@ -560,7 +556,7 @@ void client_protocol<Self>::subscribe(client_message& m) {
     // With a cross-node engine, this node may not hold the channel's state yet: the
     // subscription waits until it does (then its initial and recovery are the cluster's).
     auto retry = [back = self().poster(), m]() mutable {
-        back.post([m](Self* s) mutable {
+        back.post([m](auto* s) mutable {
             if (s)
                 s->subscribe(m);
         });

@@ -115,8 +115,11 @@ inline session::~session() {
     close_descriptor();
     if (dirty_)
         shard_.forget_dirty(this);
-    if (socketio())
+    if (socketio()) {
         sio_keep();
+        if (sio_state().took_over)
+            shard_.forget_upgrade(sio_state().took_over);
+    }
     leave();
     shard_.remove_session(id_);
 }
@@ -622,9 +625,14 @@ inline void session::on_upgrade() {
     sio_state().connected = p->sio_state().connected;
     sio_state().pid = std::move(p->sio_state().pid);
     sio_state().log = std::move(p->sio_state().log);
-    // Packets already queued there may ask for acks: their answers come here.
+    // Packets already queued there may ask for acks: their answers come here. So do the
+    // answers the client's EVENTs still wait for (held ACKs): the poster of the polling
+    // session finds this one through the shard (polling_session::poster_type::answer).
     sio_state().last_ack_request = p->sio_state().last_ack_request;
     sio_state().ack_requests = std::move(p->sio_state().ack_requests);
+    sio_state().held_acks = std::move(p->sio_state().held_acks);
+    sio_state().took_over = p->id();
+    shard_.note_upgrade(p->id(), id_);
     std::vector<detail::frame_ptr> queued;
     p->take_queued(queued);
     for (auto const& f : queued)

@@ -213,7 +213,12 @@ private:
         void post(F f) const {
             boost::asio::post(sh->get_executor(), [sh = sh, id = id, f = std::move(f)]() mutable {
                 auto s = sh->find_polling(id);
-                f(s && !s->ended() ? s.get() : nullptr);
+                if (s && !s->ended())
+                    f(s.get());
+                else if (auto* moved = sh->upgraded_session(id))
+                    f(moved); // upgraded meanwhile: the client, its held ACKs, are there now
+                else
+                    f(static_cast<polling_session*>(nullptr));
             });
         }
     };

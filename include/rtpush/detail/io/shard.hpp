@@ -332,6 +332,17 @@ public:
     polling_sessions() const noexcept {
         return polling_;
     }
+    /// A polling session upgraded to WebSocket: answers still on their way to it (the held
+    /// ACK of an EVENT it was handling, a subscription waiting for its channel, see
+    /// polling_session::poster_type) go to the session that took it over while it lives.
+    void note_upgrade(std::uint64_t polling_id, std::uint64_t session_id) {
+        upgraded_[polling_id] = session_id;
+    }
+    void forget_upgrade(std::uint64_t polling_id) { upgraded_.erase(polling_id); }
+    rtpush::session* upgraded_session(std::uint64_t polling_id) const {
+        auto it = upgraded_.find(polling_id);
+        return it == upgraded_.end() ? nullptr : find_session(it->second);
+    }
     rtpush::session* find_session(std::uint64_t id) const {
         auto it = sessions_.find(id);
         return it == sessions_.end() ? nullptr : it->second;
@@ -454,6 +465,7 @@ private:
     std::unordered_map<std::uint64_t, rtpush::session*> sessions_;
     std::unordered_map<std::uint64_t, sse_session*> sse_;
     std::unordered_map<std::uint64_t, std::shared_ptr<polling_session>> polling_;
+    std::unordered_map<std::uint64_t, std::uint64_t> upgraded_; ///< polling id -> session id
     shard_counters counters_;
     std::mutex inbox_mutex_;
     std::vector<std::shared_ptr<const delivery>> inbox_; // under inbox_mutex_
