@@ -558,22 +558,16 @@ public:
         s.close(ec);
     }
 
-    net::awaitable<void> handshake_worker(std::size_t id, std::size_t& remaining) {
-        std::size_t i = id;
-        while (remaining > 0 && !stop) {
-            --remaining;
-            tcp::socket s(ioc_);
-            auto left = co_await open(s, i);
-            i += o_.concurrency;
-            if (left) {
-                // abortive close: no TIME_WAIT pile-up on either side
-                boost::system::error_code ec;
-                s.set_option(net::socket_base::linger(true, 0), ec);
-            }
-            boost::system::error_code ec;
-            s.close(ec);
-        }
+    /// The local addresses a loopback run spreads its connections over (host order); empty
+    /// when the server is not on loopback.
+    std::vector<std::uint32_t> source_addresses() const {
+        std::vector<std::uint32_t> out;
+        if (o_.host.rfind("127.", 0) == 0)
+            for (int k = 0; k < o_.sources; ++k)
+                out.push_back(source_base_ + static_cast<unsigned>(k));
+        return out;
     }
+    const tcp::endpoint& target() const noexcept { return target_; }
 
 private:
     net::io_context& ioc_;

@@ -64,7 +64,8 @@ struct options {
     double drain = 2;
     std::string json_out;
     int server_pid = 0;
-    int sources = 0; // source addresses 127.0.0.2 .. ; 0 = automatic
+    bool keep = false; ///< --handshakes: connections stay open until the end
+    int sources = 0;   // source addresses 127.0.0.2 .. ; 0 = automatic
     std::size_t handshakes = 0;
     std::size_t concurrency = 100;
     std::size_t read_buffer = 0;
