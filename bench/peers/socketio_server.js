@@ -7,7 +7,9 @@ const { Server } = require('socket.io');
 
 const port = Number(process.argv[2] || 0);
 const server = http.createServer();
-const io = new Server(server, { transports: ['websocket'], perMessageDeflate: false, serveClient: false });
+// Transports: argv[3] (e.g. "polling,websocket", bench/polling_idle), else WebSocket only.
+const transports = (process.argv[3] || 'websocket').split(',');
+const io = new Server(server, { transports, perMessageDeflate: false, serveClient: false });
 
 io.on('connection', (socket) => {
   socket.on('subscribe', (channel) => socket.join(channel));

@@ -122,7 +122,7 @@ inline void add_cors(http_response& res, std::string_view origin,
 
 /// The access log: one line per REST answer and refused handshake. The path without the
 /// query string, which may carry a token.
-inline void log_access(const logger& log, const http_request& req, std::string_view path,
+inline void log_access(const logger& log, std::string_view method, std::string_view path,
                        unsigned status, std::chrono::steady_clock::time_point t0,
                        const std::string& remote) {
     if (!log.enabled(log_level::info))
@@ -131,7 +131,7 @@ inline void log_access(const logger& log, const http_request& req, std::string_v
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
             .count();
     boost::json::object o;
-    o["method"] = printable(req.method_string());
+    o["method"] = printable(method);
     o["path"] = printable(path);
     o["status"] = status;
     o["duration_ms"] = static_cast<double>(us) / 1000.0;

@@ -154,6 +154,10 @@ inline server_impl::server_impl(server_config cfg)
                                                                  const frame_ptr& f) {
             return deliver_to(*sh, to, f);
         };
+        shards_.back()->answer_parked = [this, sh = shards_.back().get()](std::uint64_t id,
+                                                                          std::string body) {
+            answer_parked_poll(*sh, id, std::move(body));
+        };
         shards_.back()->poller().on_events(&session::on_poller_events);
         shards_.back()->set_cork(cfg_.cork_delay, cfg_.cork_threshold, cfg_.cork_mode);
         shards_.back()->bind_protocol(hub_, cfg_);
@@ -299,6 +303,7 @@ inline void server_impl::shutdown_shard(shard& sh) {
         polling.push_back(s);
     for (auto const& s : polling)
         s->end("server shutting down");
+    sh.close_parked_polls();
     for (auto* t : sh.timers)
         t->cancel();
     for (auto* sock : sh.http_sockets) {

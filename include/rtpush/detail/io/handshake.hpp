@@ -234,7 +234,7 @@ inline void server_impl::handle_request_now(shard& sh, shard_socket sock,
     if (auto refusal = upgrade_check(sh, req, true, path, query, remote, remote_ip, up)) {
         refusal->keep_alive(false);
         refusal->set(http::field::server, cfg_.server_name);
-        log_access(cfg_.logger, req, path, refusal->result_int(), t0, remote);
+        log_access(cfg_.logger, req.method_string(), path, refusal->result_int(), t0, remote);
         // A few hundred bytes into an empty socket buffer: one non-blocking write.
         http::write(sock, *refusal, ec);
         sock.shutdown(net::ip::tcp::socket::shutdown_both, ec);
@@ -472,7 +472,8 @@ server_impl::http_exchange(shard& sh, Stream& stream, boost::beast::tcp_stream& 
             if (refusal) {
                 refusal->keep_alive(false);
                 refusal->set(http::field::server, cfg_.server_name);
-                log_access(cfg_.logger, req, path, refusal->result_int(), t0, remote);
+                log_access(cfg_.logger, req.method_string(), path, refusal->result_int(), t0,
+                           remote);
                 co_await http::async_write(stream, *refusal, net::as_tuple(net::use_awaitable));
                 break;
             }
@@ -494,7 +495,8 @@ server_impl::http_exchange(shard& sh, Stream& stream, boost::beast::tcp_stream& 
                 refusal->keep_alive(false);
                 refusal->set(http::field::server, cfg_.server_name);
                 add_cors(*refusal, req[http::field::origin], cfg_.allowed_origins);
-                log_access(cfg_.logger, req, path, refusal->result_int(), t0, remote);
+                log_access(cfg_.logger, req.method_string(), path, refusal->result_int(), t0,
+                           remote);
                 co_await http::async_write(stream, *refusal, net::as_tuple(net::use_awaitable));
                 break;
             }
@@ -506,7 +508,7 @@ server_impl::http_exchange(shard& sh, Stream& stream, boost::beast::tcp_stream& 
                                       "Server-Sent Events are not served over TLS yet; "
                                       "use the WebSocket endpoint");
                 res.keep_alive(false);
-                log_access(cfg_.logger, req, path, res.result_int(), t0, remote);
+                log_access(cfg_.logger, req.method_string(), path, res.result_int(), t0, remote);
                 co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
                 break;
             } else {
@@ -526,7 +528,28 @@ server_impl::http_exchange(shard& sh, Stream& stream, boost::beast::tcp_stream& 
             res = preflight_response(req.version()); // CORS preflight
         else if (socketio) { // Engine.IO long-polling: a GET may wait for data
             tcp.expires_never();
-            res = co_await socketio_poll(sh, req, remote, remote_ip);
+            // A GET that waits parks its plain connection when nothing else is in its buffer:
+            // an idle polling client then costs no coroutine, parser or buffer.
+            bool const may_park = std::is_same_v<Stream, boost::beast::tcp_stream> &&
+                                  buf.size() == 0 && req.method() == http::verb::get;
+            std::uint64_t const park_id = may_park ? sh.reserve_park_id() : 0;
+            auto answer = co_await socketio_poll(sh, req, remote, remote_ip, park_id);
+            if (!answer) {
+                shard::parked_poll p;
+                p.keep_alive = req.keep_alive();
+                p.version = req.version();
+                p.since = t0;
+                p.origin = std::string(req[http::field::origin]);
+                p.remote = remote;
+                p.path = path;
+                auto sock = tcp.release_socket();
+                p.v6 = sock.local_endpoint(ec).address().is_v6();
+                p.fd = sock.release(ec);
+                if (!ec) // else the answer finds nothing parked; the client polls again
+                    sh.park(park_id, std::move(p));
+                co_return false;
+            }
+            res = std::move(*answer);
         } else
             res = co_await handle(req, path, query); // the target split once
         add_cors(res, req[http::field::origin], cfg_.allowed_origins);
@@ -534,12 +557,57 @@ server_impl::http_exchange(shard& sh, Stream& stream, boost::beast::tcp_stream& 
         res.keep_alive(req.keep_alive() && !sh.stopping);
         if (req.method() == http::verb::head)
             res.body().clear(); // the headers (Content-Length included) of the GET, no body
-        log_access(cfg_.logger, req, path, res.result_int(), t0, remote);
+        log_access(cfg_.logger, req.method_string(), path, res.result_int(), t0, remote);
         auto [wec, wn] = co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
         if (wec || !res.keep_alive())
             break;
     }
     co_return false;
+}
+
+inline void server_impl::answer_parked_poll(shard& sh, std::uint64_t id, std::string body) {
+    namespace http = boost::beast::http;
+    auto p = sh.unpark(id);
+    if (!p)
+        return; // closed at shutdown, or never parked
+    boost::asio::ip::tcp::socket sock(sh.get_executor());
+    boost::system::error_code ec;
+    sock.assign(p->v6 ? boost::asio::ip::tcp::v6() : boost::asio::ip::tcp::v4(), p->fd, ec);
+    if (ec) {
+        ::close(p->fd);
+        return;
+    }
+    if (sh.stopping)
+        return; // `sock` closes
+    http_response res{http::status::ok, p->version};
+    res.set(http::field::cache_control, "no-store");
+    res.set(http::field::content_type, "text/plain; charset=UTF-8");
+    res.body() = std::move(body);
+    res.prepare_payload();
+    add_cors(res, p->origin, cfg_.allowed_origins);
+    res.set(http::field::server, cfg_.server_name);
+    res.keep_alive(p->keep_alive);
+    log_access(cfg_.logger, "GET", p->path, res.result_int(), p->since, p->remote);
+    spawn_connection(sh, resume_connection(sh, std::move(sock), std::move(res)));
+}
+
+inline boost::asio::awaitable<void>
+server_impl::resume_connection(shard& sh, boost::asio::ip::tcp::socket sock, http_response res) {
+    namespace http = boost::beast::http;
+    {
+        boost::beast::tcp_stream stream(std::move(sock));
+        http_socket_guard guard(sh, &stream.socket());
+        stream.expires_after(cfg_.handshake_timeout);
+        auto [ec, n] = co_await http::async_write(
+            stream, res, boost::asio::as_tuple(boost::asio::use_awaitable));
+        if (ec || !res.keep_alive() || sh.stopping) {
+            stream.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
+            co_return;
+        }
+        stream.expires_never();
+        sock = stream.release_socket();
+    }
+    co_await handle_connection(sh, std::move(sock));
 }
 
 inline boost::beast::http::response<boost::beast::http::empty_body>

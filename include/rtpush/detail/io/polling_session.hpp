@@ -103,7 +103,8 @@ public:
     }
 
     /// A GET: the queued packets, waiting for one when there is none. False when another GET
-    /// is already waiting (Engine.IO ends the session: the client misbehaves).
+    /// is already waiting (Engine.IO ends the session: the client misbehaves). The waiting
+    /// form, for a GET that cannot be parked (TLS, bytes behind it on its connection).
     boost::asio::awaitable<bool> poll(std::string& body) {
         if (get_waiting_) {
             end("overlapping polls");
@@ -115,20 +116,27 @@ public:
             co_await wake_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
         }
         get_waiting_ = false;
-        last_seen_ = std::chrono::steady_clock::now();
-        std::vector<frame_ptr> batch;
-        queue_.take(batch, SIZE_MAX, cfg_.max_message_size);
-        queue_.shrink();
-        for (auto const& f : batch) {
-            sio::append_to_payload(body, frame_payload(f->bytes));
-            sio_written(f);
-        }
-        if (ended_ && queue_.empty()) {
-            sio::append_to_payload(
-                body, sio::encode_eio(upgraded_ ? sio::eio_type::noop : sio::eio_type::close));
-            shard_.remove_polling(id_);
-        }
+        take_payload(body);
         co_return true;
+    }
+
+    enum class poll_result { answered, parked, overlapping };
+    /// A GET that can be parked (shard::parked_poll): the queued packets now, into `body`;
+    /// or, when there are none, `parked`: the caller parks its connection on `where` under
+    /// `park_id`, and the payload goes there (shard::answer_parked) once something is queued.
+    poll_result poll_or_park(std::string& body, shard& where, std::uint64_t park_id) {
+        if (get_waiting_) {
+            end("overlapping polls");
+            return poll_result::overlapping;
+        }
+        if (!queue_.empty() || ended_) {
+            take_payload(body);
+            return poll_result::answered;
+        }
+        get_waiting_ = true;
+        parked_on_ = &where;
+        park_id_ = park_id;
+        return poll_result::parked;
     }
 
     /// A POST: the client's packets. An error text when the body is not a payload.
@@ -170,7 +178,7 @@ public:
         if (!upgraded_)
             sio_keep();
         leave();
-        wake_.cancel();
+        wake();
         if (!get_waiting_)
             shard_.remove_polling(id_);
     }
@@ -232,7 +240,52 @@ private:
             end("slow consumer");
             return;
         }
-        wake_.cancel();
+        wake();
+    }
+
+    /// Something to send (or the end): the waiting GET is answered. A parked one is answered
+    /// from a handler of its own, so that what one pass queues (a fan-out, a reply and its
+    /// events) goes in one payload, as a waiting GET resumed later takes it.
+    void wake() {
+        if (!parked_on_) {
+            wake_.cancel();
+            return;
+        }
+        if (answer_posted_)
+            return;
+        answer_posted_ = true;
+        boost::asio::post(shard_.get_executor(), [self = shared_from_this()] {
+            self->answer_posted_ = false;
+            if (self->parked_on_)
+                self->answer_parked();
+        });
+    }
+    void answer_parked() {
+        std::string body;
+        get_waiting_ = false;
+        take_payload(body);
+        auto* where = std::exchange(parked_on_, nullptr);
+        boost::asio::post(where->get_executor(),
+                          [where, id = park_id_, body = std::move(body)]() mutable {
+                              if (where->answer_parked)
+                                  where->answer_parked(id, std::move(body));
+                          });
+    }
+    /// What a GET takes: every queued packet (up to the payload limit), and the end.
+    void take_payload(std::string& body) {
+        last_seen_ = std::chrono::steady_clock::now();
+        std::vector<frame_ptr> batch;
+        queue_.take(batch, SIZE_MAX, cfg_.max_message_size);
+        queue_.shrink();
+        for (auto const& f : batch) {
+            sio::append_to_payload(body, frame_payload(f->bytes));
+            sio_written(f);
+        }
+        if (ended_ && queue_.empty()) {
+            sio::append_to_payload(
+                body, sio::encode_eio(upgraded_ ? sio::eio_type::noop : sio::eio_type::close));
+            shard_.remove_polling(id_);
+        }
     }
 
     shard& shard_;
@@ -247,7 +300,10 @@ private:
     std::chrono::steady_clock::time_point last_seen_;
     std::chrono::system_clock::time_point connected_at_; ///< for /api/connections
     std::string end_reason_;
+    shard* parked_on_ = nullptr; ///< the shard where the waiting GET is parked, if it is
+    std::uint64_t park_id_ = 0;  ///< ... under this id
     bool get_waiting_ = false;
+    bool answer_posted_ = false;
     bool ended_ = false;
     bool upgraded_ = false;
 };

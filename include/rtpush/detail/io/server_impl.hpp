@@ -167,10 +167,17 @@ public:
     http_exchange(shard& sh, Stream& stream, boost::beast::tcp_stream& tcp, upgrade_state& up,
                   std::optional<http_request> first, std::string buffered);
     /// A request of Socket.IO's long-polling transport (detail/io/socketio_polling.hpp): the
-    /// handshake, or a GET or POST of a session, run on the session's shard.
-    boost::asio::awaitable<http_response> socketio_poll(shard& sh, const http_request& req,
-                                                        const std::string& remote,
-                                                        const std::string& remote_ip);
+    /// handshake, or a GET or POST of a session, run on the session's shard. With a
+    /// `park_id` (from sh.reserve_park_id()), a GET with nothing to take returns nothing: the
+    /// caller parks its connection on `sh` under that id (shard::parked_poll).
+    boost::asio::awaitable<std::optional<http_response>>
+    socketio_poll(shard& sh, const http_request& req, const std::string& remote,
+                  const std::string& remote_ip, std::uint64_t park_id = 0);
+    /// A parked GET's answer (shard::answer_parked): written from a coroutine that then goes
+    /// on with the connection's next request.
+    void answer_parked_poll(shard& sh, std::uint64_t id, std::string body);
+    boost::asio::awaitable<void> resume_connection(shard& sh, boost::asio::ip::tcp::socket sock,
+                                                   http_response res);
     http_response engine_io_error(const http_request& req, sio::eio_error e,
                                   std::string_view why = {});
     /// The admission of a WebSocket upgrade request (detail/admission.hpp): the refusal to

@@ -387,6 +387,41 @@ public:
     /// Sockets still in their HTTP phase, closed at shutdown.
     std::unordered_set<boost::asio::ip::tcp::socket*> http_sockets;
 
+    /// A Socket.IO polling GET that waits for data, parked (docs/architecture.md, "Memory per
+    /// connection"): its HTTP exchange has ended, its coroutine frames and buffers are freed,
+    /// and its descriptor is out of Asio's reactor. What the answer needs is kept here, on the
+    /// shard of the connection, until the polling session (on its own shard) answers it.
+    struct parked_poll {
+        int fd = -1;
+        bool v6 = false;
+        bool keep_alive = true;
+        unsigned version = 11;
+        std::chrono::steady_clock::time_point since; ///< for the access log's duration
+        std::string origin;                          ///< for CORS
+        std::string remote;                          ///< for the access log
+        std::string path;                            ///< ... likewise
+    };
+    /// An id for a GET that may park (the polling session is told it before the park).
+    std::uint64_t reserve_park_id() noexcept { return ++last_parked_; }
+    void park(std::uint64_t id, parked_poll p) { parked_polls_.emplace(id, std::move(p)); }
+    std::optional<parked_poll> unpark(std::uint64_t id) {
+        auto it = parked_polls_.find(id);
+        if (it == parked_polls_.end())
+            return std::nullopt;
+        auto p = std::move(it->second);
+        parked_polls_.erase(it);
+        return p;
+    }
+    /// At shutdown: every parked GET's connection closes.
+    void close_parked_polls() noexcept {
+        for (auto& [id, p] : parked_polls_)
+            ::close(p.fd);
+        parked_polls_.clear();
+    }
+    /// Answers a parked GET with a payload (set by the server, which writes HTTP: see
+    /// server_impl::answer_parked_poll); on this shard's thread.
+    std::function<void(std::uint64_t, std::string)> answer_parked;
+
 private:
     void drain_inbox() {
         {
@@ -465,6 +500,8 @@ private:
     std::unordered_map<std::uint64_t, rtpush::session*> sessions_;
     std::unordered_map<std::uint64_t, sse_session*> sse_;
     std::unordered_map<std::uint64_t, std::shared_ptr<polling_session>> polling_;
+    std::unordered_map<std::uint64_t, parked_poll> parked_polls_;
+    std::uint64_t last_parked_ = 0;
     std::unordered_map<std::uint64_t, std::uint64_t> upgraded_; ///< polling id -> session id
     shard_counters counters_;
     std::mutex inbox_mutex_;

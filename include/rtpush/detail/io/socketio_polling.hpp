@@ -28,9 +28,9 @@ inline http_response server_impl::engine_io_error(const http_request& req, sio::
     return res;
 }
 
-inline boost::asio::awaitable<http_response>
+inline boost::asio::awaitable<std::optional<http_response>>
 server_impl::socketio_poll(shard& sh, const http_request& req, const std::string& remote,
-                           const std::string& remote_ip) {
+                           const std::string& remote_ip, std::uint64_t park_id) {
     namespace net = boost::asio;
     namespace http = boost::beast::http;
     sio::handshake_query hq;
@@ -86,8 +86,11 @@ server_impl::socketio_poll(shard& sh, const http_request& req, const std::string
     if (!get && req.method() != http::verb::post)
         co_return engine_io_error(req, sio::eio_error::bad_request, "GET or POST");
     std::string body = get ? std::string() : req.body();
-    auto on_owner = [owner, id, sid, get, body = std::move(body), version = req.version(),
-                     this]() -> net::awaitable<http_response> {
+    // A GET with nothing to take parks its connection on this shard (the caller does, when
+    // nothing returns here): the session, on its own shard, answers it there.
+    shard* const park_on = park_id && get ? &sh : nullptr;
+    auto on_owner = [owner, id, sid, get, body = std::move(body), version = req.version(), park_on,
+                     park_id, this]() -> net::awaitable<std::optional<http_response>> {
         http_request r;
         r.version(version);
         auto s = owner->find_polling(id);
@@ -97,8 +100,18 @@ server_impl::socketio_poll(shard& sh, const http_request& req, const std::string
         res.set(http::field::cache_control, "no-store");
         if (get) {
             std::string out;
-            if (!co_await s->poll(out))
+            if (park_on) {
+                switch (s->poll_or_park(out, *park_on, park_id)) {
+                case polling_session::poll_result::parked:
+                    co_return std::nullopt;
+                case polling_session::poll_result::overlapping:
+                    co_return engine_io_error(r, sio::eio_error::bad_request, "overlapping polls");
+                case polling_session::poll_result::answered:
+                    break;
+                }
+            } else if (!co_await s->poll(out)) {
                 co_return engine_io_error(r, sio::eio_error::bad_request, "overlapping polls");
+            }
             res.set(http::field::content_type, "text/plain; charset=UTF-8");
             res.body() = std::move(out);
         } else {
