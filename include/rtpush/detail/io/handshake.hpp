@@ -260,8 +260,11 @@ server_impl::handle_connection(shard& sh, boost::asio::ip::tcp::socket sock,
     else
         upgraded =
             co_await http_phase(sh, std::move(sock), up, std::move(first), std::move(buffered));
-    if (!upgraded)
+    if (!upgraded) {
+        if (up.idle && up.socket)
+            await_next_request(sh, std::move(*up.socket));
         co_return;
+    }
     if (up.sse) {
         start_sse(sh, std::move(*up.socket), std::move(*up.sse));
         co_return;
@@ -361,6 +364,10 @@ server_impl::http_phase(shard& sh, boost::asio::ip::tcp::socket sock, upgrade_st
     boost::beast::tcp_stream stream(std::move(sock));
     http_socket_guard guard(sh, &stream.socket());
     if (!co_await http_exchange(sh, stream, stream, up, std::move(first), std::move(buffered))) {
+        if (up.idle) {
+            up.socket.emplace(stream.release_socket());
+            co_return false;
+        }
         boost::system::error_code ec;
         stream.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
         co_return false;
@@ -561,8 +568,33 @@ server_impl::http_exchange(shard& sh, Stream& stream, boost::beast::tcp_stream& 
         auto [wec, wn] = co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
         if (wec || !res.keep_alive())
             break;
+        // Nothing more read yet: the next request is waited for without this coroutine.
+        if constexpr (std::is_same_v<Stream, boost::beast::tcp_stream>)
+            if (buf.size() == 0 && !sh.stopping) {
+                up.idle = true;
+                break;
+            }
     }
     co_return false;
+}
+
+inline void server_impl::await_next_request(shard& sh, boost::asio::ip::tcp::socket sock) {
+    boost::system::error_code ec;
+    auto const peer = sock.remote_endpoint(ec);
+    auto const protocol = sock.local_endpoint(ec).protocol();
+    if (ec || sh.stopping)
+        return; // `sock` closes
+    // Into the shard's socket type (await_request's): out of Asio's reactor and back in.
+    auto const fd = sock.release(ec);
+    if (ec)
+        return;
+    shard_socket s(sh.get_executor());
+    s.assign(protocol, fd, ec);
+    if (ec) {
+        close_native(fd);
+        return;
+    }
+    await_request(sh, std::move(s), peer);
 }
 
 inline void server_impl::answer_parked_poll(shard& sh, std::uint64_t id, std::string body) {
@@ -604,10 +636,9 @@ server_impl::resume_connection(shard& sh, boost::asio::ip::tcp::socket sock, htt
             stream.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
             co_return;
         }
-        stream.expires_never();
         sock = stream.release_socket();
     }
-    co_await handle_connection(sh, std::move(sock));
+    await_next_request(sh, std::move(sock));
 }
 
 inline boost::beast::http::response<boost::beast::http::empty_body>

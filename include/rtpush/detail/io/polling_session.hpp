@@ -53,7 +53,6 @@ public:
         , sid_(std::move(sid))
         , remote_(std::move(remote))
         , queue_(cfg.queue_max_frames, cfg.queue_max_bytes, cfg.queue_policy)
-        , wake_(sh.get_executor())
         , last_seen_(std::chrono::steady_clock::now())
         , connected_at_(std::chrono::system_clock::now()) {}
     ~polling_session() { leave(); }
@@ -112,8 +111,10 @@ public:
         }
         get_waiting_ = true;
         while (queue_.empty() && !ended_) {
-            wake_.expires_at(std::chrono::steady_clock::time_point::max());
-            co_await wake_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+            if (!wake_)
+                wake_ = std::make_unique<boost::asio::steady_timer>(shard_.get_executor());
+            wake_->expires_at(std::chrono::steady_clock::time_point::max());
+            co_await wake_->async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
         }
         get_waiting_ = false;
         take_payload(body);
@@ -248,7 +249,8 @@ private:
     /// events) goes in one payload, as a waiting GET resumed later takes it.
     void wake() {
         if (!parked_on_) {
-            wake_.cancel();
+            if (wake_)
+                wake_->cancel();
             return;
         }
         if (answer_posted_)
@@ -296,7 +298,8 @@ private:
     client_state client_;
     socketio_state sio_;
     send_queue queue_;
-    boost::asio::steady_timer wake_;
+    /// A waiting (not parked) GET's wake-up, made by the first one: a parked GET needs none.
+    std::unique_ptr<boost::asio::steady_timer> wake_;
     std::chrono::steady_clock::time_point last_seen_;
     std::chrono::system_clock::time_point connected_at_; ///< for /api/connections
     std::string end_reason_;

@@ -114,6 +114,7 @@ public:
         std::size_t socketio_shard = 0;     ///< ... which lives on this shard
         std::string socketio_sid;           ///< ... under this whole sid
         const feed_path* feed = nullptr;    ///< a feed path's WebSocket (session::speak_feed)
+        bool idle = false; ///< not upgraded: a keep-alive connection between requests (`socket`)
     };
     /// A Socket.IO request: at /socket.io/, or on the WebSocket path when the query has EIO
     /// (socket.io-client asks for `path + '/'`: seed 001's `path: '/ws'` is `/ws/`)
@@ -178,6 +179,10 @@ public:
     void answer_parked_poll(shard& sh, std::uint64_t id, std::string body);
     boost::asio::awaitable<void> resume_connection(shard& sh, boost::asio::ip::tcp::socket sock,
                                                    http_response res);
+    /// A plain keep-alive connection between requests: back to await_request's readiness
+    /// wait, so that an idle one (a polling client's POST connection, a REST client's pool)
+    /// holds no coroutine, parser or buffer.
+    void await_next_request(shard& sh, boost::asio::ip::tcp::socket sock);
     http_response engine_io_error(const http_request& req, sio::eio_error e,
                                   std::string_view why = {});
     /// The admission of a WebSocket upgrade request (detail/admission.hpp): the refusal to
