@@ -12,6 +12,10 @@ handle_connection), seen from raw sockets.
    then the connection is closed.
 5. A REST request on a fresh connection, then a second one on the same connection
    (keep-alive, in the coroutine): two 200 answers.
+6. A keep-alive connection between requests waits in the shard's poller
+   (server_impl::await_next_request): a REST request, a pause, another, a pause, then a
+   WebSocket upgrade on the same connection (101, `connected`); a connection left idle after
+   an answer is closed after the handshake timeout; a stop closes idle ones at once.
 Usage: upgrade_paths.py PATH_TO_RTD
 """
 import base64
@@ -136,6 +140,60 @@ def rest_keep_alive(port):
     s.close()
 
 
+def idle_between_requests(port):
+    s = socket.create_connection(("127.0.0.1", port))
+    req = f"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    statuses = []
+    for _ in range(2):
+        s.sendall(req)
+        data = read_all_until(s, lambda d: b"\r\n\r\n" in d and d.rstrip().endswith(b"}"))
+        statuses.append(data.split(b" ")[1] if data else b"")
+        time.sleep(0.4)  # idle between requests: the connection waits in the poller
+    s.sendall(upgrade_request(port))
+    data = read_all_until(s, lambda d: len(messages(d)[1]) >= 1)
+    head, msgs = messages(data)
+    check(statuses == [b"200", b"200"] and head.startswith(b"HTTP/1.1 101") and
+          [m.get("type") for m in msgs][:1] == ["connected"],
+          f"REST, pause, REST, pause, then an upgrade on one connection: {statuses}, "
+          f"{head[:12]!r}, connected")
+    s.close()
+    # Idle after an answer: closed once the handshake timeout (1 s) has passed.
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(req)
+    read_all_until(s, lambda d: b"\r\n\r\n" in d and d.rstrip().endswith(b"}"))
+    t0 = time.time()
+    s.settimeout(5)
+    try:
+        got = s.recv(100)
+    except OSError:
+        got = b""
+    took = time.time() - t0
+    check(got == b"" and 0.9 <= took <= 2.5,
+          f"idle after an answer: closed after the handshake timeout ({took:.2f} s)")
+    s.close()
+
+
+def stop_with_idle(port, proc):
+    conns = []
+    for _ in range(5):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(f"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        read_all_until(s, lambda d: b"\r\n\r\n" in d and d.rstrip().endswith(b"}"))
+        conns.append(s)
+    t0 = time.time()
+    proc.terminate()
+    proc.wait(10)
+    closed = 0
+    for s in conns:
+        s.settimeout(2)
+        try:
+            closed += s.recv(100) == b""
+        except OSError:
+            closed += 1
+    check(time.time() - t0 < 3 and closed == 5,
+          f"a stop with 5 idle keep-alive connections: exits at once, {closed} of 5 closed")
+
+
 proc, port = start_rtd(RTD, "--threads", "1", "--handshake-timeout", "1",
                        "--allowed-origin", "https://dash.example")
 try:
@@ -144,6 +202,8 @@ try:
     split_request(port)
     refused_upgrade(port)
     rest_keep_alive(port)
+    idle_between_requests(port)
+    stop_with_idle(port, proc)
 finally:
     proc.terminate()
     proc.wait(10)

@@ -158,7 +158,10 @@ inline server_impl::server_impl(server_config cfg)
                                                                           std::string body) {
             answer_parked_poll(*sh, id, std::move(body));
         };
-        shards_.back()->poller().on_events(&session::on_poller_events);
+        shards_.back()->on_idle_ready = [this, sh = shards_.back().get()](idle_connection* c) {
+            idle_ready(*sh, c);
+        };
+        shards_.back()->poller().on_events(&server_impl::poller_events);
         shards_.back()->set_cork(cfg_.cork_delay, cfg_.cork_threshold, cfg_.cork_mode);
         shards_.back()->bind_protocol(hub_, cfg_);
         raw.push_back(shards_.back().get());
@@ -311,6 +314,7 @@ inline void server_impl::shutdown_shard(shard& sh) {
         sock->cancel(ec);
     }
     sh.expire_waits({}, true);
+    sh.expire_idle({}, true);
     auto on_drained = [this, &sh](std::exception_ptr) {
         sh.release_work();
         sh.poller().stop(); // no session waits on it any more (or they are being forced out)
@@ -478,6 +482,7 @@ inline boost::asio::awaitable<void> server_impl::heartbeat_loop(shard& sh) {
                               std::chrono::system_clock::now().time_since_epoch())
                               .count(); // token expiry is wall-clock time
         sh.expire_waits(now);           // connections silent past the handshake timeout
+        sh.expire_idle(now);            // ... and between two requests
         sessions.clear();
         for (auto const& [id, s] : sh.sessions())
             sessions.push_back(s);

@@ -581,20 +581,39 @@ server_impl::http_exchange(shard& sh, Stream& stream, boost::beast::tcp_stream& 
 inline void server_impl::await_next_request(shard& sh, boost::asio::ip::tcp::socket sock) {
     boost::system::error_code ec;
     auto const peer = sock.remote_endpoint(ec);
-    auto const protocol = sock.local_endpoint(ec).protocol();
     if (ec || sh.stopping)
         return; // `sock` closes
-    // Into the shard's socket type (await_request's): out of Asio's reactor and back in.
+    // Out of Asio's reactor, into the shard's poller until the next request is readable.
     auto const fd = sock.release(ec);
     if (ec)
         return;
-    shard_socket s(sh.get_executor());
-    s.assign(protocol, fd, ec);
-    if (ec) {
+    auto c = std::make_unique<idle_connection>();
+    c->owner = &sh;
+    c->fd = fd;
+    c->peer = peer;
+    c->deadline = std::chrono::steady_clock::now() + cfg_.handshake_timeout;
+    void* const target = reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(c.get()) | 1u);
+    if (sh.poller().watch(fd, target, poller::readable, 0)) {
         close_native(fd);
         return;
     }
-    await_request(sh, std::move(s), peer);
+    sh.add_idle(c.release());
+}
+
+inline void server_impl::idle_ready(shard& sh, idle_connection* c) {
+    sh.remove_idle(c);
+    std::unique_ptr<idle_connection> owned(c);
+    // Out of the poller: the descriptor goes on in Asio's reactor (await_request), and as a
+    // session, in the poller again.
+    sh.poller().watch(c->fd, nullptr, 0, poller::readable);
+    shard_socket s(sh.get_executor());
+    boost::system::error_code ec;
+    s.assign(c->peer.protocol(), c->fd, ec);
+    if (ec) {
+        close_native(c->fd);
+        return;
+    }
+    await_request(sh, std::move(s), c->peer);
 }
 
 inline void server_impl::answer_parked_poll(shard& sh, std::uint64_t id, std::string body) {

@@ -183,6 +183,18 @@ public:
     /// wait, so that an idle one (a polling client's POST connection, a REST client's pool)
     /// holds no coroutine, parser or buffer.
     void await_next_request(shard& sh, boost::asio::ip::tcp::socket sock);
+    /// Its next request is readable: on to await_request (which reads it at once).
+    void idle_ready(shard& sh, idle_connection* c);
+    /// The shard poller's events: a session's, or an idle connection's (tagged address).
+    static void poller_events(void* target, std::uint32_t events) {
+        auto const bits = reinterpret_cast<std::uintptr_t>(target);
+        if (bits & 1u) {
+            auto* c = reinterpret_cast<idle_connection*>(bits & ~std::uintptr_t(1));
+            c->owner->on_idle_ready(c);
+        } else {
+            session::on_poller_events(target, events);
+        }
+    }
     http_response engine_io_error(const http_request& req, sio::eio_error e,
                                   std::string_view why = {});
     /// The admission of a WebSocket upgrade request (detail/admission.hpp): the refusal to
