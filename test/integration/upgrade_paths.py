@@ -128,27 +128,30 @@ def refused_upgrade(port):
     s.close()
 
 
-def rest_keep_alive(port):
-    s = socket.create_connection(("127.0.0.1", port))
+def health_requests(s, port, count, pause=0.0):
+    """`count` GET /api/health on connection `s`, `pause` seconds after each answer; their
+    statuses."""
     req = f"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
     statuses = []
-    for _ in range(2):
+    for _ in range(count):
         s.sendall(req)
         data = read_all_until(s, lambda d: b"\r\n\r\n" in d and d.rstrip().endswith(b"}"))
         statuses.append(data.split(b" ")[1] if data else b"")
+        time.sleep(pause)
+    return statuses
+
+
+def rest_keep_alive(port):
+    s = socket.create_connection(("127.0.0.1", port))
+    statuses = health_requests(s, port, 2)
     check(statuses == [b"200", b"200"], f"two REST requests on one connection: {statuses}")
     s.close()
 
 
 def idle_between_requests(port):
     s = socket.create_connection(("127.0.0.1", port))
-    req = f"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
-    statuses = []
-    for _ in range(2):
-        s.sendall(req)
-        data = read_all_until(s, lambda d: b"\r\n\r\n" in d and d.rstrip().endswith(b"}"))
-        statuses.append(data.split(b" ")[1] if data else b"")
-        time.sleep(0.4)  # idle between requests: the connection waits in the poller
+    # idle between requests: the connection waits in the poller
+    statuses = health_requests(s, port, 2, pause=0.4)
     s.sendall(upgrade_request(port))
     data = read_all_until(s, lambda d: len(messages(d)[1]) >= 1)
     head, msgs = messages(data)
@@ -159,8 +162,7 @@ def idle_between_requests(port):
     s.close()
     # Idle after an answer: closed once the handshake timeout (1 s) has passed.
     s = socket.create_connection(("127.0.0.1", port))
-    s.sendall(req)
-    read_all_until(s, lambda d: b"\r\n\r\n" in d and d.rstrip().endswith(b"}"))
+    health_requests(s, port, 1)
     t0 = time.time()
     s.settimeout(5)
     try:
@@ -177,8 +179,7 @@ def stop_with_idle(port, proc):
     conns = []
     for _ in range(5):
         s = socket.create_connection(("127.0.0.1", port))
-        s.sendall(f"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
-        read_all_until(s, lambda d: b"\r\n\r\n" in d and d.rstrip().endswith(b"}"))
+        health_requests(s, port, 1)
         conns.append(s)
     t0 = time.time()
     proc.terminate()

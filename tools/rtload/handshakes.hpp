@@ -80,6 +80,7 @@ inline handshake_counts run_handshakes(const tcp::endpoint& target, std::size_t 
                 from.sin_addr.s_addr = htonl(sources[started % sources.size()]);
                 if (::bind(s.fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0) {
                     ::close(s.fd);
+                    s.fd = -1;
                     ++c.connect_failures;
                     continue;
                 }
@@ -88,6 +89,7 @@ inline handshake_counts run_handshakes(const tcp::endpoint& target, std::size_t 
             if (::connect(s.fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0 &&
                 errno != EINPROGRESS) {
                 ::close(s.fd);
+                s.fd = -1;
                 ++c.connect_failures;
                 continue;
             }
@@ -95,7 +97,12 @@ inline handshake_counts run_handshakes(const tcp::endpoint& target, std::size_t 
             epoll_event ev{};
             ev.events = EPOLLOUT;
             ev.data.u64 = index;
-            epoll_ctl(ep, EPOLL_CTL_ADD, s.fd, &ev);
+            if (epoll_ctl(ep, EPOLL_CTL_ADD, s.fd, &ev) != 0) {
+                ::close(s.fd);
+                s.fd = -1;
+                ++c.connect_failures;
+                continue;
+            }
             ++active;
             return;
         }

@@ -306,7 +306,6 @@ inline void server_impl::shutdown_shard(shard& sh) {
         polling.push_back(s);
     for (auto const& s : polling)
         s->end("server shutting down");
-    sh.close_parked_polls();
     for (auto* t : sh.timers)
         t->cancel();
     for (auto* sock : sh.http_sockets) {
@@ -316,6 +315,8 @@ inline void server_impl::shutdown_shard(shard& sh) {
     sh.expire_waits({}, true);
     sh.expire_idle({}, true);
     auto on_drained = [this, &sh](std::exception_ptr) {
+        // The parked GETs were answered (the close packet) while draining; any left close.
+        sh.close_parked_polls();
         sh.release_work();
         sh.poller().stop(); // no session waits on it any more (or they are being forced out)
         if (sh.live_tasks > 0 || !sh.sessions().empty())
@@ -328,7 +329,10 @@ inline boost::asio::awaitable<void> server_impl::drain(shard& sh) {
     using namespace std::chrono;
     boost::asio::steady_timer t(sh.get_executor());
     auto const deadline = steady_clock::now() + cfg_.shutdown_timeout;
-    while ((sh.live_tasks > 0 || !sh.sessions().empty()) && steady_clock::now() < deadline) {
+    // Parked polling GETs are answered (the close packet) by their sessions, which end now,
+    // on whichever shard they live: wait for those answers too.
+    while ((sh.live_tasks > 0 || !sh.sessions().empty() || sh.parked_count() > 0) &&
+           steady_clock::now() < deadline) {
         t.expires_after(milliseconds(5));
         co_await t.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
     }

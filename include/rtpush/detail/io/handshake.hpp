@@ -541,6 +541,12 @@ server_impl::http_exchange(shard& sh, Stream& stream, boost::beast::tcp_stream& 
                                   buf.size() == 0 && req.method() == http::verb::get;
             std::uint64_t const park_id = may_park ? sh.reserve_park_id() : 0;
             auto answer = co_await socketio_poll(sh, req, remote, remote_ip, park_id);
+            if (answer && park_id)
+                sh.cancel_park(park_id);
+            if (!answer && sh.stopping) { // nothing parks now: shutdown would not answer it
+                sh.cancel_park(park_id);
+                co_return false;
+            }
             if (!answer) {
                 shard::parked_poll p;
                 p.keep_alive = req.keep_alive();
@@ -552,8 +558,12 @@ server_impl::http_exchange(shard& sh, Stream& stream, boost::beast::tcp_stream& 
                 auto sock = tcp.release_socket();
                 p.v6 = sock.local_endpoint(ec).address().is_v6();
                 p.fd = sock.release(ec);
-                if (!ec) // else the answer finds nothing parked; the client polls again
-                    sh.park(park_id, std::move(p));
+                if (ec) { // the answer finds nothing parked; the client polls again
+                    sh.cancel_park(park_id);
+                    co_return false;
+                }
+                if (auto early = sh.park(park_id, std::move(p)))
+                    answer_parked_poll(sh, park_id, std::move(*early));
                 co_return false;
             }
             res = std::move(*answer);
@@ -605,9 +615,12 @@ inline void server_impl::idle_ready(shard& sh, idle_connection* c) {
     std::unique_ptr<idle_connection> owned(c);
     // Out of the poller: the descriptor goes on in Asio's reactor (await_request), and as a
     // session, in the poller again.
-    sh.poller().watch(c->fd, nullptr, 0, poller::readable);
+    boost::system::error_code ec = sh.poller().watch(c->fd, nullptr, 0, poller::readable);
+    if (ec) { // still registered: the entry must not be reported again
+        close_native(c->fd);
+        return;
+    }
     shard_socket s(sh.get_executor());
-    boost::system::error_code ec;
     s.assign(c->peer.protocol(), c->fd, ec);
     if (ec) {
         close_native(c->fd);
@@ -619,8 +632,10 @@ inline void server_impl::idle_ready(shard& sh, idle_connection* c) {
 inline void server_impl::answer_parked_poll(shard& sh, std::uint64_t id, std::string body) {
     namespace http = boost::beast::http;
     auto p = sh.unpark(id);
-    if (!p)
-        return; // closed at shutdown, or never parked
+    if (!p) {
+        sh.early_answer(id, body); // before the park itself: park() sends it; else dropped
+        return;                    // (closed at shutdown, or never parked)
+    }
     boost::asio::ip::tcp::socket sock(sh.get_executor());
     boost::system::error_code ec;
     sock.assign(p->v6 ? boost::asio::ip::tcp::v6() : boost::asio::ip::tcp::v4(), p->fd, ec);
@@ -628,8 +643,6 @@ inline void server_impl::answer_parked_poll(shard& sh, std::uint64_t id, std::st
         ::close(p->fd);
         return;
     }
-    if (sh.stopping)
-        return; // `sock` closes
     http_response res{http::status::ok, p->version};
     res.set(http::field::cache_control, "no-store");
     res.set(http::field::content_type, "text/plain; charset=UTF-8");
@@ -637,7 +650,7 @@ inline void server_impl::answer_parked_poll(shard& sh, std::uint64_t id, std::st
     res.prepare_payload();
     add_cors(res, p->origin, cfg_.allowed_origins);
     res.set(http::field::server, cfg_.server_name);
-    res.keep_alive(p->keep_alive);
+    res.keep_alive(p->keep_alive && !sh.stopping); // at shutdown: the close packet, then the end
     log_access(cfg_.logger, "GET", p->path, res.result_int(), p->since, p->remote);
     spawn_connection(sh, resume_connection(sh, std::move(sock), std::move(res)));
 }

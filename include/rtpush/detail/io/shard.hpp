@@ -176,6 +176,11 @@ public:
     shard_counters& counters() noexcept { return counters_; }
     /// The readiness of this thread's plain WebSocket sessions (see poller).
     ::rtpush::detail::poller& poller() noexcept { return poller_; }
+    /// What shutdown left (a GET parked, a connection idle, after the shard's drain): closed.
+    ~shard() {
+        close_parked_polls();
+        expire_idle({}, true);
+    }
 
     /// Called by the hub, from any thread, under the hub's mutex (so in counter order): queues
     /// a delivery for this shard's thread, where one posted drain runs every queued delivery in
@@ -319,7 +324,10 @@ public:
         while (idle_head_ && (all || idle_head_->deadline <= now)) {
             auto* c = idle_head_;
             remove_idle(c);
-            ::close(c->fd); // leaves the poller with it
+            // Out of the poller first: a registration outlives close() while another process
+            // shares the descriptor (a fork), and would then report the freed entry.
+            poller_.watch(c->fd, nullptr, 0, ::rtpush::detail::poller::readable);
+            ::close(c->fd);
             delete c;
         }
     }
@@ -441,8 +449,37 @@ public:
         std::string path;                            ///< ... likewise
     };
     /// An id for a GET that may park (the polling session is told it before the park).
-    std::uint64_t reserve_park_id() noexcept { return ++last_parked_; }
-    void park(std::uint64_t id, parked_poll p) { parked_polls_.emplace(id, std::move(p)); }
+    std::uint64_t reserve_park_id() {
+        reserved_parks_.insert(++last_parked_);
+        return last_parked_;
+    }
+    /// The GET was answered at once, or could not park: its id is no longer awaited.
+    void cancel_park(std::uint64_t id) {
+        reserved_parks_.erase(id);
+        early_answers_.erase(id);
+    }
+    /// Parks the GET; an answer that came first (see early_answer) is returned, to be sent
+    /// at once. The order of the two does not rest on how the hop back from the session's
+    /// shard is scheduled.
+    std::optional<std::string> park(std::uint64_t id, parked_poll p) {
+        reserved_parks_.erase(id);
+        if (auto it = early_answers_.find(id); it != early_answers_.end()) {
+            auto body = std::move(it->second);
+            early_answers_.erase(it);
+            parked_polls_.emplace(id, std::move(p));
+            return body;
+        }
+        parked_polls_.emplace(id, std::move(p));
+        return std::nullopt;
+    }
+    /// An answer for a GET not parked yet but about to be: kept for park(). False when the
+    /// id is not awaited (closed at shutdown, never parked).
+    bool early_answer(std::uint64_t id, std::string& body) {
+        if (!reserved_parks_.contains(id))
+            return false;
+        early_answers_[id] = std::move(body);
+        return true;
+    }
     std::optional<parked_poll> unpark(std::uint64_t id) {
         auto it = parked_polls_.find(id);
         if (it == parked_polls_.end())
@@ -451,11 +488,13 @@ public:
         parked_polls_.erase(it);
         return p;
     }
+    std::size_t parked_count() const noexcept { return parked_polls_.size(); }
     /// At shutdown: every parked GET's connection closes.
     void close_parked_polls() noexcept {
         for (auto& [id, p] : parked_polls_)
             ::close(p.fd);
         parked_polls_.clear();
+        early_answers_.clear();
     }
     /// Answers a parked GET with a payload (set by the server, which writes HTTP: see
     /// server_impl::answer_parked_poll); on this shard's thread.
@@ -540,6 +579,8 @@ private:
     std::unordered_map<std::uint64_t, sse_session*> sse_;
     std::unordered_map<std::uint64_t, std::shared_ptr<polling_session>> polling_;
     std::unordered_map<std::uint64_t, parked_poll> parked_polls_;
+    std::unordered_set<std::uint64_t> reserved_parks_;
+    std::unordered_map<std::uint64_t, std::string> early_answers_;
     std::uint64_t last_parked_ = 0;
     std::unordered_map<std::uint64_t, std::uint64_t> upgraded_; ///< polling id -> session id
     shard_counters counters_;
