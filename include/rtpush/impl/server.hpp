@@ -609,6 +609,7 @@ inline boost::asio::awaitable<void> server_impl::housekeeping_loop() {
 
 } // namespace rtpush::detail
 
+#include <rtpush/detail/io/between_requests.hpp>
 #include <rtpush/detail/io/handshake.hpp>
 #include <rtpush/detail/io/socketio_polling.hpp>
 #include <rtpush/impl/server_publish.hpp>

@@ -283,7 +283,10 @@ private:
             sio::append_to_payload(body, frame_payload(f->bytes));
             sio_written(f);
         }
-        if (ended_ && queue_.empty()) {
+        // An ended session answers its last GET with the end, and leaves the shard: what did
+        // not fit in this payload is not sent (its client is not polling again: a GET for an
+        // ended session is refused, unknown_sid).
+        if (ended_) {
             sio::append_to_payload(
                 body, sio::encode_eio(upgraded_ ? sio::eio_type::noop : sio::eio_type::close));
             shard_.remove_polling(id_);

@@ -1,0 +1,109 @@
+//
+// rtpush: a plain connection between two requests. A keep-alive connection with nothing more
+// read waits for its next request in the shard's poller (idle_connection), and a Socket.IO
+// polling GET with nothing to take is parked (shard::parked_poll) until its session answers
+// it; either way the HTTP exchange's coroutine, parser and buffer are gone meanwhile
+// (docs/architecture.md, "Memory per connection"). Included by impl/server.hpp.
+//
+#ifndef RTPUSH_DETAIL_IO_BETWEEN_REQUESTS_HPP
+#define RTPUSH_DETAIL_IO_BETWEEN_REQUESTS_HPP
+
+#include <rtpush/detail/io/handshake.hpp>
+#include <rtpush/detail/io/server_impl.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <memory>
+
+namespace rtpush::detail {
+
+inline void server_impl::await_next_request(shard& sh, boost::asio::ip::tcp::socket sock) {
+    boost::system::error_code ec;
+    auto const peer = sock.remote_endpoint(ec);
+    if (ec || sh.stopping)
+        return; // `sock` closes
+    // Out of Asio's reactor, into the shard's poller until the next request is readable.
+    auto const fd = sock.release(ec);
+    if (ec)
+        return;
+    auto c = std::make_unique<idle_connection>();
+    c->owner = &sh;
+    c->fd = fd;
+    c->peer = peer;
+    c->deadline = std::chrono::steady_clock::now() + cfg_.handshake_timeout;
+    void* const target = reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(c.get()) | 1u);
+    if (sh.poller().watch(fd, target, poller::readable, 0)) {
+        close_native(fd);
+        return;
+    }
+    sh.add_idle(c.release());
+}
+
+inline void server_impl::idle_ready(shard& sh, idle_connection* c) {
+    sh.remove_idle(c);
+    std::unique_ptr<idle_connection> owned(c);
+    // Out of the poller: the descriptor goes on in Asio's reactor (await_request), and as a
+    // session, in the poller again.
+    boost::system::error_code ec = sh.poller().watch(c->fd, nullptr, 0, poller::readable);
+    if (ec) { // still registered: the entry must not be reported again
+        close_native(c->fd);
+        return;
+    }
+    shard_socket s(sh.get_executor());
+    s.assign(c->peer.protocol(), c->fd, ec);
+    if (ec) {
+        close_native(c->fd);
+        return;
+    }
+    await_request(sh, std::move(s), c->peer);
+}
+
+inline void server_impl::answer_parked_poll(shard& sh, std::uint64_t id, std::string body) {
+    namespace http = boost::beast::http;
+    auto p = sh.unpark(id);
+    if (!p) {
+        sh.early_answer(id, body); // before the park itself: park() sends it; else dropped
+        return;                    // (closed at shutdown, or never parked)
+    }
+    boost::asio::ip::tcp::socket sock(sh.get_executor());
+    boost::system::error_code ec;
+    sock.assign(p->v6 ? boost::asio::ip::tcp::v6() : boost::asio::ip::tcp::v4(), p->fd, ec);
+    if (ec) {
+        ::close(p->fd);
+        return;
+    }
+    http_response res{http::status::ok, p->version};
+    res.set(http::field::cache_control, "no-store");
+    res.set(http::field::content_type, "text/plain; charset=UTF-8");
+    res.body() = std::move(body);
+    res.prepare_payload();
+    add_cors(res, p->origin, cfg_.allowed_origins);
+    res.set(http::field::server, cfg_.server_name);
+    res.keep_alive(p->keep_alive && !sh.stopping); // at shutdown: the close packet, then the end
+    log_access(cfg_.logger, "GET", p->path, res.result_int(), p->since, p->remote);
+    spawn_connection(sh, resume_connection(sh, std::move(sock), std::move(res)));
+}
+
+inline boost::asio::awaitable<void>
+server_impl::resume_connection(shard& sh, boost::asio::ip::tcp::socket sock, http_response res) {
+    namespace http = boost::beast::http;
+    {
+        boost::beast::tcp_stream stream(std::move(sock));
+        http_socket_guard guard(sh, &stream.socket());
+        stream.expires_after(cfg_.handshake_timeout);
+        auto [ec, n] = co_await http::async_write(
+            stream, res, boost::asio::as_tuple(boost::asio::use_awaitable));
+        if (ec || !res.keep_alive() || sh.stopping) {
+            stream.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
+            co_return;
+        }
+        sock = stream.release_socket();
+    }
+    await_next_request(sh, std::move(sock));
+}
+
+} // namespace rtpush::detail
+
+#endif
