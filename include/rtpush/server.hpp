@@ -1,6 +1,9 @@
 //
 // rtpush: the server: one port for HTTP (REST) and WebSocket, one io thread per core.
 //
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
+//
 #ifndef RTPUSH_SERVER_HPP
 #define RTPUSH_SERVER_HPP
 

@@ -1,6 +1,9 @@
 //
 // rtpush: hierarchical topics  channel:org:<org>:dept:<dept>:queue:<queue>
 //
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
+//
 #ifndef RTPUSH_TOPIC_HPP
 #define RTPUSH_TOPIC_HPP
 

@@ -5,6 +5,9 @@
 // the messages' rules (auth, access, subscriptions and their recovery, publish, refresh,
 // acknowledged delivery, organization limits) are written here once. Free of I/O.
 //
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
+//
 #ifndef RTPUSH_DETAIL_CLIENT_PROTOCOL_HPP
 #define RTPUSH_DETAIL_CLIENT_PROTOCOL_HPP
 

@@ -1,3 +1,7 @@
+//
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
+//
 #ifndef RTPUSH_IMPL_CLIENT_PROTOCOL_HPP
 #define RTPUSH_IMPL_CLIENT_PROTOCOL_HPP
 
