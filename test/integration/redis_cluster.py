@@ -553,23 +553,26 @@ def slow_redis(workdir):
         with socket.create_connection(("127.0.0.1", rport), timeout=10) as s:
             s.sendall(f"DEBUG SLEEP {seconds}\r\n".encode())
             s.recv(64)
+
+    def busy_now(seconds):
+        """Redis busy for `seconds` from now on (in a thread to join)."""
+        t = threading.Thread(target=busy, args=(seconds,))
+        t.start()
+        time.sleep(0.2)
+        return t
     procs = []
     try:
         p, n = node(f"redis://127.0.0.1:{rport}/0", "slow", "slow")
         procs.append(p)
         check(wait_for(lambda: up(n)), "node up")
-        t = threading.Thread(target=busy, args=(1,))
-        t.start()
-        time.sleep(0.2)
+        t = busy_now(1)
         t0 = time.time()
         st, body = http(n, "/api/broadcast", {"channel": "notes", "data": {"a": 1}})
         waited = time.time() - t0
         t.join()
         check(st == 200 and body.get("seq") == 1 and waited > 0.5,
               f"Redis busy: the answer waits for it, then 200 with seq 1 ({st}, {waited:.2f} s)")
-        t = threading.Thread(target=busy, args=(3,))
-        t.start()
-        time.sleep(0.2)
+        t = busy_now(3)
         answer = {}
         def post():
             answer["r"] = http(n, "/api/broadcast", {"channel": "notes", "data": {"a": 2}})
@@ -588,9 +591,7 @@ def slow_redis(workdir):
         p, n = node(f"redis://127.0.0.1:{rport}/0", "slow2", "slow")
         procs.append(p)
         check(wait_for(lambda: up(n)), "node up again")
-        t = threading.Thread(target=busy, args=(1.5,))
-        t.start()
-        time.sleep(0.2)
+        t = busy_now(1.5)
         acks, events = asyncio.run(held_ack_across_upgrade(n))
         t.join()
         check(len(acks) == 1 and acks[0][0]["success"] is True and

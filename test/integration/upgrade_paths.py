@@ -74,15 +74,20 @@ def messages(data):
     return head, out
 
 
-def silent_connection(port):
-    s = socket.create_connection(("127.0.0.1", port))
+def wait_for_close(s, timeout):
+    """(what the next read got, b"" when the server closed; seconds waited)."""
     t0 = time.monotonic()
-    s.settimeout(10)
+    s.settimeout(timeout)
     try:
-        got = s.recv(1)
+        got = s.recv(100)
     except OSError:
         got = b""
-    took = time.monotonic() - t0
+    return got, time.monotonic() - t0
+
+
+def silent_connection(port):
+    s = socket.create_connection(("127.0.0.1", port))
+    got, took = wait_for_close(s, 10)
     check(got == b"", "silent connection: closed by the server")
     check(0.9 <= took <= 2.5, f"... after the 1 s handshake timeout ({took:.2f} s)")
     s.close()
@@ -163,13 +168,7 @@ def idle_between_requests(port):
     # Idle after an answer: closed once the handshake timeout (1 s) has passed.
     s = socket.create_connection(("127.0.0.1", port))
     health_requests(s, port, 1)
-    t0 = time.time()
-    s.settimeout(5)
-    try:
-        got = s.recv(100)
-    except OSError:
-        got = b""
-    took = time.time() - t0
+    got, took = wait_for_close(s, 5)
     check(got == b"" and 0.9 <= took <= 2.5,
           f"idle after an answer: closed after the handshake timeout ({took:.2f} s)")
     s.close()

@@ -39,6 +39,19 @@ BOOST_AUTO_TEST_CASE(an_optional_object_body) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(an_engine_io_answer_is_never_cached) {
+    auto res = d::engine_io_text(10, "2");
+    BOOST_TEST(res.result() == http::status::ok);
+    BOOST_TEST(res.version() == 10u);
+    BOOST_TEST(res[http::field::content_type] == "text/plain; charset=UTF-8");
+    BOOST_TEST(res[http::field::cache_control] == "no-store");
+    BOOST_TEST(res[http::field::content_length] == "1");
+    BOOST_TEST(res.body() == "2");
+    auto ok = d::engine_io_text(11, "ok", "text/html");
+    BOOST_TEST(ok[http::field::content_type] == "text/html");
+    BOOST_TEST(ok[http::field::cache_control] == "no-store");
+}
+
 BOOST_AUTO_TEST_CASE(method_not_allowed_names_the_methods) {
     d::http_request req{http::verb::put, "/api/stats", 11};
     auto const r = d::method_not_allowed(req, "/api/stats", "GET");

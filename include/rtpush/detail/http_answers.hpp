@@ -106,6 +106,19 @@ inline http_response preflight_response(unsigned version) {
     return res;
 }
 
+/// An answer of Engine.IO's polling transport: 200, `type`, never cached (a GET's payload,
+/// the handshake's open packet, a POST's "ok").
+inline http_response engine_io_text(unsigned version, std::string body,
+                                    std::string_view type = "text/plain; charset=UTF-8") {
+    namespace http = boost::beast::http;
+    http_response res{http::status::ok, version};
+    res.set(http::field::content_type, type);
+    res.set(http::field::cache_control, "no-store");
+    res.body() = std::move(body);
+    res.prepare_payload();
+    return res;
+}
+
 /// CORS for the REST API: only origins of the allow-list get the headers (a browser then
 /// refuses the answer to any other page); with an empty list, none (same-origin only).
 inline void add_cors(http_response& res, std::string_view origin,

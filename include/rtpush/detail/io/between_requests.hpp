@@ -61,7 +61,6 @@ inline void server_impl::idle_ready(shard& sh, idle_connection* c) {
 }
 
 inline void server_impl::answer_parked_poll(shard& sh, std::uint64_t id, std::string body) {
-    namespace http = boost::beast::http;
     auto p = sh.unpark(id);
     if (!p) {
         sh.early_answer(id, body); // before the park itself: park() sends it; else dropped
@@ -74,14 +73,8 @@ inline void server_impl::answer_parked_poll(shard& sh, std::uint64_t id, std::st
         ::close(p->fd);
         return;
     }
-    http_response res{http::status::ok, p->version};
-    res.set(http::field::cache_control, "no-store");
-    res.set(http::field::content_type, "text/plain; charset=UTF-8");
-    res.body() = std::move(body);
-    res.prepare_payload();
-    add_cors(res, p->origin, cfg_.allowed_origins);
-    res.set(http::field::server, cfg_.server_name);
-    res.keep_alive(p->keep_alive && !sh.stopping); // at shutdown: the close packet, then the end
+    auto res = engine_io_text(p->version, std::move(body));
+    finish_answer(sh, res, p->origin, p->keep_alive); // at shutdown: the close packet, the end
     log_access(cfg_.logger, "GET", p->path, res.result_int(), p->since, p->remote);
     spawn_connection(sh, resume_connection(sh, std::move(sock), std::move(res)));
 }

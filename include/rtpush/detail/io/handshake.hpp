@@ -569,9 +569,7 @@ server_impl::http_exchange(shard& sh, Stream& stream, boost::beast::tcp_stream& 
             res = std::move(*answer);
         } else
             res = co_await handle(req, path, query); // the target split once
-        add_cors(res, req[http::field::origin], cfg_.allowed_origins);
-        res.set(http::field::server, cfg_.server_name);
-        res.keep_alive(req.keep_alive() && !sh.stopping);
+        finish_answer(sh, res, req[http::field::origin], req.keep_alive());
         if (req.method() == http::verb::head)
             res.body().clear(); // the headers (Content-Length included) of the GET, no body
         log_access(cfg_.logger, req.method_string(), path, res.result_int(), t0, remote);

@@ -183,6 +183,14 @@ public:
     /// wait, so that an idle one (a polling client's POST connection, a REST client's pool)
     /// holds no coroutine, parser or buffer.
     void await_next_request(shard& sh, boost::asio::ip::tcp::socket sock);
+    /// What every HTTP answer of an exchange gets on its way out (a parked poll's too): CORS
+    /// for `origin`, the server's name, and keep-alive as the client asked unless stopping.
+    void finish_answer(shard& sh, http_response& res, std::string_view origin,
+                       bool keep_alive) const {
+        add_cors(res, origin, cfg_.allowed_origins);
+        res.set(boost::beast::http::field::server, cfg_.server_name);
+        res.keep_alive(keep_alive && !sh.stopping);
+    }
     /// Its next request is readable: on to await_request (which reads it at once).
     void idle_ready(shard& sh, idle_connection* c);
     /// The shard poller's events: a session's, or an idle connection's (tagged address).

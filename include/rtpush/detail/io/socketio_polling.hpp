@@ -40,14 +40,6 @@ server_impl::socketio_poll(shard& sh, const http_request& req, const std::string
     }
     if (hq.transport != sio::transport::polling)
         co_return engine_io_error(req, sio::eio_error::bad_request);
-    auto text = [&req](std::string body, std::string_view type) {
-        http_response res{http::status::ok, req.version()};
-        res.set(http::field::content_type, type);
-        res.set(http::field::cache_control, "no-store");
-        res.body() = std::move(body);
-        res.prepare_payload();
-        return res;
-    };
     if (hq.sid.empty()) {
         auto rules = admission();
         rules.stopping = sh.stopping;
@@ -74,7 +66,7 @@ server_impl::socketio_poll(shard& sh, const http_request& req, const std::string
         cfg_.logger.log(
             log_level::info, "connection_open",
             {{"client", s->client_id()}, {"transport", "socketio-polling"}, {"remote", remote}});
-        co_return text(s->open(), "text/plain; charset=UTF-8");
+        co_return engine_io_text(req.version(), s->open());
     }
     std::size_t shard_index = 0;
     std::uint64_t id = 0;
@@ -96,8 +88,6 @@ server_impl::socketio_poll(shard& sh, const http_request& req, const std::string
         auto s = owner->find_polling(id);
         if (!s || s->sid() != sid || s->ended())
             co_return engine_io_error(r, sio::eio_error::unknown_sid);
-        http_response res{http::status::ok, version};
-        res.set(http::field::cache_control, "no-store");
         if (get) {
             std::string out;
             if (park_on) {
@@ -112,18 +102,13 @@ server_impl::socketio_poll(shard& sh, const http_request& req, const std::string
             } else if (!co_await s->poll(out)) {
                 co_return engine_io_error(r, sio::eio_error::bad_request, "overlapping polls");
             }
-            res.set(http::field::content_type, "text/plain; charset=UTF-8");
-            res.body() = std::move(out);
-        } else {
-            if (auto why = s->receive(body); !why.empty()) {
-                owner->counters().errors.fetch_add(1, std::memory_order_relaxed);
-                co_return engine_io_error(r, sio::eio_error::bad_request, why);
-            }
-            res.set(http::field::content_type, "text/html");
-            res.body() = "ok";
+            co_return engine_io_text(version, std::move(out));
         }
-        res.prepare_payload();
-        co_return res;
+        if (auto why = s->receive(body); !why.empty()) {
+            owner->counters().errors.fetch_add(1, std::memory_order_relaxed);
+            co_return engine_io_error(r, sio::eio_error::bad_request, why);
+        }
+        co_return engine_io_text(version, "ok", "text/html");
     };
     co_return co_await net::co_spawn(owner->get_executor(), std::move(on_owner),
                                      net::use_awaitable);
