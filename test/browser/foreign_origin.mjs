@@ -151,8 +151,11 @@ async function main() {
   check(consoleLines.some((l) => l.includes("403")),
         "foreign origin: chromium reports the handshake refused with 403" +
         (consoleLines.length ? ` (${consoleLines.find((l) => l.includes("WebSocket")) || consoleLines[0]})` : ""));
-  check(log.some((e) => e.event === "origin_refused" && e.origin === foreign),
-        `foreign origin: rtd logged origin_refused for ${foreign}`);
+  // rtd writes a burst's log lines together, up to --log-flush-interval (0.1 s) later.
+  const refusedLogged = () => log.some((e) => e.event === "origin_refused" && e.origin === foreign);
+  for (let waited = 0; !refusedLogged() && waited < 3000; waited += 50)
+    await new Promise((r) => setTimeout(r, 50));
+  check(refusedLogged(), `foreign origin: rtd logged origin_refused for ${foreign}`);
   check(!log.some((e) => e.event === "origin_refused" && e.origin === allowed), "allowed origin never refused");
   check(p.rest.startsWith("blocked"), "foreign origin: REST read blocked by CORS (" + p.rest + ")");
   await evil.screenshot({path: join(ARTIFACTS, "foreign-origin-refused.png")});

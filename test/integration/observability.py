@@ -228,6 +228,43 @@ def access_log(rtd):
           "access log of POST /api/broadcast")
 
 
+def log_writes(config):
+    """Log lines are written the way frames are corked (docs/operations.md, "Logs"): a line
+    after a quiet interval goes out at once, a burst's lines together at the interval's end,
+    a warning at once after what waits before it, and a stop writes whatever is left."""
+    rtd = Rtd("--log-flush-interval", "2", "--config", config)
+    try:
+        time.sleep(2.5)  # quiet for longer than the interval
+        rtd.get("/api/health?first=1")
+        line = rtd.wait_log(lambda ev: ev.get("event") == "http_access" and ev.get("path") == "/api/health",
+                            limit=1.5)
+        check(line is not None, "a log line after a quiet interval is written at once (not after 2 s)")
+        for i in range(20):
+            rtd.get(f"/api/nothing-{i}")
+        failed_before = len(rtd.logs("source_failed"))
+        rtd.post("/api/refresh/bad", {})
+        warning = rtd.wait_log(lambda ev: ev.get("event") == "source_failed" and
+                               len(rtd.logs("source_failed")) > failed_before, limit=1.5)
+        check(warning is not None, "a warning (source_failed) is written at once")
+        lines = list(rtd.lines)
+        burst = [i for i, ev in enumerate(lines) if str(ev.get("path", "")).startswith("/api/nothing-")]
+        last_warning = max((i for i, ev in enumerate(lines) if ev.get("event") == "source_failed"), default=-1)
+        check(len(burst) == 20 and max(burst) < last_warning,
+              f"the burst's 20 lines went out before the warning ({len(burst)} seen)")
+        time.sleep(2.5)
+        for i in range(30):
+            rtd.get(f"/api/last-{i}")
+    finally:
+        rtd.stop()
+    time.sleep(0.3)  # the drain thread reads to the end of the output
+    last = [ev for ev in list(rtd.lines) if str(ev.get("path", "")).startswith("/api/last-")]
+    check(len(last) == 30 and rtd.logs("stopped"),
+          f"a stop writes every buffered line: {len(last)} of 30 access lines, stopped: {bool(rtd.logs('stopped'))}")
+    bad = subprocess.run([RTD, "--log-flush-interval", "-1"], capture_output=True, text=True, timeout=10)
+    check(bad.returncode == 2 and "--log-flush-interval" in bad.stderr,
+          f"a bad --log-flush-interval is refused: {bad.returncode} {bad.stderr.strip()}")
+
+
 def promtool(rtd):
     tool = shutil.which("promtool")
     if not tool:
@@ -278,6 +315,9 @@ def main():
         promtool(rtd)
     finally:
         rtd.stop()
+    try:
+        log_writes(config)
+    finally:
         httpd.shutdown()
     handshake_rate()
     print(f"{len(failures)} failure(s)" if failures else "all passed")

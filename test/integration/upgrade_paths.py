@@ -8,6 +8,9 @@ handle_connection), seen from raw sockets.
    then `connected`, then `subscribed` (the frame behind the request is not lost).
 3. The request split over two writes 300 ms apart (continues in the coroutine): 101, then
    `connected`.
+3b. The whole request sent 300 ms after the connect (nothing to read at the accept: the
+   connection waits in its shard's poller, server_impl::wait_for_request), on each of the
+   two shards: 101, then `connected`.
 4. A refused upgrade answered in one handler (an Origin not allowed): 403 with a JSON body,
    then the connection is closed.
 5. A REST request on a fresh connection, then a second one on the same connection
@@ -15,7 +18,10 @@ handle_connection), seen from raw sockets.
 6. A keep-alive connection between requests waits in the shard's poller
    (server_impl::await_next_request): a REST request, a pause, another, a pause, then a
    WebSocket upgrade on the same connection (101, `connected`); a connection left idle after
-   an answer is closed after the handshake timeout; a stop closes idle ones at once.
+   an answer is closed after the handshake timeout; a stop closes idle ones, and new ones
+   still silent, at once.
+rtd runs with two io threads: connections are dealt to both shards, the second's handed over
+as a bare descriptor.
 Usage: upgrade_paths.py PATH_TO_RTD
 """
 import base64
@@ -119,6 +125,20 @@ def split_request(port):
     s.close()
 
 
+def delayed_request(port):
+    # Nothing to read at the accept: the connection waits in its shard's poller, then its
+    # whole request is read and answered as at once (one per shard with --threads 2).
+    for i in range(2):
+        s = socket.create_connection(("127.0.0.1", port))
+        time.sleep(0.3)
+        s.sendall(upgrade_request(port))
+        data = read_all_until(s, lambda d: len(messages(d)[1]) >= 1)
+        head, msgs = messages(data)
+        check(head.startswith(b"HTTP/1.1 101") and msgs[:1] and msgs[0].get("type") == "connected",
+              f"request sent 0.3 s after the connect (connection {i + 1}): 101, then connected")
+        s.close()
+
+
 def refused_upgrade(port):
     s = socket.create_connection(("127.0.0.1", port))
     s.sendall(upgrade_request(port, "Origin: https://evil.example\r\n"))
@@ -180,6 +200,9 @@ def stop_with_idle(port, proc):
         s = socket.create_connection(("127.0.0.1", port))
         health_requests(s, port, 1)
         conns.append(s)
+    for _ in range(3):  # and new connections still waiting for their request
+        conns.append(socket.create_connection(("127.0.0.1", port)))
+    time.sleep(0.2)
     t0 = time.time()
     proc.terminate()
     proc.wait(10)
@@ -190,16 +213,18 @@ def stop_with_idle(port, proc):
             closed += s.recv(100) == b""
         except OSError:
             closed += 1
-    check(time.time() - t0 < 3 and closed == 5,
-          f"a stop with 5 idle keep-alive connections: exits at once, {closed} of 5 closed")
+    check(time.time() - t0 < 3 and closed == 8,
+          f"a stop with 5 idle keep-alive connections and 3 silent new ones: exits at once, "
+          f"{closed} of 8 closed")
 
 
-proc, port = start_rtd(RTD, "--threads", "1", "--handshake-timeout", "1",
+proc, port = start_rtd(RTD, "--threads", "2", "--handshake-timeout", "1",
                        "--allowed-origin", "https://dash.example")
 try:
     silent_connection(port)
     upgrade_with_frame_behind(port)
     split_request(port)
+    delayed_request(port)
     refused_upgrade(port)
     rest_keep_alive(port)
     idle_between_requests(port)

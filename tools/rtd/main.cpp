@@ -44,6 +44,7 @@ const std::pair<const char*, const char*> env_map[] = {
     {"RTD_MAX_CONNECTIONS", "max-connections"},
     {"RTD_MAX_MESSAGE_SIZE", "max-message-size"},
     {"RTD_LOG_LEVEL", "log-level"},
+    {"RTD_LOG_FLUSH_INTERVAL", "log-flush-interval"},
     {"RTD_DEMO", "demo"},
     {"RTD_DEMO_INTERVAL", "demo-interval"},
     {"RTD_ALLOW_PUBLISH", "allow-publish"},
@@ -333,7 +334,8 @@ int main(int argc, char** argv) {
         ("socketio-recovery-window", po::value<unsigned>()->default_value(120000), "milliseconds a Socket.IO session that lost its connection is kept for its client to resume it (connection state recovery: socket.recovered, missed events replayed); 0 = off [RTD_SOCKETIO_RECOVERY_WINDOW]")
         ("auth-timeout", po::value<double>()->default_value(10), "seconds an unauthenticated client may stay connected (close 1008) [RTD_AUTH_TIMEOUT]")
         ("admin-key", po::value<std::string>()->default_value(""), "key the admin REST routes require (X-API-Key); empty: open [RTD_ADMIN_KEY]")
-        ("log-level", po::value<std::string>()->default_value("info"), "debug | info | warning | error | off [RTD_LOG_LEVEL]");
+        ("log-level", po::value<std::string>()->default_value("info"), "debug | info | warning | error | off [RTD_LOG_LEVEL]")
+        ("log-flush-interval", po::value<double>()->default_value(0.1), "seconds: a log line is written at once unless another was written within this interval; those that follow it meanwhile wait for its end and go out in one write; warnings and errors go out at once; 0 = every line at once [RTD_LOG_FLUSH_INTERVAL]");
     // clang-format on
 
     po::variables_map vm;
@@ -394,7 +396,19 @@ int main(int argc, char** argv) {
         std::cerr << "rtd: --queue-policy must be disconnect or drop-oldest\n";
         return 2;
     }
-    cfg.logger = rtd::make_json_logger(level);
+    auto const log_flush = vm["log-flush-interval"].as<double>();
+    if (!(log_flush >= 0 && log_flush <= 60)) {
+        std::cerr << "rtd: --log-flush-interval must be 0..60 seconds\n";
+        return 2;
+    }
+    // Stopped (what is buffered written, its thread joined) when main returns, whichever way.
+    auto const log_out = std::make_shared<rtd::json_log_writer>(
+        stdout, std::chrono::milliseconds(static_cast<long>(log_flush * 1000)));
+    struct log_stop {
+        std::shared_ptr<rtd::json_log_writer> out;
+        ~log_stop() { out->stop(); }
+    } const stop_log_at_exit{log_out};
+    cfg.logger = rtd::make_json_logger(level, log_out);
     cfg.host = vm["host"].as<std::string>();
     cfg.port = static_cast<std::uint16_t>(port);
     cfg.reuse_port = vm["reuse-port"].as<bool>();

@@ -18,8 +18,14 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <exception>
+#include <system_error>
 #include <utility>
+
+#include <sys/socket.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -209,7 +215,7 @@ inline void server_impl::start() {
         }
         // Frames go out as soon as they are written (the write path batches them itself).
         // Linux gives accepted sockets the listener's TCP_NODELAY: no setsockopt per
-        // connection (see accepted_socket).
+        // connection (accept_loop).
         acceptor_->set_option(net::ip::tcp::no_delay(true));
         acceptor_->bind(ep);
         acceptor_->listen(net::socket_base::max_listen_connections);
@@ -312,7 +318,6 @@ inline void server_impl::shutdown_shard(shard& sh) {
         boost::system::error_code ec;
         sock->cancel(ec);
     }
-    sh.expire_waits({}, true);
     sh.expire_idle({}, true);
     auto on_drained = [this, &sh](std::exception_ptr) {
         // The parked GETs were answered (the close packet) while draining; any left close.
@@ -431,33 +436,60 @@ inline boost::asio::awaitable<void> server_impl::accept_loop() {
     namespace net = boost::asio;
     std::size_t next = 0;
     net::steady_timer backoff(shards_.front()->get_executor());
-    net::ip::tcp::endpoint peer;
     for (;;) {
-        auto& sh = *shards_[next++ % shards_.size()];
-        // Accepted straight into the shard's socket type, with the peer's address from
-        // accept() itself (see detail::shard_socket).
-        auto [ec, sock] = co_await acceptor_->async_accept(sh.get_executor(), peer,
-                                                           net::as_tuple(net::use_awaitable));
-        if (stopping_ || ec == net::error::operation_aborted || !acceptor_->is_open())
+        // Readiness, then accept4() until the backlog is empty: a connection is accepted
+        // non-blocking and into no reactor, so that its only epoll_ctl is its session's
+        // registration in its shard's poller (docs/benchmarks.md, "The handshake path, step
+        // by step"). Asio re-arms the listener at each wait: a backlog left behind (the
+        // batch's end) is reported again at once.
+        auto [wec] = co_await acceptor_->async_wait(net::socket_base::wait_read,
+                                                    net::as_tuple(net::use_awaitable));
+        if (stopping_ || wec == net::error::operation_aborted || !acceptor_->is_open())
             co_return;
-        if (ec) {
-            // e.g. EMFILE: log, breathe, go on; an accept error must not end the server
-            cfg_.logger.log(log_level::error, "accept_failed", {{"what", ec.message()}});
-            backoff.expires_after(std::chrono::milliseconds(50));
-            co_await backoff.async_wait(net::as_tuple(net::use_awaitable));
-            continue;
+        for (int batch = 0; batch < 64 && !stopping_; ++batch) {
+            sockaddr_storage addr{};
+            socklen_t len = sizeof addr;
+            int const fd = ::accept4(acceptor_->native_handle(), reinterpret_cast<sockaddr*>(&addr),
+                                     &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd < 0) {
+                int const err = errno;
+                if (err == EINTR || err == ECONNABORTED)
+                    continue;
+                if (err == EAGAIN || err == EWOULDBLOCK)
+                    break;
+                // e.g. EMFILE: log, breathe, go on; an accept error must not end the server
+                cfg_.logger.log(log_level::error, "accept_failed",
+                                {{"what", std::system_category().message(err)}});
+                backoff.expires_after(std::chrono::milliseconds(50));
+                co_await backoff.async_wait(net::as_tuple(net::use_awaitable));
+                break;
+            }
+            unique_fd conn(fd);
+            net::ip::tcp::endpoint peer;
+            std::memcpy(peer.data(), &addr, std::min<std::size_t>(len, peer.capacity()));
+            auto& sh = *shards_[next++ % shards_.size()];
+            if (&sh == shards_.front().get() && !tls_) {
+                await_request(sh, std::move(conn), peer); // this thread's own shard
+                continue;
+            }
+            // On the shard's own thread, whose poller and buffers the connection then uses;
+            // `conn` closes with the handler if the shard never runs it.
+            net::post(sh.get_executor(), [this, &sh, conn = std::move(conn), peer]() mutable {
+                if (sh.stopping)
+                    return;
+                if (!tls_) {
+                    await_request(sh, std::move(conn), peer);
+                    return;
+                }
+                boost::system::error_code ec;
+                net::ip::tcp::socket sock(sh.get_executor());
+                sock.assign(peer.protocol(), conn.get(), ec);
+                if (ec)
+                    return;
+                conn.release();
+                spawn_connection(sh, handle_connection(sh, std::move(sock)));
+            });
         }
-        // The one-handler upgrade only on this thread's own shard: the socket was registered
-        // with its reactor within this handler, so the readiness of a request that came
-        // first is still to be reported when the wait starts. Another shard's reactor may
-        // report it before a posted wait exists, and a readiness wait does not look back
-        // (Asio starts waits without a speculative check): such connections take the
-        // coroutine, whose first read does.
-        accepted_socket(sock);
-        if (!tls_ && &sh == shards_.front().get())
-            await_request(sh, std::move(sock), peer);
-        else
-            spawn_connection(sh, handle_connection(sh, std::move(sock)));
     }
 }
 
@@ -485,8 +517,7 @@ inline boost::asio::awaitable<void> server_impl::heartbeat_loop(shard& sh) {
         auto const wall = std::chrono::duration_cast<std::chrono::seconds>(
                               std::chrono::system_clock::now().time_since_epoch())
                               .count(); // token expiry is wall-clock time
-        sh.expire_waits(now);           // connections silent past the handshake timeout
-        sh.expire_idle(now);            // ... and between two requests
+        sh.expire_idle(now);            // connections silent past the handshake timeout
         sessions.clear();
         for (auto const& [id, s] : sh.sessions())
             sessions.push_back(s);

@@ -62,8 +62,8 @@ inline session::session(detail::shard& sh, int fd, std::uint64_t id, std::string
         client_.org.clear();
     if (claims)
         accept_claims(std::move(*claims));
-    // TCP_NODELAY is set where the socket comes from (server_impl::accepted_socket), and
-    // the descriptor is non-blocking (take_descriptor).
+    // TCP_NODELAY comes from the listener (server_impl::accept_loop), and the descriptor is
+    // non-blocking (accept4, or take_descriptor).
     if (this->tls()) {
         this->tls()->next_layer().expires_never();
         cold().tls_rbuf.resize(8 * 1024);
@@ -271,11 +271,12 @@ inline void session::on_readable(boost::system::error_code ec) {
 
 inline void session::reader_finished() {
     reader_done_ = true;
-    watch(); // nothing more to read: a level-triggered end of stream would be reported again
     if (!closing_ && !aborted_) {
         set_end_reason("connection lost");
-        abort(); // EOF or error without a close frame: nothing more can be said
+        abort(); // EOF or error without a close frame: nothing more can be said; the
+                 // descriptor closes, which takes it out of the poller (no epoll_ctl)
     }
+    watch(); // nothing more to read: a level-triggered end of stream would be reported again
     maybe_finish();
 }
 

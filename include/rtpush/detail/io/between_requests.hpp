@@ -25,39 +25,20 @@ inline void server_impl::await_next_request(shard& sh, boost::asio::ip::tcp::soc
     if (ec || sh.stopping)
         return; // `sock` closes
     // Out of Asio's reactor, into the shard's poller until the next request is readable.
-    auto const fd = sock.release(ec);
+    unique_fd fd(sock.release(ec));
     if (ec)
         return;
-    auto c = std::make_unique<idle_connection>();
-    c->owner = &sh;
-    c->fd = fd;
-    c->peer = peer;
-    c->deadline = std::chrono::steady_clock::now() + cfg_.handshake_timeout;
-    void* const target = reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(c.get()) | 1u);
-    if (sh.poller().watch(fd, target, poller::readable, 0)) {
-        close_native(fd);
-        return;
-    }
-    sh.add_idle(c.release());
+    wait_for_request(sh, std::move(fd), peer);
 }
 
 inline void server_impl::idle_ready(shard& sh, idle_connection* c) {
     sh.remove_idle(c);
     std::unique_ptr<idle_connection> owned(c);
-    // Out of the poller: the descriptor goes on in Asio's reactor (await_request), and as a
-    // session, in the poller again.
-    boost::system::error_code ec = sh.poller().watch(c->fd, nullptr, 0, poller::readable);
-    if (ec) { // still registered: the entry must not be reported again
-        close_native(c->fd);
-        return;
-    }
-    shard_socket s(sh.get_executor());
-    s.assign(c->peer.protocol(), c->fd, ec);
-    if (ec) {
-        close_native(c->fd);
-        return;
-    }
-    await_request(sh, std::move(s), c->peer);
+    unique_fd fd(c->fd);
+    // Out of the poller (a session registers it again), then read as a new connection's.
+    if (sh.poller().watch(c->fd, nullptr, 0, poller::readable))
+        return; // still registered: the entry must not be reported again; `fd` closes
+    await_request(sh, std::move(fd), c->peer);
 }
 
 inline void server_impl::answer_parked_poll(shard& sh, std::uint64_t id, std::string body) {

@@ -11,7 +11,6 @@
 #include <rtpush/detail/io/server_impl.hpp>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -19,9 +18,12 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <cerrno>
 #include <cstring>
 #include <new>
 #include <utility>
+
+#include <sys/socket.h>
 
 namespace rtpush::detail {
 
@@ -80,7 +82,7 @@ inline void server_impl::accept_connection(boost::asio::ip::tcp::socket socket,
         return;
     }
     // The socket belongs to the caller's io_context: move its descriptor to one of ours.
-    // Not from our listener: TCP_NODELAY is set here (see accepted_socket).
+    // Not from our listener: TCP_NODELAY is set here (ours inherit the listener's).
     boost::system::error_code ec;
     socket.set_option(net::ip::tcp::no_delay(true), ec);
     auto const protocol = socket.local_endpoint(ec).protocol();
@@ -112,79 +114,59 @@ inline void server_impl::accept_connection(boost::asio::ip::tcp::socket socket,
     });
 }
 
-inline void server_impl::await_request(shard& sh, shard_socket sock,
+inline void server_impl::await_request(shard& sh, unique_fd fd,
                                        const boost::asio::ip::tcp::endpoint& peer) {
-    // A readiness wait, not a coroutine with its frames, stream and buffers: a connection
-    // costs little until its request is there, however many arrive at once (see
-    // handle_request_now). The wait is made in the block that becomes the session, so a
-    // backlog of waiting connections leaves no holes between sessions either. The shard's
-    // tick enforces the handshake timeout.
-    static_assert(sizeof(request_wait) <= sizeof(session) &&
-                  alignof(request_wait) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
-    // Non-blocking first: the wait then needs no ioctl of its own, nor the reads.
-    boost::system::error_code ec;
-    sock.non_blocking(true, ec);
-    if (ec) {
-        sock.close(ec);
-        return;
-    }
     // A client sends its request as soon as its connect returns, so under load the request
-    // is often there when the connection is accepted: read it now, without a wait (a wait
-    // also re-arms the descriptor in epoll: a system call).
-    std::size_t const ready = sock.read_some(boost::asio::buffer(sh.read_buffer()), ec);
-    if (!ec) {
-        request_now(sh, std::move(sock), peer, ::operator new(sizeof(session)), ready);
-        return;
+    // is usually there when the connection is accepted: read it now, without a wait. The
+    // descriptor stays out of every reactor until it is a session (whose poller registration
+    // is then its only epoll_ctl) or a coroutine's socket (handle_connection).
+    auto& buf = sh.read_buffer();
+    for (;;) {
+        auto const n = ::recv(fd.get(), buf.data(), buf.size(), 0);
+        if (n > 0) {
+            request_now(sh, std::move(fd), peer, ::operator new(sizeof(session)),
+                        static_cast<std::size_t>(n));
+            return;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        return; // EOF or reset before a request: `fd` closes
     }
-    if (ec != boost::asio::error::would_block && ec != boost::asio::error::try_again) {
-        sock.close(ec); // EOF or reset before a request
-        return;
-    }
-    void* const block = ::operator new(sizeof(session));
-    auto* w = new (block) request_wait(std::move(sock), peer,
-                                       std::chrono::steady_clock::now() + cfg_.handshake_timeout);
-    sh.add_wait(w);
-    ++sh.live_tasks;
-    w->socket.async_wait(
-        boost::asio::ip::tcp::socket::wait_read,
-        boost::asio::bind_allocator(
-            request_wait::allocator<void>(w), [this, &sh, w](boost::system::error_code ec) {
-                sh.remove_wait(w);
-                --sh.live_tasks;
-                auto s = std::move(w->socket);
-                auto const peer = w->peer;
-                w->~request_wait();
-                void* const block = w;
-                if (ec || sh.stopping) { // silent past the timeout, or shutdown
-                    boost::system::error_code cec;
-                    s.close(cec);
-                    ::operator delete(block, sizeof(session));
-                    return;
-                }
-                boost::system::error_code rec;
-                std::size_t n = s.read_some(boost::asio::buffer(sh.read_buffer()), rec);
-                if (rec == boost::asio::error::would_block || rec == boost::asio::error::try_again)
-                    n = 0; // a spurious wakeup: handled as a partial request
-                else if (rec) {
-                    s.close(rec); // EOF or reset before a request
-                    ::operator delete(block, sizeof(session));
-                    return;
-                }
-                request_now(sh, std::move(s), peer, block, n);
-            }));
+    wait_for_request(sh, std::move(fd), peer);
 }
 
-inline void server_impl::request_now(shard& sh, shard_socket sock,
+inline void server_impl::wait_for_request(shard& sh, unique_fd fd,
+                                          const boost::asio::ip::tcp::endpoint& peer) {
+    // About 80 bytes and a poller registration while the client is silent: a connection
+    // costs little until its request is there, however many arrive at once. The shard's
+    // tick enforces the handshake timeout.
+    if (sh.stopping)
+        return;
+    auto c = std::make_unique<idle_connection>();
+    c->owner = &sh;
+    c->fd = fd.get();
+    c->peer = peer;
+    c->deadline = std::chrono::steady_clock::now() + cfg_.handshake_timeout;
+    void* const target = reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(c.get()) | 1u);
+    if (sh.poller().watch(c->fd, target, poller::readable, 0))
+        return;
+    fd.release();
+    sh.add_idle(c.release());
+}
+
+inline void server_impl::request_now(shard& sh, unique_fd fd,
                                      const boost::asio::ip::tcp::endpoint& peer, void* block,
                                      std::size_t n) noexcept {
     try {
-        handle_request_now(sh, std::move(sock), peer, block, n);
+        handle_request_now(sh, std::move(fd), peer, block, n);
     } catch (std::exception const& e) {
         cfg_.logger.log(log_level::error, "connection_failed", {{"what", e.what()}});
     }
 }
 
-inline void server_impl::handle_request_now(shard& sh, shard_socket sock,
+inline void server_impl::handle_request_now(shard& sh, unique_fd fd,
                                             const boost::asio::ip::tcp::endpoint& peer, void* block,
                                             std::size_t n) {
     // Nearly every WebSocket client sends its whole upgrade request in one segment. Its
@@ -223,9 +205,20 @@ inline void server_impl::handle_request_now(shard& sh, shard_socket sock,
                header_has_token(req[http::field::connection], "upgrade") &&
                iequals(req[http::field::upgrade], "websocket");
     }
+    // Anything but the one-segment upgrade goes on as a socket in Asio's reactor.
+    auto as_socket = [&]() -> std::optional<net::ip::tcp::socket> {
+        boost::system::error_code aec;
+        net::ip::tcp::socket sock(sh.get_executor());
+        sock.assign(peer.protocol(), fd.get(), aec);
+        if (aec)
+            return std::nullopt; // `fd` closes
+        fd.release();
+        return sock;
+    };
     if (!fast) {
-        spawn_connection(
-            sh, handle_connection(sh, std::move(sock), std::nullopt, std::string(buf.data(), n)));
+        if (auto sock = as_socket())
+            spawn_connection(sh, handle_connection(sh, std::move(*sock), std::nullopt,
+                                                   std::string(buf.data(), n)));
         return;
     }
     auto const& req = parser.get();
@@ -236,15 +229,18 @@ inline void server_impl::handle_request_now(shard& sh, shard_socket sock,
         refusal->set(http::field::server, cfg_.server_name);
         log_access(cfg_.logger, req.method_string(), path, refusal->result_int(), t0, remote);
         // A few hundred bytes into an empty socket buffer: one non-blocking write.
-        http::write(sock, *refusal, ec);
-        sock.shutdown(net::ip::tcp::socket::shutdown_both, ec);
-        sock.close(ec);
+        if (auto sock = as_socket()) {
+            sock->non_blocking(true, ec); // never waits for a client that does not read
+            http::write(*sock, *refusal, ec);
+            sock->shutdown(net::ip::tcp::socket::shutdown_both, ec);
+            sock->close(ec);
+        }
         return;
     }
     // The 101 goes out with the session's greeting, in one gathered send (session::start).
     up.handshake = response_head(switching_protocols(req, up));
     finish_upgrade(up, query, remote, std::string(buf.data() + used, n - used));
-    up.shard_sock.emplace(std::move(sock));
+    up.fd = std::move(fd);
     start_session(sh, up, std::exchange(guard.p, nullptr));
 }
 
@@ -298,8 +294,7 @@ inline void server_impl::start_session(shard& sh, upgrade_state& up, void* block
     auto make = [&](void* where) {
         // The descriptor leaves its socket object (and Asio's reactor) for the session, which
         // waits through its shard's poller, whichever shard the connection came in on.
-        int const fd = up.shard_sock ? session::take_descriptor(*up.shard_sock)
-                                     : session::take_descriptor(*up.socket);
+        int const fd = up.fd ? up.fd.release() : session::take_descriptor(*up.socket);
         return new (where)
             session(sh, fd, id, std::move(up.leftover), std::move(up.org), std::move(up.remote),
                     std::move(up.claims), std::move(up.tls), up.deflate);

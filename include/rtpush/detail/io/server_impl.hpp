@@ -98,8 +98,8 @@ public:
     // ---- the handshake (detail/io/handshake.hpp)
     struct upgrade_state {
         std::optional<boost::asio::ip::tcp::socket> socket;
-        /// The fast path's socket (handle_request_now), still registered with its shard.
-        std::optional<shard_socket> shard_sock;
+        /// The fast path's descriptor (handle_request_now), in no reactor yet.
+        unique_fd fd;
         /// ... and its 101 answer, which the session writes with its greeting (session::start).
         std::string handshake;
         std::string leftover;
@@ -132,27 +132,21 @@ public:
     bool websocket_path(std::string_view path) const {
         return cfg_.echo || path == cfg_.ws_path || find_feed_path(cfg_.feed_paths, path);
     }
-    /// Options of a socket from the listener: TCP_NODELAY where the listener's is not
-    /// inherited (Linux inherits it: nothing to do there).
-    template <class Socket>
-    static void accepted_socket([[maybe_unused]] Socket& s) {
-#if !defined(__linux__)
-        boost::system::error_code ec;
-        s.set_option(boost::asio::ip::tcp::no_delay(true), ec);
-#endif
-    }
     void accept_connection(boost::asio::ip::tcp::socket socket, http_request request,
                            std::string buffered);
-    /// A plain connection just accepted: wait (cheaply) until its request has arrived, then
-    /// handle_request_now(); on the shard's thread.
-    void await_request(shard& sh, shard_socket sock, const boost::asio::ip::tcp::endpoint& peer);
+    /// A plain connection (non-blocking, in no reactor): its request read at once when it is
+    /// there (handle_request_now), else waited for (wait_for_request); on the shard's thread.
+    void await_request(shard& sh, unique_fd fd, const boost::asio::ip::tcp::endpoint& peer);
+    /// Waits in the shard's poller (idle_connection) until `fd` is readable, then
+    /// await_request again; closed past the handshake timeout.
+    void wait_for_request(shard& sh, unique_fd fd, const boost::asio::ip::tcp::endpoint& peer);
     /// The request is readable: a complete WebSocket upgrade is answered and becomes a
     /// session within this handler; anything else continues in handle_connection().
-    void handle_request_now(shard& sh, shard_socket sock,
-                            const boost::asio::ip::tcp::endpoint& peer, void* block, std::size_t n);
-    /// handle_request_now, its exceptions logged (it runs from a wait's handler or the accept
+    void handle_request_now(shard& sh, unique_fd fd, const boost::asio::ip::tcp::endpoint& peer,
+                            void* block, std::size_t n);
+    /// handle_request_now, its exceptions logged (it runs from a poller event or the accept
     /// loop, neither of which may end on one).
-    void request_now(shard& sh, shard_socket sock, const boost::asio::ip::tcp::endpoint& peer,
+    void request_now(shard& sh, unique_fd fd, const boost::asio::ip::tcp::endpoint& peer,
                      void* block, std::size_t n) noexcept;
     boost::asio::awaitable<void> handle_connection(shard& sh, boost::asio::ip::tcp::socket sock,
                                                    std::optional<http_request> first = {},
@@ -179,9 +173,9 @@ public:
     void answer_parked_poll(shard& sh, std::uint64_t id, std::string body);
     boost::asio::awaitable<void> resume_connection(shard& sh, boost::asio::ip::tcp::socket sock,
                                                    http_response res);
-    /// A plain keep-alive connection between requests: back to await_request's readiness
-    /// wait, so that an idle one (a polling client's POST connection, a REST client's pool)
-    /// holds no coroutine, parser or buffer.
+    /// A plain keep-alive connection between requests: out of Asio's reactor into
+    /// wait_for_request, so that an idle one (a polling client's POST connection, a REST client's
+    /// pool) holds no coroutine, parser or buffer.
     void await_next_request(shard& sh, boost::asio::ip::tcp::socket sock);
     /// What every HTTP answer of an exchange gets on its way out (a parked poll's too): CORS
     /// for `origin`, the server's name, and keep-alive as the client asked unless stopping.

@@ -35,6 +35,7 @@
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #if defined(_WIN32)
@@ -58,6 +59,35 @@ inline void close_native(boost::asio::ip::tcp::socket::native_handle_type fd) no
 #endif
 }
 
+/// A descriptor no socket object owns, closed unless released: a connection from accept4()
+/// until its session or its wait takes it (server_impl::accept_loop, await_request).
+class unique_fd {
+public:
+    unique_fd() noexcept = default;
+    explicit unique_fd(int fd) noexcept
+        : fd_(fd) {}
+    unique_fd(unique_fd&& o) noexcept
+        : fd_(o.release()) {}
+    unique_fd& operator=(unique_fd&& o) noexcept {
+        if (this != &o) {
+            reset();
+            fd_ = o.release();
+        }
+        return *this;
+    }
+    ~unique_fd() { reset(); }
+    int get() const noexcept { return fd_; }
+    explicit operator bool() const noexcept { return fd_ >= 0; }
+    int release() noexcept { return std::exchange(fd_, -1); }
+    void reset() noexcept {
+        if (fd_ >= 0)
+            close_native(std::exchange(fd_, -1));
+    }
+
+private:
+    int fd_ = -1;
+};
+
 class sse_session;
 class polling_session;
 
@@ -78,68 +108,13 @@ struct delivery {
     std::shared_ptr<const audience> to;
 };
 
-/// A plain socket bound to its shard's io_context executor rather than any_io_executor: the
-/// type the accept loop accepts into, whose request wait (request_wait) then carries an
-/// 8-byte executor instead of two type-erased ones. At the upgrade the session takes its
-/// descriptor (session::take_descriptor) and waits through the shard's poller.
-using shard_socket =
-    boost::asio::basic_stream_socket<boost::asio::ip::tcp, boost::asio::io_context::executor_type>;
-
-/// A plain connection accepted and waiting for its HTTP request (server::await_request).
-/// Listed in its shard, oldest first, so that the shard's tick closes those silent past the
-/// handshake timeout without a timer each; the wait's handler unlinks and destroys it. It
-/// lives in the block that then holds the connection's session, and its wait operation in
-/// `slot`: waiting leaves nothing behind in the heap.
-struct request_wait {
-    request_wait(shard_socket s, const boost::asio::ip::tcp::endpoint& p,
-                 std::chrono::steady_clock::time_point d)
-        : socket(std::move(s))
-        , peer(p)
-        , deadline(d) {}
-    shard_socket socket;
-    boost::asio::ip::tcp::endpoint peer; ///< from accept: no getpeername() later
-    std::chrono::steady_clock::time_point deadline;
-    request_wait* prev = nullptr;
-    request_wait* next = nullptr;
-    alignas(std::max_align_t) unsigned char slot[128];
-    bool slot_used = false;
-
-    /// Puts the wait's operation in `slot` (Asio frees it before calling the handler).
-    template <class T>
-    struct allocator {
-        using value_type = T;
-        request_wait* owner;
-        explicit allocator(request_wait* w) noexcept
-            : owner(w) {}
-        template <class U>
-        allocator(const allocator<U>& o) noexcept
-            : owner(o.owner) {}
-        T* allocate(std::size_t n) {
-            if (!owner->slot_used && n * sizeof(T) <= sizeof(owner->slot)) {
-                owner->slot_used = true;
-                return reinterpret_cast<T*>(owner->slot);
-            }
-            return static_cast<T*>(::operator new(n * sizeof(T)));
-        }
-        void deallocate(T* p, std::size_t n) noexcept {
-            if (static_cast<void*>(p) == static_cast<void*>(owner->slot))
-                owner->slot_used = false;
-            else
-                ::operator delete(p, n * sizeof(T));
-        }
-        template <class U>
-        bool operator==(const allocator<U>& o) const noexcept {
-            return owner == o.owner;
-        }
-    };
-};
-
 class shard;
 
-/// A plain keep-alive connection between two requests (server_impl::await_next_request),
-/// waiting for the next one through its shard's poller: no Asio descriptor state and no wait
-/// operation, about 80 bytes where a request_wait in Asio's reactor holds about 470. Listed
-/// in its shard like the request waits, for the same timeout; registered in the poller under
+/// A plain connection waiting for its next request, or for its first when that was not there
+/// at the accept (server_impl::wait_for_request), through its shard's poller: no Asio
+/// descriptor state and no wait operation, about 80 bytes where a wait in Asio's reactor
+/// held about 470. Listed in its shard, oldest first, so that the shard's tick closes those
+/// silent past the handshake timeout without a timer each; registered in the poller under
 /// its address with the low bit set (server_impl::poller_events tells it from a session).
 struct idle_connection {
     shard* owner = nullptr;
@@ -287,26 +262,6 @@ public:
     /// the demand for its channel, see hub::attach).
     subscription_index& subscriptions() noexcept { return subs_; }
     const subscription_index& subscriptions() const noexcept { return subs_; }
-
-    void add_wait(request_wait* w) noexcept {
-        w->prev = waits_tail_;
-        w->next = nullptr;
-        (waits_tail_ ? waits_tail_->next : waits_head_) = w;
-        waits_tail_ = w;
-    }
-    void remove_wait(request_wait* w) noexcept {
-        (w->prev ? w->prev->next : waits_head_) = w->next;
-        (w->next ? w->next->prev : waits_tail_) = w->prev;
-        w->prev = w->next = nullptr;
-    }
-    /// Closes the waits past their deadline (every one with `all`, at shutdown); their
-    /// handlers then run with operation_aborted. Deadlines grow along the list (one timeout).
-    void expire_waits(std::chrono::steady_clock::time_point now, bool all = false) noexcept {
-        for (auto* w = waits_head_; w && (all || w->deadline <= now); w = w->next) {
-            boost::system::error_code ec;
-            w->socket.close(ec);
-        }
-    }
 
     void add_idle(idle_connection* c) noexcept {
         c->prev = idle_tail_;
@@ -599,8 +554,6 @@ private:
     boost::asio::steady_timer cork_timer_;
     std::vector<char> read_buffer_;
     std::vector<frame_ptr> outbox_;
-    request_wait* waits_head_ = nullptr;
-    request_wait* waits_tail_ = nullptr;
     idle_connection* idle_head_ = nullptr;
     idle_connection* idle_tail_ = nullptr;
     std::unique_ptr<::rtpush::detail::deflater> deflater_;
