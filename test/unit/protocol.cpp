@@ -368,6 +368,14 @@ BOOST_AUTO_TEST_CASE(too_deep) {
 BOOST_AUTO_TEST_CASE(iso8601_format) {
     using namespace std::chrono;
     BOOST_TEST(rtpush::iso8601(system_clock::time_point{}) == "1970-01-01T00:00:00.000Z");
+    // The calendar part is cached per second: the next second, and back, format anew.
+    auto const t = system_clock::time_point{} + std::chrono::milliseconds(1'764'000'123'456);
+    BOOST_TEST(rtpush::iso8601(t) == "2025-11-24T16:02:03.456Z");
+    BOOST_TEST(rtpush::iso8601(t + std::chrono::milliseconds(7)) == "2025-11-24T16:02:03.463Z");
+    BOOST_TEST(rtpush::iso8601(t + std::chrono::milliseconds(600)) == "2025-11-24T16:02:04.056Z");
+    BOOST_TEST(rtpush::iso8601(t) == "2025-11-24T16:02:03.456Z");
+    BOOST_TEST(rtpush::iso8601(system_clock::time_point{} - std::chrono::milliseconds(1)) ==
+               "1969-12-31T23:59:59.999Z");
     auto const tp =
         sys_days{year{2026} / 11 / 22} + hours{1} + minutes{2} + seconds{3} + milliseconds{456};
     BOOST_TEST(rtpush::iso8601(time_point_cast<system_clock::duration>(tp)) ==

@@ -28,8 +28,9 @@ class json_log_writer {
 public:
     explicit json_log_writer(std::FILE* out, std::chrono::milliseconds flush_interval)
         : out_(out)
-        , interval_(flush_interval) {
-        if (interval_.count() > 0)
+        , interval_(flush_interval)
+        , buffered_(flush_interval.count() > 0) {
+        if (buffered_)
             flusher_ = std::thread([this] { run(); });
     }
     json_log_writer(const json_log_writer&) = delete;
@@ -41,7 +42,7 @@ public:
         std::lock_guard lock(mutex_);
         bool const was_empty = pending_.empty();
         pending_.append(line);
-        if (urgent || !flusher_.joinable() || stopping_ || now - last_write_ >= interval_ ||
+        if (urgent || !buffered_ || stopping_ || now - last_write_ >= interval_ ||
             pending_.size() >= max_pending) {
             write_pending(now);
             return;
@@ -91,12 +92,13 @@ private:
 
     std::FILE* const out_;
     std::chrono::milliseconds const interval_;
+    bool const buffered_; // a flusher thread runs (until stop())
     std::mutex mutex_;
     std::condition_variable wake_;
     std::string pending_;
     std::chrono::steady_clock::time_point last_write_{};
     bool stopping_ = false;
-    std::thread flusher_; // last: started once the members it reads exist
+    std::thread flusher_;
 };
 
 /// One log line: `ts`, `level`, `event`, then the event's fields, in that order.

@@ -318,14 +318,26 @@ inline bool valid_client_id(std::string_view s) noexcept {
 inline std::string iso8601(std::chrono::system_clock::time_point tp) {
     using namespace std::chrono;
     auto const ms = duration_cast<milliseconds>(tp.time_since_epoch()).count();
-    std::time_t const secs = static_cast<std::time_t>(ms / 1000);
-    std::tm tm{};
-    gmtime_r(&secs, &tm);
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                  static_cast<int>(ms % 1000));
-    return buf;
+    auto const whole = ms >= 0 ? ms / 1000 : (ms - 999) / 1000; // floor, before 1970 too
+    auto const milli = static_cast<int>(ms - whole * 1000);
+    // Every log line and message has a timestamp, thousands per second in the same second:
+    // the calendar part is formatted once per second and thread, the milliseconds each time.
+    thread_local std::time_t cached_secs = -1;
+    thread_local char cached[96] = {};
+    std::time_t const secs = static_cast<std::time_t>(whole);
+    if (secs != cached_secs || cached[0] == 0) {
+        std::tm tm{};
+        gmtime_r(&secs, &tm);
+        std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        cached_secs = secs;
+    }
+    std::string out(cached);
+    out.push_back(static_cast<char>('0' + milli / 100));
+    out.push_back(static_cast<char>('0' + milli / 10 % 10));
+    out.push_back(static_cast<char>('0' + milli % 10));
+    out.push_back('Z');
+    return out;
 }
 
 inline boost::json::object scope_to_json(const scope& s) {

@@ -453,7 +453,11 @@ inline boost::asio::awaitable<void> server_impl::accept_loop() {
                                      &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (fd < 0) {
                 int const err = errno;
-                if (err == EINTR || err == ECONNABORTED)
+                // A connection that failed before its accept, or the network's errors that
+                // accept(2) passes on: the next one may be fine.
+                if (err == EINTR || err == ECONNABORTED || err == EPROTO || err == ENETDOWN ||
+                    err == ENOPROTOOPT || err == EHOSTDOWN || err == ENONET ||
+                    err == EHOSTUNREACH || err == EOPNOTSUPP || err == ENETUNREACH)
                     continue;
                 if (err == EAGAIN || err == EWOULDBLOCK)
                     break;
@@ -469,27 +473,36 @@ inline boost::asio::awaitable<void> server_impl::accept_loop() {
             std::memcpy(peer.data(), &addr, std::min<std::size_t>(len, peer.capacity()));
             auto& sh = *shards_[next++ % shards_.size()];
             if (&sh == shards_.front().get() && !tls_) {
-                await_request(sh, std::move(conn), peer); // this thread's own shard
+                begin_connection(sh, std::move(conn), peer); // this thread's own shard
                 continue;
             }
             // On the shard's own thread, whose poller and buffers the connection then uses;
             // `conn` closes with the handler if the shard never runs it.
             net::post(sh.get_executor(), [this, &sh, conn = std::move(conn), peer]() mutable {
-                if (sh.stopping)
-                    return;
-                if (!tls_) {
-                    await_request(sh, std::move(conn), peer);
-                    return;
-                }
-                boost::system::error_code ec;
-                net::ip::tcp::socket sock(sh.get_executor());
-                sock.assign(peer.protocol(), conn.get(), ec);
-                if (ec)
-                    return;
-                conn.release();
-                spawn_connection(sh, handle_connection(sh, std::move(sock)));
+                if (!sh.stopping)
+                    begin_connection(sh, std::move(conn), peer);
             });
         }
+    }
+}
+
+inline void server_impl::begin_connection(shard& sh, unique_fd fd,
+                                          const boost::asio::ip::tcp::endpoint& peer) noexcept {
+    try {
+        if (!tls_) {
+            await_request(sh, std::move(fd), peer);
+            return;
+        }
+        boost::system::error_code ec;
+        boost::asio::ip::tcp::socket sock(sh.get_executor());
+        sock.assign(peer.protocol(), fd.get(), ec);
+        if (ec)
+            return; // `fd` closes
+        fd.release();
+        spawn_connection(sh, handle_connection(sh, std::move(sock)));
+    } catch (std::exception const& e) {
+        // e.g. bad_alloc: this connection ends, not the thread (nor the accept loop)
+        cfg_.logger.log(log_level::error, "connection_failed", {{"what", e.what()}});
     }
 }
 

@@ -6,6 +6,7 @@
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/post.hpp>
+#include <fcntl.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 
@@ -83,7 +84,14 @@ inline int session::take_descriptor(Socket& s) {
         return -1;
     // Out of Asio's reactor: one epoll_ctl, and its per-descriptor state goes back to its pool.
     int const fd = s.release(ec);
-    return ec ? -1 : fd;
+    if (ec)
+        return -1;
+    // Not inherited by a child process: the session closes its descriptor without taking it
+    // out of the poller first, which only a last close does (accept4 set this for ours; a
+    // socket given to server::accept_connection may not have it).
+    if (int const flags = ::fcntl(fd, F_GETFD); flags >= 0 && !(flags & FD_CLOEXEC))
+        ::fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+    return fd;
 }
 
 inline std::string session::remote() const {

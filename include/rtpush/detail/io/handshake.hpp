@@ -294,10 +294,12 @@ inline void server_impl::start_session(shard& sh, upgrade_state& up, void* block
     auto make = [&](void* where) {
         // The descriptor leaves its socket object (and Asio's reactor) for the session, which
         // waits through its shard's poller, whichever shard the connection came in on.
-        int const fd = up.fd ? up.fd.release() : session::take_descriptor(*up.socket);
-        return new (where)
-            session(sh, fd, id, std::move(up.leftover), std::move(up.org), std::move(up.remote),
-                    std::move(up.claims), std::move(up.tls), up.deflate);
+        unique_fd fd(up.fd ? up.fd.release() : session::take_descriptor(*up.socket));
+        auto* made = new (where)
+            session(sh, fd.get(), id, std::move(up.leftover), std::move(up.org),
+                    std::move(up.remote), std::move(up.claims), std::move(up.tls), up.deflate);
+        fd.release(); // the session's now (closed here if it could not be made)
+        return made;
     };
     session* s = nullptr;
     if (!block)

@@ -134,6 +134,10 @@ public:
     }
     void accept_connection(boost::asio::ip::tcp::socket socket, http_request request,
                            std::string buffered);
+    /// A connection from the accept loop, on its shard's thread: await_request, or over TLS
+    /// the coroutine (handle_connection); its failures logged, never thrown.
+    void begin_connection(shard& sh, unique_fd fd,
+                          const boost::asio::ip::tcp::endpoint& peer) noexcept;
     /// A plain connection (non-blocking, in no reactor): its request read at once when it is
     /// there (handle_request_now), else waited for (wait_for_request); on the shard's thread.
     void await_request(shard& sh, unique_fd fd, const boost::asio::ip::tcp::endpoint& peer);
