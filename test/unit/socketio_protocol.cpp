@@ -336,6 +336,20 @@ BOOST_AUTO_TEST_CASE(resume_points_follow_write_order) {
     for (std::uint64_t i = 3; i < 3 + d::written_log::capacity; ++i)
         log.wrote("a", i);
     BOOST_TEST(!log.resume_points("b", 2)); // out of the log: nothing can be said
+    // Around the ring: b written amid a's, the oldest entries overwritten several times.
+    for (std::uint64_t i = 0; i < 3 * d::written_log::capacity; ++i)
+        log.wrote(i % 100 == 50 ? "b" : "a", 1000 + i);
+    auto const last = 1000 + 3 * d::written_log::capacity - 1;
+    r = log.resume_points("a", last - 10);
+    BOOST_REQUIRE(r);
+    BOOST_TEST(r->at("a") == last - 10);    // resumes after the event handled
+    BOOST_TEST(r->at("b") == 1000 + 1450u); // b's last, written before it
+    r = log.resume_points("a", last - 120); // b's 1000 + 1450 came after it
+    BOOST_REQUIRE(r);
+    BOOST_TEST(r->at("a") == last - 120);
+    BOOST_TEST(r->at("b") == 1000 + 1450u - 1);
+    BOOST_TEST(!log.resume_points("a", last - d::written_log::capacity)); // overwritten
+    BOOST_TEST(log.resume_points("a", last - d::written_log::capacity + 1).has_value());
 }
 
 BOOST_AUTO_TEST_CASE(plan_maps_offsets_onto_subscriptions) {

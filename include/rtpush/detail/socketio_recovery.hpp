@@ -29,20 +29,22 @@
 namespace rtpush::detail {
 
 /// The publications one Socket.IO connection wrote, in write order: the last `capacity`
-/// (topic key, seq) pairs, and each topic's last seq. Kept only by Socket.IO connections.
+/// (topic key, seq) pairs, and each topic's last seq. Kept only by Socket.IO connections,
+/// and written to once per publication per connection: an entry is the topic's index in the
+/// connection's own list of keys and the seq (16 bytes, no allocation once the ring is full).
 class written_log {
 public:
     static constexpr std::size_t capacity = 512;
 
     void wrote(std::string_view topic_key, std::uint64_t seq) {
-        if (ring_.size() == capacity)
-            ring_.pop_front();
-        ring_.push_back({std::string(topic_key), seq});
-        auto it = last_.find(topic_key);
-        if (it == last_.end())
-            last_.emplace(std::string(topic_key), seq);
-        else
-            it->second = seq;
+        auto const t = topic_index(topic_key);
+        last_[t] = seq;
+        if (ring_.size() < capacity) {
+            ring_.push_back({t, seq});
+            return;
+        }
+        ring_[oldest_] = {t, seq};
+        oldest_ = (oldest_ + 1) % capacity;
     }
 
     /// Where each topic resumes when the client handled `(topic_key, seq)` and maybe nothing
@@ -51,18 +53,27 @@ public:
     /// (never written here, or older than the last `capacity`): then nothing can be said.
     std::optional<std::map<std::string, std::uint64_t, std::less<>>>
     resume_points(std::string_view topic_key, std::uint64_t seq) const {
+        auto const found = index_.find(topic_key);
+        if (found == index_.end())
+            return std::nullopt;
+        auto const t = found->second;
         std::size_t i = ring_.size();
-        while (i > 0 && !(ring_[i - 1].seq == seq && ring_[i - 1].topic == topic_key))
+        while (i > 0 && !(at(i - 1).seq == seq && at(i - 1).topic == t))
             --i;
         if (i == 0)
             return std::nullopt;
-        std::map<std::string, std::uint64_t, std::less<>> out(last_.begin(), last_.end());
-        std::map<std::string_view, bool> seen_after;
+        std::vector<bool> seen_after(topics_.size(), false);
+        std::vector<std::uint64_t> resume(last_);
         for (std::size_t j = i; j < ring_.size(); ++j) {
-            auto const& e = ring_[j];
-            if (seen_after.emplace(e.topic, true).second)
-                out[e.topic] = e.seq - 1;
+            auto const& e = at(j);
+            if (!seen_after[e.topic]) {
+                seen_after[e.topic] = true;
+                resume[e.topic] = e.seq - 1;
+            }
         }
+        std::map<std::string, std::uint64_t, std::less<>> out;
+        for (std::size_t k = 0; k < topics_.size(); ++k)
+            out.emplace(topics_[k], resume[k]);
         return out;
     }
 
@@ -70,11 +81,33 @@ public:
 
 private:
     struct entry {
-        std::string topic;
+        std::uint32_t topic;
         std::uint64_t seq;
     };
-    std::deque<entry> ring_;
-    std::map<std::string, std::uint64_t, std::less<>> last_;
+
+    /// The i-th entry, oldest first.
+    const entry& at(std::size_t i) const { return ring_[(oldest_ + i) % ring_.size()]; }
+
+    std::uint32_t topic_index(std::string_view key) {
+        // Most publications are of the topic the previous one was of.
+        if (last_topic_ < topics_.size() && topics_[last_topic_] == key)
+            return last_topic_;
+        auto it = index_.find(key);
+        if (it == index_.end()) {
+            auto const t = static_cast<std::uint32_t>(topics_.size());
+            topics_.emplace_back(key);
+            last_.push_back(0);
+            it = index_.emplace(std::string(key), t).first;
+        }
+        return last_topic_ = it->second;
+    }
+
+    std::vector<std::string> topics_; ///< every topic written here, by index
+    std::vector<std::uint64_t> last_; ///< ... and its last written seq
+    std::map<std::string, std::uint32_t, std::less<>> index_;
+    std::uint32_t last_topic_ = 0;
+    std::vector<entry> ring_;
+    std::size_t oldest_ = 0; ///< where the oldest entry is, once the ring is full
 };
 
 /// A Socket.IO session kept after its connection ended, for the client to resume.
