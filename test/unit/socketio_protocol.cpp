@@ -333,10 +333,12 @@ BOOST_AUTO_TEST_CASE(resume_points_follow_write_order) {
     BOOST_TEST(r->at("a") == 1u);
     BOOST_TEST(r->at("b") == 1u);
     BOOST_TEST(!log.resume_points("a", 3)); // never written here
-    for (std::uint64_t i = 3; i < 3 + d::written_log::capacity; ++i)
-        log.wrote("a", i);
+    for (std::uint64_t i = 3; i < 3 + d::written_log::capacity; ++i) {
+        log.wrote("a", i); // a and b take turns: a run each
+        log.wrote("b", i);
+    }
     BOOST_TEST(!log.resume_points("b", 2)); // out of the log: nothing can be said
-    // Around the ring: b written amid a's, the oldest entries overwritten several times.
+    // b written amid a's: the a's between two b's are one run.
     for (std::uint64_t i = 0; i < 3 * d::written_log::capacity; ++i)
         log.wrote(i % 100 == 50 ? "b" : "a", 1000 + i);
     auto const last = 1000 + 3 * d::written_log::capacity - 1;
@@ -348,8 +350,26 @@ BOOST_AUTO_TEST_CASE(resume_points_follow_write_order) {
     BOOST_REQUIRE(r);
     BOOST_TEST(r->at("a") == last - 120);
     BOOST_TEST(r->at("b") == 1000 + 1450u - 1);
-    BOOST_TEST(!log.resume_points("a", last - d::written_log::capacity)); // overwritten
-    BOOST_TEST(log.resume_points("a", last - d::written_log::capacity + 1).has_value());
+    r = log.resume_points("a", 1049); // the end of a run: b's 1050 came next
+    BOOST_REQUIRE(r);
+    BOOST_TEST(r->at("a") == 1050u); // a's next is 1051
+    BOOST_TEST(r->at("b") == 1049u);
+    BOOST_TEST(!log.resume_points("a", 1050)); // b's seq, not a's
+    BOOST_TEST(!log.resume_points("a", last + 1));
+    // A topic's gap starts a run of its own; runs age out of the ring whole.
+    log.wrote("a", last + 5);
+    BOOST_TEST(!log.resume_points("a", last + 1));
+    BOOST_TEST(log.resume_points("a", last + 5).has_value());
+    for (std::uint64_t i = 0; i < d::written_log::capacity; ++i) {
+        log.wrote("c", i + 1);
+        log.wrote("d", i + 1);
+    }
+    BOOST_TEST(!log.resume_points("a", 1010)); // overwritten
+    r = log.resume_points("c", d::written_log::capacity - 10);
+    BOOST_REQUIRE(r);
+    BOOST_TEST(r->at("a") == last + 5);
+    BOOST_TEST(r->at("c") == d::written_log::capacity - 10);
+    BOOST_TEST(r->at("d") == d::written_log::capacity - 11);
 }
 
 BOOST_AUTO_TEST_CASE(plan_maps_offsets_onto_subscriptions) {

@@ -28,47 +28,57 @@
 
 namespace rtpush::detail {
 
-/// The publications one Socket.IO connection wrote, in write order: the last `capacity`
-/// (topic key, seq) pairs, and each topic's last seq. Kept only by Socket.IO connections,
-/// and written to once per publication per connection: an entry is the topic's index in the
-/// connection's own list of keys and the seq (16 bytes, no allocation once the ring is full).
+/// The publications one Socket.IO connection wrote, in write order, and each topic's last
+/// seq. Kept only by Socket.IO connections, and written to once per publication per
+/// connection, so an entry is a run: consecutive seqs of one topic written one after the
+/// other (a subscriber of one topic keeps one entry however much it is sent), the topic
+/// being its index in the connection's own list of keys (16 bytes). The last `capacity`
+/// runs are kept. The run being written and its key come first in the object: a delivery
+/// that extends it touches one cache line of the log (with a thousand subscribers, each
+/// delivery is to another connection's log, which is not in the cache).
 class written_log {
 public:
     static constexpr std::size_t capacity = 512;
 
     void wrote(std::string_view topic_key, std::uint64_t seq) {
-        auto const t = topic_index(topic_key);
-        last_[t] = seq;
-        if (ring_.size() < capacity) {
-            ring_.push_back({t, seq});
+        if (newest_.count != 0 && newest_.first + newest_.count == seq && newest_.count < max_run &&
+            newest_key_ == topic_key) {
+            ++newest_.count;
             return;
         }
-        ring_[oldest_] = {t, seq};
-        oldest_ = (oldest_ + 1) % capacity;
+        retire_newest();
+        newest_ = {topic_index(topic_key), 1, seq};
+        newest_key_ = topic_key;
     }
 
     /// Where each topic resumes when the client handled `(topic_key, seq)` and maybe nothing
     /// written after it: the seq before the topic's first event written after that one, or
     /// its last written seq when there is none. Nullopt when that event is not in the log
-    /// (never written here, or older than the last `capacity`): then nothing can be said.
+    /// (never written here, or older than the last `capacity` runs): then nothing can be said.
     std::optional<std::map<std::string, std::uint64_t, std::less<>>>
     resume_points(std::string_view topic_key, std::uint64_t seq) const {
         auto const found = index_.find(topic_key);
         if (found == index_.end())
             return std::nullopt;
         auto const t = found->second;
-        std::size_t i = ring_.size();
-        while (i > 0 && !(at(i - 1).seq == seq && at(i - 1).topic == t))
+        std::size_t i = runs();
+        while (i > 0 && !at(i - 1).holds(t, seq))
             --i;
         if (i == 0)
             return std::nullopt;
         std::vector<bool> seen_after(topics_.size(), false);
         std::vector<std::uint64_t> resume(last_);
-        for (std::size_t j = i; j < ring_.size(); ++j) {
-            auto const& e = at(j);
-            if (!seen_after[e.topic]) {
-                seen_after[e.topic] = true;
-                resume[e.topic] = e.seq - 1;
+        resume[newest_.topic] = newest_.last();
+        // The handled event's run goes on with its topic's next seq, if it has one.
+        if (seq < at(i - 1).last()) {
+            seen_after[t] = true;
+            resume[t] = seq;
+        }
+        for (std::size_t j = i; j < runs(); ++j) {
+            auto const& run = at(j);
+            if (!seen_after[run.topic]) {
+                seen_after[run.topic] = true;
+                resume[run.topic] = run.first - 1;
             }
         }
         std::map<std::string, std::uint64_t, std::less<>> out;
@@ -77,37 +87,61 @@ public:
         return out;
     }
 
-    bool empty() const noexcept { return ring_.empty(); }
+    bool empty() const noexcept { return newest_.count == 0; }
 
 private:
-    struct entry {
+    static constexpr std::uint32_t max_run = 0xffffffff;
+
+    struct run {
         std::uint32_t topic;
-        std::uint64_t seq;
+        std::uint32_t count; ///< seqs first .. first + count - 1
+        std::uint64_t first;
+
+        std::uint64_t last() const noexcept { return first + count - 1; }
+        bool holds(std::uint32_t t, std::uint64_t seq) const noexcept {
+            return topic == t && seq >= first && seq - first < count;
+        }
     };
 
-    /// The i-th entry, oldest first.
-    const entry& at(std::size_t i) const { return ring_[(oldest_ + i) % ring_.size()]; }
+    /// Runs in the log: the retired ones and the one being written.
+    std::size_t runs() const noexcept { return ring_.size() + (newest_.count != 0 ? 1 : 0); }
 
-    std::uint32_t topic_index(std::string_view key) {
-        // Most publications are of the topic the previous one was of.
-        if (last_topic_ < topics_.size() && topics_[last_topic_] == key)
-            return last_topic_;
-        auto it = index_.find(key);
-        if (it == index_.end()) {
-            auto const t = static_cast<std::uint32_t>(topics_.size());
-            topics_.emplace_back(key);
-            last_.push_back(0);
-            it = index_.emplace(std::string(key), t).first;
-        }
-        return last_topic_ = it->second;
+    /// The i-th run, oldest first.
+    const run& at(std::size_t i) const {
+        return i == ring_.size() ? newest_ : ring_[(oldest_ + i) % ring_.size()];
     }
 
+    /// The run being written goes to the ring (its oldest run out when it is full).
+    void retire_newest() {
+        if (newest_.count == 0)
+            return;
+        last_[newest_.topic] = newest_.last();
+        if (ring_.size() < capacity - 1) {
+            ring_.push_back(newest_);
+            return;
+        }
+        ring_[oldest_] = newest_;
+        oldest_ = (oldest_ + 1) % ring_.size();
+    }
+
+    std::uint32_t topic_index(std::string_view key) {
+        auto it = index_.find(key);
+        if (it != index_.end())
+            return it->second;
+        auto const t = static_cast<std::uint32_t>(topics_.size());
+        topics_.emplace_back(key);
+        last_.push_back(0);
+        index_.emplace(std::string(key), t);
+        return t;
+    }
+
+    run newest_{0, 0, 0};
+    std::string newest_key_;
+    std::vector<run> ring_; ///< retired runs, the oldest at oldest_ once full
+    std::size_t oldest_ = 0;
     std::vector<std::string> topics_; ///< every topic written here, by index
-    std::vector<std::uint64_t> last_; ///< ... and its last written seq
+    std::vector<std::uint64_t> last_; ///< ... and its last seq among the retired runs
     std::map<std::string, std::uint32_t, std::less<>> index_;
-    std::uint32_t last_topic_ = 0;
-    std::vector<entry> ring_;
-    std::size_t oldest_ = 0; ///< where the oldest entry is, once the ring is full
 };
 
 /// A Socket.IO session kept after its connection ended, for the client to resume.
