@@ -4,6 +4,9 @@
 
 #include "measure.hpp"
 
+#include <algorithm>
+#include <cmath>
+
 namespace rtload {
 
 class load {
@@ -357,6 +360,35 @@ public:
         }
     }
 
+    /// When the publishers send: `rate` a second for `duration`, rate x duration in all. A
+    /// publisher is a pass a millisecond; one that the machine starves near the end still
+    /// sends what was due (the count is the run's, not the scheduler's), given up on 2 s
+    /// after the end (a server that stopped answering).
+    class publish_schedule {
+    public:
+        publish_schedule(double rate, double duration)
+            : rate_(rate)
+            , total_(static_cast<std::uint64_t>(std::llround(rate * duration)))
+            , start_(clock_type::now())
+            , end_(start_ + std::chrono::duration_cast<clock_type::duration>(
+                                std::chrono::duration<double>(duration))) {}
+
+        bool going(std::uint64_t sent) const {
+            auto const now = clock_type::now();
+            return now < end_ || (sent < total_ && now < end_ + std::chrono::seconds(2));
+        }
+        std::uint64_t due() const {
+            double const elapsed =
+                std::chrono::duration<double>(clock_type::now() - start_).count();
+            return std::min(total_, static_cast<std::uint64_t>(elapsed * rate_));
+        }
+
+    private:
+        double rate_;
+        std::uint64_t total_;
+        clock_type::time_point start_, end_;
+    };
+
     // --publish-via http: the same schedule as publisher(), as pipelined POST /api/broadcast
     // requests on one keep-alive connection (at most 256 unanswered). A dropped connection is
     // opened again; requests that were unanswered then count as publish errors.
@@ -364,9 +396,7 @@ public:
         std::size_t const overhead = publish_payload(0, 0).size();
         std::size_t const pad = o_.size > overhead ? o_.size - overhead : 0;
         net::steady_timer t(ioc_);
-        auto const start = clock_type::now();
-        auto const end = start + std::chrono::duration_cast<clock_type::duration>(
-                                     std::chrono::duration<double>(o_.duration));
+        publish_schedule const schedule(o_.publish_rate, o_.duration);
         std::uint64_t sent = 0;
         std::string batch;
         std::optional<tcp::socket> s;
@@ -374,7 +404,7 @@ public:
         auto in_flight = std::make_shared<std::size_t>(0);
         auto broken = std::make_shared<bool>(true);
         auto sent_at = std::make_shared<std::deque<clock_type::time_point>>();
-        while (clock_type::now() < end && !stop) {
+        while (!stop && schedule.going(sent)) {
             if (*broken) {
                 if (s) {
                     boost::system::error_code ec;
@@ -403,8 +433,7 @@ public:
                 };
                 net::co_spawn(ioc_, reader, [](std::exception_ptr) {});
             }
-            double const elapsed = std::chrono::duration<double>(clock_type::now() - start).count();
-            auto const due = static_cast<std::uint64_t>(elapsed * o_.publish_rate);
+            auto const due = schedule.due();
             batch.clear();
             auto const now = clock_type::now();
             while (sent < due && *in_flight < 256) {
@@ -523,14 +552,11 @@ public:
         std::size_t const overhead = publish_payload(0, 0).size();
         std::size_t const pad = o_.size > overhead ? o_.size - overhead : 0;
         net::steady_timer t(ioc_);
-        auto const start = clock_type::now();
-        auto const end = start + std::chrono::duration_cast<clock_type::duration>(
-                                     std::chrono::duration<double>(o_.duration));
+        publish_schedule const schedule(o_.publish_rate, o_.duration);
         std::uint64_t sent = 0;
         std::string batch;
-        while (clock_type::now() < end && !stop) {
-            double const elapsed = std::chrono::duration<double>(clock_type::now() - start).count();
-            auto const due = static_cast<std::uint64_t>(elapsed * o_.publish_rate);
+        while (!stop && schedule.going(sent)) {
+            auto const due = schedule.due();
             batch.clear();
             while (sent < due) {
                 ++sent;
