@@ -35,7 +35,7 @@ client.connect();
 </script>`;
 
 // A Socket.IO page on another origin: socket.io-client's own browser build, seed 001's
-// options (path '/ws'), long-polling first and then the upgrade to WebSocket (docs/protocol.md, "Coming from Socket.IO").
+// options (path '/ws'; docs/protocol.md, "Seed parity"), long-polling first and then the upgrade to WebSocket (docs/protocol.md, "Coming from Socket.IO").
 function socketioPage(rtd) {
   return `<!doctype html><meta charset="utf-8"><title>Socket.IO page</title>
 <pre id="out">waiting</pre>

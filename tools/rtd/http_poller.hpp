@@ -1,6 +1,9 @@
 // rtd: the HTTP JSON poller (seeds 000 and 004; docs/configuration.md, "Data sources"): GETs
 // an http:// or https:// URL, publishes the JSON body as the `complete` phase and the fields
 // chosen by JSON pointers as the `kpis` phase.
+//
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
 #ifndef RTD_HTTP_POLLER_HPP
 #define RTD_HTTP_POLLER_HPP
 

@@ -121,8 +121,8 @@ inline sources_config parse_sources_config(const boost::json::object& root,
         detail::get_seconds(root, "refresh_interval", "", defaults.refresh_interval, false);
     defaults.cache_ttl = detail::get_seconds(root, "cache_ttl", "", defaults.cache_ttl, true);
     if (auto const* sm = root.if_contains("system_metrics")) {
-        // Every 5 s, and only to watching clients: seed 002's (docs/configuration.md, "The config
-        // file").
+        // Every 5 s, and only to watching clients: seed 002's (docs/protocol.md, "Seed parity";
+        // docs/configuration.md, "The config file").
         c.metrics_refresh = defaults;
         c.metrics_refresh.refresh_interval = std::chrono::seconds(5);
         c.metrics_refresh.cache_ttl = std::chrono::seconds(5);

@@ -4,6 +4,9 @@
 // `io.emit`, `io.to('org:X')` and `target.socket_ids`; docs/protocol.md, "Targeting
 // connections"). Free of I/O: the shard asks `includes` of each of its connections.
 //
+// "seed 000" to "seed 004" name the back ends rtpush replaces: docs/protocol.md, "Seed
+// parity", lists what each does and what rtd answers for it.
+//
 #ifndef RTPUSH_DETAIL_AUDIENCE_HPP
 #define RTPUSH_DETAIL_AUDIENCE_HPP
 
